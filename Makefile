@@ -1,0 +1,76 @@
+# Makefile: the front door. CMake does the building; these targets install what is missing,
+# configure the right build tree and run it. `make help` lists them.
+.PHONY: all deps build test sanitize tsan fuzz bench format lint install clean help example
+
+BUILD      ?= build
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+FUZZ_RUNS  ?= 20000
+SRC_FILES   = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src tests bench examples -name '*.[ch]')
+
+all: build
+
+help:
+	@echo "make test      install deps, build, run every unit and integration test"
+	@echo "make sanitize  the same tests built with AddressSanitizer + UBSan"
+	@echo "make tsan      the L1 tests built with ThreadSanitizer"
+	@echo "make fuzz      build the libFuzzer targets and run each for FUZZ_RUNS executions"
+	@echo "make bench     run every benchmark (bench/README.md holds the figures)"
+	@echo "make format    format the sources; make lint checks format + cppcheck"
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+example: build
+	$(BUILD)/example_l1
+
+sanitize: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=ON -DSTRATA_BENCH=OFF \
+	    -DCMAKE_C_COMPILER=clang
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_TSAN=ON -DSTRATA_BENCH=OFF \
+	    -DCMAKE_C_COMPILER=clang
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L l1
+
+fuzz: deps
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSTRATA_FUZZ=ON -DSTRATA_BENCH=OFF \
+	    -DCMAKE_C_COMPILER=clang
+	cmake --build build-fuzz -j $(JOBS)
+	@set -e; for f in build-fuzz/fuzz_*; do \
+	    [ -x "$$f" ] || continue; \
+	    name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
+	    echo "== $$name ($(FUZZ_RUNS) runs)"; \
+	    $$f -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 $$( [ -d $$corpus ] && echo $$corpus ) ; \
+	done
+
+bench: build
+	@scripts/deps.sh bench
+	bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(SRC_FILES)
+
+lint:
+	clang-format --dry-run --Werror $(SRC_FILES)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem -I include -I src/lib src/
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# bench/run.sh: runs strata's benchmarks, pinned, and keeps their figures under bench/results/.
+#
+# Usage: bench/run.sh BUILD_DIR [SECTION...]      (default: every section in SECTIONS)
+# Environment: ROUNDS (throughput rounds per run, medians reported; default 5), QUICK=1 (a smoke
+# run: each benchmark's --quick), BENCH_ARGS (extra arguments for every benchmark binary).
+#
+# Each benchmark is a section: a function section_<name> that runs its binary, writes its raw
+# output to $OUT/<name>*.txt and appends its `RESULT name=value` lines to $OUT/results.txt. After
+# all sections, the script prints the summary with the ratios derived from it (scaling, strata vs
+# its peer). Adding a benchmark (bench/l2, bench/http) is adding a function and its name below.
+set -euo pipefail
+
+SECTIONS=(l1)
+
+usage() {
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+BUILD=$(cd "$1" && pwd)
+shift
+[ $# -ge 1 ] && SECTIONS=("$@")
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-5}
+QUICK=${QUICK:-0}
+read -r -a EXTRA <<<"${BENCH_ARGS:-}"
+COMMON=()
+[ "$QUICK" = 1 ] && COMMON+=(--quick)
+COMMON+=("${EXTRA[@]}")
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=$ROOT/bench/results/$STAMP
+mkdir -p "$OUT"
+: >"$OUT/results.txt"
+
+# ---- machine ---------------------------------------------------------------------------------
+{
+    echo "date: $(date)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
+    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
+    echo "kernel: $(uname -r)"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "build: $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || echo '?'))"
+    echo "rounds: $ROUNDS quick: $QUICK"
+} | tee "$OUT/machine.txt"
+
+# run NAME CMD...: runs a benchmark, shows and keeps its output, collects its RESULT lines.
+run() {
+    local name=$1
+    shift
+    echo "\$ $*" | tee "$OUT/$name.txt"
+    "$@" | tee -a "$OUT/$name.txt"
+    grep '^RESULT ' "$OUT/$name.txt" | sed 's/^RESULT //' >>"$OUT/results.txt" || true
+}
+
+need() {
+    if [ ! -x "$1" ]; then
+        echo "run.sh: $1 is not built (cmake --build $BUILD --target $(basename "$1"))" >&2
+        exit 1
+    fi
+}
+
+# ---- sections --------------------------------------------------------------------------------
+
+# L1: throughput pinned to one CPU for one thread and to two CPUs for two threads (taskset; the
+# bench does not pin its own threads, the scheduler spreads two busy threads over two CPUs), each
+# run doing ROUNDS rounds and reporting medians; then the hit-ratio traces, which are
+# single-threaded and deterministic (one run is enough). The peer is the plain LRU inside the bench.
+section_l1() {
+    local bin=$BUILD/bench_l1
+    need "$bin"
+    echo "== l1"
+    run l1_1t taskset -c 0 "$bin" --mode throughput --threads 1 --rounds "$ROUNDS" "${COMMON[@]}"
+    if [ "$(nproc)" -ge 2 ]; then
+        run l1_2t taskset -c 0,1 "$bin" --mode throughput --threads 2 --rounds "$ROUNDS" \
+            "${COMMON[@]}"
+    else
+        echo "run.sh: one CPU only, no 2-thread run" >&2
+    fi
+    run l1_hitratio taskset -c 0 "$bin" --mode hitratio "${COMMON[@]}"
+}
+
+for s in "${SECTIONS[@]}"; do
+    if ! declare -F "section_$s" >/dev/null; then
+        echo "run.sh: no section '$s' (have: $(declare -F | sed -n 's/^declare -f section_//p' | tr '\n' ' '))" >&2
+        exit 2
+    fi
+    "section_$s"
+done
+
+# ---- summary: the figures (the last run's value wins for a name two runs print, e.g. RSS after
+# the 2-thread run) and the ratios between them ----------------------------------------------
+awk -F= '
+    { if (!($1 in v)) order[n++] = $1; v[$1] = $2 }
+    function ratio(name, a, b) {
+        if ((a in v) && (b in v) && v[b] + 0 != 0) {
+            if (!(name in v)) order[n++] = name
+            v[name] = sprintf("%.3f", v[a] / v[b])
+        }
+    }
+    END {
+        ratio("l1.scaling_2t", "l1.ops_2t", "l1.ops_1t")
+        ratio("l1.get_scaling_2t", "l1.get_ops_2t", "l1.get_ops_1t")
+        ratio("l1.hit_ratio.strata_over_lru", "l1.hit_ratio.strata", "l1.hit_ratio.lru")
+        ratio("l1.hit_ratio.strata_over_optimum", "l1.hit_ratio.strata", "l1.hit_ratio.optimum")
+        ratio("l1.scan_hit_ratio.strata_over_lru", "l1.scan_hit_ratio.strata", "l1.scan_hit_ratio.lru")
+        for (i = 0; i < n; i++) print "RESULT " order[i] "=" v[order[i]]
+    }' "$OUT/results.txt" >"$OUT/summary.txt"
+
+echo "== summary (medians of $ROUNDS rounds where rounds apply; raw output in $OUT)"
+cat "$OUT/summary.txt"
+ln -sfn "$STAMP" "$ROOT/bench/results/latest"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# deps.sh: installs the Debian 12 packages strata builds, tests and benchmarks with.
+#
+# Root runs apt-get itself; anyone else is told the exact apt-get line to run and the script
+# stops, so a build never half-works with a missing library. `deps.sh bench` adds the tools the
+# benchmarks need (wrk and the peers are added by later benchmark issues).
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libxxhash-dev
+      libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server clang clang-format cppcheck)
+if [ "${1:-}" = "bench" ]; then
+    pkgs+=(util-linux)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "strata: missing Debian packages: ${missing[*]}" >&2
+    echo "run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "strata: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,60 @@
+/* config.c: settings given as text, and the process-wide helpers every component uses (the
+ * clock, the random seed).
+ *
+ * Parsers here are strict on purpose: "64MB " or "1e9" is an error at start-up with the variable
+ * named, never a silently different cache size.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <strata/errors.h>
+#include <strata/l1.h>
+
+#include "config.h"
+#include "rand.h"
+
+int strata__parse_size(const char *s, size_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return STRATA_ERANGE;
+    uint64_t v = 0;
+    while (*s >= '0' && *s <= '9') {
+        unsigned d = (unsigned)(*s++ - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return STRATA_ERANGE;
+        v = v * 10 + d;
+    }
+    unsigned shift = 0;
+    switch (*s) {
+    case 'k': case 'K': shift = 10; s++; break;
+    case 'm': case 'M': shift = 20; s++; break;
+    case 'g': case 'G': shift = 30; s++; break;
+    default: break;
+    }
+    if (shift != 0 && (strcmp(s, "iB") == 0 || strcmp(s, "ib") == 0))
+        s += 2;
+    if (*s != '\0' || v == 0 || v > (SIZE_MAX >> shift))
+        return STRATA_ERANGE;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+uint64_t strata_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t strata__rand_seed(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed)
+        return seed;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed;
+    return strata__rand_next(&seed);
+}

@@ -1,0 +1,109 @@
+/* entry.h: the layout of one L1 entry, which is also the strata_value readers hold.
+ *
+ * One allocation per entry: the header below, then the stored key, the content type, the tag
+ * table and tag names, then the value bytes. One allocation means one malloc on write, one
+ * cache-line-friendly lookup on read, and an exact charge (malloc_usable_size of one block) for
+ * the memory bound. The header fields above `refs` are owned by the shard that holds the entry
+ * and only touched under its lock; everything from `hash` on is immutable after creation, which is
+ * why readers may use a value without any lock once they hold a reference.
+ */
+#ifndef STRATA_ENTRY_H
+#define STRATA_ENTRY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <strata/l1.h>
+#include <strata/value.h>
+
+struct l1_ns;
+struct l1_scope;
+
+enum entry_segment { SEG_NONE = 0, SEG_WINDOW, SEG_PROBATION, SEG_PROTECTED };
+
+typedef struct entry_tag {
+    uint64_t hash;    /* identity of (tenant, tag name): the key of the tag version table */
+    uint64_t version; /* the tag's version when the entry was written */
+    uint32_t name_off;
+} entry_tag;
+
+struct strata_value {
+    /* Shard-owned, under the shard lock. */
+    struct strata_value *hnext;             /* hash chain */
+    struct strata_value *prev, *next;       /* policy list: prev toward MRU, next toward LRU */
+    struct strata_value *sprev, *snext;     /* the tenant scope's FIFO (quota namespaces only) */
+    _Atomic uint64_t expires_ms;            /* 0: never; written under the shard lock (touch),
+                                               read by lock-free readers, hence atomic */
+    int32_t heap_idx;                       /* position in the expiry heap, -1 if none */
+    uint8_t segment;                        /* enum entry_segment; SEG_NONE once removed */
+    uint8_t shard;                          /* index of the owning shard */
+    uint16_t pad0;
+    atomic_uint refs;                       /* the cache's reference plus each reader's */
+    uint32_t charge;                        /* bytes counted against the memory bound */
+    /* Immutable after creation. */
+    uint64_t hash;
+    uint64_t created_ms;
+    uint64_t grace_ms;
+    struct l1_ns *ns;
+    struct l1_scope *scope;                 /* NULL unless the namespace has a tenant quota */
+    uint32_t value_len;
+    uint32_t value_off;
+    uint32_t tags_off;                      /* offset of the entry_tag table */
+    uint16_t key_len;                       /* the stored key */
+    uint16_t tenant_off, tenant_len;        /* within the stored key */
+    uint16_t user_off;                      /* the user key starts here, runs to key_len */
+    uint16_t ctype_off;
+    uint16_t flags;
+    uint8_t ntags;
+    char data[];                            /* stored key, content type, tags, value */
+};
+
+/* What strata__entry_new needs besides the value: already validated by the caller. */
+typedef struct entry_spec {
+    const char *key;
+    size_t key_len;
+    uint64_t hash; /* of the stored key */
+    size_t tenant_off, tenant_len, user_off;
+    const char *content_type;      /* "" if none */
+    const char *const *tags;
+    const uint64_t *tag_hashes;
+    const uint64_t *tag_versions;
+    size_t ntags;
+    uint64_t created_ms, expires_ms, grace_ms;
+    unsigned flags;
+} entry_spec;
+
+/* Allocates an entry holding one reference (the creator's). Returns NULL on out of memory or
+ * sizes that do not fit the header's fields. */
+struct strata_value *strata__entry_new(const entry_spec *spec, const void *value, size_t len);
+
+static inline const char *entry_key(const struct strata_value *e)
+{
+    return e->data;
+}
+
+static inline const entry_tag *entry_tags(const struct strata_value *e)
+{
+    return (const entry_tag *)(const void *)(e->data + e->tags_off);
+}
+
+/* The moment an entry may be dropped: its expiry plus its grace (UINT64_MAX if never). */
+static inline uint64_t entry_expires(const struct strata_value *e)
+{
+    return atomic_load_explicit(&e->expires_ms, memory_order_relaxed);
+}
+
+static inline uint64_t entry_deadline(const struct strata_value *e)
+{
+    uint64_t x = entry_expires(e);
+    return x == 0 ? UINT64_MAX : x + e->grace_ms;
+}
+
+static inline int entry_fresh(const struct strata_value *e, uint64_t now_ms)
+{
+    uint64_t x = entry_expires(e);
+    return x == 0 || now_ms < x;
+}
+
+#endif

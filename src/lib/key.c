@@ -1,0 +1,109 @@
+/* key.c: names, stored keys and their parsing; the one place a stored key is built.
+ *
+ * The stored key is <prefix>:<ns>:<tenant>:<key>. Names are restricted to an alphabet without
+ * ':' so the layout is unambiguous and parsing never guesses: see include/strata/key.h.
+ */
+#include <string.h>
+
+#include <strata/errors.h>
+#include <strata/key.h>
+
+static int name_byte_ok(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+}
+
+/* Length of a valid name in s[0..len), or 0 if it is not one. */
+static size_t name_span(const char *s, size_t len)
+{
+    if (len == 0 || len > STRATA_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!name_byte_ok((unsigned char)s[i]))
+            return 0;
+    return len;
+}
+
+int strata_name_check(const char *name)
+{
+    if (name == NULL)
+        return STRATA_EBADNAME;
+    size_t len = strnlen(name, STRATA_NAME_MAX + 1);
+    return name_span(name, len) ? 0 : STRATA_EBADNAME;
+}
+
+int strata_prefix_check(const char *prefix)
+{
+    if (prefix == NULL)
+        return STRATA_EBADNAME;
+    size_t len = strnlen(prefix, STRATA_PREFIX_MAX + 1);
+    if (len == 0 || len > STRATA_PREFIX_MAX)
+        return STRATA_EBADNAME;
+    for (size_t i = 0; i < len; i++)
+        if (!name_byte_ok((unsigned char)prefix[i]) && prefix[i] != ':')
+            return STRATA_EBADNAME;
+    return 0;
+}
+
+int strata_key_build(const char *prefix, const strata_key *k, size_t key_max, char *buf,
+                     size_t cap, size_t *out_len)
+{
+    if (k == NULL || buf == NULL || out_len == NULL)
+        return STRATA_EINVAL;
+    if (key_max == 0)
+        key_max = STRATA_KEY_MAX_DEFAULT;
+    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
+    if (strata_prefix_check(prefix) != 0 || strata_name_check(k->ns) != 0 ||
+        strata_name_check(tenant) != 0)
+        return STRATA_EBADNAME;
+    if (k->len == 0 || k->key == NULL)
+        return STRATA_EKEYEMPTY;
+    if (k->len > key_max)
+        return STRATA_EKEYLONG;
+
+    size_t pl = strlen(prefix), nl = strlen(k->ns), tl = strlen(tenant);
+    size_t need = pl + nl + tl + 3 + k->len;
+    if (need > cap)
+        return STRATA_ERANGE;
+    char *p = buf;
+    memcpy(p, prefix, pl), p += pl, *p++ = ':';
+    memcpy(p, k->ns, nl), p += nl, *p++ = ':';
+    memcpy(p, tenant, tl), p += tl, *p++ = ':';
+    memcpy(p, k->key, k->len);
+    *out_len = need;
+    return 0;
+}
+
+/* Reads one name ending at a ':' from s[0..len); returns the bytes consumed including the ':',
+ * or 0 when there is no valid name there. */
+static size_t take_name(const char *s, size_t len, const char **name, size_t *name_len)
+{
+    const char *colon = memchr(s, ':', len < STRATA_NAME_MAX + 1 ? len : STRATA_NAME_MAX + 1);
+    if (colon == NULL || name_span(s, (size_t)(colon - s)) == 0)
+        return 0;
+    *name = s;
+    *name_len = (size_t)(colon - s);
+    return *name_len + 1;
+}
+
+int strata_key_parse(const char *prefix, const char *stored, size_t len, strata_key_parts *out)
+{
+    if (prefix == NULL || stored == NULL || out == NULL)
+        return STRATA_EINVAL;
+    size_t pl = strlen(prefix);
+    if (len <= pl || memcmp(stored, prefix, pl) != 0 || stored[pl] != ':')
+        return STRATA_EINVAL;
+    size_t off = pl + 1, n;
+    if ((n = take_name(stored + off, len - off, &out->ns, &out->ns_len)) == 0)
+        return STRATA_EINVAL;
+    off += n;
+    if ((n = take_name(stored + off, len - off, &out->tenant, &out->tenant_len)) == 0)
+        return STRATA_EINVAL;
+    off += n;
+    if (off >= len)
+        return STRATA_EINVAL;
+    out->key = stored + off;
+    out->key_len = len - off;
+    return 0;
+}

@@ -1,0 +1,668 @@
+/* l1.c: the memory tier's public API: validation, key building, routing to shards.
+ *
+ * A call builds the stored key (key.c), hashes it once with XXH3, and picks a shard from the low
+ * bits of the hash; the shard (shard.c) does the rest under its own lock, so threads touching
+ * different shards never meet. What is shared between shards is either read lock-free (the
+ * namespace registry) or only touched by writes and tagged reads (the tag table, tenant scopes).
+ *
+ * Memory: the bound (max_memory) is split evenly between shards. Each shard charges its entries'
+ * real allocation sizes plus its own structures, and shares of the tag table and scopes, against
+ * its part, and evicts on write until it fits. See docs/architecture.md, "Memory accounting".
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include <strata/errors.h>
+#include <strata/l1.h>
+
+#include "config.h"
+#include "entry.h"
+#include "ns.h"
+#include "rand.h"
+#include "shard.h"
+#include "tags.h"
+
+#define MIN_SHARD_BYTES    ((size_t)64 << 10)
+#define MAX_SHARDS         256
+#define QUOTA_EVICT_TRIES  64
+
+struct strata_l1 {
+    l1_shard *shards;
+    unsigned nshards;
+    size_t max_memory, max_key_len, max_value_len;
+    char prefix[STRATA_PREFIX_MAX + 1];
+    size_t prefix_len;
+    ns_registry nsr;
+    strata_tags *tags;
+
+    pthread_t thread;
+    int thread_running, stopping;
+    unsigned interval_ms;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+};
+
+/* A resolved address: the stored key, its hash and where its parts start. */
+typedef struct addr {
+    char buf[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
+    size_t len, tenant_off, tenant_len, user_off;
+    uint64_t hash;
+} addr;
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+int strata_l1_config_init(strata_l1_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_memory = STRATA_L1_MAX_MEMORY_DEFAULT;
+    cfg->max_key_len = STRATA_KEY_MAX_DEFAULT;
+    cfg->max_value_len = STRATA_VALUE_MAX_DEFAULT;
+    cfg->max_namespaces = 1024;
+    cfg->max_tags = 65536;
+    cfg->prefix = STRATA_DEFAULT_PREFIX;
+    const char *env = getenv("STRATA_L1_MAX_MEMORY");
+    if (env != NULL && strata__parse_size(env, &cfg->max_memory) != 0) {
+        cfg->max_memory = STRATA_L1_MAX_MEMORY_DEFAULT;
+        return STRATA_ERANGE;
+    }
+    return 0;
+}
+
+void strata_ns_config_init(strata_ns_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->default_ttl_ms = 300000;
+    cfg->error_ttl_ms = 30000;
+    cfg->jitter = 0.10;
+}
+
+/* The default shard count: as many as 64, but each shard big enough for four of the largest
+ * values, so one large value cannot flush a shard. */
+static unsigned default_shards(size_t max_memory, size_t max_value)
+{
+    unsigned n = 64;
+    while (n > 1 && (max_memory / n < 4 * max_value || max_memory / n < MIN_SHARD_BYTES))
+        n /= 2;
+    return n;
+}
+
+static int check_config(const strata_l1_config *c)
+{
+    if (c->shards != 0 && (c->shards > MAX_SHARDS || (c->shards & (c->shards - 1)) != 0))
+        return STRATA_EINVAL;
+    if (c->max_key_len > STRATA_KEY_MAX_LIMIT || c->max_value_len > UINT32_MAX / 2)
+        return STRATA_EINVAL;
+    if (c->prefix != NULL && strata_prefix_check(c->prefix) != 0)
+        return STRATA_EBADNAME;
+    return 0;
+}
+
+static void *maintenance_main(void *arg);
+
+static int l1_init(strata_l1 *l1, const strata_l1_config *cfg)
+{
+    l1->max_memory = cfg->max_memory ? cfg->max_memory : STRATA_L1_MAX_MEMORY_DEFAULT;
+    l1->max_key_len = cfg->max_key_len ? cfg->max_key_len : STRATA_KEY_MAX_DEFAULT;
+    l1->max_value_len = cfg->max_value_len ? cfg->max_value_len : STRATA_VALUE_MAX_DEFAULT;
+    l1->nshards = cfg->shards ? cfg->shards : default_shards(l1->max_memory, l1->max_value_len);
+    if (l1->max_memory / l1->nshards < MIN_SHARD_BYTES)
+        return STRATA_EINVAL;
+    strcpy(l1->prefix, cfg->prefix ? cfg->prefix : STRATA_DEFAULT_PREFIX);
+    l1->prefix_len = strlen(l1->prefix);
+
+    int rc = strata__ns_init(&l1->nsr, cfg->max_namespaces ? cfg->max_namespaces : 1024,
+                             l1->nshards);
+    if (rc != 0)
+        return rc;
+    l1->tags = strata__tags_new(cfg->max_tags ? cfg->max_tags : 65536);
+    if (posix_memalign((void **)&l1->shards, 64, l1->nshards * sizeof *l1->shards) != 0)
+        l1->shards = NULL;
+    if (l1->tags == NULL || l1->shards == NULL)
+        return STRATA_ENOMEM;
+    for (unsigned i = 0; i < l1->nshards; i++)
+        if (strata__shard_init(&l1->shards[i], i, l1->max_memory / l1->nshards) != 0) {
+            l1->nshards = i; /* so free destroys only those made */
+            return STRATA_ENOMEM;
+        }
+    return 0;
+}
+
+int strata_l1_new(const strata_l1_config *cfg, strata_l1 **out)
+{
+    strata_l1_config defaults;
+    if (cfg == NULL) {
+        strata_l1_config_init(&defaults);
+        cfg = &defaults;
+    }
+    *out = NULL;
+    int rc = check_config(cfg);
+    if (rc != 0)
+        return rc;
+    strata_l1 *l1 = calloc(1, sizeof *l1);
+    if (l1 == NULL)
+        return STRATA_ENOMEM;
+    pthread_mutex_init(&l1->stop_lock, NULL);
+    pthread_cond_init(&l1->stop_cond, NULL);
+    if ((rc = l1_init(l1, cfg)) != 0) {
+        strata_l1_free(l1);
+        return rc;
+    }
+    if (cfg->maintenance_interval_ms > 0) {
+        l1->interval_ms = cfg->maintenance_interval_ms;
+        if (pthread_create(&l1->thread, NULL, maintenance_main, l1) != 0) {
+            strata_l1_free(l1);
+            return STRATA_ETHREAD;
+        }
+        l1->thread_running = 1;
+    }
+    *out = l1;
+    return 0;
+}
+
+void strata_l1_free(strata_l1 *l1)
+{
+    if (l1 == NULL)
+        return;
+    if (l1->thread_running) {
+        pthread_mutex_lock(&l1->stop_lock);
+        l1->stopping = 1;
+        pthread_cond_signal(&l1->stop_cond);
+        pthread_mutex_unlock(&l1->stop_lock);
+        pthread_join(l1->thread, NULL);
+    }
+    if (l1->shards != NULL) {
+        for (unsigned i = 0; i < l1->nshards; i++)
+            strata__shard_destroy(&l1->shards[i]);
+        free(l1->shards);
+    }
+    if (l1->nsr.slots != NULL)
+        strata__ns_destroy(&l1->nsr);
+    strata__tags_free(l1->tags);
+    pthread_mutex_destroy(&l1->stop_lock);
+    pthread_cond_destroy(&l1->stop_cond);
+    free(l1);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static int resolve(const strata_l1 *l1, const strata_key *k, addr *a)
+{
+    if (k == NULL)
+        return STRATA_EINVAL;
+    int rc = strata_key_build(l1->prefix, k, l1->max_key_len, a->buf, sizeof a->buf, &a->len);
+    if (rc != 0)
+        return rc;
+    size_t ns_len = strlen(k->ns);
+    a->tenant_off = l1->prefix_len + 1 + ns_len + 1;
+    a->tenant_len = strlen(k->tenant ? k->tenant : STRATA_DEFAULT_TENANT);
+    a->user_off = a->tenant_off + a->tenant_len + 1;
+    a->hash = XXH3_64bits(a->buf, a->len);
+    return 0;
+}
+
+static l1_shard *shard_of(strata_l1 *l1, uint64_t hash)
+{
+    return &l1->shards[hash & (l1->nshards - 1)];
+}
+
+/* Each shard's part of the structures all shards share. */
+static size_t shared_share(strata_l1 *l1)
+{
+    size_t shared = strata__tags_bytes(l1->tags) + atomic_load(&l1->nsr.bytes);
+    return shared / l1->nshards;
+}
+
+/* An entry is valid while every tag it carries still has the version it was written under. */
+static int tags_valid(strata_l1 *l1, const struct strata_value *e)
+{
+    const entry_tag *t = entry_tags(e);
+    for (unsigned i = 0; i < e->ntags; i++) {
+        uint64_t v;
+        if (strata__tags_current(l1->tags, t[i].hash, 0, &v) != 0 || v != t[i].version)
+            return 0;
+    }
+    return 1;
+}
+
+/* Looks k up under s's lock and returns it only if fresh and valid; drops it if it is past
+ * its deadline or invalidated. */
+static struct strata_value *find_live_locked(strata_l1 *l1, l1_shard *s, const addr *a,
+                                             uint64_t now_ms)
+{
+    struct strata_value *e = strata__shard_find_locked(s, a->hash, a->buf, a->len);
+    if (e == NULL)
+        return NULL;
+    if (!entry_fresh(e, now_ms)) {
+        if (now_ms >= entry_deadline(e))
+            strata__shard_remove_locked(s, e, RM_EXPIRE);
+        return NULL;
+    }
+    if (e->ntags != 0 && !tags_valid(l1, e)) {
+        strata__shard_remove_locked(s, e, RM_INVALID);
+        return NULL;
+    }
+    return e;
+}
+
+static uint64_t jittered(uint64_t ttl, double jitter)
+{
+    static _Thread_local uint64_t rng;
+    if (rng == 0)
+        rng = strata__rand_seed() | 1;
+    if (jitter <= 0 || ttl == 0)
+        return ttl;
+    double spread = (double)ttl * jitter * (2.0 * strata__rand_unit(&rng) - 1.0);
+    double t = llround((double)ttl + spread);
+    return t < 1 ? 1 : (uint64_t)t;
+}
+
+/* The TTL a write gets: asked or default, error TTL for error entries, cut to the maximum, then
+ * spread by the jitter so keys written together do not expire together. */
+static uint64_t effective_ttl(const strata_ns_config *c, uint64_t ttl, unsigned flags)
+{
+    if (ttl == 0)
+        ttl = c->default_ttl_ms;
+    if ((flags & STRATA_VALUE_ERROR) && c->error_ttl_ms != 0 &&
+        (ttl == 0 || ttl > c->error_ttl_ms))
+        ttl = c->error_ttl_ms;
+    if (c->max_ttl_ms != 0 && (ttl == 0 || ttl > c->max_ttl_ms))
+        ttl = c->max_ttl_ms;
+    return (flags & STRATA_SET_NO_JITTER) ? ttl : jittered(ttl, c->jitter);
+}
+
+/* Text fields (content type, tag names): no control bytes, within max bytes, and non-empty
+ * when required. */
+static int text_ok(const char *s, size_t max, int allow_empty)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n > max || (n == 0 && !allow_empty))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int check_opts(const strata_set_opts *o)
+{
+    if (o->content_type != NULL && !text_ok(o->content_type, STRATA_CONTENT_TYPE_MAX, 1))
+        return STRATA_EBADTEXT;
+    if (o->ntags > STRATA_TAGS_MAX_PER_ENTRY)
+        return STRATA_ETOOMANYTAGS;
+    if (o->ntags > 0 && o->tags == NULL)
+        return STRATA_EINVAL;
+    for (size_t i = 0; i < o->ntags; i++)
+        if (o->tags[i] == NULL || !text_ok(o->tags[i], STRATA_TAG_MAX, 0))
+            return STRATA_EBADTEXT;
+    return 0;
+}
+
+static void count_rejection(strata_l1 *l1, const addr *a, l1_ns *ns)
+{
+    l1_shard *s = shard_of(l1, a->hash);
+    pthread_mutex_lock(&s->lock);
+    stat_add(&s->stats.rejections, 1);
+    if (ns != NULL)
+        stat_add(&ns->stats[s->index].rejections, 1);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+int strata_l1_get(strata_l1 *l1, const strata_key *k, uint64_t now_ms, strata_value **out)
+{
+    addr a;
+    *out = NULL;
+    int rc = resolve(l1, k, &a);
+    if (rc != 0)
+        return rc;
+    l1_shard *s = shard_of(l1, a.hash);
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    if (e != NULL) {
+        strata__shard_hit_locked(s, e);
+        stat_add(&s->stats.hits, 1);
+        stat_add(&e->ns->stats[s->index].hits, 1);
+        *out = strata_value_retain(e);
+    } else {
+        l1_ns *ns;
+        stat_add(&s->stats.misses, 1);
+        if (strata__ns_get(&l1->nsr, k->ns, 0, &ns) == 0)
+            stat_add(&ns->stats[s->index].misses, 1);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return e != NULL ? 0 : STRATA_ENOTFOUND;
+}
+
+int strata_l1_exists(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
+{
+    addr a;
+    int rc = resolve(l1, k, &a);
+    if (rc != 0)
+        return rc;
+    l1_shard *s = shard_of(l1, a.hash);
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    pthread_mutex_unlock(&s->lock);
+    return e != NULL ? 0 : STRATA_ENOTFOUND;
+}
+
+/* ---- writes ------------------------------------------------------------------------------- */
+
+/* Makes room within the tenant's quota by evicting its own oldest entries, wherever they live.
+ * Runs before the write takes its shard lock, so it never holds two shard locks. */
+static int quota_make_room(strata_l1 *l1, l1_scope *sc, size_t quota, size_t charge)
+{
+    if (charge > quota)
+        return STRATA_EQUOTA;
+    for (int i = 0; i < QUOTA_EVICT_TRIES && atomic_load(&sc->bytes) + charge > quota; i++) {
+        struct strata_value *v = strata__scope_oldest(sc);
+        if (v == NULL)
+            break;
+        l1_shard *s = &l1->shards[v->shard];
+        pthread_mutex_lock(&s->lock);
+        if (v->segment != SEG_NONE)
+            strata__shard_remove_locked(s, v, RM_EVICT);
+        pthread_mutex_unlock(&s->lock);
+        strata_value_release(v);
+    }
+    return atomic_load(&sc->bytes) + charge > quota ? STRATA_EQUOTA : 0;
+}
+
+/* Builds the entry for a write: TTL, tag versions, layout. */
+static int make_entry(strata_l1 *l1, const addr *a, const char *tenant, const void *value,
+                      size_t len, const strata_set_opts *o, const strata_ns_config *cfg,
+                      uint64_t now_ms, struct strata_value **out)
+{
+    uint64_t hashes[STRATA_TAGS_MAX_PER_ENTRY], versions[STRATA_TAGS_MAX_PER_ENTRY];
+    for (size_t i = 0; i < o->ntags; i++) {
+        hashes[i] = strata__tag_hash(tenant, o->tags[i]);
+        int rc = strata__tags_current(l1->tags, hashes[i], 1, &versions[i]);
+        if (rc != 0)
+            return rc;
+    }
+    uint64_t ttl = effective_ttl(cfg, o->ttl_ms, o->flags);
+    entry_spec spec = {
+        .key = a->buf,
+        .key_len = a->len,
+        .hash = a->hash,
+        .tenant_off = a->tenant_off,
+        .tenant_len = a->tenant_len,
+        .user_off = a->user_off,
+        .content_type = o->content_type ? o->content_type : "",
+        .tags = o->tags,
+        .tag_hashes = hashes,
+        .tag_versions = versions,
+        .ntags = o->ntags,
+        .created_ms = now_ms,
+        .expires_ms = ttl ? now_ms + ttl : 0,
+        .grace_ms = o->grace_ms,
+        .flags = o->flags & 0xffu,
+    };
+    *out = strata__entry_new(&spec, value, len);
+    return *out ? 0 : STRATA_ENOMEM;
+}
+
+/* Links e into its shard, replacing any previous value. */
+static int store(strata_l1 *l1, const addr *a, struct strata_value *e, unsigned flags,
+                 uint64_t now_ms)
+{
+    l1_shard *s = shard_of(l1, a->hash);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *old = strata__shard_find_locked(s, a->hash, a->buf, a->len);
+    if ((flags & STRATA_SET_NX) && old != NULL && find_live_locked(l1, s, a, now_ms) != NULL)
+        rc = STRATA_EEXISTS;
+    else {
+        /* find_live_locked may have dropped a dead old value: look again. */
+        old = strata__shard_find_locked(s, a->hash, a->buf, a->len);
+        if (strata__shard_insert_locked(s, e, old, shared_share(l1)) != 0)
+            rc = STRATA_ENOMEM;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int strata_l1_set(strata_l1 *l1, const strata_key *k, const void *value, size_t len,
+                  const strata_set_opts *opts, uint64_t now_ms)
+{
+    static const strata_set_opts no_opts;
+    const strata_set_opts *o = opts ? opts : &no_opts;
+    addr a;
+    int rc = resolve(l1, k, &a);
+    if (rc != 0)
+        return rc;
+    if (len > 0 && value == NULL)
+        return STRATA_EINVAL;
+    if ((rc = check_opts(o)) != 0)
+        return rc;
+    if (len > l1->max_value_len) {
+        count_rejection(l1, &a, NULL);
+        return STRATA_EVALUELARGE;
+    }
+    l1_ns *ns;
+    if ((rc = strata__ns_get(&l1->nsr, k->ns, 1, &ns)) != 0)
+        return rc;
+    strata_ns_config cfg;
+    strata__ns_settings(ns, &cfg);
+    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
+
+    struct strata_value *e;
+    if ((rc = make_entry(l1, &a, tenant, value, len, o, &cfg, now_ms, &e)) != 0)
+        return rc;
+    e->ns = ns;
+    l1_shard *s = shard_of(l1, a.hash);
+    if (e->charge > l1->max_memory / l1->nshards / 2) {
+        rc = STRATA_ETOOBIG;
+    } else if (cfg.tenant_quota != 0) {
+        e->scope = strata__scope_acquire(&l1->nsr, ns, tenant, a.tenant_len);
+        if (e->scope == NULL)
+            rc = STRATA_ENOMEM;
+        else if ((rc = quota_make_room(l1, e->scope, cfg.tenant_quota, e->charge)) == 0)
+            strata__scope_link(e->scope, e);
+    }
+    if (rc == 0 && (rc = store(l1, &a, e, o->flags, now_ms)) != 0 && e->scope != NULL)
+        strata__scope_unlink(e->scope, e);
+    if (rc != 0) {
+        if (rc == STRATA_ETOOBIG || rc == STRATA_EQUOTA)
+            count_rejection(l1, &a, ns);
+        if (e->scope != NULL)
+            strata__scope_release(e->scope);
+        strata_value_release(e);
+    }
+    (void)s;
+    return rc;
+}
+
+int strata_l1_del(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
+{
+    addr a;
+    int rc = resolve(l1, k, &a);
+    if (rc != 0)
+        return rc;
+    l1_shard *s = shard_of(l1, a.hash);
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    if (e != NULL)
+        strata__shard_remove_locked(s, e, RM_DELETE);
+    else if ((e = strata__shard_find_locked(s, a.hash, a.buf, a.len)) != NULL)
+        strata__shard_remove_locked(s, e, RM_DELETE); /* stale but within grace: gone too */
+    pthread_mutex_unlock(&s->lock);
+    return e != NULL ? 0 : STRATA_ENOTFOUND;
+}
+
+int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms)
+{
+    addr a;
+    int rc = resolve(l1, k, &a);
+    if (rc != 0)
+        return rc;
+    l1_ns *ns;
+    if (strata__ns_get(&l1->nsr, k->ns, 0, &ns) != 0)
+        return STRATA_ENOTFOUND;
+    strata_ns_config cfg;
+    strata__ns_settings(ns, &cfg);
+    l1_shard *s = shard_of(l1, a.hash);
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    if (e == NULL)
+        rc = STRATA_ENOTFOUND;
+    else {
+        uint64_t ttl = effective_ttl(&cfg, ttl_ms, e->flags);
+        if (strata__shard_retime_locked(s, e, ttl ? now_ms + ttl : 0) != 0)
+            rc = STRATA_ENOMEM;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- bulk --------------------------------------------------------------------------------- */
+
+static int clear_matches(const struct strata_value *e, const char *ns, const char *tenant,
+                         const char *pattern)
+{
+    if (ns != NULL && strcmp(e->ns->name, ns) != 0)
+        return 0;
+    if (tenant != NULL && (strlen(tenant) != e->tenant_len ||
+                           memcmp(entry_key(e) + e->tenant_off, tenant, e->tenant_len) != 0))
+        return 0;
+    return pattern == NULL || strata_glob_match(pattern, strlen(pattern),
+                                                entry_key(e) + e->user_off,
+                                                (size_t)e->key_len - e->user_off);
+}
+
+int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
+                    size_t *removed)
+{
+    if ((ns != NULL && strata_name_check(ns) != 0) ||
+        (tenant != NULL && strata_name_check(tenant) != 0))
+        return STRATA_EBADNAME;
+    size_t n = 0;
+    for (unsigned i = 0; i < l1->nshards; i++) {
+        l1_shard *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nbuckets; b++)
+            for (struct strata_value *e = s->buckets[b], *next; e != NULL; e = next) {
+                next = e->hnext;
+                if (clear_matches(e, ns, tenant, pattern)) {
+                    strata__shard_remove_locked(s, e, RM_DELETE);
+                    n++;
+                }
+            }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (removed != NULL)
+        *removed = n;
+    return 0;
+}
+
+int strata_l1_tag_invalidate(strata_l1 *l1, const char *tenant, const char *tag)
+{
+    if (tenant == NULL)
+        tenant = STRATA_DEFAULT_TENANT;
+    if (strata_name_check(tenant) != 0)
+        return STRATA_EBADNAME;
+    if (tag == NULL || !text_ok(tag, STRATA_TAG_MAX, 0))
+        return STRATA_EBADTEXT;
+    return strata__tags_bump(l1->tags, strata__tag_hash(tenant, tag));
+}
+
+void strata_l1_maintain(strata_l1 *l1, uint64_t now_ms, size_t *expired)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < l1->nshards; i++) {
+        l1_shard *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        struct strata_value *e;
+        while ((e = strata__expiry_peek(&s->heap)) != NULL && entry_deadline(e) <= now_ms) {
+            strata__shard_remove_locked(s, e, RM_EXPIRE);
+            n++;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    strata__scope_gc(&l1->nsr);
+    if (expired != NULL)
+        *expired = n;
+}
+
+static void *maintenance_main(void *arg)
+{
+    strata_l1 *l1 = arg;
+    pthread_mutex_lock(&l1->stop_lock);
+    while (!l1->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)l1->interval_ms * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        if (pthread_cond_timedwait(&l1->stop_cond, &l1->stop_lock, &ts) == ETIMEDOUT &&
+            !l1->stopping) {
+            pthread_mutex_unlock(&l1->stop_lock);
+            strata_l1_maintain(l1, strata_now_ms(), NULL);
+            pthread_mutex_lock(&l1->stop_lock);
+        }
+    }
+    pthread_mutex_unlock(&l1->stop_lock);
+    return NULL;
+}
+
+/* ---- namespaces and stats ----------------------------------------------------------------- */
+
+int strata_l1_ns_configure(strata_l1 *l1, const char *ns, const strata_ns_config *cfg)
+{
+    if (strata_name_check(ns) != 0)
+        return STRATA_EBADNAME;
+    if (cfg == NULL || !(cfg->jitter >= 0 && cfg->jitter <= 0.5))
+        return STRATA_EINVAL;
+    l1_ns *n;
+    int rc = strata__ns_get(&l1->nsr, ns, 1, &n);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&n->cfg_lock);
+    n->cfg = *cfg;
+    pthread_mutex_unlock(&n->cfg_lock);
+    return 0;
+}
+
+int strata_l1_ns_config(strata_l1 *l1, const char *ns, strata_ns_config *out)
+{
+    if (strata_name_check(ns) != 0)
+        return STRATA_EBADNAME;
+    l1_ns *n;
+    if (strata__ns_get(&l1->nsr, ns, 0, &n) != 0)
+        strata_ns_config_init(out);
+    else
+        strata__ns_settings(n, out);
+    return 0;
+}
+
+int strata_l1_stats(strata_l1 *l1, const char *ns, strata_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (ns != NULL) {
+        l1_ns *n;
+        if (strata_name_check(ns) != 0)
+            return STRATA_EBADNAME;
+        if (strata__ns_get(&l1->nsr, ns, 0, &n) != 0)
+            return STRATA_ENOTFOUND;
+        strata__stats_sum(n->stats, l1->nshards, out);
+        return 0;
+    }
+    for (unsigned i = 0; i < l1->nshards; i++) {
+        l1_shard *s = &l1->shards[i];
+        strata__stats_sum(&s->stats, 1, out);
+        /* The shard's own structures are part of what it holds: read them under its lock,
+         * one shard at a time, so the snapshot never stops the whole tier. */
+        pthread_mutex_lock(&s->lock);
+        out->bytes += s->buckets_bytes + s->sk.bytes + s->heap.bytes;
+        pthread_mutex_unlock(&s->lock);
+    }
+    out->bytes += strata__tags_bytes(l1->tags) + atomic_load(&l1->nsr.bytes);
+    out->max_bytes = l1->max_memory;
+    return 0;
+}
