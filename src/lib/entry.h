@@ -37,7 +37,6 @@ struct strata_value {
                                                read by lock-free readers, hence atomic */
     int32_t heap_idx;                       /* position in the expiry heap, -1 if none */
     uint8_t segment;                        /* enum entry_segment; SEG_NONE once removed */
-    uint8_t shard;                          /* index of the owning shard */
     uint16_t pad0;
     atomic_uint refs;                       /* the cache's reference plus each reader's */
     uint32_t charge;                        /* bytes counted against the memory bound */
@@ -47,6 +46,7 @@ struct strata_value {
     uint64_t grace_ms;
     struct l1_ns *ns;
     struct l1_scope *scope;                 /* NULL unless the namespace has a tenant quota */
+    uint8_t shard;                          /* index of the owning shard */
     uint32_t value_len;
     uint32_t value_off;
     uint32_t tags_off;                      /* offset of the entry_tag table */
@@ -56,7 +56,7 @@ struct strata_value {
     uint16_t ctype_off;
     uint16_t flags;
     uint8_t ntags;
-    char data[];                            /* stored key, content type, tags, value */
+    _Alignas(8) char data[]; /* stored key, content type, tags, value; 8-aligned for tags */
 };
 
 /* What strata__entry_new needs besides the value: already validated by the caller. */

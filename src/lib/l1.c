@@ -355,7 +355,9 @@ int strata_l1_exists(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
 /* ---- writes ------------------------------------------------------------------------------- */
 
 /* Makes room within the tenant's quota by evicting its own oldest entries, wherever they live.
- * Runs before the write takes its shard lock, so it never holds two shard locks. */
+ * Runs before the write takes its shard lock, so it never holds two shard locks. Entries join
+ * their scope only once linked in a shard, so writes racing for one tenant can overshoot its
+ * quota by at most one entry each, until the next write of the tenant. */
 static int quota_make_room(strata_l1 *l1, l1_scope *sc, size_t quota, size_t charge)
 {
     if (charge > quota)
@@ -366,7 +368,7 @@ static int quota_make_room(strata_l1 *l1, l1_scope *sc, size_t quota, size_t cha
             break;
         l1_shard *s = &l1->shards[v->shard];
         pthread_mutex_lock(&s->lock);
-        if (v->segment != SEG_NONE)
+        if (v->segment != SEG_NONE) /* not removed since we saw it */
             strata__shard_remove_locked(s, v, RM_EVICT);
         pthread_mutex_unlock(&s->lock);
         strata_value_release(v);
@@ -456,18 +458,18 @@ int strata_l1_set(strata_l1 *l1, const strata_key *k, const void *value, size_t 
     if ((rc = make_entry(l1, &a, tenant, value, len, o, &cfg, now_ms, &e)) != 0)
         return rc;
     e->ns = ns;
-    l1_shard *s = shard_of(l1, a.hash);
+    e->shard = (uint8_t)(a.hash & (l1->nshards - 1)); /* before any other thread can see e */
     if (e->charge > l1->max_memory / l1->nshards / 2) {
         rc = STRATA_ETOOBIG;
     } else if (cfg.tenant_quota != 0) {
         e->scope = strata__scope_acquire(&l1->nsr, ns, tenant, a.tenant_len);
         if (e->scope == NULL)
             rc = STRATA_ENOMEM;
-        else if ((rc = quota_make_room(l1, e->scope, cfg.tenant_quota, e->charge)) == 0)
-            strata__scope_link(e->scope, e);
+        else
+            rc = quota_make_room(l1, e->scope, cfg.tenant_quota, e->charge);
     }
-    if (rc == 0 && (rc = store(l1, &a, e, o->flags, now_ms)) != 0 && e->scope != NULL)
-        strata__scope_unlink(e->scope, e);
+    if (rc == 0)
+        rc = store(l1, &a, e, o->flags, now_ms);
     if (rc != 0) {
         if (rc == STRATA_ETOOBIG || rc == STRATA_EQUOTA)
             count_rejection(l1, &a, ns);
@@ -475,7 +477,6 @@ int strata_l1_set(strata_l1 *l1, const strata_key *k, const void *value, size_t 
             strata__scope_release(e->scope);
         strata_value_release(e);
     }
-    (void)s;
     return rc;
 }
 

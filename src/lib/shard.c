@@ -231,7 +231,6 @@ static void sketch_fit(l1_shard *s)
 int strata__shard_insert_locked(l1_shard *s, struct strata_value *e, struct strata_value *old,
                                 size_t shared_share)
 {
-    e->shard = (uint8_t)s->index;
     if (entry_expires(e) != 0 && strata__expiry_push(&s->heap, e) != 0)
         return -1;
     if (old != NULL) {
@@ -243,6 +242,8 @@ int strata__shard_insert_locked(l1_shard *s, struct strata_value *e, struct stra
         list_push_head(&s->window, e);
     }
     table_link(s, e);
+    if (e->scope != NULL)
+        strata__scope_link(e->scope, e); /* only now, so a scope never lists an entry in flight */
     s->count++;
     s->bytes += e->charge;
     stat_add(&s->stats.entries, 1);
