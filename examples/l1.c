@@ -18,7 +18,8 @@ int main(void)
 
     strata_key k = {.ns = "llm", .tenant = "acme", .key = "prompt:42", .len = 9};
     const char *tags[] = {"model:gpt"};
-    strata_set_opts opts = {.ttl_ms = 60000, .content_type = "text/plain", .tags = tags, .ntags = 1};
+    strata_set_opts opts = {
+        .ttl_ms = 60000, .content_type = "text/plain", .tags = tags, .ntags = 1};
     rc = strata_l1_set(l1, &k, "42 is the answer", 16, &opts, strata_now_ms());
     if (rc != 0) {
         fprintf(stderr, "strata_l1_set: %s\n", strata_strerror(rc));

@@ -54,6 +54,7 @@ typedef struct options {
     size_t keys;         /* throughput keyspace */
     size_t memory;       /* throughput tier size, bytes */
     unsigned sample;     /* time one op in this many (0: no latency) */
+    unsigned set_pct;    /* share of sets in the throughput mix, percent */
     size_t hr_keys;      /* hit-ratio keyspace; capacity is 1% of it */
     uint64_t requests;   /* hit-ratio trace length */
     uint64_t scan_every; /* scan trace: Zipf requests between two scans */
@@ -72,6 +73,7 @@ static void usage(FILE *f)
             "  --keys N          throughput keyspace, all pre-populated (default 100000)\n"
             "  --memory BYTES    throughput tier size (default 67108864)\n"
             "  --sample N        time one op in N for latency, 0 for none (default 16)\n"
+            "  --sets PCT        percent of sets in the throughput mix (default 10)\n"
             "  --hr-keys N       hit-ratio keyspace; capacity is 1%% of it (default 100000)\n"
             "  --requests N      hit-ratio trace length (default 1000000)\n"
             "  --scan-every N    scan trace: Zipf requests between scans (default 10000)\n"
@@ -124,6 +126,7 @@ static void parse_options(options *o, int argc, char **argv)
                    .keys = 100000,
                    .memory = (size_t)64 << 20,
                    .sample = 16,
+                   .set_pct = 10,
                    .hr_keys = 100000,
                    .requests = 1000000,
                    .scan_every = 10000,
@@ -167,6 +170,8 @@ static void parse_options(options *o, int argc, char **argv)
             o->memory = (size_t)parse_u64(a, v);
         } else if (strcmp(a, "--sample") == 0) {
             o->sample = (unsigned)parse_u64(a, v);
+        } else if (strcmp(a, "--sets") == 0) {
+            o->set_pct = (unsigned)parse_u64(a, v);
         } else if (strcmp(a, "--hr-keys") == 0) {
             o->hr_keys = (size_t)parse_u64(a, v);
         } else if (strcmp(a, "--requests") == 0) {
@@ -185,10 +190,10 @@ static void parse_options(options *o, int argc, char **argv)
     }
     if (o->ops == 0 || o->rounds == 0 || o->rounds > MAX_ROUNDS || o->keys < 1 ||
         o->keys > SET_FLAG - 1 || o->hr_keys < 100 || o->hr_keys > SCAN_ID_BIT ||
-        o->requests == 0 || o->scan_every == 0) {
+        o->requests == 0 || o->scan_every == 0 || o->set_pct > 100) {
         fprintf(stderr,
                 "bench_l1: option out of range (rounds 1..%d, keys >= 1, hr-keys >= 100, "
-                "ops, requests and scan-every > 0)\n",
+                "sets 0..100, ops, requests and scan-every > 0)\n",
                 MAX_ROUNDS);
         exit(2);
     }
@@ -549,27 +554,69 @@ static void *worker_run(void *arg)
     return NULL;
 }
 
-/* One ring of pre-generated requests per thread: Zipf key ranks, 10% flagged as sets. */
-static uint32_t *make_ring(const zipf *z, uint64_t seed, size_t entries)
+/* One ring of pre-generated requests per thread: Zipf key ranks, set_pct% flagged as sets. */
+static uint32_t *make_ring(const zipf *z, uint64_t seed, size_t entries, unsigned set_pct)
 {
     uint32_t *ring = xcalloc(entries, sizeof *ring);
     rng r;
     rng_seed(&r, seed);
     for (size_t i = 0; i < entries; i++) {
         uint32_t id = (uint32_t)zipf_next(z, &r);
-        ring[i] = rng_double(&r) < 0.10 ? id | SET_FLAG : id;
+        ring[i] = rng_double(&r) * 100 < set_pct ? id | SET_FLAG : id;
     }
     return ring;
 }
 
+/* ---- CPU control: how much parallelism the machine gives right now ------------------------
+ * On a shared VM two vCPUs are not always two cores' worth of time. Before each round with n > 1
+ * threads, n threads spin on pure arithmetic (no shared memory) and their aggregate rate is
+ * compared with one thread's: the scaling a perfectly parallel workload would get at that moment,
+ * to read the cache's scaling against. */
+
+#define SPIN_ITERS ((uint64_t)1 << 25)
+
+static void *spin_run(void *arg)
+{
+    rng r;
+    rng_seed(&r, *(uint64_t *)arg);
+    uint64_t x = 0;
+    for (uint64_t i = 0; i < SPIN_ITERS; i++)
+        x ^= rng_next(&r);
+    *(volatile uint64_t *)arg = x; /* keeps the loop */
+    return NULL;
+}
+
+/* Aggregate spin iterations per second with n threads. */
+static double spin_rate(unsigned n)
+{
+    pthread_t tids[MAX_THREADS];
+    uint64_t sink[MAX_THREADS];
+    uint64_t t0 = now_ns();
+    for (unsigned t = 0; t < n; t++) {
+        sink[t] = t + 1;
+        if (pthread_create(&tids[t], NULL, spin_run, &sink[t]) != 0) {
+            fprintf(stderr, "bench_l1: pthread_create failed\n");
+            exit(1);
+        }
+    }
+    for (unsigned t = 0; t < n; t++)
+        pthread_join(tids[t], NULL);
+    return (double)n * (double)SPIN_ITERS / ((double)(now_ns() - t0) / 1e9);
+}
+
 typedef struct round_figures {
-    double ops, get_ops, p50, p99, get_p50, get_p99, set_p50, set_p99, hit;
+    double ops, get_ops, p50, p99, get_p50, get_p99, set_p50, set_p99, hit, cpu;
 } round_figures;
 
 static round_figures run_round(const options *o, strata_l1 *l1, const char *keys,
                                uint32_t *const *rings, size_t ring_entries, worker *const *ws,
                                unsigned nthreads)
 {
+    double cpu = 1.0;
+    if (nthreads > 1) {
+        double one = spin_rate(1);
+        cpu = spin_rate(nthreads) / one;
+    }
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, nthreads);
     pthread_t tids[MAX_THREADS];
@@ -619,11 +666,17 @@ static round_figures run_round(const options *o, strata_l1 *l1, const char *keys
                        .get_p99 = hist_quantile(get, 0.99),
                        .set_p50 = hist_quantile(set, 0.50),
                        .set_p99 = hist_quantile(set, 0.99),
-                       .hit = gets ? (double)hits / (double)gets : 0};
-    printf("  %u thread%s: %.3f s, %.2f M ops/s, %.2f M gets/s, get hit %.4f, "
-           "latency p50 %.0f ns p99 %.0f ns (get %.0f/%.0f, set %.0f/%.0f; %" PRIu64 " samples)\n",
-           nthreads, nthreads == 1 ? " " : "s", secs, f.ops / 1e6, f.get_ops / 1e6, f.hit, f.p50,
-           f.p99, f.get_p50, f.get_p99, f.set_p50, f.set_p99, all->total);
+                       .hit = gets ? (double)hits / (double)gets : 0,
+                       .cpu = cpu};
+    printf("  %u thread%s: %.3f s, %.2f M ops/s, %.2f M gets/s, get hit %.4f", nthreads,
+           nthreads == 1 ? " " : "s", secs, f.ops / 1e6, f.get_ops / 1e6, f.hit);
+    if (o->sample != 0)
+        printf(", latency p50 %.0f ns p99 %.0f ns (get %.0f/%.0f, set %.0f/%.0f; %" PRIu64
+               " samples)",
+               f.p50, f.p99, f.get_p50, f.get_p99, f.set_p50, f.set_p99, all->total);
+    if (nthreads > 1)
+        printf(", CPU control %.2fx", f.cpu);
+    printf("\n");
     if (errors != 0)
         printf("  !! %" PRIu64 " calls failed, the first with %s\n", errors,
                strata_err_name(first_error));
@@ -655,15 +708,20 @@ static void read_rss(uint64_t *rss_kb, uint64_t *hwm_kb)
 
 static void bench_throughput(const options *o)
 {
-    printf("== throughput: %.0f%% get / %.0f%% set, Zipf(%.2f) over %zu keys, %d-byte keys, "
+    printf("== throughput: %u%% get / %u%% set, Zipf(%.2f) over %zu keys, %d-byte keys, "
            "%d-byte values\n",
-           90.0, 10.0, ZIPF_S, o->keys, KEY_LEN, VALUE_LEN);
-    double floor_ns = timer_floor_ns();
-    printf("   %" PRIu64 " ops per thread per round, %u round%s (medians reported); one op in %u "
-           "timed with clock_gettime(CLOCK_MONOTONIC), whose own back-to-back cost is %.0f ns "
-           "and is included in every latency\n",
-           o->ops, o->rounds, o->rounds == 1 ? "" : "s", o->sample, floor_ns);
-    result("l1.timer_floor_ns", "%.0f", floor_ns);
+           100 - o->set_pct, o->set_pct, ZIPF_S, o->keys, KEY_LEN, VALUE_LEN);
+    printf("   %" PRIu64 " ops per thread per round, %u round%s (medians reported); ", o->ops,
+           o->rounds, o->rounds == 1 ? "" : "s");
+    if (o->sample != 0) {
+        double floor_ns = timer_floor_ns();
+        printf("one op in %u timed with clock_gettime(CLOCK_MONOTONIC), whose own back-to-back "
+               "cost is %.0f ns and is included in every latency\n",
+               o->sample, floor_ns);
+        result("l1.timer_floor_ns", "%.0f", floor_ns);
+    } else {
+        printf("latency not sampled\n");
+    }
 
     unsigned maxt = 0;
     for (size_t i = 0; i < o->nthreads; i++)
@@ -681,7 +739,7 @@ static void bench_throughput(const options *o)
     uint32_t *rings[MAX_THREADS];
     worker *ws[MAX_THREADS];
     for (unsigned t = 0; t < maxt; t++) {
-        rings[t] = make_ring(&z, o->seed + 1000 * (t + 1), ring_entries);
+        rings[t] = make_ring(&z, o->seed + 1000 * (t + 1), ring_entries, o->set_pct);
         ws[t] = xcalloc(1, sizeof *ws[t]);
     }
     uint64_t base_rss, base_hwm;
@@ -711,7 +769,8 @@ static void bench_throughput(const options *o)
     for (size_t ti = 0; ti < o->nthreads; ti++) {
         unsigned n = o->threads[ti];
         double ops[MAX_ROUNDS], get_ops[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS],
-            gp50[MAX_ROUNDS], gp99[MAX_ROUNDS], sp50[MAX_ROUNDS], sp99[MAX_ROUNDS], hit[MAX_ROUNDS];
+            gp50[MAX_ROUNDS], gp99[MAX_ROUNDS], sp50[MAX_ROUNDS], sp99[MAX_ROUNDS], hit[MAX_ROUNDS],
+            cpu[MAX_ROUNDS];
         for (unsigned r = 0; r < o->rounds; r++) {
             round_figures f = run_round(o, l1, keys, rings, ring_entries, ws, n);
             ops[r] = f.ops;
@@ -723,6 +782,7 @@ static void bench_throughput(const options *o)
             sp50[r] = f.set_p50;
             sp99[r] = f.set_p99;
             hit[r] = f.hit;
+            cpu[r] = f.cpu;
         }
         char name[64];
 #define RESULT_T(what, fmt, arr)                                                                   \
@@ -741,11 +801,16 @@ static void bench_throughput(const options *o)
             RESULT_T("set_p50_ns", "%.0f", sp50);
             RESULT_T("set_p99_ns", "%.0f", sp99);
         }
+        if (n > 1)
+            RESULT_T("cpu_control", "%.3f", cpu);
 #undef RESULT_T
-        printf("  median of %u: %u thread%s %.2f M ops/s, %.2f M gets/s, p50 %.0f ns, p99 %.0f "
-               "ns\n",
-               o->rounds, n, n == 1 ? "" : "s", median(ops, o->rounds) / 1e6,
-               median(get_ops, o->rounds) / 1e6, median(p50, o->rounds), median(p99, o->rounds));
+        printf("  median of %u: %u thread%s %.2f M ops/s, %.2f M gets/s", o->rounds, n,
+               n == 1 ? "" : "s", median(ops, o->rounds) / 1e6, median(get_ops, o->rounds) / 1e6);
+        if (o->sample != 0)
+            printf(", p50 %.0f ns, p99 %.0f ns", median(p50, o->rounds), median(p99, o->rounds));
+        if (n > 1)
+            printf(", CPU control %.2fx", median(cpu, o->rounds));
+        printf("\n");
     }
 
     uint64_t rss, hwm;

@@ -17,7 +17,8 @@ extern "C" {
 #define STRATA_STATUS_MAP(XX)                                                                      \
     XX(OK, 0, "success")                                                                           \
     XX(PENDING, 1, "in progress: the callback will be called once")                                \
-    XX(OK_L1_ONLY, 2, "written to the memory tier only: the shared tier is unavailable or read-only") \
+    XX(OK_L1_ONLY, 2,                                                                              \
+       "written to the memory tier only: the shared tier is unavailable or read-only")             \
     XX(ENOMEM, -1, "out of memory")                                                                \
     XX(EINVAL, -2, "invalid argument")                                                             \
     XX(ENOTFOUND, -3, "no such key")                                                               \
@@ -25,7 +26,7 @@ extern "C" {
     XX(EKEYEMPTY, -5, "key is empty")                                                              \
     XX(EKEYLONG, -6, "key is longer than the limit")                                               \
     XX(EVALUELARGE, -7, "value is larger than the limit")                                          \
-    XX(EBADNAME, -8, "namespace, tenant or prefix outside the allowed alphabet or length")        \
+    XX(EBADNAME, -8, "namespace, tenant or prefix outside the allowed alphabet or length")         \
     XX(EBADTEXT, -9, "text contains a NUL or control byte, or is too long")                        \
     XX(EQUOTA, -10, "tenant memory quota exceeded")                                                \
     XX(ETOOMANYTAGS, -11, "too many tags on one entry")                                            \

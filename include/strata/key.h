@@ -20,9 +20,9 @@
 extern "C" {
 #endif
 
-#define STRATA_NAME_MAX        64  /* longest namespace or tenant name */
-#define STRATA_PREFIX_MAX      64  /* longest key prefix */
-#define STRATA_KEY_MAX_DEFAULT 512 /* default longest user key, in bytes */
+#define STRATA_NAME_MAX        64   /* longest namespace or tenant name */
+#define STRATA_PREFIX_MAX      64   /* longest key prefix */
+#define STRATA_KEY_MAX_DEFAULT 512  /* default longest user key, in bytes */
 #define STRATA_KEY_MAX_LIMIT   4096 /* the largest key limit a configuration may set */
 #define STRATA_DEFAULT_TENANT  "default"
 #define STRATA_DEFAULT_PREFIX  "strata"
@@ -57,8 +57,8 @@ int strata_prefix_check(const char *prefix);
  *     if (strata_key_build("strata", &k, 0, buf, sizeof buf, &n) == 0)
  *         ... buf[0..n) is "strata:llm:acme:prompt:42" ...
  */
-int strata_key_build(const char *prefix, const strata_key *k, size_t key_max, char *buf,
-                     size_t cap, size_t *out_len);
+int strata_key_build(const char *prefix, const strata_key *k, size_t key_max, char *buf, size_t cap,
+                     size_t *out_len);
 
 /* The parts of a stored key, pointing into the stored bytes (not NUL-terminated). */
 typedef struct strata_key_parts {

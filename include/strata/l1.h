@@ -51,16 +51,16 @@ typedef struct strata_l1 strata_l1;
 #define STRATA_CONTENT_TYPE_MAX      255
 
 typedef struct strata_l1_config {
-    size_t max_memory;       /* bound in bytes, overhead included (0: default) */
-    unsigned shards;         /* power of two, 1..256 (0: derived from max_memory) */
-    size_t max_key_len;      /* longest user key (0: 512) */
-    size_t max_value_len;    /* largest value (0: 1 MiB) */
-    unsigned max_namespaces; /* namespaces the tier will create (0: 1024) */
-    size_t max_tags;         /* tag versions remembered; the oldest are forgotten past it,
-                                which invalidates their entries (0: 65536) */
+    size_t max_memory;                /* bound in bytes, overhead included (0: default) */
+    unsigned shards;                  /* power of two, 1..256 (0: derived from max_memory) */
+    size_t max_key_len;               /* longest user key (0: 512) */
+    size_t max_value_len;             /* largest value (0: 1 MiB) */
+    unsigned max_namespaces;          /* namespaces the tier will create (0: 1024) */
+    size_t max_tags;                  /* tag versions remembered; the oldest are forgotten past it,
+                                         which invalidates their entries (0: 65536) */
     unsigned maintenance_interval_ms; /* >0: an internal thread calls strata_l1_maintain()
                                          this often with the wall clock; 0: the owner does */
-    const char *prefix;      /* stored-key prefix, copied (NULL: "strata") */
+    const char *prefix;               /* stored-key prefix, copied (NULL: "strata") */
 } strata_l1_config;
 
 /* Fills cfg with the defaults, reading STRATA_L1_MAX_MEMORY (bytes, or with a K/M/G suffix)

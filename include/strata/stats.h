@@ -15,17 +15,17 @@ extern "C" {
 #endif
 
 typedef struct strata_stats {
-    uint64_t hits;        /* reads answered with a fresh value */
-    uint64_t misses;      /* reads that found nothing fresh */
-    uint64_t sets;        /* writes stored */
-    uint64_t deletes;     /* entries removed by delete or clear */
-    uint64_t evictions;   /* entries removed to respect the memory bound or a tenant quota */
-    uint64_t expirations; /* entries removed because their time was up */
-    uint64_t rejections;  /* writes refused: too large for the tier or over a tenant quota */
+    uint64_t hits;          /* reads answered with a fresh value */
+    uint64_t misses;        /* reads that found nothing fresh */
+    uint64_t sets;          /* writes stored */
+    uint64_t deletes;       /* entries removed by delete or clear */
+    uint64_t evictions;     /* entries removed to respect the memory bound or a tenant quota */
+    uint64_t expirations;   /* entries removed because their time was up */
+    uint64_t rejections;    /* writes refused: too large for the tier or over a tenant quota */
     uint64_t invalidations; /* entries found invalid because a tag was invalidated */
-    uint64_t entries;     /* entries held now */
-    uint64_t bytes;       /* bytes charged now, allocator overhead included */
-    uint64_t max_bytes;   /* the bound on bytes (totals only; 0 in a namespace snapshot) */
+    uint64_t entries;       /* entries held now */
+    uint64_t bytes;         /* bytes charged now, allocator overhead included */
+    uint64_t max_bytes;     /* the bound on bytes (totals only; 0 in a namespace snapshot) */
 } strata_stats;
 
 #ifdef __cplusplus

@@ -28,10 +28,23 @@ int strata__parse_size(const char *s, size_t *out)
     }
     unsigned shift = 0;
     switch (*s) {
-    case 'k': case 'K': shift = 10; s++; break;
-    case 'm': case 'M': shift = 20; s++; break;
-    case 'g': case 'G': shift = 30; s++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        s++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        s++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        s++;
+        break;
+    default:
+        break;
     }
     if (shift != 0 && (strcmp(s, "iB") == 0 || strcmp(s, "ib") == 0))
         s += 2;

@@ -30,29 +30,29 @@ typedef struct entry_tag {
 
 struct strata_value {
     /* Shard-owned, under the shard lock. */
-    struct strata_value *hnext;             /* hash chain */
-    struct strata_value *prev, *next;       /* policy list: prev toward MRU, next toward LRU */
-    struct strata_value *sprev, *snext;     /* the tenant scope's FIFO (quota namespaces only) */
-    _Atomic uint64_t expires_ms;            /* 0: never; written under the shard lock (touch),
-                                               read by lock-free readers, hence atomic */
-    int32_t heap_idx;                       /* position in the expiry heap, -1 if none */
-    uint8_t segment;                        /* enum entry_segment; SEG_NONE once removed */
+    struct strata_value *hnext;         /* hash chain */
+    struct strata_value *prev, *next;   /* policy list: prev toward MRU, next toward LRU */
+    struct strata_value *sprev, *snext; /* the tenant scope's FIFO (quota namespaces only) */
+    _Atomic uint64_t expires_ms;        /* 0: never; written under the shard lock (touch),
+                                           read by lock-free readers, hence atomic */
+    int32_t heap_idx;                   /* position in the expiry heap, -1 if none */
+    uint8_t segment;                    /* enum entry_segment; SEG_NONE once removed */
     uint16_t pad0;
-    atomic_uint refs;                       /* the cache's reference plus each reader's */
-    uint32_t charge;                        /* bytes counted against the memory bound */
+    atomic_uint refs; /* the cache's reference plus each reader's */
+    uint32_t charge;  /* bytes counted against the memory bound */
     /* Immutable after creation. */
     uint64_t hash;
     uint64_t created_ms;
     uint64_t grace_ms;
     struct l1_ns *ns;
-    struct l1_scope *scope;                 /* NULL unless the namespace has a tenant quota */
-    uint8_t shard;                          /* index of the owning shard */
+    struct l1_scope *scope; /* NULL unless the namespace has a tenant quota */
+    uint8_t shard;          /* index of the owning shard */
     uint32_t value_len;
     uint32_t value_off;
-    uint32_t tags_off;                      /* offset of the entry_tag table */
-    uint16_t key_len;                       /* the stored key */
-    uint16_t tenant_off, tenant_len;        /* within the stored key */
-    uint16_t user_off;                      /* the user key starts here, runs to key_len */
+    uint32_t tags_off;               /* offset of the entry_tag table */
+    uint16_t key_len;                /* the stored key */
+    uint16_t tenant_off, tenant_len; /* within the stored key */
+    uint16_t user_off;               /* the user key starts here, runs to key_len */
     uint16_t ctype_off;
     uint16_t flags;
     uint8_t ntags;
@@ -65,7 +65,7 @@ typedef struct entry_spec {
     size_t key_len;
     uint64_t hash; /* of the stored key */
     size_t tenant_off, tenant_len, user_off;
-    const char *content_type;      /* "" if none */
+    const char *content_type; /* "" if none */
     const char *const *tags;
     const uint64_t *tag_hashes;
     const uint64_t *tag_versions;

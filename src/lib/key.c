@@ -10,8 +10,8 @@
 
 static int name_byte_ok(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
 }
 
 /* Length of a valid name in s[0..len), or 0 if it is not one. */
@@ -46,8 +46,8 @@ int strata_prefix_check(const char *prefix)
     return 0;
 }
 
-int strata_key_build(const char *prefix, const strata_key *k, size_t key_max, char *buf,
-                     size_t cap, size_t *out_len)
+int strata_key_build(const char *prefix, const strata_key *k, size_t key_max, char *buf, size_t cap,
+                     size_t *out_len)
 {
     if (k == NULL || buf == NULL || out_len == NULL)
         return STRATA_EINVAL;

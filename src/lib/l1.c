@@ -27,9 +27,9 @@
 #include "shard.h"
 #include "tags.h"
 
-#define MIN_SHARD_BYTES    ((size_t)64 << 10)
-#define MAX_SHARDS         256
-#define QUOTA_EVICT_TRIES  64
+#define MIN_SHARD_BYTES   ((size_t)64 << 10)
+#define MAX_SHARDS        256
+#define QUOTA_EVICT_TRIES 64
 
 struct strata_l1 {
     l1_shard *shards;
@@ -115,8 +115,8 @@ static int l1_init(strata_l1 *l1, const strata_l1_config *cfg)
     strcpy(l1->prefix, cfg->prefix ? cfg->prefix : STRATA_DEFAULT_PREFIX);
     l1->prefix_len = strlen(l1->prefix);
 
-    int rc = strata__ns_init(&l1->nsr, cfg->max_namespaces ? cfg->max_namespaces : 1024,
-                             l1->nshards);
+    int rc =
+        strata__ns_init(&l1->nsr, cfg->max_namespaces ? cfg->max_namespaces : 1024, l1->nshards);
     if (rc != 0)
         return rc;
     l1->tags = strata__tags_new(cfg->max_tags ? cfg->max_tags : 65536);
@@ -267,8 +267,7 @@ static uint64_t effective_ttl(const strata_ns_config *c, uint64_t ttl, unsigned 
 {
     if (ttl == 0)
         ttl = c->default_ttl_ms;
-    if ((flags & STRATA_VALUE_ERROR) && c->error_ttl_ms != 0 &&
-        (ttl == 0 || ttl > c->error_ttl_ms))
+    if ((flags & STRATA_VALUE_ERROR) && c->error_ttl_ms != 0 && (ttl == 0 || ttl > c->error_ttl_ms))
         ttl = c->error_ttl_ms;
     if (c->max_ttl_ms != 0 && (ttl == 0 || ttl > c->max_ttl_ms))
         ttl = c->max_ttl_ms;
@@ -532,9 +531,9 @@ static int clear_matches(const struct strata_value *e, const char *ns, const cha
     if (tenant != NULL && (strlen(tenant) != e->tenant_len ||
                            memcmp(entry_key(e) + e->tenant_off, tenant, e->tenant_len) != 0))
         return 0;
-    return pattern == NULL || strata_glob_match(pattern, strlen(pattern),
-                                                entry_key(e) + e->user_off,
-                                                (size_t)e->key_len - e->user_off);
+    return pattern == NULL ||
+           strata_glob_match(pattern, strlen(pattern), entry_key(e) + e->user_off,
+                             (size_t)e->key_len - e->user_off);
 }
 
 int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,

@@ -17,8 +17,8 @@
  * snapshots read them with relaxed loads from any thread. Padded to two cache lines so shards
  * do not share lines. */
 typedef struct shard_stats {
-    _Atomic uint64_t hits, misses, sets, deletes, evictions, expirations, rejections,
-        invalidations, entries, bytes;
+    _Atomic uint64_t hits, misses, sets, deletes, evictions, expirations, rejections, invalidations,
+        entries, bytes;
     char pad[128 - 10 * sizeof(uint64_t)];
 } shard_stats;
 

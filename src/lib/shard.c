@@ -119,7 +119,7 @@ static void move_to(l1_shard *s, struct strata_value *e, enum entry_segment seg)
 /* ---- hash table --------------------------------------------------------------------------- */
 
 struct strata_value *strata__shard_find_locked(l1_shard *s, uint64_t hash, const char *key,
-                                                size_t len)
+                                               size_t len)
 {
     /* The low bits chose the shard; the high bits pick the bucket. */
     for (struct strata_value *e = s->buckets[(hash >> 20) & (s->nbuckets - 1)]; e != NULL;

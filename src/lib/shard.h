@@ -24,8 +24,8 @@ typedef struct l1_shard {
     l1_list window, probation, protect;
     sketch sk;
     expiry_heap heap;
-    size_t budget; /* this shard's share of max_memory */
-    size_t bytes;  /* entries' charges */
+    size_t budget;      /* this shard's share of max_memory */
+    size_t bytes;       /* entries' charges */
     size_t protect_max; /* protected segment's share, refreshed at each eviction pass */
     uint64_t rng;
     unsigned index;
@@ -43,7 +43,7 @@ void strata__shard_destroy(l1_shard *s);
 size_t strata__shard_capacity(const l1_shard *s, size_t shared_share);
 
 struct strata_value *strata__shard_find_locked(l1_shard *s, uint64_t hash, const char *key,
-                                                size_t len);
+                                               size_t len);
 
 /* A read hit: records the access in the sketch and moves e per W-TinyLFU. */
 void strata__shard_hit_locked(l1_shard *s, struct strata_value *e);

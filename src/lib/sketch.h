@@ -6,11 +6,11 @@
 #include <stdint.h>
 
 typedef struct sketch {
-    uint64_t *table;    /* 16 four-bit counters per word */
-    size_t mask;        /* words - 1 */
-    size_t size;        /* increments since the last aging */
-    size_t sample;      /* age (halve every counter) after this many increments */
-    size_t bytes;       /* allocation charged to the owner's memory bound */
+    uint64_t *table; /* 16 four-bit counters per word */
+    size_t mask;     /* words - 1 */
+    size_t size;     /* increments since the last aging */
+    size_t sample;   /* age (halve every counter) after this many increments */
+    size_t bytes;    /* allocation charged to the owner's memory bound */
 } sketch;
 
 /* Sizes the sketch for about `entries` items (at least 64 words). Keeps the old table on

@@ -250,8 +250,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int m_unsigned = model(pattern, plen, subject, slen, 0);
         int m_signed = model(pattern, plen, subject, slen, 1);
         if (m_unsigned == m_signed && got != m_unsigned) {
-            fprintf(stderr, "glob mismatch: pattern %zu bytes, subject %zu bytes: got %d, Redis %d\n",
-                    plen, slen, got, m_unsigned);
+            fprintf(stderr,
+                    "glob mismatch: pattern %zu bytes, subject %zu bytes: got %d, Redis %d\n", plen,
+                    slen, got, m_unsigned);
             CHECK(got == m_unsigned);
         }
     }

@@ -65,8 +65,7 @@ static void test_values_distinct(void **state)
     for (size_t i = 0; i < NROWS; i++) {
         for (size_t j = i + 1; j < NROWS; j++) {
             if (rows[i].value == rows[j].value) {
-                fail_msg("%s and %s share the value %d", rows[i].name, rows[j].name,
-                         rows[i].value);
+                fail_msg("%s and %s share the value %d", rows[i].name, rows[j].name, rows[i].value);
             }
         }
     }
@@ -147,8 +146,8 @@ static void test_unknown_codes(void **state)
             max = rows[i].value;
         }
     }
-    const int candidates[] = {min - 1, max + 1, min - 1000, max + 1000, INT_MIN, INT_MAX,
-                              INT_MIN + 1, INT_MAX - 1, -12345, 4242};
+    const int candidates[] = {min - 1, max + 1,     min - 1000,  max + 1000, INT_MIN,
+                              INT_MAX, INT_MIN + 1, INT_MAX - 1, -12345,     4242};
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
         int c = candidates[i];
         assert_false(in_table(c));

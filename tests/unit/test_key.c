@@ -43,12 +43,13 @@ static size_t rng_range(size_t lo, size_t hi) /* inclusive */
     return lo + (size_t)(rng() % (uint64_t)(hi - lo + 1));
 }
 
-static const char name_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+static const char name_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
 
 static int in_name_alphabet(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
 }
 
 static void random_name(char *out, size_t maxlen, int allow_colon)
@@ -423,8 +424,7 @@ static void test_build_bad_names(void **state)
 
     const char *bad_prefix[] = {"", "a b", "a{", "\xc3\xa9", "a*", long_prefix};
     for (size_t i = 0; i < sizeof bad_prefix / sizeof bad_prefix[0]; i++) {
-        assert_int_equal(build(bad_prefix[i], "llm", "acme", "k", 1, 0, buf, &n),
-                         STRATA_EBADNAME);
+        assert_int_equal(build(bad_prefix[i], "llm", "acme", "k", 1, 0, buf, &n), STRATA_EBADNAME);
     }
 
     /* The longest valid names are fine. */
@@ -451,9 +451,9 @@ static void test_build_collision_free(void **state)
     static const struct {
         const char *key;
         size_t len;
-    } keys[] = {{"c", 1},   {"bc", 2},      {"c:d", 3},   {"b:c", 3}, {"d", 1},
-                {":", 1},   {"a:b:c", 5},   {"\0", 1},    {"c\0", 2},     {"b.c:d", 5},
-                {"::", 2},  {"default:c", 9}, {"t:c", 3}, {"c:", 2},      {"ab:c:d", 6}};
+    } keys[] = {{"c", 1},  {"bc", 2},        {"c:d", 3}, {"b:c", 3}, {"d", 1},
+                {":", 1},  {"a:b:c", 5},     {"\0", 1},  {"c\0", 2}, {"b.c:d", 5},
+                {"::", 2}, {"default:c", 9}, {"t:c", 3}, {"c:", 2},  {"ab:c:d", 6}};
     enum { NNS = 6, NT = 8, NK = 15, N = NNS * NT * NK };
     static char stored[N][128];
     static size_t stored_len[N];
@@ -473,8 +473,8 @@ static void test_build_collision_free(void **state)
                 int rc = strata_key_build("p", &k, 0, stored[count], sizeof stored[count], &n);
                 assert_int_equal(rc, 0);
                 stored_len[count] = n;
-                tuples[count] = (tuple){nss[i], tenants[j] ? tenants[j] : "default", keys[l].key,
-                                        keys[l].len};
+                tuples[count] =
+                    (tuple){nss[i], tenants[j] ? tenants[j] : "default", keys[l].key, keys[l].len};
                 snprintf(naive[count], sizeof naive[count], "%s%s%.*s", nss[i],
                          tenants[j] ? tenants[j] : "default", (int)keys[l].len, keys[l].key);
                 count++;
@@ -500,8 +500,8 @@ static void test_build_collision_free(void **state)
                              strcmp(tuples[x].tenant, tuples[y].tenant) == 0 &&
                              tuples[x].len == tuples[y].len &&
                              memcmp(tuples[x].key, tuples[y].key, tuples[x].len) == 0;
-            int same_bytes = stored_len[x] == stored_len[y] &&
-                             memcmp(stored[x], stored[y], stored_len[x]) == 0;
+            int same_bytes =
+                stored_len[x] == stored_len[y] && memcmp(stored[x], stored[y], stored_len[x]) == 0;
             if (same_tuple != same_bytes) {
                 fail_msg("(%s, %s, \"%s\") and (%s, %s, \"%s\"): stored keys \"%s\" and \"%s\"",
                          tuples[x].ns, tuples[x].tenant,
@@ -613,8 +613,8 @@ static void test_parse_invalid(void **state)
     PARSE_BAD("strata", "strata:llm:acme");
     PARSE_BAD("strata", "strata:llm:acme:"); /* empty key */
     PARSE_BAD("strata", "strata:llmacmek");
-    PARSE_BAD("strata", "strata::acme:k");   /* empty namespace */
-    PARSE_BAD("strata", "strata:llm::k");    /* empty tenant */
+    PARSE_BAD("strata", "strata::acme:k"); /* empty namespace */
+    PARSE_BAD("strata", "strata:llm::k");  /* empty tenant */
     PARSE_BAD("strata", "strata:::k");
     PARSE_BAD("strata", ":llm:acme:k");
     PARSE_BAD("strata", "llm:acme:k");
@@ -689,7 +689,10 @@ typedef struct glob_case {
 } glob_case;
 
 /* Lengths from the literals, so NUL bytes inside are part of the pattern or subject. */
-#define G(p, s, e) {(p), sizeof(p) - 1, (s), sizeof(s) - 1, (e)}
+#define G(p, s, e)                                                                                 \
+    {                                                                                              \
+        (p), sizeof(p) - 1, (s), sizeof(s) - 1, (e)                                                \
+    }
 
 static int run_glob(const char *pattern, size_t plen, const char *subject, size_t slen)
 {

@@ -200,8 +200,12 @@ static void test_value_metadata(void **state)
     exact_ns(l1, "api", 5000);
     strata_key k = key("api", NULL, "user/1");
     const char *tags[] = {"user:1", "team:7"};
-    strata_set_opts o = {.ttl_ms = 1000, .grace_ms = 500, .content_type = "application/json",
-                         .tags = tags, .ntags = 2, .flags = 0};
+    strata_set_opts o = {.ttl_ms = 1000,
+                         .grace_ms = 500,
+                         .content_type = "application/json",
+                         .tags = tags,
+                         .ntags = 2,
+                         .flags = 0};
     assert_int_equal(strata_l1_set(l1, &k, "{}", 2, &o, T0), 0);
     strata_value *v;
     assert_int_equal(strata_l1_get(l1, &k, T0 + 100, &v), 0);
