@@ -48,11 +48,32 @@ mkdir -p "$OUT"
     echo "rounds: $ROUNDS quick: $QUICK"
 } | tee "$OUT/machine.txt"
 
+# busy_cpus: how many CPUs' worth of time other processes used over the last second, from
+# /proc/stat. Benchmarks share the machine with whatever else runs; a busy machine is recorded
+# and warned about, never silently measured.
+busy_cpus() {
+    local a b
+    a=$(head -n1 /proc/stat)
+    sleep 1
+    b=$(head -n1 /proc/stat)
+    awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN {
+        split(a, x); split(b, y); tot = 0; idle = 0
+        for (i = 2; i <= 9; i++) tot += y[i] - x[i]
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%.2f", tot > 0 ? n * (tot - idle) / tot : 0 }'
+}
+
 # run NAME CMD...: runs a benchmark, shows and keeps its output, collects its RESULT lines.
 run() {
-    local name=$1
+    local name=$1 busy
     shift
+    busy=$(busy_cpus)
     echo "\$ $*" | tee "$OUT/$name.txt"
+    echo "(before this run other processes used $busy CPUs)" | tee -a "$OUT/$name.txt"
+    if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
+        echo "run.sh: WARNING: the machine is busy ($busy CPUs in use before $name): its" \
+            "figures are not comparable" | tee -a "$OUT/warnings.txt" >&2
+    fi
     "$@" | tee -a "$OUT/$name.txt"
     grep '^RESULT ' "$OUT/$name.txt" | sed 's/^RESULT //' >>"$OUT/results.txt" || true
 }
@@ -113,4 +134,8 @@ awk -F= '
 
 echo "== summary (medians of $ROUNDS rounds where rounds apply; raw output in $OUT)"
 cat "$OUT/summary.txt"
+if [ -s "$OUT/warnings.txt" ]; then
+    echo "== warnings"
+    cat "$OUT/warnings.txt"
+fi
 ln -sfn "$STAMP" "$ROOT/bench/results/latest"
