@@ -47,7 +47,7 @@ typedef struct strata_l1 strata_l1;
 #define STRATA_L1_MAX_MEMORY_DEFAULT ((size_t)64 << 20)
 #define STRATA_VALUE_MAX_DEFAULT     ((size_t)1 << 20)
 #define STRATA_TAGS_MAX_PER_ENTRY    32
-#define STRATA_TAG_MAX               256 /* longest tag name, bytes */
+#define STRATA_TAG_MAX               255 /* longest tag name, bytes */
 #define STRATA_CONTENT_TYPE_MAX      255
 
 typedef struct strata_l1_config {
@@ -107,7 +107,7 @@ typedef struct strata_set_opts {
     uint64_t grace_ms;        /* kept this long past expiry for stale serving (never served by
                                  strata_l1_get) */
     const char *content_type; /* NULL or text up to 255 bytes */
-    const char *const *tags;  /* tag names (text up to 256 bytes), tenant-scoped */
+    const char *const *tags;  /* tag names (text up to 255 bytes), tenant-scoped */
     size_t ntags;             /* up to STRATA_TAGS_MAX_PER_ENTRY */
     unsigned flags;           /* STRATA_VALUE_* and STRATA_SET_* below */
 } strata_set_opts;

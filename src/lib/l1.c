@@ -26,6 +26,7 @@
 #include "rand.h"
 #include "shard.h"
 #include "tags.h"
+#include "l1_internal.h"
 
 #define MIN_SHARD_BYTES   ((size_t)64 << 10)
 #define MAX_SHARDS        256
@@ -45,6 +46,11 @@ struct strata_l1 {
     unsigned interval_ms;
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
+
+    /* Invalidation tickets (two-tier mode only): a counter per slot of key hashes, bumped by every
+     * invalidation, so a fill from the shared tier can tell an invalidation raced with it. */
+    _Atomic uint64_t *tickets;
+    size_t ticket_mask;
 };
 
 /* A resolved address: the stored key, its hash and where its parts start. */
@@ -183,6 +189,7 @@ void strata_l1_free(strata_l1 *l1)
     if (l1->nsr.slots != NULL)
         strata__ns_destroy(&l1->nsr);
     strata__tags_free(l1->tags);
+    free(l1->tickets);
     pthread_mutex_destroy(&l1->stop_lock);
     pthread_cond_destroy(&l1->stop_cond);
     free(l1);
@@ -217,22 +224,31 @@ static size_t shared_share(strata_l1 *l1)
     return shared / l1->nshards;
 }
 
-/* An entry is valid while every tag it carries still has the version it was written under. */
-static int tags_valid(strata_l1 *l1, const struct strata_value *e)
+/* An entry is valid while every tag it carries still has the version it was written under.
+ * Returns 1 (valid), 0 (invalid), or -1 when a tag's version is not known here and unknown_ok
+ * is set: with a shared tier, the tag table is a cache of Redis' versions, so "unknown" means
+ * "ask Redis", not "invalid". */
+static int tags_valid(strata_l1 *l1, const struct strata_value *e, int unknown_ok)
 {
     const entry_tag *t = entry_tags(e);
+    int unknown = 0;
     for (unsigned i = 0; i < e->ntags; i++) {
         uint64_t v;
-        if (strata__tags_current(l1->tags, t[i].hash, 0, &v) != 0 || v != t[i].version)
+        if (strata__tags_current(l1->tags, t[i].hash, 0, &v) != 0) {
+            if (!unknown_ok)
+                return 0;
+            unknown = 1;
+        } else if (v != t[i].version) {
             return 0;
+        }
     }
-    return 1;
+    return unknown ? -1 : 1;
 }
 
 /* Looks k up under s's lock and returns it only if fresh and valid; drops it if it is past
  * its deadline or invalidated. */
 static struct strata_value *find_live_locked(strata_l1 *l1, l1_shard *s, const addr *a,
-                                             uint64_t now_ms)
+                                             uint64_t now_ms, int unknown_tags_ok)
 {
     struct strata_value *e = strata__shard_find_locked(s, a->hash, a->buf, a->len);
     if (e == NULL)
@@ -242,9 +258,12 @@ static struct strata_value *find_live_locked(strata_l1 *l1, l1_shard *s, const a
             strata__shard_remove_locked(s, e, RM_EXPIRE);
         return NULL;
     }
-    if (e->ntags != 0 && !tags_valid(l1, e)) {
-        strata__shard_remove_locked(s, e, RM_INVALID);
-        return NULL;
+    if (e->ntags != 0) {
+        int valid = tags_valid(l1, e, unknown_tags_ok);
+        if (valid == 0)
+            strata__shard_remove_locked(s, e, RM_INVALID);
+        if (valid != 1)
+            return NULL;
     }
     return e;
 }
@@ -315,6 +334,12 @@ static void count_rejection(strata_l1 *l1, const addr *a, l1_ns *ns)
 
 int strata_l1_get(strata_l1 *l1, const strata_key *k, uint64_t now_ms, strata_value **out)
 {
+    return strata__l1_get_ex(l1, k, now_ms, 0, out);
+}
+
+int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
+                      strata_value **out)
+{
     addr a;
     *out = NULL;
     int rc = resolve(l1, k, &a);
@@ -322,7 +347,7 @@ int strata_l1_get(strata_l1 *l1, const strata_key *k, uint64_t now_ms, strata_va
         return rc;
     l1_shard *s = shard_of(l1, a.hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, unknown_tags_ok);
     if (e != NULL) {
         strata__shard_hit_locked(s, e);
         stat_add(&s->stats.hits, 1);
@@ -346,7 +371,7 @@ int strata_l1_exists(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
         return rc;
     l1_shard *s = shard_of(l1, a.hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, 0);
     pthread_mutex_unlock(&s->lock);
     return e != NULL ? 0 : STRATA_ENOTFOUND;
 }
@@ -376,18 +401,29 @@ static int quota_make_room(strata_l1 *l1, l1_scope *sc, size_t quota, size_t cha
 }
 
 /* Builds the entry for a write: TTL, tag versions, layout. */
-static int make_entry(strata_l1 *l1, const addr *a, const char *tenant, const void *value,
-                      size_t len, const strata_set_opts *o, const strata_ns_config *cfg,
-                      uint64_t now_ms, struct strata_value **out)
+static int make_entry(strata_l1 *l1, const addr *a, const l1_write *w,
+                      const strata_ns_config *cfg, struct strata_value **out)
 {
+    const strata_set_opts *o = w->opts;
+    const char *tenant = w->k->tenant ? w->k->tenant : STRATA_DEFAULT_TENANT;
     uint64_t hashes[STRATA_TAGS_MAX_PER_ENTRY], versions[STRATA_TAGS_MAX_PER_ENTRY];
     for (size_t i = 0; i < o->ntags; i++) {
         hashes[i] = strata__tag_hash(tenant, o->tags[i]);
+        if (w->tag_versions != NULL) {
+            versions[i] = w->tag_versions[i];
+            continue;
+        }
         int rc = strata__tags_current(l1->tags, hashes[i], 1, &versions[i]);
         if (rc != 0)
             return rc;
     }
-    uint64_t ttl = effective_ttl(cfg, o->ttl_ms, o->flags);
+    uint64_t created = w->now_ms, expires = w->expires_ms;
+    if (w->absolute)
+        created = w->created_ms;
+    else {
+        uint64_t ttl = effective_ttl(cfg, o->ttl_ms, o->flags);
+        expires = ttl ? w->now_ms + ttl : 0;
+    }
     entry_spec spec = {
         .key = a->buf,
         .key_len = a->len,
@@ -400,82 +436,136 @@ static int make_entry(strata_l1 *l1, const addr *a, const char *tenant, const vo
         .tag_hashes = hashes,
         .tag_versions = versions,
         .ntags = o->ntags,
-        .created_ms = now_ms,
-        .expires_ms = ttl ? now_ms + ttl : 0,
+        .created_ms = created,
+        .expires_ms = expires,
         .grace_ms = o->grace_ms,
         .flags = o->flags & 0xffu,
     };
-    *out = strata__entry_new(&spec, value, len);
+    *out = strata__entry_new(&spec, w->value, w->len);
     return *out ? 0 : STRATA_ENOMEM;
 }
 
-/* Links e into its shard, replacing any previous value. */
-static int store(strata_l1 *l1, const addr *a, struct strata_value *e, unsigned flags,
-                 uint64_t now_ms)
+int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **out)
 {
-    l1_shard *s = shard_of(l1, a->hash);
+    static const strata_set_opts no_opts;
+    l1_write wr = *w;
+    wr.opts = w->opts ? w->opts : &no_opts;
+    *out = NULL;
+    addr a;
+    int rc = resolve(l1, wr.k, &a);
+    if (rc != 0)
+        return rc;
+    if (wr.len > 0 && wr.value == NULL)
+        return STRATA_EINVAL;
+    if ((rc = check_opts(wr.opts)) != 0)
+        return rc;
+    if (wr.len > l1->max_value_len) {
+        count_rejection(l1, &a, NULL);
+        return STRATA_EVALUELARGE;
+    }
+    l1_ns *ns;
+    if ((rc = strata__ns_get(&l1->nsr, wr.k->ns, 1, &ns)) != 0)
+        return rc;
+    strata_ns_config cfg;
+    strata__ns_settings(ns, &cfg);
+    struct strata_value *e;
+    if ((rc = make_entry(l1, &a, &wr, &cfg, &e)) != 0)
+        return rc;
+    e->ns = ns;
+    e->shard = (uint8_t)(a.hash & (l1->nshards - 1)); /* before any other thread can see e */
+    if (e->charge > l1->max_memory / l1->nshards / 2) {
+        count_rejection(l1, &a, ns);
+        strata_value_release(e);
+        return STRATA_ETOOBIG;
+    }
+    if (cfg.tenant_quota != 0) {
+        e->scope = strata__scope_acquire(&l1->nsr, ns, wr.k->tenant ? wr.k->tenant
+                                                                     : STRATA_DEFAULT_TENANT,
+                                         a.tenant_len);
+        if (e->scope == NULL) {
+            strata_value_release(e);
+            return STRATA_ENOMEM;
+        }
+    }
+    *out = e;
+    return 0;
+}
+
+void strata__l1_discard(struct strata_value *e)
+{
+    if (e == NULL)
+        return;
+    if (e->scope != NULL)
+        strata__scope_release(e->scope);
+    strata_value_release(e);
+}
+
+/* Links e into its shard, replacing any previous value, unless the ticket moved (an
+ * invalidation of this key arrived since the caller read it from the shared tier). */
+static int link_entry(strata_l1 *l1, struct strata_value *e, unsigned flags, uint64_t now_ms,
+                      uint64_t ticket)
+{
+    l1_shard *s = &l1->shards[e->shard];
+    addr a; /* only the parts find_live_locked reads */
+    a.len = e->key_len;
+    a.hash = e->hash;
+    memcpy(a.buf, entry_key(e), e->key_len);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
-    struct strata_value *old = strata__shard_find_locked(s, a->hash, a->buf, a->len);
-    if ((flags & STRATA_SET_NX) && old != NULL && find_live_locked(l1, s, a, now_ms) != NULL)
+    struct strata_value *old = strata__shard_find_locked(s, a.hash, a.buf, a.len);
+    if (ticket != STRATA__NO_TICKET && l1->tickets != NULL &&
+        atomic_load(&l1->tickets[a.hash & l1->ticket_mask]) != ticket)
+        rc = STRATA__L1_INVALIDATED;
+    else if ((flags & STRATA_SET_NX) && old != NULL && find_live_locked(l1, s, &a, now_ms, 0))
         rc = STRATA_EEXISTS;
     else {
         /* find_live_locked may have dropped a dead old value: look again. */
-        old = strata__shard_find_locked(s, a->hash, a->buf, a->len);
-        if (strata__shard_insert_locked(s, e, old, shared_share(l1)) != 0)
+        old = strata__shard_find_locked(s, a.hash, a.buf, a.len);
+        strata_value_retain(e); /* the shard's reference; the caller keeps its own */
+        if (strata__shard_insert_locked(s, e, old, shared_share(l1)) != 0) {
+            atomic_fetch_sub(&e->refs, 1);
             rc = STRATA_ENOMEM;
+        }
     }
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int strata__l1_store(strata_l1 *l1, struct strata_value *e, unsigned flags, uint64_t now_ms,
+                     uint64_t ticket)
+{
+    int rc = 0;
+    if (e->scope != NULL) {
+        strata_ns_config cfg;
+        strata__ns_settings(e->ns, &cfg);
+        if (cfg.tenant_quota != 0)
+            rc = quota_make_room(l1, e->scope, cfg.tenant_quota, e->charge);
+        if (rc == STRATA_EQUOTA) {
+            l1_shard *s = &l1->shards[e->shard];
+            pthread_mutex_lock(&s->lock);
+            stat_add(&s->stats.rejections, 1);
+            stat_add(&e->ns->stats[s->index].rejections, 1);
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+    if (rc == 0)
+        rc = link_entry(l1, e, flags, now_ms, ticket);
     return rc;
 }
 
 int strata_l1_set(strata_l1 *l1, const strata_key *k, const void *value, size_t len,
                   const strata_set_opts *opts, uint64_t now_ms)
 {
-    static const strata_set_opts no_opts;
-    const strata_set_opts *o = opts ? opts : &no_opts;
-    addr a;
-    int rc = resolve(l1, k, &a);
+    l1_write w = {.k = k, .value = value, .len = len, .opts = opts, .now_ms = now_ms};
+    struct strata_value *e;
+    int rc = strata__l1_prepare(l1, &w, &e);
     if (rc != 0)
         return rc;
-    if (len > 0 && value == NULL)
-        return STRATA_EINVAL;
-    if ((rc = check_opts(o)) != 0)
-        return rc;
-    if (len > l1->max_value_len) {
-        count_rejection(l1, &a, NULL);
-        return STRATA_EVALUELARGE;
-    }
-    l1_ns *ns;
-    if ((rc = strata__ns_get(&l1->nsr, k->ns, 1, &ns)) != 0)
-        return rc;
-    strata_ns_config cfg;
-    strata__ns_settings(ns, &cfg);
-    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
-
-    struct strata_value *e;
-    if ((rc = make_entry(l1, &a, tenant, value, len, o, &cfg, now_ms, &e)) != 0)
-        return rc;
-    e->ns = ns;
-    e->shard = (uint8_t)(a.hash & (l1->nshards - 1)); /* before any other thread can see e */
-    if (e->charge > l1->max_memory / l1->nshards / 2) {
-        rc = STRATA_ETOOBIG;
-    } else if (cfg.tenant_quota != 0) {
-        e->scope = strata__scope_acquire(&l1->nsr, ns, tenant, a.tenant_len);
-        if (e->scope == NULL)
-            rc = STRATA_ENOMEM;
-        else
-            rc = quota_make_room(l1, e->scope, cfg.tenant_quota, e->charge);
-    }
+    rc = strata__l1_store(l1, e, opts ? opts->flags : 0, now_ms, STRATA__NO_TICKET);
     if (rc == 0)
-        rc = store(l1, &a, e, o->flags, now_ms);
-    if (rc != 0) {
-        if (rc == STRATA_ETOOBIG || rc == STRATA_EQUOTA)
-            count_rejection(l1, &a, ns);
-        if (e->scope != NULL)
-            strata__scope_release(e->scope);
         strata_value_release(e);
-    }
+    else
+        strata__l1_discard(e);
     return rc;
 }
 
@@ -487,7 +577,7 @@ int strata_l1_del(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
         return rc;
     l1_shard *s = shard_of(l1, a.hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, 0);
     if (e != NULL)
         strata__shard_remove_locked(s, e, RM_DELETE);
     else if ((e = strata__shard_find_locked(s, a.hash, a.buf, a.len)) != NULL)
@@ -509,7 +599,7 @@ int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_
     strata__ns_settings(ns, &cfg);
     l1_shard *s = shard_of(l1, a.hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, &a, now_ms);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, 0);
     if (e == NULL)
         rc = STRATA_ENOTFOUND;
     else {
@@ -665,4 +755,66 @@ int strata_l1_stats(strata_l1 *l1, const char *ns, strata_stats *out)
     out->bytes += strata__tags_bytes(l1->tags) + atomic_load(&l1->nsr.bytes);
     out->max_bytes = l1->max_memory;
     return 0;
+}
+
+/* ---- two-tier hooks (l1_internal.h) ------------------------------------------------------- */
+
+int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap,
+                         size_t *len, uint64_t *hash)
+{
+    int rc = strata_key_build(l1->prefix, k, l1->max_key_len, buf, cap, len);
+    if (rc == 0)
+        *hash = XXH3_64bits(buf, *len);
+    return rc;
+}
+
+const char *strata__l1_prefix(strata_l1 *l1)
+{
+    return l1->prefix;
+}
+
+strata_tags *strata__l1_tags(strata_l1 *l1)
+{
+    return l1->tags;
+}
+
+int strata__l1_enable_tickets(strata_l1 *l1, size_t slots)
+{
+    size_t n = 1;
+    while (n < slots)
+        n <<= 1;
+    l1->tickets = calloc(n, sizeof *l1->tickets);
+    if (l1->tickets == NULL)
+        return STRATA_ENOMEM;
+    l1->ticket_mask = n - 1;
+    return 0;
+}
+
+uint64_t strata__l1_ticket(strata_l1 *l1, uint64_t hash)
+{
+    return l1->tickets ? atomic_load(&l1->tickets[hash & l1->ticket_mask]) : 0;
+}
+
+void strata__l1_invalidate_stored(strata_l1 *l1, const char *stored, size_t len)
+{
+    uint64_t hash = XXH3_64bits(stored, len);
+    /* The ticket first, then the entry: a fill that checks its ticket under the shard lock either
+     * sees the bump and does not link, or linked before we take the lock and is removed here. */
+    if (l1->tickets != NULL)
+        atomic_fetch_add(&l1->tickets[hash & l1->ticket_mask], 1);
+    l1_shard *s = shard_of(l1, hash);
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *e = strata__shard_find_locked(s, hash, stored, len);
+    if (e != NULL)
+        strata__shard_remove_locked(s, e, RM_INVALID);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void strata__l1_invalidate_all(strata_l1 *l1)
+{
+    if (l1->tickets != NULL)
+        for (size_t i = 0; i <= l1->ticket_mask; i++)
+            atomic_fetch_add(&l1->tickets[i], 1);
+    strata_l1_clear(l1, NULL, NULL, NULL, NULL);
+    strata__tags_clear(l1->tags);
 }

@@ -120,25 +120,12 @@ static void grow_locked(strata_tags *t, stripe *s)
     atomic_fetch_add(&t->bytes, charge_of(b));
 }
 
-static void forget_oldest_locked(strata_tags *t, stripe *s)
-{
-    tag_node *victim = s->oldest;
-    tag_node **pp = &s->buckets[victim->hash & (s->nbuckets - 1)];
-    while (*pp != victim)
-        pp = &(*pp)->hnext;
-    *pp = victim->hnext;
-    s->oldest = victim->older_next;
-    if (s->oldest == NULL)
-        s->newest = NULL;
-    s->count--;
-    atomic_fetch_sub(&t->bytes, charge_of(victim));
-    free(victim);
-}
+static void unlink_locked(strata_tags *t, stripe *s, tag_node *victim);
 
 static tag_node *insert_locked(strata_tags *t, stripe *s, uint64_t hash)
 {
     if (s->count >= t->max_per_stripe)
-        forget_oldest_locked(t, s);
+        unlink_locked(t, s, s->oldest); /* forget the oldest tag */
     if (s->count >= s->nbuckets)
         grow_locked(t, s);
     if (s->nbuckets == 0)
@@ -210,4 +197,58 @@ size_t strata__tags_count(strata_tags *t)
         pthread_mutex_unlock(&t->stripes[i].lock);
     }
     return n;
+}
+
+int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version)
+{
+    stripe *s = stripe_of(t, hash);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    tag_node *n = find_locked(s, hash);
+    if (n == NULL)
+        n = insert_locked(t, s, hash);
+    if (n != NULL)
+        n->version = version;
+    else
+        rc = STRATA_ENOMEM;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static void unlink_locked(strata_tags *t, stripe *s, tag_node *victim)
+{
+    tag_node **pp = &s->buckets[victim->hash & (s->nbuckets - 1)];
+    while (*pp != victim)
+        pp = &(*pp)->hnext;
+    *pp = victim->hnext;
+    tag_node **fp = &s->oldest, *prev = NULL;
+    while (*fp != victim)
+        prev = *fp, fp = &(*fp)->older_next;
+    *fp = victim->older_next;
+    if (s->newest == victim)
+        s->newest = prev;
+    s->count--;
+    atomic_fetch_sub(&t->bytes, charge_of(victim));
+    free(victim);
+}
+
+void strata__tags_forget(strata_tags *t, uint64_t hash)
+{
+    stripe *s = stripe_of(t, hash);
+    pthread_mutex_lock(&s->lock);
+    tag_node *n = find_locked(s, hash);
+    if (n != NULL)
+        unlink_locked(t, s, n);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void strata__tags_clear(strata_tags *t)
+{
+    for (int i = 0; i < STRIPES; i++) {
+        stripe *s = &t->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        while (s->oldest != NULL)
+            unlink_locked(t, s, s->oldest);
+        pthread_mutex_unlock(&s->lock);
+    }
 }

@@ -23,6 +23,14 @@ int strata__tags_current(strata_tags *t, uint64_t hash, int create, uint64_t *ve
 /* Gives a tag a new random version (creating it if unknown). Returns 0 or STRATA_ENOMEM. */
 int strata__tags_bump(strata_tags *t, uint64_t hash);
 
+/* Sets a tag's version as the shared tier knows it (creating the tag if unknown). Returns 0 or
+ * STRATA_ENOMEM. */
+int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version);
+
+/* Forgets a tag (its version changed elsewhere) / every tag. */
+void strata__tags_forget(strata_tags *t, uint64_t hash);
+void strata__tags_clear(strata_tags *t);
+
 /* Bytes the table holds now (nodes and buckets, allocator overhead included). */
 size_t strata__tags_bytes(strata_tags *t);
 

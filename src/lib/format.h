@@ -1,0 +1,38 @@
+/* format.h: the stored value format in the shared tier (L2). */
+#ifndef STRATA_FORMAT_H
+#define STRATA_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <strata/l1.h>
+
+#define STRATA_FORMAT_VERSION 1
+
+/* A decoded stored value: pointers into the encoded bytes (valid while they are). */
+typedef struct format_view {
+    unsigned flags;
+    uint64_t created_ms, expires_ms, grace_ms;
+    const char *content_type; /* not NUL-terminated */
+    size_t content_type_len;
+    size_t ntags;
+    struct {
+        const char *name;
+        size_t name_len;
+        uint64_t version;
+    } tags[STRATA_TAGS_MAX_PER_ENTRY];
+    const char *value;
+    size_t value_len;
+} format_view;
+
+/* Bytes strata__format_encode needs for v. */
+size_t strata__format_size(const format_view *v);
+
+/* Encodes v into buf (at least strata__format_size(v) bytes); returns the length. */
+size_t strata__format_encode(const format_view *v, char *buf);
+
+/* Decodes buf[0..len). Returns 0, or STRATA_EFORMAT for an unknown version, a truncated or
+ * oversized field, trailing garbage or a malformed text field: never reads past len. */
+int strata__format_decode(const char *buf, size_t len, format_view *out);
+
+#endif

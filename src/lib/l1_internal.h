@@ -1,0 +1,65 @@
+/* l1_internal.h: what the two-tier cache needs from L1 beyond its public API.
+ *
+ * A write from the cache is split in two so the cache can put the same entry in both tiers:
+ * strata__l1_prepare builds and validates the entry (applying the namespace's TTL rules once, so
+ * both tiers agree), the cache writes its encoding to Redis, then strata__l1_store links it.
+ */
+#ifndef STRATA_L1_INTERNAL_H
+#define STRATA_L1_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <strata/l1.h>
+
+#include "entry.h"
+#include "tags.h"
+
+#define STRATA__NO_TICKET      UINT64_MAX
+#define STRATA__L1_INVALIDATED 100 /* strata__l1_store: not linked, an invalidation raced it */
+
+typedef struct l1_write {
+    const strata_key *k;
+    const void *value;
+    size_t len;
+    const strata_set_opts *opts;  /* NULL: defaults */
+    uint64_t now_ms;
+    const uint64_t *tag_versions; /* NULL: from L1's tag table (created if unknown) */
+    int absolute;                 /* 1: created_ms / expires_ms below are the entry's (a copy
+                                     from the shared tier); 0: computed from the TTL rules */
+    uint64_t created_ms, expires_ms;
+} l1_write;
+
+/* Validates a write and builds its entry, not yet linked: *out holds the caller's reference.
+ * Returns the errors of strata_l1_set (except EEXISTS and EQUOTA, which come from store). */
+int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **out);
+
+/* Links a prepared entry (the shard takes its own reference; the caller keeps and later
+ * releases its own with strata_value_release). With a ticket other than STRATA__NO_TICKET,
+ * links only if the key's ticket still has that value. Returns 0, STRATA_EEXISTS (NX),
+ * STRATA_EQUOTA, STRATA_ENOMEM or STRATA__L1_INVALIDATED. */
+int strata__l1_store(strata_l1 *l1, struct strata_value *e, unsigned flags, uint64_t now_ms,
+                     uint64_t ticket);
+
+/* Drops a prepared entry that was never stored. NULL is a no-op. */
+void strata__l1_discard(struct strata_value *e);
+
+/* strata_l1_get, where a tag this L1 does not know makes a miss but not an invalidation. */
+int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
+                      strata_value **out);
+
+/* The stored key (as strata_key_build with L1's prefix and key limit) and its hash. */
+int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap,
+                         size_t *len, uint64_t *hash);
+const char *strata__l1_prefix(strata_l1 *l1);
+strata_tags *strata__l1_tags(strata_l1 *l1);
+
+/* Tickets: enable (once, before any other thread uses L1), read, and the invalidations that
+ * bump them. */
+int strata__l1_enable_tickets(strata_l1 *l1, size_t slots);
+uint64_t strata__l1_ticket(strata_l1 *l1, uint64_t hash);
+void strata__l1_invalidate_stored(strata_l1 *l1, const char *stored, size_t len);
+/* Every entry and every tag version: after a FLUSHDB, a lost invalidation link, an outage. */
+void strata__l1_invalidate_all(strata_l1 *l1);
+
+#endif
