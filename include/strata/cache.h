@@ -43,16 +43,51 @@ struct event_base;
 typedef struct strata_cache strata_cache;
 typedef struct strata_loop strata_loop;
 
+/* The shared tier. Times are milliseconds; the environment gives them in seconds. */
+typedef struct strata_redis_config {
+    const char *url;             /* REDIS_URL: redis://[[user]:password@]host[:port][/db] or
+                                    unix://[[user]:password@]/path[?db=N]; NULL: no shared tier */
+    int enabled;                 /* REDIS_ENABLED (default 1): 0 ignores url */
+    unsigned max_connections;    /* REDIS_MAX_CONNECTIONS: synchronous pool size (default 8) */
+    unsigned connect_timeout_ms; /* REDIS_CONNECT_TIMEOUT (default 0.5 s) */
+    unsigned socket_timeout_ms;  /* REDIS_SOCKET_TIMEOUT: bound on every call (default 0.25 s) */
+    int readonly;                /* REDIS_READONLY: never write to Redis (default 0; a replica
+                                    is detected by itself) */
+    unsigned breaker_failures;   /* consecutive failures that open the breaker (default 5) */
+    unsigned breaker_min_backoff_ms, breaker_max_backoff_ms; /* probe backoff (100 ms, 10 s) */
+    int coherence;               /* keep L1 coherent through Redis invalidations (default 1);
+                                    0: L1 is not used for shared keys at all */
+    unsigned max_pending;        /* asynchronous calls queued per connection (default 1024) */
+} strata_redis_config;
+
+/* Where the cache's log lines go: level is 0 error, 1 warning, 2 info. */
+typedef void (*strata_log_fn)(int level, const char *msg, void *arg);
+
 typedef struct strata_cache_config {
-    strata_l1_config l1; /* the memory tier (its prefix is the cache's prefix) */
+    strata_l1_config l1;       /* the memory tier (its prefix is the cache's prefix) */
+    strata_redis_config redis; /* the shared tier */
+    uint64_t default_ttl_ms;   /* CACHE_TTL (seconds in the environment): the default TTL of
+                                  namespaces not configured otherwise (0: 300 s) */
+    strata_log_fn log;         /* NULL: lines to stderr */
+    void *log_arg;
 } strata_cache_config;
 
-/* Fills cfg with defaults, reading the environment (STRATA_L1_MAX_MEMORY, STRATA_PREFIX).
- * Returns 0 or the first malformed variable's error (STRATA_ERANGE, STRATA_EBADNAME). */
-int strata_cache_config_init(strata_cache_config *cfg);
+/* Fills cfg with defaults, reading the environment (STRATA_L1_MAX_MEMORY, STRATA_PREFIX,
+ * CACHE_TTL, REDIS_URL, REDIS_ENABLED, REDIS_MAX_CONNECTIONS, REDIS_CONNECT_TIMEOUT,
+ * REDIS_SOCKET_TIMEOUT, REDIS_READONLY). Strings point into the environment.
+ * Returns 0, or the first malformed variable's error (STRATA_ERANGE, STRATA_EBADNAME) with
+ * *bad_var (may be NULL) set to its name. */
+int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var);
 
-/* Creates a cache; *out owns it until strata_cache_free(). Returns the errors of strata_l1_new. */
+/* Creates a cache; *out owns it until strata_cache_free(). Does not wait for Redis: an
+ * unreachable Redis is normal operation (the cache starts on L1 and connects when it can).
+ * Returns 0, the errors of strata_l1_new, STRATA_EBADURL (REDIS_URL malformed: see
+ * strata_redis_url_check), STRATA_ENOMEM or STRATA_ETHREAD. */
 int strata_cache_new(const strata_cache_config *cfg, strata_cache **out);
+
+/* Checks a Redis URL. Returns 0, or STRATA_EBADURL with *why (may be NULL) set to a static
+ * message saying what is wrong ("port must be a number from 1 to 65535"). */
+int strata_redis_url_check(const char *url, const char **why);
 
 /* Frees the cache. Every strata_loop on it must be freed first. NULL is a no-op. */
 void strata_cache_free(strata_cache *c);
@@ -67,6 +102,40 @@ int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out);
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,
                      const strata_set_opts *opts);
 int strata_cache_del(strata_cache *c, const strata_key *k);
+
+/* Removes every entry of namespace ns (NULL: all) and tenant (NULL: all) whose user key matches
+ * the glob pattern (NULL: all), in both tiers (Redis with SCAN + UNLINK in batches, never KEYS),
+ * and sets *removed to the number removed from Redis (from L1 when there is no Redis).
+ * Returns 0, STRATA_OK_L1_ONLY (Redis unavailable: only L1 was cleared), or STRATA_EBADNAME. */
+int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
+                       size_t *removed);
+
+/* Invalidates a tag of a tenant (NULL: default) in every instance sharing the Redis: one write.
+ * Returns 0, STRATA_OK_L1_ONLY, STRATA_EBADNAME or STRATA_EBADTEXT. */
+int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag);
+
+/* Counters and state of the shared tier (all zero without one). */
+typedef struct strata_l2_stats {
+    int configured;          /* a shared tier is configured */
+    int available;           /* the breaker is closed and the last call succeeded */
+    int readonly;            /* writes are skipped (forced, or a replica was detected) */
+    int coherent;            /* the invalidation link is up */
+    const char *breaker;     /* "closed", "open" or "half-open" (static) */
+    uint64_t hits, misses;   /* reads answered by Redis */
+    uint64_t errors;         /* calls that failed (timeouts, connection errors, protocol) */
+    uint64_t fallbacks;      /* calls answered from L1 alone because Redis could not be used */
+    uint64_t breaker_opens;  /* times the breaker opened */
+    uint64_t invalidations;  /* invalidation messages applied to L1 */
+    uint64_t link_drops;     /* times the invalidation link was lost */
+    char last_error[128];    /* the last failure, "" if none */
+} strata_l2_stats;
+
+/* Fills *out. Never blocks on Redis. */
+void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out);
+
+/* Measures one round trip to Redis (PING) and sets *latency_us. Returns 0, STRATA_EUNAVAILABLE
+ * or STRATA_ETIMEDOUT; without a shared tier, STRATA_EUNAVAILABLE. */
+int strata_cache_ping(strata_cache *c, uint64_t *latency_us);
 
 /* ---- asynchronous calls ------------------------------------------------------------------ */
 

@@ -61,6 +61,7 @@ typedef struct strata_l1_config {
     unsigned maintenance_interval_ms; /* >0: an internal thread calls strata_l1_maintain()
                                          this often with the wall clock; 0: the owner does */
     const char *prefix;               /* stored-key prefix, copied (NULL: "strata") */
+    uint64_t default_ttl_ms; /* default TTL of namespaces not configured otherwise (0: 300 s) */
 } strata_l1_config;
 
 /* Fills cfg with the defaults, reading STRATA_L1_MAX_MEMORY (bytes, or with a K/M/G suffix)

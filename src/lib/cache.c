@@ -1,20 +1,49 @@
-/* cache.c: the two-tier cache facade and the asynchronous calling convention (cache.h).
+/* cache.c: the two-tier cache: L1 in front of Redis, and what happens when Redis fails.
  *
- * Until the Redis tier lands, the cache is its memory tier: every call completes during the call,
- * so the asynchronous functions answer STRATA_OK (or a miss) at once and never call back. The
- * structure is the one the shared tier will fill: the loop is where per-thread Redis connections
- * and pending calls will live, and the convention callers code against does not change.
+ * Reads: L1 first, when L1 can be trusted (the invalidation link is up); then Redis; a Redis hit
+ * is promoted into L1 with the expiry it was written with, unless an invalidation of that key
+ * arrived while it was being read (the ticket moved: Redis' "caching in progress" problem). Any
+ * Redis failure falls back to L1: the caller sees a miss or L1 data, never an error.
+ *
+ * Writes: the entry is built once (TTL rules, jitter, tag versions), written to Redis, then to
+ * L1. If Redis is unavailable or read-only the write lands in L1 alone and the call says so
+ * (STRATA_OK_L1_ONLY). When Redis comes back (the breaker closes) L1 is dropped whole: entries
+ * from before the outage may be stale, and L1-only writes made during it are not written back
+ * (they were acknowledged as L1-only; see docs/architecture.md, "Coherence").
+ *
+ * Without REDIS_URL the cache is its L1, and every call completes in L1.
  */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <strata/cache.h>
 #include <strata/errors.h>
+#include <xxhash.h>
 
+#include "coherence.h"
 #include "config.h"
+#include "format.h"
+#include "l1_internal.h"
+#include "l2.h"
+#include "rand.h"
+#include "redis_url.h"
+#include "tag_key.h"
+
+#define KEY_BUF STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)
 
 struct strata_cache {
     strata_l1 *l1;
+    l2 *l2;          /* NULL: no shared tier */
+    coherence *link; /* NULL: coherence off (L1 then holds only L1-only writes) */
+    strata_log_fn log;
+    void *log_arg;
+    atomic_uint_fast64_t hits, misses, errors, fallbacks;
+    pthread_mutex_t rng_lock;
+    uint64_t rng;
 };
 
 struct strata_loop {
@@ -22,28 +51,155 @@ struct strata_loop {
     struct event_base *base;
 };
 
-int strata_cache_config_init(strata_cache_config *cfg)
+static void log_stderr(int level, const char *msg, void *arg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    int rc = strata_l1_config_init(&cfg->l1);
-    const char *prefix = getenv("STRATA_PREFIX");
-    if (prefix != NULL && *prefix != '\0') {
-        if (strata_prefix_check(prefix) != 0)
-            return rc != 0 ? rc : STRATA_EBADNAME;
-        cfg->l1.prefix = prefix;
+    (void)arg;
+    static const char *names[] = {"error", "warning", "info"};
+    fprintf(stderr, "strata: %s: %s\n", names[level < 0 || level > 2 ? 0 : level], msg);
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static int env_bool(const char *name, int *out, const char **bad)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (strata__parse_bool(v, out) == 0)
+        return 0;
+    *bad = name;
+    return STRATA_ERANGE;
+}
+
+static int env_seconds(const char *name, unsigned *out_ms, const char **bad)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (strata__parse_seconds(v, 3600, out_ms) == 0)
+        return 0;
+    *bad = name;
+    return STRATA_ERANGE;
+}
+
+static int env_uint(const char *name, unsigned long lo, unsigned long hi, unsigned long *out,
+                    const char **bad)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (strata__parse_uint(v, lo, hi, out) == 0)
+        return 0;
+    *bad = name;
+    return STRATA_ERANGE;
+}
+
+static void redis_defaults(strata_redis_config *r)
+{
+    memset(r, 0, sizeof *r);
+    r->enabled = 1;
+    r->max_connections = 8;
+    r->connect_timeout_ms = 500;
+    r->socket_timeout_ms = 250;
+    r->breaker_failures = 5;
+    r->breaker_min_backoff_ms = 100;
+    r->breaker_max_backoff_ms = 10000;
+    r->coherence = 1;
+    r->max_pending = 1024;
+}
+
+static int env_redis(strata_redis_config *r, const char **bad)
+{
+    unsigned long n;
+    const char *url = getenv("REDIS_URL");
+    if (url != NULL && *url != '\0') {
+        if (strata_redis_url_check(url, NULL) != 0)
+            return *bad = "REDIS_URL", STRATA_EBADURL;
+        r->url = url;
     }
+    int rc = env_bool("REDIS_ENABLED", &r->enabled, bad);
+    if (rc == 0 && (rc = env_uint("REDIS_MAX_CONNECTIONS", 1, 1024, &n, bad)) == 0 &&
+        getenv("REDIS_MAX_CONNECTIONS") && *getenv("REDIS_MAX_CONNECTIONS"))
+        r->max_connections = (unsigned)n;
+    if (rc == 0)
+        rc = env_seconds("REDIS_CONNECT_TIMEOUT", &r->connect_timeout_ms, bad);
+    if (rc == 0)
+        rc = env_seconds("REDIS_SOCKET_TIMEOUT", &r->socket_timeout_ms, bad);
+    if (rc == 0)
+        rc = env_bool("REDIS_READONLY", &r->readonly, bad);
+    return rc;
+}
+
+int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var)
+{
+    const char *bad = NULL;
+    memset(cfg, 0, sizeof *cfg);
+    redis_defaults(&cfg->redis);
+    int rc = strata_l1_config_init(&cfg->l1);
+    if (rc != 0)
+        bad = "STRATA_L1_MAX_MEMORY";
+    const char *prefix = getenv("STRATA_PREFIX");
+    if (rc == 0 && prefix != NULL && *prefix != '\0') {
+        if (strata_prefix_check(prefix) != 0)
+            rc = STRATA_EBADNAME, bad = "STRATA_PREFIX";
+        else
+            cfg->l1.prefix = prefix;
+    }
+    unsigned long ttl;
+    if (rc == 0 && (rc = env_uint("CACHE_TTL", 0, 10ul * 365 * 86400, &ttl, &bad)) == 0 &&
+        getenv("CACHE_TTL") && *getenv("CACHE_TTL"))
+        cfg->default_ttl_ms = (uint64_t)ttl * 1000;
+    if (rc == 0)
+        rc = env_redis(&cfg->redis, &bad);
+    if (bad_var != NULL)
+        *bad_var = bad;
+    return rc;
+}
+
+int strata_redis_url_check(const char *url, const char **why)
+{
+    redis_url u;
+    return strata__redis_url_parse(url, &u, why);
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+static int start_l2(strata_cache *c, const strata_cache_config *cfg)
+{
+    redis_url url;
+    if (strata__redis_url_parse(cfg->redis.url, &url, NULL) != 0)
+        return STRATA_EBADURL;
+    int rc = strata__l2_new(&cfg->redis, &url, c->log, c->log_arg, &c->l2);
+    if (rc == 0 && cfg->redis.coherence && (rc = strata__l1_enable_tickets(c->l1, 65536)) == 0)
+        rc = strata__coherence_start(c->l2, c->l1, &c->link);
     return rc;
 }
 
 int strata_cache_new(const strata_cache_config *cfg, strata_cache **out)
 {
+    strata_cache_config defaults;
+    if (cfg == NULL) {
+        memset(&defaults, 0, sizeof defaults);
+        strata_l1_config_init(&defaults.l1);
+        redis_defaults(&defaults.redis);
+        cfg = &defaults;
+    }
     *out = NULL;
     strata_cache *c = calloc(1, sizeof *c);
     if (c == NULL)
         return STRATA_ENOMEM;
-    int rc = strata_l1_new(cfg ? &cfg->l1 : NULL, &c->l1);
+    c->log = cfg->log ? cfg->log : log_stderr;
+    c->log_arg = cfg->log_arg;
+    c->rng = strata__rand_seed();
+    pthread_mutex_init(&c->rng_lock, NULL);
+    strata_l1_config l1cfg = cfg->l1;
+    if (cfg->default_ttl_ms != 0)
+        l1cfg.default_ttl_ms = cfg->default_ttl_ms;
+    int rc = strata_l1_new(&l1cfg, &c->l1);
+    if (rc == 0 && cfg->redis.url != NULL && cfg->redis.enabled)
+        rc = start_l2(c, cfg);
     if (rc != 0) {
-        free(c);
+        strata_cache_free(c);
         return rc;
     }
     *out = c;
@@ -54,7 +210,10 @@ void strata_cache_free(strata_cache *c)
 {
     if (c == NULL)
         return;
+    strata__coherence_stop(c->link);
+    strata__l2_free(c->l2);
     strata_l1_free(c->l1);
+    pthread_mutex_destroy(&c->rng_lock);
     free(c);
 }
 
@@ -63,21 +222,474 @@ strata_l1 *strata_cache_l1(strata_cache *c)
     return c->l1;
 }
 
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* May L1's copies of shared keys be served? Only while every invalidation reaches us. */
+static int l1_trusted(strata_cache *c)
+{
+    return c->l2 == NULL || strata__coherence_up(c->link);
+}
+
+static int l2_down(strata_cache *c)
+{
+    return strata__breaker_state(strata__l2_breaker(c->l2)) == BREAKER_OPEN;
+}
+
+/* After an outage, L1 may hold what Redis has since changed: drop it all. */
+static void on_recovered(strata_cache *c, int recovered)
+{
+    if (!recovered)
+        return;
+    c->log(2, "redis is back: dropping L1, which may have missed writes during the outage",
+           c->log_arg);
+    strata__l1_invalidate_all(c->l1);
+}
+
+static uint64_t next_random(strata_cache *c)
+{
+    pthread_mutex_lock(&c->rng_lock);
+    uint64_t v;
+    do
+        v = strata__rand_next(&c->rng);
+    while (v == 0);
+    pthread_mutex_unlock(&c->rng_lock);
+    return v;
+}
+
+/* ---- tags against Redis ------------------------------------------------------------------- */
+
+/* The current versions of tags (create: make missing ones, for a write; otherwise a missing one
+ * reads as 0, which no entry carries). Versions known to L1 are used while L1 is trusted; the rest
+ * come from Redis in one pipelined round trip and are learnt by L1. */
+static int tag_versions(strata_cache *c, const char *tenant, const char *const *tags, size_t n,
+                        int create, uint64_t *versions)
+{
+    l2_cmd cmds[STRATA_TAGS_MAX_PER_ENTRY];
+    char keys[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_KEY_MAX];
+    size_t lens[STRATA_TAGS_MAX_PER_ENTRY], ask[STRATA_TAGS_MAX_PER_ENTRY], nask = 0;
+    uint64_t tickets[STRATA_TAGS_MAX_PER_ENTRY], cand[STRATA_TAGS_MAX_PER_ENTRY];
+    int trusted = l1_trusted(c);
+    const char *prefix = strata__l1_prefix(c->l1);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = strata__tag_hash(tenant, tags[i]);
+        if (trusted && strata__tags_current(strata__l1_tags(c->l1), h, 0, &versions[i]) == 0)
+            continue;
+        int rc = strata__tag_key_build(prefix, tenant, tags[i], keys[nask], STRATA_TAG_KEY_MAX,
+                                       &lens[nask]);
+        if (rc != 0)
+            return rc;
+        tickets[nask] = strata__l1_ticket(c->l1, XXH3_64bits(keys[nask], lens[nask]));
+        cand[nask] = next_random(c);
+        if (create)
+            strata__cmd_tag_version(&cmds[nask], keys[nask], lens[nask], cand[nask]);
+        else
+            strata__cmd_get(&cmds[nask], keys[nask], lens[nask]);
+        ask[nask++] = i;
+    }
+    if (nask == 0)
+        return 0;
+    redisReply *replies[STRATA_TAGS_MAX_PER_ENTRY];
+    int recovered, rc = strata__l2_run_many(c->l2, cmds, nask, replies, &recovered);
+    on_recovered(c, recovered);
+    if (rc != 0)
+        return rc;
+    for (size_t j = 0; j < nask; j++) {
+        size_t i = ask[j];
+        const char *s;
+        size_t len;
+        int r = create ? strata__reply_tag_version(replies[j], cand[j], &versions[i])
+                       : strata__reply_get(replies[j], &s, &len);
+        if (!create && r == 0)
+            r = strata__tag_version_parse(s, len, &versions[i]);
+        if (!create && r == STRATA_ENOTFOUND)
+            versions[i] = 0, r = 0; /* missing: invalidates what carries the tag */
+        if (r == 0 && versions[i] != 0 && trusted)
+            strata__l1_tag_learn(c->l1, strata__tag_hash(tenant, tags[i]),
+                                 XXH3_64bits(keys[j], lens[j]), versions[i], tickets[j]);
+        if (r != 0 && rc == 0)
+            rc = r;
+        freeReplyObject(replies[j]);
+    }
+    return rc;
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+/* Checks a Redis entry's tags and builds the value to return, promoting it into L1 when L1 is
+ * trusted and no invalidation raced the read. */
+static int accept_l2(strata_cache *c, const strata_key *k, const format_view *f, uint64_t ticket,
+                     strata_value **out)
+{
+    char names[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_MAX + 1];
+    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t want[STRATA_TAGS_MAX_PER_ENTRY], have[STRATA_TAGS_MAX_PER_ENTRY];
+    char ctype[STRATA_CONTENT_TYPE_MAX + 1];
+    for (size_t i = 0; i < f->ntags; i++) {
+        memcpy(names[i], f->tags[i].name, f->tags[i].name_len);
+        names[i][f->tags[i].name_len] = '\0';
+        tags[i] = names[i];
+        want[i] = f->tags[i].version;
+    }
+    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
+    int rc = tag_versions(c, tenant, tags, f->ntags, 0, have);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < f->ntags; i++)
+        if (have[i] != want[i])
+            return STRATA_ENOTFOUND; /* a tag was invalidated (or lost) since the write */
+    memcpy(ctype, f->content_type, f->content_type_len);
+    ctype[f->content_type_len] = '\0';
+    strata_set_opts o = {.grace_ms = f->grace_ms,
+                         .content_type = ctype,
+                         .tags = tags,
+                         .ntags = f->ntags,
+                         .flags = f->flags};
+    l1_write w = {.k = k,
+                  .value = f->value,
+                  .len = f->value_len,
+                  .opts = &o,
+                  .now_ms = strata_now_ms(),
+                  .tag_versions = want,
+                  .absolute = 1,
+                  .created_ms = f->created_ms,
+                  .expires_ms = f->expires_ms};
+    struct strata_value *e;
+    if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
+        return rc == STRATA_ETOOBIG || rc == STRATA_EVALUELARGE ? STRATA_ENOTFOUND : rc;
+    if (!c->link || !l1_trusted(c) || strata__l1_store(c->l1, e, 0, w.now_ms, ticket) != 0)
+        strata__l1_detach(e); /* served once, not kept */
+    *out = e;
+    return 0;
+}
+
+/* Reads k from Redis. 0 with *out, STRATA_ENOTFOUND, or a failure (Redis unusable). */
+static int get_l2(strata_cache *c, const strata_key *k, strata_value **out)
+{
+    char key[KEY_BUF];
+    size_t klen;
+    uint64_t hash;
+    int rc = strata__l1_build_key(c->l1, k, key, sizeof key, &klen, &hash);
+    if (rc != 0)
+        return rc;
+    uint64_t ticket = strata__l1_ticket(c->l1, hash); /* before the read: see accept_l2 */
+    l2_cmd cmd;
+    strata__cmd_get(&cmd, key, klen);
+    redisReply *r;
+    int recovered;
+    rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    on_recovered(c, recovered);
+    if (rc != 0)
+        return rc;
+    const char *data;
+    size_t len;
+    format_view f;
+    rc = strata__reply_get(r, &data, &len);
+    if (rc == 0 && strata__format_decode(data, len, &f) != 0)
+        rc = STRATA_ENOTFOUND; /* an unknown format version reads as a miss */
+    uint64_t now = strata_now_ms();
+    if (rc == 0 && f.expires_ms != 0 && now >= f.expires_ms)
+        rc = STRATA_ENOTFOUND; /* in its grace period: kept for stale serving, not served */
+    if (rc == 0)
+        rc = accept_l2(c, k, &f, ticket, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+static int is_failure(int rc)
+{
+    return rc == STRATA_EUNAVAILABLE || rc == STRATA_ETIMEDOUT || rc == STRATA_EPROTO ||
+           rc == STRATA_EREADONLY;
+}
+
 int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out)
 {
-    return strata_l1_get(c->l1, k, strata_now_ms(), out);
+    *out = NULL;
+    if (c->l2 == NULL)
+        return strata_l1_get(c->l1, k, strata_now_ms(), out);
+    int rc = STRATA_ENOTFOUND;
+    if (l1_trusted(c)) {
+        rc = strata__l1_get_ex(c->l1, k, strata_now_ms(), 1, out);
+        if (rc != STRATA_ENOTFOUND)
+            return rc; /* a hit, or a bad key */
+    }
+    rc = get_l2(c, k, out);
+    if (rc == 0) {
+        atomic_fetch_add(&c->hits, 1);
+        return 0;
+    }
+    if (rc == STRATA_ENOTFOUND) {
+        atomic_fetch_add(&c->misses, 1);
+        return rc;
+    }
+    if (!is_failure(rc))
+        return rc;
+    /* Redis is unusable: what L1 holds is the best answer there is (the fallback). */
+    if (rc != STRATA_EUNAVAILABLE || !l2_down(c))
+        atomic_fetch_add(&c->errors, 1);
+    atomic_fetch_add(&c->fallbacks, 1);
+    return strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+}
+
+/* ---- writes ------------------------------------------------------------------------------- */
+
+/* Writes e's encoding to Redis. 0, STRATA_EEXISTS (NX), or a failure. */
+static int set_l2(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now)
+{
+    format_view f = {.flags = strata_value_flags(e),
+                     .created_ms = strata_value_created_ms(e),
+                     .expires_ms = strata_value_expires_ms(e),
+                     .grace_ms = strata_value_grace_ms(e),
+                     .content_type = strata_value_content_type(e),
+                     .content_type_len = strlen(strata_value_content_type(e)),
+                     .ntags = e->ntags,
+                     .value = strata_value_data(e),
+                     .value_len = strata_value_len(e)};
+    const entry_tag *t = entry_tags(e);
+    for (size_t i = 0; i < e->ntags; i++) {
+        f.tags[i].name = e->data + t[i].name_off;
+        f.tags[i].name_len = strlen(f.tags[i].name);
+        f.tags[i].version = t[i].version;
+    }
+    uint64_t px = 0;
+    if (f.expires_ms != 0) {
+        uint64_t deadline = f.expires_ms + f.grace_ms;
+        if (deadline <= now)
+            return 0; /* already dead: nothing to store */
+        px = deadline - now;
+    }
+    char *blob = malloc(strata__format_size(&f));
+    if (blob == NULL)
+        return STRATA_ENOMEM;
+    size_t blen = strata__format_encode(&f, blob);
+    l2_cmd cmd;
+    strata__cmd_set(&cmd, entry_key(e), e->key_len, blob, blen, px, (flags & STRATA_SET_NX) != 0);
+    redisReply *r;
+    int recovered;
+    int rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    free(blob);
+    on_recovered(c, recovered);
+    if (rc != 0)
+        return rc;
+    rc = strata__reply_set(r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* A write Redis could not take lands in L1 alone, said so to the caller. */
+static int set_l1_only(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now)
+{
+    atomic_fetch_add(&c->fallbacks, 1);
+    int rc = strata__l1_store(c->l1, e, flags, now, STRATA__NO_TICKET);
+    return rc == 0 ? STRATA_OK_L1_ONLY : rc;
+}
+
+static int set_two_tier(strata_cache *c, const strata_key *k, const void *value, size_t len,
+                        const strata_set_opts *opts, uint64_t now)
+{
+    static const strata_set_opts no_opts;
+    const strata_set_opts *o = opts ? opts : &no_opts;
+    uint64_t versions[STRATA_TAGS_MAX_PER_ENTRY];
+    int usable = !strata__l2_readonly(c->l2) && !l2_down(c);
+    if (o->ntags > STRATA_TAGS_MAX_PER_ENTRY)
+        return STRATA_ETOOMANYTAGS;
+    int rc = 0;
+    if (usable && o->ntags > 0) {
+        /* Tag names are validated by prepare; an invalid one must not reach Redis first. */
+        for (size_t i = 0; i < o->ntags; i++)
+            if (o->tags[i] == NULL || strnlen(o->tags[i], STRATA_TAG_MAX + 1) > STRATA_TAG_MAX)
+                return STRATA_EBADTEXT;
+        rc = tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, o->tags, o->ntags,
+                          1, versions);
+        if (is_failure(rc))
+            usable = 0, rc = 0;
+        if (rc != 0)
+            return rc;
+    }
+    l1_write w = {.k = k, .value = value, .len = len, .opts = opts, .now_ms = now,
+                  .tag_versions = usable && o->ntags ? versions : NULL};
+    struct strata_value *e;
+    if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
+        return rc;
+    if (usable) {
+        uint64_t ticket = strata__l1_ticket(c->l1, e->hash);
+        rc = set_l2(c, e, o->flags, now);
+        if (rc == 0) {
+            if (l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
+                strata_value_release(e);
+            else
+                strata__l1_discard(e);
+            return 0;
+        }
+        if (rc == STRATA_EEXISTS || !is_failure(rc)) {
+            strata__l1_discard(e);
+            return rc;
+        }
+        if (rc != STRATA_EREADONLY)
+            atomic_fetch_add(&c->errors, 1);
+    }
+    rc = set_l1_only(c, e, o->flags, now);
+    if (rc == STRATA_OK_L1_ONLY)
+        strata_value_release(e);
+    else
+        strata__l1_discard(e);
+    return rc;
 }
 
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,
                      const strata_set_opts *opts)
 {
-    return strata_l1_set(c->l1, k, value, len, opts, strata_now_ms());
+    uint64_t now = strata_now_ms();
+    if (c->l2 == NULL)
+        return strata_l1_set(c->l1, k, value, len, opts, now);
+    return set_two_tier(c, k, value, len, opts, now);
 }
 
 int strata_cache_del(strata_cache *c, const strata_key *k)
 {
-    return strata_l1_del(c->l1, k, strata_now_ms());
+    uint64_t now = strata_now_ms();
+    int l1rc = strata_l1_del(c->l1, k, now);
+    if (c->l2 == NULL || (l1rc != 0 && l1rc != STRATA_ENOTFOUND))
+        return l1rc;
+    char key[KEY_BUF];
+    size_t klen;
+    uint64_t hash;
+    strata__l1_build_key(c->l1, k, key, sizeof key, &klen, &hash);
+    if (strata__l2_readonly(c->l2))
+        return STRATA_OK_L1_ONLY;
+    l2_cmd cmd;
+    strata__cmd_del(&cmd, key, klen);
+    redisReply *r;
+    int recovered, rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    on_recovered(c, recovered);
+    if (rc != 0) {
+        atomic_fetch_add(&c->fallbacks, 1);
+        return STRATA_OK_L1_ONLY;
+    }
+    rc = strata__reply_del(r);
+    freeReplyObject(r);
+    if (rc == STRATA_EREADONLY)
+        return STRATA_OK_L1_ONLY;
+    if (rc == STRATA_ENOTFOUND && l1rc == 0)
+        rc = 0;
+    return rc;
 }
+
+/* ---- bulk --------------------------------------------------------------------------------- */
+
+typedef struct clear_filter {
+    const char *prefix, *ns, *tenant, *pattern;
+} clear_filter;
+
+/* SCAN MATCH is only a prefilter ('*' can span ':'); this decides, on the parsed user key. */
+static int clear_keep(const char *key, size_t len, void *arg)
+{
+    const clear_filter *f = arg;
+    strata_key_parts p;
+    if (strata_key_parse(f->prefix, key, len, &p) != 0)
+        return 0; /* a tag key, or not ours */
+    if (f->ns && (strlen(f->ns) != p.ns_len || memcmp(f->ns, p.ns, p.ns_len) != 0))
+        return 0;
+    if (f->tenant &&
+        (strlen(f->tenant) != p.tenant_len || memcmp(f->tenant, p.tenant, p.tenant_len) != 0))
+        return 0;
+    return f->pattern == NULL ||
+           strata_glob_match(f->pattern, strlen(f->pattern), p.key, p.key_len);
+}
+
+int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
+                       size_t *removed)
+{
+    size_t n1 = 0;
+    int rc = strata_l1_clear(c->l1, ns, tenant, pattern, &n1);
+    if (rc != 0 || c->l2 == NULL) {
+        if (removed != NULL)
+            *removed = n1;
+        return rc;
+    }
+    const char *prefix = strata__l1_prefix(c->l1);
+    char match[STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + 1024];
+    snprintf(match, sizeof match, "%s:%s:%s:%s", prefix, ns ? ns : "*", tenant ? tenant : "*",
+             pattern && strlen(pattern) < 900 ? pattern : "*");
+    clear_filter f = {prefix, ns, tenant, pattern};
+    size_t n2 = 0;
+    rc = strata__l2_scan_unlink(c->l2, match, clear_keep, &f, &n2);
+    if (removed != NULL)
+        *removed = rc == 0 ? n2 : n1;
+    return rc == 0 ? 0 : STRATA_OK_L1_ONLY;
+}
+
+int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag)
+{
+    int rc = strata_l1_tag_invalidate(c->l1, tenant, tag);
+    if (rc != 0 || c->l2 == NULL)
+        return rc;
+    char key[STRATA_TAG_KEY_MAX];
+    size_t len;
+    if ((rc = strata__tag_key_build(strata__l1_prefix(c->l1), tenant, tag, key, sizeof key,
+                                    &len)) != 0)
+        return rc;
+    if (strata__l2_readonly(c->l2))
+        return STRATA_OK_L1_ONLY;
+    l2_cmd cmd;
+    strata__cmd_tag_bump(&cmd, key, len, next_random(c));
+    redisReply *r;
+    int recovered;
+    rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    on_recovered(c, recovered);
+    if (rc != 0)
+        return STRATA_OK_L1_ONLY;
+    rc = strata__reply_set(r);
+    freeReplyObject(r);
+    return rc == 0 ? 0 : STRATA_OK_L1_ONLY;
+}
+
+/* ---- stats and health --------------------------------------------------------------------- */
+
+void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->breaker = "closed";
+    if (c->l2 == NULL)
+        return;
+    int state = strata__breaker_state(strata__l2_breaker(c->l2));
+    out->configured = 1;
+    out->breaker = strata__breaker_state_name(state);
+    out->available = state == BREAKER_CLOSED;
+    out->readonly = strata__l2_readonly(c->l2);
+    out->coherent = strata__coherence_up(c->link);
+    out->hits = atomic_load(&c->hits);
+    out->misses = atomic_load(&c->misses);
+    out->errors = atomic_load(&c->errors);
+    out->fallbacks = atomic_load(&c->fallbacks);
+    breaker *b = strata__l2_breaker(c->l2);
+    pthread_mutex_lock(&b->lock);
+    out->breaker_opens = b->opened_total;
+    pthread_mutex_unlock(&b->lock);
+    out->invalidations = strata__coherence_invalidations(c->link);
+    out->link_drops = strata__coherence_drops(c->link);
+    strata__l2_last_error(c->l2, out->last_error, sizeof out->last_error);
+}
+
+int strata_cache_ping(strata_cache *c, uint64_t *latency_us)
+{
+    if (c->l2 == NULL)
+        return STRATA_EUNAVAILABLE;
+    struct timespec a, b;
+    l2_cmd cmd = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
+    redisReply *r;
+    int recovered;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    on_recovered(c, recovered);
+    if (rc != 0)
+        return rc;
+    freeReplyObject(r);
+    *latency_us = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000);
+    return 0;
+}
+
+/* ---- asynchronous calls ------------------------------------------------------------------- */
 
 int strata_loop_new(strata_cache *c, struct event_base *base, strata_loop **out)
 {

@@ -5,6 +5,8 @@
  * named, never a silently different cache size.
  */
 #include <stdint.h>
+#include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -70,4 +72,52 @@ uint64_t strata__rand_seed(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed;
     return strata__rand_next(&seed);
+}
+
+int strata__parse_bool(const char *s, int *out)
+{
+    static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = 0, 0;
+    }
+    return STRATA_ERANGE;
+}
+
+int strata__parse_seconds(const char *s, double max_s, unsigned *out_ms)
+{
+    /* Digits, an optional '.' and digits: strtod alone would also take "1e3", "inf", " 2". */
+    const char *p = s;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9')
+        p++, digits++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (digits == 0 || *p != '\0')
+        return STRATA_ERANGE;
+    double v = strtod(s, NULL);
+    if (!(v > 0) || v > max_s)
+        return STRATA_ERANGE;
+    double ms = v * 1000.0;
+    *out_ms = ms < 1 ? 1 : (unsigned)(ms + 0.5);
+    return 0;
+}
+
+int strata__parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+    if (*s < '0' || *s > '9')
+        return STRATA_ERANGE;
+    unsigned long v = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (hi - (unsigned long)(*s - '0')) / 10)
+            return STRATA_ERANGE;
+        v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (*s != '\0' || v < lo || v > hi)
+        return STRATA_ERANGE;
+    *out = v;
+    return 0;
 }

@@ -10,4 +10,14 @@
  * zero, or overflow. */
 int strata__parse_size(const char *s, size_t *out);
 
+/* true/false, 1/0, yes/no, on/off (any case). Returns 0 or STRATA_ERANGE. */
+int strata__parse_bool(const char *s, int *out);
+
+/* Seconds with an optional fraction ("0.2", "5") into milliseconds, within (0, max_s]; a
+ * non-zero value below 1 ms is 1 ms. Returns 0 or STRATA_ERANGE. */
+int strata__parse_seconds(const char *s, double max_s, unsigned *out_ms);
+
+/* A whole number within [lo, hi]. Returns 0 or STRATA_ERANGE. */
+int strata__parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out);
+
 #endif

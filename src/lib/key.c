@@ -3,10 +3,13 @@
  * The stored key is <prefix>:<ns>:<tenant>:<key>. Names are restricted to an alphabet without
  * ':' so the layout is unambiguous and parsing never guesses: see include/strata/key.h.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <strata/errors.h>
 #include <strata/key.h>
+
+#include "tag_key.h"
 
 static int name_byte_ok(unsigned char c)
 {
@@ -105,5 +108,37 @@ int strata_key_parse(const char *prefix, const char *stored, size_t len, strata_
         return STRATA_EINVAL;
     out->key = stored + off;
     out->key_len = len - off;
+    return 0;
+}
+
+/* Tag version keys: <prefix>:!tag:<tenant>:<tag>. '!' is outside the name alphabet, so no
+ * (namespace, tenant, key) address can ever produce one, and strata_key_parse rejects them. */
+int strata__tag_key_build(const char *prefix, const char *tenant, const char *tag, char *buf,
+                          size_t cap, size_t *out_len)
+{
+    if (tenant == NULL)
+        tenant = STRATA_DEFAULT_TENANT;
+    if (strata_prefix_check(prefix) != 0 || strata_name_check(tenant) != 0)
+        return STRATA_EBADNAME;
+    int n = snprintf(buf, cap, "%s:!tag:%s:%s", prefix, tenant, tag);
+    if (n < 0 || (size_t)n >= cap)
+        return STRATA_ERANGE;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+int strata__tag_key_parse(const char *prefix, const char *stored, size_t len,
+                          const char **tenant, size_t *tenant_len, const char **tag,
+                          size_t *tag_len)
+{
+    size_t pl = strlen(prefix);
+    if (len <= pl + 6 || memcmp(stored, prefix, pl) != 0 || memcmp(stored + pl, ":!tag:", 6) != 0)
+        return STRATA_EINVAL;
+    const char *p = stored + pl + 6, *end = stored + len;
+    size_t n = take_name(p, (size_t)(end - p), tenant, tenant_len);
+    if (n == 0 || p + n >= end)
+        return STRATA_EINVAL;
+    *tag = p + n;
+    *tag_len = (size_t)(end - *tag);
     return 0;
 }

@@ -121,8 +121,8 @@ static int l1_init(strata_l1 *l1, const strata_l1_config *cfg)
     strcpy(l1->prefix, cfg->prefix ? cfg->prefix : STRATA_DEFAULT_PREFIX);
     l1->prefix_len = strlen(l1->prefix);
 
-    int rc =
-        strata__ns_init(&l1->nsr, cfg->max_namespaces ? cfg->max_namespaces : 1024, l1->nshards);
+    int rc = strata__ns_init(&l1->nsr, cfg->max_namespaces ? cfg->max_namespaces : 1024,
+                             l1->nshards, cfg->default_ttl_ms);
     if (rc != 0)
         return rc;
     l1->tags = strata__tags_new(cfg->max_tags ? cfg->max_tags : 65536);
@@ -725,7 +725,7 @@ int strata_l1_ns_config(strata_l1 *l1, const char *ns, strata_ns_config *out)
         return STRATA_EBADNAME;
     l1_ns *n;
     if (strata__ns_get(&l1->nsr, ns, 0, &n) != 0)
-        strata_ns_config_init(out);
+        strata__ns_defaults(&l1->nsr, out);
     else
         strata__ns_settings(n, out);
     return 0;
@@ -817,4 +817,26 @@ void strata__l1_invalidate_all(strata_l1 *l1)
             atomic_fetch_add(&l1->tickets[i], 1);
     strata_l1_clear(l1, NULL, NULL, NULL, NULL);
     strata__tags_clear(l1->tags);
+}
+
+void strata__l1_tag_learn(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash, uint64_t version,
+                          uint64_t ticket)
+{
+    _Atomic uint64_t *t = l1->tickets ? &l1->tickets[key_hash & l1->ticket_mask] : NULL;
+    strata__tags_put(l1->tags, tag_hash, version, t, ticket);
+}
+
+void strata__l1_tag_forget(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash)
+{
+    if (l1->tickets != NULL)
+        atomic_fetch_add(&l1->tickets[key_hash & l1->ticket_mask], 1);
+    strata__tags_forget(l1->tags, tag_hash);
+}
+
+void strata__l1_detach(struct strata_value *e)
+{
+    if (e->scope != NULL) {
+        strata__scope_release(e->scope);
+        e->scope = NULL;
+    }
 }

@@ -59,6 +59,17 @@ strata_tags *strata__l1_tags(strata_l1 *l1);
 int strata__l1_enable_tickets(strata_l1 *l1, size_t slots);
 uint64_t strata__l1_ticket(strata_l1 *l1, uint64_t hash);
 void strata__l1_invalidate_stored(strata_l1 *l1, const char *stored, size_t len);
+/* Learns a tag's version read from Redis (tag_hash: strata__tag_hash; key_hash: the hash of the
+ * tag's stored key, whose ticket was read before the version), unless invalidated meanwhile. */
+void strata__l1_tag_learn(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash, uint64_t version,
+                          uint64_t ticket);
+/* A tag's stored key changed in Redis: bump its ticket, forget its version. */
+void strata__l1_tag_forget(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash);
+
+/* Turns a prepared entry that could not be stored into a plain value for the caller (drops its
+ * tenant-scope reference; strata_value_release then frees it). */
+void strata__l1_detach(struct strata_value *e);
+
 /* Every entry and every tag version: after a FLUSHDB, a lost invalidation link, an outage. */
 void strata__l1_invalidate_all(strata_l1 *l1);
 

@@ -34,9 +34,12 @@ void strata__stats_sum(const shard_stats *s, size_t n, strata_stats *out)
     }
 }
 
-int strata__ns_init(ns_registry *r, unsigned max, unsigned nshards)
+int strata__ns_init(ns_registry *r, unsigned max, unsigned nshards, uint64_t default_ttl_ms)
 {
     memset(r, 0, sizeof *r);
+    strata_ns_config_init(&r->defaults);
+    if (default_ttl_ms != 0)
+        r->defaults.default_ttl_ms = default_ttl_ms;
     size_t slots = 16;
     while (slots < 2 * (size_t)max)
         slots <<= 1;
@@ -97,7 +100,7 @@ static size_t probe(ns_registry *r, const char *name, l1_ns **found)
     }
 }
 
-static l1_ns *ns_create(const char *name, unsigned nshards)
+static l1_ns *ns_create(const char *name, unsigned nshards, const strata_ns_config *defaults)
 {
     l1_ns *ns = calloc(1, sizeof *ns);
     if (ns == NULL)
@@ -109,7 +112,7 @@ static l1_ns *ns_create(const char *name, unsigned nshards)
     memset(ns->stats, 0, nshards * sizeof(shard_stats));
     strcpy(ns->name, name);
     pthread_mutex_init(&ns->cfg_lock, NULL);
-    strata_ns_config_init(&ns->cfg);
+    ns->cfg = *defaults;
     return ns;
 }
 
@@ -127,7 +130,7 @@ int strata__ns_get(ns_registry *r, const char *name, int create, l1_ns **out)
     if (ns == NULL) {
         if (r->count >= r->max)
             rc = STRATA_ELIMIT;
-        else if ((ns = ns_create(name, r->nshards)) == NULL)
+        else if ((ns = ns_create(name, r->nshards, &r->defaults)) == NULL)
             rc = STRATA_ENOMEM;
         else {
             atomic_store_explicit(&r->slots[i], ns, memory_order_release);
@@ -248,4 +251,9 @@ void strata__scope_gc(ns_registry *r)
         }
     }
     pthread_mutex_unlock(&r->scope_lock);
+}
+
+void strata__ns_defaults(ns_registry *r, strata_ns_config *out)
+{
+    *out = r->defaults;
 }

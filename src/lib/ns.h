@@ -62,13 +62,14 @@ typedef struct ns_registry {
     _Atomic(l1_ns *) *slots;
     size_t mask;
     unsigned count, max, nshards;
+    strata_ns_config defaults; /* settings of namespaces not configured otherwise */
     pthread_mutex_t scope_lock;
     l1_scope **scopes;
     size_t nscopes_buckets, nscopes;
     atomic_size_t bytes; /* scopes, charged against the memory bound */
 } ns_registry;
 
-int strata__ns_init(ns_registry *r, unsigned max, unsigned nshards);
+int strata__ns_init(ns_registry *r, unsigned max, unsigned nshards, uint64_t default_ttl_ms);
 void strata__ns_destroy(ns_registry *r);
 
 /* The namespace called name; when absent, creates it if create is set. Returns 0,
@@ -79,6 +80,9 @@ int strata__ns_get(ns_registry *r, const char *name, int create, l1_ns **out);
 void strata__ns_each(ns_registry *r, void (*fn)(l1_ns *ns, void *arg), void *arg);
 
 void strata__ns_settings(l1_ns *ns, strata_ns_config *out);
+
+/* The settings a namespace has until configured. */
+void strata__ns_defaults(ns_registry *r, strata_ns_config *out);
 
 /* Takes a reference on the scope of (ns, tenant), creating it. NULL on out of memory. */
 l1_scope *strata__scope_acquire(ns_registry *r, l1_ns *ns, const char *tenant, size_t tenant_len);

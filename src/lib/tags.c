@@ -199,11 +199,16 @@ size_t strata__tags_count(strata_tags *t)
     return n;
 }
 
-int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version)
+int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic uint64_t *ticket,
+                     uint64_t expect)
 {
     stripe *s = stripe_of(t, hash);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
+    if (ticket != NULL && atomic_load(ticket) != expect) {
+        pthread_mutex_unlock(&s->lock); /* the tag changed while its version was being read */
+        return 0;
+    }
     tag_node *n = find_locked(s, hash);
     if (n == NULL)
         n = insert_locked(t, s, hash);

@@ -60,7 +60,9 @@ static int match(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen)
 static const uint8_t *M_p, *M_s;
 static size_t M_pl, M_sl;
 static int M_signed; /* compare range bounds as signed char, as Redis does on x86 */
-static int8_t memo[256][SUBJECT_MAX + 1];
+static uint32_t memo_gen[256][SUBJECT_MAX + 1]; /* memo[][] is valid where this is M_gen */
+static uint8_t memo[256][SUBJECT_MAX + 1];
+static uint32_t M_gen;
 
 static int as_char(uint8_t b)
 {
@@ -130,7 +132,7 @@ static int model_at(size_t pi, size_t si)
     if (pi == M_pl) {
         return 0; /* pattern exhausted, subject not */
     }
-    if (memo[pi][si] >= 0) {
+    if (memo_gen[pi][si] == M_gen) {
         return memo[pi][si];
     }
     int res = 0;
@@ -159,7 +161,8 @@ static int model_at(size_t pi, size_t si)
             }
         }
     }
-    memo[pi][si] = (int8_t)res;
+    memo_gen[pi][si] = M_gen;
+    memo[pi][si] = (uint8_t)res;
     return res;
 }
 
@@ -176,7 +179,10 @@ static int model(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen, i
     M_s = s;
     M_sl = slen;
     M_signed = is_signed;
-    memset(memo, -1, sizeof memo);
+    if (++M_gen == 0) { /* wrapped: forget every stamp */
+        memset(memo_gen, 0, sizeof memo_gen);
+        M_gen = 1;
+    }
     return model_at(0, 0);
 }
 

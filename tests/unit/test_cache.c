@@ -32,15 +32,15 @@ static void test_config_env(void **state)
     (void)state;
     strata_cache_config cfg;
     setenv("STRATA_PREFIX", "myapp:cache", 1);
-    assert_int_equal(strata_cache_config_init(&cfg), 0);
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     assert_string_equal(cfg.l1.prefix, "myapp:cache");
     setenv("STRATA_PREFIX", "bad prefix", 1);
-    assert_int_equal(strata_cache_config_init(&cfg), STRATA_EBADNAME);
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), STRATA_EBADNAME);
     unsetenv("STRATA_PREFIX");
     setenv("STRATA_L1_MAX_MEMORY", "nope", 1);
-    assert_int_equal(strata_cache_config_init(&cfg), STRATA_ERANGE);
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), STRATA_ERANGE);
     unsetenv("STRATA_L1_MAX_MEMORY");
-    assert_int_equal(strata_cache_config_init(&cfg), 0);
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     assert_string_equal(cfg.l1.prefix, "strata");
 }
 
@@ -48,7 +48,7 @@ static void test_sync_calls(void **state)
 {
     (void)state;
     strata_cache_config cfg;
-    strata_cache_config_init(&cfg);
+    strata_cache_config_init(&cfg, NULL);
     cfg.l1.max_memory = 4u << 20;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);

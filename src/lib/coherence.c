@@ -1,0 +1,258 @@
+/* coherence.c: the invalidation link, Redis' server-assisted client-side caching over RESP2.
+ *
+ * One dedicated connection per cache: it asks for its own id, turns on
+ *     CLIENT TRACKING on REDIRECT <its own id> BCAST PREFIX <prefix>:
+ * and subscribes to __redis__:invalidate. From then on Redis pushes, on that one connection, the
+ * name of every key under the prefix that anyone writes, deletes, expires or evicts (and a null
+ * for FLUSHDB/FLUSHALL), whichever client did it: other strata instances, this one, redis-cli.
+ * BCAST means Redis keeps no per-key state for us, and tracking a prefix means tag version keys
+ * (<prefix>:!tag:...) arrive on the same stream as values. Redirecting to itself means the link
+ * is one connection: it cannot half-fail (tracking alive, subscriber dead) without us seeing the
+ * connection drop.
+ *
+ * Invalidations of our own writes come back too (NOLOOP would only cover the writing
+ * connection, and ours are in a pool): we cannot prove a message is ours, so every one drops the
+ * L1 copy (DESIGN.md). The price is that freshly written keys are re-read from Redis once.
+ *
+ * Failure rules (docs/architecture.md, "Coherence"):
+ * - While the link is not up, L1 copies of shared keys are not trusted: the cache reads Redis
+ *   instead, or serves L1 only when Redis itself is unavailable (the fallback).
+ * - The link is down when its connection fails or when a keep-alive PING is not answered in
+ *   time: a silently dead link cannot go unnoticed for longer than that bound.
+ * - When the link comes (back) up, everything L1 held is dropped before it is trusted again,
+ *   since messages sent while it was down are lost.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <strata/errors.h>
+#include <xxhash.h>
+
+#include "coherence.h"
+#include "l1_internal.h"
+#include "tag_key.h"
+#include "tags.h"
+
+struct coherence {
+    l2 *l2;
+    strata_l1 *l1;
+    pthread_t thread;
+    int wake[2]; /* a pipe: written to stop the thread */
+    atomic_int up, stop;
+    atomic_uint_fast64_t invalidations, drops;
+    char prefix[STRATA_PREFIX_MAX + 2]; /* "<prefix>:" */
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void apply_key(coherence *c, const char *key, size_t len)
+{
+    const char *prefix = strata__l1_prefix(c->l1);
+    const char *tenant, *tag;
+    size_t tl, gl;
+    if (strata__tag_key_parse(prefix, key, len, &tenant, &tl, &tag, &gl) == 0) {
+        char t[STRATA_NAME_MAX + 1], g[STRATA_TAG_MAX + 1];
+        if (tl > STRATA_NAME_MAX || gl > STRATA_TAG_MAX)
+            return;
+        memcpy(t, tenant, tl), t[tl] = '\0';
+        memcpy(g, tag, gl), g[gl] = '\0';
+        strata__l1_tag_forget(c->l1, strata__tag_hash(t, g), XXH3_64bits(key, len));
+    } else {
+        strata__l1_invalidate_stored(c->l1, key, len);
+    }
+    atomic_fetch_add(&c->invalidations, 1);
+}
+
+/* A pushed message: ["message", "__redis__:invalidate", [keys...] or null]. Returns 1 for the
+ * answer to our keep-alive. */
+static int handle(coherence *c, redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    if (strcmp(r->element[0]->str, "pong") == 0)
+        return 1;
+    if (strcmp(r->element[0]->str, "message") != 0 || r->elements != 3)
+        return 0;
+    redisReply *keys = r->element[2];
+    if (keys->type == REDIS_REPLY_NIL) { /* FLUSHDB / FLUSHALL */
+        strata__l1_invalidate_all(c->l1);
+        atomic_fetch_add(&c->invalidations, 1);
+    } else if (keys->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < keys->elements; i++)
+            if (keys->element[i]->type == REDIS_REPLY_STRING)
+                apply_key(c, keys->element[i]->str, keys->element[i]->len);
+    }
+    return 0;
+}
+
+static int expect_ok(redisContext *ctx, redisReply *r)
+{
+    (void)ctx;
+    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* Connects and subscribes. Returns the context, or NULL with errbuf set. */
+static redisContext *subscribe(coherence *c, char *err, size_t cap)
+{
+    redisContext *ctx = strata__l2_connect(c->l2, err, cap);
+    if (ctx == NULL)
+        return NULL;
+    redisReply *id = redisCommand(ctx, "CLIENT ID");
+    if (id == NULL || id->type != REDIS_REPLY_INTEGER) {
+        snprintf(err, cap, "CLIENT ID failed");
+        if (id)
+            freeReplyObject(id);
+        redisFree(ctx);
+        return NULL;
+    }
+    long long my_id = id->integer;
+    freeReplyObject(id);
+    if (!expect_ok(ctx, redisCommand(ctx, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s",
+                                     my_id, c->prefix)) ||
+        !expect_ok(ctx, redisCommand(ctx, "SUBSCRIBE __redis__:invalidate"))) {
+        snprintf(err, cap, "CLIENT TRACKING / SUBSCRIBE refused: %.100s",
+                 ctx->errstr[0] ? ctx->errstr : "error reply");
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* Waits up to ms for the link fd or the stop pipe. Returns -1 to stop, 1 readable, 0 timeout. */
+static int wait_for(coherence *c, int fd, int ms)
+{
+    struct pollfd p[2] = {{.fd = c->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int n = poll(p, fd >= 0 ? 2 : 1, ms);
+    if (atomic_load(&c->stop) || (n > 0 && p[0].revents))
+        return -1;
+    return n > 0 && (p[1].revents & (POLLIN | POLLERR | POLLHUP)) ? 1 : 0;
+}
+
+/* Serves one live link until it fails or we are told to stop. Returns -1 to stop. */
+static int serve(coherence *c, redisContext *ctx)
+{
+    uint64_t ping_sent = 0;
+    const strata_redis_config *cfg = strata__l2_config(c->l2);
+    uint64_t patience = COHERENCE_PING_MS + (cfg->socket_timeout_ms ? cfg->socket_timeout_ms : 250);
+    uint64_t next_ping = mono_ms() + COHERENCE_PING_MS;
+    for (;;) {
+        void *r = NULL;
+        while (redisGetReplyFromReader(ctx, &r) == REDIS_OK && r != NULL) {
+            if (handle(c, r))
+                ping_sent = 0;
+            freeReplyObject(r);
+            r = NULL;
+        }
+        if (ctx->err)
+            return 0;
+        uint64_t now = mono_ms();
+        if (ping_sent != 0 && now - ping_sent > patience)
+            return 0; /* the link stalled: no answer to the keep-alive */
+        if (ping_sent == 0 && now >= next_ping) {
+            int done = 0;
+            redisAppendCommand(ctx, "PING");
+            while (!done)
+                if (redisBufferWrite(ctx, &done) != REDIS_OK)
+                    return 0;
+            ping_sent = now;
+            next_ping = now + COHERENCE_PING_MS;
+        }
+        int w = wait_for(c, ctx->fd, COHERENCE_PING_MS / 2);
+        if (w < 0)
+            return -1;
+        if (w > 0 && redisBufferRead(ctx) != REDIS_OK)
+            return 0;
+    }
+}
+
+static void *link_main(void *arg)
+{
+    coherence *c = arg;
+    unsigned backoff = 50;
+    char err[160];
+    while (!atomic_load(&c->stop)) {
+        redisContext *ctx = subscribe(c, err, sizeof err);
+        if (ctx == NULL) {
+            strata__l2_note_error(c->l2, err);
+            if (wait_for(c, -1, (int)backoff) < 0)
+                break;
+            backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+            continue;
+        }
+        backoff = 50;
+        /* Whatever L1 holds may have missed invalidations while we were not listening. */
+        strata__l1_invalidate_all(c->l1);
+        atomic_store(&c->up, 1);
+        int rc = serve(c, ctx);
+        atomic_store(&c->up, 0);
+        redisFree(ctx);
+        if (rc < 0)
+            break;
+        atomic_fetch_add(&c->drops, 1);
+        strata__l2_note_error(c->l2, "invalidation link lost");
+    }
+    return NULL;
+}
+
+int strata__coherence_start(l2 *l, strata_l1 *l1, coherence **out)
+{
+    coherence *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return STRATA_ENOMEM;
+    c->l2 = l;
+    c->l1 = l1;
+    snprintf(c->prefix, sizeof c->prefix, "%s:", strata__l1_prefix(l1));
+    if (pipe(c->wake) != 0) {
+        free(c);
+        return STRATA_ETHREAD;
+    }
+    if (pthread_create(&c->thread, NULL, link_main, c) != 0) {
+        close(c->wake[0]), close(c->wake[1]);
+        free(c);
+        return STRATA_ETHREAD;
+    }
+    *out = c;
+    return 0;
+}
+
+void strata__coherence_stop(coherence *c)
+{
+    if (c == NULL)
+        return;
+    atomic_store(&c->stop, 1);
+    ssize_t n = write(c->wake[1], "x", 1);
+    (void)n;
+    pthread_join(c->thread, NULL);
+    close(c->wake[0]), close(c->wake[1]);
+    free(c);
+}
+
+int strata__coherence_up(coherence *c)
+{
+    return c != NULL && atomic_load(&c->up);
+}
+
+uint64_t strata__coherence_invalidations(coherence *c)
+{
+    return c ? atomic_load(&c->invalidations) : 0;
+}
+
+uint64_t strata__coherence_drops(coherence *c)
+{
+    return c ? atomic_load(&c->drops) : 0;
+}

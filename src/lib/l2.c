@@ -1,0 +1,349 @@
+/* l2.c: the shared tier's synchronous client.
+ *
+ * A fixed pool of hiredis connections (REDIS_MAX_CONNECTIONS), each connected lazily and thrown
+ * away on any error, so a restarted Redis is reconnected by the next call. Every call is bounded:
+ * the connect timeout, the socket timeout on every read and write, and the wait for a free
+ * connection. In front of it all sits the breaker: while Redis is down, calls fail in nanoseconds
+ * instead of waiting for a timeout each.
+ *
+ * A read-only replica is detected on connect (INFO replication says role:slave) and on any
+ * READONLY error reply; from then on the cache skips Redis writes (it logs one warning, once).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <strata/errors.h>
+
+#include "l2.h"
+
+typedef struct slot {
+    redisContext *ctx;
+    int busy;
+} slot;
+
+struct l2 {
+    strata_redis_config cfg;
+    redis_url url;
+    strata_log_fn log;
+    void *log_arg;
+    breaker brk;
+    atomic_int replica;   /* a replica was detected */
+    atomic_int warned_ro; /* the read-only warning was logged */
+
+    pthread_mutex_t lock; /* the slots */
+    pthread_cond_t freed;
+    slot *slots;
+    unsigned nslots;
+
+    pthread_mutex_t err_lock;
+    char last_error[128];
+};
+
+static struct timeval tv_of(unsigned ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+static void logf_(l2 *l, int level, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (l->log != NULL)
+        l->log(level, buf, l->log_arg);
+}
+
+void strata__l2_note_error(l2 *l, const char *msg)
+{
+    size_t n = strnlen(msg, sizeof l->last_error - 1);
+    pthread_mutex_lock(&l->err_lock);
+    memcpy(l->last_error, msg, n);
+    l->last_error[n] = '\0';
+    pthread_mutex_unlock(&l->err_lock);
+}
+
+void strata__l2_last_error(l2 *l, char *out, size_t cap)
+{
+    pthread_mutex_lock(&l->err_lock);
+    snprintf(out, cap, "%s", l->last_error);
+    pthread_mutex_unlock(&l->err_lock);
+}
+
+int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_log_fn log,
+                   void *log_arg, l2 **out)
+{
+    l2 *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return STRATA_ENOMEM;
+    l->cfg = *cfg;
+    l->url = *url;
+    l->log = log;
+    l->log_arg = log_arg;
+    l->nslots = cfg->max_connections ? cfg->max_connections : 8;
+    l->slots = calloc(l->nslots, sizeof *l->slots);
+    if (l->slots == NULL) {
+        free(l);
+        return STRATA_ENOMEM;
+    }
+    strata__breaker_init(&l->brk, cfg->breaker_failures, cfg->breaker_min_backoff_ms,
+                         cfg->breaker_max_backoff_ms);
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->freed, NULL);
+    pthread_mutex_init(&l->err_lock, NULL);
+    *out = l;
+    return 0;
+}
+
+void strata__l2_free(l2 *l)
+{
+    if (l == NULL)
+        return;
+    for (unsigned i = 0; i < l->nslots; i++)
+        if (l->slots[i].ctx != NULL)
+            redisFree(l->slots[i].ctx);
+    free(l->slots);
+    strata__breaker_destroy(&l->brk);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->freed);
+    pthread_mutex_destroy(&l->err_lock);
+    free(l);
+}
+
+const strata_redis_config *strata__l2_config(l2 *l)
+{
+    return &l->cfg;
+}
+
+breaker *strata__l2_breaker(l2 *l)
+{
+    return &l->brk;
+}
+
+int strata__l2_readonly(l2 *l)
+{
+    return l->cfg.readonly || atomic_load(&l->replica);
+}
+
+static void mark_replica(l2 *l, const char *why)
+{
+    atomic_store(&l->replica, 1);
+    if (!atomic_exchange(&l->warned_ro, 1))
+        logf_(l, 1, "redis is read-only (%s): writes go to the memory tier only", why);
+}
+
+/* One command on a fresh context during connect; 0 if it answered without an error. */
+static int handshake(redisContext *c, char *errbuf, size_t errcap, const char *what, int argc,
+                     const char **argv)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        snprintf(errbuf, errcap, "%s failed: %s", what,
+                 r ? r->str : (c->errstr[0] ? c->errstr : "no reply"));
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+redisContext *strata__l2_connect(l2 *l, char *errbuf, size_t errcap)
+{
+    struct timeval ct = tv_of(l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500);
+    redisContext *c = l->url.path[0] ? redisConnectUnixWithTimeout(l->url.path, ct)
+                                     : redisConnectWithTimeout(l->url.host, l->url.port, ct);
+    if (c == NULL || c->err) {
+        snprintf(errbuf, errcap, "connect to redis: %s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv_of(l->cfg.socket_timeout_ms ? l->cfg.socket_timeout_ms : 250));
+    redisEnableKeepAlive(c);
+    char db[16];
+    snprintf(db, sizeof db, "%d", l->url.db);
+    const char *auth_user[] = {"AUTH", l->url.user, l->url.password};
+    const char *auth_pass[] = {"AUTH", l->url.password};
+    const char *select[] = {"SELECT", db};
+    if ((l->url.password[0] &&
+         (l->url.user[0] ? handshake(c, errbuf, errcap, "AUTH", 3, auth_user)
+                         : handshake(c, errbuf, errcap, "AUTH", 2, auth_pass)) != 0) ||
+        (l->url.db != 0 && handshake(c, errbuf, errcap, "SELECT", 2, select) != 0)) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Asks a new pool connection whether it talks to a replica. */
+static void detect_role(l2 *l, redisContext *c)
+{
+    redisReply *r = redisCommand(c, "INFO replication");
+    if (r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") != NULL)
+        mark_replica(l, "INFO replication reports role:slave");
+    else if (r != NULL && r->type == REDIS_REPLY_STRING && !l->cfg.readonly)
+        atomic_store(&l->replica, 0); /* promoted, or a new primary behind the same address */
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* Takes a free slot, waiting at most the socket timeout. Returns its index or -1. */
+static int acquire(l2 *l)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    unsigned ms = l->cfg.socket_timeout_ms ? l->cfg.socket_timeout_ms : 250;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    int idx = -1;
+    pthread_mutex_lock(&l->lock);
+    for (;;) {
+        for (unsigned i = 0; i < l->nslots && idx < 0; i++)
+            if (!l->slots[i].busy)
+                idx = (int)i;
+        if (idx >= 0 || pthread_cond_timedwait(&l->freed, &l->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    if (idx >= 0)
+        l->slots[idx].busy = 1;
+    pthread_mutex_unlock(&l->lock);
+    return idx;
+}
+
+static void release_slot(l2 *l, int idx, int broken)
+{
+    pthread_mutex_lock(&l->lock);
+    if (broken && l->slots[idx].ctx != NULL) {
+        redisFree(l->slots[idx].ctx);
+        l->slots[idx].ctx = NULL;
+    }
+    l->slots[idx].busy = 0;
+    pthread_cond_signal(&l->freed);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Records a failed call: the breaker, the last error; the connection is dropped by the caller. */
+static int fail_call(l2 *l, const char *msg, int timed_out)
+{
+    strata__breaker_failure(&l->brk, now_ms());
+    strata__l2_note_error(l, msg);
+    return timed_out ? STRATA_ETIMEDOUT : STRATA_EUNAVAILABLE;
+}
+
+int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies,
+                        int *recovered)
+{
+    if (recovered != NULL)
+        *recovered = 0;
+    if (!strata__breaker_allow(&l->brk, now_ms()))
+        return STRATA_EUNAVAILABLE;
+    int idx = acquire(l);
+    if (idx < 0)
+        return fail_call(l, "no free redis connection within the socket timeout", 1);
+    slot *s = &l->slots[idx];
+    char err[160];
+    if (s->ctx == NULL) {
+        if ((s->ctx = strata__l2_connect(l, err, sizeof err)) == NULL) {
+            release_slot(l, idx, 1);
+            return fail_call(l, err, 0);
+        }
+        detect_role(l, s->ctx);
+    }
+    for (size_t i = 0; i < n; i++)
+        redisAppendCommandArgv(s->ctx, cmds[i].argc,
+                               cmds[i].many ? cmds[i].many : (const char **)cmds[i].argv,
+                               cmds[i].many ? cmds[i].manylen : cmds[i].argvlen);
+    size_t got = 0;
+    for (; got < n; got++) {
+        void *r = NULL;
+        if (redisGetReply(s->ctx, &r) != REDIS_OK || r == NULL)
+            break;
+        replies[got] = r;
+        if (strata__reply_error(r) == STRATA_EREADONLY)
+            mark_replica(l, "a write got a READONLY reply");
+    }
+    if (got < n) {
+        int timed_out = s->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+        snprintf(err, sizeof err, "redis call failed: %s", s->ctx->errstr);
+        for (size_t i = 0; i < got; i++)
+            freeReplyObject(replies[i]);
+        release_slot(l, idx, 1);
+        return fail_call(l, err, timed_out);
+    }
+    release_slot(l, idx, 0);
+    int closed = strata__breaker_success(&l->brk);
+    if (recovered != NULL)
+        *recovered = closed;
+    return 0;
+}
+
+int strata__l2_run(l2 *l, const l2_cmd *cmd, redisReply **reply, int *recovered)
+{
+    return strata__l2_run_many(l, cmd, 1, reply, recovered);
+}
+
+/* SCAN cursor MATCH pattern COUNT 1000, then UNLINK of what keep() accepts, batch by batch, so
+ * a clear of millions of keys never blocks Redis (KEYS would) and holds little memory. */
+int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *, size_t, void *),
+                           void *arg, size_t *removed)
+{
+    char cursor[32] = "0";
+    *removed = 0;
+    do {
+        l2_cmd scan = {.argc = 6,
+                       .argv = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"},
+                       .argvlen = {4, strlen(cursor), 5, strlen(pattern), 5, 4}};
+        redisReply *r;
+        int rc = strata__l2_run(l, &scan, &r, NULL);
+        if (rc != 0)
+            return rc;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_ARRAY || r->element[0]->len >= sizeof cursor) {
+            freeReplyObject(r);
+            return STRATA_EPROTO;
+        }
+        memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
+        redisReply *keys = r->element[1];
+        const char **argv = malloc((keys->elements + 1) * sizeof *argv);
+        size_t *lens = malloc((keys->elements + 1) * sizeof *lens);
+        if (argv == NULL || lens == NULL) {
+            free(argv), free(lens), freeReplyObject(r);
+            return STRATA_ENOMEM;
+        }
+        int argc = 0;
+        argv[argc] = "UNLINK", lens[argc++] = 6;
+        for (size_t i = 0; i < keys->elements; i++)
+            if (keys->element[i]->type == REDIS_REPLY_STRING &&
+                keep(keys->element[i]->str, keys->element[i]->len, arg))
+                argv[argc] = keys->element[i]->str, lens[argc++] = keys->element[i]->len;
+        rc = 0;
+        if (argc > 1) {
+            redisReply *u = NULL;
+            l2_cmd unlink = {.argc = argc, .many = argv, .manylen = lens};
+            rc = strata__l2_run(l, &unlink, &u, NULL);
+            if (rc == 0 && u->type == REDIS_REPLY_INTEGER)
+                *removed += (size_t)u->integer;
+            if (u != NULL)
+                freeReplyObject(u);
+        }
+        free(argv), free(lens), freeReplyObject(r);
+        if (rc != 0)
+            return rc;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}

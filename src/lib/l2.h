@@ -1,0 +1,58 @@
+/* l2.h: the shared tier's synchronous client: a pool of hiredis connections behind a breaker. */
+#ifndef STRATA_L2_H
+#define STRATA_L2_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <strata/cache.h>
+
+#include "breaker.h"
+#include "l2_cmd.h"
+#include "redis_url.h"
+
+typedef struct l2 l2;
+
+
+int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_log_fn log,
+                   void *log_arg, l2 **out);
+void strata__l2_free(l2 *l);
+
+/* A connected, authenticated context with the configured timeouts (db selected), or NULL with
+ * the reason in errbuf. Used by the pool and by the invalidation link. */
+redisContext *strata__l2_connect(l2 *l, char *errbuf, size_t errcap);
+
+/* Runs one command on a pooled connection. Returns 0 with *reply set (caller frees with
+ * freeReplyObject; it may be an error reply), or STRATA_EUNAVAILABLE (breaker open, cannot
+ * connect), STRATA_ETIMEDOUT. Failures and successes feed the breaker; a READONLY error reply
+ * marks the tier read-only. *recovered (may be NULL) is set when this call closed an open
+ * breaker. */
+int strata__l2_run(l2 *l, const l2_cmd *cmd, redisReply **reply, int *recovered);
+
+/* Runs several commands on one connection, pipelined. replies[i] as above; on failure none are
+ * returned. */
+int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies,
+                        int *recovered);
+
+/* SCAN MATCH pattern over the whole keyspace, UNLINKing in batches the keys keep() accepts.
+ * Sets *removed. Returns 0 or a failure as strata__l2_run. */
+int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *, size_t, void *),
+                           void *arg, size_t *removed);
+
+/* Whether writes are skipped (forced, or a replica / READONLY reply was seen). */
+int strata__l2_readonly(l2 *l);
+
+/* Calls fail fast while the breaker is open. */
+breaker *strata__l2_breaker(l2 *l);
+
+/* Records a failure message for stats and health. */
+void strata__l2_note_error(l2 *l, const char *msg);
+void strata__l2_last_error(l2 *l, char *out, size_t cap);
+
+/* The configuration as given (for the async connections and the link). */
+const strata_redis_config *strata__l2_config(l2 *l);
+
+
+#endif

@@ -1,0 +1,152 @@
+/* l2_cmd.c: building the shared tier's commands and reading their replies, in one place, so the
+ * synchronous and asynchronous paths cannot drift apart.
+ *
+ * Values are written with SET ... PX (the entry's deadline, expiry plus grace, from now): Redis
+ * drops them itself, and the format header carries the absolute times every instance agrees on.
+ * Deletes are UNLINK (freed in the background, never blocking Redis on a large value).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <strata/errors.h>
+
+#include "l2_cmd.h"
+
+static void arg(l2_cmd *c, const char *s, size_t n)
+{
+    c->argv[c->argc] = s;
+    c->argvlen[c->argc] = n;
+    c->argc++;
+}
+
+static void arg_str(l2_cmd *c, const char *s)
+{
+    arg(c, s, strlen(s));
+}
+
+void strata__cmd_get(l2_cmd *c, const char *key, size_t klen)
+{
+    c->argc = 0;
+    arg_str(c, "GET");
+    arg(c, key, klen);
+}
+
+void strata__cmd_set(l2_cmd *c, const char *key, size_t klen, const char *val, size_t vlen,
+                     uint64_t px_ms, int nx)
+{
+    c->argc = 0;
+    arg_str(c, "SET");
+    arg(c, key, klen);
+    arg(c, val, vlen);
+    if (px_ms > 0) {
+        arg_str(c, "PX");
+        arg(c, c->num, (size_t)snprintf(c->num, sizeof c->num, "%llu", (unsigned long long)px_ms));
+    }
+    if (nx)
+        arg_str(c, "NX");
+}
+
+void strata__cmd_del(l2_cmd *c, const char *key, size_t klen)
+{
+    c->argc = 0;
+    arg_str(c, "UNLINK");
+    arg(c, key, klen);
+}
+
+void strata__cmd_tag_version(l2_cmd *c, const char *key, size_t klen, uint64_t candidate)
+{
+    c->argc = 0;
+    arg_str(c, "SET");
+    arg(c, key, klen);
+    strata__tag_version_format(candidate, c->ver);
+    arg(c, c->ver, 16);
+    arg_str(c, "NX");
+    arg_str(c, "GET");
+}
+
+void strata__cmd_tag_bump(l2_cmd *c, const char *key, size_t klen, uint64_t version)
+{
+    c->argc = 0;
+    arg_str(c, "SET");
+    arg(c, key, klen);
+    strata__tag_version_format(version, c->ver);
+    arg(c, c->ver, 16);
+}
+
+int strata__reply_error(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    if (r->len >= 8 && strncmp(r->str, "READONLY", 8) == 0)
+        return STRATA_EREADONLY;
+    return STRATA_EPROTO;
+}
+
+int strata__reply_get(const redisReply *r, const char **data, size_t *len)
+{
+    int rc = strata__reply_error(r);
+    if (rc != 0)
+        return rc;
+    if (r->type == REDIS_REPLY_NIL)
+        return STRATA_ENOTFOUND;
+    if (r->type != REDIS_REPLY_STRING)
+        return STRATA_EPROTO;
+    *data = r->str;
+    *len = r->len;
+    return 0;
+}
+
+int strata__reply_set(const redisReply *r)
+{
+    int rc = strata__reply_error(r);
+    if (rc != 0)
+        return rc;
+    if (r->type == REDIS_REPLY_NIL)
+        return STRATA_EEXISTS;
+    return r->type == REDIS_REPLY_STATUS ? 0 : STRATA_EPROTO;
+}
+
+int strata__reply_del(const redisReply *r)
+{
+    int rc = strata__reply_error(r);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        return STRATA_EPROTO;
+    return r->integer > 0 ? 0 : STRATA_ENOTFOUND;
+}
+
+int strata__reply_tag_version(const redisReply *r, uint64_t candidate, uint64_t *version)
+{
+    int rc = strata__reply_error(r);
+    if (rc != 0)
+        return rc;
+    if (r->type == REDIS_REPLY_NIL) {
+        *version = candidate;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING)
+        return STRATA_EPROTO;
+    return strata__tag_version_parse(r->str, r->len, version);
+}
+
+void strata__tag_version_format(uint64_t v, char out[17])
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+
+int strata__tag_version_parse(const char *s, size_t len, uint64_t *v)
+{
+    if (len != 16)
+        return STRATA_EFORMAT;
+    uint64_t x = 0;
+    for (size_t i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return STRATA_EFORMAT;
+        x = x << 4 | (uint64_t)d;
+    }
+    *v = x;
+    return 0;
+}

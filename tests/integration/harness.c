@@ -1,0 +1,833 @@
+/* harness.c: starts, controls and cleans up real redis-server processes for integration tests.
+ *
+ * A server is a child process: fork, PR_SET_PDEATHSIG(SIGKILL), stdout/stderr to the log in its
+ * temp dir, exec redis-server in the foreground. Readiness is "PING answers PONG on the TCP port
+ * and INFO says process_id is our child", so a server that lost the port to another process is
+ * never mistaken for ours: ours exits with "Address already in use" and is started again on a
+ * new port. Every handle sits in a registry that an atexit() handler empties (kill, reap, remove
+ * the dir, free), but only in the process that started the server, so a forked test child that
+ * exits does not kill its parent's servers.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RH_HOST        "127.0.0.1"
+#define RH_START_MS    5000 /* how long rh_start / rh_restart wait for PING */
+#define RH_STOP_MS     3000 /* SIGTERM grace before SIGKILL */
+#define RH_PORT_TRIES  20   /* fresh ports tried when another process steals ours */
+#define RH_CMD_TIMEOUT 2    /* rh_command timeout, seconds */
+#define RH_MAX_EXTRA   64
+
+/* Relative to this file: tests/integration/../../scripts/deps.sh. */
+#define RH_DEPS_REL "/../../scripts/deps.sh"
+
+struct rh_server {
+    int external;
+    char host[256];
+    int port;
+    char url[300];
+    char *dir;    /* temp dir, NULL if external */
+    char *sock;   /* dir/redis.sock */
+    char *log;    /* dir/redis.log */
+    char **extra; /* deep copy, NULL-terminated, or NULL */
+    pid_t pid;    /* -1 while not running */
+    pid_t owner;  /* getpid() of the process that created the handle */
+    int paused;
+    rh_server *next; /* registry link */
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static rh_server *registry;
+static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
+
+static pthread_mutex_t bin_lock = PTHREAD_MUTEX_INITIALIZER;
+static char redis_bin[PATH_MAX];
+static int deps_tried;
+
+uint64_t rh_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+int rh_wait_for(int (*cond)(void *), void *arg, int timeout_ms)
+{
+    uint64_t deadline = rh_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        if (cond(arg))
+            return 1;
+        if (rh_now_ms() >= deadline)
+            return cond(arg) ? 1 : 0;
+        sleep_ms(2);
+    }
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (p == NULL) {
+        fprintf(stderr, "harness: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *p = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        fprintf(stderr, "harness: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+/* ---- registry and atexit cleanup --------------------------------------------------------- */
+
+static pid_t reap(pid_t pid)
+{
+    pid_t r;
+    do {
+        r = waitpid(pid, NULL, 0);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) != 0 && errno != ENOENT)
+        fprintf(stderr, "harness: cannot remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+    if (dir != NULL)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void free_server(rh_server *s)
+{
+    if (s->extra != NULL) {
+        for (char **a = s->extra; *a != NULL; a++)
+            free(*a);
+        free(s->extra);
+    }
+    free(s->dir);
+    free(s->sock);
+    free(s->log);
+    free(s);
+}
+
+static void kill_all_at_exit(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    rh_server **pp = &registry;
+    int killed = 0;
+    while (*pp != NULL) {
+        rh_server *s = *pp;
+        if (s->owner != getpid()) { /* a forked child exiting: not ours to clean */
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        if (!s->external && s->pid > 0) {
+            kill(s->pid, SIGKILL);
+            reap(s->pid);
+            killed++;
+        }
+        remove_tree(s->dir);
+        free_server(s);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (killed > 0)
+        fprintf(stderr, "harness: killed %d redis-server(s) still running at exit of process %d\n",
+                killed, (int)getpid());
+}
+
+static void register_atexit(void)
+{
+    atexit(kill_all_at_exit);
+}
+
+static void registry_add(rh_server *s)
+{
+    pthread_once(&atexit_once, register_atexit);
+    pthread_mutex_lock(&registry_lock);
+    s->next = registry;
+    registry = s;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(rh_server *s)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (rh_server **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- finding redis-server ---------------------------------------------------------------- */
+
+static int executable(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/* Looks redis-server up in $PATH, then in the usual Debian places. */
+static int find_in_path(char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    if (path != NULL) {
+        const char *p = path;
+        while (*p != '\0') {
+            const char *end = strchr(p, ':');
+            size_t len = end ? (size_t)(end - p) : strlen(p);
+            if (len > 0) {
+                snprintf(out, n, "%.*s/redis-server", (int)len, p);
+                if (executable(out))
+                    return 0;
+            }
+            p += len;
+            if (*p == ':')
+                p++;
+        }
+    }
+    static const char *const fixed[] = {"/usr/bin/redis-server", "/usr/local/bin/redis-server",
+                                        "/usr/sbin/redis-server"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (executable(fixed[i])) {
+            snprintf(out, n, "%s", fixed[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Finds redis-server, running scripts/deps.sh once per process if it is missing. */
+static const char *redis_server_path(void)
+{
+    const char *found = NULL;
+    pthread_mutex_lock(&bin_lock);
+    if (redis_bin[0] != '\0' || find_in_path(redis_bin, sizeof redis_bin) == 0) {
+        found = redis_bin;
+    } else if (!deps_tried) {
+        deps_tried = 1;
+        const char *file = __FILE__;
+        const char *slash = strrchr(file, '/');
+        char deps[PATH_MAX];
+        if (slash != NULL)
+            snprintf(deps, sizeof deps, "%.*s" RH_DEPS_REL, (int)(slash - file), file);
+        else
+            snprintf(deps, sizeof deps, "." RH_DEPS_REL);
+        fprintf(stderr, "harness: redis-server not found, running %s\n", deps);
+        char *cmd = xasprintf("bash '%s' >&2", deps);
+        int rc = system(cmd);
+        free(cmd);
+        if (rc != 0)
+            fprintf(stderr, "harness: %s failed (status %d)\n", deps, rc);
+        if (find_in_path(redis_bin, sizeof redis_bin) == 0)
+            found = redis_bin;
+        else
+            redis_bin[0] = '\0';
+    }
+    pthread_mutex_unlock(&bin_lock);
+    if (found == NULL)
+        fprintf(stderr, "harness: redis-server is not installed (apt-get install redis-server)\n");
+    return found;
+}
+
+/* ---- ports, dirs, logs ------------------------------------------------------------------- */
+
+/* A port the kernel just handed out for 127.0.0.1; free now, probably still free in a moment. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = 0;
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* mkdtemp under $TMPDIR, or under /tmp if that would make the socket path too long. */
+static char *make_temp_dir(void)
+{
+    const char *base = getenv("TMPDIR");
+    struct sockaddr_un un;
+    if (base == NULL || base[0] == '\0' ||
+        strlen(base) + sizeof "/strata-it-XXXXXX/redis.sock" > sizeof un.sun_path)
+        base = "/tmp";
+    char *tmpl = xasprintf("%s/strata-it-XXXXXX", base);
+    if (mkdtemp(tmpl) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", tmpl, strerror(errno));
+        free(tmpl);
+        return NULL;
+    }
+    return tmpl;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* Reads the log from offset from (at most the last cap bytes) into a NUL-terminated buffer. */
+static char *read_log(const char *path, off_t from, size_t cap)
+{
+    char *buf = calloc(1, cap + 1);
+    if (buf == NULL)
+        return NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return buf;
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size - from > (off_t)cap)
+        from = size - (off_t)cap;
+    size_t got = 0;
+    if (from >= 0 && lseek(fd, from, SEEK_SET) == from) {
+        ssize_t n;
+        while (got < cap && (n = read(fd, buf + got, cap - got)) > 0)
+            got += (size_t)n;
+    }
+    buf[got] = '\0';
+    close(fd);
+    return buf;
+}
+
+static void print_log_tail(const rh_server *s, off_t from)
+{
+    char *tail = read_log(s->log, from, 2048);
+    if (tail != NULL && tail[0] != '\0')
+        fprintf(stderr, "harness: --- %s ---\n%s%s--- end of log ---\n", s->log, tail,
+                tail[strlen(tail) - 1] == '\n' ? "" : "\n");
+    free(tail);
+}
+
+/* ---- the process ------------------------------------------------------------------------- */
+
+/* Forks and execs redis-server for s on s->port. Everything the child needs is prepared before
+ * fork(), because after it only async-signal-safe calls are allowed (the test may have
+ * threads). Returns 0 with s->pid set, or -1. */
+static int spawn(rh_server *s)
+{
+    const char *bin = redis_server_path();
+    if (bin == NULL)
+        return -1;
+
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *argv[32 + RH_MAX_EXTRA];
+    size_t n = 0;
+    argv[n++] = bin;
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--bind";
+    argv[n++] = RH_HOST;
+    argv[n++] = "--unixsocket";
+    argv[n++] = s->sock;
+    argv[n++] = "--unixsocketperm";
+    argv[n++] = "700";
+    argv[n++] = "--dir";
+    argv[n++] = s->dir;
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--daemonize";
+    argv[n++] = "no";
+    argv[n++] = "--repl-diskless-sync-delay";
+    argv[n++] = "0";
+    argv[n++] = "--enable-debug-command";
+    argv[n++] = "local";
+    /* Redis rewrites its process title; keep the socket path (so the temp dir) in it, so that
+     * `pgrep -f strata-it-` finds servers that outlived their test. */
+    argv[n++] = "--proc-title-template";
+    argv[n++] = "{title} {listen-addr} {unixsocket} {server-mode}";
+    for (char **a = s->extra; a != NULL && *a != NULL; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+
+    int logfd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (logfd < 0) {
+        fprintf(stderr, "harness: open %s: %s\n", s->log, strerror(errno));
+        return -1;
+    }
+    int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nullfd < 0) {
+        fprintf(stderr, "harness: open /dev/null: %s\n", strerror(errno));
+        close(logfd);
+        return -1;
+    }
+    char banner[128];
+    int blen =
+        snprintf(banner, sizeof banner, "=== harness: starting redis-server on port %s\n", port);
+    if (write(logfd, banner, (size_t)blen) < 0) {
+        /* only a marker for whoever reads the log */
+    }
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "harness: fork: %s\n", strerror(errno));
+        close(logfd);
+        close(nullfd);
+        return -1;
+    }
+    if (pid == 0) {
+        /* Die with the test, even if it crashes; the test may have died before prctl. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        /* Undo what the test may have set and exec would keep: a blocked mask, ignored
+         * SIGTERM/SIGINT (rh_stop relies on SIGTERM), its descriptors (a listening socket
+         * inherited by redis would outlive the test's close()). */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+            _exit(127);
+        if (close_range(3, ~0u, 0) != 0) {
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(logfd);
+    close(nullfd);
+    s->pid = pid;
+    s->paused = 0;
+    return 0;
+}
+
+/* 1 if host:port answers PING and (for our own process) INFO names s->pid; 0 otherwise. */
+static int answers_ping(const rh_server *s)
+{
+    struct timeval tv = {0, 250 * 1000};
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (c == NULL)
+        return 0;
+    int ok = 0;
+    if (c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (ok && !s->external) {
+            r = redisCommand(c, "INFO server");
+            const char *p = NULL;
+            if (r != NULL && r->type == REDIS_REPLY_STRING)
+                p = strstr(r->str, "process_id:");
+            ok = p != NULL && atol(p + strlen("process_id:")) == (long)s->pid;
+            if (r != NULL)
+                freeReplyObject(r);
+        }
+    }
+    redisFree(c);
+    return ok;
+}
+
+enum { READY = 0, PORT_TAKEN = 1, FAILED = -1 };
+
+/* Waits until the freshly spawned server answers, it exits, or deadline passes. On anything but
+ * READY the child is gone (reaped) and s->pid is -1. log_from: the log size before the spawn, so
+ * a message from an earlier run is not read as this one's. */
+static int wait_ready(rh_server *s, uint64_t deadline, off_t log_from, int quiet_port_taken)
+{
+    for (;;) {
+        int status;
+        pid_t r = waitpid(s->pid, &status, WNOHANG);
+        if (r == s->pid) {
+            s->pid = -1;
+            char *log = read_log(s->log, log_from, 8192);
+            int taken = log != NULL && strstr(log, "Address already in use") != NULL;
+            free(log);
+            if (taken && quiet_port_taken)
+                return PORT_TAKEN;
+            if (taken)
+                fprintf(stderr, "harness: port %d is taken by another process\n", s->port);
+            else if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                fprintf(stderr, "harness: could not exec redis-server\n");
+            else
+                fprintf(stderr, "harness: redis-server on port %d exited during startup\n",
+                        s->port);
+            print_log_tail(s, log_from);
+            return taken ? PORT_TAKEN : FAILED;
+        }
+        if (answers_ping(s))
+            return READY;
+        if (rh_now_ms() >= deadline) {
+            fprintf(stderr, "harness: redis-server on port %d did not answer PING in %d ms\n",
+                    s->port, RH_START_MS);
+            kill(s->pid, SIGKILL);
+            reap(s->pid);
+            s->pid = -1;
+            print_log_tail(s, log_from);
+            return FAILED;
+        }
+        sleep_ms(5);
+    }
+}
+
+/* ---- public API -------------------------------------------------------------------------- */
+
+/* Parses redis://host[:port][/db] into s; ignores a db suffix. Returns 0 or -1. */
+static int parse_url(rh_server *s, const char *url)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0)
+        return -1;
+    const char *h = url + sizeof scheme - 1;
+    const char *at = strchr(h, '@');
+    if (at != NULL)
+        return -1; /* credentials are not supported */
+    size_t hlen = strcspn(h, ":/");
+    if (hlen == 0 || hlen >= sizeof s->host)
+        return -1;
+    memcpy(s->host, h, hlen);
+    s->host[hlen] = '\0';
+    s->port = 6379;
+    if (h[hlen] == ':') {
+        char *end;
+        long p = strtol(h + hlen + 1, &end, 10);
+        if (end == h + hlen + 1 || (*end != '\0' && *end != '/') || p <= 0 || p > 65535)
+            return -1;
+        s->port = (int)p;
+    }
+    return 0;
+}
+
+static rh_server *start_external(const char *url)
+{
+    rh_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->external = 1;
+    s->pid = -1;
+    s->owner = getpid();
+    if (parse_url(s, url) != 0) {
+        fprintf(stderr, "harness: STRATA_TEST_REDIS_URL=%s is not redis://host:port\n", url);
+        free(s);
+        return NULL;
+    }
+    snprintf(s->url, sizeof s->url, "redis://%s:%d", s->host, s->port);
+    if (!answers_ping(s)) {
+        fprintf(stderr, "harness: external server %s (STRATA_TEST_REDIS_URL) does not answer\n",
+                s->url);
+        free(s);
+        return NULL;
+    }
+    registry_add(s);
+    return s;
+}
+
+rh_server *rh_start(const char *const *extra)
+{
+    const char *url = getenv("STRATA_TEST_REDIS_URL");
+    if (extra == NULL && url != NULL && url[0] != '\0')
+        return start_external(url);
+
+    size_t nextra = 0;
+    while (extra != NULL && extra[nextra] != NULL)
+        nextra++;
+    if (nextra > RH_MAX_EXTRA) {
+        fprintf(stderr, "harness: more than %d extra arguments\n", RH_MAX_EXTRA);
+        return NULL;
+    }
+
+    rh_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->pid = -1;
+    s->owner = getpid();
+    snprintf(s->host, sizeof s->host, "%s", RH_HOST);
+    if (extra != NULL) {
+        s->extra = calloc(nextra + 1, sizeof *s->extra);
+        if (s->extra == NULL) {
+            free(s);
+            return NULL;
+        }
+        for (size_t i = 0; i < nextra; i++)
+            s->extra[i] = xstrdup(extra[i]);
+    }
+    s->dir = make_temp_dir();
+    if (s->dir == NULL) {
+        free_server(s);
+        return NULL;
+    }
+    s->sock = xasprintf("%s/redis.sock", s->dir);
+    s->log = xasprintf("%s/redis.log", s->dir);
+    /* Registered before the first fork, so the atexit handler covers it from the start. */
+    registry_add(s);
+
+    int rc = FAILED;
+    for (int attempt = 0; attempt < RH_PORT_TRIES; attempt++) {
+        s->port = free_port();
+        if (s->port <= 0) {
+            fprintf(stderr, "harness: no free port: %s\n", strerror(errno));
+            break;
+        }
+        off_t log_from = file_size(s->log);
+        if (spawn(s) != 0)
+            break;
+        rc = wait_ready(s, rh_now_ms() + RH_START_MS, log_from, attempt + 1 < RH_PORT_TRIES);
+        if (rc != PORT_TAKEN)
+            break;
+    }
+    if (rc != READY) {
+        fprintf(stderr, "harness: could not start redis-server\n");
+        rh_stop(s);
+        return NULL;
+    }
+    snprintf(s->url, sizeof s->url, "redis://%s:%d", s->host, s->port);
+    return s;
+}
+
+int rh_port(const rh_server *s)
+{
+    return s->port;
+}
+
+const char *rh_host(const rh_server *s)
+{
+    return s->host;
+}
+
+const char *rh_url(const rh_server *s)
+{
+    return s->url;
+}
+
+const char *rh_unix_path(const rh_server *s)
+{
+    return s->sock;
+}
+
+const char *rh_dir(const rh_server *s)
+{
+    return s->dir;
+}
+
+pid_t rh_pid(const rh_server *s)
+{
+    return s->pid;
+}
+
+int rh_is_external(const rh_server *s)
+{
+    return s->external;
+}
+
+static int refuse_external(const rh_server *s)
+{
+    if (!s->external)
+        return 0;
+    fprintf(stderr, "skipped: external server\n");
+    return 1;
+}
+
+int rh_kill(rh_server *s)
+{
+    if (refuse_external(s))
+        return -1;
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        reap(s->pid);
+        s->pid = -1;
+    }
+    s->paused = 0;
+    return 0;
+}
+
+int rh_restart(rh_server *s)
+{
+    if (refuse_external(s))
+        return -1;
+    rh_kill(s);
+    /* The port may be held for a moment by a client socket of another process (it was free
+     * while our server was down): keep trying while a try still has time to succeed. */
+    uint64_t deadline = rh_now_ms() + RH_START_MS;
+    int rc;
+    off_t log_from;
+    for (;;) {
+        log_from = file_size(s->log);
+        if (spawn(s) != 0)
+            return -1;
+        rc = wait_ready(s, deadline, log_from, 1);
+        if (rc != PORT_TAKEN || rh_now_ms() + 1000 > deadline)
+            break;
+        sleep_ms(50);
+    }
+    if (rc == READY)
+        return 0;
+    if (rc == PORT_TAKEN) {
+        fprintf(stderr, "harness: port %d is taken by another process\n", s->port);
+        print_log_tail(s, log_from);
+    }
+    fprintf(stderr, "harness: could not restart redis-server on port %d\n", s->port);
+    return -1;
+}
+
+int rh_pause(rh_server *s)
+{
+    if (refuse_external(s) || s->pid <= 0)
+        return -1;
+    if (s->paused)
+        return 0;
+    if (kill(s->pid, SIGSTOP) != 0)
+        return -1;
+    /* kill() only queues the signal: wait until the child has actually stopped. */
+    int status;
+    pid_t r;
+    do {
+        r = waitpid(s->pid, &status, WUNTRACED);
+    } while (r < 0 && errno == EINTR);
+    if (r != s->pid || !WIFSTOPPED(status)) {
+        if (r == s->pid)
+            s->pid = -1; /* it died instead */
+        return -1;
+    }
+    s->paused = 1;
+    return 0;
+}
+
+int rh_resume(rh_server *s)
+{
+    if (refuse_external(s) || s->pid <= 0)
+        return -1;
+    if (!s->paused)
+        return 0;
+    if (kill(s->pid, SIGCONT) != 0)
+        return -1;
+    int status;
+    pid_t r;
+    do {
+        r = waitpid(s->pid, &status, WCONTINUED);
+    } while (r < 0 && errno == EINTR);
+    if (r != s->pid || !WIFCONTINUED(status)) {
+        if (r == s->pid)
+            s->pid = -1;
+        return -1;
+    }
+    s->paused = 0;
+    return 0;
+}
+
+void rh_stop(rh_server *s)
+{
+    if (s == NULL)
+        return;
+    registry_remove(s);
+    if (!s->external && s->pid > 0) {
+        if (s->paused)
+            kill(s->pid, SIGCONT);
+        kill(s->pid, SIGTERM);
+        uint64_t deadline = rh_now_ms() + RH_STOP_MS;
+        for (;;) {
+            pid_t r = waitpid(s->pid, NULL, WNOHANG);
+            if (r == s->pid || (r < 0 && errno != EINTR))
+                break;
+            if (rh_now_ms() >= deadline) {
+                fprintf(stderr, "harness: redis-server %d ignored SIGTERM, killing it\n",
+                        (int)s->pid);
+                kill(s->pid, SIGKILL);
+                reap(s->pid);
+                break;
+            }
+            sleep_ms(2);
+        }
+        s->pid = -1;
+    }
+    remove_tree(s->dir);
+    free_server(s);
+}
+
+redisReply *rh_command(rh_server *s, const char *fmt, ...)
+{
+    if (s == NULL)
+        return NULL;
+    /* hiredis 0.14 writes with write(): a server dying mid-command would raise SIGPIPE. Block it
+     * in this thread and discard one we caused, leaving the process' disposition alone (the
+     * library under test must cope with SIGPIPE on its own). */
+    sigset_t pipe_set, old_mask, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE);
+
+    redisReply *reply = NULL;
+    struct timeval tv = {RH_CMD_TIMEOUT, 0};
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        reply = redisvCommand(c, fmt, ap);
+        va_end(ap);
+    }
+    if (c != NULL)
+        redisFree(c);
+
+    if (!was_pending) {
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE)) {
+            struct timespec zero = {0, 0};
+            sigtimedwait(&pipe_set, NULL, &zero);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    return reply;
+}
