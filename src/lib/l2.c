@@ -165,7 +165,8 @@ redisContext *strata__l2_connect(l2 *l, char *errbuf, size_t errcap)
         return NULL;
     }
     redisSetTimeout(c, tv_of(l->cfg.socket_timeout_ms ? l->cfg.socket_timeout_ms : 250));
-    redisEnableKeepAlive(c);
+    if (!l->url.path[0])
+        redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails and poisons c */
     char db[16];
     snprintf(db, sizeof db, "%d", l->url.db);
     const char *auth_user[] = {"AUTH", l->url.user, l->url.password};

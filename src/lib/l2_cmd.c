@@ -19,6 +19,13 @@ static void arg(l2_cmd *c, const char *s, size_t n)
     c->argc++;
 }
 
+static void reset(l2_cmd *c)
+{
+    c->argc = 0;
+    c->many = NULL;
+    c->manylen = NULL;
+}
+
 static void arg_str(l2_cmd *c, const char *s)
 {
     arg(c, s, strlen(s));
@@ -26,7 +33,7 @@ static void arg_str(l2_cmd *c, const char *s)
 
 void strata__cmd_get(l2_cmd *c, const char *key, size_t klen)
 {
-    c->argc = 0;
+    reset(c);
     arg_str(c, "GET");
     arg(c, key, klen);
 }
@@ -34,7 +41,7 @@ void strata__cmd_get(l2_cmd *c, const char *key, size_t klen)
 void strata__cmd_set(l2_cmd *c, const char *key, size_t klen, const char *val, size_t vlen,
                      uint64_t px_ms, int nx)
 {
-    c->argc = 0;
+    reset(c);
     arg_str(c, "SET");
     arg(c, key, klen);
     arg(c, val, vlen);
@@ -48,14 +55,14 @@ void strata__cmd_set(l2_cmd *c, const char *key, size_t klen, const char *val, s
 
 void strata__cmd_del(l2_cmd *c, const char *key, size_t klen)
 {
-    c->argc = 0;
+    reset(c);
     arg_str(c, "UNLINK");
     arg(c, key, klen);
 }
 
 void strata__cmd_tag_version(l2_cmd *c, const char *key, size_t klen, uint64_t candidate)
 {
-    c->argc = 0;
+    reset(c);
     arg_str(c, "SET");
     arg(c, key, klen);
     strata__tag_version_format(candidate, c->ver);
@@ -66,7 +73,7 @@ void strata__cmd_tag_version(l2_cmd *c, const char *key, size_t klen, uint64_t c
 
 void strata__cmd_tag_bump(l2_cmd *c, const char *key, size_t klen, uint64_t version)
 {
-    c->argc = 0;
+    reset(c);
     arg_str(c, "SET");
     arg(c, key, klen);
     strata__tag_version_format(version, c->ver);
