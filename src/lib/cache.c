@@ -46,6 +46,9 @@ struct strata_cache {
     uint64_t rng;
 };
 
+void (*strata__test_after_l2_read)(void *arg);
+void *strata__test_arg;
+
 struct strata_loop {
     strata_cache *cache;
     struct event_base *base;
@@ -380,6 +383,8 @@ static int get_l2(strata_cache *c, const strata_key *k, strata_value **out)
     on_recovered(c, recovered);
     if (rc != 0)
         return rc;
+    if (strata__test_after_l2_read != NULL)
+        strata__test_after_l2_read(strata__test_arg);
     const char *data;
     size_t len;
     format_view f;

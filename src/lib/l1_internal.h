@@ -73,4 +73,9 @@ void strata__l1_detach(struct strata_value *e);
 /* Every entry and every tag version: after a FLUSHDB, a lost invalidation link, an outage. */
 void strata__l1_invalidate_all(strata_l1 *l1);
 
+/* Test hook: called after a Redis read returns and before its value is judged and promoted,
+ * so a test can land an invalidation exactly inside that window. NULL in production. */
+extern void (*strata__test_after_l2_read)(void *arg);
+extern void *strata__test_arg;
+
 #endif
