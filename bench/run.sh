@@ -60,7 +60,7 @@ busy_cpus() {
         split(a, x); split(b, y); tot = 0; idle = 0
         for (i = 2; i <= 9; i++) tot += y[i] - x[i]
         idle = (y[5] - x[5]) + (y[6] - x[6])
-        printf "%.2f", tot > 0 ? n * (tot - idle) / tot : 0 }'
+        printf "%.2f", (tot > 0 ? n * (tot - idle) / tot : 0) }'
 }
 
 # run NAME CMD...: runs a benchmark, shows and keeps its output, collects its RESULT lines.

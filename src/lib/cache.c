@@ -24,6 +24,7 @@
 #include <strata/errors.h>
 #include <xxhash.h>
 
+#include "cache_internal.h"
 #include "coherence.h"
 #include "config.h"
 #include "format.h"
@@ -35,24 +36,10 @@
 
 #define KEY_BUF STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)
 
-struct strata_cache {
-    strata_l1 *l1;
-    l2 *l2;          /* NULL: no shared tier */
-    coherence *link; /* NULL: coherence off (L1 then holds only L1-only writes) */
-    strata_log_fn log;
-    void *log_arg;
-    atomic_uint_fast64_t hits, misses, errors, fallbacks;
-    pthread_mutex_t rng_lock;
-    uint64_t rng;
-};
 
 void (*strata__test_after_l2_read)(void *arg);
 void *strata__test_arg;
 
-struct strata_loop {
-    strata_cache *cache;
-    struct event_base *base;
-};
 
 static void log_stderr(int level, const char *msg, void *arg)
 {
@@ -228,18 +215,18 @@ strata_l1 *strata_cache_l1(strata_cache *c)
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 /* May L1's copies of shared keys be served? Only while every invalidation reaches us. */
-static int l1_trusted(strata_cache *c)
+int strata__cache_l1_trusted(strata_cache *c)
 {
     return c->l2 == NULL || strata__coherence_up(c->link);
 }
 
-static int l2_down(strata_cache *c)
+int strata__cache_l2_down(strata_cache *c)
 {
     return strata__breaker_state(strata__l2_breaker(c->l2)) == BREAKER_OPEN;
 }
 
 /* After an outage, L1 may hold what Redis has since changed: drop it all. */
-static void on_recovered(strata_cache *c, int recovered)
+void strata__cache_recovered(strata_cache *c, int recovered)
 {
     if (!recovered)
         return;
@@ -248,7 +235,7 @@ static void on_recovered(strata_cache *c, int recovered)
     strata__l1_invalidate_all(c->l1);
 }
 
-static uint64_t next_random(strata_cache *c)
+uint64_t strata__cache_random(strata_cache *c)
 {
     pthread_mutex_lock(&c->rng_lock);
     uint64_t v;
@@ -271,7 +258,7 @@ static int tag_versions(strata_cache *c, const char *tenant, const char *const *
     char keys[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_KEY_MAX];
     size_t lens[STRATA_TAGS_MAX_PER_ENTRY], ask[STRATA_TAGS_MAX_PER_ENTRY], nask = 0;
     uint64_t tickets[STRATA_TAGS_MAX_PER_ENTRY], cand[STRATA_TAGS_MAX_PER_ENTRY];
-    int trusted = l1_trusted(c);
+    int trusted = strata__cache_l1_trusted(c);
     const char *prefix = strata__l1_prefix(c->l1);
     for (size_t i = 0; i < n; i++) {
         uint64_t h = strata__tag_hash(tenant, tags[i]);
@@ -282,7 +269,7 @@ static int tag_versions(strata_cache *c, const char *tenant, const char *const *
         if (rc != 0)
             return rc;
         tickets[nask] = strata__l1_ticket(c->l1, XXH3_64bits(keys[nask], lens[nask]));
-        cand[nask] = next_random(c);
+        cand[nask] = strata__cache_random(c);
         if (create)
             strata__cmd_tag_version(&cmds[nask], keys[nask], lens[nask], cand[nask]);
         else
@@ -293,7 +280,7 @@ static int tag_versions(strata_cache *c, const char *tenant, const char *const *
         return 0;
     redisReply *replies[STRATA_TAGS_MAX_PER_ENTRY];
     int recovered, rc = strata__l2_run_many(c->l2, cmds, nask, replies, &recovered);
-    on_recovered(c, recovered);
+    strata__cache_recovered(c, recovered);
     if (rc != 0)
         return rc;
     for (size_t j = 0; j < nask; j++) {
@@ -318,25 +305,26 @@ static int tag_versions(strata_cache *c, const char *tenant, const char *const *
 
 /* ---- reads -------------------------------------------------------------------------------- */
 
-/* Checks a Redis entry's tags and builds the value to return, promoting it into L1 when L1 is
- * trusted and no invalidation raced the read. */
-static int accept_l2(strata_cache *c, const strata_key *k, const format_view *f, uint64_t ticket,
-                     strata_value **out)
+/* Copies a stored entry's tag names out (NUL-terminated) and the versions it carries. */
+static void entry_tag_names(const format_view *f, char names[][STRATA_TAG_MAX + 1],
+                            const char **tags, uint64_t *want)
 {
-    char names[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_MAX + 1];
-    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
-    uint64_t want[STRATA_TAGS_MAX_PER_ENTRY], have[STRATA_TAGS_MAX_PER_ENTRY];
-    char ctype[STRATA_CONTENT_TYPE_MAX + 1];
     for (size_t i = 0; i < f->ntags; i++) {
         memcpy(names[i], f->tags[i].name, f->tags[i].name_len);
         names[i][f->tags[i].name_len] = '\0';
         tags[i] = names[i];
         want[i] = f->tags[i].version;
     }
-    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
-    int rc = tag_versions(c, tenant, tags, f->ntags, 0, have);
-    if (rc != 0)
-        return rc;
+}
+
+int strata__cache_judge(strata_cache *c, const strata_key *k, const format_view *f,
+                        const uint64_t *have, uint64_t ticket, strata_value **out)
+{
+    char names[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_MAX + 1];
+    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t want[STRATA_TAGS_MAX_PER_ENTRY];
+    char ctype[STRATA_CONTENT_TYPE_MAX + 1];
+    entry_tag_names(f, names, tags, want);
     for (size_t i = 0; i < f->ntags; i++)
         if (have[i] != want[i])
             return STRATA_ENOTFOUND; /* a tag was invalidated (or lost) since the write */
@@ -357,12 +345,28 @@ static int accept_l2(strata_cache *c, const strata_key *k, const format_view *f,
                   .created_ms = f->created_ms,
                   .expires_ms = f->expires_ms};
     struct strata_value *e;
-    if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
+    int rc = strata__l1_prepare(c->l1, &w, &e);
+    if (rc != 0)
         return rc == STRATA_ETOOBIG || rc == STRATA_EVALUELARGE ? STRATA_ENOTFOUND : rc;
-    if (!c->link || !l1_trusted(c) || strata__l1_store(c->l1, e, 0, w.now_ms, ticket) != 0)
+    if (!c->link || !strata__cache_l1_trusted(c) ||
+        strata__l1_store(c->l1, e, 0, w.now_ms, ticket) != 0)
         strata__l1_detach(e); /* served once, not kept */
     *out = e;
     return 0;
+}
+
+/* Checks a Redis entry's tags (from L1 or Redis) and builds the value to return, promoting it
+ * into L1 when L1 is trusted and no invalidation raced the read. */
+static int accept_l2(strata_cache *c, const strata_key *k, const format_view *f, uint64_t ticket,
+                     strata_value **out)
+{
+    char names[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_MAX + 1];
+    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t want[STRATA_TAGS_MAX_PER_ENTRY], have[STRATA_TAGS_MAX_PER_ENTRY];
+    entry_tag_names(f, names, tags, want);
+    int rc = tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, tags, f->ntags, 0,
+                          have);
+    return rc != 0 ? rc : strata__cache_judge(c, k, f, have, ticket, out);
 }
 
 /* Reads k from Redis. 0 with *out, STRATA_ENOTFOUND, or a failure (Redis unusable). */
@@ -380,7 +384,7 @@ static int get_l2(strata_cache *c, const strata_key *k, strata_value **out)
     redisReply *r;
     int recovered;
     rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
-    on_recovered(c, recovered);
+    strata__cache_recovered(c, recovered);
     if (rc != 0)
         return rc;
     if (strata__test_after_l2_read != NULL)
@@ -400,7 +404,7 @@ static int get_l2(strata_cache *c, const strata_key *k, strata_value **out)
     return rc;
 }
 
-static int is_failure(int rc)
+int strata__cache_failure(int rc)
 {
     return rc == STRATA_EUNAVAILABLE || rc == STRATA_ETIMEDOUT || rc == STRATA_EPROTO ||
            rc == STRATA_EREADONLY;
@@ -412,7 +416,7 @@ int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out)
     if (c->l2 == NULL)
         return strata_l1_get(c->l1, k, strata_now_ms(), out);
     int rc = STRATA_ENOTFOUND;
-    if (l1_trusted(c)) {
+    if (strata__cache_l1_trusted(c)) {
         rc = strata__l1_get_ex(c->l1, k, strata_now_ms(), 1, out);
         if (rc != STRATA_ENOTFOUND)
             return rc; /* a hit, or a bad key */
@@ -426,10 +430,10 @@ int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out)
         atomic_fetch_add(&c->misses, 1);
         return rc;
     }
-    if (!is_failure(rc))
+    if (!strata__cache_failure(rc))
         return rc;
     /* Redis is unusable: what L1 holds is the best answer there is (the fallback). */
-    if (rc != STRATA_EUNAVAILABLE || !l2_down(c))
+    if (rc != STRATA_EUNAVAILABLE || !strata__cache_l2_down(c))
         atomic_fetch_add(&c->errors, 1);
     atomic_fetch_add(&c->fallbacks, 1);
     return strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
@@ -437,8 +441,8 @@ int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out)
 
 /* ---- writes ------------------------------------------------------------------------------- */
 
-/* Writes e's encoding to Redis. 0, STRATA_EEXISTS (NX), or a failure. */
-static int set_l2(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now)
+int strata__cache_encode(struct strata_value *e, uint64_t now, char **blob, size_t *blen,
+                         uint64_t *px)
 {
     format_view f = {.flags = strata_value_flags(e),
                      .created_ms = strata_value_created_ms(e),
@@ -455,24 +459,35 @@ static int set_l2(strata_cache *c, struct strata_value *e, unsigned flags, uint6
         f.tags[i].name_len = strlen(f.tags[i].name);
         f.tags[i].version = t[i].version;
     }
-    uint64_t px = 0;
+    *px = 0;
     if (f.expires_ms != 0) {
         uint64_t deadline = f.expires_ms + f.grace_ms;
         if (deadline <= now)
-            return 0; /* already dead: nothing to store */
-        px = deadline - now;
+            return 1; /* already dead: nothing to store */
+        *px = deadline - now;
     }
-    char *blob = malloc(strata__format_size(&f));
-    if (blob == NULL)
+    if ((*blob = malloc(strata__format_size(&f))) == NULL)
         return STRATA_ENOMEM;
-    size_t blen = strata__format_encode(&f, blob);
+    *blen = strata__format_encode(&f, *blob);
+    return 0;
+}
+
+/* Writes e's encoding to Redis. 0, STRATA_EEXISTS (NX), or a failure. */
+static int set_l2(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now)
+{
+    char *blob;
+    size_t blen;
+    uint64_t px;
+    int rc = strata__cache_encode(e, now, &blob, &blen, &px);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
     l2_cmd cmd;
     strata__cmd_set(&cmd, entry_key(e), e->key_len, blob, blen, px, (flags & STRATA_SET_NX) != 0);
     redisReply *r;
     int recovered;
-    int rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
     free(blob);
-    on_recovered(c, recovered);
+    strata__cache_recovered(c, recovered);
     if (rc != 0)
         return rc;
     rc = strata__reply_set(r);
@@ -494,7 +509,7 @@ static int set_two_tier(strata_cache *c, const strata_key *k, const void *value,
     static const strata_set_opts no_opts;
     const strata_set_opts *o = opts ? opts : &no_opts;
     uint64_t versions[STRATA_TAGS_MAX_PER_ENTRY];
-    int usable = !strata__l2_readonly(c->l2) && !l2_down(c);
+    int usable = !strata__l2_readonly(c->l2) && !strata__cache_l2_down(c);
     if (o->ntags > STRATA_TAGS_MAX_PER_ENTRY)
         return STRATA_ETOOMANYTAGS;
     int rc = 0;
@@ -505,7 +520,7 @@ static int set_two_tier(strata_cache *c, const strata_key *k, const void *value,
                 return STRATA_EBADTEXT;
         rc = tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, o->tags, o->ntags,
                           1, versions);
-        if (is_failure(rc))
+        if (strata__cache_failure(rc))
             usable = 0, rc = 0;
         if (rc != 0)
             return rc;
@@ -515,24 +530,30 @@ static int set_two_tier(strata_cache *c, const strata_key *k, const void *value,
     struct strata_value *e;
     if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
         return rc;
-    if (usable) {
-        uint64_t ticket = strata__l1_ticket(c->l1, e->hash);
-        rc = set_l2(c, e, o->flags, now);
-        if (rc == 0) {
-            if (l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
-                strata_value_release(e);
-            else
-                strata__l1_discard(e);
-            return 0;
-        }
-        if (rc == STRATA_EEXISTS || !is_failure(rc)) {
+    if (!usable)
+        return strata__cache_finish_set(c, e, o->flags, now, STRATA__NO_TICKET,
+                                        STRATA_EREADONLY); /* Redis skipped by design */
+    uint64_t ticket = strata__l1_ticket(c->l1, e->hash);
+    return strata__cache_finish_set(c, e, o->flags, now, ticket, set_l2(c, e, o->flags, now));
+}
+
+int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned flags,
+                             uint64_t now, uint64_t ticket, int l2rc)
+{
+    if (l2rc == 0) {
+        if (strata__cache_l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
+            strata_value_release(e);
+        else
             strata__l1_discard(e);
-            return rc;
-        }
-        if (rc != STRATA_EREADONLY)
-            atomic_fetch_add(&c->errors, 1);
+        return 0;
     }
-    rc = set_l1_only(c, e, o->flags, now);
+    if (l2rc == STRATA_EEXISTS || !strata__cache_failure(l2rc)) {
+        strata__l1_discard(e);
+        return l2rc;
+    }
+    if (l2rc != STRATA_EREADONLY && !(l2rc == STRATA_EUNAVAILABLE && strata__cache_l2_down(c)))
+        atomic_fetch_add(&c->errors, 1);
+    int rc = set_l1_only(c, e, flags, now);
     if (rc == STRATA_OK_L1_ONLY)
         strata_value_release(e);
     else
@@ -565,7 +586,7 @@ int strata_cache_del(strata_cache *c, const strata_key *k)
     strata__cmd_del(&cmd, key, klen);
     redisReply *r;
     int recovered, rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
-    on_recovered(c, recovered);
+    strata__cache_recovered(c, recovered);
     if (rc != 0) {
         atomic_fetch_add(&c->fallbacks, 1);
         return STRATA_OK_L1_ONLY;
@@ -636,11 +657,11 @@ int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char 
     if (strata__l2_readonly(c->l2))
         return STRATA_OK_L1_ONLY;
     l2_cmd cmd;
-    strata__cmd_tag_bump(&cmd, key, len, next_random(c));
+    strata__cmd_tag_bump(&cmd, key, len, strata__cache_random(c));
     redisReply *r;
     int recovered;
     rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
-    on_recovered(c, recovered);
+    strata__cache_recovered(c, recovered);
     if (rc != 0)
         return STRATA_OK_L1_ONLY;
     rc = strata__reply_set(r);
@@ -686,51 +707,10 @@ int strata_cache_ping(strata_cache *c, uint64_t *latency_us)
     clock_gettime(CLOCK_MONOTONIC, &a);
     int rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
     clock_gettime(CLOCK_MONOTONIC, &b);
-    on_recovered(c, recovered);
+    strata__cache_recovered(c, recovered);
     if (rc != 0)
         return rc;
     freeReplyObject(r);
     *latency_us = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000);
     return 0;
-}
-
-/* ---- asynchronous calls ------------------------------------------------------------------- */
-
-int strata_loop_new(strata_cache *c, struct event_base *base, strata_loop **out)
-{
-    *out = NULL;
-    if (c == NULL || base == NULL)
-        return STRATA_EINVAL;
-    strata_loop *lp = calloc(1, sizeof *lp);
-    if (lp == NULL)
-        return STRATA_ENOMEM;
-    lp->cache = c;
-    lp->base = base;
-    *out = lp;
-    return 0;
-}
-
-void strata_loop_free(strata_loop *lp)
-{
-    free(lp);
-}
-
-int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,
-                           strata_value **out)
-{
-    (void)cb, (void)arg;
-    return strata_cache_get(lp->cache, k, out);
-}
-
-int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *value, size_t len,
-                           const strata_set_opts *opts, strata_done_cb cb, void *arg)
-{
-    (void)cb, (void)arg;
-    return strata_cache_set(lp->cache, k, value, len, opts);
-}
-
-int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb cb, void *arg)
-{
-    (void)cb, (void)arg;
-    return strata_cache_del(lp->cache, k);
 }

@@ -10,6 +10,7 @@
  * READONLY error reply; from then on the cache skips Redis writes (it logs one warning, once).
  */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,6 +79,21 @@ void strata__l2_last_error(l2 *l, char *out, size_t cap)
     pthread_mutex_unlock(&l->err_lock);
 }
 
+/* Turns a host name into an address once, at start-up: hiredis resolves names with a blocking
+ * getaddrinfo on every connect, which an event loop must never do. A name that does not resolve
+ * now is kept, and connecting will report it. */
+static void resolve_host(redis_url *u)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (u->path[0] || getaddrinfo(u->host, NULL, &hints, &res) != 0)
+        return;
+    char ip[NI_MAXHOST];
+    if (getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) == 0 &&
+        strlen(ip) < sizeof u->host)
+        memcpy(u->host, ip, strlen(ip) + 1);
+    freeaddrinfo(res);
+}
+
 int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_log_fn log,
                    void *log_arg, l2 **out)
 {
@@ -94,6 +110,7 @@ int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_
         free(l);
         return STRATA_ENOMEM;
     }
+    resolve_host(&l->url);
     strata__breaker_init(&l->brk, cfg->breaker_failures, cfg->breaker_min_backoff_ms,
                          cfg->breaker_max_backoff_ms);
     pthread_mutex_init(&l->lock, NULL);
@@ -347,4 +364,25 @@ int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *,
             return rc;
     } while (strcmp(cursor, "0") != 0);
     return 0;
+}
+
+const redis_url *strata__l2_url(l2 *l)
+{
+    return &l->url;
+}
+
+int strata__l2_succeeded(l2 *l)
+{
+    return strata__breaker_success(&l->brk);
+}
+
+void strata__l2_failed(l2 *l, const char *why)
+{
+    strata__breaker_failure(&l->brk, now_ms());
+    strata__l2_note_error(l, why);
+}
+
+void strata__l2_saw_readonly(l2 *l)
+{
+    mark_replica(l, "a write got a READONLY reply");
 }

@@ -54,5 +54,16 @@ void strata__l2_last_error(l2 *l, char *out, size_t cap);
 /* The configuration as given (for the async connections and the link). */
 const strata_redis_config *strata__l2_config(l2 *l);
 
+/* The parsed URL; host is already resolved to a numeric address when it was a name (resolved once
+ * at creation, so an event loop never blocks in getaddrinfo). */
+const redis_url *strata__l2_url(l2 *l);
+
+/* Records the outcome of a call made elsewhere (the async connections). Returns 1 when this
+ * success closed an open breaker. */
+int strata__l2_succeeded(l2 *l);
+void strata__l2_failed(l2 *l, const char *why);
+/* A reply that says the server is read-only. */
+void strata__l2_saw_readonly(l2 *l);
+
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include "harness.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -299,20 +300,66 @@ static int free_port(void)
     return port;
 }
 
-/* mkdtemp under $TMPDIR, or under /tmp if that would make the socket path too long. */
-static char *make_temp_dir(void)
+static const char *temp_base(void)
 {
     const char *base = getenv("TMPDIR");
     struct sockaddr_un un;
     if (base == NULL || base[0] == '\0' ||
         strlen(base) + sizeof "/strata-it-XXXXXX/redis.sock" > sizeof un.sun_path)
         base = "/tmp";
-    char *tmpl = xasprintf("%s/strata-it-XXXXXX", base);
+    return base;
+}
+
+/* A test killed by a signal (a crash, ctest's timeout) takes its servers along
+ * (PR_SET_PDEATHSIG) but cannot remove their dirs. Each dir names its test process in a file
+ * "owner"; every rh_start() removes the strata-it-* dirs whose owner is dead (one readdir).
+ * A dir without that file (being created right now, or by someone else) is left alone. */
+static void sweep_dead_dirs(void)
+{
+    const char *base = temp_base();
+    DIR *d = opendir(base);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "strata-it-", 10) != 0 || strlen(e->d_name) != 16)
+            continue;
+        char *owner = xasprintf("%s/%s/owner", base, e->d_name);
+        FILE *f = fopen(owner, "r");
+        long pid = 0;
+        if (f != NULL) {
+            if (fscanf(f, "%ld", &pid) != 1)
+                pid = 0;
+            fclose(f);
+        }
+        free(owner);
+        if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            char *dir = xasprintf("%s/%s", base, e->d_name);
+            remove_tree(dir);
+            free(dir);
+        }
+    }
+    closedir(d);
+}
+
+/* mkdtemp under $TMPDIR, or under /tmp if that would make the socket path too long; records
+ * the owner. */
+static char *make_temp_dir(void)
+{
+    sweep_dead_dirs();
+    char *tmpl = xasprintf("%s/strata-it-XXXXXX", temp_base());
     if (mkdtemp(tmpl) == NULL) {
         fprintf(stderr, "harness: mkdtemp %s: %s\n", tmpl, strerror(errno));
         free(tmpl);
         return NULL;
     }
+    char *owner = xasprintf("%s/owner", tmpl);
+    FILE *f = fopen(owner, "w");
+    if (f != NULL) {
+        fprintf(f, "%ld\n", (long)getpid());
+        fclose(f);
+    }
+    free(owner);
     return tmpl;
 }
 

@@ -8,7 +8,7 @@
  * its own port and dir, so test binaries can run in parallel (ctest -j). Nothing is left behind:
  * every server is registered and killed by an atexit() handler (which also runs after a failed
  * cmocka assertion), and the server dies with the test process if that crashes
- * (PR_SET_PDEATHSIG).
+ * (PR_SET_PDEATHSIG); the dir of a crashed test is removed by the next rh_start() anywhere.
  *
  * With STRATA_TEST_REDIS_URL=redis://host:port in the environment, rh_start(NULL) returns a
  * handle on that external server instead (memcached's T_MEMD_USE_DAEMON). The calls that need a
@@ -40,7 +40,8 @@ typedef struct rh_server rh_server;
  *     --save '' --appendonly no --daemonize no --repl-diskless-sync-delay 0
  *     --enable-debug-command local --proc-title-template "{title} {listen-addr} {unixsocket} ..."
  * (so a replica syncs at once, DEBUG SLEEP can simulate a slow server, and `pgrep -f strata-it-`
- * finds our servers by their temp dir), stdout and stderr appended to redis.log in that dir.
+ * finds our servers by their temp dir), stdout and stderr appended to redis.log in that dir
+ * (which also holds "owner", this process' pid, and the socket redis.sock).
  * Waits up to 5 s until PING answers (from this very process: the answer's INFO process_id is
  * checked). The free port is found by binding port 0 and closing it; if another process takes
  * it first, another port is tried.
