@@ -13,7 +13,7 @@ all: build
 help:
 	@echo "make test      install deps, build, run every unit and integration test"
 	@echo "make sanitize  the same tests built with AddressSanitizer + UBSan"
-	@echo "make tsan      the L1 tests built with ThreadSanitizer"
+	@echo "make tsan      every test built with ThreadSanitizer"
 	@echo "make fuzz      build the libFuzzer targets and run each for FUZZ_RUNS executions"
 	@echo "make bench     run every benchmark (bench/README.md holds the figures)"
 	@echo "make format    format the sources; make lint checks format + cppcheck"
@@ -44,7 +44,7 @@ tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_TSAN=ON -DSTRATA_BENCH=OFF \
 	    -DCMAKE_C_COMPILER=clang
 	cmake --build build-tsan -j $(JOBS)
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L l1
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSTRATA_FUZZ=ON -DSTRATA_BENCH=OFF \
@@ -52,9 +52,10 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS)
 	@set -e; for f in build-fuzz/fuzz_*; do \
 	    [ -x "$$f" ] || continue; \
-	    name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
+	    name=$$(basename $$f); seeds=tests/fuzz/corpus/$${name#fuzz_}; \
+	    work=build-fuzz/corpus/$$name; mkdir -p $$work; \
 	    echo "== $$name ($(FUZZ_RUNS) runs)"; \
-	    $$f -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 $$( [ -d $$corpus ] && echo $$corpus ) ; \
+	    $$f -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 $$work $$( [ -d $$seeds ] && echo $$seeds ); \
 	done
 
 bench: build
