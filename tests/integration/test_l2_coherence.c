@@ -139,7 +139,12 @@ static void test_write_through_redis_cli(void **state)
     r = rh_command(srv, "SET c2:ns:default:k plain-text");
     freeReplyObject(r);
     assert_true(ms_until_serves(b, &k, "") >= 0);
-    /* FLUSHALL reaches L1 too. */
+    /* FLUSHALL reaches L1 too (not on a shared external server). */
+    if (rh_is_external(srv)) {
+        strata_cache_free(a);
+        strata_cache_free(b);
+        return;
+    }
     assert_int_equal(strata_cache_set(a, &k, "v4", 2, NULL), 0);
     warm(b, &k, "v4");
     r = rh_command(srv, "FLUSHALL");
