@@ -110,6 +110,11 @@ int strata_cache_del(strata_cache *c, const strata_key *k);
 int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
                        size_t *removed);
 
+/* Empties the whole cache: L1, and the Redis database with FLUSHDB ASYNC, everything in it, not
+ * only strata's keys. For an explicit "clear everything" only; strata_cache_clear with no filter
+ * removes strata's keys alone. Returns 0, STRATA_OK_L1_ONLY or STRATA_EREADONLY. */
+int strata_cache_flush(strata_cache *c);
+
 /* Invalidates a tag of a tenant (NULL: default) in every instance sharing the Redis: one write.
  * Returns 0, STRATA_OK_L1_ONLY, STRATA_EBADNAME or STRATA_EBADTEXT. */
 int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag);

@@ -644,6 +644,24 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
     return rc == 0 ? 0 : STRATA_OK_L1_ONLY;
 }
 
+int strata_cache_flush(strata_cache *c)
+{
+    strata__l1_invalidate_all(c->l1);
+    if (c->l2 == NULL)
+        return 0;
+    if (strata__l2_readonly(c->l2))
+        return STRATA_EREADONLY;
+    l2_cmd cmd = {.argc = 2, .argv = {"FLUSHDB", "ASYNC"}, .argvlen = {7, 5}};
+    redisReply *r;
+    int recovered, rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    strata__cache_recovered(c, recovered);
+    if (rc != 0)
+        return STRATA_OK_L1_ONLY;
+    rc = strata__reply_error(r);
+    freeReplyObject(r);
+    return rc == 0 ? 0 : rc == STRATA_EREADONLY ? STRATA_EREADONLY : STRATA_OK_L1_ONLY;
+}
+
 int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag)
 {
     int rc = strata_l1_tag_invalidate(c->l1, tenant, tag);

@@ -68,6 +68,16 @@ static void wait_link(strata_cache *c)
     assert_true(rh_wait_for(link_up, c, 5000));
 }
 
+static int empty_db(void *arg)
+{
+    (void)arg;
+    redisReply *r = rh_command(srv, "DBSIZE");
+    int empty = r != NULL && r->integer == 0;
+    if (r != NULL)
+        freeReplyObject(r);
+    return empty;
+}
+
 /* These tests count keys, so they need a Redis of their own: skipped on an external server. */
 static void flush(void)
 {
@@ -184,6 +194,22 @@ static void test_clear_10k(void **state)
     r = rh_command(srv, "DBSIZE");
     assert_int_equal(r->integer, 1); /* unrelated:key */
     freeReplyObject(r);
+    strata_cache_free(c);
+}
+
+static void test_flush_all(void **state)
+{
+    (void)state;
+    flush();
+    strata_cache *c = open_cache(rh_url(srv), "t7");
+    strata_key k = {"ns", NULL, "k", 1};
+    assert_int_equal(strata_cache_set(c, &k, "v", 1, NULL), 0);
+    redisReply *r = rh_command(srv, "SET foreign x");
+    freeReplyObject(r);
+    assert_int_equal(strata_cache_flush(c), 0);
+    strata_value *v;
+    assert_int_equal(strata_cache_get(c, &k, &v), STRATA_ENOTFOUND);
+    assert_true(rh_wait_for(empty_db, NULL, 2000)); /* FLUSHDB ASYNC: everything, foreign too */
     strata_cache_free(c);
 }
 
@@ -327,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_promotion_and_ttl_agree),
         cmocka_unit_test(test_unknown_format_is_a_miss),
         cmocka_unit_test(test_clear_10k),
+        cmocka_unit_test(test_flush_all),
         cmocka_unit_test(test_tags_across_instances),
         cmocka_unit_test(test_acl_user_and_db),
         cmocka_unit_test(test_config_from_env),
