@@ -119,6 +119,27 @@ int strata_cache_flush(strata_cache *c);
  * Returns 0, STRATA_OK_L1_ONLY, STRATA_EBADNAME or STRATA_EBADTEXT. */
 int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag);
 
+/* Lists user keys like strata_l1_scan, from Redis (SCAN, so keys in Redis but not in this
+ * instance's L1 are listed) or, without a shared tier, from L1. cursor is "" or "0" to start; the
+ * next page's cursor is written to next (next_cap bytes; "0" when done). A page holds about
+ * limit keys. Returns 0, STRATA_EBADNAME, STRATA_EINVAL (bad cursor) or a Redis failure
+ * (STRATA_EUNAVAILABLE, STRATA_ETIMEDOUT): listing Redis has no L1 fallback. */
+int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
+                      const char *cursor, size_t limit, strata_key_cb cb, void *arg, char *next,
+                      size_t next_cap);
+
+/* What Redis says about itself, for stats pages. */
+typedef struct strata_redis_info {
+    char version[32];
+    uint64_t used_memory, maxmemory, connected_clients, keyspace_hits, keyspace_misses, keys;
+    char maxmemory_policy[32];
+    char role[16];
+} strata_redis_info;
+
+/* Asks Redis (INFO). Returns 0, STRATA_EUNAVAILABLE (no shared tier, or down), STRATA_ETIMEDOUT
+ * or STRATA_EPROTO. */
+int strata_cache_redis_info(strata_cache *c, strata_redis_info *out);
+
 /* Counters and state of the shared tier (all zero without one). */
 typedef struct strata_l2_stats {
     int configured;          /* a shared tier is configured */

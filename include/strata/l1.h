@@ -149,6 +149,19 @@ int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_
 int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
                     size_t *removed);
 
+/* Called with each user key a scan finds (key bytes, not NUL-terminated, valid during the call). */
+typedef void (*strata_key_cb)(const char *ns, const char *tenant, const char *key, size_t len,
+                              void *arg);
+
+/* Lists the user keys of fresh entries of namespace ns (NULL: all) and tenant (NULL: all)
+ * matching pattern (NULL: all), about limit at a time (0: 100; a page may run a little over),
+ * starting at cursor (0: the start). Sets *next to the cursor of the next page, 0 when done. Keys
+ * written or removed during a scan may or may not be seen. cb runs under an internal lock: it
+ * must not call back into L1. Returns 0 or STRATA_EBADNAME. */
+int strata_l1_scan(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
+                   uint64_t cursor, size_t limit, uint64_t now_ms, strata_key_cb cb, void *arg,
+                   uint64_t *next);
+
 /* Invalidates a tag of a tenant (NULL: default) in O(1): every entry written with the tag before
  * this call stops being served, in every namespace of the tenant. Returns 0, STRATA_EBADNAME,
  * STRATA_EBADTEXT or STRATA_ENOMEM. */

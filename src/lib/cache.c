@@ -13,6 +13,7 @@
  *
  * Without REDIS_URL the cache is its L1, and every call completes in L1.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -730,5 +731,115 @@ int strata_cache_ping(strata_cache *c, uint64_t *latency_us)
         return rc;
     freeReplyObject(r);
     *latency_us = (uint64_t)((b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000);
+    return 0;
+}
+
+/* ---- listing and info --------------------------------------------------------------------- */
+
+typedef struct keys_scan {
+    clear_filter f;
+    strata_key_cb cb;
+    void *arg;
+    size_t found;
+} keys_scan;
+
+static int list_one(const char *key, size_t len, void *arg)
+{
+    keys_scan *ks = arg;
+    strata_key_parts p;
+    if (!clear_keep(key, len, &ks->f) || strata_key_parse(ks->f.prefix, key, len, &p) != 0)
+        return 0;
+    char ns[STRATA_NAME_MAX + 1], tenant[STRATA_NAME_MAX + 1];
+    memcpy(ns, p.ns, p.ns_len), ns[p.ns_len] = '\0';
+    memcpy(tenant, p.tenant, p.tenant_len), tenant[p.tenant_len] = '\0';
+    ks->cb(ns, tenant, p.key, p.key_len, ks->arg);
+    ks->found++;
+    return 0; /* never unlink */
+}
+
+int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
+                      const char *cursor, size_t limit, strata_key_cb cb, void *arg, char *next,
+                      size_t next_cap)
+{
+    if (cursor == NULL || *cursor == '\0')
+        cursor = "0";
+    char *end;
+    unsigned long long cur = strtoull(cursor, &end, 10);
+    if (*end != '\0' || *cursor < '0' || *cursor > '9' || next_cap < 21)
+        return STRATA_EINVAL;
+    if (limit == 0)
+        limit = 100;
+    if (c->l2 == NULL) {
+        uint64_t nx;
+        int rc = strata_l1_scan(c->l1, ns, tenant, pattern, cur, limit, strata_now_ms(), cb, arg,
+                                &nx);
+        snprintf(next, next_cap, "%" PRIu64, nx);
+        return rc;
+    }
+    if ((ns != NULL && strata_name_check(ns) != 0) ||
+        (tenant != NULL && strata_name_check(tenant) != 0))
+        return STRATA_EBADNAME;
+    const char *prefix = strata__l1_prefix(c->l1);
+    char match[STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + 1024];
+    snprintf(match, sizeof match, "%s:%s:%s:%s", prefix, ns ? ns : "*", tenant ? tenant : "*",
+             pattern && strlen(pattern) < 900 ? pattern : "*");
+    keys_scan ks = {{prefix, ns, tenant, pattern}, cb, arg, 0};
+    char count[24];
+    snprintf(count, sizeof count, "%zu", limit < 1000 ? limit * 10 : limit);
+    snprintf(next, next_cap, "%llu", cur);
+    /* SCAN's COUNT is work, not results: go on until a page is full or the scan is done. */
+    do {
+        size_t found;
+        int rc = strata__l2_scan_page(c->l2, next, match, count, list_one, &ks, next, next_cap,
+                                      &found);
+        if (rc != 0)
+            return rc;
+    } while (ks.found < limit && strcmp(next, "0") != 0);
+    return 0;
+}
+
+static uint64_t info_u64(const char *info, const char *field)
+{
+    const char *p = strstr(info, field);
+    return p ? strtoull(p + strlen(field), NULL, 10) : 0;
+}
+
+static void info_str(const char *info, const char *field, char *out, size_t cap)
+{
+    const char *p = strstr(info, field);
+    out[0] = '\0';
+    if (p == NULL)
+        return;
+    p += strlen(field);
+    size_t n = strcspn(p, "\r\n");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+int strata_cache_redis_info(strata_cache *c, strata_redis_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (c->l2 == NULL)
+        return STRATA_EUNAVAILABLE;
+    l2_cmd cmd = {.argc = 2, .argv = {"INFO", "everything"}, .argvlen = {4, 10}};
+    redisReply *r;
+    int recovered, rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
+    strata__cache_recovered(c, recovered);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return STRATA_EPROTO;
+    }
+    info_str(r->str, "redis_version:", out->version, sizeof out->version);
+    info_str(r->str, "maxmemory_policy:", out->maxmemory_policy, sizeof out->maxmemory_policy);
+    info_str(r->str, "role:", out->role, sizeof out->role);
+    out->used_memory = info_u64(r->str, "used_memory:");
+    out->maxmemory = info_u64(r->str, "maxmemory:");
+    out->connected_clients = info_u64(r->str, "connected_clients:");
+    out->keyspace_hits = info_u64(r->str, "keyspace_hits:");
+    out->keyspace_misses = info_u64(r->str, "keyspace_misses:");
+    for (const char *p = strstr(r->str, "\ndb"); p != NULL; p = strstr(p + 1, "\ndb"))
+        out->keys += info_u64(p, "keys=");
+    freeReplyObject(r);
     return 0;
 }

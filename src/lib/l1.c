@@ -651,6 +651,42 @@ int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const cha
     return 0;
 }
 
+/* The cursor is (shard << 40 | bucket): a table may grow between pages (keys can then be seen
+ * twice or missed, as with Redis' SCAN during a rehash), never crash or loop. */
+int strata_l1_scan(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
+                   uint64_t cursor, size_t limit, uint64_t now_ms, strata_key_cb cb, void *arg,
+                   uint64_t *next)
+{
+    if ((ns != NULL && strata_name_check(ns) != 0) ||
+        (tenant != NULL && strata_name_check(tenant) != 0))
+        return STRATA_EBADNAME;
+    size_t found = 0;
+    uint64_t sh = cursor >> 40, b = cursor & ((1ULL << 40) - 1);
+    char t[STRATA_NAME_MAX + 1];
+    for (; sh < l1->nshards; sh++, b = 0) {
+        l1_shard *s = &l1->shards[sh];
+        pthread_mutex_lock(&s->lock);
+        for (; b < s->nbuckets; b++) {
+            if (found >= (limit ? limit : 100)) {
+                pthread_mutex_unlock(&s->lock);
+                *next = sh << 40 | b;
+                return 0;
+            }
+            for (struct strata_value *e = s->buckets[b]; e != NULL; e = e->hnext)
+                if (entry_fresh(e, now_ms) && clear_matches(e, ns, tenant, pattern)) {
+                    memcpy(t, entry_key(e) + e->tenant_off, e->tenant_len);
+                    t[e->tenant_len] = '\0';
+                    cb(e->ns->name, t, entry_key(e) + e->user_off,
+                       (size_t)e->key_len - e->user_off, arg);
+                    found++;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    *next = 0;
+    return 0;
+}
+
 int strata_l1_tag_invalidate(strata_l1 *l1, const char *tenant, const char *tag)
 {
     if (tenant == NULL)

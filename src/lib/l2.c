@@ -386,3 +386,34 @@ void strata__l2_saw_readonly(l2 *l)
 {
     mark_replica(l, "a write got a READONLY reply");
 }
+
+int strata__l2_scan_page(l2 *l, const char *cursor, const char *pattern, const char *count,
+                         int (*each)(const char *, size_t, void *), void *arg, char *next,
+                         size_t next_cap, size_t *found)
+{
+    char cur[32];
+    snprintf(cur, sizeof cur, "%s", cursor);
+    l2_cmd scan = {.argc = 6,
+                   .argv = {"SCAN", cur, "MATCH", pattern, "COUNT", count},
+                   .argvlen = {4, strlen(cur), 5, strlen(pattern), 5, strlen(count)}};
+    redisReply *r;
+    int rc = strata__l2_run(l, &scan, &r, NULL);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->len >= next_cap) {
+        freeReplyObject(r);
+        return STRATA_EPROTO;
+    }
+    memcpy(next, r->element[0]->str, r->element[0]->len + 1);
+    *found = 0;
+    redisReply *keys = r->element[1];
+    for (size_t i = 0; i < keys->elements; i++)
+        if (keys->element[i]->type == REDIS_REPLY_STRING) {
+            each(keys->element[i]->str, keys->element[i]->len, arg);
+            (*found)++;
+        }
+    freeReplyObject(r);
+    return 0;
+}

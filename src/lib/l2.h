@@ -41,6 +41,12 @@ int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replie
 int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *, size_t, void *),
                            void *arg, size_t *removed);
 
+/* One SCAN page from cursor: calls each() for every key and sets next (the cursor after it, "0"
+ * when done) and *found. Returns 0 or a failure as strata__l2_run. */
+int strata__l2_scan_page(l2 *l, const char *cursor, const char *pattern, const char *count,
+                         int (*each)(const char *, size_t, void *), void *arg, char *next,
+                         size_t next_cap, size_t *found);
+
 /* Whether writes are skipped (forced, or a replica / READONLY reply was seen). */
 int strata__l2_readonly(l2 *l);
 

@@ -1,0 +1,203 @@
+/* route.c: the route table of strata serve, and the checks on what a path carries.
+ *
+ * Routes are matched on the raw path, segment by segment, before anything is decoded, so an
+ * encoded '/' (%2F) inside a key stays part of the key instead of splitting the path. Then each
+ * parameter is percent-decoded strictly and checked: namespaces are names (key.h), keys must be
+ * valid UTF-8 without control characters and at most the key limit in bytes (DESIGN.md: over
+ * HTTP a key is text; binary keys are for the library). Anything else is a clear 4xx, never a
+ * truncated or "repaired" key.
+ */
+#include <string.h>
+
+#include "route.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long route_percent_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+int route_text_ok(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        size_t len;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return 0;
+        if ((size_t)(end - p) < len)
+            return 0;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
+            return 0; /* overlong, surrogate, out of range, or a C1 control */
+        p += len;
+    }
+    return 1;
+}
+
+/* Splits path into at most max segments (pointers into path, lengths); returns the count, or
+ * -1 when there are more, an empty segment, or no leading '/'. */
+static int split(const char *path, const char **seg, size_t *len, int max)
+{
+    if (path[0] != '/')
+        return -1;
+    int n = 0;
+    const char *p = path + 1;
+    if (*p == '\0')
+        return 0;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t l = slash ? (size_t)(slash - p) : strlen(p);
+        if (l == 0 || n == max)
+            return -1;
+        seg[n] = p;
+        len[n++] = l;
+        if (slash == NULL)
+            return n;
+        p = slash + 1;
+    }
+}
+
+static int seg_is(const char *s, size_t n, const char *lit)
+{
+    return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+static void fail(route *r, const char *code, const char *msg)
+{
+    if (r->error == NULL) {
+        r->error_code = code;
+        r->error = msg;
+    }
+}
+
+static void take_ns(route *r, const char *s, size_t n)
+{
+    long l = route_percent_decode(s, n, r->ns, sizeof r->ns);
+    if (l <= 0 || strata_name_check(r->ns) != 0)
+        fail(r, "bad_namespace", "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -");
+}
+
+static void take_key(route *r, const char *s, size_t n, size_t key_max)
+{
+    long l = route_percent_decode(s, n, r->key, sizeof r->key);
+    if (l < 0 && n > 3 * (key_max + 1)) {
+        fail(r, "key_too_long", "key is longer than the limit");
+        return;
+    }
+    if (l < 0) {
+        fail(r, n > key_max ? "key_too_long" : "bad_key",
+             n > key_max ? "key is longer than the limit" : "malformed percent-encoding in key");
+        return;
+    }
+    r->key_len = (size_t)l;
+    if (l == 0)
+        fail(r, "bad_key", "key is empty");
+    else if ((size_t)l > key_max)
+        fail(r, "key_too_long", "key is longer than the limit");
+    else if (!route_text_ok(r->key, (size_t)l))
+        fail(r, "bad_key", "key must be valid UTF-8 without control characters");
+}
+
+void route_match(const char *path, size_t key_max, route *r)
+{
+    const char *seg[5];
+    size_t len[5];
+    memset(r, 0, sizeof *r);
+    int n = split(path, seg, len, 5);
+    if (n < 1)
+        return;
+    if (n == 1 && seg_is(seg[0], len[0], "livez"))
+        r->id = R_LIVEZ, r->methods = M_GET | M_HEAD;
+    else if (n == 1 && seg_is(seg[0], len[0], "readyz"))
+        r->id = R_READYZ, r->methods = M_GET | M_HEAD;
+    else if (n == 1 && seg_is(seg[0], len[0], "metrics"))
+        r->id = R_METRICS, r->methods = M_GET;
+    else if (n >= 2 && seg_is(seg[0], len[0], "cache")) {
+        if (n == 2 && seg_is(seg[1], len[1], "health"))
+            r->id = R_HEALTH, r->methods = M_GET;
+        else if (n == 2 && seg_is(seg[1], len[1], "stats"))
+            r->id = R_STATS, r->methods = M_GET;
+        else if (n == 2 && seg_is(seg[1], len[1], "clear"))
+            r->id = R_CLEAR, r->methods = M_POST | M_DELETE;
+        else if (n == 2 && seg_is(seg[1], len[1], "keys"))
+            r->id = R_KEYS, r->methods = M_GET;
+        else if (n == 4 && seg_is(seg[1], len[1], "key")) {
+            r->id = R_INSPECT, r->methods = M_GET;
+            take_ns(r, seg[2], len[2]);
+            take_key(r, seg[3], len[3], key_max);
+        }
+    } else if (n >= 2 && seg_is(seg[0], len[0], "v1")) {
+        if (n == 2 && seg_is(seg[1], len[1], "invalidate"))
+            r->id = R_INVALIDATE, r->methods = M_POST;
+        else if (n == 4 && seg_is(seg[1], len[1], "cache")) {
+            if (seg_is(seg[3], len[3], "_mget"))
+                r->id = R_MGET, r->methods = M_POST;
+            else if (seg_is(seg[3], len[3], "_mset"))
+                r->id = R_MSET, r->methods = M_POST;
+            else {
+                r->id = R_KV, r->methods = M_GET | M_HEAD | M_PUT | M_DELETE;
+                take_key(r, seg[3], len[3], key_max);
+            }
+            take_ns(r, seg[2], len[2]);
+        }
+    }
+}
+
+int route_error_status(const route *r)
+{
+    return r->error_code != NULL && strcmp(r->error_code, "key_too_long") == 0 ? 414 : 400;
+}
+
+const char *route_name(int id)
+{
+    static const char *names[R_COUNT] = {"not_found", "livez", "readyz", "metrics", "health",
+                                         "stats",     "clear", "keys",   "inspect", "kv",
+                                         "mget",      "mset",  "invalidate"};
+    return id >= 0 && id < R_COUNT ? names[id] : "not_found";
+}

@@ -1,0 +1,71 @@
+/* route.h: which handler an HTTP request goes to, and its path parameters, decoded and checked. */
+#ifndef STRATA_SERVER_ROUTE_H
+#define STRATA_SERVER_ROUTE_H
+
+#include <stddef.h>
+
+#include <strata/key.h>
+
+enum route_id {
+    R_NOT_FOUND = 0,
+    R_LIVEZ,
+    R_READYZ,
+    R_METRICS,
+    R_HEALTH,
+    R_STATS,
+    R_CLEAR,
+    R_KEYS,
+    R_INSPECT,    /* /cache/key/{ns}/{key} */
+    R_KV,         /* /v1/cache/{ns}/{key} */
+    R_MGET,       /* /v1/cache/{ns}/_mget */
+    R_MSET,       /* /v1/cache/{ns}/_mset */
+    R_INVALIDATE, /* /v1/invalidate */
+    R_COUNT
+};
+
+/* HTTP methods as a bit set (the same bits as libevent's EVHTTP_REQ_*). */
+enum route_method {
+    M_GET = 1 << 0,
+    M_POST = 1 << 1,
+    M_HEAD = 1 << 2,
+    M_PUT = 1 << 3,
+    M_DELETE = 1 << 4,
+    M_OPTIONS = 1 << 5,
+    M_TRACE = 1 << 6,
+    M_CONNECT = 1 << 7,
+    M_PATCH = 1 << 8,
+};
+
+#define ROUTE_KEY_MAX STRATA_KEY_MAX_LIMIT
+
+typedef struct route {
+    int id;
+    unsigned methods;                /* the methods the route accepts (for 405 and Allow) */
+    char ns[STRATA_NAME_MAX + 1];     /* decoded namespace, if the route has one */
+    char key[ROUTE_KEY_MAX + 1];     /* decoded key (NUL-terminated, UTF-8, no controls) */
+    size_t key_len;
+    const char *error;               /* why a path parameter was refused, or NULL */
+    const char *error_code;
+} route;
+
+/* Matches path (the URI's path, still percent-encoded, without the query) against the routes.
+ * Sets r->id (R_NOT_FOUND if nothing matches). A matching route whose parameters are invalid
+ * (bad percent-encoding, not UTF-8, control characters, a bad namespace name, a key over
+ * key_max bytes) sets r->error / r->error_code and the handler answers 400 (414 for a key over the
+ * limit: see route_error_status). Never reads past path's NUL, never writes past r. */
+void route_match(const char *path, size_t key_max, route *r);
+
+/* The HTTP status for a route's parameter error. */
+int route_error_status(const route *r);
+
+/* A name for metrics and logs ("kv", "mget", ...): a bounded label set, never a key. */
+const char *route_name(int id);
+
+/* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated), strictly: '%' must be followed by
+ * two hex digits; '+' stays '+'. Returns the decoded length, or -1 if malformed or too long. */
+long route_percent_decode(const char *s, size_t n, char *out, size_t cap);
+
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates) without control characters. */
+int route_text_ok(const char *s, size_t n);
+
+#endif
