@@ -6,7 +6,7 @@
  *
  *     <prefix> ':' <namespace> ':' <tenant> ':' <key>
  *
- * Because names can never contain ':', the first three separators are unambiguous whatever bytes
+ * Because names and the prefix can never contain ':', the first three separators are unambiguous whatever bytes
  * the key holds, so two different addresses can never produce the same stored key: tenants and
  * namespaces cannot collide. strata_key_parse() is the inverse, used when scanning stored keys
  * (L1 clears, Redis SCAN) to hand back user keys, never stored ones.
@@ -42,14 +42,17 @@ typedef struct strata_key {
 /* Checks a namespace or tenant name. Returns 0 or STRATA_EBADNAME. */
 int strata_name_check(const char *name);
 
-/* Checks a key prefix: 1..64 bytes of [A-Za-z0-9_.:-]. Returns 0 or STRATA_EBADNAME. */
+/* Checks a key prefix: 1..64 bytes of [A-Za-z0-9_.-], like a name. No ':' on purpose: with
+ * prefixes "p:a" and "p", (b, t, k) and (a, b, "t:k") would build the same stored key, and two
+ * deployments sharing one Redis could read each other's entries. Returns 0 or STRATA_EBADNAME. */
 int strata_prefix_check(const char *prefix);
 
 /* Builds the stored key for k under prefix into buf (cap bytes; STRATA_STORED_KEY_MAX(key_max)
  * is always enough) and sets *out_len. key_max is the user-key limit (0: the default 512).
  * Nothing is written past cap and nothing is ever truncated.
  *
- * Returns 0, STRATA_EKEYEMPTY, STRATA_EKEYLONG, STRATA_EBADNAME, or STRATA_ERANGE (buf too small).
+ * Returns 0, STRATA_EKEYEMPTY (also for a NULL key), STRATA_EKEYLONG, STRATA_EBADNAME,
+ * STRATA_ERANGE (buf too small), or STRATA_EINVAL (k, buf or out_len NULL).
  *
  *     char buf[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_DEFAULT)];
  *     size_t n;

@@ -41,12 +41,7 @@ int strata_prefix_check(const char *prefix)
     if (prefix == NULL)
         return STRATA_EBADNAME;
     size_t len = strnlen(prefix, STRATA_PREFIX_MAX + 1);
-    if (len == 0 || len > STRATA_PREFIX_MAX)
-        return STRATA_EBADNAME;
-    for (size_t i = 0; i < len; i++)
-        if (!name_byte_ok((unsigned char)prefix[i]) && prefix[i] != ':')
-            return STRATA_EBADNAME;
-    return 0;
+    return name_span(prefix, len) ? 0 : STRATA_EBADNAME;
 }
 
 int strata_key_build(const char *prefix, const strata_key *k, size_t key_max, char *buf, size_t cap,

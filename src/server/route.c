@@ -44,12 +44,12 @@ long route_percent_decode(const char *s, size_t n, char *out, size_t cap)
     return (long)o;
 }
 
-int route_text_ok(const char *s, size_t n)
+static int utf8_check(const char *s, size_t n, int controls_ok)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         unsigned c = *p;
-        if (c < 0x20 || c == 0x7f)
+        if ((c < 0x20 || c == 0x7f) && !controls_ok)
             return 0;
         if (c < 0x80) {
             p++;
@@ -73,11 +73,22 @@ int route_text_ok(const char *s, size_t n)
             cp = cp << 6 | (p[i] & 0x3f);
         }
         if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0x80 && cp <= 0x9f))
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0x80 && cp <= 0x9f && !controls_ok))
             return 0; /* overlong, surrogate, out of range, or a C1 control */
         p += len;
     }
     return 1;
+}
+
+int route_text_ok(const char *s, size_t n)
+{
+    return utf8_check(s, n, 0);
+}
+
+int route_utf8_ok(const char *s, size_t n)
+{
+    return utf8_check(s, n, 1);
 }
 
 /* Splits path into at most max segments (pointers into path, lengths); returns the count, or

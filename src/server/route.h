@@ -68,4 +68,7 @@ long route_percent_decode(const char *s, size_t n, char *out, size_t cap);
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates) without control characters. */
 int route_text_ok(const char *s, size_t n);
 
+/* 1 if s[0..n) is valid UTF-8, control characters allowed (JSON can carry them escaped). */
+int route_utf8_ok(const char *s, size_t n);
+
 #endif

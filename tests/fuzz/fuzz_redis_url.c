@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL;
     int rc = strata__redis_url_parse(s, &u, &why);
     if (rc == 0) {
-        if (memchr(u.host, '\0', sizeof u.host) == NULL || memchr(u.path, '\0', sizeof u.path) == NULL ||
+        if (memchr(u.host, '\0', sizeof u.host) == NULL ||
+            memchr(u.path, '\0', sizeof u.path) == NULL ||
             memchr(u.user, '\0', sizeof u.user) == NULL ||
             memchr(u.password, '\0', sizeof u.password) == NULL)
             abort();

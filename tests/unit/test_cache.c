@@ -31,9 +31,9 @@ static void test_config_env(void **state)
 {
     (void)state;
     strata_cache_config cfg;
-    setenv("STRATA_PREFIX", "myapp:cache", 1);
+    setenv("STRATA_PREFIX", "myapp.cache", 1);
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
-    assert_string_equal(cfg.l1.prefix, "myapp:cache");
+    assert_string_equal(cfg.l1.prefix, "myapp.cache");
     setenv("STRATA_PREFIX", "bad prefix", 1);
     assert_int_equal(strata_cache_config_init(&cfg, NULL), STRATA_EBADNAME);
     unsetenv("STRATA_PREFIX");

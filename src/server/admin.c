@@ -1,0 +1,372 @@
+/* admin.c: probes, health, stats, clear, key listing and inspection, and /metrics.
+ *
+ *   GET  /livez  /readyz                        no token: for orchestrators
+ *   GET  /cache/health                          status for anyone; details with a read token
+ *   GET  /cache/stats                           admin
+ *   POST|DELETE /cache/clear?namespace=&pattern=&tenant=[&all_tenants=true][&flush=true]  admin
+ *   GET  /cache/keys?namespace=&pattern=&limit=&cursor=&tenant=                        admin
+ *   GET  /cache/key/{ns}/{key}?tenant=                                                 admin
+ *   GET  /metrics                               Prometheus text
+ *
+ * Anything that may wait on Redis (health's ping, stats' INFO, clear, key listing) runs on the
+ * offload thread, never on an event loop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "codec.h"
+#include "server.h"
+
+void admin_livez(req *q)
+{
+    reply_json(q, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void admin_readyz(req *q)
+{
+    if (atomic_load(&q->w->srv->draining))
+        reply_json(q, 503, json_pack("{s:s}", "status", "draining"));
+    else
+        reply_json(q, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+/* ---- health ------------------------------------------------------------------------------- */
+
+typedef struct health_job {
+    req *q;
+    strata_cache *cache;
+    int ping_rc;
+    uint64_t latency_us;
+    strata_l2_stats l2;
+} health_job;
+
+static void health_run(void *arg)
+{
+    health_job *j = arg;
+    j->ping_rc = strata_cache_ping(j->cache, &j->latency_us);
+    strata_cache_l2_stats(j->cache, &j->l2);
+}
+
+static void health_done(void *arg)
+{
+    health_job *j = arg;
+    req *q = j->q;
+    const char *status = "healthy";
+    if (j->l2.configured && (j->ping_rc != 0 || !j->l2.coherent || j->l2.readonly))
+        status = j->ping_rc != 0 && q->w->srv->cfg.require_redis ? "unhealthy" : "degraded";
+    int code = strcmp(status, "unhealthy") == 0 ? 503 : 200;
+    json_t *body = json_pack("{s:s}", "status", status);
+    if (q->role >= ROLE_READ) {
+        strata_stats s;
+        strata_l1_stats(strata_cache_l1(j->cache), NULL, &s);
+        json_object_set_new(body, "redis_configured", json_boolean(j->l2.configured));
+        json_object_set_new(body, "redis_available", json_boolean(j->l2.configured &&
+                                                                  j->ping_rc == 0));
+        if (j->ping_rc == 0)
+            json_object_set_new(body, "redis_latency_ms", json_real((double)j->latency_us / 1e3));
+        json_object_set_new(body, "breaker", json_string(j->l2.breaker));
+        json_object_set_new(body, "readonly", json_boolean(j->l2.readonly));
+        json_object_set_new(body, "coherent", json_boolean(j->l2.coherent));
+        json_object_set_new(body, "last_error", json_string(j->l2.last_error));
+        json_object_set_new(body, "l1_entries", json_integer((json_int_t)s.entries));
+        json_object_set_new(body, "l1_bytes", json_integer((json_int_t)s.bytes));
+    }
+    free(j);
+    reply_json(q, code, body);
+}
+
+void admin_health(req *q)
+{
+    health_job *j = calloc(1, sizeof *j);
+    j->q = q;
+    j->cache = q->w->srv->cache;
+    offload(q, health_run, health_done, j);
+}
+
+/* ---- stats -------------------------------------------------------------------------------- */
+
+typedef struct stats_job {
+    req *q;
+    strata_cache *cache;
+    strata_redis_info info;
+    int info_rc;
+} stats_job;
+
+static void stats_run(void *arg)
+{
+    stats_job *j = arg;
+    j->info_rc = strata_cache_redis_info(j->cache, &j->info);
+}
+
+static double rate(uint64_t hits, uint64_t misses)
+{
+    return hits + misses ? (double)hits / (double)(hits + misses) : 0.0;
+}
+
+static void stats_done(void *arg)
+{
+    stats_job *j = arg;
+    req *q = j->q;
+    strata_stats s;
+    strata_l2_stats l2;
+    strata_l1_stats(strata_cache_l1(j->cache), NULL, &s);
+    strata_cache_l2_stats(j->cache, &l2);
+    json_t *l1 = json_pack("{s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "hits",
+                           (json_int_t)s.hits, "misses", (json_int_t)s.misses, "hit_rate",
+                           rate(s.hits, s.misses), "keys", (json_int_t)s.entries, "memory_bytes",
+                           (json_int_t)s.bytes, "max_memory_bytes", (json_int_t)s.max_bytes,
+                           "sets", (json_int_t)s.sets, "deletes", (json_int_t)s.deletes,
+                           "evictions", (json_int_t)s.evictions, "expirations",
+                           (json_int_t)s.expirations, "rejections", (json_int_t)s.rejections,
+                           "invalidations", (json_int_t)s.invalidations);
+    json_t *l2j = json_pack("{s:b,s:b,s:b,s:b,s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:s}", "configured",
+                            l2.configured, "available", l2.available, "readonly", l2.readonly,
+                            "coherent", l2.coherent, "breaker", l2.breaker, "hits",
+                            (json_int_t)l2.hits, "misses", (json_int_t)l2.misses, "hit_rate",
+                            rate(l2.hits, l2.misses), "errors", (json_int_t)l2.errors,
+                            "fallbacks", (json_int_t)l2.fallbacks, "breaker_opens",
+                            (json_int_t)l2.breaker_opens, "invalidations",
+                            (json_int_t)l2.invalidations, "last_error", l2.last_error);
+    if (j->info_rc == 0)
+        json_object_set_new(
+            l2j, "redis",
+            json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I}", "version", j->info.version,
+                      "role", j->info.role, "used_memory", (json_int_t)j->info.used_memory,
+                      "maxmemory", (json_int_t)j->info.maxmemory, "maxmemory_policy",
+                      j->info.maxmemory_policy, "connected_clients",
+                      (json_int_t)j->info.connected_clients, "keyspace_hits",
+                      (json_int_t)j->info.keyspace_hits, "keyspace_misses",
+                      (json_int_t)j->info.keyspace_misses, "keys", (json_int_t)j->info.keys));
+    server *srv = q->w->srv;
+    json_t *body = json_pack("{s:o,s:o,s:{s:I,s:i}}", "l1", l1, "l2", l2j, "server", "uptime_s",
+                             (json_int_t)((strata_now_ms() - srv->started_ms) / 1000), "workers",
+                             (int)srv->cfg.workers);
+    free(j);
+    reply_json(q, 200, body);
+}
+
+void admin_stats(req *q)
+{
+    stats_job *j = calloc(1, sizeof *j);
+    j->q = q;
+    j->cache = q->w->srv->cache;
+    offload(q, stats_run, stats_done, j);
+}
+
+/* ---- clear -------------------------------------------------------------------------------- */
+
+typedef struct clear_job {
+    req *q;
+    strata_cache *cache;
+    char ns[STRATA_NAME_MAX + 1], pattern[1024];
+    const char *tenant; /* NULL: every tenant */
+    int has_ns, has_pattern, flush, rc;
+    size_t removed;
+} clear_job;
+
+static void clear_run(void *arg)
+{
+    clear_job *j = arg;
+    if (j->flush)
+        j->rc = strata_cache_flush(j->cache);
+    else
+        j->rc = strata_cache_clear(j->cache, j->has_ns ? j->ns : NULL, j->tenant,
+                                   j->has_pattern ? j->pattern : NULL, &j->removed);
+}
+
+static void clear_done(void *arg)
+{
+    clear_job *j = arg;
+    req *q = j->q;
+    if (j->rc == STRATA_OK_L1_ONLY)
+        add_header(q, "X-Cache-Write", "l1-only");
+    if (j->rc < 0)
+        reply_status(q, j->rc);
+    else
+        reply_json(q, 200, json_pack("{s:I,s:b}", "removed", (json_int_t)j->removed, "flushed",
+                                     j->flush));
+    free(j);
+}
+
+static int is_true(const char *s)
+{
+    return s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "1") == 0);
+}
+
+void admin_clear(req *q)
+{
+    clear_job *j = calloc(1, sizeof *j);
+    j->q = q;
+    j->cache = q->w->srv->cache;
+    const char *ns = get_query(q, "namespace"), *pattern = get_query(q, "pattern");
+    j->tenant = q->tenant;
+    /* Every tenant at once, or the whole database: only for an admin bound to no tenant. */
+    if (is_true(get_query(q, "all_tenants")) || is_true(get_query(q, "flush"))) {
+        if (q->tenant_bound) {
+            free(j);
+            reply_error(q, 403, "forbidden", "a token bound to a tenant clears only its tenant");
+            return;
+        }
+        j->tenant = NULL;
+        j->flush = is_true(get_query(q, "flush"));
+    }
+    if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0)) {
+        free(j);
+        reply_error(q, 400, "bad_namespace", "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -");
+        return;
+    }
+    if (pattern != NULL && (strlen(pattern) >= sizeof j->pattern || pattern[0] == '\0' ||
+                            !route_text_ok(pattern, strlen(pattern)))) {
+        free(j);
+        reply_error(q, 400, "bad_pattern", "pattern must be 1-1023 bytes of UTF-8 text");
+        return;
+    }
+    if (ns != NULL)
+        strcpy(j->ns, ns), j->has_ns = 1;
+    if (pattern != NULL)
+        strcpy(j->pattern, pattern), j->has_pattern = 1;
+    offload(q, clear_run, clear_done, j);
+}
+
+/* ---- keys --------------------------------------------------------------------------------- */
+
+typedef struct keys_job {
+    req *q;
+    strata_cache *cache;
+    char ns[STRATA_NAME_MAX + 1], pattern[1024], cursor[32], next[32];
+    int has_ns, has_pattern, rc;
+    size_t limit;
+    json_t *keys;
+} keys_job;
+
+static void keys_one(const char *ns, const char *tenant, const char *key, size_t len, void *arg)
+{
+    (void)tenant;
+    keys_job *j = arg;
+    json_t *k = json_pack("{s:s}", "namespace", ns);
+    if (route_text_ok(key, len))
+        json_object_set_new(k, "key", json_stringn(key, len));
+    else /* written through the library with bytes HTTP could not carry as text */
+        codec_put_value(k, key, len), json_object_set(k, "key_b64", json_object_get(k, "value_b64")),
+            json_object_del(k, "value_b64"), json_object_del(k, "value");
+    json_array_append_new(j->keys, k);
+}
+
+static void keys_run(void *arg)
+{
+    keys_job *j = arg;
+    j->rc = strata_cache_keys(j->cache, j->has_ns ? j->ns : NULL, j->q->tenant,
+                              j->has_pattern ? j->pattern : NULL, j->cursor, j->limit, keys_one,
+                              j, j->next, sizeof j->next);
+}
+
+static void keys_done(void *arg)
+{
+    keys_job *j = arg;
+    req *q = j->q;
+    if (j->rc != 0) {
+        json_decref(j->keys);
+        reply_status(q, j->rc);
+    } else {
+        reply_json(q, 200,
+                   json_pack("{s:o,s:s,s:s}", "keys", j->keys, "cursor", j->next, "tenant",
+                             q->tenant));
+    }
+    free(j);
+}
+
+void admin_keys(req *q)
+{
+    keys_job *j = calloc(1, sizeof *j);
+    j->q = q;
+    j->cache = q->w->srv->cache;
+    j->keys = json_array();
+    const char *ns = get_query(q, "namespace"), *pattern = get_query(q, "pattern");
+    const char *limit = get_query(q, "limit"), *cursor = get_query(q, "cursor");
+    char *end = NULL;
+    long lim = limit ? strtol(limit, &end, 10) : 100;
+    const char *bad = NULL;
+    if (limit != NULL && (*end != '\0' || lim < 1 || lim > 1000))
+        bad = "limit must be a number from 1 to 1000";
+    else if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0))
+        bad = "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -";
+    else if (pattern != NULL && (strlen(pattern) >= sizeof j->pattern ||
+                                 !route_text_ok(pattern, strlen(pattern))))
+        bad = "pattern must be at most 1023 bytes of UTF-8 text";
+    else if (cursor != NULL && (strlen(cursor) >= sizeof j->cursor ||
+                                strspn(cursor, "0123456789") != strlen(cursor)))
+        bad = "cursor must be the number a previous page returned";
+    if (bad != NULL) {
+        json_decref(j->keys);
+        free(j);
+        reply_error(q, 400, "bad_request", "%s", bad);
+        return;
+    }
+    if (ns != NULL)
+        strcpy(j->ns, ns), j->has_ns = 1;
+    if (pattern != NULL)
+        strcpy(j->pattern, pattern), j->has_pattern = 1;
+    strcpy(j->cursor, cursor ? cursor : "0");
+    j->limit = (size_t)lim;
+    offload(q, keys_run, keys_done, j);
+}
+
+/* ---- inspect ------------------------------------------------------------------------------ */
+
+static void inspect_send(req *q, strata_value *v, const char *tier)
+{
+    uint64_t now = strata_now_ms(), left = strata_value_ttl_left_ms(v, now);
+    json_t *tags = json_array();
+    for (size_t i = 0; i < strata_value_tag_count(v); i++)
+        json_array_append_new(tags, json_string(strata_value_tag(v, i)));
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:I}", "namespace", q->r.ns, "key",
+                             q->r.key, "tenant", q->tenant, "tier", tier, "tags", tags,
+                             "content_type", strata_value_content_type(v), "size",
+                             (json_int_t)strata_value_len(v), "created_ms",
+                             (json_int_t)strata_value_created_ms(v));
+    json_object_set_new(body, "ttl_ms",
+                        left == UINT64_MAX ? json_null() : json_integer((json_int_t)left));
+    codec_put_value(body, strata_value_data(v), strata_value_len(v));
+    strata_value_release(v);
+    reply_json(q, 200, body);
+}
+
+static void on_inspect(int status, strata_value *v, void *arg)
+{
+    req *q = arg;
+    if (status == STRATA_OK)
+        inspect_send(q, v, "l2");
+    else
+        reply_status(q, status);
+}
+
+void admin_inspect(req *q)
+{
+    strata_key k = {q->r.ns, q->tenant, q->r.key, q->r.key_len};
+    strata_value *v;
+    int rc = strata_cache_get_async(q->w->loop, &k, on_inspect, q, &v);
+    if (rc == STRATA_OK)
+        inspect_send(q, v, "l1");
+    else if (rc != STRATA_PENDING)
+        reply_status(q, rc);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+void admin_metrics(req *q)
+{
+    server *srv = q->w->srv;
+    metrics_block *blocks[256];
+    unsigned n = srv->cfg.workers < 256 ? srv->cfg.workers : 256;
+    for (unsigned i = 0; i < n; i++)
+        blocks[i] = srv->workers[i].metrics;
+    struct evbuffer *out = evbuffer_new();
+    metrics_render(out, blocks, n, srv->cache, (strata_now_ms() - srv->started_ms) / 1000);
+    size_t len = evbuffer_get_length(out);
+    reply_text(q, 200, "text/plain; version=0.0.4; charset=utf-8",
+               (const char *)evbuffer_pullup(out, -1), len);
+    evbuffer_free(out);
+}

@@ -1,0 +1,566 @@
+/* kv.c: the key/value API.
+ *
+ *   GET|HEAD  /v1/cache/{ns}/{key}            the value, Content-Type, ETag, Age, X-Cache
+ *   PUT       /v1/cache/{ns}/{key}?ttl=&tags=  body = value; If-None-Match: * / If-Match
+ *   DELETE    /v1/cache/{ns}/{key}
+ *   POST      /v1/cache/{ns}/_mget             {"keys":[...]}
+ *   POST      /v1/cache/{ns}/_mset             {"items":[{"key","value"|"value_b64","ttl",...}]}
+ *   POST      /v1/invalidate                   {"tags":[...],"patterns":[...]}
+ *
+ * Every call goes through the worker's strata_loop: an L1 hit is answered during the request
+ * callback; anything that needs Redis is answered from the library's callback, so no handler
+ * ever waits.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "server.h"
+
+#define BATCH_MAX 1000
+
+static strata_key key_of(req *q)
+{
+    strata_key k = {q->r.ns, q->tenant, q->r.key, q->r.key_len};
+    return k;
+}
+
+static void header_u64(req *q, const char *name, uint64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    add_header(q, name, buf);
+}
+
+/* 200 with the value (or 304 when the client has it). Consumes v. */
+static void send_value(req *q, strata_value *v, const char *tier)
+{
+    char etag[20];
+    uint64_t now = strata_now_ms();
+    q->tier = tier;
+    codec_etag(v, etag);
+    add_header(q, "ETag", etag);
+    add_header(q, "X-Cache", tier[1] == '1' ? "HIT-L1" : "HIT-L2");
+    uint64_t created = strata_value_created_ms(v);
+    header_u64(q, "Age", now > created ? (now - created) / 1000 : 0);
+    uint64_t left = strata_value_ttl_left_ms(v, now);
+    if (left != UINT64_MAX) {
+        char cc[48];
+        snprintf(cc, sizeof cc, "max-age=%llu", (unsigned long long)(left / 1000));
+        add_header(q, "Cache-Control", cc);
+    }
+    if (codec_etag_listed(get_header(q, "If-None-Match"), etag)) {
+        strata_value_release(v);
+        reply_empty(q, 304);
+        return;
+    }
+    const char *ct = strata_value_content_type(v);
+    add_header(q, "Content-Type", ct[0] ? ct : "application/octet-stream");
+    reply_value(q, 200, v);
+}
+
+static void send_miss(req *q)
+{
+    q->tier = "miss";
+    add_header(q, "X-Cache", "MISS");
+    reply_error(q, 404, "not_found", "no such key");
+}
+
+static void on_get(int status, strata_value *v, void *arg)
+{
+    req *q = arg;
+    if (status == STRATA_OK)
+        send_value(q, v, "l2");
+    else if (status == STRATA_ENOTFOUND)
+        send_miss(q);
+    else
+        reply_status(q, status);
+}
+
+static void kv_get(req *q)
+{
+    strata_key k = key_of(q);
+    strata_value *v;
+    int rc = strata_cache_get_async(q->w->loop, &k, on_get, q, &v);
+    if (rc == STRATA_OK)
+        send_value(q, v, "l1");
+    else if (rc == STRATA_ENOTFOUND)
+        send_miss(q);
+    else if (rc != STRATA_PENDING)
+        reply_status(q, rc);
+}
+
+/* ---- PUT ---------------------------------------------------------------------------------- */
+
+static void on_written(int status, void *arg)
+{
+    req *q = arg;
+    if (status == STRATA_OK_L1_ONLY)
+        add_header(q, "X-Cache-Write", "l1-only");
+    if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
+        reply_empty(q, 204);
+    else
+        reply_status(q, status);
+}
+
+/* A PUT waiting for the current value (If-Match): what to write once it is known. */
+typedef struct put_ctx {
+    req *q;
+    strata_set_opts opts;
+    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
+    char tagbuf[2048];
+    char ctype[STRATA_CONTENT_TYPE_MAX + 1];
+} put_ctx;
+
+static void do_write(put_ctx *p)
+{
+    req *q = p->q;
+    size_t len;
+    const char *body = get_body(q, &len);
+    strata_key k = key_of(q);
+    int rc = strata_cache_set_async(q->w->loop, &k, body ? body : "", len, &p->opts, on_written,
+                                    q);
+    free(p);
+    if (rc != STRATA_PENDING)
+        on_written(rc, q);
+}
+
+static void on_current(int status, strata_value *v, void *arg)
+{
+    put_ctx *p = arg;
+    char etag[20] = "";
+    if (v != NULL) {
+        codec_etag(v, etag);
+        strata_value_release(v);
+    }
+    if (status != STRATA_OK || !codec_etag_listed(get_header(p->q, "If-Match"), etag)) {
+        req *q = p->q;
+        free(p);
+        reply_error(q, 412, "precondition_failed", "If-Match does not match the current value");
+        return;
+    }
+    do_write(p);
+}
+
+/* Fills the write options from ?ttl=, Cache-Control, ?tags= and Content-Type. Returns 0, or
+ * answers 400 and returns -1. */
+static int put_options(req *q, put_ctx *p)
+{
+    const char *ttl = get_query(q, "ttl"), *tags = get_query(q, "tags");
+    if (ttl != NULL && codec_ttl(ttl, &p->opts.ttl_ms) != 0) {
+        reply_error(q, 400, "bad_ttl", "ttl must be a whole number of seconds, 1 or more");
+        return -1;
+    }
+    if (ttl == NULL && codec_max_age(get_header(q, "Cache-Control"), &p->opts.ttl_ms) != 0) {
+        reply_error(q, 400, "bad_ttl", "Cache-Control max-age must be a whole number >= 1");
+        return -1;
+    }
+    if (tags != NULL) {
+        int n = -1;
+        if (strlen(tags) < sizeof p->tagbuf) {
+            strcpy(p->tagbuf, tags);
+            n = codec_split_tags(p->tagbuf, p->tags, STRATA_TAGS_MAX_PER_ENTRY);
+        }
+        if (n < 0) {
+            reply_error(q, 400, "bad_tags", "tags must be 1 to 32 non-empty names, comma-separated");
+            return -1;
+        }
+        p->opts.tags = p->tags;
+        p->opts.ntags = (size_t)n;
+    }
+    const char *ct = get_header(q, "Content-Type");
+    if (ct != NULL) {
+        if (strlen(ct) > STRATA_CONTENT_TYPE_MAX) {
+            reply_error(q, 400, "bad_content_type", "Content-Type is longer than 255 bytes");
+            return -1;
+        }
+        strcpy(p->ctype, ct);
+        p->opts.content_type = p->ctype;
+    }
+    if (codec_etag_listed(get_header(q, "If-None-Match"), "\"*\"") ||
+        (get_header(q, "If-None-Match") && strcmp(get_header(q, "If-None-Match"), "*") == 0))
+        p->opts.flags |= STRATA_SET_NX;
+    return 0;
+}
+
+static void kv_put(req *q)
+{
+    put_ctx *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        reply_error(q, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    p->q = q;
+    if (put_options(q, p) != 0) {
+        free(p);
+        return;
+    }
+    if (get_header(q, "If-Match") == NULL) {
+        do_write(p);
+        return;
+    }
+    /* If-Match: read the current value first. Checked, then written: a write racing in between
+     * from another instance is not detected (see docs/api.md). */
+    strata_key k = key_of(q);
+    strata_value *v;
+    int rc = strata_cache_get_async(q->w->loop, &k, on_current, p, &v);
+    if (rc != STRATA_PENDING)
+        on_current(rc, v, p);
+}
+
+/* ---- DELETE ------------------------------------------------------------------------------- */
+
+static void on_deleted(int status, void *arg)
+{
+    req *q = arg;
+    if (status == STRATA_OK_L1_ONLY)
+        add_header(q, "X-Cache-Write", "l1-only");
+    if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
+        reply_empty(q, 204);
+    else
+        reply_status(q, status);
+}
+
+static void kv_delete(req *q)
+{
+    strata_key k = key_of(q);
+    int rc = strata_cache_del_async(q->w->loop, &k, on_deleted, q);
+    if (rc != STRATA_PENDING)
+        on_deleted(rc, q);
+}
+
+void kv_handle(req *q)
+{
+    switch (q->method) {
+    case M_GET:
+    case M_HEAD:
+        kv_get(q);
+        break;
+    case M_PUT:
+        kv_put(q);
+        break;
+    default:
+        kv_delete(q);
+    }
+}
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+/* Parses the JSON body; answers 400 and returns NULL when it is not an object. */
+static json_t *body_json(req *q)
+{
+    size_t len;
+    const char *body = get_body(q, &len);
+    json_error_t err;
+    json_t *j = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : NULL;
+    if (j == NULL || !json_is_object(j)) {
+        reply_error(q, 400, "bad_json", "%s",
+                    j == NULL && body ? err.text : "the body must be a JSON object");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+typedef struct batch {
+    req *q;
+    json_t *items;
+    int pending;
+    int l1_only;
+} batch;
+
+typedef struct slot {
+    batch *b;
+    size_t index;
+} slot;
+
+static void batch_done(batch *b)
+{
+    if (--b->pending > 0)
+        return;
+    req *q = b->q;
+    if (b->l1_only)
+        add_header(q, "X-Cache-Write", "l1-only");
+    reply_json(q, 200, json_pack("{s:o}", "items", b->items));
+    free(b);
+}
+
+static void on_mget(int status, strata_value *v, void *arg)
+{
+    slot *s = arg;
+    json_t *item = json_array_get(s->b->items, s->index);
+    json_object_set_new(item, "hit", json_boolean(status == STRATA_OK));
+    if (status == STRATA_OK) {
+        codec_put_value(item, strata_value_data(v), strata_value_len(v));
+        const char *ct = strata_value_content_type(v);
+        if (ct[0])
+            json_object_set_new(item, "content_type", json_string(ct));
+        uint64_t left = strata_value_ttl_left_ms(v, strata_now_ms());
+        if (left != UINT64_MAX)
+            json_object_set_new(item, "ttl", json_integer((json_int_t)(left / 1000)));
+        strata_value_release(v);
+    } else if (status != STRATA_ENOTFOUND) {
+        json_object_set_new(item, "error", json_string(strata_err_name(status)));
+    }
+    batch *b = s->b;
+    free(s);
+    batch_done(b);
+}
+
+/* Checks one batch key: a string, valid as an HTTP key. Returns NULL or why not. */
+static const char *batch_key_error(json_t *k, size_t key_max)
+{
+    if (!json_is_string(k))
+        return "keys must be strings";
+    size_t n = json_string_length(k);
+    if (n == 0)
+        return "a key is empty";
+    if (n > key_max)
+        return "a key is longer than the limit";
+    if (!route_text_ok(json_string_value(k), n))
+        return "keys must be valid UTF-8 without control characters";
+    return NULL;
+}
+
+void mget_handle(req *q)
+{
+    json_t *j = body_json(q);
+    if (j == NULL)
+        return;
+    json_t *keys = json_object_get(j, "keys");
+    size_t n = json_array_size(keys), key_max = q->w->srv->cfg.cache.l1.max_key_len;
+    if (!json_is_array(keys) || n == 0 || n > BATCH_MAX) {
+        json_decref(j);
+        reply_error(q, 400, "bad_request", "\"keys\" must be an array of 1 to %d keys", BATCH_MAX);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *why = batch_key_error(json_array_get(keys, i), key_max);
+        if (why != NULL) {
+            json_decref(j);
+            reply_error(q, 400, "bad_key", "keys[%zu]: %s", i, why);
+            return;
+        }
+    }
+    batch *b = calloc(1, sizeof *b);
+    b->q = q;
+    b->items = json_array();
+    b->pending = 1; /* held until every call is issued */
+    for (size_t i = 0; i < n; i++) {
+        json_t *kj = json_array_get(keys, i);
+        json_array_append_new(b->items, json_pack("{s:O}", "key", kj));
+        slot *s = malloc(sizeof *s);
+        s->b = b, s->index = i;
+        strata_key k = {q->r.ns, q->tenant, json_string_value(kj), json_string_length(kj)};
+        strata_value *v;
+        b->pending++;
+        int rc = strata_cache_get_async(q->w->loop, &k, on_mget, s, &v);
+        if (rc != STRATA_PENDING)
+            on_mget(rc, v, s);
+    }
+    json_decref(j);
+    batch_done(b);
+}
+
+static void on_mset(int status, void *arg)
+{
+    slot *s = arg;
+    json_t *item = json_array_get(s->b->items, s->index);
+    if (status == STRATA_OK_L1_ONLY)
+        s->b->l1_only = 1;
+    json_object_set_new(item, "status",
+                        json_string(status == STRATA_OK           ? "ok"
+                                    : status == STRATA_OK_L1_ONLY ? "l1-only"
+                                                                  : strata_err_name(status)));
+    batch *b = s->b;
+    free(s);
+    batch_done(b);
+}
+
+/* Validates one _mset item and extracts what to write. Returns NULL or why it is refused. */
+static const char *mset_item(json_t *it, size_t key_max, unsigned char **owned,
+                             const char **val, size_t *len, strata_set_opts *o,
+                             const char **tags)
+{
+    if (!json_is_object(it))
+        return "items must be objects";
+    const char *why = batch_key_error(json_object_get(it, "key"), key_max);
+    if (why != NULL)
+        return why;
+    json_t *v = json_object_get(it, "value"), *b64 = json_object_get(it, "value_b64");
+    if ((v != NULL) == (b64 != NULL))
+        return "give exactly one of \"value\" and \"value_b64\"";
+    if (v != NULL) {
+        if (!json_is_string(v))
+            return "\"value\" must be a string";
+        *val = json_string_value(v), *len = json_string_length(v);
+    } else if (!json_is_string(b64) || codec_b64_decode(json_string_value(b64),
+                                                        json_string_length(b64), owned, len) != 0)
+        return "\"value_b64\" must be standard base64";
+    else
+        *val = (const char *)*owned;
+    json_t *ttl = json_object_get(it, "ttl"), *tg = json_object_get(it, "tags");
+    json_t *ct = json_object_get(it, "content_type");
+    if (ttl != NULL && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
+                        json_integer_value(ttl) > 10ll * 365 * 86400))
+        return "\"ttl\" must be a whole number of seconds, 1 or more";
+    o->ttl_ms = ttl ? (uint64_t)json_integer_value(ttl) * 1000 : 0;
+    if (ct != NULL && !json_is_string(ct))
+        return "\"content_type\" must be a string";
+    o->content_type = ct ? json_string_value(ct) : NULL;
+    if (tg != NULL) {
+        if (!json_is_array(tg) || json_array_size(tg) > STRATA_TAGS_MAX_PER_ENTRY)
+            return "\"tags\" must be an array of at most 32 strings";
+        for (size_t i = 0; i < json_array_size(tg); i++) {
+            if (!json_is_string(json_array_get(tg, i)))
+                return "\"tags\" must be an array of strings";
+            tags[i] = json_string_value(json_array_get(tg, i));
+        }
+        o->tags = tags;
+        o->ntags = json_array_size(tg);
+    }
+    return NULL;
+}
+
+void mset_handle(req *q)
+{
+    json_t *j = body_json(q);
+    if (j == NULL)
+        return;
+    json_t *items = json_object_get(j, "items");
+    size_t n = json_array_size(items), key_max = q->w->srv->cfg.cache.l1.max_key_len;
+    if (!json_is_array(items) || n == 0 || n > BATCH_MAX) {
+        json_decref(j);
+        reply_error(q, 400, "bad_request", "\"items\" must be an array of 1 to %d items",
+                    BATCH_MAX);
+        return;
+    }
+    /* Validate everything first: a batch with a bad item writes nothing. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *owned = NULL;
+        const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
+        size_t len;
+        strata_set_opts o = {0};
+        const char *why = mset_item(json_array_get(items, i), key_max, &owned, &val, &len, &o,
+                                    tags);
+        free(owned);
+        if (why != NULL) {
+            json_decref(j);
+            reply_error(q, 400, "bad_item", "items[%zu]: %s", i, why);
+            return;
+        }
+    }
+    batch *b = calloc(1, sizeof *b);
+    b->q = q;
+    b->items = json_array();
+    b->pending = 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(items, i);
+        unsigned char *owned = NULL;
+        const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
+        size_t len;
+        strata_set_opts o = {0};
+        mset_item(it, key_max, &owned, &val, &len, &o, tags);
+        json_array_append_new(b->items, json_pack("{s:O}", "key", json_object_get(it, "key")));
+        slot *s = malloc(sizeof *s);
+        s->b = b, s->index = i;
+        json_t *kj = json_object_get(it, "key");
+        strata_key k = {q->r.ns, q->tenant, json_string_value(kj), json_string_length(kj)};
+        b->pending++;
+        int rc = strata_cache_set_async(q->w->loop, &k, val, len, &o, on_mset, s);
+        free(owned); /* the library copied it */
+        if (rc != STRATA_PENDING)
+            on_mset(rc, s);
+    }
+    json_decref(j);
+    batch_done(b);
+}
+
+/* ---- invalidate --------------------------------------------------------------------------- */
+
+typedef struct inval_job {
+    req *q;
+    json_t *tags, *patterns;
+    char tenant[STRATA_NAME_MAX + 1];
+    strata_cache *cache;
+    size_t tags_done, removed;
+    int l1_only, rc;
+} inval_job;
+
+static void inval_run(void *arg)
+{
+    inval_job *j = arg;
+    for (size_t i = 0; i < json_array_size(j->tags); i++) {
+        int rc = strata_cache_tag_invalidate(j->cache, j->tenant,
+                                             json_string_value(json_array_get(j->tags, i)));
+        j->l1_only |= rc == STRATA_OK_L1_ONLY;
+        if (rc < 0 && j->rc == 0)
+            j->rc = rc;
+        j->tags_done += rc >= 0;
+    }
+    for (size_t i = 0; i < json_array_size(j->patterns); i++) {
+        size_t n = 0;
+        int rc = strata_cache_clear(j->cache, NULL, j->tenant,
+                                    json_string_value(json_array_get(j->patterns, i)), &n);
+        j->l1_only |= rc == STRATA_OK_L1_ONLY;
+        if (rc < 0 && j->rc == 0)
+            j->rc = rc;
+        j->removed += n;
+    }
+}
+
+static void inval_done(void *arg)
+{
+    inval_job *j = arg;
+    req *q = j->q;
+    if (j->l1_only)
+        add_header(q, "X-Cache-Write", "l1-only");
+    if (j->rc < 0)
+        reply_status(q, j->rc);
+    else
+        reply_json(q, 200,
+                   json_pack("{s:I,s:I}", "tags_invalidated", (json_int_t)j->tags_done,
+                             "keys_removed", (json_int_t)j->removed));
+    json_decref(j->tags);
+    json_decref(j->patterns);
+    free(j);
+}
+
+static int strings_array(json_t *a, size_t max)
+{
+    if (a == NULL)
+        return 1;
+    if (!json_is_array(a) || json_array_size(a) > max)
+        return 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *s = json_array_get(a, i);
+        if (!json_is_string(s) || json_string_length(s) == 0 ||
+            !route_text_ok(json_string_value(s), json_string_length(s)))
+            return 0;
+    }
+    return 1;
+}
+
+void invalidate_handle(req *q)
+{
+    json_t *j = body_json(q);
+    if (j == NULL)
+        return;
+    json_t *tags = json_object_get(j, "tags"), *patterns = json_object_get(j, "patterns");
+    if ((tags == NULL && patterns == NULL) || !strings_array(tags, BATCH_MAX) ||
+        !strings_array(patterns, 100)) {
+        json_decref(j);
+        reply_error(q, 400, "bad_request",
+                    "give \"tags\" and/or \"patterns\": arrays of non-empty UTF-8 strings");
+        return;
+    }
+    inval_job *job = calloc(1, sizeof *job);
+    job->q = q;
+    job->tags = json_incref(tags);
+    job->patterns = json_incref(patterns);
+    job->cache = q->w->srv->cache;
+    strcpy(job->tenant, q->tenant);
+    json_decref(j);
+    offload(q, inval_run, inval_done, job);
+}

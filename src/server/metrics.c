@@ -1,0 +1,165 @@
+/* metrics.c: /metrics in the Prometheus text format (version 0.0.4).
+ *
+ * Every label set is bounded: routes by name (never a path), status by class, tiers by name.
+ * Keys and tenants never become labels, so a client cannot blow up the series count. Each worker
+ * counts into its own block without atomics-with-lock-prefix (one writer per counter); the scrape
+ * sums the blocks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "metrics.h"
+
+static const double bounds_s[METRICS_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                     0.005,  0.01,    0.025,  0.05,  0.1,
+                                                     0.25,   0.5,     1.0};
+
+metrics_block *metrics_new(void)
+{
+    return calloc(1, sizeof(metrics_block));
+}
+
+void metrics_free(metrics_block *m)
+{
+    free(m);
+}
+
+static void bump(_Atomic uint64_t *c, uint64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static uint64_t get(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void metrics_record(metrics_block *m, int route, int status, uint64_t micros, int tier)
+{
+    if (route < 0 || route >= R_COUNT)
+        route = R_NOT_FOUND;
+    int cls = status >= 100 && status < 600 ? status / 100 - 1 : 5;
+    bump(&m->requests[route][cls], 1);
+    int b = 0;
+    while (b < METRICS_BUCKETS - 1 && (double)micros / 1e6 > bounds_s[b])
+        b++;
+    bump(&m->latency[route][b], 1);
+    bump(&m->latency_sum_us[route], micros);
+    if (tier >= 0 && tier < 3)
+        bump(&m->served[tier], 1);
+}
+
+static void render_requests(struct evbuffer *out, metrics_block **blocks, unsigned n)
+{
+    static const char *classes[6] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+    evbuffer_add_printf(out, "# HELP strata_http_requests_total HTTP requests answered.\n"
+                             "# TYPE strata_http_requests_total counter\n");
+    for (int r = 0; r < R_COUNT; r++)
+        for (int c = 0; c < 6; c++) {
+            uint64_t v = 0;
+            for (unsigned i = 0; i < n; i++)
+                v += get(&blocks[i]->requests[r][c]);
+            if (v > 0)
+                evbuffer_add_printf(out, "strata_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                                    route_name(r), classes[c], (unsigned long long)v);
+        }
+    evbuffer_add_printf(out, "# HELP strata_http_request_duration_seconds Time to answer.\n"
+                             "# TYPE strata_http_request_duration_seconds histogram\n");
+    for (int r = 0; r < R_COUNT; r++) {
+        uint64_t count = 0, sum = 0, cum = 0;
+        for (unsigned i = 0; i < n; i++) {
+            sum += get(&blocks[i]->latency_sum_us[r]);
+            for (int b = 0; b < METRICS_BUCKETS; b++)
+                count += get(&blocks[i]->latency[r][b]);
+        }
+        if (count == 0)
+            continue;
+        for (int b = 0; b < METRICS_BUCKETS; b++) {
+            for (unsigned i = 0; i < n; i++)
+                cum += get(&blocks[i]->latency[r][b]);
+            if (b < METRICS_BUCKETS - 1)
+                evbuffer_add_printf(out,
+                                    "strata_http_request_duration_seconds_bucket{route=\"%s\","
+                                    "le=\"%g\"} %llu\n",
+                                    route_name(r), bounds_s[b], (unsigned long long)cum);
+            else
+                evbuffer_add_printf(out,
+                                    "strata_http_request_duration_seconds_bucket{route=\"%s\","
+                                    "le=\"+Inf\"} %llu\n",
+                                    route_name(r), (unsigned long long)cum);
+        }
+        evbuffer_add_printf(out, "strata_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+                            route_name(r), (double)sum / 1e6);
+        evbuffer_add_printf(out, "strata_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                            route_name(r), (unsigned long long)count);
+    }
+}
+
+static void counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+                        name, (unsigned long long)v);
+}
+
+static void gauge(struct evbuffer *out, const char *name, const char *help, double v)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name,
+                        v);
+}
+
+static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned n,
+                         strata_cache *c)
+{
+    static const char *tiers[3] = {"l1", "l2", "miss"};
+    evbuffer_add_printf(out, "# HELP strata_reads_total Reads over HTTP by where they were "
+                             "answered.\n# TYPE strata_reads_total counter\n");
+    for (int t = 0; t < 3; t++) {
+        uint64_t v = 0;
+        for (unsigned i = 0; i < n; i++)
+            v += get(&blocks[i]->served[t]);
+        evbuffer_add_printf(out, "strata_reads_total{tier=\"%s\"} %llu\n", tiers[t],
+                            (unsigned long long)v);
+    }
+    strata_stats s;
+    strata_l1_stats(strata_cache_l1(c), NULL, &s);
+    counter(out, "strata_l1_hits_total", "L1 reads answered with a fresh value.", s.hits);
+    counter(out, "strata_l1_misses_total", "L1 reads that found nothing fresh.", s.misses);
+    counter(out, "strata_l1_sets_total", "Writes stored in L1.", s.sets);
+    counter(out, "strata_l1_evictions_total", "L1 entries evicted for memory or quota.",
+            s.evictions);
+    counter(out, "strata_l1_expirations_total", "L1 entries dropped at expiry.", s.expirations);
+    counter(out, "strata_l1_rejections_total", "Writes refused by L1 (too large, quota).",
+            s.rejections);
+    counter(out, "strata_l1_invalidations_total", "L1 entries dropped by invalidations.",
+            s.invalidations);
+    gauge(out, "strata_l1_entries", "Entries held in L1.", (double)s.entries);
+    gauge(out, "strata_l1_bytes", "Bytes held by L1, overhead included.", (double)s.bytes);
+    gauge(out, "strata_l1_max_bytes", "The L1 memory bound.", (double)s.max_bytes);
+    strata_l2_stats l2;
+    strata_cache_l2_stats(c, &l2);
+    gauge(out, "strata_l2_configured", "1 when a Redis tier is configured.", l2.configured);
+    gauge(out, "strata_l2_available", "1 when the Redis breaker is closed.", l2.available);
+    gauge(out, "strata_l2_readonly", "1 when Redis writes are skipped.", l2.readonly);
+    gauge(out, "strata_l2_coherent", "1 when the invalidation link is up.", l2.coherent);
+    gauge(out, "strata_l2_breaker_open", "1 when the breaker is open.",
+          l2.configured && !l2.available);
+    counter(out, "strata_l2_hits_total", "Reads answered by Redis.", l2.hits);
+    counter(out, "strata_l2_misses_total", "Reads Redis did not have.", l2.misses);
+    counter(out, "strata_l2_errors_total", "Redis calls that failed.", l2.errors);
+    counter(out, "strata_l2_fallbacks_total", "Calls answered from L1 because Redis could not be.",
+            l2.fallbacks);
+    counter(out, "strata_l2_breaker_opens_total", "Times the breaker opened.", l2.breaker_opens);
+    counter(out, "strata_l2_invalidations_total", "Invalidations received from Redis.",
+            l2.invalidations);
+    counter(out, "strata_l2_link_drops_total", "Times the invalidation link was lost.",
+            l2.link_drops);
+}
+
+void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
+                    uint64_t uptime_s)
+{
+    render_requests(out, blocks, n);
+    render_cache(out, blocks, n, c);
+    gauge(out, "strata_uptime_seconds", "Seconds since the server started.", (double)uptime_s);
+}

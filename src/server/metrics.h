@@ -1,0 +1,33 @@
+/* metrics.h: request counters and latency histograms, one block per worker. */
+#ifndef STRATA_SERVER_METRICS_H
+#define STRATA_SERVER_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <strata/strata.h>
+
+#include "route.h"
+
+#define METRICS_BUCKETS 14 /* upper bounds in metrics.c, +Inf last */
+
+/* Written only by its worker's thread (relaxed load + store), read by the scrape. */
+typedef struct metrics_block {
+    _Atomic uint64_t requests[R_COUNT][6]; /* by status class: 1xx..5xx, and "other" */
+    _Atomic uint64_t latency[R_COUNT][METRICS_BUCKETS];
+    _Atomic uint64_t latency_sum_us[R_COUNT];
+    _Atomic uint64_t served[3]; /* reads answered from L1, from L2, misses */
+} metrics_block;
+
+metrics_block *metrics_new(void);
+void metrics_free(metrics_block *m);
+
+/* Records one answered request (worker thread only). tier: 0 l1, 1 l2, 2 miss, -1 none. */
+void metrics_record(metrics_block *m, int route, int status, uint64_t micros, int tier);
+
+/* Writes the Prometheus text exposition of n blocks and the cache's own counters. */
+void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
+                    uint64_t uptime_s);
+
+#endif
