@@ -49,7 +49,7 @@ tsan: deps
 fuzz: deps
 	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSTRATA_FUZZ=ON -DSTRATA_BENCH=OFF \
 	    -DCMAKE_C_COMPILER=clang
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
 	@set -e; for f in build-fuzz/fuzz_*; do \
 	    [ -x "$$f" ] || continue; \
 	    name=$$(basename $$f); seeds=tests/fuzz/corpus/$${name#fuzz_}; \

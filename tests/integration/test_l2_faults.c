@@ -375,6 +375,17 @@ static void test_paused_redis_is_bounded(void **state)
         TIMED(worst, rc = del_str(c, name));
         if (rc != STRATA_OK_L1_ONLY && rc != STRATA_ENOTFOUND)
             fail_msg("del while Redis hangs: %s (%d)", strata_err_name(rc), rc);
+        const char *tags[] = {"grp"};
+        strata_set_opts topts = {.tags = tags, .ntags = 1};
+        strata_key tk = key_of("tagged");
+        TIMED(worst, rc = strata_cache_set(c, &tk, "t", 1, &topts));
+        assert_status(rc, STRATA_OK_L1_ONLY, "tagged set while Redis hangs");
+        TIMED(worst, rc = strata_cache_tag_invalidate(c, NULL, "grp"));
+        assert_status(rc, STRATA_OK_L1_ONLY, "tag_invalidate while Redis hangs");
+        TIMED(worst, assert_miss(c, "tagged"));
+        size_t removed;
+        TIMED(worst, rc = strata_cache_clear(c, "ns", NULL, "zz*", &removed));
+        assert_status(rc, STRATA_OK_L1_ONLY, "clear while Redis hangs");
         TIMED(worst, rc = strata_cache_ping(c, &lat));
         if (rc != STRATA_ETIMEDOUT && rc != STRATA_EUNAVAILABLE)
             fail_msg("ping while Redis hangs: %s (%d)", strata_err_name(rc), rc);
@@ -410,10 +421,14 @@ static void test_paused_redis_is_bounded(void **state)
 
     assert_int_equal(rh_resume(srv), 0);
 
-    /* Back by itself: writes reach Redis again. */
+    /* Back by itself (reads and writes drive the probes): writes reach Redis again. */
     uint64_t deadline = rh_now_ms() + RECOVER_MS;
     int recovered = 0;
+    char got[16];
     while (!recovered && rh_now_ms() < deadline) {
+        rc = get_str(c, "uncached-0", got, sizeof got);
+        if (rc != STRATA_ENOTFOUND)
+            fail_msg("get during recovery: %s (%d)", strata_err_name(rc), rc);
         rc = set_str(c, "after", "a");
         if (rc != STRATA_OK && rc != STRATA_OK_L1_ONLY)
             fail_msg("set during recovery: %s (%d)", strata_err_name(rc), rc);
@@ -427,6 +442,45 @@ static void test_paused_redis_is_bounded(void **state)
     assert_int_equal(redis_exists(srv, "f2:ns:default:after"), 1);
     assert_value(c, "after", "a");
     assert_value(c, "cached", "v"); /* Redis still has it */
+    strata_cache_free(c);
+}
+
+/* A write-only workload must come back too: writes are calls, and the breaker's probe is "one
+ * call let through" (docs/architecture.md, "Failure handling"). */
+static void test_writes_alone_close_the_breaker(void **state)
+{
+    (void)state;
+    need_own_server();
+    strata_cache_config cfg;
+    base_cfg(&cfg, rh_url(srv), "f2b");
+    cfg.redis.breaker_failures = 3;
+    cfg.redis.breaker_max_backoff_ms = 1000;
+    strata_cache *c = new_cache(&cfg);
+    wait_link(c);
+    assert_status(set_str(c, "k", "v"), STRATA_OK, "set");
+    assert_int_equal(rh_kill(srv), 0);
+    char name[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "down-%d", i);
+        assert_status(set_str(c, name, "d"), STRATA_OK_L1_ONLY, "set while Redis is down");
+    }
+    strata_l2_stats st;
+    strata_cache_l2_stats(c, &st);
+    assert_string_equal(st.breaker, "open");
+    assert_int_equal(rh_restart(srv), 0);
+
+    uint64_t deadline = rh_now_ms() + RECOVER_MS;
+    int rc;
+    while ((rc = set_str(c, "after", "a")) != STRATA_OK && rh_now_ms() < deadline) {
+        assert_status(rc, STRATA_OK_L1_ONLY, "set after restart");
+        usleep(5000);
+    }
+    strata_cache_l2_stats(c, &st);
+    if (rc != STRATA_OK)
+        fail_msg("only writes for %d ms after the restart: still %s, breaker %s", RECOVER_MS,
+                 strata_err_name(rc), st.breaker);
+    assert_string_equal(st.breaker, "closed");
+    assert_int_equal(redis_exists(srv, "f2b:ns:default:after"), 1);
     strata_cache_free(c);
 }
 
@@ -640,7 +694,17 @@ static void test_connection_refused_from_start(void **state)
     assert_int_equal(st.configured, 1);
     assert_int_equal(st.coherent, 0);
 
+    /* Each write is one failed call: the third opens the breaker (breaker_failures = 3). */
     assert_status(set_str(c, "k", "v"), STRATA_OK_L1_ONLY, "set, nothing listening");
+    assert_status(set_str(c, "k", "v"), STRATA_OK_L1_ONLY, "set, nothing listening");
+    strata_cache_l2_stats(c, &st);
+    assert_string_equal(st.breaker, "closed");
+    assert_int_equal(st.breaker_opens, 0);
+    assert_status(set_str(c, "k", "v"), STRATA_OK_L1_ONLY, "set, nothing listening");
+    strata_cache_l2_stats(c, &st);
+    assert_string_equal(st.breaker, "open");
+    assert_int_equal(st.breaker_opens, 1);
+    assert_int_equal(st.available, 0);
     assert_value(c, "k", "v");
     assert_miss(c, "absent");
     assert_status(del_str(c, "k"), STRATA_OK_L1_ONLY, "del, nothing listening");
@@ -779,6 +843,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill_and_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_redis_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_alone_close_the_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_is_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forced_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused_from_start, setup, teardown),

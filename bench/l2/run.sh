@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# bench/l2/run.sh: strata's shared tier (L2) against redis-benchmark, on one redis-server that this
+# script starts itself, in the same run, rows interleaved round by round; medians and ratios.
+#
+# Usage: bench/l2/run.sh [BUILD_DIR]     (default: build, at the top of the repository)
+# Environment: ROUNDS (default 5), QUICK=1 (a smoke run: 1 round, few ops), OUT (where the raw
+# output and results.txt go; default bench/results/l2-<date-time>/), KEYS (default 100000).
+#
+# Pinning (the machine has 2 cores): redis-server on CPU 1, every client (redis-benchmark and
+# bench_l2) on CPU 0, with taskset, so a client never competes with the server for a core.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD_DIR=${1:-$ROOT/build}
+
+# ---- build (until CMakeLists.txt builds bench/l2) ---------------------------------------------
+cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j2 --target strata >/dev/null
+gcc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/include" -I"$BUILD_DIR/include" \
+    "$ROOT/bench/l2/bench_l2.c" "$BUILD_DIR/libstrata.a" \
+    $(pkg-config --libs libevent libevent_pthreads hiredis libxxhash) -lpthread -lm \
+    -o "$BUILD_DIR/bench_l2"
+BENCH=$(cd "$BUILD_DIR" && pwd)/bench_l2
+
+# ---- settings ---------------------------------------------------------------------------------
+ROUNDS=${ROUNDS:-5}
+QUICK=${QUICK:-0}
+KEYS=${KEYS:-100000}
+N_PLAIN=200000  # redis-benchmark -c 50 / -c 8, per test
+N_PIPE=1000000  # redis-benchmark -P 16, per test
+N_SYNC=100000   # bench_l2 sync, per operation
+N_ASYNC=200000  # bench_l2 async, 50 in flight, per operation
+N_DEEP=1000000  # bench_l2 async, 800 in flight, per operation
+if [ "$QUICK" = 1 ]; then
+    ROUNDS=1 KEYS=10000 N_PLAIN=20000 N_PIPE=100000 N_SYNC=10000 N_ASYNC=20000 N_DEEP=100000
+fi
+CLIENTS=50
+PIPE=16
+DEEP=$((CLIENTS * PIPE))
+
+for tool in redis-server redis-cli redis-benchmark taskset; do
+    command -v "$tool" >/dev/null || { echo "bench/l2/run.sh: $tool is missing" >&2; exit 1; }
+done
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=${OUT:-$ROOT/bench/results/l2-$STAMP}
+mkdir -p "$OUT"
+: >"$OUT/raw.txt"
+
+# ---- the server: our own, on a free port, in a temp dir, gone when we exit ---------------------
+TMP=$(mktemp -d)
+REDIS_PID=
+cleanup() {
+    if [ -n "$REDIS_PID" ]; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+for attempt in 1 2 3 4 5; do
+    PORT=$(free_port)
+    taskset -c 1 redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no \
+        --dir "$TMP" --logfile "$TMP/redis.log" --daemonize no &
+    REDIS_PID=$!
+    for _ in $(seq 50); do
+        [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ] && break
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ] && break
+    kill "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+    [ "$attempt" = 5 ] && { echo "bench/l2/run.sh: redis-server would not start" >&2; exit 1; }
+done
+URL=redis://127.0.0.1:$PORT
+
+{
+    echo "date: $(date)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
+    echo "kernel: $(uname -r)"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "redis-server: $(redis-server --version | sed 's/^Redis server //')"
+    echo "hiredis: $(pkg-config --modversion hiredis) libevent: $(pkg-config --modversion libevent)"
+    echo "pinning: redis-server on CPU 1, clients on CPU 0"
+    echo "rounds: $ROUNDS keys: $KEYS quick: $QUICK"
+} | tee "$OUT/machine.txt"
+
+# busy_cpus: CPUs' worth of time used over one second by everything (our redis-server is idle
+# between rows), from /proc/stat. A busy machine is recorded and warned about.
+busy_cpus() {
+    local a b
+    a=$(head -n1 /proc/stat)
+    sleep 1
+    b=$(head -n1 /proc/stat)
+    awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN {
+        split(a, x); split(b, y); tot = 0
+        for (i = 2; i <= 9; i++) tot += y[i] - x[i]
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%.2f", (tot > 0 ? n * (tot - idle) / tot : 0) }'
+}
+
+# ---- the data: redis-benchmark's keys (key:%012d, 100 bytes) and strata's, all present ---------
+awk -v n="$KEYS" 'BEGIN {
+    v = sprintf("%100s", ""); gsub(/ /, "x", v)
+    for (i = 0; i < n; i++) {
+        k = sprintf("key:%012d", i)
+        printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n", length(k), k, v
+    }
+}' | taskset -c 0 redis-cli -p "$PORT" --pipe >"$OUT/preload.txt"
+taskset -c 0 "$BENCH" --url "$URL" --mode preload --keys "$KEYS" | tee -a "$OUT/preload.txt"
+echo "keys in redis: $(redis-cli -p "$PORT" dbsize)" | tee -a "$OUT/preload.txt"
+
+# ---- rows --------------------------------------------------------------------------------------
+# Each row prints `name.op value` lines to stdout; raw output goes to $OUT/<row>.txt.
+
+rb() { # rb ROW N ARGS...: redis-benchmark -t set,get, 100-byte values, over our KEYS keys
+    local row=$1 n=$2
+    shift 2
+    taskset -c 0 redis-benchmark -h 127.0.0.1 -p "$PORT" -t set,get -d 100 -r "$KEYS" -n "$n" \
+        -q "$@" | tr '\r' '\n' | tee -a "$OUT/$row.txt" |
+        awk -v row="$row" '/^(SET|GET): [0-9.]+ requests per second/ {
+            op = tolower(substr($1, 1, 3)); print row "." op, $2 }'
+}
+
+sb() { # sb ROW ARGS...: bench_l2
+    local row=$1
+    shift
+    taskset -c 0 "$BENCH" --url "$URL" --keys "$KEYS" --row "$row" "$@" | tee -a "$OUT/$row.txt" |
+        sed -n 's/^RESULT l2\.\([^=]*\)=\(.*\)$/\1 \2/p'
+    if grep -q '^WARNING' "$OUT/$row.txt"; then
+        grep '^WARNING' "$OUT/$row.txt" | sort -u >>"$OUT/warnings.txt"
+    fi
+}
+
+row_redis_benchmark() { rb redis_benchmark "$N_PLAIN" -c "$CLIENTS"; }
+row_redis_benchmark_p16() { rb redis_benchmark_p16 "$N_PIPE" -c "$CLIENTS" -P "$PIPE"; }
+row_redis_benchmark_c8() { rb redis_benchmark_c8 "$N_PLAIN" -c 8; }
+row_sync_8t() { sb sync_8t --mode sync --threads 8 --conns 8 --ops "$N_SYNC"; }
+row_async_d50() { sb async_d50 --mode async --depth "$CLIENTS" --ops "$N_ASYNC"; }
+row_async_d800() { sb async_d800 --mode async --depth "$DEEP" --ops "$N_DEEP"; }
+row_hiredis_async_d50() { sb hiredis_async_d50 --mode hiredis --depth "$CLIENTS" --ops "$N_ASYNC"; }
+row_hiredis_async_d800() { sb hiredis_async_d800 --mode hiredis --depth "$DEEP" --ops "$N_DEEP"; }
+
+ROWS=(redis_benchmark redis_benchmark_p16 async_d50 async_d800 redis_benchmark_c8 sync_8t
+    hiredis_async_d50 hiredis_async_d800)
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    busy=$(busy_cpus)
+    echo "== round $r/$ROUNDS (before it, the machine used $busy CPUs)"
+    if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
+        echo "round $r: the machine was busy ($busy CPUs in use before it)" >>"$OUT/warnings.txt"
+    fi
+    # rotate the order each round, so no row always runs first or after the same neighbour
+    for ((i = 0; i < ${#ROWS[@]}; i++)); do
+        row=${ROWS[$(((i + r - 1) % ${#ROWS[@]}))]}
+        "row_$row" | while read -r name value; do
+            printf '  %-28s %12.0f ops/s\n' "$name" "$value" >&2
+            echo "$r $name $value" >>"$OUT/raw.txt"
+        done
+    done
+done
+
+# ---- medians and ratios ------------------------------------------------------------------------
+awk '
+    { key = $2; vals[key] = vals[key] " " $3; if (!(key in seen)) { seen[key] = 1; order[n++] = key }
+      round[$1 " " key] = $3; rounds[$1] = 1 }
+    function median(s,    a, m, i, j, t) {
+        m = split(s, a, " ")
+        for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function ratio(name, a, b,    lo, hi, r, x) {
+        if (!(a in med) || !(b in med) || med[b] == 0) return
+        lo = ""; hi = ""
+        for (r in rounds) if ((r " " a) in round && (r " " b) in round && round[r " " b] > 0) {
+            x = round[r " " a] / round[r " " b]
+            if (lo == "" || x < lo) lo = x
+            if (hi == "" || x > hi) hi = x
+        }
+        printf "RESULT l2.ratio.%s=%.3f\n", name, med[a] / med[b]
+        printf "# %s: per-round range %.3f .. %.3f\n", name, lo, hi > "/dev/stderr"
+    }
+    END {
+        for (i = 0; i < n; i++) { med[order[i]] = median(vals[order[i]]); printf "RESULT l2.%s=%.0f\n", order[i], med[order[i]] }
+        ratio("async_p16_vs_redis_benchmark_p16", "async_d800.get", "redis_benchmark_p16.get")
+        ratio("async_p16_vs_redis_benchmark_p16.set", "async_d800.set", "redis_benchmark_p16.set")
+        ratio("async_c50_vs_redis_benchmark_c50", "async_d50.get", "redis_benchmark.get")
+        ratio("async_c50_vs_redis_benchmark_c50.set", "async_d50.set", "redis_benchmark.set")
+        ratio("sync_8t_vs_redis_benchmark_c8", "sync_8t.get", "redis_benchmark_c8.get")
+        ratio("sync_8t_vs_redis_benchmark_c8.set", "sync_8t.set", "redis_benchmark_c8.set")
+        ratio("async_d800_vs_hiredis_d800", "async_d800.get", "hiredis_async_d800.get")
+        ratio("async_d800_vs_hiredis_d800.set", "async_d800.set", "hiredis_async_d800.set")
+        ratio("async_d50_vs_hiredis_d50", "async_d50.get", "hiredis_async_d50.get")
+    }' "$OUT/raw.txt" >"$OUT/results.txt" 2>"$OUT/ratio_ranges.txt"
+
+val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
+{
+    echo
+    echo "== bench/l2: medians of $ROUNDS round(s), ops/s (100-byte values; $KEYS keys, uniform)"
+    printf '%-44s %12s %12s\n' "row (concurrency)" "get" "set"
+    line() { printf '%-44s %12s %12s\n' "$1" "$(val "$2.get")" "$(val "$2.set")"; }
+    line "redis-benchmark -c $CLIENTS" redis_benchmark
+    line "strata async, $CLIENTS in flight" async_d50
+    line "  bare hiredis async, $CLIENTS in flight" hiredis_async_d50
+    line "redis-benchmark -c $CLIENTS -P $PIPE" redis_benchmark_p16
+    line "strata async, $DEEP in flight" async_d800
+    line "  bare hiredis async, $DEEP in flight" hiredis_async_d800
+    line "redis-benchmark -c 8" redis_benchmark_c8
+    line "strata sync, 8 threads, 8 connections" sync_8t
+    echo
+    echo "ratios (of medians; per-round range in brackets):"
+    while read -r l; do
+        name=${l#RESULT l2.ratio.}
+        name=${name%%=*}
+        range=$(sed -n "s/^# $name: per-round range //p" "$OUT/ratio_ranges.txt")
+        printf '  %-44s %s  [%s]\n' "$name" "${l##*=}" "$range"
+    done < <(grep '^RESULT l2.ratio.' "$OUT/results.txt")
+    t=$(val ratio.async_p16_vs_redis_benchmark_p16)
+    if [ -n "$t" ]; then
+        if awk -v t="$t" 'BEGIN { exit !(t >= 0.8) }'; then verdict=met; else verdict="NOT met"; fi
+        echo "target: strata async gets ($DEEP in flight) >= 0.8x redis-benchmark -c $CLIENTS -P $PIPE gets: $t -> $verdict"
+    fi
+    echo
+    cat "$OUT/results.txt"
+    if [ -s "$OUT/warnings.txt" ]; then
+        echo "== warnings"
+        sort -u "$OUT/warnings.txt"
+    fi
+    echo "(raw output in $OUT)"
+} | tee "$OUT/summary.txt"
