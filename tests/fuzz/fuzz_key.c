@@ -158,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *eff_tenant = tenant ? tenant : STRATA_DEFAULT_TENANT;
 
     /* The name checks agree with key.h's alphabet and lengths. */
-    int prefix_ok = valid_name_n(prefix, strlen(prefix), 1);
+    int prefix_ok = valid_name_n(prefix, strlen(prefix), 0);
     int ns_ok = valid_name_n(ns, strlen(ns), 0);
     int tenant_ok = valid_name_n(eff_tenant, strlen(eff_tenant), 0);
     CHECK((strata_prefix_check(prefix) == 0) == prefix_ok);

@@ -100,6 +100,11 @@ static void wait_link(strata_cache *c)
     assert_true(rh_wait_for(link_up, c, 5000));
 }
 
+static int link_down(void *arg)
+{
+    return !link_up(arg);
+}
+
 typedef struct inval_wait {
     strata_cache *c;
     uint64_t at_least;
@@ -242,6 +247,7 @@ static void test_kill_and_restart(void **state)
     assert_status(strata_cache_set(a, &tagged, "tv", 2, &topts), STRATA_OK, "set tagged");
 
     assert_int_equal(rh_kill(srv), 0);
+    uint64_t killed_at = rh_now_ms();
 
     /* While Redis is dead: L1 answers, writes are L1-only and readable, misses are misses. */
     char name[32], got[64];
@@ -266,6 +272,10 @@ static void test_kill_and_restart(void **state)
     int prc = strata_cache_ping(a, &lat);
     assert_true(prc == STRATA_EUNAVAILABLE || prc == STRATA_ETIMEDOUT);
 
+    /* The link notices a dead Redis within its keep-alive bound (50 ms + the socket timeout). */
+    assert_true(rh_wait_for(link_down, a, BOUND_MS));
+    print_message("killed: link down after %llu ms\n",
+                  (unsigned long long)(rh_now_ms() - killed_at));
     strata_l2_stats st;
     strata_cache_l2_stats(a, &st);
     assert_int_equal(st.configured, 1);
@@ -476,9 +486,11 @@ static void test_writes_alone_close_the_breaker(void **state)
         usleep(5000);
     }
     strata_cache_l2_stats(c, &st);
-    if (rc != STRATA_OK)
+    if (rc != STRATA_OK) {
+        strata_cache_free(c);
         fail_msg("only writes for %d ms after the restart: still %s, breaker %s", RECOVER_MS,
                  strata_err_name(rc), st.breaker);
+    }
     assert_string_equal(st.breaker, "closed");
     assert_int_equal(redis_exists(srv, "f2b:ns:default:after"), 1);
     strata_cache_free(c);
