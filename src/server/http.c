@@ -63,7 +63,7 @@ static void finish(req *q, int status)
     free(q);
 }
 
-static void send(req *q, int status, struct evbuffer *body)
+static void send_reply(req *q, int status, struct evbuffer *body)
 {
     q->status = status;
     q->bytes_out = body ? evbuffer_get_length(body) : 0;
@@ -95,7 +95,8 @@ const char *get_query(req *q, const char *name)
         q->query = calloc(1, sizeof *q->query);
         if (q->query == NULL)
             return NULL;
-        TAILQ_INIT(q->query);
+        q->query->tqh_first = NULL; /* TAILQ_INIT, spelled out: sys/queue.h is not C11 */
+        q->query->tqh_last = &q->query->tqh_first;
         const char *raw = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->ev));
         if (raw != NULL)
             evhttp_parse_query_str(raw, q->query);
@@ -121,7 +122,7 @@ void reply_json(req *q, int status, json_t *body)
     }
     free(text);
     add_header(q, "Content-Type", "application/json");
-    send(q, status, out);
+    send_reply(q, status, out);
     evbuffer_free(out);
 }
 
@@ -141,7 +142,7 @@ void reply_error(req *q, int status, const char *code, const char *fmt, ...)
 
 void reply_empty(req *q, int status)
 {
-    send(q, status, NULL);
+    send_reply(q, status, NULL);
 }
 
 static void release_value(const void *data, size_t len, void *arg)
@@ -158,7 +159,7 @@ void reply_value(req *q, int status, strata_value *v)
         evbuffer_add_reference(out, strata_value_data(v), strata_value_len(v), release_value,
                                v) != 0)
         strata_value_release(v);
-    send(q, status, out);
+    send_reply(q, status, out);
     evbuffer_free(out);
 }
 
@@ -167,7 +168,7 @@ void reply_text(req *q, int status, const char *content_type, const char *body, 
     struct evbuffer *out = evbuffer_new();
     evbuffer_add(out, body, len);
     add_header(q, "Content-Type", content_type);
-    send(q, status, out);
+    send_reply(q, status, out);
     evbuffer_free(out);
 }
 

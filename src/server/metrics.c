@@ -35,17 +35,16 @@ static uint64_t get(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void metrics_record(metrics_block *m, int route, int status, uint64_t micros, int tier)
+void metrics_record(metrics_block *m, int route_id, int status, uint64_t micros, int tier)
 {
-    if (route < 0 || route >= R_COUNT)
-        route = R_NOT_FOUND;
+    int r = route_id >= 0 && route_id < R_COUNT ? route_id : R_NOT_FOUND;
     int cls = status >= 100 && status < 600 ? status / 100 - 1 : 5;
-    bump(&m->requests[route][cls], 1);
+    bump(&m->requests[r][cls], 1);
     int b = 0;
     while (b < METRICS_BUCKETS - 1 && (double)micros / 1e6 > bounds_s[b])
         b++;
-    bump(&m->latency[route][b], 1);
-    bump(&m->latency_sum_us[route], micros);
+    bump(&m->latency[r][b], 1);
+    bump(&m->latency_sum_us[r], micros);
     if (tier >= 0 && tier < 3)
         bump(&m->served[tier], 1);
 }

@@ -24,7 +24,7 @@ metrics_block *metrics_new(void);
 void metrics_free(metrics_block *m);
 
 /* Records one answered request (worker thread only). tier: 0 l1, 1 l2, 2 miss, -1 none. */
-void metrics_record(metrics_block *m, int route, int status, uint64_t micros, int tier);
+void metrics_record(metrics_block *m, int route_id, int status, uint64_t micros, int tier);
 
 /* Writes the Prometheus text exposition of n blocks and the cache's own counters. */
 void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
