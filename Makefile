@@ -1,6 +1,6 @@
 # Makefile: the front door. CMake does the building; these targets install what is missing,
 # configure the right build tree and run it. `make help` lists them.
-.PHONY: all deps build test sanitize tsan fuzz bench format lint install clean help example
+.PHONY: all deps build run test sanitize tsan fuzz bench format lint install clean help example
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -11,6 +11,7 @@ SRC_FILES   = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src t
 all: build
 
 help:
+	@echo "make run       install deps, build, start strata serve (memory only unless REDIS_URL)"
 	@echo "make test      install deps, build, run every unit and integration test"
 	@echo "make sanitize  the same tests built with AddressSanitizer + UBSan"
 	@echo "make tsan      every test built with ThreadSanitizer"
@@ -26,6 +27,13 @@ $(BUILD)/CMakeCache.txt: | deps
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The server on the embedded default (memory only; set REDIS_URL to add Redis).
+run: build
+	@echo "strata: starting on http://$${STRATA_LISTEN:-127.0.0.1:8080} - try:"
+	@echo "  curl -X PUT --data-binary 'hello' http://$${STRATA_LISTEN:-127.0.0.1:8080}/v1/cache/demo/greeting"
+	@echo "  curl -i http://$${STRATA_LISTEN:-127.0.0.1:8080}/v1/cache/demo/greeting"
+	$(BUILD)/strata serve $(ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

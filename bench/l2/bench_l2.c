@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -119,6 +120,58 @@ static bool value_ok(const void *data, size_t len, const char *key)
     return len == VALUE_LEN && memcmp(data, key, KEY_LEN) == 0;
 }
 
+/* CPU seconds of this process (all threads) */
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* CPU seconds of the redis-server (INFO cpu: used_cpu_sys + used_cpu_user), on a side connection
+ * asked only between timed runs; -1 if it cannot be had. */
+static redisContext *info_conn;
+
+static double server_cpu(void)
+{
+    if (info_conn == NULL) {
+        char host[256] = "127.0.0.1";
+        int port = 6379;
+        if (sscanf(opt.url, "redis://%255[^:/]:%d", host, &port) < 1)
+            return -1;
+        info_conn = redisConnect(host, port);
+        if (info_conn == NULL || info_conn->err)
+            return -1;
+    }
+    redisReply *r = redisCommand(info_conn, "INFO cpu");
+    double sum = -1;
+    if (r != NULL && r->type == REDIS_REPLY_STRING) {
+        const char *p;
+        double a, b;
+        if ((p = strstr(r->str, "used_cpu_sys:")) != NULL && sscanf(p + 13, "%lf", &a) == 1 &&
+            (p = strstr(r->str, "used_cpu_user:")) != NULL && sscanf(p + 14, "%lf", &b) == 1)
+            sum = a + b;
+    }
+    if (r)
+        freeReplyObject(r);
+    return sum;
+}
+
+/* Where a timed run starts: wall clock, this process' CPU, the server's CPU. */
+typedef struct span {
+    double wall, self, server;
+} span;
+
+static span span_start(void)
+{
+    span s;
+    s.server = server_cpu();
+    s.self = self_cpu();
+    s.wall = now_s();
+    return s;
+}
+
 /* Log lines of the cache: counted, the last kept, printed at the end (never on the hot path). */
 static unsigned long log_lines;
 static char log_last[256];
@@ -174,10 +227,14 @@ typedef struct tally {
 
 static strata_l2_stats stats_before;
 
-static void report(const char *row, int op, uint64_t ops, double secs, const tally *t,
+static void report(const char *row, int op, uint64_t ops, span from, const tally *t,
                    strata_cache *c)
 {
+    double wall = now_s(), self = self_cpu(), server = server_cpu();
+    double secs = wall - from.wall;
     double rate = secs > 0 ? (double)ops / secs : 0;
+    double ccpu = secs > 0 ? (self - from.self) / secs : 0;
+    double scpu = secs > 0 && server >= 0 && from.server >= 0 ? (server - from.server) / secs : -1;
     printf("%-22s %-4s %12.0f ops/s  (%" PRIu64 " ops in %.3f s; ok %" PRIu64 " miss %" PRIu64
            " bad %" PRIu64 " err %" PRIu64 ")\n",
            row, op_name[op], rate, ops, secs, t->ok, t->miss, t->bad, t->err);
@@ -198,7 +255,12 @@ static void report(const char *row, int op, uint64_t ops, double secs, const tal
         printf("WARNING: %s %s: %" PRIu64 " misses, %" PRIu64 " wrong values, %" PRIu64
                " errors\n",
                row, op_name[op], t->miss, t->bad, t->err);
+    printf("%-22s      CPU busy: client %.2f (this process, all threads), redis-server %.2f\n", "",
+           ccpu, scpu);
     printf("RESULT l2.%s.%s=%.0f\n", row, op_name[op], rate);
+    printf("RESULT l2.%s.%s.client_cpu=%.2f\n", row, op_name[op], ccpu);
+    if (scpu >= 0)
+        printf("RESULT l2.%s.%s.server_cpu=%.2f\n", row, op_name[op], scpu);
     fflush(stdout);
 }
 
@@ -274,11 +336,10 @@ static void run_sync(strata_cache *c, int op, const char *row)
         if (phase == 1) {
             strata_cache_l2_stats(c, &stats_before);
         }
+        span from = span_start();
         pthread_barrier_wait(&start);
-        double t0 = now_s();
         for (unsigned i = 0; i < n; i++)
             pthread_join(th[i], NULL);
-        double t1 = now_s();
         pthread_barrier_destroy(&start);
         if (phase == 1) {
             tally t = {0};
@@ -286,7 +347,7 @@ static void run_sync(strata_cache *c, int op, const char *row)
                 t.ok += args[i].t.ok, t.miss += args[i].t.miss;
                 t.bad += args[i].t.bad, t.err += args[i].t.err;
             }
-            report(row, op, per * n, t1 - t0, &t, c);
+            report(row, op, per * n, from, &t, c);
         }
     }
 }
@@ -489,10 +550,9 @@ static void run_async(adrv *d, strata_cache *c, int op, const char *row)
     memset(&d->t, 0, sizeof d->t);
     if (c != NULL)
         strata_cache_l2_stats(c, &stats_before);
-    double t0 = now_s();
+    span from = span_start();
     drive(d, opt.ops);
-    double t1 = now_s();
-    report(row, op, opt.ops, t1 - t0, &d->t, c);
+    report(row, op, opt.ops, from, &d->t, c);
 }
 
 /* Fetches one stored entry through hiredis (sync) to learn strata's real header bytes. */

@@ -122,13 +122,32 @@ echo "keys in redis: $(redis-cli -p "$PORT" dbsize)" | tee -a "$OUT/preload.txt"
 # ---- rows --------------------------------------------------------------------------------------
 # Each row prints `name.op value` lines to stdout; raw output goes to $OUT/<row>.txt.
 
-rb() { # rb ROW N ARGS...: redis-benchmark -t set,get, 100-byte values, over our KEYS keys
-    local row=$1 n=$2
+server_cpu() { # CPU seconds the redis-server has used (INFO cpu)
+    redis-cli -p "$PORT" info cpu | tr -d '\r' |
+        awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }'
+}
+
+rb() { # rb ROW N ARGS...: redis-benchmark set, then get, 100-byte values, over our KEYS keys
+    local row=$1 n=$2 op s0 s1 rate times
     shift 2
-    taskset -c 0 redis-benchmark -h 127.0.0.1 -p "$PORT" -t set,get -d 100 -r "$KEYS" -n "$n" \
-        -q "$@" | tr '\r' '\n' | tee -a "$OUT/$row.txt" |
-        awk -v row="$row" '/^(SET|GET): [0-9.]+ requests per second/ {
-            op = tolower(substr($1, 1, 3)); print row "." op, $2 }'
+    for op in set get; do
+        s0=$(server_cpu)
+        times=$( { TIMEFORMAT='%R %U %S'; time taskset -c 0 redis-benchmark -h 127.0.0.1 \
+            -p "$PORT" -t "$op" -d 100 -r "$KEYS" -n "$n" -q "$@" | tr '\r' '\n' \
+            >>"$OUT/$row.txt"; } 2>&1)
+        s1=$(server_cpu)
+        rate=$(awk -v OP="${op^^}" '$1 == OP ":" && $3 == "requests" { r = $2 } END { print r }' \
+            "$OUT/$row.txt")
+        echo "$row.$op $rate"
+        # client CPU over the whole redis-benchmark process (connects included), server CPU over
+        # the requests' time (n / rate)
+        read -r real user sys <<<"$times"
+        awk -v u="$user" -v s="$sys" -v r="$real" -v a="$s0" -v b="$s1" -v n="$n" -v rate="$rate" \
+            -v name="$row.$op" 'BEGIN {
+                printf "%s.client_cpu %.2f\n", name, (u + s) / r
+                if (rate > 0) printf "%s.server_cpu %.2f\n", name, (b - a) / (n / rate) }' |
+            tee -a "$OUT/$row.txt"
+    done
 }
 
 sb() { # sb ROW ARGS...: bench_l2

@@ -21,6 +21,7 @@ void strata__breaker_init(breaker *b, unsigned threshold, uint64_t min_ms, uint6
     b->probe_at_ms = 0;
     b->opened_total = 0;
     b->rng = strata__rand_seed();
+    atomic_init(&b->healthy, 1);
 }
 
 void strata__breaker_destroy(breaker *b)
@@ -42,11 +43,15 @@ int strata__breaker_allow(breaker *b, uint64_t now_ms)
 
 int strata__breaker_success(breaker *b)
 {
+    /* The common case, on every reply of every connection: no lock. */
+    if (atomic_load_explicit(&b->healthy, memory_order_acquire))
+        return 0;
     pthread_mutex_lock(&b->lock);
     int recovered = b->state != BREAKER_CLOSED;
     b->state = BREAKER_CLOSED;
     b->failures = 0;
     b->backoff_ms = b->min_backoff_ms;
+    atomic_store_explicit(&b->healthy, 1, memory_order_release);
     pthread_mutex_unlock(&b->lock);
     return recovered;
 }
@@ -60,6 +65,7 @@ static uint64_t jittered(breaker *b, uint64_t ms)
 void strata__breaker_failure(breaker *b, uint64_t now_ms)
 {
     pthread_mutex_lock(&b->lock);
+    atomic_store_explicit(&b->healthy, 0, memory_order_release);
     if (b->state == BREAKER_HALF_OPEN) {
         b->backoff_ms = b->backoff_ms * 2 > b->max_backoff_ms ? b->max_backoff_ms
                                                                : b->backoff_ms * 2;

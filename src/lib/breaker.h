@@ -3,6 +3,7 @@
 #define STRATA_BREAKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 enum breaker_state { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2 };
@@ -16,6 +17,7 @@ typedef struct breaker {
     uint64_t probe_at_ms;   /* when open: the earliest moment for a probe */
     uint64_t opened_total;  /* times it opened */
     uint64_t rng;
+    atomic_int healthy; /* closed with no failures: success has nothing to do (no lock) */
 } breaker;
 
 void strata__breaker_init(breaker *b, unsigned threshold, uint64_t min_ms, uint64_t max_ms);

@@ -510,7 +510,9 @@ static int set_two_tier(strata_cache *c, const strata_key *k, const void *value,
     static const strata_set_opts no_opts;
     const strata_set_opts *o = opts ? opts : &no_opts;
     uint64_t versions[STRATA_TAGS_MAX_PER_ENTRY];
-    int usable = !strata__l2_readonly(c->l2) && !strata__cache_l2_down(c);
+    /* Not "breaker closed": while it is open, a write must still be able to be the probe that
+     * finds Redis back (strata__l2_run fails fast otherwise). */
+    int usable = !strata__l2_readonly(c->l2);
     if (o->ntags > STRATA_TAGS_MAX_PER_ENTRY)
         return STRATA_ETOOMANYTAGS;
     int rc = 0;
@@ -699,7 +701,7 @@ void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
     int state = strata__breaker_state(strata__l2_breaker(c->l2));
     out->configured = 1;
     out->breaker = strata__breaker_state_name(state);
-    out->available = state == BREAKER_CLOSED;
+    out->available = state == BREAKER_CLOSED && strata__l2_last_ok(c->l2);
     out->readonly = strata__l2_readonly(c->l2);
     out->coherent = strata__coherence_up(c->link);
     out->hits = atomic_load(&c->hits);

@@ -36,6 +36,7 @@ struct l2 {
     breaker brk;
     atomic_int replica;   /* a replica was detected */
     atomic_int warned_ro; /* the read-only warning was logged */
+    atomic_int last_failed; /* the last call failed */
 
     pthread_mutex_t lock; /* the slots */
     pthread_cond_t freed;
@@ -257,6 +258,7 @@ static uint64_t now_ms(void)
 /* Records a failed call: the breaker, the last error; the connection is dropped by the caller. */
 static int fail_call(l2 *l, const char *msg, int timed_out)
 {
+    atomic_store(&l->last_failed, 1);
     strata__breaker_failure(&l->brk, now_ms());
     strata__l2_note_error(l, msg);
     return timed_out ? STRATA_ETIMEDOUT : STRATA_EUNAVAILABLE;
@@ -303,6 +305,7 @@ int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replie
         return fail_call(l, err, timed_out);
     }
     release_slot(l, idx, 0);
+    atomic_store(&l->last_failed, 0);
     int closed = strata__breaker_success(&l->brk);
     if (recovered != NULL)
         *recovered = closed;
@@ -373,11 +376,18 @@ const redis_url *strata__l2_url(l2 *l)
 
 int strata__l2_succeeded(l2 *l)
 {
+    atomic_store(&l->last_failed, 0);
     return strata__breaker_success(&l->brk);
+}
+
+int strata__l2_last_ok(l2 *l)
+{
+    return !atomic_load(&l->last_failed);
 }
 
 void strata__l2_failed(l2 *l, const char *why)
 {
+    atomic_store(&l->last_failed, 1);
     strata__breaker_failure(&l->brk, now_ms());
     strata__l2_note_error(l, why);
 }

@@ -68,6 +68,9 @@ const redis_url *strata__l2_url(l2 *l);
  * success closed an open breaker. */
 int strata__l2_succeeded(l2 *l);
 void strata__l2_failed(l2 *l, const char *why);
+/* 1 unless the last call to Redis failed. */
+int strata__l2_last_ok(l2 *l);
+
 /* A reply that says the server is read-only. */
 void strata__l2_saw_readonly(l2 *l);
 
