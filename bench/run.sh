@@ -63,17 +63,23 @@ busy_cpus() {
         printf "%.2f", (tot > 0 ? n * (tot - idle) / tot : 0) }'
 }
 
-# run NAME CMD...: runs a benchmark, shows and keeps its output, collects its RESULT lines.
+# run NAME CMD...: runs a timed benchmark, shows and keeps its output, collects its RESULT lines.
+# run_untimed NAME CMD...: the same for a run whose figures do not depend on time (hit ratios).
 run() {
     local name=$1 busy
-    shift
     busy=$(busy_cpus)
-    echo "\$ $*" | tee "$OUT/$name.txt"
-    echo "(before this run other processes used $busy CPUs)" | tee -a "$OUT/$name.txt"
     if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
         echo "run.sh: WARNING: the machine is busy ($busy CPUs in use before $name): its" \
-            "figures are not comparable" | tee -a "$OUT/warnings.txt" >&2
+            "timings are not comparable" | tee -a "$OUT/warnings.txt" >&2
     fi
+    run_untimed "$@"
+    echo "(before this run other processes used $busy CPUs)" >>"$OUT/$name.txt"
+}
+
+run_untimed() {
+    local name=$1
+    shift
+    echo "\$ $*" | tee "$OUT/$name.txt"
     "$@" | tee -a "$OUT/$name.txt"
     grep '^RESULT ' "$OUT/$name.txt" | sed 's/^RESULT //' >>"$OUT/results.txt" || true
 }
@@ -102,7 +108,7 @@ section_l1() {
     else
         echo "run.sh: one CPU only, no 2-thread run" >&2
     fi
-    run l1_hitratio taskset -c 0 "$bin" --mode hitratio "${COMMON[@]}"
+    run_untimed l1_hitratio taskset -c 0 "$bin" --mode hitratio "${COMMON[@]}"
 }
 
 for s in "${SECTIONS[@]}"; do

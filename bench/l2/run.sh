@@ -4,7 +4,8 @@
 #
 # Usage: bench/l2/run.sh [BUILD_DIR]     (default: build, at the top of the repository)
 # Environment: ROUNDS (default 5), QUICK=1 (a smoke run: 1 round, few ops), OUT (where the raw
-# output and results.txt go; default bench/results/l2-<date-time>/), KEYS (default 100000).
+# output and results.txt go; default bench/results/l2-<date-time>/), KEYS (default 100000),
+# QUIET_WAIT (seconds to wait, before each round, for other processes to leave the CPUs; 60).
 #
 # Pinning (the machine has 2 cores): redis-server on CPU 1, every client (redis-benchmark and
 # bench_l2) on CPU 0, with taskset, so a client never competes with the server for a core.
@@ -26,6 +27,7 @@ BENCH=$(cd "$BUILD_DIR" && pwd)/bench_l2
 ROUNDS=${ROUNDS:-5}
 QUICK=${QUICK:-0}
 KEYS=${KEYS:-100000}
+QUIET_WAIT=${QUIET_WAIT:-60}
 N_PLAIN=200000  # redis-benchmark -c 50 / -c 8, per test
 N_PIPE=1000000  # redis-benchmark -P 16, per test
 N_SYNC=100000   # bench_l2 sync, per operation
@@ -128,7 +130,7 @@ server_cpu() { # CPU seconds the redis-server has used (INFO cpu)
 }
 
 rb() { # rb ROW N ARGS...: redis-benchmark set, then get, 100-byte values, over our KEYS keys
-    local row=$1 n=$2 op s0 s1 rate times
+    local row=$1 n=$2 op s0 s1 rate times real user sys
     shift 2
     for op in set get; do
         s0=$(server_cpu)
@@ -173,7 +175,12 @@ ROWS=(redis_benchmark redis_benchmark_p16 async_d50 async_d800 redis_benchmark_c
     hiredis_async_d50 hiredis_async_d800)
 
 for ((r = 1; r <= ROUNDS; r++)); do
+    # wait (up to QUIET_WAIT seconds) for the machine to be quiet; then measure anyway, and say so
     busy=$(busy_cpus)
+    for ((w = 1; w < QUIET_WAIT; w++)); do
+        awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }' || break
+        busy=$(busy_cpus)
+    done
     echo "== round $r/$ROUNDS (before it, the machine used $busy CPUs)"
     if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
         echo "round $r: the machine was busy ($busy CPUs in use before it)" >>"$OUT/warnings.txt"
@@ -182,7 +189,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for ((i = 0; i < ${#ROWS[@]}; i++)); do
         row=${ROWS[$(((i + r - 1) % ${#ROWS[@]}))]}
         "row_$row" | while read -r name value; do
-            printf '  %-28s %12.0f ops/s\n' "$name" "$value" >&2
+            case $name in
+            *_cpu) ;;
+            *) printf '  %-28s %12.0f ops/s\n' "$name" "$value" >&2 ;;
+            esac
             echo "$r $name $value" >>"$OUT/raw.txt"
         done
     done
@@ -209,7 +219,7 @@ awk '
         printf "# %s: per-round range %.3f .. %.3f\n", name, lo, hi > "/dev/stderr"
     }
     END {
-        for (i = 0; i < n; i++) { med[order[i]] = median(vals[order[i]]); printf "RESULT l2.%s=%.0f\n", order[i], med[order[i]] }
+        for (i = 0; i < n; i++) { med[order[i]] = median(vals[order[i]]); printf(order[i] ~ /_cpu$/ ? "RESULT l2.%s=%.2f\n" : "RESULT l2.%s=%.0f\n", order[i], med[order[i]]) }
         ratio("async_p16_vs_redis_benchmark_p16", "async_d800.get", "redis_benchmark_p16.get")
         ratio("async_p16_vs_redis_benchmark_p16.set", "async_d800.set", "redis_benchmark_p16.set")
         ratio("async_c50_vs_redis_benchmark_c50", "async_d50.get", "redis_benchmark.get")
@@ -225,8 +235,12 @@ val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
 {
     echo
     echo "== bench/l2: medians of $ROUNDS round(s), ops/s (100-byte values; $KEYS keys, uniform)"
-    printf '%-44s %12s %12s\n' "row (concurrency)" "get" "set"
-    line() { printf '%-44s %12s %12s\n' "$1" "$(val "$2.get")" "$(val "$2.set")"; }
+    printf '%-40s %10s %11s %10s %11s\n' "row (concurrency)" "get" "cpu c/s" "set" "cpu c/s"
+    line() {
+        printf '%-40s %10s %5s/%-5s %10s %5s/%-5s\n' "$1" "$(val "$2.get")" \
+            "$(val "$2.get.client_cpu")" "$(val "$2.get.server_cpu")" "$(val "$2.set")" \
+            "$(val "$2.set.client_cpu")" "$(val "$2.set.server_cpu")"
+    }
     line "redis-benchmark -c $CLIENTS" redis_benchmark
     line "strata async, $CLIENTS in flight" async_d50
     line "  bare hiredis async, $CLIENTS in flight" hiredis_async_d50
@@ -235,6 +249,21 @@ val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
     line "  bare hiredis async, $DEEP in flight" hiredis_async_d800
     line "redis-benchmark -c 8" redis_benchmark_c8
     line "strata sync, 8 threads, 8 connections" sync_8t
+    echo "(cpu c/s: CPUs busy in the client (on CPU 0) / in redis-server (on CPU 1); 1.00 = saturated)"
+    echo
+    echo "CPU cost per call, microseconds (median CPU share / median ops/s; robust to a shared machine):"
+    printf '%-40s %10s %10s %10s %10s\n' "row" "get client" "get server" "set client" "set server"
+    cost() {
+        local v c
+        v=$(val "$2.$1")
+        c=$(val "$2.$1.$3_cpu")
+        awk -v v="$v" -v c="$c" 'BEGIN { if (v > 0 && c != "") printf "%.2f", c * 1e6 / v; else printf "-" }'
+    }
+    for row in redis_benchmark async_d50 hiredis_async_d50 redis_benchmark_p16 async_d800 \
+        hiredis_async_d800 redis_benchmark_c8 sync_8t; do
+        printf '%-40s %10s %10s %10s %10s\n' "$row" "$(cost get $row client)" \
+            "$(cost get $row server)" "$(cost set $row client)" "$(cost set $row server)"
+    done
     echo
     echo "ratios (of medians; per-round range in brackets):"
     while read -r l; do
