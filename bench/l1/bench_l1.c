@@ -79,7 +79,8 @@ static void usage(FILE *f)
             "  --scan-every N    scan trace: Zipf requests between scans (default 10000)\n"
             "  --scan-len N      scan trace: fresh keys per scan (default 5000)\n"
             "  --seed N          PRNG seed (default 42)\n"
-            "  --quick           a smoke run: 500k ops, 1 round, 200k-request traces\n"
+            "  --quick           a smoke run: 500k ops, 1 round, 200k-request traces (explicit\n"
+            "                    options still win)\n"
             "Pin with taskset (bench/run.sh does); the bench does not pin its own threads.\n");
 }
 
@@ -132,6 +133,12 @@ static void parse_options(options *o, int argc, char **argv)
                    .scan_every = 10000,
                    .scan_len = 5000,
                    .seed = 42};
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--quick") == 0) {
+            o->ops = 500000;
+            o->rounds = 1;
+            o->requests = 200000;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -139,12 +146,8 @@ static void parse_options(options *o, int argc, char **argv)
             usage(stdout);
             exit(0);
         }
-        if (strcmp(a, "--quick") == 0) {
-            o->ops = 500000;
-            o->rounds = 1;
-            o->requests = 200000;
-            continue;
-        }
+        if (strcmp(a, "--quick") == 0)
+            continue; /* applied first, below, so explicit options win over it */
         if (v == NULL) {
             fprintf(stderr, "bench_l1: unknown option or missing value: %s\n", a);
             usage(stderr);
