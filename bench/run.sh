@@ -3,7 +3,8 @@
 #
 # Usage: bench/run.sh BUILD_DIR [SECTION...]      (default: every section in SECTIONS)
 # Environment: ROUNDS (throughput rounds per run, medians reported; default 5), QUICK=1 (a smoke
-# run: each benchmark's --quick), BENCH_ARGS (extra arguments for every benchmark binary).
+# run: each benchmark's --quick), BENCH_ARGS (extra arguments for every benchmark binary),
+# QUIET_WAIT (seconds a timed run waits for other processes to leave the CPUs; default 120).
 #
 # Each benchmark is a section: a function section_<name> that runs its binary, writes its raw
 # output to $OUT/<name>*.txt and appends its `RESULT name=value` lines to $OUT/results.txt. After
@@ -14,7 +15,7 @@ set -euo pipefail
 SECTIONS=(l1)
 
 usage() {
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -26,6 +27,7 @@ shift
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-5}
 QUICK=${QUICK:-0}
+QUIET_WAIT=${QUIET_WAIT:-120}
 read -r -a EXTRA <<<"${BENCH_ARGS:-}"
 COMMON=()
 [ "$QUICK" = 1 ] && COMMON+=(--quick)
@@ -45,7 +47,7 @@ mkdir -p "$OUT"
     echo "kernel: $(uname -r)"
     echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
     echo "build: $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || echo '?'))"
-    echo "rounds: $ROUNDS quick: $QUICK"
+    echo "rounds: $ROUNDS quick: $QUICK quiet_wait: ${QUIET_WAIT}s"
 } | tee "$OUT/machine.txt"
 
 # busy_cpus: how many CPUs' worth of time other processes used over the last second, from
@@ -65,13 +67,20 @@ busy_cpus() {
 
 # run NAME CMD...: runs a timed benchmark, shows and keeps its output, collects its RESULT lines.
 # run_untimed NAME CMD...: the same for a run whose figures do not depend on time (hit ratios).
+# A timed run first waits up to QUIET_WAIT seconds for other processes to leave the CPUs.
 run() {
-    local name=$1 busy
-    busy=$(busy_cpus)
-    if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
-        echo "run.sh: WARNING: the machine is busy ($busy CPUs in use before $name): its" \
-            "timings are not comparable" | tee -a "$OUT/warnings.txt" >&2
-    fi
+    local name=$1 busy waited=0
+    while busy=$(busy_cpus) && awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; do
+        if [ "$waited" -ge "$QUIET_WAIT" ]; then
+            echo "run.sh: WARNING: the machine is busy ($busy CPUs in use before $name, after" \
+                "${waited}s of waiting): its timings are not comparable" |
+                tee -a "$OUT/warnings.txt" >&2
+            break
+        fi
+        [ "$waited" -eq 0 ] && echo "run.sh: waiting for a quiet machine ($busy CPUs busy)..." >&2
+        sleep 4
+        waited=$((waited + 5))
+    done
     run_untimed "$@"
     echo "(before this run other processes used $busy CPUs)" >>"$OUT/$name.txt"
 }

@@ -102,6 +102,9 @@ static void usage(FILE *f)
             "  --metrics-auth       /metrics needs a read token (STRATA_METRICS_AUTH)\n"
             "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
             "\n"
+            "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
+            "(60 s: idle and slow clients are closed).\n"
+            "\n"
             "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
             "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n");
 }
@@ -124,6 +127,7 @@ static int load_config(serve_config *c, int argc, char **argv)
     c->max_body = 16u << 20;
     c->max_headers = 16u << 10;
     c->idle_timeout_s = 60;
+    c->max_connections = 10000;
     c->drain_timeout_s = 10;
     const char *bad = NULL;
     int rc = strata_cache_config_init(&c->cache, &bad);
@@ -165,6 +169,11 @@ static int load_config(serve_config *c, int argc, char **argv)
         if (parse_uint("STRATA_MAX_BODY", v, 1024, 1ul << 30, &n) != 0)
             return -1;
         c->max_body = n;
+    }
+    if ((v = getenv("STRATA_MAX_CONNECTIONS")) && *v) {
+        if (parse_uint("STRATA_MAX_CONNECTIONS", v, 1, 1000000, &n) != 0)
+            return -1;
+        c->max_connections = (unsigned)n;
     }
     if ((v = getenv("STRATA_IDLE_TIMEOUT")) && *v) {
         if (parse_uint("STRATA_IDLE_TIMEOUT", v, 1, 3600, &n) != 0)
@@ -346,6 +355,37 @@ static void allow_header(req *q)
     add_header(q, "Allow", allow);
 }
 
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    worker *w = arg;
+    conns_remove(&w->open, evcon);
+}
+
+/* Counts the connection at its first request. Returns 0, or -1 when the worker is at its share
+ * of STRATA_MAX_CONNECTIONS (the request is then answered 503 and the connection closed). */
+static int admit_connection(req *q)
+{
+    worker *w = q->w;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(q->ev);
+    unsigned share = w->srv->cfg.max_connections / w->srv->cfg.workers;
+    if (evcon == NULL)
+        return 0;
+    int added = conns_add(&w->open, evcon);
+    if (added == 1)
+        evhttp_connection_set_closecb(evcon, on_conn_close, w);
+    if (added < 0 || w->open.count > (share ? share : 1)) {
+        if (added == 1) {
+            conns_remove(&w->open, evcon);
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        }
+        add_header(q, "Connection", "close");
+        add_header(q, "Retry-After", "1");
+        reply_error(q, 503, "too_many_connections", "the server is at its connection limit");
+        return -1;
+    }
+    return 0;
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     worker *w = arg;
@@ -366,7 +406,9 @@ static void on_request(struct evhttp_request *ev, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     route_match(path ? path : "", w->srv->cfg.cache.l1.max_key_len, &q->r);
-    if (q->r.id == R_NOT_FOUND) {
+    if (admit_connection(q) != 0) {
+        return;
+    } else if (q->r.id == R_NOT_FOUND) {
         reply_error(q, 404, "not_found", "no such route");
     } else if (!(q->r.methods & q->method)) {
         allow_header(q);
@@ -523,6 +565,7 @@ static void worker_destroy(worker *w)
     if (w->base != NULL)
         event_base_free(w->base);
     metrics_free(w->metrics);
+    conns_free(&w->open);
 }
 
 static void stop_accepting(evutil_socket_t fd, short what, void *arg)

@@ -14,6 +14,7 @@
 #include <strata/strata.h>
 
 #include "auth.h"
+#include "conns.h"
 #include "metrics.h"
 #include "route.h"
 
@@ -32,6 +33,7 @@ typedef struct serve_config {
     size_t max_body;         /* request bodies (batch JSON); values are limited by the cache */
     size_t max_headers;
     unsigned idle_timeout_s; /* a connection idle (or a client this slow) is closed */
+    unsigned max_connections; /* open connections per process (split between workers) */
     unsigned drain_timeout_s;
     strata_cache_config cache;
 } serve_config;
@@ -48,6 +50,7 @@ typedef struct worker {
     strata_loop *loop;
     metrics_block *metrics;
     atomic_int inflight;
+    conns open; /* this worker's connections that sent a request */
 } worker;
 
 struct server {
