@@ -27,7 +27,14 @@
  * Keys: user key "key:%012u" (16 bytes, the shape redis-benchmark -r gives its own keys) in
  * namespace "bench", tenant default, so the stored key is "strata:bench:default:key:...". Values:
  * 100 bytes (the key, then filler), stored as a 128-byte Redis string (strata's 28-byte header).
- * Keys are drawn uniformly (xorshift64*). TTL one hour, no jitter.
+ * Keys are drawn uniformly (xorshift64*). TTL one hour, no jitter. Settings otherwise the
+ * defaults (max_pending 1024, above the 800 in flight), but socket_timeout_ms is 2 s: on a shared
+ * machine a preempted client must not turn into timeouts and L1 fallbacks.
+ *
+ * CPU: each timed run also reports how busy it kept the client (getrusage, this process, all
+ * threads) and the redis-server (INFO cpu, asked on a side connection before and after), as a
+ * share of one CPU over the run. 1.00 means that side was the bottleneck; on a shared machine,
+ * the CPU per call (share / rate) is the figure that survives other people's load.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -198,7 +205,6 @@ static strata_cache *open_cache(unsigned conns)
     cfg.redis.enabled = 1;
     cfg.redis.coherence = 0; /* L1 never answers a shared key: every get is a Redis GET */
     cfg.redis.max_connections = conns;
-    cfg.redis.max_pending = 4096;
     cfg.redis.socket_timeout_ms = 2000; /* a noisy shared machine must not turn into fallbacks */
     cfg.log = quiet_log;
     cfg.log_arg = NULL;

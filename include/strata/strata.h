@@ -9,5 +9,6 @@
 #include <strata/stats.h>
 #include <strata/l1.h>
 #include <strata/cache.h>
+#include <strata/ratelimit.h>
 
 #endif

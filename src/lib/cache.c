@@ -183,6 +183,10 @@ int strata_cache_new(const strata_cache_config *cfg, strata_cache **out)
     c->log_arg = cfg->log_arg;
     c->rng = strata__rand_seed();
     pthread_mutex_init(&c->rng_lock, NULL);
+    if ((c->rl = strata__rl_new()) == NULL) {
+        free(c);
+        return STRATA_ENOMEM;
+    }
     strata_l1_config l1cfg = cfg->l1;
     if (cfg->default_ttl_ms != 0)
         l1cfg.default_ttl_ms = cfg->default_ttl_ms;
@@ -204,6 +208,7 @@ void strata_cache_free(strata_cache *c)
     strata__coherence_stop(c->link);
     strata__l2_free(c->l2);
     strata_l1_free(c->l1);
+    strata__rl_free(c->rl);
     pthread_mutex_destroy(&c->rng_lock);
     free(c);
 }

@@ -32,7 +32,7 @@
 
 #define TICK_MS 10
 
-enum op_kind { OP_GET, OP_GET_TAGS, OP_SET_TAGS, OP_SET, OP_DEL };
+enum op_kind { OP_GET, OP_GET_TAGS, OP_SET_TAGS, OP_SET, OP_DEL, OP_RAW };
 
 typedef struct op op;
 
@@ -66,6 +66,8 @@ struct op {
     uint64_t now, cand[STRATA_TAGS_MAX_PER_ENTRY];
     int result;
     op_ref refs[STRATA_TAGS_MAX_PER_ENTRY];
+    /* raw commands (strata__loop_send) */
+    void (*raw_cb)(const redisReply *r, void *arg);
 };
 
 struct strata_loop {
@@ -237,6 +239,13 @@ static void complete(op *o, int status, strata_value *v)
 static void fall_back(op *o)
 {
     strata_cache *c = o->lp->cache;
+    if (o->kind == OP_RAW) {
+        void (*cb)(const redisReply *, void *) = o->raw_cb;
+        void *arg = o->arg;
+        complete(o, 0, NULL);
+        cb(NULL, arg); /* the caller decides what a failure means; also when closing */
+        return;
+    }
     if (o->lp->closing) {
         complete(o, STRATA_ETIMEDOUT, NULL);
         return;
@@ -443,6 +452,13 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
             complete(o, strata__cache_finish_set(c, e, o->flags, o->now, o->ticket,
                                                  strata__reply_set(r)),
                      NULL);
+            return;
+        }
+        case OP_RAW: {
+            void (*cb)(const redisReply *, void *) = o->raw_cb;
+            void *arg = o->arg;
+            complete(o, 0, NULL);
+            cb(r, arg);
             return;
         }
         case OP_DEL: {
@@ -654,4 +670,29 @@ int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb 
         return STRATA_OK_L1_ONLY;
     }
     return STRATA_PENDING;
+}
+
+int strata__loop_send(strata_loop *lp, const l2_cmd *cmd,
+                      void (*cb)(const redisReply *r, void *arg), void *arg)
+{
+    strata_cache *c = lp->cache;
+    if (c->l2 == NULL || !l2_allowed(c))
+        return STRATA_EUNAVAILABLE;
+    strata_key none = {"-", NULL, "-", 1};
+    op *o = new_op(lp, &none, OP_RAW);
+    if (o == NULL)
+        return STRATA_EUNAVAILABLE; /* the queue is full: fail fast */
+    o->raw_cb = cb;
+    o->arg = arg;
+    if (send_cmd(o, cmd, 0) != 0) {
+        o->raw_cb = NULL;
+        complete(o, 0, NULL);
+        return STRATA_EUNAVAILABLE;
+    }
+    return STRATA_PENDING;
+}
+
+strata_cache *strata__loop_cache(strata_loop *lp)
+{
+    return lp->cache;
 }

@@ -23,6 +23,7 @@ struct strata_cache {
     atomic_uint_fast64_t hits, misses, errors, fallbacks;
     pthread_mutex_t rng_lock;
     uint64_t rng;
+    struct rl_state *rl;
 };
 
 /* May L1's copies of shared keys be served? Only while every invalidation reaches us. */
@@ -52,5 +53,17 @@ int strata__cache_encode(struct strata_value *e, uint64_t now, char **blob, size
  * or an error). */
 int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned flags,
                              uint64_t now, uint64_t ticket, int l2rc);
+
+/* Sends one command on the loop's pipelined connection (deadlines and the queue bound apply).
+ * Returns STRATA_PENDING: cb(reply, arg) follows exactly once, with NULL when Redis failed or the
+ * loop is freed (the reply is freed after cb returns); or STRATA_EUNAVAILABLE (no Redis, breaker
+ * open, queue full), cb never called. Used by the rate limiter. */
+int strata__loop_send(strata_loop *lp, const l2_cmd *cmd,
+                      void (*cb)(const redisReply *r, void *arg), void *arg);
+strata_cache *strata__loop_cache(strata_loop *lp);
+
+/* The rate limiter's state (ratelimit.c), created with the cache. */
+struct rl_state *strata__rl_new(void);
+void strata__rl_free(struct rl_state *rl);
 
 #endif
