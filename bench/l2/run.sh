@@ -15,11 +15,16 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${1:-$ROOT/build}
 
 # ---- build (until CMakeLists.txt builds bench/l2) ---------------------------------------------
+# libstrata's own dependencies are read from the strata.pc the configure step generates (its
+# Requires.private and Libs.private), so the link follows the library when it gains one.
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j2 --target strata >/dev/null
+STRATA_DEPS=$(sed -n 's/^Requires.private://p' "$BUILD_DIR/strata.pc")
+STRATA_LIBS=$(sed -n 's/^Libs.private://p' "$BUILD_DIR/strata.pc")
+# shellcheck disable=SC2086 # word splitting of the flag lists is intended
 gcc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/include" -I"$BUILD_DIR/include" \
     "$ROOT/bench/l2/bench_l2.c" "$BUILD_DIR/libstrata.a" \
-    $(pkg-config --libs libevent libevent_pthreads hiredis libxxhash) -lpthread -lm \
+    $(pkg-config --libs $STRATA_DEPS) $STRATA_LIBS -lpthread -lm \
     -o "$BUILD_DIR/bench_l2"
 BENCH=$(cd "$BUILD_DIR" && pwd)/bench_l2
 

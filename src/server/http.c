@@ -63,11 +63,30 @@ static void finish(req *q, int status)
     free(q);
 }
 
+/* Reason phrases evhttp 2.1 does not know (it would say "Client Error"). */
+static const char *phrase(int status)
+{
+    switch (status) {
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return NULL; /* evhttp's standard phrase */
+    }
+}
+
 static void send_reply(req *q, int status, struct evbuffer *body)
 {
     q->status = status;
     q->bytes_out = body ? evbuffer_get_length(body) : 0;
-    const char *reason = NULL; /* evhttp picks the standard phrase */
+    const char *reason = phrase(status);
     if (q->method == M_HEAD && body != NULL) {
         /* HEAD: the headers of a GET, no body (evhttp keeps Content-Length as given). */
         char len[24];

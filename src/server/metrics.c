@@ -153,6 +153,16 @@ static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned 
             l2.invalidations);
     counter(out, "strata_l2_link_drops_total", "Times the invalidation link was lost.",
             l2.link_drops);
+    strata_rl_stats rl;
+    strata_ratelimit_stats(c, &rl);
+    counter(out, "strata_ratelimit_checks_total", "Rate-limit checks.", rl.checks);
+    counter(out, "strata_ratelimit_allowed_total", "Rate-limit checks allowed.", rl.allowed);
+    counter(out, "strata_ratelimit_limited_total", "Rate-limit checks denied.", rl.limited);
+    counter(out, "strata_ratelimit_remembered_total",
+            "Denials answered locally from a remembered over-limit key.", rl.remembered);
+    counter(out, "strata_ratelimit_fallback_total",
+            "Checks decided without Redis (local limiter, fail-open, fail-closed).",
+            rl.local + rl.fail_open + rl.fail_closed);
 }
 
 void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,

@@ -186,6 +186,10 @@ void route_match(const char *path, size_t key_max, route *r)
     } else if (n >= 2 && seg_is(seg[0], len[0], "v1")) {
         if (n == 2 && seg_is(seg[1], len[1], "invalidate"))
             r->id = R_INVALIDATE, r->methods = M_POST;
+        else if (n == 3 && seg_is(seg[1], len[1], "ratelimit")) {
+            r->id = R_RATELIMIT, r->methods = M_POST;
+            take_key(r, seg[2], len[2], key_max);
+        }
         else if (n == 4 && seg_is(seg[1], len[1], "cache")) {
             if (seg_is(seg[3], len[3], "_mget"))
                 r->id = R_MGET, r->methods = M_POST;
@@ -209,6 +213,6 @@ const char *route_name(int id)
 {
     static const char *names[R_COUNT] = {"not_found", "livez", "readyz", "metrics", "health",
                                          "stats",     "clear", "keys",   "inspect", "kv",
-                                         "mget",      "mset",  "invalidate"};
+                                         "mget",      "mset",  "invalidate", "ratelimit"};
     return id >= 0 && id < R_COUNT ? names[id] : "not_found";
 }

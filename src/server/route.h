@@ -20,6 +20,7 @@ enum route_id {
     R_MGET,       /* /v1/cache/{ns}/_mget */
     R_MSET,       /* /v1/cache/{ns}/_mset */
     R_INVALIDATE, /* /v1/invalidate */
+    R_RATELIMIT,  /* /v1/ratelimit/{key} */
     R_COUNT
 };
 

@@ -175,6 +175,23 @@ static int load_config(serve_config *c, int argc, char **argv)
             return -1;
         c->max_connections = (unsigned)n;
     }
+    c->rate_limits = getenv("STRATA_RATE_LIMITS");
+    c->rl_instances = 1;
+    if ((v = getenv("STRATA_INSTANCES")) && *v) {
+        if (parse_uint("STRATA_INSTANCES", v, 1, 10000, &n) != 0)
+            return -1;
+        c->rl_instances = (unsigned)n;
+    }
+    if ((v = getenv("STRATA_RATELIMIT_FALLBACK")) && *v) {
+        if (strcmp(v, "local") == 0)
+            c->rl_fallback = STRATA_RL_FALLBACK_LOCAL;
+        else if (strcmp(v, "open") == 0)
+            c->rl_fallback = STRATA_RL_FALLBACK_OPEN;
+        else if (strcmp(v, "closed") == 0)
+            c->rl_fallback = STRATA_RL_FALLBACK_CLOSED;
+        else
+            return config_error("STRATA_RATELIMIT_FALLBACK", v, "must be local, open or closed");
+    }
     if ((v = getenv("STRATA_IDLE_TIMEOUT")) && *v) {
         if (parse_uint("STRATA_IDLE_TIMEOUT", v, 1, 3600, &n) != 0)
             return -1;
@@ -244,6 +261,7 @@ static int needed_role(const server *s, const req *q)
         return ROLE_READ;
     case R_MSET:
     case R_INVALIDATE:
+    case R_RATELIMIT:
         return ROLE_WRITE;
     default:
         return ROLE_ADMIN;
@@ -335,6 +353,9 @@ static void route_request(req *q)
     case R_INVALIDATE:
         invalidate_handle(q);
         break;
+    case R_RATELIMIT:
+        ratelimit_handle(q);
+        break;
     }
 }
 
@@ -416,7 +437,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
     } else if (q->r.error != NULL) {
         reply_error(q, route_error_status(&q->r), q->r.error_code, "%s", q->r.error);
     } else if (authenticate(q) == 0) {
-        route_request(q);
+        limits_apply(q, route_request);
     }
 }
 
@@ -635,11 +656,16 @@ static int start(server *s)
                 s->cfg.listen_host);
         return -1;
     }
+    if (limits_parse(s->cfg.rate_limits, &s->rules, err, sizeof err) != 0) {
+        fprintf(stderr, "strata serve: STRATA_RATE_LIMITS: %s\n", err);
+        return -1;
+    }
     int rc = strata_cache_new(&s->cfg.cache, &s->cache);
     if (rc != 0) {
         fprintf(stderr, "strata serve: cannot create the cache: %s\n", strata_strerror(rc));
         return -1;
     }
+    strata_ratelimit_configure(s->cache, s->cfg.rl_fallback, s->cfg.rl_instances);
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->workers == NULL)
         return -1;
@@ -659,6 +685,7 @@ static void stop(server *s)
     free(s->workers);
     strata_cache_free(s->cache);
     auth_free(s->auth);
+    limits_free(&s->rules);
 }
 
 int serve_main(int argc, char **argv)

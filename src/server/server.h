@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "conns.h"
+#include "limits.h"
 #include "metrics.h"
 #include "route.h"
 
@@ -34,6 +35,9 @@ typedef struct serve_config {
     size_t max_headers;
     unsigned idle_timeout_s; /* a connection idle (or a client this slow) is closed */
     unsigned max_connections; /* open connections per process (split between workers) */
+    const char *rate_limits;  /* STRATA_RATE_LIMITS: the server's own rules */
+    int rl_fallback;          /* STRATA_RATELIMIT_FALLBACK: local, open, closed */
+    unsigned rl_instances;    /* STRATA_INSTANCES: instances sharing each limit */
     unsigned drain_timeout_s;
     strata_cache_config cache;
 } serve_config;
@@ -61,6 +65,7 @@ struct server {
     auth_table *auth;
     atomic_int draining;
     uint64_t started_ms;
+    limit_rules rules;
     /* the offload thread: runs blocking library calls (admin) off the event loops */
     pthread_t offload_thread;
     pthread_mutex_t offload_lock;
@@ -112,6 +117,9 @@ void kv_handle(req *q);
 void mget_handle(req *q);
 void mset_handle(req *q);
 void invalidate_handle(req *q);
+void ratelimit_handle(req *q);
+/* Checks the server's own rate-limit rules for q, then calls then(q) (or answers 429). */
+void limits_apply(req *q, void (*then)(req *q));
 void admin_livez(req *q);
 void admin_readyz(req *q);
 void admin_health(req *q);
