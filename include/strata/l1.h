@@ -116,6 +116,9 @@ typedef struct strata_set_opts {
 enum strata_set_flags {
     STRATA_SET_NX = 1u << 8,        /* only if no fresh value exists: STRATA_EEXISTS otherwise */
     STRATA_SET_NO_JITTER = 1u << 9, /* the TTL is exact (a TTL copied from another tier) */
+    STRATA_SET_PINNED = 1u << 10,   /* not a cache entry (a session): never evicted by the
+                                       policy, only by expiry or delete; pinned entries may take
+                                       at most half of a shard (STRATA_EQUOTA past it) */
 };
 
 /* Reads k. On a fresh hit sets *out to a reference the caller must release and returns 0;
@@ -143,7 +146,8 @@ int strata_l1_exists(strata_l1 *l1, const strata_key *k, uint64_t now_ms);
  * Returns 0, STRATA_ENOTFOUND, or a key error. */
 int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms);
 
-/* Removes every entry in namespace ns (NULL: all) and tenant (NULL: all) whose user key matches
+/* Removes every entry in namespace ns (NULL: all but the reserved ones, whose names start with
+ * '_', such as "_sessions": those only when named) and tenant (NULL: all) whose user key matches
  * the Redis glob pattern (NULL: all), and sets *removed (may be NULL) to the count.
  * Returns 0 or STRATA_EBADNAME. */
 int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,

@@ -621,6 +621,8 @@ static int clear_keep(const char *key, size_t len, void *arg)
     strata_key_parts p;
     if (strata_key_parse(f->prefix, key, len, &p) != 0)
         return 0; /* a tag key, or not ours */
+    if (f->ns == NULL && p.ns[0] == '_')
+        return 0; /* reserved namespaces ("_sessions") only when named */
     if (f->ns && (strlen(f->ns) != p.ns_len || memcmp(f->ns, p.ns, p.ns_len) != 0))
         return 0;
     if (f->tenant &&

@@ -20,7 +20,8 @@
 struct l1_ns;
 struct l1_scope;
 
-enum entry_segment { SEG_NONE = 0, SEG_WINDOW, SEG_PROBATION, SEG_PROTECTED };
+/* SEG_PINNED: never evicted by the policy (sessions kept in L1 while Redis is away). */
+enum entry_segment { SEG_NONE = 0, SEG_WINDOW, SEG_PROBATION, SEG_PROTECTED, SEG_PINNED };
 
 typedef struct entry_tag {
     uint64_t hash;    /* identity of (tenant, tag name): the key of the tag version table */
@@ -56,6 +57,7 @@ struct strata_value {
     uint16_t ctype_off;
     uint16_t flags;
     uint8_t ntags;
+    uint8_t pinned;                         /* link into SEG_PINNED, not the policy */
     _Alignas(8) char data[]; /* stored key, content type, tags, value; 8-aligned for tags */
 };
 

@@ -473,6 +473,7 @@ int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **o
         return rc;
     e->ns = ns;
     e->shard = (uint8_t)(a.hash & (l1->nshards - 1)); /* before any other thread can see e */
+    e->pinned = (wr.opts->flags & STRATA_SET_PINNED) != 0;
     if (e->charge > l1->max_memory / l1->nshards / 2) {
         count_rejection(l1, &a, ns);
         strata_value_release(e);
@@ -518,6 +519,9 @@ static int link_entry(strata_l1 *l1, struct strata_value *e, unsigned flags, uin
         rc = STRATA__L1_INVALIDATED;
     else if ((flags & STRATA_SET_NX) && old != NULL && find_live_locked(l1, s, &a, now_ms, 0))
         rc = STRATA_EEXISTS;
+    else if (e->pinned && s->pinned.bytes + e->charge >
+                              strata__shard_capacity(s, shared_share(l1)) / 2)
+        rc = STRATA_EQUOTA; /* pinned entries must leave room for the cache itself */
     else {
         /* find_live_locked may have dropped a dead old value: look again. */
         old = strata__shard_find_locked(s, a.hash, a.buf, a.len);
@@ -616,8 +620,8 @@ int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_
 static int clear_matches(const struct strata_value *e, const char *ns, const char *tenant,
                          const char *pattern)
 {
-    if (ns != NULL && strcmp(e->ns->name, ns) != 0)
-        return 0;
+    if (ns == NULL ? e->ns->name[0] == '_' : strcmp(e->ns->name, ns) != 0)
+        return 0; /* reserved namespaces ("_sessions") only when named */
     if (tenant != NULL && (strlen(tenant) != e->tenant_len ||
                            memcmp(entry_key(e) + e->tenant_off, tenant, e->tenant_len) != 0))
         return 0;

@@ -77,6 +77,8 @@ static l1_list *list_of(l1_shard *s, struct strata_value *e)
         return &s->window;
     case SEG_PROBATION:
         return &s->probation;
+    case SEG_PINNED:
+        return &s->pinned;
     default:
         return &s->protect;
     }
@@ -234,12 +236,13 @@ int strata__shard_insert_locked(l1_shard *s, struct strata_value *e, struct stra
     if (entry_expires(e) != 0 && strata__expiry_push(&s->heap, e) != 0)
         return -1;
     if (old != NULL) {
-        e->segment = old->segment;
+        /* Takes the old value's place, unless one of them is pinned (outside the policy). */
+        e->segment = e->pinned ? SEG_PINNED : old->segment == SEG_PINNED ? SEG_WINDOW : old->segment;
         list_push_head(list_of(s, e), e);
         strata__shard_remove_locked(s, old, RM_REPLACE);
     } else {
-        e->segment = SEG_WINDOW;
-        list_push_head(&s->window, e);
+        e->segment = e->pinned ? SEG_PINNED : SEG_WINDOW;
+        list_push_head(list_of(s, e), e);
     }
     table_link(s, e);
     if (e->scope != NULL)

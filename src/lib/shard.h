@@ -21,7 +21,7 @@ typedef struct l1_shard {
     struct strata_value **buckets;
     size_t nbuckets, count;
     size_t buckets_bytes;
-    l1_list window, probation, protect;
+    l1_list window, probation, protect, pinned;
     sketch sk;
     expiry_heap heap;
     size_t budget;      /* this shard's share of max_memory */

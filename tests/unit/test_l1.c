@@ -986,6 +986,51 @@ static void *worker(void *p)
     return NULL;
 }
 
+static void test_pinned_entries_are_never_evicted(void **state)
+{
+    (void)state;
+    strata_l1 *l1 = new_l1(1u << 20, 1);
+    char name[32], buf[1000];
+    memset(buf, 's', sizeof buf);
+    strata_set_opts pin = {.ttl_ms = 60000, .flags = STRATA_SET_PINNED};
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        strata_key k = key("_sessions", NULL, name);
+        assert_int_equal(strata_l1_set(l1, &k, buf, sizeof buf, &pin, T0), 0);
+    }
+    for (int i = 0; i < 5000; i++) { /* a flood of cache entries, 5x the bound */
+        snprintf(name, sizeof name, "c%d", i);
+        strata_key k = key("ns", NULL, name);
+        assert_int_equal(strata_l1_set(l1, &k, buf, sizeof buf, NULL, T0), 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        strata_key k = key("_sessions", NULL, name);
+        assert_int_equal(strata_l1_exists(l1, &k, T0), 0);
+    }
+    strata_stats st;
+    strata_l1_stats(l1, NULL, &st);
+    assert_true(st.bytes <= st.max_bytes);
+    /* Pinned entries may take at most half the shard. */
+    int rc = 0, i = 100;
+    for (; rc == 0 && i < 2000; i++) {
+        snprintf(name, sizeof name, "s%d", i);
+        strata_key k = key("_sessions", NULL, name);
+        rc = strata_l1_set(l1, &k, buf, sizeof buf, &pin, T0);
+    }
+    assert_int_equal(rc, STRATA_EQUOTA);
+    assert_true(i > 300 && i < 600);
+    /* They still expire, and clears without a namespace leave the reserved ones alone. */
+    size_t n;
+    strata_l1_clear(l1, NULL, NULL, NULL, &n);
+    strata_key s0 = key("_sessions", NULL, "s0");
+    assert_int_equal(strata_l1_exists(l1, &s0, T0), 0);
+    strata_l1_maintain(l1, T0 + 61000, &n);
+    assert_true(n >= 100);
+    assert_int_equal(strata_l1_exists(l1, &s0, T0 + 61000), STRATA_ENOTFOUND);
+    strata_l1_free(l1);
+}
+
 static void test_threads(void **state)
 {
     (void)state;
@@ -1050,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_allocator_agrees_with_bound),
         cmocka_unit_test(test_scan_resistance),
         cmocka_unit_test(test_tenant_quota),
+        cmocka_unit_test(test_pinned_entries_are_never_evicted),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_now_ms),
     };
