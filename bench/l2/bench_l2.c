@@ -34,7 +34,9 @@
  * CPU: each timed run also reports how busy it kept the client (getrusage, this process, all
  * threads) and the redis-server (INFO cpu, asked on a side connection before and after), as a
  * share of one CPU over the run. 1.00 means that side was the bottleneck; on a shared machine,
- * the CPU per call (share / rate) is the figure that survives other people's load.
+ * the CPU per call (share / rate) is the figure that survives other people's load. The CPU that
+ * other processes used meanwhile (/proc/stat's busy time minus both) is reported too, so
+ * bench/l2/run.sh can tell a disturbed measurement from a clean one.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -45,6 +47,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -165,15 +168,32 @@ static double server_cpu(void)
     return sum;
 }
 
-/* Where a timed run starts: wall clock, this process' CPU, the server's CPU. */
+/* CPU seconds the whole machine has spent busy (all CPUs; /proc/stat), -1 if unknown. */
+static double machine_busy(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = {0};
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                       &v[4], &v[5], &v[6], &v[7])
+              : 0;
+    if (f)
+        fclose(f);
+    if (n < 8)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
+}
+
+/* Where a timed run starts: wall clock, this process' CPU, the server's, the machine's. */
 typedef struct span {
-    double wall, self, server;
+    double wall, self, server, machine;
 } span;
 
 static span span_start(void)
 {
     span s;
     s.server = server_cpu();
+    s.machine = machine_busy();
     s.self = self_cpu();
     s.wall = now_s();
     return s;
@@ -236,11 +256,18 @@ static strata_l2_stats stats_before;
 static void report(const char *row, int op, uint64_t ops, span from, const tally *t,
                    strata_cache *c)
 {
-    double wall = now_s(), self = self_cpu(), server = server_cpu();
+    double wall = now_s(), self = self_cpu(), machine = machine_busy(), server = server_cpu();
     double secs = wall - from.wall;
     double rate = secs > 0 ? (double)ops / secs : 0;
     double ccpu = secs > 0 ? (self - from.self) / secs : 0;
     double scpu = secs > 0 && server >= 0 && from.server >= 0 ? (server - from.server) / secs : -1;
+    /* everyone else: the machine's busy CPUs minus this client and the server (tick-grained) */
+    double other = -1;
+    if (secs > 0 && machine >= 0 && from.machine >= 0 && scpu >= 0) {
+        other = (machine - from.machine) / secs - ccpu - scpu;
+        if (other < 0)
+            other = 0;
+    }
     printf("%-22s %-4s %12.0f ops/s  (%" PRIu64 " ops in %.3f s; ok %" PRIu64 " miss %" PRIu64
            " bad %" PRIu64 " err %" PRIu64 ")\n",
            row, op_name[op], rate, ops, secs, t->ok, t->miss, t->bad, t->err);
@@ -258,15 +285,17 @@ static void report(const char *row, int op, uint64_t ops, span from, const tally
         stats_before = s;
     }
     if (t->miss || t->bad || t->err)
-        printf("WARNING: %s %s: %" PRIu64 " misses, %" PRIu64 " wrong values, %" PRIu64
-               " errors\n",
+        printf("WARNING: %s %s: %" PRIu64 " misses, %" PRIu64 " wrong values, %" PRIu64 " errors\n",
                row, op_name[op], t->miss, t->bad, t->err);
-    printf("%-22s      CPU busy: client %.2f (this process, all threads), redis-server %.2f\n", "",
-           ccpu, scpu);
+    printf("%-22s      CPU busy: client %.2f (this process, all threads), redis-server %.2f, "
+           "other processes %.2f\n",
+           "", ccpu, scpu, other);
     printf("RESULT l2.%s.%s=%.0f\n", row, op_name[op], rate);
     printf("RESULT l2.%s.%s.client_cpu=%.2f\n", row, op_name[op], ccpu);
     if (scpu >= 0)
         printf("RESULT l2.%s.%s.server_cpu=%.2f\n", row, op_name[op], scpu);
+    if (other >= 0)
+        printf("RESULT l2.%s.%s.other_cpu=%.2f\n", row, op_name[op], other);
     fflush(stdout);
 }
 
@@ -332,7 +361,10 @@ static void run_sync(strata_cache *c, int op, const char *row)
         uint64_t per = phase == 0 ? opt.warmup / n + 1 : opt.ops / n;
         pthread_barrier_init(&start, NULL, n + 1);
         for (unsigned i = 0; i < n; i++) {
-            args[i] = (sync_arg){.c = c, .start = &start, .op = op, .ops = per,
+            args[i] = (sync_arg){.c = c,
+                                 .start = &start,
+                                 .op = op,
+                                 .ops = per,
                                  .seed = opt.seed * 7919 + i * 104729 + (uint64_t)phase + 1};
             if (pthread_create(&th[i], NULL, sync_thread, &args[i]) != 0) {
                 fprintf(stderr, "bench_l2: pthread_create failed\n");
@@ -365,8 +397,8 @@ typedef int (*issue_fn)(adrv *d, unsigned idx); /* 1: pending; 0: done at once (
 
 struct adrv {
     struct event_base *base;
-    strata_loop *lp;          /* strata mode */
-    redisAsyncContext *ac;    /* hiredis mode */
+    strata_loop *lp;       /* strata mode */
+    redisAsyncContext *ac; /* hiredis mode */
     int op;
     uint64_t total, issued, done;
     unsigned depth, inflight;
@@ -390,8 +422,8 @@ static void fill(adrv *d)
         return; /* a callback from inside an issue: the outer loop refills */
     d->in_issue = 1;
     while (d->inflight < d->depth && d->issued < d->total) {
-        unsigned idx = d->sequential ? (unsigned)d->issued
-                                     : (unsigned)(rng_next(&d->rng) % opt.keys);
+        unsigned idx =
+            d->sequential ? (unsigned)d->issued : (unsigned)(rng_next(&d->rng) % opt.keys);
         d->issued++;
         if (d->issue_one(d, idx))
             d->inflight++;
@@ -633,8 +665,8 @@ int main(int argc, char **argv)
             usage();
 #undef ARG
     }
-    if (opt.url == NULL || opt.mode == NULL || opt.keys == 0 || opt.ops == 0 ||
-        opt.threads == 0 || opt.threads > MAX_THREAD || opt.depth == 0)
+    if (opt.url == NULL || opt.mode == NULL || opt.keys == 0 || opt.ops == 0 || opt.threads == 0 ||
+        opt.threads > MAX_THREAD || opt.depth == 0)
         usage();
     int ops[2], nops = 0;
     if (strstr(opt.ops_list, "set"))
@@ -652,7 +684,11 @@ int main(int argc, char **argv)
         strata_loop *lp;
         if (base == NULL || strata_loop_new(c, base, &lp) != 0)
             return 1;
-        adrv d = {.base = base, .lp = lp, .op = OP_SET, .depth = 800, .sequential = 1,
+        adrv d = {.base = base,
+                  .lp = lp,
+                  .op = OP_SET,
+                  .depth = 800,
+                  .sequential = 1,
                   .issue_one = issue_strata};
         double t0 = now_s();
         drive(&d, opt.keys);
@@ -662,11 +698,10 @@ int main(int argc, char **argv)
         tally t = {0};
         for (unsigned i = 0; i < opt.keys; i += opt.keys / 1000 + 1)
             sync_one(c, OP_GET, i, &t);
-        printf("preload: %u keys written through strata in %.2f s (ok %" PRIu64 " err %" PRIu64
-               "); spot check of %" PRIu64 " reads: ok %" PRIu64 " miss %" PRIu64 " bad %" PRIu64
-               "\n",
-               opt.keys, t1 - t0, d.t.ok, d.t.err, t.ok + t.miss + t.bad + t.err, t.ok, t.miss,
-               t.bad);
+        printf(
+            "preload: %u keys written through strata in %.2f s (ok %" PRIu64 " err %" PRIu64
+            "); spot check of %" PRIu64 " reads: ok %" PRIu64 " miss %" PRIu64 " bad %" PRIu64 "\n",
+            opt.keys, t1 - t0, d.t.ok, d.t.err, t.ok + t.miss + t.bad + t.err, t.ok, t.miss, t.bad);
         strata_cache_free(c);
         event_base_free(base);
         return d.t.err || t.miss || t.bad || t.err ? 1 : 0;

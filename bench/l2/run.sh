@@ -129,30 +129,39 @@ echo "keys in redis: $(redis-cli -p "$PORT" dbsize)" | tee -a "$OUT/preload.txt"
 # ---- rows --------------------------------------------------------------------------------------
 # Each row prints `name.op value` lines to stdout; raw output goes to $OUT/<row>.txt.
 
+machine_busy() { # CPU seconds the whole machine has spent busy (/proc/stat)
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' \
+        /proc/stat
+}
+
 server_cpu() { # CPU seconds the redis-server has used (INFO cpu)
     redis-cli -p "$PORT" info cpu | tr -d '\r' |
         awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f", s }'
 }
 
 rb() { # rb ROW N ARGS...: redis-benchmark set, then get, 100-byte values, over our KEYS keys
-    local row=$1 n=$2 op s0 s1 rate times real user sys
+    local row=$1 n=$2 op s0 s1 m0 m1 rate times real user sys
     shift 2
     for op in set get; do
         s0=$(server_cpu)
+        m0=$(machine_busy)
         times=$( { TIMEFORMAT='%R %U %S'; time taskset -c 0 redis-benchmark -h 127.0.0.1 \
             -p "$PORT" -t "$op" -d 100 -r "$KEYS" -n "$n" -q "$@" | tr '\r' '\n' \
             >>"$OUT/$row.txt"; } 2>&1)
+        m1=$(machine_busy)
         s1=$(server_cpu)
         rate=$(awk -v OP="${op^^}" '$1 == OP ":" && $3 == "requests" { r = $2 } END { print r }' \
             "$OUT/$row.txt")
         echo "$row.$op $rate"
         # client CPU over the whole redis-benchmark process (connects included), server CPU over
-        # the requests' time (n / rate)
+        # the requests' time (n / rate), other processes' CPU: the machine's busy time minus both
         read -r real user sys <<<"$times"
         awk -v u="$user" -v s="$sys" -v r="$real" -v a="$s0" -v b="$s1" -v n="$n" -v rate="$rate" \
-            -v name="$row.$op" 'BEGIN {
+            -v m0="$m0" -v m1="$m1" -v name="$row.$op" 'BEGIN {
                 printf "%s.client_cpu %.2f\n", name, (u + s) / r
-                if (rate > 0) printf "%s.server_cpu %.2f\n", name, (b - a) / (n / rate) }' |
+                if (rate > 0) printf "%s.server_cpu %.2f\n", name, (b - a) / (n / rate)
+                o = (m1 - m0 - (u + s) - (b - a)) / r
+                printf "%s.other_cpu %.2f\n", name, (o > 0 ? o : 0) }' |
             tee -a "$OUT/$row.txt"
     done
 }
@@ -204,27 +213,45 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---- medians and ratios ------------------------------------------------------------------------
-awk '
-    { key = $2; vals[key] = vals[key] " " $3; if (!(key in seen)) { seen[key] = 1; order[n++] = key }
-      round[$1 " " key] = $3; rounds[$1] = 1 }
+# A measurement is disturbed when other processes used more than OTHER_MAX CPUs meanwhile (the
+# machine is shared). Each figure is the median of its undisturbed rounds when at least half the
+# rounds are undisturbed, else of all rounds (and a warning says so); raw.txt keeps everything.
+OTHER_MAX=${OTHER_MAX:-0.3}
+awk -v omax="$OTHER_MAX" -v R="$ROUNDS" '
+    { v[$1 " " $2] = $3; if (!($2 in seen)) { seen[$2] = 1; if ($2 !~ /_cpu$/) order[n++] = $2 } }
     function median(s,    a, m, i, j, t) {
         m = split(s, a, " ")
         for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
         return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
     }
+    function ok(r, x) { return ((r " " x) in v) && (!((r " " x ".other_cpu") in v) || v[r " " x ".other_cpu"] <= omax) }
     function ratio(name, a, b,    lo, hi, r, x) {
         if (!(a in med) || !(b in med) || med[b] == 0) return
         lo = ""; hi = ""
-        for (r in rounds) if ((r " " a) in round && (r " " b) in round && round[r " " b] > 0) {
-            x = round[r " " a] / round[r " " b]
+        for (r = 1; r <= R; r++) if (ok(r, a) && ok(r, b) && v[r " " b] > 0) {
+            x = v[r " " a] / v[r " " b]
             if (lo == "" || x < lo) lo = x
             if (hi == "" || x > hi) hi = x
         }
         printf "RESULT l2.ratio.%s=%.3f\n", name, med[a] / med[b]
-        printf "# %s: per-round range %.3f .. %.3f\n", name, lo, hi > "/dev/stderr"
+        printf "range %s %s .. %s\n", name, (lo == "" ? "-" : sprintf("%.3f", lo)), (hi == "" ? "-" : sprintf("%.3f", hi)) > "/dev/stderr"
     }
     END {
-        for (i = 0; i < n; i++) { med[order[i]] = median(vals[order[i]]); printf(order[i] ~ /_cpu$/ ? "RESULT l2.%s=%.2f\n" : "RESULT l2.%s=%.0f\n", order[i], med[order[i]]) }
+        for (i = 0; i < n; i++) {
+            x = order[i]; clean = 0; all = 0; s = ""; sa = ""
+            for (r = 1; r <= R; r++) if ((r " " x) in v) { all++; sa = sa " " r; if (ok(r, x)) { clean++; s = s " " r } }
+            if (clean * 2 < all) { s = sa; printf "warn %s: only %d of %d rounds undisturbed: median of all\n", x, clean, all > "/dev/stderr" }
+            printf "clean %s %d/%d\n", x, clean, all > "/dev/stderr"
+            m = split(s, rs, " ")
+            vals = ""; for (j = 1; j <= m; j++) vals = vals " " v[rs[j] " " x]
+            med[x] = median(vals)
+            printf "RESULT l2.%s=%.0f\n", x, med[x]
+            split("client_cpu server_cpu other_cpu", kinds, " ")
+            for (k = 1; k <= 3; k++) {
+                vals = ""; for (j = 1; j <= m; j++) if ((rs[j] " " x "." kinds[k]) in v) vals = vals " " v[rs[j] " " x "." kinds[k]]
+                if (vals != "") printf "RESULT l2.%s.%s=%.2f\n", x, kinds[k], median(vals)
+            }
+        }
         ratio("async_p16_vs_redis_benchmark_p16", "async_d800.get", "redis_benchmark_p16.get")
         ratio("async_p16_vs_redis_benchmark_p16.set", "async_d800.set", "redis_benchmark_p16.set")
         ratio("async_c50_vs_redis_benchmark_c50", "async_d50.get", "redis_benchmark.get")
@@ -234,17 +261,23 @@ awk '
         ratio("async_d800_vs_hiredis_d800", "async_d800.get", "hiredis_async_d800.get")
         ratio("async_d800_vs_hiredis_d800.set", "async_d800.set", "hiredis_async_d800.set")
         ratio("async_d50_vs_hiredis_d50", "async_d50.get", "hiredis_async_d50.get")
-    }' "$OUT/raw.txt" >"$OUT/results.txt" 2>"$OUT/ratio_ranges.txt"
+    }' "$OUT/raw.txt" >"$OUT/results.txt" 2>"$OUT/medians.txt"
+grep '^warn ' "$OUT/medians.txt" | sed 's/^warn //' >>"$OUT/warnings.txt" || true
 
 val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
 {
     echo
-    echo "== bench/l2: medians of $ROUNDS round(s), ops/s (100-byte values; $KEYS keys, uniform)"
-    printf '%-40s %10s %11s %10s %11s\n' "row (concurrency)" "get" "cpu c/s" "set" "cpu c/s"
+    echo "== bench/l2: medians of $ROUNDS interleaved round(s), ops/s (100-byte values; $KEYS keys, uniform)"
+    printf '%-40s %9s %-15s %9s %-15s\n' "row (concurrency)" "get" " cpu c/s/o  ok" "set" \
+        " cpu c/s/o  ok"
     line() {
-        printf '%-40s %10s %5s/%-5s %10s %5s/%-5s\n' "$1" "$(val "$2.get")" \
-            "$(val "$2.get.client_cpu")" "$(val "$2.get.server_cpu")" "$(val "$2.set")" \
-            "$(val "$2.set.client_cpu")" "$(val "$2.set.server_cpu")"
+        local op f=()
+        for op in get set; do
+            f+=("$(val "$2.$op")" "$(printf '%s/%s/%s %s' "$(val "$2.$op.client_cpu")" \
+                "$(val "$2.$op.server_cpu")" "$(val "$2.$op.other_cpu")" \
+                "$(sed -n "s/^clean $2\\.$op //p" "$OUT/medians.txt")")")
+        done
+        printf '%-40s %9s %-15s %9s %-15s\n' "$1" "${f[@]}"
     }
     line "redis-benchmark -c $CLIENTS" redis_benchmark
     line "strata async, $CLIENTS in flight" async_d50
@@ -254,7 +287,8 @@ val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
     line "  bare hiredis async, $DEEP in flight" hiredis_async_d800
     line "redis-benchmark -c 8" redis_benchmark_c8
     line "strata sync, 8 threads, 8 connections" sync_8t
-    echo "(cpu c/s: CPUs busy in the client (on CPU 0) / in redis-server (on CPU 1); 1.00 = saturated)"
+    echo "(cpu c/s/o: CPUs busy in the client (CPU 0) / redis-server (CPU 1) / other processes; 1.00 ="
+    echo " saturated. ok: rounds where other processes used <= $OTHER_MAX CPUs, the rounds the median is of)"
     echo
     echo "CPU cost per call, microseconds (median CPU share / median ops/s; robust to a shared machine):"
     printf '%-40s %10s %10s %10s %10s\n' "row" "get client" "get server" "set client" "set server"
@@ -270,11 +304,11 @@ val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
             "$(cost get $row server)" "$(cost set $row client)" "$(cost set $row server)"
     done
     echo
-    echo "ratios (of medians; per-round range in brackets):"
+    echo "ratios (of medians; range over the rounds where both rows were undisturbed, in brackets):"
     while read -r l; do
         name=${l#RESULT l2.ratio.}
         name=${name%%=*}
-        range=$(sed -n "s/^# $name: per-round range //p" "$OUT/ratio_ranges.txt")
+        range=$(sed -n "s/^range $name //p" "$OUT/medians.txt")
         printf '  %-44s %s  [%s]\n' "$name" "${l##*=}" "$range"
     done < <(grep '^RESULT l2.ratio.' "$OUT/results.txt")
     t=$(val ratio.async_p16_vs_redis_benchmark_p16)

@@ -92,6 +92,9 @@ int strata_redis_url_check(const char *url, const char **why);
 /* Frees the cache. Every strata_loop on it must be freed first. NULL is a no-op. */
 void strata_cache_free(strata_cache *c);
 
+/* 1 when a shared tier (Redis) is configured, 0 when the cache is memory only. */
+int strata_cache_shared(strata_cache *c);
+
 /* The memory tier, for namespace settings, stats and maintenance; owned by the cache. */
 strata_l1 *strata_cache_l1(strata_cache *c);
 

@@ -10,5 +10,6 @@
 #include <strata/l1.h>
 #include <strata/cache.h>
 #include <strata/ratelimit.h>
+#include <strata/session.h>
 
 #endif

@@ -213,6 +213,11 @@ void strata_cache_free(strata_cache *c)
     free(c);
 }
 
+int strata_cache_shared(strata_cache *c)
+{
+    return c->l2 != NULL;
+}
+
 strata_l1 *strata_cache_l1(strata_cache *c)
 {
     return c->l1;
@@ -549,6 +554,7 @@ int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned f
                              uint64_t now, uint64_t ticket, int l2rc)
 {
     if (l2rc == 0) {
+        e->pinned = 0; /* Redis holds it: L1's copy is a cache entry like any other */
         if (strata__cache_l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
             strata_value_release(e);
         else

@@ -38,9 +38,10 @@ void admin_readyz(req *q)
 typedef struct health_job {
     req *q;
     strata_cache *cache;
-    int ping_rc;
+    int ping_rc, info_rc;
     uint64_t latency_us;
     strata_l2_stats l2;
+    strata_redis_info info;
 } health_job;
 
 static void health_run(void *arg)
@@ -48,6 +49,26 @@ static void health_run(void *arg)
     health_job *j = arg;
     j->ping_rc = strata_cache_ping(j->cache, &j->latency_us);
     strata_cache_l2_stats(j->cache, &j->l2);
+    j->info_rc = j->ping_rc == 0 ? strata_cache_redis_info(j->cache, &j->info) : -1;
+}
+
+/* What an operator should know even while everything answers. */
+static json_t *health_warnings(const health_job *j)
+{
+    json_t *w = json_array();
+    if (!j->l2.configured || j->ping_rc != 0)
+        json_array_append_new(w, json_string("sessions are not durable: they live in this "
+                                             "instance's memory until Redis is back"));
+    if (j->info_rc == 0 && strcmp(j->info.maxmemory_policy, "noeviction") != 0 &&
+        j->info.maxmemory != 0)
+        json_array_append_new(
+            w, json_sprintf("redis maxmemory-policy %s may evict session and rate-limit keys "
+                            "(noeviction, or a dedicated Redis for them, avoids it)",
+                            j->info.maxmemory_policy));
+    if (j->l2.readonly)
+        json_array_append_new(w, json_string("redis is read-only: writes reach this instance's "
+                                             "memory only"));
+    return w;
 }
 
 static void health_done(void *arg)
@@ -71,6 +92,7 @@ static void health_done(void *arg)
         json_object_set_new(body, "readonly", json_boolean(j->l2.readonly));
         json_object_set_new(body, "coherent", json_boolean(j->l2.coherent));
         json_object_set_new(body, "last_error", json_string(j->l2.last_error));
+        json_object_set_new(body, "warnings", health_warnings(j));
         json_object_set_new(body, "l1_entries", json_integer((json_int_t)s.entries));
         json_object_set_new(body, "l1_bytes", json_integer((json_int_t)s.bytes));
     }

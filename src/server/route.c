@@ -132,6 +132,8 @@ static void take_ns(route *r, const char *s, size_t n)
     long l = route_percent_decode(s, n, r->ns, sizeof r->ns);
     if (l <= 0 || strata_name_check(r->ns) != 0)
         fail(r, "bad_namespace", "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -");
+    else if (r->ns[0] == '_')
+        fail(r, "reserved_namespace", "namespaces starting with _ are reserved (sessions)");
 }
 
 static void take_key(route *r, const char *s, size_t n, size_t key_max)
@@ -186,7 +188,12 @@ void route_match(const char *path, size_t key_max, route *r)
     } else if (n >= 2 && seg_is(seg[0], len[0], "v1")) {
         if (n == 2 && seg_is(seg[1], len[1], "invalidate"))
             r->id = R_INVALIDATE, r->methods = M_POST;
-        else if (n == 3 && seg_is(seg[1], len[1], "ratelimit")) {
+        else if (n == 2 && seg_is(seg[1], len[1], "sessions"))
+            r->id = R_SESSIONS, r->methods = M_POST;
+        else if (n == 3 && seg_is(seg[1], len[1], "sessions")) {
+            r->id = R_SESSION, r->methods = M_GET | M_PUT | M_PATCH | M_DELETE;
+            take_key(r, seg[2], len[2], key_max);
+        } else if (n == 3 && seg_is(seg[1], len[1], "ratelimit")) {
             r->id = R_RATELIMIT, r->methods = M_POST;
             take_key(r, seg[2], len[2], key_max);
         }
@@ -213,6 +220,7 @@ const char *route_name(int id)
 {
     static const char *names[R_COUNT] = {"not_found", "livez", "readyz", "metrics", "health",
                                          "stats",     "clear", "keys",   "inspect", "kv",
-                                         "mget",      "mset",  "invalidate", "ratelimit"};
+                                         "mget",      "mset",  "invalidate", "ratelimit",
+                                         "sessions",  "session"};
     return id >= 0 && id < R_COUNT ? names[id] : "not_found";
 }

@@ -21,6 +21,8 @@ enum route_id {
     R_MSET,       /* /v1/cache/{ns}/_mset */
     R_INVALIDATE, /* /v1/invalidate */
     R_RATELIMIT,  /* /v1/ratelimit/{key} */
+    R_SESSIONS,   /* /v1/sessions */
+    R_SESSION,    /* /v1/sessions/{id} */
     R_COUNT
 };
 

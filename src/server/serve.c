@@ -259,6 +259,10 @@ static int needed_role(const server *s, const req *q)
         return q->method == M_GET || q->method == M_HEAD ? ROLE_READ : ROLE_WRITE;
     case R_MGET:
         return ROLE_READ;
+    case R_SESSION:
+        return q->method == M_GET ? ROLE_READ : ROLE_WRITE;
+    case R_SESSIONS:
+        return ROLE_WRITE;
     case R_MSET:
     case R_INVALIDATE:
     case R_RATELIMIT:
@@ -356,6 +360,10 @@ static void route_request(req *q)
     case R_RATELIMIT:
         ratelimit_handle(q);
         break;
+    case R_SESSIONS:
+    case R_SESSION:
+        session_handle(q);
+        break;
     }
 }
 
@@ -364,9 +372,9 @@ static void allow_header(req *q)
     static const struct {
         unsigned bit;
         const char *name;
-    } m[] = {{M_GET, "GET"}, {M_HEAD, "HEAD"}, {M_PUT, "PUT"}, {M_POST, "POST"},
-             {M_DELETE, "DELETE"}};
-    char allow[64] = "";
+    } m[] = {{M_GET, "GET"},       {M_HEAD, "HEAD"},   {M_PUT, "PUT"},
+             {M_POST, "POST"},     {M_DELETE, "DELETE"}, {M_PATCH, "PATCH"}};
+    char allow[96] = "";
     for (size_t i = 0; i < sizeof m / sizeof *m; i++)
         if (q->r.methods & m[i].bit) {
             if (allow[0])

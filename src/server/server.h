@@ -118,6 +118,7 @@ void mget_handle(req *q);
 void mset_handle(req *q);
 void invalidate_handle(req *q);
 void ratelimit_handle(req *q);
+void session_handle(req *q);
 /* Checks the server's own rate-limit rules for q, then calls then(q) (or answers 429). */
 void limits_apply(req *q, void (*then)(req *q));
 void admin_livez(req *q);

@@ -777,6 +777,7 @@ sh_resp *sh_request_port(int port, const char *method, const char *path,
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? (const char *)body : "");
         }
     }
+    snprintf(r->what, sizeof r->what, "%s %.180s", method, path);
     long t0 = sh_now_ms();
     CURLcode rc = curl_easy_perform(c);
     r->elapsed_ms = sh_now_ms() - t0;
@@ -889,6 +890,58 @@ char *sh_urlencode(const void *data, size_t n)
         }
     }
     *o = '\0';
+    return out;
+}
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *sh_b64_encode(const void *data, size_t n)
+{
+    const unsigned char *s = data;
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                     (i + 2 < n ? s[i + 2] : 0);
+        *o++ = b64chars[v >> 18 & 63];
+        *o++ = b64chars[v >> 12 & 63];
+        *o++ = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? b64chars[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+unsigned char *sh_b64_decode(const char *s, size_t *len)
+{
+    size_t n = strlen(s);
+    if (n % 4 != 0)
+        return NULL;
+    unsigned char *out = xmalloc(n / 4 * 3 + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            const char *p = s[i + k] ? strchr(b64chars, s[i + k]) : NULL;
+            if (s[i + k] == '=' && i + 4 == n && k >= 2) {
+                pad++;
+                v <<= 6;
+                continue;
+            }
+            if (p == NULL || pad) {
+                free(out);
+                return NULL;
+            }
+            v = v << 6 | (unsigned)(p - b64chars);
+        }
+        out[o++] = (unsigned char)(v >> 16);
+        if (pad < 2)
+            out[o++] = (unsigned char)(v >> 8);
+        if (pad < 1)
+            out[o++] = (unsigned char)v;
+    }
+    *len = o;
     return out;
 }
 

@@ -103,6 +103,7 @@ typedef struct sh_resp {
     sh_header *headers; /* the final response's headers */
     size_t nheaders;
     long elapsed_ms;
+    char what[200]; /* "METHOD path", for failure messages */
 } sh_resp;
 
 /* One request on a fresh connection to 127.0.0.1:port. headers: NULL-terminated list of
@@ -136,6 +137,11 @@ int sh_resp_is_error(const sh_resp *r, const char *code);
 /* Percent-encodes every byte outside [A-Za-z0-9_.~-] of s[0..n). The caller frees it. */
 char *sh_urlencode(const void *s, size_t n);
 
+/* Standard base64 with padding. The caller frees. */
+char *sh_b64_encode(const void *data, size_t n);
+/* Decodes standard base64 (padding required); NULL if malformed. The caller frees. */
+unsigned char *sh_b64_decode(const char *s, size_t *len);
+
 /* ---- raw TCP ----------------------------------------------------------------------------- */
 
 /* Connects to 127.0.0.1:port. Returns the fd, or -1. */
@@ -160,5 +166,55 @@ char *sh_raw_exchange(int port, const void *data, size_t len, int timeout_ms, si
 /* Milliseconds on CLOCK_MONOTONIC. */
 long sh_now_ms(void);
 void sh_sleep_ms(long ms);
+
+/* ---- with cmocka (include <cmocka.h> first) ----------------------------------------------- */
+#ifdef cmocka_unit_test
+#include <stdio.h>
+
+/* Asserts the HTTP status, printing the request and the whole answer when it differs. */
+#define SH_EXPECT_STATUS(resp, code)                                                              \
+    do {                                                                                          \
+        const sh_resp *sh_r_ = (resp);                                                            \
+        if (sh_r_->status != (long)(code))                                                        \
+            fprintf(stderr, "%s: expected HTTP %d, got %ld%s%s: %.*s\n", sh_r_->what, (int)(code), \
+                    sh_r_->status, sh_r_->err[0] ? " / " : "", sh_r_->err,                        \
+                    (int)(sh_r_->body_len > 2000 ? 2000 : sh_r_->body_len), sh_r_->body);         \
+        assert_int_equal(sh_r_->status, (code));                                                  \
+    } while (0)
+
+/* Asserts a header's value (NULL: the header must be absent). */
+#define SH_EXPECT_HEADER(resp, name, value)                                                       \
+    do {                                                                                          \
+        const char *sh_h_ = sh_resp_header((resp), (name));                                       \
+        const char *sh_v_ = (value);                                                              \
+        if (sh_v_ == NULL && sh_h_ != NULL)                                                       \
+            fprintf(stderr, "%s: header %s should be absent, is \"%s\"\n", (resp)->what, (name),  \
+                    sh_h_);                                                                       \
+        if (sh_v_ != NULL && (sh_h_ == NULL || strcmp(sh_h_, sh_v_) != 0))                        \
+            fprintf(stderr, "%s: header %s: expected \"%s\", got %s%s%s\n", (resp)->what, (name), \
+                    sh_v_, sh_h_ ? "\"" : "", sh_h_ ? sh_h_ : "(absent)", sh_h_ ? "\"" : "");      \
+        if (sh_v_ == NULL)                                                                        \
+            assert_null(sh_h_);                                                                   \
+        else {                                                                                    \
+            assert_non_null(sh_h_);                                                               \
+            assert_string_equal(sh_h_, sh_v_);                                                    \
+        }                                                                                         \
+    } while (0)
+
+/* Asserts status and an API error body with that code (NULL: any code). */
+#define SH_EXPECT_ERROR(resp, code, errcode)                                                      \
+    do {                                                                                          \
+        SH_EXPECT_STATUS((resp), (code));                                                         \
+        assert_true(sh_resp_is_error((resp), (errcode)));                                         \
+    } while (0)
+
+/* Issues a request, asserts its status, frees the answer. */
+#define SH_CALL_EXPECT(srv, method, path, token, tenant, ctype, body, code)                       \
+    do {                                                                                          \
+        sh_resp *sh_c_ = sh_call((srv), (method), (path), (token), (tenant), (ctype), (body));    \
+        SH_EXPECT_STATUS(sh_c_, (code));                                                          \
+        sh_resp_free(sh_c_);                                                                      \
+    } while (0)
+#endif
 
 #endif

@@ -1,0 +1,37 @@
+/* session.h: sessions that survive restarts: stored in Redis, kept in L1 when Redis is away.
+ *
+ * A session is a value (the server stores JSON) under an id made from 128 random bits (OpenSSL's
+ * CSPRNG), URL-safe base64 without padding: 22 characters. It lives in the reserved namespace
+ * "_sessions" of its tenant, has a TTL that slides on every read, and is never a cache entry: in
+ * L1 it is pinned (never evicted by the policy). A write that reached L1 only says so
+ * (STRATA_OK_L1_ONLY): such a session does not survive a restart.
+ */
+#ifndef STRATA_SESSION_H
+#define STRATA_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <strata/cache.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STRATA_SESSION_ID_LEN 22
+#define STRATA_SESSION_NS     "_sessions"
+#define STRATA_SESSION_TTL_DEFAULT_MS (30u * 60 * 1000)
+
+/* Fills id with a new session id (NUL-terminated). Returns 0 or STRATA_ENOMEM (no randomness). */
+int strata_session_new_id(char id[STRATA_SESSION_ID_LEN + 1]);
+
+/* 0 when id has the form of a session id, STRATA_EINVAL otherwise. */
+int strata_session_id_check(const char *id);
+
+/* The key a session is stored under (a borrowed tuple, valid while id and tenant are). */
+strata_key strata_session_key(const char *tenant, const char *id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
