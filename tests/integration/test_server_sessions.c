@@ -1,0 +1,223 @@
+/* test_server_sessions.c: the session API end to end: create, read, replace, merge-patch,
+ * expire, slide, delete, surviving a restart of strata (Redis), living in memory without Redis
+ * (X-Cache-Write: l1-only, health says so), tenants, unknown and malformed ids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "server_harness.h"
+
+static rh_server *redis;
+
+static int setup(void **state)
+{
+    (void)state;
+    redis = rh_start(NULL);
+    return redis ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rh_stop(redis);
+    return 0;
+}
+
+static sh_server *start_server(int with_redis)
+{
+    char url[300];
+    snprintf(url, sizeof url, "REDIS_URL=%s", rh_url(redis));
+    const char *env_redis[] = {url, "STRATA_WORKERS=2", "STRATA_PREFIX=sess", NULL};
+    const char *env_mem[] = {"STRATA_WORKERS=2", NULL};
+    sh_server *s = sh_start(with_redis ? env_redis : env_mem, NULL);
+    assert_non_null(s);
+    return s;
+}
+
+/* Creates a session holding body; returns its id (caller frees). */
+static char *create(sh_server *s, const char *tenant, const char *body, const char *query)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/sessions%s", query ? query : "");
+    sh_resp *r = sh_call(s, "POST", path, NULL, tenant, "application/json", body);
+    SH_EXPECT_STATUS(r, 201);
+    json_t *j = sh_resp_json(r);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    assert_non_null(id);
+    assert_int_equal(strlen(id), 22);
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/sessions/%s", id);
+    assert_string_equal(sh_resp_header(r, "Location"), loc);
+    char *out = strdup(id);
+    json_decref(j);
+    sh_resp_free(r);
+    return out;
+}
+
+/* GETs a session: the status, and the body into out (may be NULL). */
+static long read_session(sh_server *s, const char *tenant, const char *id, char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/sessions/%s", id);
+    sh_resp *r = sh_call(s, "GET", path, NULL, tenant, NULL, NULL);
+    long st = r->status;
+    if (out != NULL)
+        snprintf(out, cap, "%s", r->body ? r->body : "");
+    sh_resp_free(r);
+    return st;
+}
+
+static void test_lifecycle_with_redis(void **state)
+{
+    (void)state;
+    sh_server *s = start_server(1);
+    char *id = create(s, NULL, "{\"user\":\"ann\",\"cart\":{\"a\":1,\"b\":2}}", NULL);
+    char body[512], path[64];
+    assert_int_equal(read_session(s, NULL, id, body, sizeof body), 200);
+    json_t *j = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "user")), "ann");
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/sessions/%s", id);
+    /* PATCH: RFC 7396 merge (null removes, objects merge, scalars replace). */
+    sh_resp *r = sh_call(s, "PATCH", path, NULL, NULL, "application/merge-patch+json",
+                         "{\"cart\":{\"a\":null,\"c\":3},\"user\":\"bob\"}");
+    SH_EXPECT_STATUS(r, 200);
+    j = sh_resp_json(r);
+    assert_string_equal(json_string_value(json_object_get(j, "user")), "bob");
+    json_t *cart = json_object_get(j, "cart");
+    assert_null(json_object_get(cart, "a"));
+    assert_int_equal(json_integer_value(json_object_get(cart, "b")), 2);
+    assert_int_equal(json_integer_value(json_object_get(cart, "c")), 3);
+    json_decref(j);
+    sh_resp_free(r);
+    assert_null(sh_resp_header(r = sh_call(s, "PUT", path, NULL, NULL, "application/json",
+                                          "{\"x\":1}"),
+                               "X-Cache-Write")); /* in Redis: durable */
+    SH_EXPECT_STATUS(r, 204);
+    sh_resp_free(r);
+    assert_int_equal(read_session(s, NULL, id, body, sizeof body), 200);
+    assert_string_equal(body, "{\"x\":1}\n");
+    /* It lives in Redis, under the reserved namespace, and survives a restart of strata. */
+    redisReply *rep = rh_command(redis, "EXISTS sess:_sessions:default:%s", id);
+    assert_int_equal(rep->integer, 1);
+    freeReplyObject(rep);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+    s = start_server(1);
+    assert_int_equal(read_session(s, NULL, id, body, sizeof body), 200);
+    assert_string_equal(body, "{\"x\":1}\n");
+    /* DELETE, then it is gone. */
+    SH_CALL_EXPECT(s, "DELETE", path, NULL, NULL, NULL, NULL, 204);
+    assert_int_equal(read_session(s, NULL, id, NULL, 0), 404);
+    SH_CALL_EXPECT(s, "DELETE", path, NULL, NULL, NULL, NULL, 404);
+    free(id);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+}
+
+static void test_expiry_and_sliding(void **state)
+{
+    (void)state;
+    sh_server *s = start_server(1);
+    char *gone = create(s, NULL, "{}", "?ttl=1");
+    char *kept = create(s, NULL, "{}", "?ttl=2");
+    sh_sleep_ms(1200);
+    assert_int_equal(read_session(s, NULL, kept, NULL, 0), 200); /* slides: 2 s from now */
+    sh_sleep_ms(400);
+    assert_int_equal(read_session(s, NULL, gone, NULL, 0), 404); /* 1 s, never read: expired */
+    sh_sleep_ms(1000);                                           /* 2.6 s after creation */
+    assert_int_equal(read_session(s, NULL, kept, NULL, 0), 200);
+    sh_sleep_ms(2300); /* not read for more than its TTL */
+    assert_int_equal(read_session(s, NULL, kept, NULL, 0), 404);
+    free(gone);
+    free(kept);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+}
+
+static void test_tenants_and_bad_ids(void **state)
+{
+    (void)state;
+    sh_server *s = start_server(1);
+    char *id = create(s, "acme", "{\"t\":\"acme\"}", NULL);
+    assert_int_equal(read_session(s, "acme", id, NULL, 0), 200);
+    assert_int_equal(read_session(s, "globex", id, NULL, 0), 404); /* another tenant's id */
+    assert_int_equal(read_session(s, NULL, id, NULL, 0), 404);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/sessions/%s", id);
+    SH_CALL_EXPECT(s, "DELETE", path, NULL, "globex", NULL, NULL, 404);
+    assert_int_equal(read_session(s, "acme", id, NULL, 0), 200);
+    /* Unknown (well-formed) ids are 404; malformed ones 400. */
+    assert_int_equal(read_session(s, NULL, "AAAAAAAAAAAAAAAAAAAAAA", NULL, 0), 404);
+    sh_resp *r = sh_call(s, "GET", "/v1/sessions/short", NULL, NULL, NULL, NULL);
+    SH_EXPECT_ERROR(r, 400, "bad_session_id");
+    sh_resp_free(r);
+    r = sh_call(s, "GET", "/v1/sessions/AAAAAAAAAAAAAAAAAAAAA%21", NULL, NULL, NULL, NULL);
+    SH_EXPECT_ERROR(r, 400, "bad_session_id");
+    sh_resp_free(r);
+    /* Bodies must be JSON objects. */
+    r = sh_call(s, "POST", "/v1/sessions", NULL, NULL, "application/json", "[1,2]");
+    SH_EXPECT_ERROR(r, 400, "bad_json");
+    sh_resp_free(r);
+    r = sh_call(s, "PATCH", path, NULL, "acme", "application/json", "{not json");
+    SH_EXPECT_ERROR(r, 400, "bad_json");
+    sh_resp_free(r);
+    /* The reserved namespace is out of the key/value API's reach. */
+    char kv[96];
+    snprintf(kv, sizeof kv, "/v1/cache/_sessions/%s", id);
+    r = sh_call(s, "GET", kv, NULL, "acme", NULL, NULL);
+    SH_EXPECT_ERROR(r, 400, "reserved_namespace");
+    sh_resp_free(r);
+    /* ...and out of the key listing. */
+    r = sh_call(s, "GET", "/cache/keys?limit=1000", NULL, "acme", NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    assert_null(strstr(r->body, id));
+    sh_resp_free(r);
+    /* The id never reaches the log. */
+    assert_int_equal(sh_log_contains(s, id), 0);
+    free(id);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+}
+
+static void test_memory_only(void **state)
+{
+    (void)state;
+    sh_server *s = start_server(0);
+    sh_resp *r = sh_call(s, "POST", "/v1/sessions", NULL, NULL, "application/json", "{\"a\":1}");
+    SH_EXPECT_STATUS(r, 201);
+    SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    sh_resp_free(r);
+    r = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    assert_non_null(strstr(r->body, "sessions are not durable"));
+    sh_resp_free(r);
+    /* Sessions are not a cache: a flood of cache writes does not evict them. */
+    char *id = create(s, NULL, "{\"keep\":true}", NULL);
+    char big[4096];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 300; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/cache/ns/k%d", i);
+        sh_resp_free(sh_call(s, "PUT", path, NULL, NULL, "text/plain", big));
+    }
+    assert_int_equal(read_session(s, NULL, id, NULL, 0), 200);
+    free(id);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifecycle_with_redis),
+        cmocka_unit_test(test_expiry_and_sliding),
+        cmocka_unit_test(test_tenants_and_bad_ids),
+        cmocka_unit_test(test_memory_only),
+    };
+    return cmocka_run_group_tests_name("server_sessions", tests, setup, teardown);
+}
