@@ -1,0 +1,176 @@
+/* test_server_ratelimit.c: rate limits over HTTP: POST /v1/ratelimit/{key} shared exactly by two
+ * servers on one Redis, 429 with Retry-After and RateLimit-* headers, tenants, the server's own
+ * rules (by header, shadow mode, metrics), and the local fallback with Redis killed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "server_harness.h"
+
+static rh_server *redis;
+
+static int setup(void **state)
+{
+    (void)state;
+    redis = rh_start(NULL);
+    return redis ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rh_stop(redis);
+    return 0;
+}
+
+static sh_server *start_server(const char *extra1, const char *extra2)
+{
+    char url[300];
+    snprintf(url, sizeof url, "REDIS_URL=%s", rh_url(redis));
+    const char *env[] = {url, "STRATA_WORKERS=2", "REDIS_SOCKET_TIMEOUT=0.2", extra1, extra2,
+                         NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    return s;
+}
+
+static void test_endpoint_shared_by_two_servers(void **state)
+{
+    (void)state;
+    sh_server *a = start_server(NULL, NULL), *b = start_server(NULL, NULL);
+    const char *body = "{\"limit\":100,\"period\":3600,\"burst\":100}";
+    int allowed = 0, limited = 0;
+    for (int i = 0; i < 1000; i++) {
+        sh_resp *r = sh_call(i % 2 ? a : b, "POST", "/v1/ratelimit/api-key-1", NULL, "acme",
+                             "application/json", body);
+        assert_true(r->status == 200 || r->status == 429);
+        assert_non_null(sh_resp_header(r, "RateLimit-Limit"));
+        assert_non_null(sh_resp_header(r, "RateLimit-Remaining"));
+        assert_non_null(sh_resp_header(r, "RateLimit-Reset"));
+        json_t *j = sh_resp_json(r);
+        assert_int_equal(json_is_true(json_object_get(j, "allowed")), r->status == 200);
+        if (r->status == 429) {
+            limited++;
+            assert_non_null(sh_resp_header(r, "Retry-After"));
+            assert_true(json_integer_value(json_object_get(j, "retry_after")) >= 1);
+        } else {
+            allowed++;
+            assert_null(sh_resp_header(r, "Retry-After"));
+        }
+        json_decref(j);
+        sh_resp_free(r);
+    }
+    print_message("two servers admitted %d of 1000 against 100/h\n", allowed);
+    assert_true(allowed >= 99 && allowed <= 101);
+    /* Another tenant has its own limit for the same key. */
+    sh_resp *r = sh_call(a, "POST", "/v1/ratelimit/api-key-1", NULL, "globex", "application/json",
+                         body);
+    SH_EXPECT_STATUS(r, 200);
+    sh_resp_free(r);
+    /* Bad bodies. */
+    const char *bad[] = {"{}", "{\"limit\":0,\"period\":1}", "{\"limit\":1,\"period\":0}",
+                         "{\"limit\":\"x\",\"period\":1}", "[1]", "nope"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = sh_call(a, "POST", "/v1/ratelimit/k", NULL, NULL, "application/json", bad[i]);
+        SH_EXPECT_ERROR(r, 400, "bad_request");
+        sh_resp_free(r);
+    }
+    assert_int_equal(sh_stop_check(a), 0);
+    assert_int_equal(sh_stop_check(b), 0);
+}
+
+static void test_server_rules(void **state)
+{
+    (void)state;
+    sh_server *s = start_server("STRATA_RATE_LIMITS=peruser:route=kv,limit=3,period=60,by=header:"
+                                "X-User;everyone:route=*,limit=2,period=60,by=tenant,shadow=true",
+                                NULL);
+    int codes[5];
+    for (int i = 0; i < 5; i++) {
+        const char *h[] = {"X-User: alice", NULL};
+        sh_resp *r = sh_request(s, "GET", "/v1/cache/ns/k", h, NULL, 0);
+        codes[i] = (int)r->status;
+        if (r->status == 429) {
+            assert_true(sh_resp_is_error(r, "rate_limited"));
+            assert_non_null(sh_resp_header(r, "Retry-After"));
+            SH_EXPECT_HEADER(r, "RateLimit-Limit", "3");
+        }
+        sh_resp_free(r);
+    }
+    assert_int_equal(codes[0], 404); /* a miss: allowed through to the handler */
+    assert_int_equal(codes[2], 404);
+    assert_int_equal(codes[3], 429);
+    assert_int_equal(codes[4], 429);
+    /* Another user is not affected; requests without the header are not counted by the rule. */
+    const char *bob[] = {"X-User: bob", NULL};
+    sh_resp *r = sh_request(s, "GET", "/v1/cache/ns/k", bob, NULL, 0);
+    SH_EXPECT_STATUS(r, 404);
+    sh_resp_free(r);
+    for (int i = 0; i < 5; i++) {
+        r = sh_call(s, "GET", "/v1/cache/ns/k", NULL, NULL, NULL, NULL);
+        SH_EXPECT_STATUS(r, 404);
+        sh_resp_free(r);
+    }
+    /* The shadow rule never rejected, but counted; metrics show every decision. */
+    r = sh_call(s, "GET", "/metrics", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    assert_non_null(strstr(r->body, "strata_ratelimit_decisions_total{rule=\"peruser\","
+                                     "decision=\"limited\"} 2"));
+    const char *p = strstr(r->body, "{rule=\"everyone\",decision=\"shadow_limited\"} ");
+    assert_non_null(p);
+    assert_true(atoi(p + strlen("{rule=\"everyone\",decision=\"shadow_limited\"} ")) >= 8);
+    sh_resp_free(r);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
+static void test_bad_rules_refused_at_start(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_RATE_LIMITS=x:route=nosuch,limit=1,period=1", NULL};
+    char *out = NULL;
+    long ms = 0;
+    int st = sh_run(env, NULL, 5000, &out, &ms);
+    assert_int_not_equal(st, 0);
+    assert_non_null(strstr(out, "STRATA_RATE_LIMITS"));
+    free(out);
+}
+
+static void test_local_fallback_with_redis_killed(void **state)
+{
+    (void)state;
+    if (rh_is_external(redis))
+        skip();
+    sh_server *s = start_server("STRATA_INSTANCES=2", NULL);
+    const char *body = "{\"limit\":40,\"period\":3600}";
+    sh_resp_free(sh_call(s, "POST", "/v1/ratelimit/warm", NULL, NULL, "application/json", body));
+    assert_int_equal(rh_kill(redis), 0);
+    int allowed = 0;
+    for (int i = 0; i < 100; i++) {
+        sh_resp *r = sh_call(s, "POST", "/v1/ratelimit/k", NULL, NULL, "application/json", body);
+        assert_true(r->status == 200 || r->status == 429); /* never a 5xx */
+        allowed += r->status == 200;
+        sh_resp_free(r);
+    }
+    print_message("with Redis killed, the local limiter admitted %d (share 40/2)\n", allowed);
+    assert_int_equal(allowed, 20);
+    assert_int_equal(rh_restart(redis), 0);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endpoint_shared_by_two_servers),
+        cmocka_unit_test(test_server_rules),
+        cmocka_unit_test(test_bad_rules_refused_at_start),
+        cmocka_unit_test(test_local_fallback_with_redis_killed),
+    };
+    return cmocka_run_group_tests_name("server_ratelimit", tests, setup, teardown);
+}
