@@ -323,18 +323,30 @@ static const char *batch_key_error(json_t *k, size_t key_max)
     return NULL;
 }
 
-void mget_handle(req *q)
+/* The body's array `name` of 1..BATCH_MAX elements, with *root the parsed body (the caller
+ * decrefs it); or NULL after answering 400. */
+static json_t *batch_array(req *q, const char *name, json_t **root)
 {
     json_t *j = body_json(q);
     if (j == NULL)
-        return;
-    json_t *keys = json_object_get(j, "keys");
-    size_t n = json_array_size(keys), key_max = q->w->srv->cfg.cache.l1.max_key_len;
-    if (!json_is_array(keys) || n == 0 || n > BATCH_MAX) {
+        return NULL;
+    json_t *a = json_object_get(j, name);
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > BATCH_MAX) {
         json_decref(j);
-        reply_error(q, 400, "bad_request", "\"keys\" must be an array of 1 to %d keys", BATCH_MAX);
-        return;
+        reply_error(q, 400, "bad_request", "\"%s\" must be an array of 1 to %d elements", name,
+                    BATCH_MAX);
+        return NULL;
     }
+    *root = j;
+    return a;
+}
+
+void mget_handle(req *q)
+{
+    json_t *j, *keys = batch_array(q, "keys", &j);
+    if (keys == NULL)
+        return;
+    size_t n = json_array_size(keys), key_max = q->w->srv->cfg.cache.l1.max_key_len;
     for (size_t i = 0; i < n; i++) {
         const char *why = batch_key_error(json_array_get(keys, i), key_max);
         if (why != NULL) {
@@ -425,17 +437,10 @@ static const char *mset_item(json_t *it, size_t key_max, unsigned char **owned,
 
 void mset_handle(req *q)
 {
-    json_t *j = body_json(q);
-    if (j == NULL)
+    json_t *j, *items = batch_array(q, "items", &j);
+    if (items == NULL)
         return;
-    json_t *items = json_object_get(j, "items");
     size_t n = json_array_size(items), key_max = q->w->srv->cfg.cache.l1.max_key_len;
-    if (!json_is_array(items) || n == 0 || n > BATCH_MAX) {
-        json_decref(j);
-        reply_error(q, 400, "bad_request", "\"items\" must be an array of 1 to %d items",
-                    BATCH_MAX);
-        return;
-    }
     /* Validate everything first: a batch with a bad item writes nothing. */
     for (size_t i = 0; i < n; i++) {
         unsigned char *owned = NULL;
