@@ -63,7 +63,7 @@ fuzz: deps
 	    name=$$(basename $$f); seeds=tests/fuzz/corpus/$${name#fuzz_}; \
 	    work=build-fuzz/corpus/$$name; mkdir -p $$work; \
 	    echo "== $$name ($(FUZZ_RUNS) runs)"; \
-	    $$f -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 $$work $$( [ -d $$seeds ] && echo $$seeds ); \
+	    $$f -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -artifact_prefix=build-fuzz/ $$work $$( [ -d $$seeds ] && echo $$seeds ); \
 	done
 
 bench: build

@@ -771,9 +771,10 @@ static void bench_throughput(const options *o)
 
     for (size_t ti = 0; ti < o->nthreads; ti++) {
         unsigned n = o->threads[ti];
-        double ops[MAX_ROUNDS], get_ops[MAX_ROUNDS], p50[MAX_ROUNDS], p99[MAX_ROUNDS],
-            gp50[MAX_ROUNDS], gp99[MAX_ROUNDS], sp50[MAX_ROUNDS], sp99[MAX_ROUNDS], hit[MAX_ROUNDS],
-            cpu[MAX_ROUNDS];
+        double ops[MAX_ROUNDS] = {0}, get_ops[MAX_ROUNDS] = {0}, p50[MAX_ROUNDS] = {0},
+               p99[MAX_ROUNDS] = {0}, gp50[MAX_ROUNDS] = {0}, gp99[MAX_ROUNDS] = {0},
+               sp50[MAX_ROUNDS] = {0}, sp99[MAX_ROUNDS] = {0}, hit[MAX_ROUNDS] = {0},
+               cpu[MAX_ROUNDS] = {0};
         for (unsigned r = 0; r < o->rounds; r++) {
             round_figures f = run_round(o, l1, keys, rings, ring_entries, ws, n);
             ops[r] = f.ops;
