@@ -5,7 +5,8 @@
 # Usage: bench/l2/run.sh [BUILD_DIR]     (default: build, at the top of the repository)
 # Environment: ROUNDS (default 5), QUICK=1 (a smoke run: 1 round, few ops), OUT (where the raw
 # output and results.txt go; default bench/results/l2-<date-time>/), KEYS (default 100000),
-# QUIET_WAIT (seconds to wait, before each round, for other processes to leave the CPUs; 60).
+# QUIET_WAIT (seconds to wait, before each round, for other processes to leave the CPUs; 60),
+# OTHER_MAX (a row is disturbed when other processes used more CPUs than this meanwhile; 0.3).
 #
 # Pinning (the machine has 2 cores): redis-server on CPU 1, every client (redis-benchmark and
 # bench_l2) on CPU 0, with taskset, so a client never competes with the server for a core.

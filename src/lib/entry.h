@@ -3,9 +3,11 @@
  * One allocation per entry: the header below, then the stored key, the content type, the tag
  * table and tag names, then the value bytes. One allocation means one malloc on write, one
  * cache-line-friendly lookup on read, and an exact charge (malloc_usable_size of one block) for
- * the memory bound. The header fields above `refs` are owned by the shard that holds the entry
- * and only touched under its lock; everything from `hash` on is immutable after creation, which is
- * why readers may use a value without any lock once they hold a reference.
+ * the memory bound. A lookup walking a hash chain touches only the first cache line of each entry
+ * it passes. The links, segment and heap index are owned by the shard that holds the entry and only
+ * touched under its lock; what readers see (value, key, times, tags) is immutable after creation,
+ * except the expiry, which is atomic, so readers use a value without any lock once they hold a
+ * reference.
  */
 #ifndef STRATA_ENTRY_H
 #define STRATA_ENTRY_H
@@ -30,34 +32,33 @@ typedef struct entry_tag {
 } entry_tag;
 
 struct strata_value {
-    /* Shard-owned, under the shard lock. */
-    struct strata_value *hnext;         /* hash chain */
-    struct strata_value *prev, *next;   /* policy list: prev toward MRU, next toward LRU */
-    struct strata_value *sprev, *snext; /* the tenant scope's FIFO (quota namespaces only) */
-    _Atomic uint64_t expires_ms;        /* 0: never; written under the shard lock (touch),
-                                           read by lock-free readers, hence atomic */
-    int32_t heap_idx;                   /* position in the expiry heap, -1 if none */
-    uint8_t segment;                    /* enum entry_segment; SEG_NONE once removed */
-    uint16_t pad0;
-    atomic_uint refs; /* the cache's reference plus each reader's */
-    uint32_t charge;  /* bytes counted against the memory bound */
-    /* Immutable after creation. */
-    uint64_t hash;
+    /* First cache line: what a lookup reads (chain, hash, key length) and what a hit writes. */
+    struct strata_value *hnext;       /* hash chain (shard lock) */
+    uint64_t hash;                    /* of the stored key (immutable) */
+    uint16_t key_len;                 /* the stored key (immutable) */
+    uint8_t segment;                  /* enum entry_segment; SEG_NONE once removed (shard lock) */
+    uint8_t ntags;                    /* immutable */
+    atomic_uint refs;                 /* the cache's reference plus each reader's */
+    struct strata_value *prev, *next; /* policy list: prev toward MRU, next toward LRU (lock) */
+    _Atomic uint64_t expires_ms;      /* 0: never; written under the shard lock (touch),
+                                         read by lock-free readers, hence atomic */
+    int32_t heap_idx;                 /* position in the expiry heap, -1 if none (lock) */
+    uint32_t charge;                  /* bytes counted against the memory bound (immutable) */
+    /* Then the rest, immutable after creation except the scope links. */
+    struct strata_value *sprev, *snext; /* the tenant scope's FIFO (scope lock) */
     uint64_t created_ms;
     uint64_t grace_ms;
     struct l1_ns *ns;
     struct l1_scope *scope; /* NULL unless the namespace has a tenant quota */
-    uint8_t shard;          /* index of the owning shard */
     uint32_t value_len;
     uint32_t value_off;
     uint32_t tags_off;               /* offset of the entry_tag table */
-    uint16_t key_len;                /* the stored key */
     uint16_t tenant_off, tenant_len; /* within the stored key */
     uint16_t user_off;               /* the user key starts here, runs to key_len */
     uint16_t ctype_off;
     uint16_t flags;
-    uint8_t ntags;
-    uint8_t pinned;                         /* link into SEG_PINNED, not the policy */
+    uint8_t shard;  /* index of the owning shard */
+    uint8_t pinned; /* link into SEG_PINNED, not the policy */
     _Alignas(8) char data[]; /* stored key, content type, tags, value; 8-aligned for tags */
 };
 
