@@ -800,7 +800,9 @@ int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const
              pattern && strlen(pattern) < 900 ? pattern : "*");
     keys_scan ks = {{prefix, ns, tenant, pattern}, cb, arg, 0};
     char count[24];
-    snprintf(count, sizeof count, "%zu", limit < 1000 ? limit * 10 : limit);
+    /* COUNT = limit: a page is then at most about twice the limit (the last SCAN step may
+     * bring up to COUNT more), never ten times. */
+    snprintf(count, sizeof count, "%zu", limit);
     snprintf(next, next_cap, "%llu", cur);
     /* SCAN's COUNT is work, not results: go on until a page is full or the scan is done. */
     do {

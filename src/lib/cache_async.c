@@ -54,21 +54,28 @@ struct op {
     char *user_key;
     strata_key k;
     uint64_t ticket;
-    /* reads: the entry as Redis had it, and its tags' versions */
-    char *blob;
-    format_view f;
-    uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
-    uint64_t tag_tickets[STRATA_TAGS_MAX_PER_ENTRY], tag_key_hash[STRATA_TAGS_MAX_PER_ENTRY];
-    unsigned asked[STRATA_TAGS_MAX_PER_ENTRY];
     /* writes: the prepared entry */
     struct strata_value *e;
     unsigned flags;
-    uint64_t now, cand[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t now;
     int result;
-    op_ref refs[STRATA_TAGS_MAX_PER_ENTRY];
+    op_ref ref0;        /* the privdata of a single command */
+    struct op_tags *x;  /* only for a second round of tag commands */
     /* raw commands (strata__loop_send) */
     void (*raw_cb)(const redisReply *r, void *arg);
 };
+
+/* What a round of tag commands needs, allocated only then: most operations carry no tags, and
+ * a small op keeps malloc on its fast path (large blocks make glibc consolidate its bins). */
+typedef struct op_tags {
+    char *blob;    /* a read: the entry as Redis had it (hiredis frees its reply) */
+    format_view f; /* decoded from blob */
+    uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t tag_tickets[STRATA_TAGS_MAX_PER_ENTRY], tag_key_hash[STRATA_TAGS_MAX_PER_ENTRY];
+    unsigned asked[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t cand[STRATA_TAGS_MAX_PER_ENTRY]; /* a write: the versions it offers */
+    op_ref refs[STRATA_TAGS_MAX_PER_ENTRY];
+} op_tags;
 
 struct strata_loop {
     strata_cache *cache;
@@ -214,7 +221,9 @@ static void append_op(op *o)
 static void free_op(op *o)
 {
     free(o->user_key);
-    free(o->blob);
+    if (o->x != NULL)
+        free(o->x->blob);
+    free(o->x);
     free(o);
 }
 
@@ -274,12 +283,12 @@ static int send_cmd(op *o, const l2_cmd *cmd, unsigned idx)
     strata_loop *lp = o->lp;
     if (lp->ac == NULL && connect_async(lp) != 0)
         return -1;
-    o->refs[idx].o = o;
-    o->refs[idx].idx = idx;
+    op_ref *ref = o->x != NULL ? &o->x->refs[idx] : &o->ref0;
+    ref->o = o;
+    ref->idx = idx;
     const char **argv = cmd->many ? cmd->many : (const char **)cmd->argv;
     const size_t *lens = cmd->many ? cmd->manylen : cmd->argvlen;
-    if (redisAsyncCommandArgv(lp->ac, on_reply, &o->refs[idx], cmd->argc, argv, lens) !=
-        REDIS_OK)
+    if (redisAsyncCommandArgv(lp->ac, on_reply, ref, cmd->argc, argv, lens) != REDIS_OK)
         return -1;
     o->outstanding++;
     return 0;
@@ -293,65 +302,88 @@ static void restart_clock(op *o)
     o->deadline = mono_ms() + socket_timeout(o->lp);
 }
 
-static void judge_and_complete(op *o)
+static void judge_and_complete(op *o, const format_view *f, const uint64_t *have)
 {
     strata_value *v = NULL;
-    int rc = strata__cache_judge(o->lp->cache, &o->k, &o->f, o->have, o->ticket, &v);
+    int rc = strata__cache_judge(o->lp->cache, &o->k, f, have, o->ticket, &v);
     strata_cache *c = o->lp->cache;
     atomic_fetch_add(rc == 0 ? &c->hits : &c->misses, 1);
     complete(o, rc, v);
 }
 
-/* A Redis read came back with an entry: find its tags' versions (L1 first), then judge. */
+/* The tag versions L1 knows (when trusted); returns how many it does not. */
+static unsigned known_tags(op *o, const format_view *f, uint64_t *have)
+{
+    strata_cache *c = o->lp->cache;
+    int trusted = strata__cache_l1_trusted(c);
+    unsigned unknown = 0;
+    for (unsigned i = 0; i < f->ntags; i++) {
+        char tag[STRATA_TAG_MAX + 1];
+        memcpy(tag, f->tags[i].name, f->tags[i].name_len);
+        tag[f->tags[i].name_len] = '\0';
+        have[i] = 0;
+        if (!trusted || strata__tags_current(strata__l1_tags(c->l1),
+                                             strata__tag_hash(o->k.tenant, tag), 0, &have[i]) != 0)
+            unknown++, have[i] = UINT64_MAX; /* to ask Redis */
+    }
+    return unknown;
+}
+
+/* A Redis read came back with an entry: find its tags' versions (L1 first), then judge. The
+ * common case (no tags, or all known) is judged straight from hiredis' reply, without a copy. */
 static void got_entry(op *o, const redisReply *r)
 {
     strata_cache *c = o->lp->cache;
     const char *data;
     size_t len;
+    format_view f;
+    uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
     int rc = strata__reply_get(r, &data, &len);
-    if (rc == 0 && (o->blob = malloc(len ? len : 1)) == NULL)
-        rc = STRATA_ENOMEM;
-    if (rc == 0) {
-        memcpy(o->blob, data, len); /* hiredis frees r when we return */
-        if (strata__format_decode(o->blob, len, &o->f) != 0 ||
-            (o->f.expires_ms != 0 && strata_now_ms() >= o->f.expires_ms))
-            rc = STRATA_ENOTFOUND;
-    }
+    if (rc == 0 && (strata__format_decode(data, len, &f) != 0 ||
+                    (f.expires_ms != 0 && strata_now_ms() >= f.expires_ms)))
+        rc = STRATA_ENOTFOUND;
     if (rc != 0) {
         if (rc == STRATA_ENOTFOUND)
             atomic_fetch_add(&c->misses, 1);
         complete(o, rc, NULL);
         return;
     }
-    int trusted = strata__cache_l1_trusted(c);
+    if (known_tags(o, &f, have) == 0) {
+        judge_and_complete(o, &f, have);
+        return;
+    }
+    /* A second round: keep the entry (the reply is freed when we return). */
+    op_tags *x = o->x = calloc(1, sizeof *o->x);
+    if (x == NULL || (x->blob = malloc(len)) == NULL) {
+        complete(o, STRATA_ENOMEM, NULL);
+        return;
+    }
+    memcpy(x->blob, data, len);
+    strata__format_decode(x->blob, len, &x->f);
+    memcpy(x->have, have, sizeof have);
+    o->kind = OP_GET_TAGS;
     const char *prefix = strata__l1_prefix(c->l1);
     unsigned nask = 0;
-    o->kind = OP_GET_TAGS;
-    for (unsigned i = 0; i < o->f.ntags; i++) {
+    for (unsigned i = 0; i < x->f.ntags && !o->failed; i++) {
+        if (x->have[i] != UINT64_MAX)
+            continue;
         char tag[STRATA_TAG_MAX + 1], key[STRATA_TAG_KEY_MAX];
         size_t klen;
-        memcpy(tag, o->f.tags[i].name, o->f.tags[i].name_len);
-        tag[o->f.tags[i].name_len] = '\0';
-        if (trusted && strata__tags_current(strata__l1_tags(c->l1),
-                                            strata__tag_hash(o->k.tenant, tag), 0,
-                                            &o->have[i]) == 0)
+        memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
+        tag[x->f.tags[i].name_len] = '\0';
+        x->have[i] = 0;
+        if (strata__tag_key_build(prefix, o->k.tenant, tag, key, sizeof key, &klen) != 0)
             continue;
-        if (strata__tag_key_build(prefix, o->k.tenant, tag, key, sizeof key, &klen) != 0) {
-            o->have[i] = 0;
-            continue;
-        }
-        o->tag_key_hash[nask] = XXH3_64bits(key, klen);
-        o->tag_tickets[nask] = strata__l1_ticket(c->l1, o->tag_key_hash[nask]);
-        o->asked[nask] = i;
+        x->tag_key_hash[nask] = XXH3_64bits(key, klen);
+        x->tag_tickets[nask] = strata__l1_ticket(c->l1, x->tag_key_hash[nask]);
+        x->asked[nask] = i;
         l2_cmd cmd;
         strata__cmd_get(&cmd, key, klen);
-        if (send_cmd(o, &cmd, nask++) != 0) {
+        if (send_cmd(o, &cmd, nask++) != 0)
             o->failed = 1;
-            break;
-        }
     }
     if (o->outstanding == 0)
-        o->failed ? fall_back(o) : judge_and_complete(o);
+        o->failed ? fall_back(o) : judge_and_complete(o, &x->f, x->have);
     else
         restart_clock(o);
 }
@@ -359,24 +391,25 @@ static void got_entry(op *o, const redisReply *r)
 static void got_tag(op *o, const redisReply *r, unsigned idx)
 {
     strata_cache *c = o->lp->cache;
-    unsigned i = o->asked[idx];
+    op_tags *x = o->x;
+    unsigned i = x->asked[idx];
     const char *s;
     size_t len;
     int rc = strata__reply_get(r, &s, &len);
     if (rc == 0)
-        rc = strata__tag_version_parse(s, len, &o->have[i]);
+        rc = strata__tag_version_parse(s, len, &x->have[i]);
     if (rc == STRATA_ENOTFOUND)
-        o->have[i] = 0, rc = 0; /* missing: invalidates what carries it */
+        x->have[i] = 0, rc = 0; /* missing: invalidates what carries it */
     if (rc != 0) {
         o->failed = 1;
         return;
     }
-    if (o->have[i] != 0 && strata__cache_l1_trusted(c)) {
+    if (x->have[i] != 0 && strata__cache_l1_trusted(c)) {
         char tag[STRATA_TAG_MAX + 1];
-        memcpy(tag, o->f.tags[i].name, o->f.tags[i].name_len);
-        tag[o->f.tags[i].name_len] = '\0';
-        strata__l1_tag_learn(c->l1, strata__tag_hash(o->k.tenant, tag), o->tag_key_hash[idx],
-                             o->have[i], o->tag_tickets[idx]);
+        memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
+        tag[x->f.tags[i].name_len] = '\0';
+        strata__l1_tag_learn(c->l1, strata__tag_hash(o->k.tenant, tag), x->tag_key_hash[idx],
+                             x->have[i], x->tag_tickets[idx]);
     }
 }
 
@@ -412,7 +445,7 @@ static void send_set(op *o)
 static void got_tag_version(op *o, const redisReply *r, unsigned idx)
 {
     uint64_t v;
-    if (strata__reply_tag_version(r, o->cand[idx], &v) != 0) {
+    if (strata__reply_tag_version(r, o->x->cand[idx], &v) != 0) {
         o->failed = 1;
         return;
     }
@@ -476,7 +509,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (o->failed)
         fall_back(o);
     else if (o->kind == OP_GET_TAGS)
-        judge_and_complete(o);
+        judge_and_complete(o, &o->x->f, o->x->have);
     else if (o->kind == OP_SET_TAGS)
         send_set(o);
 }
@@ -531,8 +564,12 @@ static op *new_op(strata_loop *lp, const strata_key *k, int kind)
     }
     o->lp = lp;
     o->kind = kind;
-    snprintf(o->ns, sizeof o->ns, "%s", k->ns);
-    snprintf(o->tenant, sizeof o->tenant, "%s", k->tenant ? k->tenant : STRATA_DEFAULT_TENANT);
+    /* Names were checked (<= 64 bytes) by whoever built k's stored key. */
+    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
+    memcpy(o->ns, k->ns, strnlen(k->ns, STRATA_NAME_MAX) + 1);
+    o->ns[STRATA_NAME_MAX] = '\0';
+    memcpy(o->tenant, tenant, strnlen(tenant, STRATA_NAME_MAX) + 1);
+    o->tenant[STRATA_NAME_MAX] = '\0';
     memcpy(o->user_key, k->key, k->len);
     o->k = (strata_key){o->ns, o->tenant, o->user_key, k->len};
     o->deadline = mono_ms() + socket_timeout(lp);
@@ -615,14 +652,16 @@ int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *val
     o->e = e;
     o->flags = flags;
     o->now = now;
+    if (e->ntags > 0 && (o->x = calloc(1, sizeof *o->x)) == NULL)
+        o->failed = 1;
     const char *prefix = strata__l1_prefix(c->l1);
     for (unsigned i = 0; i < e->ntags && !o->failed; i++) {
         char key[STRATA_TAG_KEY_MAX];
         size_t klen;
         l2_cmd cmd;
         strata__tag_key_build(prefix, o->tenant, strata_value_tag(e, i), key, sizeof key, &klen);
-        o->cand[i] = strata__cache_random(c);
-        strata__cmd_tag_version(&cmd, key, klen, o->cand[i]);
+        o->x->cand[i] = strata__cache_random(c);
+        strata__cmd_tag_version(&cmd, key, klen, o->x->cand[i]);
         if (send_cmd(o, &cmd, i) != 0)
             o->failed = 1;
     }

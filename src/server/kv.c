@@ -391,7 +391,7 @@ static void on_mset(int status, void *arg)
 }
 
 /* Validates one _mset item and extracts what to write. Returns NULL or why it is refused. */
-static const char *mset_item(json_t *it, size_t key_max, unsigned char **owned,
+static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsigned char **owned,
                              const char **val, size_t *len, strata_set_opts *o,
                              const char **tags)
 {
@@ -412,6 +412,8 @@ static const char *mset_item(json_t *it, size_t key_max, unsigned char **owned,
         return "\"value_b64\" must be standard base64";
     else
         *val = (const char *)*owned;
+    if (*len > value_max)
+        return "the value is larger than the limit";
     json_t *ttl = json_object_get(it, "ttl"), *tg = json_object_get(it, "tags");
     json_t *ct = json_object_get(it, "content_type");
     if (ttl != NULL && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
@@ -441,14 +443,15 @@ void mset_handle(req *q)
     if (items == NULL)
         return;
     size_t n = json_array_size(items), key_max = q->w->srv->cfg.cache.l1.max_key_len;
+    size_t value_max = q->w->srv->cfg.cache.l1.max_value_len;
     /* Validate everything first: a batch with a bad item writes nothing. */
     for (size_t i = 0; i < n; i++) {
         unsigned char *owned = NULL;
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        const char *why = mset_item(json_array_get(items, i), key_max, &owned, &val, &len, &o,
-                                    tags);
+        const char *why = mset_item(json_array_get(items, i), key_max, value_max, &owned, &val,
+                                    &len, &o, tags);
         free(owned);
         if (why != NULL) {
             json_decref(j);
@@ -466,7 +469,7 @@ void mset_handle(req *q)
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        mset_item(it, key_max, &owned, &val, &len, &o, tags);
+        mset_item(it, key_max, value_max, &owned, &val, &len, &o, tags);
         json_array_append_new(b->items, json_pack("{s:O}", "key", json_object_get(it, "key")));
         slot *s = malloc(sizeof *s);
         s->b = b, s->index = i;
