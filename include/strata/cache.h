@@ -16,7 +16,8 @@
  *    callback is NOT called. STRATA_PENDING means the callback will be called exactly once, later,
  *    on the loop's thread, from the loop. A negative code means the call failed: nothing is
  *    pending and the callback is never called.
- * 2. A callback gets (status, result, arg): status as the synchronous call would return it,
+ * 2. A callback gets (status, result, arg): status as the synchronous call would return it
+ *    (a read served from L1 because Redis failed is STRATA_OK_L1_ONLY, with its value),
  *    result owned by the callback from then on (a strata_value to release; NULL on failure).
  * 3. Cancelling is freeing the loop: strata_loop_free() calls every pending callback with
  *    STRATA_ETIMEDOUT before it returns, so no user data is left dangling.
@@ -100,7 +101,10 @@ strata_l1 *strata_cache_l1(strata_cache *c);
 
 /* Synchronous calls: the same contracts as the strata_l1_* calls of the same name, across both
  * tiers. A write answers STRATA_OK when both tiers hold it and STRATA_OK_L1_ONLY when only the
- * memory tier could (no shared tier, or it is down or read-only). */
+ * memory tier could (the shared tier is down or read-only; with no shared tier configured, L1 is
+ * the whole cache and writes answer STRATA_OK). A read answers STRATA_OK_L1_ONLY, with the value,
+ * when Redis could not be asked and L1's copy was served instead (it may be stale: writes made
+ * elsewhere meanwhile cannot have reached it). */
 int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out);
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,
                      const strata_set_opts *opts);

@@ -447,7 +447,8 @@ int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out)
     if (rc != STRATA_EUNAVAILABLE || !strata__cache_l2_down(c))
         atomic_fetch_add(&c->errors, 1);
     atomic_fetch_add(&c->fallbacks, 1);
-    return strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+    rc = strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+    return rc == STRATA_OK ? STRATA_OK_L1_ONLY : rc;
 }
 
 /* ---- writes ------------------------------------------------------------------------------- */

@@ -60,6 +60,9 @@ struct op {
     uint64_t now;
     int result;
     op_ref ref0;        /* the privdata of a single command */
+    int waiting;        /* queued until the connection's AUTH / SELECT succeed */
+    int (*start)(op *o);       /* sends the op's first commands: 0, or -1 if it could not */
+    const l2_cmd *raw_cmd;     /* OP_RAW: the caller's command (alive until its callback) */
     struct op_tags *x;  /* only for a second round of tag commands */
     /* raw commands (strata__loop_send) */
     void (*raw_cb)(const redisReply *r, void *arg);
@@ -82,6 +85,8 @@ struct strata_loop {
     struct event_base *base;
     redisAsyncContext *ac;
     int connected, drop_asked, closing;
+    int ready;       /* AUTH and SELECT answered OK: commands may be sent */
+    int handshakes;  /* handshake replies still expected */
     uint64_t connect_deadline;
     struct event *tick;
     op *head, *tail;
@@ -103,6 +108,10 @@ static unsigned socket_timeout(strata_loop *lp)
 
 /* ---- the connection ----------------------------------------------------------------------- */
 
+static void fall_back(op *o);
+static void run_waiting(strata_loop *lp);
+static void fail_waiting(strata_loop *lp);
+
 /* Frees the connection; every command still in it comes back with a NULL reply. */
 static void drop(strata_loop *lp, const char *why)
 {
@@ -112,9 +121,11 @@ static void drop(strata_loop *lp, const char *why)
     lp->ac = NULL;
     lp->connected = 0;
     lp->drop_asked = 0;
+    lp->ready = 0;
     if (why != NULL)
         strata__l2_failed(lp->cache->l2, why);
     redisAsyncFree(ac);
+    fail_waiting(lp); /* never sent: no hiredis callback will come for them */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -135,16 +146,29 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (lp != NULL && lp->ac == ac) {
         lp->ac = NULL;
         lp->connected = 0;
+        lp->ready = 0;
     }
 }
 
+/* AUTH and SELECT come back before anything else is sent: a command sent behind a failed AUTH
+ * would run as Redis' default user, behind a failed SELECT in the wrong database. */
 static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     strata_loop *lp = ac->data;
     redisReply *r = reply;
-    if (lp != NULL && lp->ac == ac && (r == NULL || r->type == REDIS_REPLY_ERROR))
-        lp->drop_asked = 1; /* AUTH or SELECT refused: the timer drops it (not from here) */
+    if (lp == NULL || lp->ac != ac)
+        return;
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        if (r != NULL)
+            strata__l2_note_error(lp->cache->l2, r->str);
+        lp->drop_asked = 1; /* refused: the timer drops the connection (not from in here) */
+        return;
+    }
+    if (--lp->handshakes == 0) {
+        lp->ready = 1;
+        run_waiting(lp);
+    }
 }
 
 static void tick(evutil_socket_t fd, short what, void *arg)
@@ -178,12 +202,15 @@ static int connect_async(strata_loop *lp)
     redisLibeventAttach(ac, lp->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    lp->handshakes = 0;
     if (u->password[0] && u->user[0])
-        redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s %s", u->user, u->password);
+        redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s %s", u->user, u->password),
+            lp->handshakes++;
     else if (u->password[0])
-        redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s", u->password);
+        redisAsyncCommand(ac, on_handshake, NULL, "AUTH %s", u->password), lp->handshakes++;
     if (u->db != 0)
-        redisAsyncCommand(ac, on_handshake, NULL, "SELECT %d", u->db);
+        redisAsyncCommand(ac, on_handshake, NULL, "SELECT %d", u->db), lp->handshakes++;
+    lp->ready = lp->handshakes == 0; /* nothing to wait for: send at once */
     unsigned ct = strata__l2_config(l)->connect_timeout_ms;
     lp->connect_deadline = mono_ms() + (ct ? ct : 500);
     lp->ac = ac;
@@ -260,10 +287,11 @@ static void fall_back(op *o)
         return;
     }
     atomic_fetch_add(&c->fallbacks, 1);
+    atomic_fetch_add(&c->errors, 1); /* only real failures get here: a closed breaker sent it */
     if (o->kind == OP_GET || o->kind == OP_GET_TAGS) {
         strata_value *v = NULL;
         int rc = strata__l1_get_ex(c->l1, &o->k, strata_now_ms(), 0, &v);
-        complete(o, rc, v);
+        complete(o, rc == STRATA_OK ? STRATA_OK_L1_ONLY : rc, v);
     } else if (o->kind == OP_DEL) {
         complete(o, STRATA_OK_L1_ONLY, NULL);
     } else {
@@ -292,6 +320,47 @@ static int send_cmd(op *o, const l2_cmd *cmd, unsigned idx)
         return -1;
     o->outstanding++;
     return 0;
+}
+
+/* Starts o now if the connection is ready, or queues it until the handshake answers. Returns 0,
+ * or -1 when no connection could be made or o could not be sent (the caller falls back). */
+static int launch(op *o, int (*start)(op *o))
+{
+    strata_loop *lp = o->lp;
+    o->start = start;
+    if (lp->ac == NULL && connect_async(lp) != 0)
+        return -1;
+    if (lp->ready)
+        return start(o);
+    o->waiting = 1;
+    return 0;
+}
+
+static void run_waiting(strata_loop *lp)
+{
+    op *o = lp->head;
+    while (o != NULL) {
+        op *next = o->next; /* o may complete (and be freed) below */
+        if (o->waiting) {
+            o->waiting = 0;
+            if (o->start(o) != 0)
+                fall_back(o);
+        }
+        o = next;
+    }
+}
+
+static void fail_waiting(strata_loop *lp)
+{
+    op *o = lp->head;
+    while (o != NULL) {
+        op *next = o->next;
+        if (o->waiting) {
+            o->waiting = 0;
+            fall_back(o);
+        }
+        o = next;
+    }
 }
 
 /* Moves o to the end of the pending list with a fresh deadline (a new round of commands). */
@@ -587,6 +656,17 @@ static int l2_allowed(strata_cache *c)
                                  (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
+static int start_get(op *o)
+{
+    char key[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
+    size_t klen;
+    uint64_t hash;
+    strata__l1_build_key(o->lp->cache->l1, &o->k, key, sizeof key, &klen, &hash);
+    l2_cmd cmd;
+    strata__cmd_get(&cmd, key, klen);
+    return send_cmd(o, &cmd, 0);
+}
+
 int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,
                            strata_value **out)
 {
@@ -606,20 +686,47 @@ int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb c
     op *o = l2_allowed(c) ? new_op(lp, k, OP_GET) : NULL;
     if (o == NULL) { /* Redis down, or the queue full: L1 is the answer */
         atomic_fetch_add(&c->fallbacks, 1);
-        return strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+        rc = strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+        return rc == STRATA_OK ? STRATA_OK_L1_ONLY : rc;
     }
     o->gcb = cb;
     o->arg = arg;
     o->ticket = strata__l1_ticket(c->l1, hash);
-    l2_cmd cmd;
-    strata__cmd_get(&cmd, key, klen);
-    if (send_cmd(o, &cmd, 0) != 0) {
+    if (launch(o, start_get) != 0) {
         o->gcb = NULL; /* answered here, not through the callback */
         complete(o, 0, NULL);
         atomic_fetch_add(&c->fallbacks, 1);
-        return strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+        rc = strata__l1_get_ex(c->l1, k, strata_now_ms(), 0, out);
+        return rc == STRATA_OK ? STRATA_OK_L1_ONLY : rc;
     }
     return STRATA_PENDING;
+}
+
+/* A write's first round: its tags' versions, or (no tags) the write itself. */
+static int start_set(op *o)
+{
+    strata_cache *c = o->lp->cache;
+    struct strata_value *e = o->e;
+    if (e->ntags == 0) {
+        send_set(o); /* may complete o (through its callback) */
+        return 0;
+    }
+    if (o->x == NULL && (o->x = calloc(1, sizeof *o->x)) == NULL)
+        return -1;
+    const char *prefix = strata__l1_prefix(c->l1);
+    for (unsigned i = 0; i < e->ntags; i++) {
+        char key[STRATA_TAG_KEY_MAX];
+        size_t klen;
+        l2_cmd cmd;
+        strata__tag_key_build(prefix, o->tenant, strata_value_tag(e, i), key, sizeof key, &klen);
+        o->x->cand[i] = strata__cache_random(c);
+        strata__cmd_tag_version(&cmd, key, klen, o->x->cand[i]);
+        if (send_cmd(o, &cmd, i) != 0) {
+            o->failed = 1;
+            return o->outstanding == 0 ? -1 : 0; /* sent ones come back, then it falls back */
+        }
+    }
+    return 0;
 }
 
 int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *value, size_t len,
@@ -652,31 +759,25 @@ int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *val
     o->e = e;
     o->flags = flags;
     o->now = now;
-    if (e->ntags > 0 && (o->x = calloc(1, sizeof *o->x)) == NULL)
-        o->failed = 1;
-    const char *prefix = strata__l1_prefix(c->l1);
-    for (unsigned i = 0; i < e->ntags && !o->failed; i++) {
-        char key[STRATA_TAG_KEY_MAX];
-        size_t klen;
-        l2_cmd cmd;
-        strata__tag_key_build(prefix, o->tenant, strata_value_tag(e, i), key, sizeof key, &klen);
-        o->x->cand[i] = strata__cache_random(c);
-        strata__cmd_tag_version(&cmd, key, klen, o->x->cand[i]);
-        if (send_cmd(o, &cmd, i) != 0)
-            o->failed = 1;
-    }
-    if (o->outstanding == 0) { /* no tags, or nothing could be sent */
-        if (o->failed) {
-            o->dcb = NULL;
-            e = o->e, o->e = NULL;
-            complete(o, 0, NULL);
-            atomic_fetch_add(&c->fallbacks, 1);
-            return strata__cache_finish_set(c, e, flags, now, STRATA__NO_TICKET,
-                                            STRATA_EUNAVAILABLE);
-        }
-        send_set(o); /* may complete o at once, through its callback: still PENDING */
+    if (launch(o, start_set) != 0) {
+        o->dcb = NULL;
+        e = o->e, o->e = NULL;
+        complete(o, 0, NULL);
+        atomic_fetch_add(&c->fallbacks, 1);
+        return strata__cache_finish_set(c, e, flags, now, STRATA__NO_TICKET, STRATA_EUNAVAILABLE);
     }
     return STRATA_PENDING;
+}
+
+static int start_del(op *o)
+{
+    char key[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
+    size_t klen;
+    uint64_t hash;
+    strata__l1_build_key(o->lp->cache->l1, &o->k, key, sizeof key, &klen, &hash);
+    l2_cmd cmd;
+    strata__cmd_del(&cmd, key, klen);
+    return send_cmd(o, &cmd, 0);
 }
 
 int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb cb, void *arg)
@@ -688,10 +789,6 @@ int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb 
         return l1rc;
     if (strata__l2_readonly(c->l2))
         return STRATA_OK_L1_ONLY;
-    char key[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
-    size_t klen;
-    uint64_t hash;
-    strata__l1_build_key(c->l1, k, key, sizeof key, &klen, &hash);
     op *o = l2_allowed(c) ? new_op(lp, k, OP_DEL) : NULL;
     if (o == NULL) {
         atomic_fetch_add(&c->fallbacks, 1);
@@ -700,15 +797,18 @@ int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb 
     o->dcb = cb;
     o->arg = arg;
     o->result = l1rc;
-    l2_cmd cmd;
-    strata__cmd_del(&cmd, key, klen);
-    if (send_cmd(o, &cmd, 0) != 0) {
+    if (launch(o, start_del) != 0) {
         o->dcb = NULL;
         complete(o, 0, NULL);
         atomic_fetch_add(&c->fallbacks, 1);
         return STRATA_OK_L1_ONLY;
     }
     return STRATA_PENDING;
+}
+
+static int start_raw(op *o)
+{
+    return send_cmd(o, o->raw_cmd, 0);
 }
 
 int strata__loop_send(strata_loop *lp, const l2_cmd *cmd,
@@ -723,7 +823,8 @@ int strata__loop_send(strata_loop *lp, const l2_cmd *cmd,
         return STRATA_EUNAVAILABLE; /* the queue is full: fail fast */
     o->raw_cb = cb;
     o->arg = arg;
-    if (send_cmd(o, cmd, 0) != 0) {
+    o->raw_cmd = cmd;
+    if (launch(o, start_raw) != 0) {
         o->raw_cb = NULL;
         complete(o, 0, NULL);
         return STRATA_EUNAVAILABLE;

@@ -359,8 +359,8 @@ static void inspect_send(req *q, strata_value *v, const char *tier)
 static void on_inspect(int status, strata_value *v, void *arg)
 {
     req *q = arg;
-    if (status == STRATA_OK)
-        inspect_send(q, v, "l2");
+    if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
+        inspect_send(q, v, status == STRATA_OK ? "l2" : "l1");
     else
         reply_status(q, status);
 }
@@ -370,7 +370,7 @@ void admin_inspect(req *q)
     strata_key k = {q->r.ns, q->tenant, q->r.key, q->r.key_len};
     strata_value *v;
     int rc = strata_cache_get_async(q->w->loop, &k, on_inspect, q, &v);
-    if (rc == STRATA_OK)
+    if (rc == STRATA_OK || rc == STRATA_OK_L1_ONLY)
         inspect_send(q, v, "l1");
     else if (rc != STRATA_PENDING)
         reply_status(q, rc);

@@ -72,6 +72,8 @@ static void on_get(int status, strata_value *v, void *arg)
     req *q = arg;
     if (status == STRATA_OK)
         send_value(q, v, "l2");
+    else if (status == STRATA_OK_L1_ONLY) /* Redis failed: L1's copy, said so */
+        send_value(q, v, "l1");
     else if (status == STRATA_ENOTFOUND)
         send_miss(q);
     else
@@ -83,7 +85,7 @@ static void kv_get(req *q)
     strata_key k = key_of(q);
     strata_value *v;
     int rc = strata_cache_get_async(q->w->loop, &k, on_get, q, &v);
-    if (rc == STRATA_OK)
+    if (rc == STRATA_OK || rc == STRATA_OK_L1_ONLY)
         send_value(q, v, "l1");
     else if (rc == STRATA_ENOTFOUND)
         send_miss(q);
@@ -134,7 +136,8 @@ static void on_current(int status, strata_value *v, void *arg)
         codec_etag(v, etag);
         strata_value_release(v);
     }
-    if (status != STRATA_OK || !codec_etag_listed(get_header(p->q, "If-Match"), etag)) {
+    if ((status != STRATA_OK && status != STRATA_OK_L1_ONLY) ||
+        !codec_etag_listed(get_header(p->q, "If-Match"), etag)) {
         req *q = p->q;
         free(p);
         reply_error(q, 412, "precondition_failed", "If-Match does not match the current value");
@@ -290,8 +293,9 @@ static void on_mget(int status, strata_value *v, void *arg)
 {
     slot *s = arg;
     json_t *item = json_array_get(s->b->items, s->index);
-    json_object_set_new(item, "hit", json_boolean(status == STRATA_OK));
-    if (status == STRATA_OK) {
+    int hit = status == STRATA_OK || status == STRATA_OK_L1_ONLY;
+    json_object_set_new(item, "hit", json_boolean(hit));
+    if (hit) {
         codec_put_value(item, strata_value_data(v), strata_value_len(v));
         const char *ct = strata_value_content_type(v);
         if (ct[0])

@@ -194,6 +194,8 @@ static void on_read(int status, strata_value *v, void *arg)
     req *q = s->q;
     json_t *doc = NULL;
     uint64_t ttl = 0;
+    if (status == STRATA_OK_L1_ONLY)
+        status = STRATA_OK; /* Redis away: this instance's copy */
     if (status == STRATA_OK) {
         doc = json_loadb(strata_value_data(v), strata_value_len(v), 0, NULL);
         ttl = stored_ttl(v);
