@@ -119,7 +119,8 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
 
 /* Empties the whole cache: L1, and the Redis database with FLUSHDB ASYNC, everything in it, not
  * only strata's keys. For an explicit "clear everything" only; strata_cache_clear with no filter
- * removes strata's keys alone. Returns 0, STRATA_OK_L1_ONLY or STRATA_EREADONLY. */
+ * removes strata's keys alone. Returns 0, or STRATA_OK_L1_ONLY when Redis could not be flushed
+ * (down, read-only, or FLUSHDB not permitted). */
 int strata_cache_flush(strata_cache *c);
 
 /* Invalidates a tag of a tenant (NULL: default) in every instance sharing the Redis: one write.

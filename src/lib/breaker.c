@@ -62,8 +62,9 @@ static uint64_t jittered(breaker *b, uint64_t ms)
     return (uint64_t)((double)ms * f) + 1;
 }
 
-void strata__breaker_failure(breaker *b, uint64_t now_ms)
+int strata__breaker_failure(breaker *b, uint64_t now_ms)
 {
+    int opened = 0;
     pthread_mutex_lock(&b->lock);
     atomic_store_explicit(&b->healthy, 0, memory_order_release);
     if (b->state == BREAKER_HALF_OPEN) {
@@ -75,8 +76,10 @@ void strata__breaker_failure(breaker *b, uint64_t now_ms)
         b->state = BREAKER_OPEN;
         b->opened_total++;
         b->probe_at_ms = now_ms + jittered(b, b->backoff_ms);
+        opened = 1;
     }
     pthread_mutex_unlock(&b->lock);
+    return opened;
 }
 
 int strata__breaker_state(breaker *b)

@@ -30,7 +30,8 @@ int strata__breaker_allow(breaker *b, uint64_t now_ms);
 /* Reports a call's outcome. Returns 1 when this success closed an open breaker (the shared
  * tier has come back: the caller revalidates what it cached meanwhile), else 0. */
 int strata__breaker_success(breaker *b);
-void strata__breaker_failure(breaker *b, uint64_t now_ms);
+/* Returns 1 when this failure opened a closed breaker (Redis just became unavailable). */
+int strata__breaker_failure(breaker *b, uint64_t now_ms);
 
 int strata__breaker_state(breaker *b);
 const char *strata__breaker_state_name(int state);

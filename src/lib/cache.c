@@ -653,6 +653,11 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
     char match[STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + 1024];
     snprintf(match, sizeof match, "%s:%s:%s:%s", prefix, ns ? ns : "*", tenant ? tenant : "*",
              pattern && strlen(pattern) < 900 ? pattern : "*");
+    if (strata__l2_readonly(c->l2)) { /* Redis cannot remove anything: say so */
+        if (removed != NULL)
+            *removed = n1;
+        return STRATA_OK_L1_ONLY;
+    }
     clear_filter f = {prefix, ns, tenant, pattern};
     size_t n2 = 0;
     rc = strata__l2_scan_unlink(c->l2, match, clear_keep, &f, &n2);
@@ -667,7 +672,7 @@ int strata_cache_flush(strata_cache *c)
     if (c->l2 == NULL)
         return 0;
     if (strata__l2_readonly(c->l2))
-        return STRATA_EREADONLY;
+        return STRATA_OK_L1_ONLY;
     l2_cmd cmd = {.argc = 2, .argv = {"FLUSHDB", "ASYNC"}, .argvlen = {7, 5}};
     redisReply *r;
     int recovered, rc = strata__l2_run(c->l2, &cmd, &r, &recovered);
@@ -676,7 +681,7 @@ int strata_cache_flush(strata_cache *c)
         return STRATA_OK_L1_ONLY;
     rc = strata__reply_error(r);
     freeReplyObject(r);
-    return rc == 0 ? 0 : rc == STRATA_EREADONLY ? STRATA_EREADONLY : STRATA_OK_L1_ONLY;
+    return rc == 0 ? 0 : STRATA_OK_L1_ONLY; /* refused (read-only, no permission): L1 only */
 }
 
 int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag)

@@ -164,6 +164,7 @@ static int serve(coherence *c, redisContext *ctx)
         if (ping_sent != 0 && now - ping_sent > patience)
             return 0; /* the link stalled: no answer to the keep-alive */
         if (ping_sent == 0 && now >= next_ping) {
+            strata__l2_recheck_role(c->l2); /* a promoted replica takes writes again */
             int done = 0;
             redisAppendCommand(ctx, "PING");
             while (!done)
@@ -198,6 +199,8 @@ static void *link_main(void *arg)
         /* Whatever L1 holds may have missed invalidations while we were not listening. */
         strata__l1_invalidate_all(c->l1);
         atomic_store(&c->up, 1);
+        if (atomic_load(&c->drops) > 0)
+            strata__l2_log(c->l2, 2, "invalidation link back: L1 trusted again (dropped whole)");
         int rc = serve(c, ctx);
         atomic_store(&c->up, 0);
         redisFree(ctx);
@@ -205,6 +208,8 @@ static void *link_main(void *arg)
             break;
         atomic_fetch_add(&c->drops, 1);
         strata__l2_note_error(c->l2, "invalidation link lost");
+        strata__l2_log(c->l2, 1, "invalidation link lost: L1 copies are not served until it is "
+                                 "back");
     }
     return NULL;
 }

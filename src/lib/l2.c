@@ -37,6 +37,7 @@ struct l2 {
     atomic_int replica;   /* a replica was detected */
     atomic_int warned_ro; /* the read-only warning was logged */
     atomic_int last_failed; /* the last call failed */
+    uint64_t role_checked_ms; /* when a read-only Redis was last asked again (link thread) */
 
     pthread_mutex_t lock; /* the slots */
     pthread_cond_t freed;
@@ -256,10 +257,17 @@ static uint64_t now_ms(void)
 }
 
 /* Records a failed call: the breaker, the last error; the connection is dropped by the caller. */
+/* The breaker just opened: say it once, with the reason. */
+static void opened(l2 *l, const char *why)
+{
+    logf_(l, 1, "redis unavailable (%s): serving from memory until it answers again", why);
+}
+
 static int fail_call(l2 *l, const char *msg, int timed_out)
 {
     atomic_store(&l->last_failed, 1);
-    strata__breaker_failure(&l->brk, now_ms());
+    if (strata__breaker_failure(&l->brk, now_ms()))
+        opened(l, msg);
     strata__l2_note_error(l, msg);
     return timed_out ? STRATA_ETIMEDOUT : STRATA_EUNAVAILABLE;
 }
@@ -359,6 +367,8 @@ int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *,
             rc = strata__l2_run(l, &unlink, &u, NULL);
             if (rc == 0 && u->type == REDIS_REPLY_INTEGER)
                 *removed += (size_t)u->integer;
+            else if (rc == 0) /* an error reply: READONLY, NOPERM: the clear did not happen */
+                rc = strata__reply_error(u) == STRATA_EREADONLY ? STRATA_EREADONLY : STRATA_EPROTO;
             if (u != NULL)
                 freeReplyObject(u);
         }
@@ -388,7 +398,8 @@ int strata__l2_last_ok(l2 *l)
 void strata__l2_failed(l2 *l, const char *why)
 {
     atomic_store(&l->last_failed, 1);
-    strata__breaker_failure(&l->brk, now_ms());
+    if (strata__breaker_failure(&l->brk, now_ms()))
+        opened(l, why);
     strata__l2_note_error(l, why);
 }
 
@@ -426,4 +437,27 @@ int strata__l2_scan_page(l2 *l, const char *cursor, const char *pattern, const c
         }
     freeReplyObject(r);
     return 0;
+}
+
+void strata__l2_recheck_role(l2 *l)
+{
+    if (l->cfg.readonly || !atomic_load(&l->replica) || now_ms() - l->role_checked_ms < 2000)
+        return;
+    l->role_checked_ms = now_ms();
+    l2_cmd cmd = {.argc = 2, .argv = {"INFO", "replication"}, .argvlen = {4, 11}};
+    redisReply *r;
+    if (strata__l2_run(l, &cmd, &r, NULL) != 0)
+        return;
+    if (r->type == REDIS_REPLY_STRING && strstr(r->str, "role:master") != NULL) {
+        atomic_store(&l->replica, 0);
+        atomic_store(&l->warned_ro, 0); /* a later read-only period warns again */
+        logf_(l, 2, "redis is writable again (role:master): writes go to Redis");
+    }
+    freeReplyObject(r);
+}
+
+void strata__l2_log(l2 *l, int level, const char *msg)
+{
+    if (l->log != NULL)
+        l->log(level, msg, l->log_arg);
 }

@@ -53,6 +53,9 @@ int strata__l2_readonly(l2 *l);
 /* Calls fail fast while the breaker is open. */
 breaker *strata__l2_breaker(l2 *l);
 
+/* A line to the cache's log (level 0 error, 1 warning, 2 info). */
+void strata__l2_log(l2 *l, int level, const char *msg);
+
 /* Records a failure message for stats and health. */
 void strata__l2_note_error(l2 *l, const char *msg);
 void strata__l2_last_error(l2 *l, char *out, size_t cap);
@@ -68,6 +71,11 @@ const redis_url *strata__l2_url(l2 *l);
  * success closed an open breaker. */
 int strata__l2_succeeded(l2 *l);
 void strata__l2_failed(l2 *l, const char *why);
+/* Asks a read-only Redis again whether it is still a replica (a failover may have promoted it),
+ * at most every 2 s; a no-op otherwise. Blocks up to the socket timeout: call it from a thread
+ * that may wait (the invalidation link's), never an event loop. */
+void strata__l2_recheck_role(l2 *l);
+
 /* 1 unless the last call to Redis failed. */
 int strata__l2_last_ok(l2 *l);
 

@@ -235,9 +235,11 @@ void admin_clear(req *q)
         j->tenant = NULL;
         j->flush = is_true(get_query(q, "flush"));
     }
-    if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0)) {
+    if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 ||
+                       ns[0] == '_')) {
         free(j);
-        reply_error(q, 400, "bad_namespace", "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -");
+        reply_error(q, 400, "bad_namespace",
+                    "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _");
         return;
     }
     if (pattern != NULL && (strlen(pattern) >= sizeof j->pattern || pattern[0] == '\0' ||
@@ -313,8 +315,9 @@ void admin_keys(req *q)
     const char *bad = NULL;
     if (limit != NULL && (*end != '\0' || lim < 1 || lim > 1000))
         bad = "limit must be a number from 1 to 1000";
-    else if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0))
-        bad = "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -";
+    else if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 ||
+                            ns[0] == '_'))
+        bad = "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _";
     else if (pattern != NULL && (strlen(pattern) >= sizeof j->pattern ||
                                  !route_text_ok(pattern, strlen(pattern))))
         bad = "pattern must be at most 1023 bytes of UTF-8 text";

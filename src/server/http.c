@@ -132,7 +132,7 @@ const char *get_body(req *q, size_t *len)
 
 void reply_json(req *q, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(body);
     struct evbuffer *out = evbuffer_new();
     if (text != NULL) {

@@ -301,6 +301,8 @@ static int authenticate(req *q)
                         auth_role_name(need), auth_role_name(role));
         return -1;
     }
+    if (q->r.id == R_LIVEZ || q->r.id == R_READYZ)
+        return 0; /* probes act in no tenant: a stray X-Tenant must not fail them */
     /* The tenant: X-Tenant, or ?tenant= on the admin API; a bound token allows only its own. */
     const char *asked = get_header(q, "X-Tenant");
     if (asked == NULL && (q->r.id == R_KEYS || q->r.id == R_CLEAR || q->r.id == R_INSPECT))
@@ -615,6 +617,13 @@ static void reload_tokens(server *s)
     auth_table *t = auth_load(s->cfg.tokens, s->cfg.tokens_file, err, sizeof err);
     if (t == NULL) {
         log_msg(LOG_ERROR, "SIGHUP: tokens not reloaded, the old ones stay: %s", err);
+        return;
+    }
+    /* No tokens means "everyone is admin": never let a reload switch authentication off. */
+    if (auth_count(t) == 0 && auth_count(s->auth) > 0) {
+        auth_free(t);
+        log_msg(LOG_ERROR, "SIGHUP: the new token list is empty; refusing to turn authentication "
+                           "off, the old tokens stay");
         return;
     }
     pthread_rwlock_wrlock(&s->auth_lock);
