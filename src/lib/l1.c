@@ -30,7 +30,7 @@
 
 #define MIN_SHARD_BYTES   ((size_t)64 << 10)
 #define MAX_SHARDS        256
-#define QUOTA_EVICT_TRIES 64
+#define QUOTA_EVICT_TRIES 1024 /* bounded: writers racing on one tenant may refill it */
 
 struct strata_l1 {
     l1_shard *shards;

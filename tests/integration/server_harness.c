@@ -38,17 +38,17 @@
 #error "STRATA_BINARY must name the strata executable"
 #endif
 
-#define SH_HOST "127.0.0.1"
+#define SH_HOST     "127.0.0.1"
 #define SH_MAX_ARGS 64
-#define SH_MAX_ENV 64
-#define SH_STOP_MS 15000
+#define SH_MAX_ENV  64
+#define SH_STOP_MS  15000
 
 struct sh_server {
     int port;
     int reserve_fd; /* holds the port until the server listens; -1 after */
     char *dir;
     char *log;
-    pid_t pid; /* -1 once reaped */
+    pid_t pid;  /* -1 once reaped */
     int status; /* exit status once reaped: code, or 128 + signal */
     pid_t owner;
     sh_server *next;
@@ -730,9 +730,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-sh_resp *sh_request_port(int port, const char *method, const char *path,
-                         const char *const *headers, const void *body, size_t body_len,
-                         long timeout_ms)
+sh_resp *sh_request_port(int port, const char *method, const char *path, const char *const *headers,
+                         const void *body, size_t body_len, long timeout_ms)
 {
     pthread_once(&curl_once, curl_init_once);
     sh_resp *r = calloc(1, sizeof *r);
@@ -813,8 +812,8 @@ sh_resp *sh_call(const sh_server *s, const char *method, const char *path, const
         h[n++] = xasprintf("X-Tenant: %s", tenant);
     if (content_type != NULL)
         h[n++] = xasprintf("Content-Type: %s", content_type);
-    sh_resp *r = sh_request(s, method, path, (const char *const *)h, body,
-                            body != NULL ? strlen(body) : 0);
+    sh_resp *r =
+        sh_request(s, method, path, (const char *const *)h, body, body != NULL ? strlen(body) : 0);
     for (size_t i = 0; i < n; i++)
         free(h[i]);
     return r;
@@ -893,8 +892,7 @@ char *sh_urlencode(const void *data, size_t n)
     return out;
 }
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 char *sh_b64_encode(const void *data, size_t n)
 {
@@ -996,6 +994,12 @@ static ssize_t read_some(int fd, char *buf, size_t cap, long wait_ms)
         n = recv(fd, buf, cap, 0);
     } while (n < 0 && errno == EINTR);
     return n < 0 ? 0 : n; /* a reset counts as the peer closing */
+}
+
+int sh_raw_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
 }
 
 char *sh_raw_read_all(int fd, int timeout_ms, size_t *len, int *eof)

@@ -95,10 +95,10 @@ typedef struct sh_header {
 } sh_header;
 
 typedef struct sh_resp {
-    long status;    /* 0 when no HTTP answer came (err then says why) */
-    int curl_code;  /* CURLcode */
-    char err[256];  /* curl's message when curl_code != 0 */
-    char *body;     /* NUL-terminated (the terminator is not counted in body_len) */
+    long status;   /* 0 when no HTTP answer came (err then says why) */
+    int curl_code; /* CURLcode */
+    char err[256]; /* curl's message when curl_code != 0 */
+    char *body;    /* NUL-terminated (the terminator is not counted in body_len) */
     size_t body_len;
     sh_header *headers; /* the final response's headers */
     size_t nheaders;
@@ -110,9 +110,8 @@ typedef struct sh_resp {
  * "Name: value" (or NULL). When they give no Content-Type, none is sent (curl would add a form
  * type). "Expect: 100-continue" is never sent. HEAD reads no body. timeout_ms 0: 10 s.
  * Never NULL (aborts on out of memory); free with sh_resp_free(). */
-sh_resp *sh_request_port(int port, const char *method, const char *path,
-                         const char *const *headers, const void *body, size_t body_len,
-                         long timeout_ms);
+sh_resp *sh_request_port(int port, const char *method, const char *path, const char *const *headers,
+                         const void *body, size_t body_len, long timeout_ms);
 sh_resp *sh_request(const sh_server *s, const char *method, const char *path,
                     const char *const *headers, const void *body, size_t body_len);
 
@@ -150,6 +149,9 @@ int sh_raw_connect(int port);
 /* Writes all of data. Returns 0, or -1 (e.g. the server closed: EPIPE is not a signal). */
 int sh_raw_send(int fd, const void *data, size_t len);
 
+/* 1 if something (bytes or EOF) is waiting to be read on fd right now, else 0. */
+int sh_raw_readable(int fd);
+
 /* Reads what arrives until the peer closes or timeout_ms passes with no EOF, whichever first.
  * Returns a malloc'd NUL-terminated buffer (length in *len), *eof = 1 if the peer closed (or
  * reset) the connection. */
@@ -171,49 +173,59 @@ void sh_sleep_ms(long ms);
 #ifdef cmocka_unit_test
 #include <stdio.h>
 
+/* Runs only the tests whose names match $SH_TEST_FILTER (a cmocka pattern, e.g. "test_kv*"),
+ * for debugging one test: SH_TEST_FILTER=test_ttl ./it_test_server_kv */
+#include <stdlib.h>
+#define SH_TEST_FILTER()                                                                           \
+    do {                                                                                           \
+        const char *sh_f_ = getenv("SH_TEST_FILTER");                                              \
+        if (sh_f_ != NULL && sh_f_[0] != '\0')                                                     \
+            cmocka_set_test_filter(sh_f_);                                                         \
+    } while (0)
+
 /* Asserts the HTTP status, printing the request and the whole answer when it differs. */
-#define SH_EXPECT_STATUS(resp, code)                                                              \
-    do {                                                                                          \
-        const sh_resp *sh_r_ = (resp);                                                            \
-        if (sh_r_->status != (long)(code))                                                        \
+#define SH_EXPECT_STATUS(resp, code)                                                               \
+    do {                                                                                           \
+        const sh_resp *sh_r_ = (resp);                                                             \
+        if (sh_r_->status != (long)(code))                                                         \
             fprintf(stderr, "%s: expected HTTP %d, got %ld%s%s: %.*s\n", sh_r_->what, (int)(code), \
-                    sh_r_->status, sh_r_->err[0] ? " / " : "", sh_r_->err,                        \
-                    (int)(sh_r_->body_len > 2000 ? 2000 : sh_r_->body_len), sh_r_->body);         \
-        assert_int_equal(sh_r_->status, (code));                                                  \
+                    sh_r_->status, sh_r_->err[0] ? " / " : "", sh_r_->err,                         \
+                    (int)(sh_r_->body_len > 2000 ? 2000 : sh_r_->body_len), sh_r_->body);          \
+        assert_int_equal(sh_r_->status, (code));                                                   \
     } while (0)
 
 /* Asserts a header's value (NULL: the header must be absent). */
-#define SH_EXPECT_HEADER(resp, name, value)                                                       \
-    do {                                                                                          \
-        const char *sh_h_ = sh_resp_header((resp), (name));                                       \
-        const char *sh_v_ = (value);                                                              \
-        if (sh_v_ == NULL && sh_h_ != NULL)                                                       \
-            fprintf(stderr, "%s: header %s should be absent, is \"%s\"\n", (resp)->what, (name),  \
-                    sh_h_);                                                                       \
-        if (sh_v_ != NULL && (sh_h_ == NULL || strcmp(sh_h_, sh_v_) != 0))                        \
-            fprintf(stderr, "%s: header %s: expected \"%s\", got %s%s%s\n", (resp)->what, (name), \
+#define SH_EXPECT_HEADER(resp, name, value)                                                        \
+    do {                                                                                           \
+        const char *sh_h_ = sh_resp_header((resp), (name));                                        \
+        const char *sh_v_ = (value);                                                               \
+        if (sh_v_ == NULL && sh_h_ != NULL)                                                        \
+            fprintf(stderr, "%s: header %s should be absent, is \"%s\"\n", (resp)->what, (name),   \
+                    sh_h_);                                                                        \
+        if (sh_v_ != NULL && (sh_h_ == NULL || strcmp(sh_h_, sh_v_) != 0))                         \
+            fprintf(stderr, "%s: header %s: expected \"%s\", got %s%s%s\n", (resp)->what, (name),  \
                     sh_v_, sh_h_ ? "\"" : "", sh_h_ ? sh_h_ : "(absent)", sh_h_ ? "\"" : "");      \
-        if (sh_v_ == NULL)                                                                        \
-            assert_null(sh_h_);                                                                   \
-        else {                                                                                    \
-            assert_non_null(sh_h_);                                                               \
-            assert_string_equal(sh_h_, sh_v_);                                                    \
-        }                                                                                         \
+        if (sh_v_ == NULL)                                                                         \
+            assert_null(sh_h_);                                                                    \
+        else {                                                                                     \
+            assert_non_null(sh_h_);                                                                \
+            assert_string_equal(sh_h_, sh_v_);                                                     \
+        }                                                                                          \
     } while (0)
 
 /* Asserts status and an API error body with that code (NULL: any code). */
-#define SH_EXPECT_ERROR(resp, code, errcode)                                                      \
-    do {                                                                                          \
-        SH_EXPECT_STATUS((resp), (code));                                                         \
-        assert_true(sh_resp_is_error((resp), (errcode)));                                         \
+#define SH_EXPECT_ERROR(resp, code, errcode)                                                       \
+    do {                                                                                           \
+        SH_EXPECT_STATUS((resp), (code));                                                          \
+        assert_true(sh_resp_is_error((resp), (errcode)));                                          \
     } while (0)
 
 /* Issues a request, asserts its status, frees the answer. */
-#define SH_CALL_EXPECT(srv, method, path, token, tenant, ctype, body, code)                       \
-    do {                                                                                          \
-        sh_resp *sh_c_ = sh_call((srv), (method), (path), (token), (tenant), (ctype), (body));    \
-        SH_EXPECT_STATUS(sh_c_, (code));                                                          \
-        sh_resp_free(sh_c_);                                                                      \
+#define SH_CALL_EXPECT(srv, method, path, token, tenant, ctype, body, code)                        \
+    do {                                                                                           \
+        sh_resp *sh_c_ = sh_call((srv), (method), (path), (token), (tenant), (ctype), (body));     \
+        SH_EXPECT_STATUS(sh_c_, (code));                                                           \
+        sh_resp_free(sh_c_);                                                                       \
     } while (0)
 #endif
 
