@@ -85,7 +85,7 @@ static const char *phrase(int status)
 static void send_reply(req *q, int status, struct evbuffer *body)
 {
     q->status = status;
-    q->bytes_out = body ? evbuffer_get_length(body) : 0;
+    q->bytes_out = body && q->method != M_HEAD ? evbuffer_get_length(body) : 0;
     const char *reason = phrase(status);
     if (q->method == M_HEAD && body != NULL) {
         /* HEAD: the headers of a GET, no body (evhttp keeps Content-Length as given). */

@@ -735,8 +735,10 @@ int serve_main(int argc, char **argv)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
     strata_l2_stats l2;
     strata_cache_l2_stats(s.cache, &l2);
-    log_msg(LOG_INFO, "strata %s listening on http://%s:%d (%u workers, %s, %zu tokens)",
-            strata_version(), s.cfg.listen_host, s.cfg.listen_port, s.cfg.workers,
+    int v6 = strchr(s.cfg.listen_host, ':') != NULL;
+    log_msg(LOG_INFO, "strata %s listening on http://%s%s%s:%d (%u workers, %s, %zu tokens)",
+            strata_version(), v6 ? "[" : "", s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port,
+            s.cfg.workers,
             l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
             auth_count(s.auth));
     for (;;) {
