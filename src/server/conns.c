@@ -42,9 +42,13 @@ static int rebuild(conns *s, size_t cap)
 
 int conns_add(conns *s, void *c)
 {
-    if ((s->used + 1) * 2 > s->cap &&
-        rebuild(s, s->count * 4 > 64 ? s->count * 4 : 64) != 0)
-        return -1;
+    if ((s->used + 1) * 2 > s->cap) {
+        size_t cap = 64; /* a power of two: slots are picked with cap - 1 as a mask */
+        while (cap < s->count * 4)
+            cap *= 2;
+        if (rebuild(s, cap) != 0)
+            return -1;
+    }
     size_t i = slot_of(s, c), free_at = SIZE_MAX;
     for (;; i = (i + 1) & (s->cap - 1)) {
         if (s->slots[i] == c)
