@@ -806,13 +806,12 @@ int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const
              pattern && strlen(pattern) < 900 ? pattern : "*");
     keys_scan ks = {{prefix, ns, tenant, pattern}, cb, arg, 0};
     char count[24];
-    /* COUNT = limit: a page is then at most about twice the limit (the last SCAN step may
-     * bring up to COUNT more), never ten times. */
-    snprintf(count, sizeof count, "%zu", limit);
     snprintf(next, next_cap, "%llu", cur);
-    /* SCAN's COUNT is work, not results: go on until a page is full or the scan is done. */
+    /* SCAN's COUNT is work, not results: go on until a page is full or the scan is done, asking
+     * each step for what is still missing, so a page stays close to the limit. */
     do {
         size_t found;
+        snprintf(count, sizeof count, "%zu", limit - ks.found);
         int rc = strata__l2_scan_page(c->l2, next, match, count, list_one, &ks, next, next_cap,
                                       &found);
         if (rc != 0)
