@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/thread.h>
 
 #include "server.h"
@@ -402,8 +404,15 @@ static int admit_connection(req *q)
     if (evcon == NULL)
         return 0;
     int added = conns_add(&w->open, evcon);
-    if (added == 1)
+    if (added == 1) {
         evhttp_connection_set_closecb(evcon, on_conn_close, w);
+        /* Nagle would hold a response's last small segment until the client's delayed ACK
+         * (~40 ms on a reused connection): answers go out as soon as they are written. */
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (added < 0 || w->open.count > (share ? share : 1)) {
         if (added == 1) {
             conns_remove(&w->open, evcon);
