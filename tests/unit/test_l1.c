@@ -966,7 +966,10 @@ static void *worker(void *p)
             }
         } else if (op < 90) {
             int rc = strata_l1_set(w->l1, &k, val, (size_t)n, &o, T0);
-            if (rc != 0) {
+            /* Namespace b has a tenant quota: with four writers racing on one tenant, a write
+             * may find no room after its eviction tries (an honest EQUOTA). Quota exactness is
+             * test_tenant_quota's; this test is about races and torn values. */
+            if (rc != 0 && !(rc == STRATA_EQUOTA && k.ns[0] == 'b')) {
                 fprintf(stderr, "set: %s\n", strata_err_name(rc));
                 w->errors++;
             }
