@@ -56,9 +56,9 @@ typedef struct strata_redis_config {
                                     is detected by itself) */
     unsigned breaker_failures;   /* consecutive failures that open the breaker (default 5) */
     unsigned breaker_min_backoff_ms, breaker_max_backoff_ms; /* probe backoff (100 ms, 10 s) */
-    int coherence;               /* keep L1 coherent through Redis invalidations (default 1);
-                                    0: L1 is not used for shared keys at all */
-    unsigned max_pending;        /* asynchronous calls queued per connection (default 1024) */
+    int coherence;        /* keep L1 coherent through Redis invalidations (default 1);
+                             0: L1 is not used for shared keys at all */
+    unsigned max_pending; /* asynchronous calls queued per connection (default 1024) */
 } strata_redis_config;
 
 /* Where the cache's log lines go: level is 0 error, 1 warning, 2 info. */
@@ -150,18 +150,18 @@ int strata_cache_redis_info(strata_cache *c, strata_redis_info *out);
 
 /* Counters and state of the shared tier (all zero without one). */
 typedef struct strata_l2_stats {
-    int configured;          /* a shared tier is configured */
-    int available;           /* the breaker is closed and the last call succeeded */
-    int readonly;            /* writes are skipped (forced, or a replica was detected) */
-    int coherent;            /* the invalidation link is up */
-    const char *breaker;     /* "closed", "open" or "half-open" (static) */
-    uint64_t hits, misses;   /* reads answered by Redis */
-    uint64_t errors;         /* calls that failed (timeouts, connection errors, protocol) */
-    uint64_t fallbacks;      /* calls answered from L1 alone because Redis could not be used */
-    uint64_t breaker_opens;  /* times the breaker opened */
-    uint64_t invalidations;  /* invalidation messages applied to L1 */
-    uint64_t link_drops;     /* times the invalidation link was lost */
-    char last_error[128];    /* the last failure, "" if none */
+    int configured;         /* a shared tier is configured */
+    int available;          /* the breaker is closed and the last call succeeded */
+    int readonly;           /* writes are skipped (forced, or a replica was detected) */
+    int coherent;           /* the invalidation link is up */
+    const char *breaker;    /* "closed", "open" or "half-open" (static) */
+    uint64_t hits, misses;  /* reads answered by Redis */
+    uint64_t errors;        /* calls that failed (timeouts, connection errors, protocol) */
+    uint64_t fallbacks;     /* calls answered from L1 alone because Redis could not be used */
+    uint64_t breaker_opens; /* times the breaker opened */
+    uint64_t invalidations; /* invalidation messages applied to L1 */
+    uint64_t link_drops;    /* times the invalidation link was lost */
+    char last_error[128];   /* the last failure, "" if none */
 } strata_l2_stats;
 
 /* Fills *out. Never blocks on Redis. */

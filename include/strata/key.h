@@ -6,10 +6,10 @@
  *
  *     <prefix> ':' <namespace> ':' <tenant> ':' <key>
  *
- * Because names and the prefix can never contain ':', the first three separators are unambiguous whatever bytes
- * the key holds, so two different addresses can never produce the same stored key: tenants and
- * namespaces cannot collide. strata_key_parse() is the inverse, used when scanning stored keys
- * (L1 clears, Redis SCAN) to hand back user keys, never stored ones.
+ * Because names and the prefix can never contain ':', the first three separators are unambiguous
+ * whatever bytes the key holds, so two different addresses can never produce the same stored key:
+ * tenants and namespaces cannot collide. strata_key_parse() is the inverse, used when scanning
+ * stored keys (L1 clears, Redis SCAN) to hand back user keys, never stored ones.
  */
 #ifndef STRATA_KEY_H
 #define STRATA_KEY_H

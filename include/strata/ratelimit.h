@@ -53,7 +53,11 @@ typedef struct strata_rl_result {
 } strata_rl_result;
 
 /* What happens while Redis cannot answer. */
-enum strata_rl_fallback { STRATA_RL_FALLBACK_LOCAL = 0, STRATA_RL_FALLBACK_OPEN, STRATA_RL_FALLBACK_CLOSED };
+enum strata_rl_fallback {
+    STRATA_RL_FALLBACK_LOCAL = 0,
+    STRATA_RL_FALLBACK_OPEN,
+    STRATA_RL_FALLBACK_CLOSED
+};
 
 /* How the cache's rate limiter falls back; call before use. instances: how many instances
  * share the limit (each local limiter allows limit/instances). Returns 0 or STRATA_EINVAL. */

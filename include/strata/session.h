@@ -18,8 +18,8 @@
 extern "C" {
 #endif
 
-#define STRATA_SESSION_ID_LEN 22
-#define STRATA_SESSION_NS     "_sessions"
+#define STRATA_SESSION_ID_LEN         22
+#define STRATA_SESSION_NS             "_sessions"
 #define STRATA_SESSION_TTL_DEFAULT_MS (30u * 60 * 1000)
 
 /* Fills id with a new session id (NUL-terminated). Returns 0 or STRATA_ENOMEM (no randomness). */

@@ -68,8 +68,8 @@ int strata__breaker_failure(breaker *b, uint64_t now_ms)
     pthread_mutex_lock(&b->lock);
     atomic_store_explicit(&b->healthy, 0, memory_order_release);
     if (b->state == BREAKER_HALF_OPEN) {
-        b->backoff_ms = b->backoff_ms * 2 > b->max_backoff_ms ? b->max_backoff_ms
-                                                               : b->backoff_ms * 2;
+        b->backoff_ms =
+            b->backoff_ms * 2 > b->max_backoff_ms ? b->max_backoff_ms : b->backoff_ms * 2;
         b->state = BREAKER_OPEN;
         b->probe_at_ms = now_ms + jittered(b, b->backoff_ms);
     } else if (b->state == BREAKER_CLOSED && ++b->failures >= b->threshold) {

@@ -11,11 +11,11 @@ enum breaker_state { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2
 typedef struct breaker {
     pthread_mutex_t lock;
     int state;
-    unsigned failures;      /* consecutive */
-    unsigned threshold;     /* failures that open it */
+    unsigned failures;  /* consecutive */
+    unsigned threshold; /* failures that open it */
     uint64_t min_backoff_ms, max_backoff_ms, backoff_ms;
-    uint64_t probe_at_ms;   /* when open: the earliest moment for a probe */
-    uint64_t opened_total;  /* times it opened */
+    uint64_t probe_at_ms;  /* when open: the earliest moment for a probe */
+    uint64_t opened_total; /* times it opened */
     uint64_t rng;
     atomic_int healthy; /* closed with no failures: success has nothing to do (no lock) */
 } breaker;

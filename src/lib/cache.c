@@ -37,10 +37,8 @@
 
 #define KEY_BUF STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)
 
-
 void (*strata__test_after_l2_read)(void *arg);
 void *strata__test_arg;
-
 
 static void log_stderr(int level, const char *msg, void *arg)
 {
@@ -375,8 +373,8 @@ static int accept_l2(strata_cache *c, const strata_key *k, const format_view *f,
     const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
     uint64_t want[STRATA_TAGS_MAX_PER_ENTRY], have[STRATA_TAGS_MAX_PER_ENTRY];
     entry_tag_names(f, names, tags, want);
-    int rc = tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, tags, f->ntags, 0,
-                          have);
+    int rc =
+        tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, tags, f->ntags, 0, have);
     return rc != 0 ? rc : strata__cache_judge(c, k, f, have, ticket, out);
 }
 
@@ -532,14 +530,18 @@ static int set_two_tier(strata_cache *c, const strata_key *k, const void *value,
         for (size_t i = 0; i < o->ntags; i++)
             if (o->tags[i] == NULL || strnlen(o->tags[i], STRATA_TAG_MAX + 1) > STRATA_TAG_MAX)
                 return STRATA_EBADTEXT;
-        rc = tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, o->tags, o->ntags,
-                          1, versions);
+        rc = tag_versions(c, k->tenant ? k->tenant : STRATA_DEFAULT_TENANT, o->tags, o->ntags, 1,
+                          versions);
         if (strata__cache_failure(rc))
             usable = 0, rc = 0;
         if (rc != 0)
             return rc;
     }
-    l1_write w = {.k = k, .value = value, .len = len, .opts = opts, .now_ms = now,
+    l1_write w = {.k = k,
+                  .value = value,
+                  .len = len,
+                  .opts = opts,
+                  .now_ms = now,
                   .tag_versions = usable && o->ntags ? versions : NULL};
     struct strata_value *e;
     if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
@@ -551,8 +553,8 @@ static int set_two_tier(strata_cache *c, const strata_key *k, const void *value,
     return strata__cache_finish_set(c, e, o->flags, now, ticket, set_l2(c, e, o->flags, now));
 }
 
-int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned flags,
-                             uint64_t now, uint64_t ticket, int l2rc)
+int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now,
+                             uint64_t ticket, int l2rc)
 {
     if (l2rc == 0) {
         e->pinned = 0; /* Redis holds it: L1's copy is a cache entry like any other */
@@ -792,8 +794,8 @@ int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const
         limit = 100;
     if (c->l2 == NULL) {
         uint64_t nx;
-        int rc = strata_l1_scan(c->l1, ns, tenant, pattern, cur, limit, strata_now_ms(), cb, arg,
-                                &nx);
+        int rc =
+            strata_l1_scan(c->l1, ns, tenant, pattern, cur, limit, strata_now_ms(), cb, arg, &nx);
         snprintf(next, next_cap, "%" PRIu64, nx);
         return rc;
     }
@@ -812,8 +814,8 @@ int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const
     do {
         size_t found;
         snprintf(count, sizeof count, "%zu", limit - ks.found);
-        int rc = strata__l2_scan_page(c->l2, next, match, count, list_one, &ks, next, next_cap,
-                                      &found);
+        int rc =
+            strata__l2_scan_page(c->l2, next, match, count, list_one, &ks, next, next_cap, &found);
         if (rc != 0)
             return rc;
     } while (ks.found < limit && strcmp(next, "0") != 0);

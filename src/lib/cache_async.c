@@ -59,11 +59,11 @@ struct op {
     unsigned flags;
     uint64_t now;
     int result;
-    op_ref ref0;        /* the privdata of a single command */
-    int waiting;        /* queued until the connection's AUTH / SELECT succeed */
-    int (*start)(op *o);       /* sends the op's first commands: 0, or -1 if it could not */
-    const l2_cmd *raw_cmd;     /* OP_RAW: the caller's command (alive until its callback) */
-    struct op_tags *x;  /* only for a second round of tag commands */
+    op_ref ref0;           /* the privdata of a single command */
+    int waiting;           /* queued until the connection's AUTH / SELECT succeed */
+    int (*start)(op *o);   /* sends the op's first commands: 0, or -1 if it could not */
+    const l2_cmd *raw_cmd; /* OP_RAW: the caller's command (alive until its callback) */
+    struct op_tags *x;     /* only for a second round of tag commands */
     /* raw commands (strata__loop_send) */
     void (*raw_cb)(const redisReply *r, void *arg);
 };
@@ -85,8 +85,8 @@ struct strata_loop {
     struct event_base *base;
     redisAsyncContext *ac;
     int connected, drop_asked, closing;
-    int ready;       /* AUTH and SELECT answered OK: commands may be sent */
-    int handshakes;  /* handshake replies still expected */
+    int ready;      /* AUTH and SELECT answered OK: commands may be sent */
+    int handshakes; /* handshake replies still expected */
     uint64_t connect_deadline;
     struct event *tick;
     op *head, *tail;
@@ -190,8 +190,8 @@ static int connect_async(strata_loop *lp)
 {
     l2 *l = lp->cache->l2;
     const redis_url *u = strata__l2_url(l);
-    redisAsyncContext *ac = u->path[0] ? redisAsyncConnectUnix(u->path)
-                                       : redisAsyncConnect(u->host, u->port);
+    redisAsyncContext *ac =
+        u->path[0] ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
     if (ac == NULL || ac->err) {
         strata__l2_failed(l, ac ? ac->errstr : "out of memory");
         if (ac != NULL)
@@ -297,8 +297,9 @@ static void fall_back(op *o)
     } else {
         struct strata_value *e = o->e;
         o->e = NULL;
-        complete(o, strata__cache_finish_set(c, e, o->flags, o->now, STRATA__NO_TICKET,
-                                             STRATA_EUNAVAILABLE),
+        complete(o,
+                 strata__cache_finish_set(c, e, o->flags, o->now, STRATA__NO_TICKET,
+                                          STRATA_EUNAVAILABLE),
                  NULL);
     }
 }
@@ -492,9 +493,10 @@ static void send_set(op *o)
     if (rc != 0) {
         struct strata_value *e = o->e;
         o->e = NULL;
-        complete(o, rc == 1 ? strata__cache_finish_set(o->lp->cache, e, o->flags, o->now,
-                                                       STRATA__NO_TICKET, 0)
-                            : rc,
+        complete(o,
+                 rc == 1 ? strata__cache_finish_set(o->lp->cache, e, o->flags, o->now,
+                                                    STRATA__NO_TICKET, 0)
+                         : rc,
                  NULL);
         return;
     }
@@ -551,9 +553,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         case OP_SET: {
             struct strata_value *e = o->e;
             o->e = NULL;
-            complete(o, strata__cache_finish_set(c, e, o->flags, o->now, o->ticket,
-                                                 strata__reply_set(r)),
-                     NULL);
+            complete(
+                o,
+                strata__cache_finish_set(c, e, o->flags, o->now, o->ticket, strata__reply_set(r)),
+                NULL);
             return;
         }
         case OP_RAW: {
@@ -565,9 +568,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         }
         case OP_DEL: {
             int rc = strata__reply_del(r);
-            complete(o, rc == STRATA_ENOTFOUND && o->result == 0 ? 0
-                        : rc == STRATA_EREADONLY               ? STRATA_OK_L1_ONLY
-                                                               : rc,
+            complete(o,
+                     rc == STRATA_ENOTFOUND && o->result == 0 ? 0
+                     : rc == STRATA_EREADONLY                 ? STRATA_OK_L1_ONLY
+                                                              : rc,
                      NULL);
             return;
         }
@@ -738,8 +742,8 @@ int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *val
         return strata_l1_set(c->l1, k, value, len, opts, now);
     /* Built now with placeholder tag versions; the real ones are filled in before the write. */
     uint64_t zero[STRATA_TAGS_MAX_PER_ENTRY] = {0};
-    l1_write w = {.k = k, .value = value, .len = len, .opts = opts, .now_ms = now,
-                  .tag_versions = zero};
+    l1_write w = {
+        .k = k, .value = value, .len = len, .opts = opts, .now_ms = now, .tag_versions = zero};
     struct strata_value *e;
     int rc = strata__l1_prepare(c->l1, &w, &e);
     if (rc != 0)

@@ -51,8 +51,8 @@ int strata__cache_encode(struct strata_value *e, uint64_t now, char **blob, size
 /* Completes a write once Redis answered l2rc: keeps e in L1 as the rules say, consumes the
  * caller's reference to e, and returns the write's status (0, STRATA_OK_L1_ONLY, STRATA_EEXISTS,
  * or an error). */
-int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned flags,
-                             uint64_t now, uint64_t ticket, int l2rc);
+int strata__cache_finish_set(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now,
+                             uint64_t ticket, int l2rc);
 
 /* Sends one command on the loop's pipelined connection (deadlines and the queue bound apply).
  * Returns STRATA_PENDING: cb(reply, arg) follows exactly once, with NULL when Redis failed or the

@@ -122,8 +122,8 @@ static redisContext *subscribe(coherence *c, char *err, size_t cap)
     }
     long long my_id = id->integer;
     freeReplyObject(id);
-    if (!expect_ok(ctx, redisCommand(ctx, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s",
-                                     my_id, c->prefix)) ||
+    if (!expect_ok(ctx, redisCommand(ctx, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s", my_id,
+                                     c->prefix)) ||
         !expect_ok(ctx, redisCommand(ctx, "SUBSCRIBE __redis__:invalidate"))) {
         snprintf(err, cap, "CLIENT TRACKING / SUBSCRIBE refused: %.100s",
                  ctx->errstr[0] ? ctx->errstr : "error reply");
@@ -208,8 +208,9 @@ static void *link_main(void *arg)
             break;
         atomic_fetch_add(&c->drops, 1);
         strata__l2_note_error(c->l2, "invalidation link lost");
-        strata__l2_log(c->l2, 1, "invalidation link lost: L1 copies are not served until it is "
-                                 "back");
+        strata__l2_log(c->l2, 1,
+                       "invalidation link lost: L1 copies are not served until it is "
+                       "back");
     }
     return NULL;
 }

@@ -57,8 +57,8 @@ struct strata_value {
     uint16_t user_off;               /* the user key starts here, runs to key_len */
     uint16_t ctype_off;
     uint16_t flags;
-    uint8_t shard;  /* index of the owning shard */
-    uint8_t pinned; /* link into SEG_PINNED, not the policy */
+    uint8_t shard;           /* index of the owning shard */
+    uint8_t pinned;          /* link into SEG_PINNED, not the policy */
     _Alignas(8) char data[]; /* stored key, content type, tags, value; 8-aligned for tags */
 };
 

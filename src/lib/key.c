@@ -122,9 +122,8 @@ int strata__tag_key_build(const char *prefix, const char *tenant, const char *ta
     return 0;
 }
 
-int strata__tag_key_parse(const char *prefix, const char *stored, size_t len,
-                          const char **tenant, size_t *tenant_len, const char **tag,
-                          size_t *tag_len)
+int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
+                          size_t *tenant_len, const char **tag, size_t *tag_len)
 {
     size_t pl = strlen(prefix);
     if (len <= pl + 6 || memcmp(stored, prefix, pl) != 0 || memcmp(stored + pl, ":!tag:", 6) != 0)

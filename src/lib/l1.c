@@ -245,12 +245,23 @@ static int tags_valid(strata_l1 *l1, const struct strata_value *e, int unknown_o
     return unknown ? -1 : 1;
 }
 
+static struct strata_value *find_live_key_locked(strata_l1 *l1, l1_shard *s, uint64_t hash,
+                                                 const char *key, size_t len, uint64_t now_ms,
+                                                 int unknown_tags_ok);
+
 /* Looks k up under s's lock and returns it only if fresh and valid; drops it if it is past
  * its deadline or invalidated. */
 static struct strata_value *find_live_locked(strata_l1 *l1, l1_shard *s, const addr *a,
                                              uint64_t now_ms, int unknown_tags_ok)
 {
-    struct strata_value *e = strata__shard_find_locked(s, a->hash, a->buf, a->len);
+    return find_live_key_locked(l1, s, a->hash, a->buf, a->len, now_ms, unknown_tags_ok);
+}
+
+static struct strata_value *find_live_key_locked(strata_l1 *l1, l1_shard *s, uint64_t hash,
+                                                 const char *key, size_t len, uint64_t now_ms,
+                                                 int unknown_tags_ok)
+{
+    struct strata_value *e = strata__shard_find_locked(s, hash, key, len);
     if (e == NULL)
         return NULL;
     if (!entry_fresh(e, now_ms)) {
@@ -401,8 +412,8 @@ static int quota_make_room(strata_l1 *l1, l1_scope *sc, size_t quota, size_t cha
 }
 
 /* Builds the entry for a write: TTL, tag versions, layout. */
-static int make_entry(strata_l1 *l1, const addr *a, const l1_write *w,
-                      const strata_ns_config *cfg, struct strata_value **out)
+static int make_entry(strata_l1 *l1, const addr *a, const l1_write *w, const strata_ns_config *cfg,
+                      struct strata_value **out)
 {
     const strata_set_opts *o = w->opts;
     const char *tenant = w->k->tenant ? w->k->tenant : STRATA_DEFAULT_TENANT;
@@ -480,9 +491,8 @@ int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **o
         return STRATA_ETOOBIG;
     }
     if (cfg.tenant_quota != 0) {
-        e->scope = strata__scope_acquire(&l1->nsr, ns, wr.k->tenant ? wr.k->tenant
-                                                                     : STRATA_DEFAULT_TENANT,
-                                         a.tenant_len);
+        e->scope = strata__scope_acquire(
+            &l1->nsr, ns, wr.k->tenant ? wr.k->tenant : STRATA_DEFAULT_TENANT, a.tenant_len);
         if (e->scope == NULL) {
             strata_value_release(e);
             return STRATA_ENOMEM;
@@ -507,24 +517,22 @@ static int link_entry(strata_l1 *l1, struct strata_value *e, unsigned flags, uin
                       uint64_t ticket)
 {
     l1_shard *s = &l1->shards[e->shard];
-    addr a; /* only the parts find_live_locked reads */
-    a.len = e->key_len;
-    a.hash = e->hash;
-    memcpy(a.buf, entry_key(e), e->key_len);
+    const char *key = entry_key(e);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
-    struct strata_value *old = strata__shard_find_locked(s, a.hash, a.buf, a.len);
+    struct strata_value *old = strata__shard_find_locked(s, e->hash, key, e->key_len);
     if (ticket != STRATA__NO_TICKET && l1->tickets != NULL &&
-        atomic_load(&l1->tickets[a.hash & l1->ticket_mask]) != ticket)
+        atomic_load(&l1->tickets[e->hash & l1->ticket_mask]) != ticket)
         rc = STRATA__L1_INVALIDATED;
-    else if ((flags & STRATA_SET_NX) && old != NULL && find_live_locked(l1, s, &a, now_ms, 0))
+    else if ((flags & STRATA_SET_NX) && old != NULL &&
+             find_live_key_locked(l1, s, e->hash, key, e->key_len, now_ms, 0))
         rc = STRATA_EEXISTS;
-    else if (e->pinned && s->pinned.bytes + e->charge >
-                              strata__shard_capacity(s, shared_share(l1)) / 2)
+    else if (e->pinned &&
+             s->pinned.bytes + e->charge > strata__shard_capacity(s, shared_share(l1)) / 2)
         rc = STRATA_EQUOTA; /* pinned entries must leave room for the cache itself */
     else {
         /* find_live_locked may have dropped a dead old value: look again. */
-        old = strata__shard_find_locked(s, a.hash, a.buf, a.len);
+        old = strata__shard_find_locked(s, e->hash, key, e->key_len);
         strata_value_retain(e); /* the shard's reference; the caller keeps its own */
         if (strata__shard_insert_locked(s, e, old, shared_share(l1)) != 0) {
             atomic_fetch_sub(&e->refs, 1);
@@ -680,8 +688,8 @@ int strata_l1_scan(strata_l1 *l1, const char *ns, const char *tenant, const char
                 if (entry_fresh(e, now_ms) && clear_matches(e, ns, tenant, pattern)) {
                     memcpy(t, entry_key(e) + e->tenant_off, e->tenant_len);
                     t[e->tenant_len] = '\0';
-                    cb(e->ns->name, t, entry_key(e) + e->user_off,
-                       (size_t)e->key_len - e->user_off, arg);
+                    cb(e->ns->name, t, entry_key(e) + e->user_off, (size_t)e->key_len - e->user_off,
+                       arg);
                     found++;
                 }
         }
@@ -799,8 +807,8 @@ int strata_l1_stats(strata_l1 *l1, const char *ns, strata_stats *out)
 
 /* ---- two-tier hooks (l1_internal.h) ------------------------------------------------------- */
 
-int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap,
-                         size_t *len, uint64_t *hash)
+int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap, size_t *len,
+                         uint64_t *hash)
 {
     int rc = strata_key_build(l1->prefix, k, l1->max_key_len, buf, cap, len);
     if (rc == 0)

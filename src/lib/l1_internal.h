@@ -22,7 +22,7 @@ typedef struct l1_write {
     const strata_key *k;
     const void *value;
     size_t len;
-    const strata_set_opts *opts;  /* NULL: defaults */
+    const strata_set_opts *opts; /* NULL: defaults */
     uint64_t now_ms;
     const uint64_t *tag_versions; /* NULL: from L1's tag table (created if unknown) */
     int absolute;                 /* 1: created_ms / expires_ms below are the entry's (a copy
@@ -49,8 +49,8 @@ int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int u
                       strata_value **out);
 
 /* The stored key (as strata_key_build with L1's prefix and key limit) and its hash. */
-int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap,
-                         size_t *len, uint64_t *hash);
+int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap, size_t *len,
+                         uint64_t *hash);
 const char *strata__l1_prefix(strata_l1 *l1);
 strata_tags *strata__l1_tags(strata_l1 *l1);
 

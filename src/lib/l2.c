@@ -34,9 +34,9 @@ struct l2 {
     strata_log_fn log;
     void *log_arg;
     breaker brk;
-    atomic_int replica;   /* a replica was detected */
-    atomic_int warned_ro; /* the read-only warning was logged */
-    atomic_int last_failed; /* the last call failed */
+    atomic_int replica;       /* a replica was detected */
+    atomic_int warned_ro;     /* the read-only warning was logged */
+    atomic_int last_failed;   /* the last call failed */
     uint64_t role_checked_ms; /* when a read-only Redis was last asked again (link thread) */
 
     pthread_mutex_t lock; /* the slots */
@@ -272,8 +272,7 @@ static int fail_call(l2 *l, const char *msg, int timed_out)
     return timed_out ? STRATA_ETIMEDOUT : STRATA_EUNAVAILABLE;
 }
 
-int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies,
-                        int *recovered)
+int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies, int *recovered)
 {
     if (recovered != NULL)
         *recovered = 0;
@@ -341,8 +340,8 @@ int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *,
         if (rc != 0)
             return rc;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING ||
-            r->element[1]->type != REDIS_REPLY_ARRAY || r->element[0]->len >= sizeof cursor) {
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+            r->element[0]->len >= sizeof cursor) {
             freeReplyObject(r);
             return STRATA_EPROTO;
         }

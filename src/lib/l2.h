@@ -15,7 +15,6 @@
 
 typedef struct l2 l2;
 
-
 int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_log_fn log,
                    void *log_arg, l2 **out);
 void strata__l2_free(l2 *l);
@@ -33,8 +32,7 @@ int strata__l2_run(l2 *l, const l2_cmd *cmd, redisReply **reply, int *recovered)
 
 /* Runs several commands on one connection, pipelined. replies[i] as above; on failure none are
  * returned. */
-int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies,
-                        int *recovered);
+int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies, int *recovered);
 
 /* SCAN MATCH pattern over the whole keyspace, UNLINKing in batches the keys keep() accepts.
  * Sets *removed. Returns 0 or a failure as strata__l2_run. */
@@ -81,6 +79,5 @@ int strata__l2_last_ok(l2 *l);
 
 /* A reply that says the server is read-only. */
 void strata__l2_saw_readonly(l2 *l);
-
 
 #endif

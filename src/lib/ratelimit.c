@@ -34,9 +34,9 @@
 #include "l1_internal.h"
 #include "l2_cmd.h"
 
-#define RL_STRIPES   64
+#define RL_STRIPES    64
 #define RL_PER_STRIPE 1024
-#define RL_KEY_MAX   (STRATA_PREFIX_MAX + STRATA_NAME_MAX + STRATA_KEY_MAX_LIMIT + 8)
+#define RL_KEY_MAX    (STRATA_PREFIX_MAX + STRATA_NAME_MAX + STRATA_KEY_MAX_LIMIT + 8)
 
 static const char gcra_script[] =
     "local T = tonumber(ARGV[1])\n"
@@ -294,7 +294,7 @@ static int decode(const redisReply *r, const rl_req *q, strata_rl_result *out)
 static int decide_in_redis(strata_cache *c, const rl_req *q, strata_rl_result *out)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        rl_cmd rc;
+        rl_cmd rc = {0};
         build(c, q, attempt == 0, &rc);
         redisReply *r;
         int recovered, rc2 = strata__l2_run(c->l2, &rc.cmd, &r, &recovered);

@@ -99,8 +99,8 @@ static int parse_unix(const char *s, const char *end, redis_url *out, const char
     memcpy(out->path, s, (size_t)(pend - s));
     out->path[pend - s] = '\0';
     if (q != NULL) {
-        if (strncmp(q, "?db=", 4) != 0 || parse_int(q + 4, (size_t)(end - q - 4), 0, 65535,
-                                                    &out->db) != 0)
+        if (strncmp(q, "?db=", 4) != 0 ||
+            parse_int(q + 4, (size_t)(end - q - 4), 0, 65535, &out->db) != 0)
             return fail(why, "unix:// accepts only ?db=N with N a number");
     }
     return 0;

@@ -244,7 +244,9 @@ int strata__shard_insert_locked(l1_shard *s, struct strata_value *e, struct stra
         return -1;
     if (old != NULL) {
         /* Takes the old value's place, unless one of them is pinned (outside the policy). */
-        e->segment = e->pinned ? SEG_PINNED : old->segment == SEG_PINNED ? SEG_WINDOW : old->segment;
+        e->segment = e->pinned                    ? SEG_PINNED
+                     : old->segment == SEG_PINNED ? SEG_WINDOW
+                                                  : old->segment;
         list_push_head(list_of(s, e), e);
         strata__shard_remove_locked(s, old, RM_REPLACE);
     } else {

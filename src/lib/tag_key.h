@@ -13,8 +13,7 @@ int strata__tag_key_build(const char *prefix, const char *tenant, const char *ta
                           size_t cap, size_t *out_len);
 
 /* The tenant and tag of a tag key (pointing into stored), or STRATA_EINVAL if it is not one. */
-int strata__tag_key_parse(const char *prefix, const char *stored, size_t len,
-                          const char **tenant, size_t *tenant_len, const char **tag,
-                          size_t *tag_len);
+int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
+                          size_t *tenant_len, const char **tag, size_t *tag_len);
 
 #endif

@@ -84,8 +84,8 @@ static void health_done(void *arg)
         strata_stats s;
         strata_l1_stats(strata_cache_l1(j->cache), NULL, &s);
         json_object_set_new(body, "redis_configured", json_boolean(j->l2.configured));
-        json_object_set_new(body, "redis_available", json_boolean(j->l2.configured &&
-                                                                  j->ping_rc == 0));
+        json_object_set_new(body, "redis_available",
+                            json_boolean(j->l2.configured && j->ping_rc == 0));
         if (j->ping_rc == 0)
             json_object_set_new(body, "redis_latency_ms", json_real((double)j->latency_us / 1e3));
         json_object_set_new(body, "breaker", json_string(j->l2.breaker));
@@ -136,30 +136,27 @@ static void stats_done(void *arg)
     strata_l2_stats l2;
     strata_l1_stats(strata_cache_l1(j->cache), NULL, &s);
     strata_cache_l2_stats(j->cache, &l2);
-    json_t *l1 = json_pack("{s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "hits",
-                           (json_int_t)s.hits, "misses", (json_int_t)s.misses, "hit_rate",
-                           rate(s.hits, s.misses), "keys", (json_int_t)s.entries, "memory_bytes",
-                           (json_int_t)s.bytes, "max_memory_bytes", (json_int_t)s.max_bytes,
-                           "sets", (json_int_t)s.sets, "deletes", (json_int_t)s.deletes,
-                           "evictions", (json_int_t)s.evictions, "expirations",
-                           (json_int_t)s.expirations, "rejections", (json_int_t)s.rejections,
-                           "invalidations", (json_int_t)s.invalidations);
-    json_t *l2j = json_pack("{s:b,s:b,s:b,s:b,s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:s}", "configured",
-                            l2.configured, "available", l2.available, "readonly", l2.readonly,
-                            "coherent", l2.coherent, "breaker", l2.breaker, "hits",
-                            (json_int_t)l2.hits, "misses", (json_int_t)l2.misses, "hit_rate",
-                            rate(l2.hits, l2.misses), "errors", (json_int_t)l2.errors,
-                            "fallbacks", (json_int_t)l2.fallbacks, "breaker_opens",
-                            (json_int_t)l2.breaker_opens, "invalidations",
-                            (json_int_t)l2.invalidations, "last_error", l2.last_error);
+    json_t *l1 = json_pack(
+        "{s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "hits", (json_int_t)s.hits, "misses",
+        (json_int_t)s.misses, "hit_rate", rate(s.hits, s.misses), "keys", (json_int_t)s.entries,
+        "memory_bytes", (json_int_t)s.bytes, "max_memory_bytes", (json_int_t)s.max_bytes, "sets",
+        (json_int_t)s.sets, "deletes", (json_int_t)s.deletes, "evictions", (json_int_t)s.evictions,
+        "expirations", (json_int_t)s.expirations, "rejections", (json_int_t)s.rejections,
+        "invalidations", (json_int_t)s.invalidations);
+    json_t *l2j = json_pack(
+        "{s:b,s:b,s:b,s:b,s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:s}", "configured", l2.configured,
+        "available", l2.available, "readonly", l2.readonly, "coherent", l2.coherent, "breaker",
+        l2.breaker, "hits", (json_int_t)l2.hits, "misses", (json_int_t)l2.misses, "hit_rate",
+        rate(l2.hits, l2.misses), "errors", (json_int_t)l2.errors, "fallbacks",
+        (json_int_t)l2.fallbacks, "breaker_opens", (json_int_t)l2.breaker_opens, "invalidations",
+        (json_int_t)l2.invalidations, "last_error", l2.last_error);
     if (j->info_rc == 0)
         json_object_set_new(
             l2j, "redis",
-            json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I}", "version", j->info.version,
-                      "role", j->info.role, "used_memory", (json_int_t)j->info.used_memory,
-                      "maxmemory", (json_int_t)j->info.maxmemory, "maxmemory_policy",
-                      j->info.maxmemory_policy, "connected_clients",
-                      (json_int_t)j->info.connected_clients, "keyspace_hits",
+            json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I}", "version", j->info.version, "role",
+                      j->info.role, "used_memory", (json_int_t)j->info.used_memory, "maxmemory",
+                      (json_int_t)j->info.maxmemory, "maxmemory_policy", j->info.maxmemory_policy,
+                      "connected_clients", (json_int_t)j->info.connected_clients, "keyspace_hits",
                       (json_int_t)j->info.keyspace_hits, "keyspace_misses",
                       (json_int_t)j->info.keyspace_misses, "keys", (json_int_t)j->info.keys));
     server *srv = q->w->srv;
@@ -208,8 +205,8 @@ static void clear_done(void *arg)
     if (j->rc < 0)
         reply_status(q, j->rc);
     else
-        reply_json(q, 200, json_pack("{s:I,s:b}", "removed", (json_int_t)j->removed, "flushed",
-                                     j->flush));
+        reply_json(q, 200,
+                   json_pack("{s:I,s:b}", "removed", (json_int_t)j->removed, "flushed", j->flush));
     free(j);
 }
 
@@ -235,8 +232,8 @@ void admin_clear(req *q)
         j->tenant = NULL;
         j->flush = is_true(get_query(q, "flush"));
     }
-    if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 ||
-                       ns[0] == '_')) {
+    if (ns != NULL &&
+        (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 || ns[0] == '_')) {
         free(j);
         reply_error(q, 400, "bad_namespace",
                     "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _");
@@ -274,7 +271,8 @@ static void keys_one(const char *ns, const char *tenant, const char *key, size_t
     if (route_text_ok(key, len))
         json_object_set_new(k, "key", json_stringn(key, len));
     else /* written through the library with bytes HTTP could not carry as text */
-        codec_put_value(k, key, len), json_object_set(k, "key_b64", json_object_get(k, "value_b64")),
+        codec_put_value(k, key, len),
+            json_object_set(k, "key_b64", json_object_get(k, "value_b64")),
             json_object_del(k, "value_b64"), json_object_del(k, "value");
     json_array_append_new(j->keys, k);
 }
@@ -283,8 +281,8 @@ static void keys_run(void *arg)
 {
     keys_job *j = arg;
     j->rc = strata_cache_keys(j->cache, j->has_ns ? j->ns : NULL, j->q->tenant,
-                              j->has_pattern ? j->pattern : NULL, j->cursor, j->limit, keys_one,
-                              j, j->next, sizeof j->next);
+                              j->has_pattern ? j->pattern : NULL, j->cursor, j->limit, keys_one, j,
+                              j->next, sizeof j->next);
 }
 
 static void keys_done(void *arg)
@@ -295,9 +293,9 @@ static void keys_done(void *arg)
         json_decref(j->keys);
         reply_status(q, j->rc);
     } else {
-        reply_json(q, 200,
-                   json_pack("{s:o,s:s,s:s}", "keys", j->keys, "cursor", j->next, "tenant",
-                             q->tenant));
+        reply_json(
+            q, 200,
+            json_pack("{s:o,s:s,s:s}", "keys", j->keys, "cursor", j->next, "tenant", q->tenant));
     }
     free(j);
 }
@@ -315,14 +313,14 @@ void admin_keys(req *q)
     const char *bad = NULL;
     if (limit != NULL && (*end != '\0' || lim < 1 || lim > 1000))
         bad = "limit must be a number from 1 to 1000";
-    else if (ns != NULL && (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 ||
-                            ns[0] == '_'))
+    else if (ns != NULL &&
+             (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 || ns[0] == '_'))
         bad = "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _";
-    else if (pattern != NULL && (strlen(pattern) >= sizeof j->pattern ||
-                                 !route_text_ok(pattern, strlen(pattern))))
+    else if (pattern != NULL &&
+             (strlen(pattern) >= sizeof j->pattern || !route_text_ok(pattern, strlen(pattern))))
         bad = "pattern must be at most 1023 bytes of UTF-8 text";
-    else if (cursor != NULL && (strlen(cursor) >= sizeof j->cursor ||
-                                strspn(cursor, "0123456789") != strlen(cursor)))
+    else if (cursor != NULL &&
+             (strlen(cursor) >= sizeof j->cursor || strspn(cursor, "0123456789") != strlen(cursor)))
         bad = "cursor must be the number a previous page returned";
     if (bad != NULL) {
         json_decref(j->keys);
@@ -347,11 +345,10 @@ static void inspect_send(req *q, strata_value *v, const char *tier)
     json_t *tags = json_array();
     for (size_t i = 0; i < strata_value_tag_count(v); i++)
         json_array_append_new(tags, json_string(strata_value_tag(v, i)));
-    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:I}", "namespace", q->r.ns, "key",
-                             q->r.key, "tenant", q->tenant, "tier", tier, "tags", tags,
-                             "content_type", strata_value_content_type(v), "size",
-                             (json_int_t)strata_value_len(v), "created_ms",
-                             (json_int_t)strata_value_created_ms(v));
+    json_t *body = json_pack(
+        "{s:s,s:s,s:s,s:s,s:o,s:s,s:I,s:I}", "namespace", q->r.ns, "key", q->r.key, "tenant",
+        q->tenant, "tier", tier, "tags", tags, "content_type", strata_value_content_type(v), "size",
+        (json_int_t)strata_value_len(v), "created_ms", (json_int_t)strata_value_created_ms(v));
     json_object_set_new(body, "ttl_ms",
                         left == UINT64_MAX ? json_null() : json_integer((json_int_t)left));
     codec_put_value(body, strata_value_data(v), strata_value_len(v));

@@ -91,8 +91,7 @@ static int add_entry(auth_table *t, const char *s, size_t n, const char *where, 
         }
         memcpy(e->tenant, c2 + 1, nl);
         if (strata_name_check(e->tenant) != 0) {
-            snprintf(err, errcap, "%s: tenant must be 1-64 characters of A-Z a-z 0-9 _ . -",
-                     where);
+            snprintf(err, errcap, "%s: tenant must be 1-64 characters of A-Z a-z 0-9 _ . -", where);
             return -1;
         }
     }

@@ -46,8 +46,8 @@ int codec_b64_decode(const char *s, size_t n, unsigned char **out, size_t *out_l
 
 void codec_etag(const strata_value *v, char out[20])
 {
-    uint64_t h = XXH3_64bits_withSeed(strata_value_data(v), strata_value_len(v),
-                                      strata_value_created_ms(v));
+    uint64_t h =
+        XXH3_64bits_withSeed(strata_value_data(v), strata_value_len(v), strata_value_created_ms(v));
     static const char hex[] = "0123456789abcdef";
     out[0] = '"';
     for (int i = 0; i < 16; i++)

@@ -53,8 +53,8 @@ static void finish(req *q, int status)
     if (q->w->srv->cfg.access_log)
         /* The route name, not the path: keys may be sensitive; tokens never appear. */
         log_msg(LOG_INFO, "access method=%s route=%s tenant=%s status=%d bytes=%zu us=%llu",
-                method_name(q->method), route_name(q->r.id), q->tenant[0] ? q->tenant : "-",
-                status, q->bytes_out, (unsigned long long)us);
+                method_name(q->method), route_name(q->r.id), q->tenant[0] ? q->tenant : "-", status,
+                q->bytes_out, (unsigned long long)us);
     if (q->query != NULL) {
         evhttp_clear_headers(q->query);
         free(q->query);
@@ -154,9 +154,9 @@ void reply_error(req *q, int status, const char *code, const char *fmt, ...)
     va_end(ap);
     if (status == 401)
         add_header(q, "WWW-Authenticate", "Bearer realm=\"strata\"");
-    reply_json(q, status,
-               json_pack("{s:{s:s,s:s,s:i}}", "error", "code", code, "message", msg, "status",
-                         status));
+    reply_json(
+        q, status,
+        json_pack("{s:{s:s,s:s,s:i}}", "error", "code", code, "message", msg, "status", status));
 }
 
 void reply_empty(req *q, int status)
@@ -175,8 +175,8 @@ void reply_value(req *q, int status, strata_value *v)
     struct evbuffer *out = evbuffer_new();
     /* Zero copy: the socket sends the cache's own bytes; the value is released once sent. */
     if (strata_value_len(v) == 0 ||
-        evbuffer_add_reference(out, strata_value_data(v), strata_value_len(v), release_value,
-                               v) != 0)
+        evbuffer_add_reference(out, strata_value_data(v), strata_value_len(v), release_value, v) !=
+            0)
         strata_value_release(v);
     send_reply(q, status, out);
     evbuffer_free(out);

@@ -121,8 +121,7 @@ static void do_write(put_ctx *p)
     size_t len;
     const char *body = get_body(q, &len);
     strata_key k = key_of(q);
-    int rc = strata_cache_set_async(q->w->loop, &k, body ? body : "", len, &p->opts, on_written,
-                                    q);
+    int rc = strata_cache_set_async(q->w->loop, &k, body ? body : "", len, &p->opts, on_written, q);
     free(p);
     if (rc != STRATA_PENDING)
         on_written(rc, q);
@@ -166,7 +165,8 @@ static int put_options(req *q, put_ctx *p)
             n = codec_split_tags(p->tagbuf, p->tags, STRATA_TAGS_MAX_PER_ENTRY);
         }
         if (n < 0) {
-            reply_error(q, 400, "bad_tags", "tags must be 1 to 32 non-empty names, comma-separated");
+            reply_error(q, 400, "bad_tags",
+                        "tags must be 1 to 32 non-empty names, comma-separated");
             return -1;
         }
         p->opts.tags = p->tags;
@@ -396,8 +396,7 @@ static void on_mset(int status, void *arg)
 
 /* Validates one _mset item and extracts what to write. Returns NULL or why it is refused. */
 static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsigned char **owned,
-                             const char **val, size_t *len, strata_set_opts *o,
-                             const char **tags)
+                             const char **val, size_t *len, strata_set_opts *o, const char **tags)
 {
     if (!json_is_object(it))
         return "items must be objects";
@@ -411,8 +410,8 @@ static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsig
         if (!json_is_string(v))
             return "\"value\" must be a string";
         *val = json_string_value(v), *len = json_string_length(v);
-    } else if (!json_is_string(b64) || codec_b64_decode(json_string_value(b64),
-                                                        json_string_length(b64), owned, len) != 0)
+    } else if (!json_is_string(b64) ||
+               codec_b64_decode(json_string_value(b64), json_string_length(b64), owned, len) != 0)
         return "\"value_b64\" must be standard base64";
     else
         *val = (const char *)*owned;
@@ -454,8 +453,8 @@ void mset_handle(req *q)
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        const char *why = mset_item(json_array_get(items, i), key_max, value_max, &owned, &val,
-                                    &len, &o, tags);
+        const char *why =
+            mset_item(json_array_get(items, i), key_max, value_max, &owned, &val, &len, &o, tags);
         free(owned);
         if (why != NULL) {
             json_decref(j);

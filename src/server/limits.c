@@ -60,7 +60,8 @@ static int rule_field(limit_rule *r, const char *k, const char *v, char *err, si
             r->by = BY_HEADER, strcpy(r->header, v + 7);
         else
             return snprintf(err, errcap, "rule %s: by must be ip, token, tenant or header:NAME",
-                            r->name), -1;
+                            r->name),
+                   -1;
     } else if (strcmp(k, "shadow") == 0 && (!strcmp(v, "true") || !strcmp(v, "false"))) {
         r->shadow = strcmp(v, "true") == 0;
     } else {
@@ -73,8 +74,8 @@ static int parse_rule(char *text, limit_rule *r, char *err, size_t errcap)
 {
     char *colon = strchr(text, ':');
     if (colon == NULL || colon == text || (size_t)(colon - text) >= sizeof r->name)
-        return snprintf(err, errcap, "expected NAME:route=...,limit=...,period=...: %.60s",
-                        text), -1;
+        return snprintf(err, errcap, "expected NAME:route=...,limit=...,period=...: %.60s", text),
+               -1;
     memset(r, 0, sizeof *r);
     memcpy(r->name, text, (size_t)(colon - text));
     r->route = -1;
@@ -126,11 +127,11 @@ void limits_render(struct evbuffer *out, const limit_rules *rules)
                              "counter\n");
     for (size_t i = 0; i < rules->n; i++) {
         limit_rule *r = &rules->r[i];
-        atomic_uint_fast64_t *v[4] = {&r->allowed, &r->limited, &r->near_limit,
-                                      &r->shadow_limited};
+        atomic_uint_fast64_t *v[4] = {&r->allowed, &r->limited, &r->near_limit, &r->shadow_limited};
         for (int k = 0; k < 4; k++)
-            evbuffer_add_printf(out, "strata_ratelimit_decisions_total{rule=\"%s\",decision=\"%s\"} "
-                                     "%llu\n",
+            evbuffer_add_printf(out,
+                                "strata_ratelimit_decisions_total{rule=\"%s\",decision=\"%s\"} "
+                                "%llu\n",
                                 r->name, what[k], (unsigned long long)atomic_load(v[k]));
     }
 }
@@ -207,8 +208,8 @@ void ratelimit_handle(req *q)
                           .burst = (uint64_t)burst,
                           .cost = (uint64_t)cost};
     strata_rl_result r;
-    int rc = strata_ratelimit_async(q->w->loop, q->tenant, q->r.key, q->r.key_len, &p, on_check,
-                                    q, &r);
+    int rc =
+        strata_ratelimit_async(q->w->loop, q->tenant, q->r.key, q->r.key_len, &p, on_check, q, &r);
     if (rc != STRATA_PENDING)
         on_check(rc, &r, q);
 }

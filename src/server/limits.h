@@ -14,11 +14,11 @@ enum limit_by { BY_IP, BY_TOKEN, BY_TENANT, BY_HEADER };
 
 typedef struct limit_rule {
     char name[32];
-    int route;           /* a route id, or -1 for every route */
+    int route; /* a route id, or -1 for every route */
     strata_rl_params p;
     int by;
-    char header[64];     /* BY_HEADER: which one */
-    int shadow;          /* count, never reject */
+    char header[64]; /* BY_HEADER: which one */
+    int shadow;      /* count, never reject */
     atomic_uint_fast64_t allowed, limited, near_limit, shadow_limited;
 } limit_rule;
 

@@ -10,9 +10,8 @@
 
 #include "metrics.h"
 
-static const double bounds_s[METRICS_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                     0.005,  0.01,    0.025,  0.05,  0.1,
-                                                     0.25,   0.5,     1.0};
+static const double bounds_s[METRICS_BUCKETS - 1] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
 metrics_block *metrics_new(void)
 {
@@ -60,7 +59,8 @@ static void render_requests(struct evbuffer *out, metrics_block **blocks, unsign
             for (unsigned i = 0; i < n; i++)
                 v += get(&blocks[i]->requests[r][c]);
             if (v > 0)
-                evbuffer_add_printf(out, "strata_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                evbuffer_add_printf(out,
+                                    "strata_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
                                     route_name(r), classes[c], (unsigned long long)v);
         }
     evbuffer_add_printf(out, "# HELP strata_http_request_duration_seconds Time to answer.\n"
@@ -97,8 +97,8 @@ static void render_requests(struct evbuffer *out, metrics_block **blocks, unsign
 
 static void counter(struct evbuffer *out, const char *name, const char *help, uint64_t v)
 {
-    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
-                        name, (unsigned long long)v);
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                        (unsigned long long)v);
 }
 
 static void gauge(struct evbuffer *out, const char *name, const char *help, double v)
@@ -107,8 +107,7 @@ static void gauge(struct evbuffer *out, const char *name, const char *help, doub
                         v);
 }
 
-static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned n,
-                         strata_cache *c)
+static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c)
 {
     static const char *tiers[3] = {"l1", "l2", "miss"};
     evbuffer_add_printf(out, "# HELP strata_reads_total Reads over HTTP by where they were "

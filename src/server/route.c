@@ -196,8 +196,7 @@ void route_match(const char *path, size_t key_max, route *r)
         } else if (n == 3 && seg_is(seg[1], len[1], "ratelimit")) {
             r->id = R_RATELIMIT, r->methods = M_POST;
             take_key(r, seg[2], len[2], key_max);
-        }
-        else if (n == 4 && seg_is(seg[1], len[1], "cache")) {
+        } else if (n == 4 && seg_is(seg[1], len[1], "cache")) {
             if (seg_is(seg[3], len[3], "_mget"))
                 r->id = R_MGET, r->methods = M_POST;
             else if (seg_is(seg[3], len[3], "_mset"))
@@ -218,9 +217,9 @@ int route_error_status(const route *r)
 
 const char *route_name(int id)
 {
-    static const char *names[R_COUNT] = {"not_found", "livez", "readyz", "metrics", "health",
-                                         "stats",     "clear", "keys",   "inspect", "kv",
-                                         "mget",      "mset",  "invalidate", "ratelimit",
-                                         "sessions",  "session"};
+    static const char *names[R_COUNT] = {"not_found",  "livez",     "readyz",   "metrics",
+                                         "health",     "stats",     "clear",    "keys",
+                                         "inspect",    "kv",        "mget",     "mset",
+                                         "invalidate", "ratelimit", "sessions", "session"};
     return id >= 0 && id < R_COUNT ? names[id] : "not_found";
 }

@@ -43,11 +43,11 @@ enum route_method {
 
 typedef struct route {
     int id;
-    unsigned methods;                /* the methods the route accepts (for 405 and Allow) */
-    char ns[STRATA_NAME_MAX + 1];     /* decoded namespace, if the route has one */
-    char key[ROUTE_KEY_MAX + 1];     /* decoded key (NUL-terminated, UTF-8, no controls) */
+    unsigned methods;             /* the methods the route accepts (for 405 and Allow) */
+    char ns[STRATA_NAME_MAX + 1]; /* decoded namespace, if the route has one */
+    char key[ROUTE_KEY_MAX + 1];  /* decoded key (NUL-terminated, UTF-8, no controls) */
     size_t key_len;
-    const char *error;               /* why a path parameter was refused, or NULL */
+    const char *error; /* why a path parameter was refused, or NULL */
     const char *error_code;
 } route;
 

@@ -91,24 +91,24 @@ static int parse_level(const char *what, const char *s, int *out)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: strata serve [options]\n"
-            "\n"
-            "  --listen HOST:PORT   address to listen on (STRATA_LISTEN, default 127.0.0.1:8080)\n"
-            "  --workers N          worker threads (STRATA_WORKERS, default: the cores)\n"
-            "  --tokens-file PATH   TOKEN:ROLE[:TENANT] per line, reloaded on SIGHUP\n"
-            "                       (STRATA_TOKENS_FILE; STRATA_TOKENS gives them inline)\n"
-            "  --insecure           allow a non-loopback address without tokens\n"
-            "  --access-log         one line per request (STRATA_ACCESS_LOG)\n"
-            "  --log-level LEVEL    error, warn, info, debug (STRATA_LOG_LEVEL, default info)\n"
-            "  --metrics-auth       /metrics needs a read token (STRATA_METRICS_AUTH)\n"
-            "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
-            "\n"
-            "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
-            "(60 s: idle and slow clients are closed).\n"
-            "\n"
-            "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
-            "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n");
+    fprintf(
+        f, "usage: strata serve [options]\n"
+           "\n"
+           "  --listen HOST:PORT   address to listen on (STRATA_LISTEN, default 127.0.0.1:8080)\n"
+           "  --workers N          worker threads (STRATA_WORKERS, default: the cores)\n"
+           "  --tokens-file PATH   TOKEN:ROLE[:TENANT] per line, reloaded on SIGHUP\n"
+           "                       (STRATA_TOKENS_FILE; STRATA_TOKENS gives them inline)\n"
+           "  --insecure           allow a non-loopback address without tokens\n"
+           "  --access-log         one line per request (STRATA_ACCESS_LOG)\n"
+           "  --log-level LEVEL    error, warn, info, debug (STRATA_LOG_LEVEL, default info)\n"
+           "  --metrics-auth       /metrics needs a read token (STRATA_METRICS_AUTH)\n"
+           "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
+           "\n"
+           "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
+           "(60 s: idle and slow clients are closed).\n"
+           "\n"
+           "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
+           "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n");
 }
 
 static int is_loopback(const char *host)
@@ -376,8 +376,8 @@ static void allow_header(req *q)
     static const struct {
         unsigned bit;
         const char *name;
-    } m[] = {{M_GET, "GET"},       {M_HEAD, "HEAD"},   {M_PUT, "PUT"},
-             {M_POST, "POST"},     {M_DELETE, "DELETE"}, {M_PATCH, "PATCH"}};
+    } m[] = {{M_GET, "GET"},   {M_HEAD, "HEAD"},     {M_PUT, "PUT"},
+             {M_POST, "POST"}, {M_DELETE, "DELETE"}, {M_PATCH, "PATCH"}};
     char allow[96] = "";
     for (size_t i = 0; i < sizeof m / sizeof *m; i++)
         if (q->r.methods & m[i].bit) {
@@ -532,7 +532,8 @@ static void *offload_main(void *arg)
  * and the kernel balances connections between them. */
 static int listen_socket(const serve_config *c, char *err, size_t errcap)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *res = NULL;
     char port[8];
@@ -677,8 +678,9 @@ static int start(server *s)
         return -1;
     }
     if (auth_count(s->auth) == 0 && !s->cfg.loopback && !s->cfg.insecure) {
-        fprintf(stderr, "strata serve: refusing to listen on %s without tokens: set STRATA_TOKENS "
-                        "or --tokens-file, or pass --insecure\n",
+        fprintf(stderr,
+                "strata serve: refusing to listen on %s without tokens: set STRATA_TOKENS "
+                "or --tokens-file, or pass --insecure\n",
                 s->cfg.listen_host);
         return -1;
     }
@@ -747,8 +749,7 @@ int serve_main(int argc, char **argv)
     int v6 = strchr(s.cfg.listen_host, ':') != NULL;
     log_msg(LOG_INFO, "strata %s listening on http://%s%s%s:%d (%u workers, %s, %zu tokens)",
             strata_version(), v6 ? "[" : "", s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port,
-            s.cfg.workers,
-            l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
+            s.cfg.workers, l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
             auth_count(s.auth));
     for (;;) {
         int sig = 0;

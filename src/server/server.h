@@ -22,18 +22,18 @@
 typedef struct serve_config {
     char listen_host[256];
     int listen_port;
-    int loopback;            /* the listen address is a loopback address */
+    int loopback; /* the listen address is a loopback address */
     unsigned workers;
     const char *tokens;      /* STRATA_TOKENS */
     const char *tokens_file; /* --tokens-file / STRATA_TOKENS_FILE */
     int insecure;
     int access_log;
-    int log_level;           /* 0 error, 1 warning, 2 info, 3 debug */
-    int metrics_auth;        /* /metrics needs a read token */
-    int require_redis;       /* health is unhealthy (503) when Redis is down */
-    size_t max_body;         /* request bodies (batch JSON); values are limited by the cache */
+    int log_level;     /* 0 error, 1 warning, 2 info, 3 debug */
+    int metrics_auth;  /* /metrics needs a read token */
+    int require_redis; /* health is unhealthy (503) when Redis is down */
+    size_t max_body;   /* request bodies (batch JSON); values are limited by the cache */
     size_t max_headers;
-    unsigned idle_timeout_s; /* a connection idle (or a client this slow) is closed */
+    unsigned idle_timeout_s;  /* a connection idle (or a client this slow) is closed */
     unsigned max_connections; /* open connections per process (split between workers) */
     const char *rate_limits;  /* STRATA_RATE_LIMITS: the server's own rules */
     int rl_fallback;          /* STRATA_RATELIMIT_FALLBACK: local, open, closed */
@@ -79,12 +79,12 @@ struct server {
 typedef struct req {
     struct evhttp_request *ev;
     worker *w;
-    unsigned method;  /* one M_* bit */
+    unsigned method; /* one M_* bit */
     route r;
     char tenant[STRATA_NAME_MAX + 1]; /* the tenant the request acts in */
-    int role;                          /* the caller's role */
-    int tenant_bound;                  /* the token is bound to tenant */
-    struct evkeyvalq *query;           /* parsed lazily */
+    int role;                         /* the caller's role */
+    int tenant_bound;                 /* the token is bound to tenant */
+    struct evkeyvalq *query;          /* parsed lazily */
     uint64_t start_ns;
     int status;
     size_t bytes_out;

@@ -39,8 +39,8 @@ static json_t *body_object(req *q)
     json_error_t err;
     json_t *j = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &err) : NULL;
     if (j == NULL || !json_is_object(j)) {
-        reply_error(q, 400, "bad_json", "%s", j == NULL && body ? err.text
-                                                               : "session data must be a JSON object");
+        reply_error(q, 400, "bad_json", "%s",
+                    j == NULL && body ? err.text : "session data must be a JSON object");
         json_decref(j);
         return NULL;
     }
@@ -216,13 +216,11 @@ static void on_read(int status, strata_value *v, void *arg)
         answer_read(s, doc, ttl);
         return;
     }
-    if (q->method == M_PATCH)
-    {
+    if (q->method == M_PATCH) {
         json_t *merged = merge_patch(doc, s->patch);
         json_decref(s->patch);
         s->patch = merged;
-    }
-    else
+    } else
         json_decref(doc); /* PUT: the new document replaces it */
     int rc = write_session(q, s->id, s->patch, ttl, 0, on_written, s);
     if (rc != STRATA_PENDING)

@@ -180,8 +180,7 @@ static void test_pipelined_on_one_connection(void **state)
         snprintf(name, sizeof name, "k%d", i);
         snprintf(val, sizeof val, "v%d", i);
         strata_key k = {"ns", NULL, name, strlen(name)};
-        assert_int_equal(strata_cache_set_async(lp, &k, val, strlen(val), NULL, on_done,
-                                                &sets[i]),
+        assert_int_equal(strata_cache_set_async(lp, &k, val, strlen(val), NULL, on_done, &sets[i]),
                          STRATA_PENDING);
     }
     run_until(sets, N);
@@ -255,8 +254,7 @@ static void test_stopped_redis_deadlines(void **state)
     assert_int_equal(strata_loop_new(a, base, &lp), 0);
     strata_key hot = {"ns", NULL, "hot", 3}, cold = {"ns", NULL, "cold", 4};
     result set = {0};
-    assert_int_equal(strata_cache_set_async(lp, &hot, "h", 1, NULL, on_done, &set),
-                     STRATA_PENDING);
+    assert_int_equal(strata_cache_set_async(lp, &hot, "h", 1, NULL, on_done, &set), STRATA_PENDING);
     run_until(&set, 1);
     usleep(50000);
     strata_value *v;
@@ -271,8 +269,7 @@ static void test_stopped_redis_deadlines(void **state)
     memset(misses, 0, sizeof misses);
     uint64_t t0 = rh_now_ms();
     for (int i = 0; i < 8; i++)
-        assert_int_equal(strata_cache_get_async(lp, &cold, on_get, &misses[i], &v),
-                         STRATA_PENDING);
+        assert_int_equal(strata_cache_get_async(lp, &cold, on_get, &misses[i], &v), STRATA_PENDING);
     /* ...the queue is bounded: the 9th answers at once from L1 instead of waiting. */
     result ninth = {0};
     assert_int_equal(strata_cache_get_async(lp, &cold, on_get, &ninth, &v), STRATA_ENOTFOUND);
@@ -286,7 +283,7 @@ static void test_stopped_redis_deadlines(void **state)
     for (int i = 0; i < 8; i++) {
         assert_int_equal(misses[i].calls, 1);
         assert_int_equal(misses[i].status, STRATA_ENOTFOUND); /* a miss, never an error */
-        assert_true(misses[i].at_ms - t0 <= 500);          /* the 100 ms timeout, generously */
+        assert_true(misses[i].at_ms - t0 <= 500);             /* the 100 ms timeout, generously */
     }
     if (rc == STRATA_PENDING) {
         run_until(&hotr, 1);
@@ -315,8 +312,7 @@ static void test_free_loop_fails_pending(void **state)
     result get = {0}, set = {0};
     strata_value *v;
     assert_int_equal(strata_cache_get_async(lp, &k, on_get, &get, &v), STRATA_PENDING);
-    assert_int_equal(strata_cache_set_async(lp, &k, "v", 1, NULL, on_done, &set),
-                     STRATA_PENDING);
+    assert_int_equal(strata_cache_set_async(lp, &k, "v", 1, NULL, on_done, &set), STRATA_PENDING);
     strata_loop_free(lp);
     assert_int_equal(get.calls, 1);
     assert_int_equal(get.status, STRATA_ETIMEDOUT);

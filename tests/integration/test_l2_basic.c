@@ -326,9 +326,12 @@ static void test_config_from_env(void **state)
     assert_int_equal(cfg.redis.max_connections, 3);
     assert_int_equal(cfg.redis.readonly, 1);
     assert_int_equal(cfg.default_ttl_ms, 120000);
-    const char *bad_values[][2] = {{"REDIS_SOCKET_TIMEOUT", "fast"}, {"REDIS_SOCKET_TIMEOUT", "0"},
-                                   {"REDIS_MAX_CONNECTIONS", "0"},  {"REDIS_READONLY", "maybe"},
-                                   {"CACHE_TTL", "-5"},             {"REDIS_ENABLED", "2"}};
+    const char *bad_values[][2] = {{"REDIS_SOCKET_TIMEOUT", "fast"},
+                                   {"REDIS_SOCKET_TIMEOUT", "0"},
+                                   {"REDIS_MAX_CONNECTIONS", "0"},
+                                   {"REDIS_READONLY", "maybe"},
+                                   {"CACHE_TTL", "-5"},
+                                   {"REDIS_ENABLED", "2"}};
     for (size_t i = 0; i < sizeof bad_values / sizeof *bad_values; i++) {
         char *old = getenv(bad_values[i][0]) ? strdup(getenv(bad_values[i][0])) : NULL;
         setenv(bad_values[i][0], bad_values[i][1], 1);

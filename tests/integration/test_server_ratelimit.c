@@ -34,8 +34,7 @@ static sh_server *start_server(const char *extra1, const char *extra2)
 {
     char url[300];
     snprintf(url, sizeof url, "REDIS_URL=%s", rh_url(redis));
-    const char *env[] = {url, "STRATA_WORKERS=2", "REDIS_SOCKET_TIMEOUT=0.2", extra1, extra2,
-                         NULL};
+    const char *env[] = {url, "STRATA_WORKERS=2", "REDIS_SOCKET_TIMEOUT=0.2", extra1, extra2, NULL};
     sh_server *s = sh_start(env, NULL);
     assert_non_null(s);
     return s;
@@ -70,13 +69,17 @@ static void test_endpoint_shared_by_two_servers(void **state)
     print_message("two servers admitted %d of 1000 against 100/h\n", allowed);
     assert_true(allowed >= 99 && allowed <= 101);
     /* Another tenant has its own limit for the same key. */
-    sh_resp *r = sh_call(a, "POST", "/v1/ratelimit/api-key-1", NULL, "globex", "application/json",
-                         body);
+    sh_resp *r =
+        sh_call(a, "POST", "/v1/ratelimit/api-key-1", NULL, "globex", "application/json", body);
     SH_EXPECT_STATUS(r, 200);
     sh_resp_free(r);
     /* Bad bodies. */
-    const char *bad[] = {"{}", "{\"limit\":0,\"period\":1}", "{\"limit\":1,\"period\":0}",
-                         "{\"limit\":\"x\",\"period\":1}", "[1]", "nope"};
+    const char *bad[] = {"{}",
+                         "{\"limit\":0,\"period\":1}",
+                         "{\"limit\":1,\"period\":0}",
+                         "{\"limit\":\"x\",\"period\":1}",
+                         "[1]",
+                         "nope"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         r = sh_call(a, "POST", "/v1/ratelimit/k", NULL, NULL, "application/json", bad[i]);
         SH_EXPECT_ERROR(r, 400, "bad_request");
@@ -122,7 +125,7 @@ static void test_server_rules(void **state)
     r = sh_call(s, "GET", "/metrics", NULL, NULL, NULL, NULL);
     SH_EXPECT_STATUS(r, 200);
     assert_non_null(strstr(r->body, "strata_ratelimit_decisions_total{rule=\"peruser\","
-                                     "decision=\"limited\"} 2"));
+                                    "decision=\"limited\"} 2"));
     const char *p = strstr(r->body, "{rule=\"everyone\",decision=\"shadow_limited\"} ");
     assert_non_null(p);
     assert_true(atoi(p + strlen("{rule=\"everyone\",decision=\"shadow_limited\"} ")) >= 8);

@@ -98,9 +98,9 @@ static void test_lifecycle_with_redis(void **state)
     assert_int_equal(json_integer_value(json_object_get(cart, "c")), 3);
     json_decref(j);
     sh_resp_free(r);
-    assert_null(sh_resp_header(r = sh_call(s, "PUT", path, NULL, NULL, "application/json",
-                                          "{\"x\":1}"),
-                               "X-Cache-Write")); /* in Redis: durable */
+    assert_null(
+        sh_resp_header(r = sh_call(s, "PUT", path, NULL, NULL, "application/json", "{\"x\":1}"),
+                       "X-Cache-Write")); /* in Redis: durable */
     SH_EXPECT_STATUS(r, 204);
     sh_resp_free(r);
     assert_int_equal(read_session(s, NULL, id, body, sizeof body), 200);
