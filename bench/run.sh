@@ -9,10 +9,12 @@
 # Each benchmark is a section: a function section_<name> that runs its binary, writes its raw
 # output to $OUT/<name>*.txt and appends its `RESULT name=value` lines to $OUT/results.txt. After
 # all sections, the script prints the summary with the ratios derived from it (scaling, strata vs
-# its peer). Adding a benchmark (bench/l2, bench/http) is adding a function and its name below.
+# its peer). Adding a benchmark is adding a function and its name below. Sections with their own
+# script (bench/l2, bench/http, bench/ratelimit) run it with OUT=$OUT/<name>: it writes its own
+# results.txt there (already medians), whose RESULT lines are folded into the summary here.
 set -euo pipefail
 
-SECTIONS=(l1)
+SECTIONS=(l1 l2 http ratelimit)
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -119,6 +121,37 @@ section_l1() {
     fi
     run_untimed l1_hitratio taskset -c 0 "$bin" --mode hitratio "${COMMON[@]}"
 }
+
+# sub NAME: runs bench/NAME/run.sh (its own rounds, interleaving, quiet-machine waits and
+# medians) with OUT=$OUT/NAME, keeps its console output in $OUT/NAME.txt, and folds its RESULT
+# lines and its warnings into this run's.
+sub() {
+    local name=$1 rc=0
+    echo "== $name"
+    mkdir -p "$OUT/$name"
+    OUT=$OUT/$name ROUNDS=$ROUNDS QUICK=$QUICK QUIET_WAIT=$QUIET_WAIT \
+        bash "$ROOT/bench/$name/run.sh" "$BUILD" 2>&1 | tee "$OUT/$name.txt" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "run.sh: bench/$name/run.sh failed (exit $rc); see $OUT/$name.txt" |
+            tee -a "$OUT/warnings.txt" >&2
+    fi
+    if [ -f "$OUT/$name/results.txt" ]; then
+        grep '^RESULT ' "$OUT/$name/results.txt" | sed 's/^RESULT //' >>"$OUT/results.txt" || true
+    fi
+    if [ -s "$OUT/$name/warnings.txt" ]; then
+        sort -u "$OUT/$name/warnings.txt" | sed "s/^/$name: /" >>"$OUT/warnings.txt"
+    fi
+}
+
+# L2: bench/l2/run.sh (strata's Redis tier against redis-benchmark and bare hiredis on one
+# redis-server it starts itself; its own ratios, e.g. l2.ratio.async_p16_vs_redis_benchmark_p16).
+section_l2() { sub l2; }
+
+# HTTP: bench/http/run.sh (strata serve against Varnish, nginx, webdis, FastAPI; wrk).
+section_http() { sub http; }
+
+# Rate limits: bench/ratelimit/run.sh (the library and HTTP against redis-benchmark EVALSHA).
+section_ratelimit() { sub ratelimit; }
 
 for s in "${SECTIONS[@]}"; do
     if ! declare -F "section_$s" >/dev/null; then

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# bench/http/lib.sh: helpers shared by bench/http/run.sh and bench/ratelimit/run.sh (sourced).
+#
+# Servers are started by the scripts themselves, on free loopback ports, pinned to CPU 1, and
+# stopped by the EXIT trap (only the processes started here, by pid). Clients run on CPU 0.
+# Every timed run records how busy the machine's other processes were meanwhile, so a disturbed
+# row can be told from a clean one (the machine is shared).
+
+# The packages a benchmark needs: installed with apt-get when root (services the packages would
+# start are not started: Debian's invoke-rc.d honours policy-rc.d, and any that did start are
+# stopped right after the install), else the apt-get line is printed and the script stops.
+ensure_pkgs() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bench: missing Debian packages: ${missing[*]}" >&2
+        echo "run: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "bench: installing ${missing[*]}" >&2
+    local before after
+    before=$(pgrep -x 'nginx|varnishd|webdis|redis-server' | sort || true)
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+    # A package whose post-install script started its service (no policy-rc.d here): stop that
+    # service, and only what appeared during this install.
+    after=$(pgrep -x 'nginx|varnishd|webdis|redis-server' | sort || true)
+    if [ "$before" != "$after" ]; then
+        for p in nginx varnish webdis redis-server; do
+            case " ${missing[*]} " in
+            *" $p "* | *" $p-"*) command -v service >/dev/null && service "$p" stop >/dev/null 2>&1 || true ;;
+            esac
+        done
+        # Fallback, for a service not stopped by its init script: a process that appeared during
+        # the install, was started by init (parent 1) and runs the package's default
+        # configuration. Test harnesses' redis-servers (other parents, own ports) are never it.
+        local pid cmd
+        for pid in $(comm -13 <(echo "$before") <(echo "$after")); do
+            [ "$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null)" = 1 ] || continue
+            cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+            case $cmd in
+            *" /etc/"* | *"127.0.0.1:6379"* | *"/usr/sbin/nginx -g"*)
+                echo "bench: stopping '$cmd' ($pid), started by the install" >&2
+                kill "$pid" 2>/dev/null || true
+                ;;
+            esac
+        done
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# CPUs' worth of time the whole machine used over one second (/proc/stat).
+busy_cpus() {
+    local a b
+    a=$(head -n1 /proc/stat)
+    sleep 1
+    b=$(head -n1 /proc/stat)
+    awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN {
+        split(a, x); split(b, y); tot = 0
+        for (i = 2; i <= 9; i++) tot += y[i] - x[i]
+        idle = (y[5] - x[5]) + (y[6] - x[6])
+        printf "%.2f", (tot > 0 ? n * (tot - idle) / tot : 0) }'
+}
+
+# wait_quiet WHAT: waits up to QUIET_WAIT seconds for the machine to use at most 0.2 CPU (our own
+# servers are idle between runs), then goes ahead; prints the last busy figure.
+wait_quiet() {
+    local busy waited=0
+    busy=$(busy_cpus)
+    while awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }' && [ "$waited" -lt "$QUIET_WAIT" ]; do
+        [ "$waited" -eq 0 ] && echo "  (waiting for a quiet machine before $1: $busy CPUs busy)" >&2
+        sleep 2
+        waited=$((waited + 3))
+        busy=$(busy_cpus)
+    done
+    echo "$busy"
+}
+
+# CPU seconds the whole machine has spent busy (all CPUs).
+machine_busy() {
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' \
+        /proc/stat
+}
+
+cpu_line() { grep "^cpu$1 " /proc/stat; }
+
+# idle_share "LINE_BEFORE" "LINE_AFTER": the share of the time a CPU was idle (idle + iowait).
+idle_share() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        split(a, x); split(b, y); tot = 0
+        for (i = 2; i <= 9; i++) tot += y[i] - x[i]
+        printf "%.3f", (tot > 0 ? ((y[5] - x[5]) + (y[6] - x[6])) / tot : 0) }'
+}
+
+# tree_pids PID...: the pids and all their descendants.
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v roots="$*" '
+        { kids[$2] = kids[$2] " " $1 }
+        END {
+            n = split(roots, q, " "); out = ""
+            for (i = 1; i <= n; i++) {
+                p = q[i]; out = out " " p
+                m = split(kids[p], k, " "); for (j = 1; j <= m; j++) q[++n] = k[j]
+            }
+            print out }'
+}
+
+# tree_cpu PID...: CPU seconds (user + system, all threads) of the processes (not their children).
+tree_cpu() {
+    local p s=0
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        s=$(awk -v s="$s" -v hz="$(getconf CLK_TCK)" '{
+            sub(/^.*\) /, ""); printf "%.2f", s + ($12 + $13) / hz }' "/proc/$p/stat")
+    done
+    echo "$s"
+}
+
+# tree_rss PID...: VmRSS in KiB, summed over the processes.
+tree_rss() {
+    local p s=0 r
+    for p in "$@"; do
+        r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+        s=$((s + ${r:-0}))
+    done
+    echo "$s"
+}
+
+# Processes started here, stopped by stop_all (the EXIT trap) or stop_pids.
+STARTED=()
+
+# start_server NAME CMD...: starts CMD pinned to CPU 1, output to $TMP/NAME.log; sets SPID.
+start_server() {
+    local name=$1
+    shift
+    taskset -c 1 "$@" >"$TMP/$name.log" 2>&1 &
+    SPID=$!
+    STARTED+=("$SPID")
+}
+
+# stop_pids PID...: TERM, then KILL after 5 s; waits for them.
+stop_pids() {
+    local p
+    for p in "$@"; do kill "$p" 2>/dev/null || true; done
+    for p in "$@"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    local keep=() s
+    for s in "${STARTED[@]}"; do
+        case " $* " in *" $s "*) ;; *) keep+=("$s") ;; esac
+    done
+    STARTED=("${keep[@]}")
+}
+
+stop_all() {
+    [ ${#STARTED[@]} -gt 0 ] && stop_pids "${STARTED[@]}"
+    return 0
+}
+
+# wait_port PORT PID: until the port accepts connections and every listener on it belongs to
+# PID's process tree (SO_REUSEPORT would let another root process share a port: a request must
+# never reach a server we did not start). Fails after 15 s.
+wait_port() {
+    local port=$1 pid=$2 tree others
+    for _ in $(seq 150); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "bench: the server on port $port (pid $pid) exited" >&2
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            tree=" $(tree_pids "$pid") "
+            others=$(ss -Htlnp "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u |
+                while read -r p; do case $tree in *" $p "*) ;; *) echo "$p" ;; esac; done)
+            if [ -n "$others" ]; then
+                echo "bench: port $port is also served by pid(s) $others, not ours" >&2
+                return 1
+            fi
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "bench: nothing listens on port $port after 15 s" >&2
+    return 1
+}
+
+# start_redis: our own redis-server on CPU 1, free port, temp dir, no persistence: sets
+# REDIS_PORT, REDIS_PID.
+start_redis() {
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        REDIS_PORT=$(free_port)
+        start_server "redis-$attempt" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
+            --appendonly no --dir "$TMP" --daemonize no
+        REDIS_PID=$SPID
+        wait_port "$REDIS_PORT" "$REDIS_PID" 2>/dev/null && return 0
+        stop_pids "$REDIS_PID"
+    done
+    echo "bench: redis-server would not start" >&2
+    exit 1
+}
+
+# wrk_field FILE: Requests/sec, p50 and p99 in ms, errors (non-2xx/3xx + socket errors), from
+# `wrk --latency` output.
+wrk_fields() {
+    awk '
+        function ms(s) {
+            if (s ~ /us$/) return substr(s, 1, length(s) - 2) / 1000
+            if (s ~ /ms$/) return substr(s, 1, length(s) - 2) + 0
+            if (s ~ /m$/) return substr(s, 1, length(s) - 1) * 60000
+            if (s ~ /s$/) return substr(s, 1, length(s) - 1) * 1000
+            return s + 0 }
+        /^Requests\/sec:/ { rps = $2 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { err += $NF }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        / requests in / { reqs = $1 }
+        END { printf "%s %.3f %.3f %d %d\n", rps, p50, p99, err, reqs }' "$1"
+}
+
+# median_table RAW OTHER_MAX ROUNDS PREFIX: RAW holds "round row.metric value" lines; a row's
+# round is disturbed when its other_cpu exceeds OTHER_MAX. Prints RESULT PREFIX.row.metric=median
+# over the undisturbed rounds (over all rounds, with a warning on stderr, when fewer than half are
+# undisturbed), and "clean row n/m" on stderr.
+median_table() {
+    awk -v omax="$2" -v R="$3" -v pre="$4" '
+        { split($2, p, "."); row = p[1]; met = substr($2, length(row) + 2)
+          v[$1 " " row " " met] = $3
+          if (!(row in seen)) { seen[row] = 1; rows[nr++] = row }
+          if (!((row " " met) in ms)) { ms[row " " met] = 1; mets[row] = mets[row] " " met } }
+        function median(s,    a, m, i, j, t) {
+            m = split(s, a, " ")
+            for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        END {
+            for (i = 0; i < nr; i++) {
+                row = rows[i]; clean = ""; all = ""; nc = 0; na = 0
+                for (r = 1; r <= R; r++) if ((r " " row " rps") in v) {
+                    na++; all = all " " r
+                    if (!((r " " row " other_cpu") in v) || v[r " " row " other_cpu"] <= omax) { nc++; clean = clean " " r }
+                }
+                use = clean
+                if (nc * 2 < na) { use = all; printf "warn %s: only %d of %d rounds undisturbed: median of all\n", row, nc, na > "/dev/stderr" }
+                printf "clean %s %d/%d\n", row, nc, na > "/dev/stderr"
+                m = split(mets[row], ml, " "); k = split(use, rs, " ")
+                for (j = 1; j <= m; j++) {
+                    vals = ""
+                    for (x = 1; x <= k; x++) if ((rs[x] " " row " " ml[j]) in v) vals = vals " " v[rs[x] " " row " " ml[j]]
+                    if (vals != "") printf "RESULT %s.%s.%s=%s\n", pre, row, ml[j], median(vals)
+                }
+            }
+        }' "$1"
+}
