@@ -95,6 +95,7 @@ static void kv_get(req *q)
 
 /* ---- PUT ---------------------------------------------------------------------------------- */
 
+/* A PUT or DELETE is done: 204, saying when only this instance's memory took it. */
 static void on_written(int status, void *arg)
 {
     req *q = arg;
@@ -214,23 +215,12 @@ static void kv_put(req *q)
 
 /* ---- DELETE ------------------------------------------------------------------------------- */
 
-static void on_deleted(int status, void *arg)
-{
-    req *q = arg;
-    if (status == STRATA_OK_L1_ONLY)
-        add_header(q, "X-Cache-Write", "l1-only");
-    if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
-        reply_empty(q, 204);
-    else
-        reply_status(q, status);
-}
-
 static void kv_delete(req *q)
 {
     strata_key k = key_of(q);
-    int rc = strata_cache_del_async(q->w->loop, &k, on_deleted, q);
+    int rc = strata_cache_del_async(q->w->loop, &k, on_written, q); /* answers like a write */
     if (rc != STRATA_PENDING)
-        on_deleted(rc, q);
+        on_written(rc, q);
 }
 
 void kv_handle(req *q)
