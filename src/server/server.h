@@ -79,7 +79,7 @@ struct server {
 typedef struct req {
     struct evhttp_request *ev;
     worker *w;
-    unsigned method; /* one M_* bit */
+    unsigned method;                  /* one M_* bit */
     char tenant[STRATA_NAME_MAX + 1]; /* the tenant the request acts in */
     int role;                         /* the caller's role */
     int tenant_bound;                 /* the token is bound to tenant */
