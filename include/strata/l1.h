@@ -179,6 +179,10 @@ void strata_l1_maintain(strata_l1 *l1, uint64_t now_ms, size_t *expired);
  * STRATA_ENOTFOUND for a namespace that does not exist yet. */
 int strata_l1_stats(strata_l1 *l1, const char *ns, strata_stats *out);
 
+/* Parses a byte size as STRATA_L1_MAX_MEMORY takes it: digits with an optional K, M or G (KiB,
+ * MiB, GiB; powers of 1024) suffix. Returns 0 with *out set, or STRATA_ERANGE. */
+int strata_size_parse(const char *s, size_t *out);
+
 /* Wall-clock milliseconds since the epoch: the usual now_ms. */
 uint64_t strata_now_ms(void);
 

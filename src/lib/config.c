@@ -56,6 +56,11 @@ int strata__parse_size(const char *s, size_t *out)
     return 0;
 }
 
+int strata_size_parse(const char *s, size_t *out)
+{
+    return strata__parse_size(s, out);
+}
+
 uint64_t strata_now_ms(void)
 {
     struct timespec ts;

@@ -291,17 +291,20 @@ static uint64_t jittered(uint64_t ttl, double jitter)
     return t < 1 ? 1 : (uint64_t)t;
 }
 
-/* The TTL a write gets: asked or default, error TTL for error entries, cut to the maximum, then
- * spread by the jitter so keys written together do not expire together. */
+/* The TTL a write gets: asked or default, error TTL for error entries, spread by the jitter so
+ * keys written together do not expire together, then cut to the maximum. */
 static uint64_t effective_ttl(const strata_ns_config *c, uint64_t ttl, unsigned flags)
 {
     if (ttl == 0)
         ttl = c->default_ttl_ms;
     if ((flags & STRATA_VALUE_ERROR) && c->error_ttl_ms != 0 && (ttl == 0 || ttl > c->error_ttl_ms))
         ttl = c->error_ttl_ms;
+    if (!(flags & STRATA_SET_NO_JITTER))
+        ttl = jittered(ttl, c->jitter);
+    /* The maximum is a maximum: applied after the jitter, so no entry outlives it. */
     if (c->max_ttl_ms != 0 && (ttl == 0 || ttl > c->max_ttl_ms))
         ttl = c->max_ttl_ms;
-    return (flags & STRATA_SET_NO_JITTER) ? ttl : jittered(ttl, c->jitter);
+    return ttl;
 }
 
 /* Text fields (content type, tag names): no control bytes, within max bytes, and non-empty

@@ -109,7 +109,9 @@ static void usage(FILE *f)
            "(60 s: idle and slow clients are closed).\n"
            "\n"
            "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
-           "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n");
+           "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
+           "Namespaces: STRATA_NAMESPACES=\"llm:ttl=86400,max_ttl=604800;api:ttl=30,quota=64M\"\n"
+           "(ttl, max_ttl, error_ttl in seconds, jitter 0..0.5, quota per tenant in L1).\n");
 }
 
 static int is_loopback(const char *host)
@@ -696,6 +698,11 @@ static int start(server *s)
         return -1;
     }
     strata_ratelimit_configure(s->cache, s->cfg.rl_fallback, s->cfg.rl_instances);
+    if (namespaces_apply(strata_cache_l1(s->cache), getenv("STRATA_NAMESPACES"), err, sizeof err) !=
+        0) {
+        fprintf(stderr, "strata serve: STRATA_NAMESPACES: %s\n", err);
+        return -1;
+    }
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->workers == NULL)
         return -1;

@@ -141,6 +141,9 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* The library's log callback. */
 void log_from_lib(int level, const char *msg, void *arg);
 
+/* Applies STRATA_NAMESPACES (namespaces.c). Returns 0, or -1 with the reason in err. */
+int namespaces_apply(strata_l1 *l1, const char *spec, char *err, size_t cap);
+
 /* strata serve's entry point (serve.c): returns the process exit code. */
 int serve_main(int argc, char **argv);
 

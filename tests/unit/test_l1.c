@@ -455,6 +455,29 @@ static void test_ttl_rules(void **state)
     strata_l1_free(l1);
 }
 
+static void test_max_ttl_holds_with_jitter(void **state)
+{
+    (void)state;
+    strata_l1 *l1 = new_l1(4u << 20, 0);
+    strata_ns_config c;
+    strata_ns_config_init(&c); /* jitter 10% */
+    c.max_ttl_ms = 10000;
+    assert_int_equal(strata_l1_ns_configure(l1, "ns", &c), 0);
+    for (int i = 0; i < 200; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i);
+        strata_key k = key("ns", NULL, name);
+        strata_set_opts o = {.ttl_ms = 10000};
+        assert_int_equal(strata_l1_set(l1, &k, "v", 1, &o, T0), 0);
+        strata_value *v;
+        assert_int_equal(strata_l1_get(l1, &k, T0, &v), 0);
+        assert_true(strata_value_expires_ms(v) <= T0 + 10000); /* never past the maximum */
+        assert_true(strata_value_expires_ms(v) >= T0 + 9000);
+        strata_value_release(v);
+    }
+    strata_l1_free(l1);
+}
+
 static void test_ttl_jitter_spreads_within_bounds(void **state)
 {
     (void)state;
@@ -1084,6 +1107,7 @@ int main(void)
         cmocka_unit_test(test_ttl_expiry_is_exact),
         cmocka_unit_test(test_ttl_rules),
         cmocka_unit_test(test_ttl_jitter_spreads_within_bounds),
+        cmocka_unit_test(test_max_ttl_holds_with_jitter),
         cmocka_unit_test(test_touch),
         cmocka_unit_test(test_grace_is_kept_but_never_served),
         cmocka_unit_test(test_maintain_drops_expired_actively),
