@@ -38,8 +38,7 @@ static int field(strata_ns_config *c, const char *k, const char *v, char *err, s
     else if (strcmp(k, "error_ttl") == 0)
         c->error_ttl_ms = s * 1000;
     else
-        return snprintf(err, cap, "unknown setting %s (ttl, max_ttl, error_ttl, jitter, quota)",
-                        k),
+        return snprintf(err, cap, "unknown setting %s (ttl, max_ttl, error_ttl, jitter, quota)", k),
                -1;
     return 0;
 }
@@ -52,8 +51,9 @@ static int apply_one(strata_l1 *l1, char *entry, char *err, size_t cap)
         return snprintf(err, cap, "%.60s: expected NAME:setting=value,...", entry), -1;
     *colon = '\0';
     if (strata_name_check(entry) != 0 || entry[0] == '_')
-        return snprintf(err, cap, "%.60s: not a namespace name (A-Z a-z 0-9 _ . -, not "
-                                  "starting with _)",
+        return snprintf(err, cap,
+                        "%.60s: not a namespace name (A-Z a-z 0-9 _ . -, not "
+                        "starting with _)",
                         entry),
                -1;
     strata_ns_config c;

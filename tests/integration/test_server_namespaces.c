@@ -51,9 +51,12 @@ static void test_ttl_classes(void **state)
 static void test_bad_settings_stop_the_start(void **state)
 {
     (void)state;
-    const char *bad[] = {"STRATA_NAMESPACES=llm:tll=5",       "STRATA_NAMESPACES=llm:ttl=-1",
-                         "STRATA_NAMESPACES=llm:jitter=0.9",  "STRATA_NAMESPACES=_sessions:ttl=5",
-                         "STRATA_NAMESPACES=bad name:ttl=5",  "STRATA_NAMESPACES=llm:quota=lots",
+    const char *bad[] = {"STRATA_NAMESPACES=llm:tll=5",
+                         "STRATA_NAMESPACES=llm:ttl=-1",
+                         "STRATA_NAMESPACES=llm:jitter=0.9",
+                         "STRATA_NAMESPACES=_sessions:ttl=5",
+                         "STRATA_NAMESPACES=bad name:ttl=5",
+                         "STRATA_NAMESPACES=llm:quota=lots",
                          "STRATA_NAMESPACES=llm"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *env[] = {bad[i], NULL};
