@@ -9,6 +9,7 @@
  * exits does not kill its parent's servers.
  */
 #include "harness.h"
+#include "it_tmp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -90,31 +91,6 @@ int rh_wait_for(int (*cond)(void *), void *arg, int timeout_ms)
     }
 }
 
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (p == NULL) {
-        fprintf(stderr, "harness: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *p = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fprintf(stderr, "harness: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 /* ---- registry and atexit cleanup --------------------------------------------------------- */
 
 static pid_t reap(pid_t pid)
@@ -124,22 +100,6 @@ static pid_t reap(pid_t pid)
         r = waitpid(pid, NULL, 0);
     } while (r < 0 && errno == EINTR);
     return r;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    if (remove(path) != 0 && errno != ENOENT)
-        fprintf(stderr, "harness: cannot remove %s: %s\n", path, strerror(errno));
-    return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-    if (dir != NULL)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void free_server(rh_server *s)
@@ -172,7 +132,7 @@ static void kill_all_at_exit(void)
             reap(s->pid);
             killed++;
         }
-        remove_tree(s->dir);
+        it_remove_tree(s->dir);
         free_server(s);
     }
     pthread_mutex_unlock(&registry_lock);
@@ -262,7 +222,7 @@ static const char *redis_server_path(void)
         else
             snprintf(deps, sizeof deps, "." RH_DEPS_REL);
         fprintf(stderr, "harness: redis-server not found, running %s\n", deps);
-        char *cmd = xasprintf("bash '%s' >&2", deps);
+        char *cmd = it_xasprintf("bash '%s' >&2", deps);
         int rc = system(cmd);
         free(cmd);
         if (rc != 0)
@@ -298,69 +258,6 @@ static int free_port(void)
         port = ntohs(sa.sin_port);
     close(fd);
     return port;
-}
-
-static const char *temp_base(void)
-{
-    const char *base = getenv("TMPDIR");
-    struct sockaddr_un un;
-    if (base == NULL || base[0] == '\0' ||
-        strlen(base) + sizeof "/strata-it-XXXXXX/redis.sock" > sizeof un.sun_path)
-        base = "/tmp";
-    return base;
-}
-
-/* A test killed by a signal (a crash, ctest's timeout) takes its servers along
- * (PR_SET_PDEATHSIG) but cannot remove their dirs. Each dir names its test process in a file
- * "owner"; every rh_start() removes the strata-it-* dirs whose owner is dead (one readdir).
- * A dir without that file (being created right now, or by someone else) is left alone. */
-static void sweep_dead_dirs(void)
-{
-    const char *base = temp_base();
-    DIR *d = opendir(base);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "strata-it-", 10) != 0 || strlen(e->d_name) != 16)
-            continue;
-        char *owner = xasprintf("%s/%s/owner", base, e->d_name);
-        FILE *f = fopen(owner, "r");
-        long pid = 0;
-        if (f != NULL) {
-            if (fscanf(f, "%ld", &pid) != 1)
-                pid = 0;
-            fclose(f);
-        }
-        free(owner);
-        if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-            char *dir = xasprintf("%s/%s", base, e->d_name);
-            remove_tree(dir);
-            free(dir);
-        }
-    }
-    closedir(d);
-}
-
-/* mkdtemp under $TMPDIR, or under /tmp if that would make the socket path too long; records
- * the owner. */
-static char *make_temp_dir(void)
-{
-    sweep_dead_dirs();
-    char *tmpl = xasprintf("%s/strata-it-XXXXXX", temp_base());
-    if (mkdtemp(tmpl) == NULL) {
-        fprintf(stderr, "harness: mkdtemp %s: %s\n", tmpl, strerror(errno));
-        free(tmpl);
-        return NULL;
-    }
-    char *owner = xasprintf("%s/owner", tmpl);
-    FILE *f = fopen(owner, "w");
-    if (f != NULL) {
-        fprintf(f, "%ld\n", (long)getpid());
-        fclose(f);
-    }
-    free(owner);
-    return tmpl;
 }
 
 static off_t file_size(const char *path)
@@ -648,15 +545,15 @@ rh_server *rh_start(const char *const *extra)
             return NULL;
         }
         for (size_t i = 0; i < nextra; i++)
-            s->extra[i] = xstrdup(extra[i]);
+            s->extra[i] = it_xstrdup(extra[i]);
     }
-    s->dir = make_temp_dir();
+    s->dir = it_make_temp_dir("strata-it");
     if (s->dir == NULL) {
         free_server(s);
         return NULL;
     }
-    s->sock = xasprintf("%s/redis.sock", s->dir);
-    s->log = xasprintf("%s/redis.log", s->dir);
+    s->sock = it_xasprintf("%s/redis.sock", s->dir);
+    s->log = it_xasprintf("%s/redis.log", s->dir);
     /* Registered before the first fork, so the atexit handler covers it from the start. */
     registry_add(s);
 
@@ -838,7 +735,7 @@ void rh_stop(rh_server *s)
         }
         s->pid = -1;
     }
-    remove_tree(s->dir);
+    it_remove_tree(s->dir);
     free_server(s);
 }
 

@@ -8,6 +8,7 @@
  * handler empties (SIGKILL, reap, remove the dir), only in the process that created it.
  */
 #include "server_harness.h"
+#include "it_tmp.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -83,28 +84,6 @@ static void *xmalloc(size_t n)
     return p;
 }
 
-static char *xstrdup(const char *s)
-{
-    char *p = xmalloc(strlen(s) + 1);
-    strcpy(p, s);
-    return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *p = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fprintf(stderr, "server_harness: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
 static int sanitized(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -121,19 +100,6 @@ static int sanitized(void)
 }
 
 /* ---- registry ---------------------------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-    if (dir != NULL)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int decode_status(int st)
 {
@@ -172,7 +138,7 @@ static void kill_all_at_exit(void)
         }
         if (s->reserve_fd >= 0)
             close(s->reserve_fd);
-        remove_tree(s->dir);
+        it_remove_tree(s->dir);
         free(s->dir);
         free(s->log);
         free(s);
@@ -205,66 +171,13 @@ static void registry_remove(sh_server *s)
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* ---- temp dirs --------------------------------------------------------------------------- */
-
-static const char *temp_base(void)
-{
-    const char *base = getenv("TMPDIR");
-    return base != NULL && base[0] != '\0' && strlen(base) < 200 ? base : "/tmp";
-}
-
-/* Removes strata-sh-* dirs whose owner process is gone (a crashed test cannot clean up). */
-static void sweep_dead_dirs(void)
-{
-    DIR *d = opendir(temp_base());
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "strata-sh-", 10) != 0 || strlen(e->d_name) != 16)
-            continue;
-        char *owner = xasprintf("%s/%s/owner", temp_base(), e->d_name);
-        FILE *f = fopen(owner, "r");
-        long pid = 0;
-        if (f != NULL) {
-            if (fscanf(f, "%ld", &pid) != 1)
-                pid = 0;
-            fclose(f);
-        }
-        free(owner);
-        if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
-            char *dir = xasprintf("%s/%s", temp_base(), e->d_name);
-            remove_tree(dir);
-            free(dir);
-        }
-    }
-    closedir(d);
-}
-
-static char *make_temp_dir(void)
-{
-    sweep_dead_dirs();
-    char *tmpl = xasprintf("%s/strata-sh-XXXXXX", temp_base());
-    if (mkdtemp(tmpl) == NULL) {
-        fprintf(stderr, "server_harness: mkdtemp %s: %s\n", tmpl, strerror(errno));
-        free(tmpl);
-        return NULL;
-    }
-    char *owner = xasprintf("%s/owner", tmpl);
-    FILE *f = fopen(owner, "w");
-    if (f != NULL) {
-        fprintf(f, "%ld\n", (long)getpid());
-        fclose(f);
-    }
-    free(owner);
-    return tmpl;
-}
+/* ---- files ------------------------------------------------------------------------------- */
 
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return xstrdup("");
+        return it_xstrdup("");
     size_t cap = 4096, len = 0;
     char *buf = xmalloc(cap);
     size_t n;
@@ -276,7 +189,7 @@ static char *read_file(const char *path)
             if (nb == NULL) {
                 free(buf);
                 fclose(f);
-                return xstrdup("");
+                return it_xstrdup("");
             }
             buf = nb;
         }
@@ -317,8 +230,8 @@ static char *subst_port(const char *s, int port)
 {
     const char *p = strstr(s, "{PORT}");
     if (p == NULL || port <= 0)
-        return xstrdup(s);
-    return xasprintf("%.*s%d%s", (int)(p - s), s, port, p + 6);
+        return it_xstrdup(s);
+    return it_xasprintf("%.*s%d%s", (int)(p - s), s, port, p + 6);
 }
 
 typedef struct strlist {
@@ -347,14 +260,14 @@ static int build(const char *const *env, const char *const *args, int port, strl
         fprintf(stderr, "server_harness: too many arguments or variables\n");
         return -1;
     }
-    argv->v[argv->n++] = xstrdup(STRATA_BINARY);
-    argv->v[argv->n++] = xstrdup("serve");
+    argv->v[argv->n++] = it_xstrdup(STRATA_BINARY);
+    argv->v[argv->n++] = it_xstrdup("serve");
     int has_listen = 0;
     for (size_t i = 0; i < nargs; i++)
         has_listen |= strcmp(args[i], "--listen") == 0;
     if (port > 0 && !has_listen) {
-        argv->v[argv->n++] = xstrdup("--listen");
-        argv->v[argv->n++] = xasprintf(SH_HOST ":%d", port);
+        argv->v[argv->n++] = it_xstrdup("--listen");
+        argv->v[argv->n++] = it_xasprintf(SH_HOST ":%d", port);
     }
     for (size_t i = 0; i < nargs; i++)
         argv->v[argv->n++] = subst_port(args[i], port);
@@ -363,7 +276,7 @@ static int build(const char *const *env, const char *const *args, int port, strl
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
         const char *v = getenv(keep[i]);
         if (v != NULL)
-            envp->v[envp->n++] = xasprintf("%s=%s", keep[i], v);
+            envp->v[envp->n++] = it_xasprintf("%s=%s", keep[i], v);
     }
     for (size_t i = 0; i < nenv; i++)
         envp->v[envp->n++] = subst_port(env[i], port);
@@ -465,13 +378,13 @@ sh_server *sh_start(const char *const *env, const char *const *args)
         free(s);
         return NULL;
     }
-    s->dir = make_temp_dir();
+    s->dir = it_make_temp_dir("strata-sh");
     if (s->dir == NULL) {
         close(s->reserve_fd);
         free(s);
         return NULL;
     }
-    s->log = xasprintf("%s/server.log", s->dir);
+    s->log = it_xasprintf("%s/server.log", s->dir);
     registry_add(s);
     strlist argv, envp;
     if (build(env, args, s->port, &argv, &envp) != 0) {
@@ -567,7 +480,7 @@ void sh_free(sh_server *s)
     }
     if (s->reserve_fd >= 0)
         close(s->reserve_fd);
-    remove_tree(s->dir);
+    it_remove_tree(s->dir);
     free(s->dir);
     free(s->log);
     free(s);
@@ -631,10 +544,10 @@ int sh_stop_check(sh_server *s)
 int sh_run(const char *const *env, const char *const *args, int timeout_ms, char **output,
            long *elapsed_ms)
 {
-    char *dir = make_temp_dir();
+    char *dir = it_make_temp_dir("strata-sh");
     if (dir == NULL)
         return -1;
-    char *log = xasprintf("%s/run.log", dir);
+    char *log = it_xasprintf("%s/run.log", dir);
     strlist argv, envp;
     int status = -1;
     long t0 = sh_now_ms();
@@ -655,7 +568,7 @@ int sh_run(const char *const *env, const char *const *args, int timeout_ms, char
         *elapsed_ms = sh_now_ms() - t0;
     if (output != NULL)
         *output = read_file(log);
-    remove_tree(dir);
+    it_remove_tree(dir);
     free(dir);
     free(log);
     return status;
@@ -742,7 +655,7 @@ sh_resp *sh_request_port(int port, const char *method, const char *path, const c
     CURL *c = curl_easy_init();
     if (c == NULL)
         abort();
-    char *url = xasprintf("http://" SH_HOST ":%d%s", port, path);
+    char *url = it_xasprintf("http://" SH_HOST ":%d%s", port, path);
     struct curl_slist *hl = NULL;
     int has_ct = 0;
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++) {
@@ -807,11 +720,11 @@ sh_resp *sh_call(const sh_server *s, const char *method, const char *path, const
     char *h[4] = {NULL, NULL, NULL, NULL};
     size_t n = 0;
     if (token != NULL)
-        h[n++] = xasprintf("Authorization: Bearer %s", token);
+        h[n++] = it_xasprintf("Authorization: Bearer %s", token);
     if (tenant != NULL)
-        h[n++] = xasprintf("X-Tenant: %s", tenant);
+        h[n++] = it_xasprintf("X-Tenant: %s", tenant);
     if (content_type != NULL)
-        h[n++] = xasprintf("Content-Type: %s", content_type);
+        h[n++] = it_xasprintf("Content-Type: %s", content_type);
     sh_resp *r =
         sh_request(s, method, path, (const char *const *)h, body, body != NULL ? strlen(body) : 0);
     for (size_t i = 0; i < n; i++)
@@ -1098,7 +1011,7 @@ char *sh_raw_exchange(int port, const void *data, size_t len, int timeout_ms, si
             *out_len = 0;
         if (eof != NULL)
             *eof = 1;
-        return xstrdup("");
+        return it_xstrdup("");
     }
     sh_raw_send(fd, data, len); /* the server may close before taking it all */
     char *out = sh_raw_read_all(fd, timeout_ms, out_len, eof);
