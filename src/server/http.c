@@ -1,8 +1,8 @@
 /* http.c: answering requests: JSON bodies, errors, values without copies, and the bookkeeping
- * every reply does (metrics, access log, freeing the request).
+ * every reply does (metrics, access log, handing the connection back).
  *
- * Handlers only use these functions and get_header / get_query / get_body, never evhttp
- * directly, so the HTTP layer can be replaced (issue "HTTP performance") without touching them.
+ * Handlers only use these functions and get_header / get_query / get_body, never the connection
+ * layer (conn.c) directly: what a handler says is independent of how the bytes travel.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/buffer.h>
+#include <strings.h>
+
+#include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "server.h"
@@ -44,7 +46,8 @@ static const char *method_name(unsigned m)
     }
 }
 
-/* Everything a reply does after evhttp has it: metrics, the access log, freeing q. */
+/* Everything a reply does once it is queued: metrics, the access log, then the connection
+ * goes on (q is not used afterwards). */
 static void finish(req *q, int status)
 {
     uint64_t us = (mono_ns() - q->start_ns) / 1000;
@@ -60,52 +63,100 @@ static void finish(req *q, int status)
         free(q->query);
     }
     atomic_fetch_sub(&q->w->inflight, 1);
-    free(q);
+    conn_done(q);
 }
 
-/* Reason phrases evhttp 2.1 does not know (it would say "Client Error"). */
-static const char *phrase(int status)
+const char *http_reason(int status)
 {
     switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
     case 412:
         return "Precondition Failed";
     case 413:
         return "Payload Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
     case 507:
         return "Insufficient Storage";
     default:
-        return NULL; /* evhttp's standard phrase */
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
-static void send_reply(req *q, int status, struct evbuffer *body)
+/* Sends the answer (body: len bytes, or v's bytes when v is not NULL) and finishes q. */
+static void send_reply(req *q, int status, const char *body, size_t len, strata_value *v)
 {
     q->status = status;
-    q->bytes_out = body && q->method != M_HEAD ? evbuffer_get_length(body) : 0;
-    const char *reason = phrase(status);
-    if (q->method == M_HEAD && body != NULL) {
-        /* HEAD: the headers of a GET, no body (evhttp keeps Content-Length as given). */
-        char len[24];
-        snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
-        evhttp_add_header(evhttp_request_get_output_headers(q->ev), "Content-Length", len);
-        evbuffer_drain(body, evbuffer_get_length(body));
-    }
-    evhttp_send_reply(q->ev, status, reason, body);
+    q->bytes_out = q->method == M_HEAD ? 0 : v ? strata_value_len(v) : len;
+    conn_respond(q, status, body, len, v);
     finish(q, status);
 }
 
 void add_header(req *q, const char *name, const char *value)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(q->ev), name, value);
+    if (strcasecmp(name, "Connection") == 0) { /* the connection layer writes this one */
+        q->close |= strcasecmp(value, "close") == 0;
+        return;
+    }
+    size_t nl = strlen(name), vl = strlen(value);
+    if (q->out_hlen + nl + vl + 4 > sizeof q->out_hdr) {
+        log_msg(LOG_ERROR, "response header %s dropped: the headers are over %zu bytes", name,
+                sizeof q->out_hdr);
+        return;
+    }
+    char *p = q->out_hdr + q->out_hlen;
+    memcpy(p, name, nl);
+    memcpy(p + nl, ": ", 2);
+    memcpy(p + nl + 2, value, vl);
+    memcpy(p + nl + 2 + vl, "\r\n", 2);
+    q->out_hlen += nl + vl + 4;
 }
 
 const char *get_header(req *q, const char *name)
 {
-    return evhttp_find_header(evhttp_request_get_input_headers(q->ev), name);
+    return conn_header(q, name);
 }
 
 const char *get_query(req *q, const char *name)
@@ -116,7 +167,7 @@ const char *get_query(req *q, const char *name)
             return NULL;
         q->query->tqh_first = NULL; /* TAILQ_INIT, spelled out: sys/queue.h is not C11 */
         q->query->tqh_last = &q->query->tqh_first;
-        const char *raw = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(q->ev));
+        const char *raw = conn_query(q);
         if (raw != NULL)
             evhttp_parse_query_str(raw, q->query);
     }
@@ -125,24 +176,19 @@ const char *get_query(req *q, const char *name)
 
 const char *get_body(req *q, size_t *len)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(q->ev);
-    *len = evbuffer_get_length(in);
-    return *len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    return conn_body(q, len);
 }
 
 void reply_json(req *q, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(body);
-    struct evbuffer *out = evbuffer_new();
-    if (text != NULL) {
-        evbuffer_add(out, text, strlen(text));
-        evbuffer_add(out, "\n", 1);
-    }
-    free(text);
+    size_t len = text ? strlen(text) : 0;
+    if (text != NULL)
+        text[len++] = '\n'; /* json_dumps's NUL becomes the final newline: no copy */
     add_header(q, "Content-Type", "application/json");
-    send_reply(q, status, out);
-    evbuffer_free(out);
+    send_reply(q, status, text, len, NULL);
+    free(text);
 }
 
 void reply_error(req *q, int status, const char *code, const char *fmt, ...)
@@ -161,34 +207,18 @@ void reply_error(req *q, int status, const char *code, const char *fmt, ...)
 
 void reply_empty(req *q, int status)
 {
-    send_reply(q, status, NULL);
-}
-
-static void release_value(const void *data, size_t len, void *arg)
-{
-    (void)data, (void)len;
-    strata_value_release(arg);
+    send_reply(q, status, NULL, 0, NULL);
 }
 
 void reply_value(req *q, int status, strata_value *v)
 {
-    struct evbuffer *out = evbuffer_new();
-    /* Zero copy: the socket sends the cache's own bytes; the value is released once sent. */
-    if (strata_value_len(v) == 0 ||
-        evbuffer_add_reference(out, strata_value_data(v), strata_value_len(v), release_value, v) !=
-            0)
-        strata_value_release(v);
-    send_reply(q, status, out);
-    evbuffer_free(out);
+    send_reply(q, status, NULL, 0, v);
 }
 
 void reply_text(req *q, int status, const char *content_type, const char *body, size_t len)
 {
-    struct evbuffer *out = evbuffer_new();
-    evbuffer_add(out, body, len);
     add_header(q, "Content-Type", content_type);
-    send_reply(q, status, out);
-    evbuffer_free(out);
+    send_reply(q, status, body, len, NULL);
 }
 
 void reply_status(req *q, int rc)

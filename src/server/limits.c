@@ -223,14 +223,10 @@ static int identity(req *q, const limit_rule *r, char *out, size_t cap)
     const char *v = NULL;
     char ip[64];
     switch (r->by) {
-    case BY_IP: {
-        char *addr = NULL;
-        ev_uint16_t port;
-        evhttp_connection_get_peer(evhttp_request_get_connection(q->ev), &addr, &port);
-        snprintf(ip, sizeof ip, "%s", addr ? addr : "?");
+    case BY_IP:
+        snprintf(ip, sizeof ip, "%s", conn_peer(q));
         v = ip;
         break;
-    }
     case BY_TOKEN: {
         const char *h = get_header(q, "Authorization");
         if (h == NULL)

@@ -1,10 +1,11 @@
 /* serve.c: strata serve: configuration, worker threads, the request dispatcher, signals.
  *
  * One process, N worker threads (default: the number of cores). Each worker has its own libevent
- * loop, its own evhttp, its own listening socket on the same address (SO_REUSEPORT: the kernel
- * spreads connections), and its own strata_loop (one pipelined Redis connection). All workers
- * share one strata_cache, hence one L1. Blocking library calls (admin work that scans or asks
- * Redis synchronously) run on one offload thread and come back to the worker's loop.
+ * loop, its own HTTP connections (conn.c), its own listening socket on the same address
+ * (SO_REUSEPORT: the kernel spreads connections), and its own strata_loop (one pipelined Redis
+ * connection). All workers share one strata_cache, hence one L1. Blocking library calls (admin work
+ * that scans or asks Redis synchronously) run on one offload thread and come back to the worker's
+ * loop.
  *
  * The main thread only waits for signals: SIGTERM/SIGINT drain (stop accepting, finish what is
  * in flight, exit 0), SIGHUP reloads the tokens.
@@ -24,7 +25,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/thread.h>
 
 #include "server.h"
@@ -245,11 +245,6 @@ static int load_config(serve_config *c, int argc, char **argv)
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
-static unsigned method_bit(struct evhttp_request *ev)
-{
-    return (unsigned)evhttp_request_get_command(ev);
-}
-
 /* The role a route needs for a method. */
 static int needed_role(const server *s, const req *q)
 {
@@ -391,67 +386,18 @@ static void allow_header(req *q)
     add_header(q, "Allow", allow);
 }
 
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
-{
-    worker *w = arg;
-    conns_remove(&w->open, evcon);
-}
-
-/* Counts the connection at its first request. Returns 0, or -1 when the worker is at its share
- * of STRATA_MAX_CONNECTIONS (the request is then answered 503 and the connection closed). */
-static int admit_connection(req *q)
+void serve_request(req *q, const char *path)
 {
     worker *w = q->w;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(q->ev);
-    unsigned share = w->srv->cfg.max_connections / w->srv->cfg.workers;
-    if (evcon == NULL)
-        return 0;
-    int added = conns_add(&w->open, evcon);
-    if (added == 1) {
-        evhttp_connection_set_closecb(evcon, on_conn_close, w);
-        /* Nagle would hold a response's last small segment until the client's delayed ACK
-         * (~40 ms on a reused connection): answers go out as soon as they are written. */
-        int one = 1;
-        evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-        if (fd >= 0)
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    if (added < 0 || w->open.count > (share ? share : 1)) {
-        if (added == 1) {
-            conns_remove(&w->open, evcon);
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
-        add_header(q, "Connection", "close");
-        add_header(q, "Retry-After", "1");
-        reply_error(q, 503, "too_many_connections", "the server is at its connection limit");
-        return -1;
-    }
-    return 0;
-}
-
-static void on_request(struct evhttp_request *ev, void *arg)
-{
-    worker *w = arg;
-    req *q = malloc(sizeof *q);
-    if (q == NULL) {
-        evhttp_send_error(ev, 503, "out of memory");
-        return;
-    }
-    memset(q, 0, offsetof(req, r)); /* route_match initialises the route itself */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    q->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    q->ev = ev;
-    q->w = w;
-    q->method = method_bit(ev);
     atomic_fetch_add(&w->inflight, 1);
     if (atomic_load(&w->srv->draining))
-        add_header(q, "Connection", "close");
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    route_match(path ? path : "", w->srv->cfg.cache.l1.max_key_len, &q->r);
-    if (admit_connection(q) != 0) {
-        return;
+        q->close = 1;
+    route_match(path, w->srv->cfg.cache.l1.max_key_len, &q->r);
+    if (conn_over_limit(q)) {
+        /* Over the worker's share of STRATA_MAX_CONNECTIONS: answered, then closed. */
+        q->close = 1;
+        add_header(q, "Retry-After", "1");
+        reply_error(q, 503, "too_many_connections", "the server is at its connection limit");
     } else if (q->r.id == R_NOT_FOUND) {
         reply_error(q, 404, "not_found", "no such route");
     } else if (!(q->r.methods & q->method)) {
@@ -568,8 +514,7 @@ static int worker_init(server *s, worker *w, unsigned index, char *err, size_t e
     w->index = index;
     w->metrics = metrics_new();
     w->base = event_base_new();
-    w->http = w->base ? evhttp_new(w->base) : NULL;
-    if (w->metrics == NULL || w->http == NULL ||
+    if (w->metrics == NULL || w->base == NULL ||
         strata_loop_new(s->cache, w->base, &w->loop) != 0) {
         snprintf(err, errcap, "out of memory");
         return -1;
@@ -577,22 +522,7 @@ static int worker_init(server *s, worker *w, unsigned index, char *err, size_t e
     int fd = listen_socket(&s->cfg, err, errcap);
     if (fd < 0)
         return -1;
-    w->bound = evhttp_accept_socket_with_handle(w->http, fd);
-    if (w->bound == NULL) {
-        close(fd);
-        snprintf(err, errcap, "evhttp could not accept on the socket");
-        return -1;
-    }
-    /* Every method reaches us, so a wrong one gets our JSON 405 rather than evhttp's page. */
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)s->cfg.max_headers);
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)s->cfg.max_body);
-    evhttp_set_timeout(w->http, (int)s->cfg.idle_timeout_s);
-    evhttp_set_gencb(w->http, on_request, w);
-    return 0;
+    return conn_listen(w, fd, err, errcap);
 }
 
 static void *worker_main(void *arg)
@@ -604,23 +534,19 @@ static void *worker_main(void *arg)
 
 static void worker_destroy(worker *w)
 {
+    /* The Redis link first: its pending operations answer their requests, whose connections
+     * are then closed with the rest. */
     strata_loop_free(w->loop);
-    if (w->http != NULL)
-        evhttp_free(w->http);
+    conn_close_all(w);
     if (w->base != NULL)
         event_base_free(w->base);
     metrics_free(w->metrics);
-    conns_free(&w->open);
 }
 
 static void stop_accepting(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    worker *w = arg;
-    if (w->bound != NULL) {
-        evhttp_del_accept_socket(w->http, w->bound);
-        w->bound = NULL;
-    }
+    conn_stop_listening(arg);
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */

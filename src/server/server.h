@@ -8,13 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <time.h>
+
 #include <event2/event.h>
-#include <event2/http.h>
 #include <jansson.h>
 #include <strata/strata.h>
 
 #include "auth.h"
-#include "conns.h"
+#include "conn.h"
 #include "limits.h"
 #include "metrics.h"
 #include "route.h"
@@ -49,12 +50,15 @@ typedef struct worker {
     unsigned index;
     pthread_t thread;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
+    struct evconnlistener *listener;
+    const struct timeval *idle_tv; /* STRATA_IDLE_TIMEOUT, as a libevent common timeout */
+    struct hconn *conns;           /* every connection the worker owns (conn.c) */
+    unsigned nconns;               /* the open ones */
     strata_loop *loop;
     metrics_block *metrics;
     atomic_int inflight;
-    conns open; /* this worker's connections that sent a request */
+    time_t date_at; /* the second date was formatted for */
+    char date[40];  /* the Date header's value */
 } worker;
 
 struct server {
@@ -77,9 +81,11 @@ struct server {
 /* A request being answered. Lives from the moment it arrives until its reply is sent, which
  * may be in a later callback (an asynchronous cache call, an offloaded job). */
 typedef struct req {
-    struct evhttp_request *ev;
+    struct hconn *conn;
     worker *w;
     unsigned method;                  /* one M_* bit */
+    int http10;                       /* an HTTP/1.0 client */
+    int close;                        /* close the connection after the answer */
     char tenant[STRATA_NAME_MAX + 1]; /* the tenant the request acts in */
     int role;                         /* the caller's role */
     int tenant_bound;                 /* the token is bound to tenant */
@@ -88,7 +94,10 @@ typedef struct req {
     int status;
     size_t bytes_out;
     const char *tier; /* "l1", "l2", "miss" or NULL, for metrics */
-    route r;          /* last: its 4 KiB key buffer is not zeroed per request */
+    size_t out_hlen;
+    /* Not zeroed per request (the fields above are): */
+    char out_hdr[1024]; /* headers added by add_header, "Name: value\r\n" each */
+    route r;            /* its 4 KiB key buffer */
 } req;
 
 /* ---- answering (http.c): each sends the reply, records it, and frees the request ---------- */
@@ -110,6 +119,12 @@ const char *get_body(req *q, size_t *len);
 
 /* Maps a library status to an HTTP error reply. */
 void reply_status(req *q, int rc);
+/* The standard reason phrase for an HTTP status. */
+const char *http_reason(int status);
+
+/* Answers a request the connection layer parsed (serve.c): routing, authentication, limits,
+ * then the handler. path is the target's path, still percent-encoded. */
+void serve_request(req *q, const char *path);
 
 /* ---- handlers ----------------------------------------------------------------------------- */
 

@@ -148,9 +148,16 @@ static json_t *merge_patch(json_t *target, json_t *patch)
 
 /* ---- read, replace, patch ----------------------------------------------------------------- */
 
+/* The read's TTL was slid: now the read is answered. Answering only after the slide landed
+ * keeps a client's next write or DELETE from being overtaken by it (the slide rewrites the
+ * document it read: landing after a DELETE, it would bring the session back). */
 static void slid(int status, void *arg)
 {
-    (void)status, (void)arg; /* best effort: the read has already been answered */
+    sess_op *s = arg;
+    if (status != STRATA_OK && status != STRATA_OK_L1_ONLY)
+        log_msg(LOG_WARN, "a session read could not slide its TTL: %s", strata_strerror(status));
+    reply_json(s->q, 200, s->patch); /* the document read */
+    free(s);
 }
 
 /* The TTL a stored session was given (exact: sessions are written without jitter). */
@@ -177,15 +184,14 @@ static void on_written(int status, void *arg)
     free(s);
 }
 
-/* Answers a GET with doc (consumed) and slides the session's TTL. */
+/* Slides the session's TTL, then answers a GET with doc (consumed). */
 static void answer_read(sess_op *s, json_t *doc, uint64_t ttl)
 {
-    req *q = s->q;
-    if (write_session(q, s->id, doc, ttl, 0, slid, NULL) < 0)
-        log_msg(LOG_WARN, "a session read could not slide its TTL");
     json_decref(s->patch);
-    free(s);
-    reply_json(q, 200, doc);
+    s->patch = doc;
+    int rc = write_session(s->q, s->id, doc, ttl, 0, slid, s);
+    if (rc != STRATA_PENDING) /* done already (memory only), or failed: no callback follows */
+        slid(rc, s);
 }
 
 static void on_read(int status, strata_value *v, void *arg)

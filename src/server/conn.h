@@ -1,0 +1,50 @@
+/* conn.h: strata serve's HTTP/1.1 connections: accepting, reading, parsing (http-parser),
+ * writing, keep-alive, pipelining, limits and timeouts, on a worker's libevent loop.
+ *
+ * Ownership: a worker owns its listener and every connection it accepted (conn_close_all frees
+ * them). A connection owns the one request it is answering (req): the request, its headers and
+ * its body live in the connection's buffers until the request is answered (conn_respond, then
+ * conn_done); pointers from conn_header / conn_query / conn_body are valid until then.
+ */
+#ifndef STRATA_SERVER_CONN_H
+#define STRATA_SERVER_CONN_H
+
+#include <stddef.h>
+
+#include <strata/value.h>
+
+typedef struct worker worker;
+typedef struct req req;
+
+/* Starts accepting on the listening socket fd (owned from now on). Returns 0, or -1 with the
+ * reason in err. */
+int conn_listen(worker *w, int fd, char *err, size_t errcap);
+/* Stops accepting (drain); open connections keep being served. */
+void conn_stop_listening(worker *w);
+/* Closes and frees the listener and every connection (the loop has stopped). */
+void conn_close_all(worker *w);
+
+/* ---- the request being answered ----------------------------------------------------------- */
+
+/* A request header's value (case-insensitive name), or NULL. */
+const char *conn_header(req *q, const char *name);
+/* The raw query string (after '?', still percent-encoded), or NULL. */
+const char *conn_query(req *q);
+/* The body (contiguous, chunked bodies already joined), or NULL with *len 0. */
+const char *conn_body(req *q, size_t *len);
+/* The client's address, as text. */
+const char *conn_peer(req *q);
+/* 1 if this connection is over the worker's share of STRATA_MAX_CONNECTIONS. */
+int conn_over_limit(req *q);
+
+/* ---- answering ---------------------------------------------------------------------------- */
+
+/* Queues q's response: status line, Date, Content-Length, q->out_hdr, Connection, then the body
+ * (none for HEAD, 204, 304). The body is len bytes at body, copied; or, when v is not NULL, v's
+ * bytes, sent without a copy when large (v is released in every case). */
+void conn_respond(req *q, int status, const char *body, size_t len, strata_value *v);
+/* The request is over: the connection sends what is queued and goes on with the next one. q must
+ * not be used afterwards. */
+void conn_done(req *q);
+
+#endif
