@@ -14,6 +14,7 @@ awk -v libsyms="$libsyms" '
         sym = $0; sub(/^.*\[[.kug]\] /, "", sym); sub(/[[:space:]]+$/, "", sym)
         base = sym; sub(/@.*$/, "", base); sub(/\.(isra|constprop|part|cold)\..*$/, "", base)
         g = "other (" dso ")"
+        if (dso ~ /libhttp_parser/) g = "http-parser (libhttp_parser)"
         if (dso ~ /kernel/) g = "kernel: syscalls, TCP, epoll"
         else if (dso ~ /vdso/) g = "vdso: clock_gettime"
         else if (dso ~ /libevent/) {

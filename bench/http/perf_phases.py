@@ -12,17 +12,28 @@ import collections
 import re
 import sys
 
+# The first set names strata's own HTTP layer (src/server/conn.c); the evhttp names are kept so a
+# profile of an older build (before conn.c replaced evhttp) still splits the same way.
 PHASES = [
     ("syscall epoll_wait: the loop waiting / waking", ("__x64_sys_epoll_wait", "epoll_wait")),
-    ("syscall epoll_ctl: libevent changing a socket's interest (per request)",
+    ("syscall epoll_ctl: changing a socket's interest",
      ("__x64_sys_epoll_ctl", "do_epoll_ctl", "epoll_ctl")),
     ("syscall writev: kernel TCP send, incl. loopback delivery to wrk",
      ("__x64_sys_writev", "writev")),
-    ("syscall readv: kernel TCP receive", ("__x64_sys_readv", "readv")),
+    ("syscall recv/readv: kernel TCP receive",
+     ("__x64_sys_recvfrom", "__x64_sys_readv", "readv", "recv")),
     ("other syscalls (read/write to Redis, futex, ...)", ("do_syscall_64",)),
     ("libevent buffer code around writev/readv", ("evbuffer_write_atmost", "evbuffer_read")),
     ("redis reply path (hiredis, library callbacks, reply)", ("redisProcessCallbacks", "redisAsyncHandleRead")),
     ("library: strata_cache_get_async (L1 lookup, value ref)", ("strata_cache_get_async",)),
+    # strata's HTTP layer (conn.c) and what the handlers do
+    ("reply: status line, Date, headers, body into the buffer (conn_respond)", ("conn_respond",)),
+    ("after the reply: metrics, access log, next request (finish, conn_done)", ("finish", "conn_done")),
+    ("handler: route, auth, limits, ETag, headers (serve_request)", ("serve_request",)),
+    ("HTTP parsing: http-parser and its callbacks (offsets, NUL-terminating)",
+     ("http_parser_execute",)),
+    ("connection layer: the rest (on_event, process, settle)", ("on_event", "process", "settle")),
+    # evhttp (builds before conn.c)
     ("evhttp reply: status line, Date, headers, buffers (under send_reply)", ("evhttp_send_reply", "send_reply")),
     ("handler: evhttp_add_header (header list: malloc + strdup)", ("evhttp_add_header",)),
     ("handler: the rest (calloc req, route, auth, ETag, snprintf, metrics)", ("on_request",)),
@@ -30,7 +41,7 @@ PHASES = [
     ("evhttp parsing (request line, headers)", ("evhttp_parse_firstline_", "evhttp_parse_headers_",
                                                  "evhttp_uri_parse", "evhttp_uri_parse_with_flags")),
 ]
-OTHER = "libevent: dispatch, bufferevent callbacks, evhttp state (unnamed static functions)"
+OTHER = "libevent: the loop's own code (event_base_loop, callbacks; unnamed static functions)"
 
 counts = collections.Counter()
 leaves = collections.defaultdict(collections.Counter)

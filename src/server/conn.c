@@ -364,6 +364,11 @@ static void refuse(hconn *c, int status, const char *code, const char *msg)
                      status, http_reason(status), http_date(c->w), n);
     evbuffer_add(c->out, head, (size_t)h);
     evbuffer_add(c->out, body, (size_t)n);
+    /* Counted with the requests that reached no route; logged like them when access_log is on. */
+    metrics_record(c->w->metrics, R_NOT_FOUND, status, 0, -1);
+    if (c->w->srv->cfg.access_log)
+        log_msg(LOG_INFO, "access method=- route=- tenant=- status=%d bytes=%d us=0 refused=%s",
+                status, n, code);
     log_msg(LOG_DEBUG, "refused a request from %s: %d %s", c->peer, status, msg);
     c->closing = 1;
 }
@@ -597,11 +602,8 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
         process(c); /* written out: pipelined requests may be waiting */
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+void conn_adopt(worker *w, int fd, const struct sockaddr *sa)
 {
-    (void)l, (void)salen;
-    worker *w = arg;
     hconn *c = calloc(1, sizeof *c);
     if (c != NULL) {
         c->in = malloc(IN_INITIAL);
@@ -626,10 +628,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->in_cap = IN_INITIAL;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    const void *addr = sa->sa_family == AF_INET6
-                           ? (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr
-                           : (const void *)&((struct sockaddr_in *)sa)->sin_addr;
-    if (inet_ntop(sa->sa_family, addr, c->peer, sizeof c->peer) == NULL)
+    const void *addr = NULL;
+    if (sa != NULL && sa->sa_family == AF_INET6)
+        addr = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    else if (sa != NULL && sa->sa_family == AF_INET)
+        addr = &((const struct sockaddr_in *)sa)->sin_addr;
+    if (addr == NULL || inet_ntop(sa->sa_family, addr, c->peer, sizeof c->peer) == NULL)
         strcpy(c->peer, "?");
     /* Nagle would hold an answer's last small segment until the client's delayed ACK (~40 ms
      * on a reused connection): answers go out as soon as they are written. */
@@ -643,6 +647,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     w->conns = c;
     w->nconns++;
     wait_for(c, EV_READ);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l, (void)salen;
+    conn_adopt(arg, fd, sa);
 }
 
 /* ---- the worker's side -------------------------------------------------------------------- */

@@ -19,6 +19,11 @@ typedef struct req req;
 /* Starts accepting on the listening socket fd (owned from now on). Returns 0, or -1 with the
  * reason in err. */
 int conn_listen(worker *w, int fd, char *err, size_t errcap);
+/* Serves the connected, non-blocking socket fd (owned from now on) from w's loop; sa is the
+ * peer's address (may be NULL). What the listener calls for each accepted connection; the HTTP
+ * fuzz target hands it one end of a socketpair. */
+struct sockaddr;
+void conn_adopt(worker *w, int fd, const struct sockaddr *sa);
 /* Stops accepting (drain); open connections keep being served. */
 void conn_stop_listening(worker *w);
 /* Closes and frees the listener and every connection (the loop has stopped). */
