@@ -63,9 +63,9 @@ struct hconn {
     http_parser parser;
     char *in;
     size_t in_len, in_cap;
-    size_t parsed;    /* bytes of in already given to the parser */
-    size_t msg_start; /* where the current message begins in in */
-    uint64_t msg_began_ms;
+    size_t parsed;         /* bytes of in already given to the parser */
+    size_t msg_start;      /* where the current message begins in in */
+    uint64_t msg_began_ms; /* when an incomplete message was first seen; 0: none */
     /* the current message */
     span url, name[MAX_HEADERS], value[MAX_HEADERS];
     unsigned nhdr;
@@ -453,8 +453,7 @@ static void next_message(hconn *c)
     c->msg_start = c->parsed;
     c->nhdr = 0;
     c->headers_done = 0;
-    if (c->msg_start < c->in_len) /* a pipelined request already (partly) here */
-        c->msg_began_ms = strata_now_ms();
+    c->msg_began_ms = 0;
     if (c->msg_start == c->in_len) {
         c->in_len = c->parsed = c->msg_start = 0;
         if (c->in_cap > IN_KEEP) {
@@ -499,6 +498,9 @@ static void process(hconn *c)
             drop_parsed_framing(c);
         }
     }
+    /* A message left incomplete starts its clock (not every request: most arrive whole). */
+    if (!c->busy && !c->closing && c->in_len > c->msg_start && c->msg_began_ms == 0)
+        c->msg_began_ms = strata_now_ms();
     c->in_process = 0;
     settle(c);
 }
@@ -552,8 +554,6 @@ static void on_readable(hconn *c)
         settle(c);
         return;
     }
-    if (c->in_len == c->msg_start)
-        c->msg_began_ms = strata_now_ms();
     ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -566,7 +566,7 @@ static void on_readable(hconn *c)
     c->in_len += (size_t)n;
     /* Headers must arrive within the idle timeout of their first byte, however slowly they
      * trickle in: a client cannot hold a connection with a byte a second. */
-    if (!c->headers_done && c->in_len > c->msg_start && !c->busy &&
+    if (c->msg_began_ms != 0 && !c->headers_done && !c->busy &&
         strata_now_ms() - c->msg_began_ms > c->w->srv->cfg.idle_timeout_s * 1000u) {
         refuse(c, 408, "request_timeout", "the request headers took too long");
         settle(c);
