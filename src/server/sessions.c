@@ -1,7 +1,8 @@
 /* sessions.c: the session API.
  *
  *   POST   /v1/sessions?ttl=S        body: a JSON object  -> 201 {"id":"..."} + Location
- *   GET    /v1/sessions/{id}         the JSON; the TTL slides (starts again from now)
+ *   GET    /v1/sessions/{id}         the JSON; the TTL slides (starts again from now) once
+ *                                    half of it has gone by
  *   PUT    /v1/sessions/{id}         replace                -> 204
  *   PATCH  /v1/sessions/{id}         RFC 7396 JSON Merge Patch -> 200 with the result
  *   DELETE /v1/sessions/{id}                                -> 204
@@ -11,7 +12,10 @@
  * access log names the route. A write that landed in L1 only (no Redis, or Redis down) answers
  * with X-Cache-Write: l1-only: that session will not survive a restart of this instance.
  * PUT and PATCH read, then write: two writers racing on one session can lose one update, as
- * with most session stores; the last write wins.
+ * with most session stores; the last write wins. A slide rewrites the document it read, so a
+ * write landing between a read and its slide is undone by it; sliding only once half the TTL has
+ * gone by (as ASP.NET's sliding expiration does) makes slides, and that window, rare, and keeps
+ * most session reads reads (no Redis write).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -199,12 +203,13 @@ static void on_read(int status, strata_value *v, void *arg)
     sess_op *s = arg;
     req *q = s->q;
     json_t *doc = NULL;
-    uint64_t ttl = 0;
+    uint64_t ttl = 0, left = 0;
     if (status == STRATA_OK_L1_ONLY)
         status = STRATA_OK; /* Redis away: this instance's copy */
     if (status == STRATA_OK) {
         doc = json_loadb(strata_value_data(v), strata_value_len(v), 0, NULL);
         ttl = stored_ttl(v);
+        left = strata_value_ttl_left_ms(v, strata_now_ms());
         strata_value_release(v);
     }
     if (doc == NULL) {
@@ -216,6 +221,12 @@ static void on_read(int status, strata_value *v, void *arg)
             reply_error(q, 500, "corrupt_session", "the stored session is not JSON");
         else
             reply_status(q, status);
+        return;
+    }
+    if (q->method == M_GET && left > ttl / 2) { /* less than half gone by: no slide yet */
+        json_decref(s->patch);
+        free(s);
+        reply_json(q, 200, doc);
         return;
     }
     if (q->method == M_GET) {

@@ -140,6 +140,33 @@ static void test_expiry_and_sliding(void **state)
     assert_int_equal(sh_stop_check(s), 0); /* also frees s */
 }
 
+/* Milliseconds Redis still keeps the session. */
+static long long redis_pttl(const char *id)
+{
+    redisReply *rep = rh_command(redis, "PTTL sess:_sessions:default:%s", id);
+    long long ms = rep->integer;
+    freeReplyObject(rep);
+    return ms;
+}
+
+/* A read slides the TTL only once half of it has gone by: earlier reads write nothing. */
+static void test_slide_after_half(void **state)
+{
+    (void)state;
+    sh_server *s = start_server(1);
+    char *id = create(s, NULL, "{\"n\":1}", "?ttl=4");
+    sh_sleep_ms(1000); /* a quarter gone by */
+    assert_int_equal(read_session(s, NULL, id, NULL, 0), 200);
+    long long before = redis_pttl(id);
+    assert_true(before > 0 && before <= 3100); /* not slid: still counting from the creation */
+    sh_sleep_ms(1300);                         /* over half gone by */
+    assert_int_equal(read_session(s, NULL, id, NULL, 0), 200);
+    long long after = redis_pttl(id);
+    assert_true(after > 3500 && after <= 4000); /* slid: 4 s from now */
+    free(id);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+}
+
 static void test_tenants_and_bad_ids(void **state)
 {
     (void)state;
@@ -214,9 +241,8 @@ static void test_memory_only(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lifecycle_with_redis),
-        cmocka_unit_test(test_expiry_and_sliding),
-        cmocka_unit_test(test_tenants_and_bad_ids),
+        cmocka_unit_test(test_lifecycle_with_redis), cmocka_unit_test(test_expiry_and_sliding),
+        cmocka_unit_test(test_slide_after_half),     cmocka_unit_test(test_tenants_and_bad_ids),
         cmocka_unit_test(test_memory_only),
     };
     return cmocka_run_group_tests_name("server_sessions", tests, setup, teardown);
