@@ -110,6 +110,14 @@ int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, si
                      const strata_set_opts *opts);
 int strata_cache_del(strata_cache *c, const strata_key *k);
 
+/* Starts k's life again from now, without rewriting its value: created = now, expires = now +
+ * ttl_ms (exactly: no namespace rules, no jitter; 1 ms to 10 years). In Redis this is atomic
+ * (one script changes the stored times in place), so a write racing the touch is never undone:
+ * unlike reading and writing the value again (what sliding a session's TTL needs). Returns 0,
+ * STRATA_ENOTFOUND (no fresh value), STRATA_OK_L1_ONLY (Redis unavailable or read-only: only
+ * this instance's copy was touched), STRATA_EINVAL (ttl_ms), or a key error. */
+int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms);
+
 /* Removes every entry of namespace ns (NULL: all) and tenant (NULL: all) whose user key matches
  * the glob pattern (NULL: all), in both tiers (Redis with SCAN + UNLINK in batches, never KEYS),
  * and sets *removed to the number removed from Redis (from L1 when there is no Redis).
@@ -201,6 +209,10 @@ int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *val
 
 /* Deletes k; the same convention as strata_cache_set_async. */
 int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb cb, void *arg);
+
+/* Touches k (see strata_cache_touch); the same convention as strata_cache_set_async. */
+int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_ms,
+                             strata_done_cb cb, void *arg);
 
 #ifdef __cplusplus
 }

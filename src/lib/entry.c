@@ -38,7 +38,7 @@ struct strata_value *strata__entry_new(const entry_spec *spec, const void *value
     e->heap_idx = -1;
     atomic_init(&e->refs, 1);
     e->hash = spec->hash;
-    e->created_ms = spec->created_ms;
+    atomic_init(&e->created_ms, spec->created_ms);
     atomic_init(&e->expires_ms, spec->expires_ms);
     e->grace_ms = spec->grace_ms;
     e->key_len = (uint16_t)spec->key_len;
@@ -88,7 +88,7 @@ const char *strata_value_content_type(const strata_value *v)
 
 uint64_t strata_value_created_ms(const strata_value *v)
 {
-    return v->created_ms;
+    return atomic_load_explicit(&v->created_ms, memory_order_relaxed);
 }
 
 uint64_t strata_value_expires_ms(const strata_value *v)

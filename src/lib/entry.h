@@ -46,7 +46,8 @@ struct strata_value {
     uint32_t charge;                  /* bytes counted against the memory bound (immutable) */
     /* Then the rest, immutable after creation except the scope links. */
     struct strata_value *sprev, *snext; /* the tenant scope's FIFO (scope lock) */
-    uint64_t created_ms;
+    _Atomic uint64_t created_ms;        /* the write, or the last restamp (a session's slide):
+                                           written under the shard lock, hence atomic */
     uint64_t grace_ms;
     struct l1_ns *ns;
     struct l1_scope *scope; /* NULL unless the namespace has a tenant quota */

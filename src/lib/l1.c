@@ -601,7 +601,9 @@ int strata_l1_del(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
     return e != NULL ? 0 : STRATA_ENOTFOUND;
 }
 
-int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms)
+/* Retimes k's fresh value: a TTL from now by the namespace's rules (touch), or, restamping,
+ * exactly ttl_ms from now with now as its new creation time. */
+static int retime(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms, int restamp)
 {
     addr a;
     int rc = resolve(l1, k, &a);
@@ -618,12 +620,24 @@ int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_
     if (e == NULL)
         rc = STRATA_ENOTFOUND;
     else {
-        uint64_t ttl = effective_ttl(&cfg, ttl_ms, e->flags);
+        uint64_t ttl = restamp ? ttl_ms : effective_ttl(&cfg, ttl_ms, e->flags);
         if (strata__shard_retime_locked(s, e, ttl ? now_ms + ttl : 0) != 0)
             rc = STRATA_ENOMEM;
+        else if (restamp)
+            atomic_store_explicit(&e->created_ms, now_ms, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms)
+{
+    return retime(l1, k, ttl_ms, now_ms, 0);
+}
+
+int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms)
+{
+    return ttl_ms == 0 ? STRATA_EINVAL : retime(l1, k, ttl_ms, now_ms, 1);
 }
 
 /* ---- bulk --------------------------------------------------------------------------------- */

@@ -54,6 +54,11 @@ int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t c
 const char *strata__l1_prefix(strata_l1 *l1);
 strata_tags *strata__l1_tags(strata_l1 *l1);
 
+/* Gives k's fresh value a new life without rewriting it: created = now_ms, expires = now_ms +
+ * ttl_ms exactly (no namespace rules, no jitter). Returns 0, STRATA_ENOTFOUND, STRATA_EINVAL
+ * (ttl_ms 0) or a key error. What strata_cache_touch does to L1 when it is the only tier. */
+int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms);
+
 /* Tickets: enable (once, before any other thread uses L1), read, and the invalidations that
  * bump them. */
 int strata__l1_enable_tickets(strata_l1 *l1, size_t slots);

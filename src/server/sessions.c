@@ -12,10 +12,10 @@
  * access log names the route. A write that landed in L1 only (no Redis, or Redis down) answers
  * with X-Cache-Write: l1-only: that session will not survive a restart of this instance.
  * PUT and PATCH read, then write: two writers racing on one session can lose one update, as
- * with most session stores; the last write wins. A slide rewrites the document it read, so a
- * write landing between a read and its slide is undone by it; sliding only once half the TTL has
- * gone by (as ASP.NET's sliding expiration does) makes slides, and that window, rare, and keeps
- * most session reads reads (no Redis write).
+ * with most session stores; the last write wins. A read slides the TTL with a touch
+ * (strata_cache_touch: the stored times change atomically, the document is not written again, so
+ * it never undoes a write), and only once half the TTL has gone by (ASP.NET's rule for sliding
+ * expiration): most session reads write nothing.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -153,12 +153,11 @@ static json_t *merge_patch(json_t *target, json_t *patch)
 /* ---- read, replace, patch ----------------------------------------------------------------- */
 
 /* The read's TTL was slid: now the read is answered. Answering only after the slide landed
- * keeps a client's next write or DELETE from being overtaken by it (the slide rewrites the
- * document it read: landing after a DELETE, it would bring the session back). */
+ * keeps a client's next request from being overtaken by it. */
 static void slid(int status, void *arg)
 {
     sess_op *s = arg;
-    if (status != STRATA_OK && status != STRATA_OK_L1_ONLY)
+    if (status != STRATA_OK && status != STRATA_OK_L1_ONLY && status != STRATA_ENOTFOUND)
         log_msg(LOG_WARN, "a session read could not slide its TTL: %s", strata_strerror(status));
     reply_json(s->q, 200, s->patch); /* the document read */
     free(s);
@@ -188,12 +187,14 @@ static void on_written(int status, void *arg)
     free(s);
 }
 
-/* Slides the session's TTL, then answers a GET with doc (consumed). */
+/* Slides the session's TTL, then answers a GET with doc (consumed). The slide is a touch: the
+ * stored times change, the document is not written again, so a write racing the read is kept. */
 static void answer_read(sess_op *s, json_t *doc, uint64_t ttl)
 {
     json_decref(s->patch);
     s->patch = doc;
-    int rc = write_session(s->q, s->id, doc, ttl, 0, slid, s);
+    strata_key k = key_of(s->q, s->id);
+    int rc = strata_cache_touch_async(s->q->w->loop, &k, ttl, slid, s);
     if (rc != STRATA_PENDING) /* done already (memory only), or failed: no callback follows */
         slid(rc, s);
 }
