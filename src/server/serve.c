@@ -412,18 +412,10 @@ void serve_request(req *q, const char *path)
 
 /* ---- offload ------------------------------------------------------------------------------ */
 
-typedef struct job {
-    struct job *next;
-    worker *w;
-    void (*fn)(void *);
-    void (*done)(void *);
-    void *arg;
-} job;
-
 static void job_back(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    job *j = arg;
+    offload_job *j = arg;
     j->done(j->arg);
     free(j);
 }
@@ -431,7 +423,7 @@ static void job_back(evutil_socket_t fd, short what, void *arg)
 void offload(req *q, void (*fn)(void *), void (*done)(void *), void *arg)
 {
     server *s = q->w->srv;
-    job *j = calloc(1, sizeof *j);
+    offload_job *j = calloc(1, sizeof *j);
     if (j == NULL) { /* the request still gets an answer */
         fn(arg);
         done(arg);
@@ -455,7 +447,7 @@ static void *offload_main(void *arg)
     for (;;) {
         while (s->jobs_head == NULL && !s->offload_stop)
             pthread_cond_wait(&s->offload_cond, &s->offload_lock);
-        job *j = s->jobs_head;
+        offload_job *j = s->jobs_head;
         if (j == NULL)
             break;
         s->jobs_head = j->next;

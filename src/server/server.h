@@ -61,6 +61,16 @@ typedef struct worker {
     char date[40];  /* the Date header's value */
 } worker;
 
+/* One offloaded call (offload()): fn runs on the offload thread, then done on w's loop. Queued on
+ * the server; the HTTP fuzz target runs the queue itself. */
+typedef struct offload_job {
+    struct offload_job *next;
+    worker *w;
+    void (*fn)(void *);
+    void (*done)(void *);
+    void *arg;
+} offload_job;
+
 struct server {
     serve_config cfg;
     strata_cache *cache;
@@ -74,7 +84,7 @@ struct server {
     pthread_t offload_thread;
     pthread_mutex_t offload_lock;
     pthread_cond_t offload_cond;
-    struct job *jobs_head, *jobs_tail;
+    offload_job *jobs_head, *jobs_tail;
     int offload_stop;
 };
 
