@@ -613,6 +613,51 @@ static void test_pipeline_200(void **state)
     conn_free(c);
 }
 
+/* A CR/LF after a body (RFC 7230 3.5 lets a client send one) is skipped, and the request after
+ * it is answered: the previous body's offsets must not apply to it (fuzz_http found them pushing
+ * the read buffer's end past its allocation). */
+static void test_crlf_after_body(void **state)
+{
+    (void)state;
+    unsigned char *body = random_bytes(3000, 7);
+    char head[160];
+    int hl = snprintf(head, sizeof head,
+                      "PUT /v1/cache/crlf/k HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n\r\n");
+    conn *c = conn_open();
+    conn_send(c, head, (size_t)hl);
+    conn_send(c, body, 3000);
+    conn_sends(c, "\r\nGET /v1/cache/crlf/k HTTP/1.1\r\nHost: a\r\n\r\n");
+    expect_next(c, 0, 204, NULL, 0);
+    expect_next(c, 0, 200, body, 3000);
+    shutdown(c->fd, SHUT_WR);
+    assert_true(conn_closed(c, READ_MS));
+    conn_free(c);
+    free(body);
+}
+
+/* Answers over the high-water mark: a 64 KiB value read 32 times in one pipelined send. Every
+ * answer comes without the client sending anything more or closing (they were held back until
+ * then when the socket took the first batch at once). */
+static void test_pipeline_past_high_water(void **state)
+{
+    (void)state;
+    unsigned char *big = random_bytes(64 * 1024, 11);
+    sh_resp *r = sh_request(srv, "PUT", "/v1/cache/hw/k", NULL, big, 64 * 1024);
+    SH_EXPECT_STATUS(r, 204);
+    sh_resp_free(r);
+    char reqs[32 * 48];
+    size_t o = 0;
+    for (int i = 0; i < 32; i++)
+        o += (size_t)snprintf(reqs + o, sizeof reqs - o,
+                              "GET /v1/cache/hw/k HTTP/1.1\r\nHost: a\r\n\r\n");
+    conn *c = conn_open();
+    conn_send(c, reqs, o);
+    for (int i = 0; i < 32; i++)
+        expect_next(c, 0, 200, big, 64 * 1024);
+    conn_free(c);
+    free(big);
+}
+
 /* HEAD: the Content-Length of the GET and no body, so what follows parses right after. */
 static void test_head_framing(void **state)
 {
@@ -1107,6 +1152,8 @@ int main(void)
         cmocka_unit_test(test_http10_keep_alive),
         cmocka_unit_test(test_connection_close),
         cmocka_unit_test(test_pipeline_200),
+        cmocka_unit_test(test_crlf_after_body),
+        cmocka_unit_test(test_pipeline_past_high_water),
         cmocka_unit_test(test_head_framing),
         cmocka_unit_test(test_date_and_content_length),
         cmocka_unit_test(test_reason_phrases),
