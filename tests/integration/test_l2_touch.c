@@ -93,7 +93,7 @@ static void expect_from_redis(const strata_key *k, const char *value, uint64_t t
     assert_memory_equal(strata_value_data(v), value, strlen(value));
     assert_string_equal(strata_value_content_type(v), "text/plain");
     assert_int_equal(strata_value_expires_ms(v) - strata_value_created_ms(v), ttl_ms);
-    assert_true(strata_now_ms() - strata_value_created_ms(v) < 2000);
+    assert_true(strata_now_ms() - strata_value_created_ms(v) < 5000);
     strata_value_release(v);
     strata_cache_free(other);
 }
@@ -177,24 +177,18 @@ static void test_redis_paused_touches_l1(void **state)
     (void)state;
     strata_cache *c = open_cache(rh_url(srv), "tt");
     strata_key k = {"sess", NULL, "p", 1};
-    put(c, &k, "here", 60000, 0);
-    /* Read until this instance's L1 holds it (the write's own invalidation drops the first copy).
-     */
-    uint64_t t0 = rh_now_ms();
-    do {
-        strata_value *v = NULL;
-        assert_int_equal(strata_cache_get(c, &k, &v), 0);
-        strata_value_release(v);
-        usleep(50 * 1000);
-    } while (strata_l1_exists(strata_cache_l1(c), &k, strata_now_ms()) != 0 &&
-             rh_now_ms() - t0 < 3000);
-    assert_int_equal(strata_l1_exists(strata_cache_l1(c), &k, strata_now_ms()), 0);
+    /* Straight into this instance's L1 (a write to Redis would send an invalidation that could
+     * drop the copy at any moment). */
+    strata_set_opts o = {
+        .ttl_ms = 60000, .content_type = "text/plain", .flags = STRATA_SET_NO_JITTER};
+    assert_int_equal(strata_l1_set(strata_cache_l1(c), &k, "here", 4, &o, strata_now_ms()), 0);
     assert_int_equal(rh_pause(srv), 0);
     int rc = strata_cache_touch(c, &k, 5000);
+    strata_value *v = NULL;
+    int l1rc = strata_l1_get(strata_cache_l1(c), &k, strata_now_ms(), &v);
     assert_int_equal(rh_resume(srv), 0);
     assert_int_equal(rc, STRATA_OK_L1_ONLY);
-    strata_value *v = NULL;
-    assert_int_equal(strata_l1_get(strata_cache_l1(c), &k, strata_now_ms(), &v), 0);
+    assert_int_equal(l1rc, 0);
     assert_int_equal(strata_value_expires_ms(v) - strata_value_created_ms(v), 5000);
     strata_value_release(v);
     strata_cache_free(c);
