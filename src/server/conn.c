@@ -41,7 +41,7 @@
 
 enum {
     IN_INITIAL = 4096,           /* a connection's first buffer: most requests fit */
-    IN_KEEP = 64 * 1024,         /* a buffer grown past this is shrunk back when idle */
+    SPARES_MAX = 256,            /* buffers and request contexts a worker keeps for reuse */
     MAX_HEADERS = 100,           /* header lines per request */
     OUT_HIGH_WATER = 256 * 1024, /* queued answer bytes that stop reading more requests */
     INLINE_BODY = 2048,          /* bodies up to this are copied beside the headers */
@@ -80,6 +80,102 @@ struct hconn {
     req *q; /* allocated at the first request, reused for the next ones */
     char peer[INET6_ADDRSTRLEN];
 };
+
+/* ---- spares: what a connection holds only while it has a request ------------------------- */
+
+/* A connection needs its read buffer and its request context only while a request (or part of
+ * one) is in it; between requests they go back to its worker, which hands them to the next
+ * connection that reads. An idle keep-alive connection thus costs its hconn alone (about 2 KiB,
+ * not 11), and the steady state still allocates nothing. Bounded: past SPARES_MAX they are freed.
+ * A spare's first bytes link it to the next. */
+typedef struct spare {
+    struct spare *next;
+} spare;
+
+struct conn_spares {
+    spare *in, *q; /* IN_INITIAL-byte buffers; req structs */
+    unsigned nin, nq;
+};
+
+static struct conn_spares *spares_of(worker *w)
+{
+    if (w->spares == NULL)
+        w->spares = calloc(1, sizeof *w->spares);
+    return w->spares;
+}
+
+static void *take(spare **list, unsigned *n, size_t size)
+{
+    spare *s = *list;
+    if (s == NULL)
+        return malloc(size);
+    *list = s->next;
+    (*n)--;
+    return s;
+}
+
+static void give(spare **list, unsigned *n, void *p)
+{
+    if (p == NULL)
+        return;
+    if (*n >= SPARES_MAX) {
+        free(p);
+        return;
+    }
+    spare *s = p;
+    s->next = *list;
+    *list = s;
+    (*n)++;
+}
+
+static char *take_in(worker *w)
+{
+    struct conn_spares *sp = spares_of(w);
+    return sp ? take(&sp->in, &sp->nin, IN_INITIAL) : malloc(IN_INITIAL);
+}
+
+static req *take_q(worker *w)
+{
+    struct conn_spares *sp = spares_of(w);
+    return sp ? take(&sp->q, &sp->nq, sizeof(req)) : malloc(sizeof(req));
+}
+
+/* Gives c's buffer (when it has the initial size; a grown one is freed) and request context
+ * back to the worker. */
+static void give_back(hconn *c)
+{
+    struct conn_spares *sp = spares_of(c->w);
+    if (c->in != NULL && sp != NULL && c->in_cap == IN_INITIAL)
+        give(&sp->in, &sp->nin, c->in);
+    else
+        free(c->in);
+    if (sp != NULL)
+        give(&sp->q, &sp->nq, c->q);
+    else
+        free(c->q);
+    c->in = NULL;
+    c->q = NULL;
+    c->in_len = c->in_cap = c->parsed = c->msg_start = 0;
+}
+
+static void free_list(spare *s)
+{
+    while (s != NULL) {
+        spare *next = s->next;
+        free(s);
+        s = next;
+    }
+}
+
+static void spares_free(worker *w)
+{
+    if (w->spares == NULL)
+        return;
+    free_list(w->spares->in);
+    free_list(w->spares->q);
+    free(w->spares);
+    w->spares = NULL;
+}
 
 static void process(hconn *c);
 static const char *http_date(worker *w);
@@ -294,8 +390,7 @@ static void destroy(hconn *c)
         c->next->prev = c->prev;
     event_free(c->ev);
     evbuffer_free(c->out);
-    free(c->in);
-    free(c->q);
+    give_back(c);
     free(c);
 }
 
@@ -429,7 +524,7 @@ static const char *target_path(hconn *c)
 
 static void dispatch(hconn *c)
 {
-    if (c->q == NULL && (c->q = malloc(sizeof *c->q)) == NULL) {
+    if (c->q == NULL && (c->q = take_q(c->w)) == NULL) {
         refuse(c, 503, "out_of_memory", "out of memory");
         return;
     }
@@ -458,16 +553,8 @@ static void next_message(hconn *c)
     c->body_started = 0;
     c->body.len = 0;
     c->msg_began_ms = 0;
-    if (c->msg_start == c->in_len) {
-        c->in_len = c->parsed = c->msg_start = 0;
-        if (c->in_cap > IN_KEEP) {
-            char *small = realloc(c->in, IN_INITIAL);
-            if (small != NULL) {
-                c->in = small;
-                c->in_cap = IN_INITIAL;
-            }
-        }
-    }
+    if (c->msg_start == c->in_len) /* nothing of the next request here yet */
+        give_back(c);
 }
 
 /* Bytes of a message already parsed that nothing refers to (chunk framing behind the joined
@@ -527,6 +614,14 @@ static void process(hconn *c)
 /* Makes room to read into. Returns 0, or -1 when the message cannot fit (answered). */
 static int make_room(hconn *c)
 {
+    if (c->in == NULL) {
+        if ((c->in = take_in(c->w)) == NULL) {
+            refuse(c, 503, "out_of_memory", "out of memory");
+            return -1;
+        }
+        c->in_cap = IN_INITIAL;
+        return 0;
+    }
     if (c->in_len < c->in_cap)
         return 0;
     if (c->msg_start > 0) { /* a partial message behind answered ones: move it to the front */
@@ -625,14 +720,12 @@ void conn_adopt(worker *w, int fd, const struct sockaddr *sa)
 {
     hconn *c = calloc(1, sizeof *c);
     if (c != NULL) {
-        c->in = malloc(IN_INITIAL);
         c->out = evbuffer_new();
         c->ev = event_new(w->base, -1, 0, on_event, c);
     }
-    if (c == NULL || c->in == NULL || c->out == NULL || c->ev == NULL) {
+    if (c == NULL || c->out == NULL || c->ev == NULL) {
         log_msg(LOG_ERROR, "out of memory accepting a connection");
         if (c != NULL) {
-            free(c->in);
             if (c->out)
                 evbuffer_free(c->out);
             if (c->ev)
@@ -644,7 +737,6 @@ void conn_adopt(worker *w, int fd, const struct sockaddr *sa)
     }
     c->w = w;
     c->fd = fd;
-    c->in_cap = IN_INITIAL;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     const void *addr = NULL;
@@ -713,6 +805,7 @@ void conn_close_all(worker *w)
         }
         destroy(c);
     }
+    spares_free(w);
 }
 
 /* ---- the request being answered ----------------------------------------------------------- */
