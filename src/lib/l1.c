@@ -603,7 +603,8 @@ int strata_l1_del(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
 
 /* Retimes k's fresh value: a TTL from now by the namespace's rules (touch), or, restamping,
  * exactly ttl_ms from now with now as its new creation time. */
-static int retime(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms, int restamp)
+static int retime(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms, int restamp,
+                  int only_pinned)
 {
     addr a;
     int rc = resolve(l1, k, &a);
@@ -617,7 +618,7 @@ static int retime(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t 
     l1_shard *s = shard_of(l1, a.hash);
     pthread_mutex_lock(&s->lock);
     struct strata_value *e = find_live_locked(l1, s, &a, now_ms, 0);
-    if (e == NULL)
+    if (e == NULL || (only_pinned && !e->pinned))
         rc = STRATA_ENOTFOUND;
     else {
         uint64_t ttl = restamp ? ttl_ms : effective_ttl(&cfg, ttl_ms, e->flags);
@@ -632,12 +633,13 @@ static int retime(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t 
 
 int strata_l1_touch(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms)
 {
-    return retime(l1, k, ttl_ms, now_ms, 0);
+    return retime(l1, k, ttl_ms, now_ms, 0, 0);
 }
 
-int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms)
+int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms,
+                       int only_pinned)
 {
-    return ttl_ms == 0 ? STRATA_EINVAL : retime(l1, k, ttl_ms, now_ms, 1);
+    return ttl_ms == 0 ? STRATA_EINVAL : retime(l1, k, ttl_ms, now_ms, 1, only_pinned);
 }
 
 /* ---- bulk --------------------------------------------------------------------------------- */

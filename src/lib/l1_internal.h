@@ -55,9 +55,11 @@ const char *strata__l1_prefix(strata_l1 *l1);
 strata_tags *strata__l1_tags(strata_l1 *l1);
 
 /* Gives k's fresh value a new life without rewriting it: created = now_ms, expires = now_ms +
- * ttl_ms exactly (no namespace rules, no jitter). Returns 0, STRATA_ENOTFOUND, STRATA_EINVAL
- * (ttl_ms 0) or a key error. What strata_cache_touch does to L1 when it is the only tier. */
-int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms);
+ * ttl_ms exactly (no namespace rules, no jitter); with only_pinned, only a pinned value (one
+ * written to L1 alone). Returns 0, STRATA_ENOTFOUND, STRATA_EINVAL (ttl_ms 0) or a key error.
+ * What strata_cache_touch does to this instance's copy when that copy is the one to touch. */
+int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms,
+                       int only_pinned);
 
 /* Tickets: enable (once, before any other thread uses L1), read, and the invalidations that
  * bump them. */

@@ -29,12 +29,15 @@
 #include "l2_cmd.h"
 
 /* KEYS[1] the entry; ARGV[1] the format version (decimal), ARGV[2] created and expires (16 bytes,
- * little-endian), ARGV[3] the new TTL in ms. Returns 1 if touched, 0 if there is no entry (or one
- * in a format this code does not know: left alone). */
+ * little-endian), ARGV[3] the new TTL in ms, ARGV[4] now in ms (decimal). Returns 1 if touched, 0
+ * if there is no fresh entry: none, one past its expiry (kept only for its grace period: a touch
+ * does not revive it, as L1's does not), or one in a format this code does not know. */
 static const char touch_script[] =
     "local h = redis.call('GETRANGE', KEYS[1], 0, 25)\n"
     "if string.len(h) < 26 or string.byte(h, 1) ~= tonumber(ARGV[1]) then return 0 end\n"
-    "local grace = 0\n"
+    "local expires, grace = 0, 0\n"
+    "for i = 18, 11, -1 do expires = expires * 256 + string.byte(h, i) end\n"
+    "if expires ~= 0 and expires <= tonumber(ARGV[4]) then return 0 end\n"
     "for i = 26, 19, -1 do grace = grace * 256 + string.byte(h, i) end\n"
     "redis.call('SETRANGE', KEYS[1], 2, ARGV[2])\n"
     "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + grace)\n"
@@ -58,7 +61,7 @@ static void compute_sha(void)
 typedef struct touch_cmd {
     l2_cmd cmd;
     char key[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
-    char version[4], stamp[16], ttl[24];
+    char version[4], stamp[16], ttl[24], now[24];
 } touch_cmd;
 
 static void put64(char *p, uint64_t v)
@@ -79,20 +82,27 @@ static void build(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_
     put64(t->stamp, now);
     put64(t->stamp + 8, now + ttl_ms);
     snprintf(t->ttl, sizeof t->ttl, "%llu", (unsigned long long)ttl_ms);
+    snprintf(t->now, sizeof t->now, "%llu", (unsigned long long)now);
     l2_cmd *m = &t->cmd;
     memset(m, 0, sizeof *m);
-    const char *argv[7] = {by_sha ? "EVALSHA" : "EVAL",
+    const char *argv[8] = {by_sha ? "EVALSHA" : "EVAL",
                            by_sha ? script_sha : touch_script,
                            "1",
                            t->key,
                            t->version,
                            t->stamp,
-                           t->ttl};
-    size_t lens[7] = {
-        by_sha ? 7u : 4u, by_sha ? 40 : sizeof touch_script - 1, 1, klen, strlen(t->version), 16,
-        strlen(t->ttl)};
-    m->argc = 7;
-    for (int i = 0; i < 7; i++)
+                           t->ttl,
+                           t->now};
+    size_t lens[8] = {by_sha ? 7u : 4u,
+                      by_sha ? 40 : sizeof touch_script - 1,
+                      1,
+                      klen,
+                      strlen(t->version),
+                      16,
+                      strlen(t->ttl),
+                      strlen(t->now)};
+    m->argc = 8;
+    for (int i = 0; i < 8; i++)
         m->argv[i] = argv[i], m->argvlen[i] = lens[i];
 }
 
@@ -115,14 +125,24 @@ static int decode(const redisReply *r)
 /* What L1 does once Redis answered (rc: decode's), and the touch's final status. */
 static int settle(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_t now, int rc)
 {
+    /* A pinned copy was written to L1 alone (Redis could not take it): it is newer than anything
+     * Redis holds, so it is the one to touch, whatever Redis said; deleting it would lose it. */
+    if (strata__l1_restamp(c->l1, k, ttl_ms, now, 1) == 0)
+        return STRATA_OK_L1_ONLY;
     if (rc == 0 || rc == STRATA_ENOTFOUND) {
         strata_l1_del(c->l1, k, now); /* the next read takes Redis' times (or its absence) */
         return rc;
     }
-    /* Redis unavailable or read-only: this instance's copy is all there is to touch. */
-    atomic_fetch_add(&c->fallbacks, 1);
-    int l1rc = strata__l1_restamp(c->l1, k, ttl_ms, now);
-    return l1rc == 0 ? STRATA_OK_L1_ONLY : l1rc;
+    if (rc == STRATA_EUNAVAILABLE || rc == STRATA_ETIMEDOUT || rc == STRATA_EREADONLY) {
+        /* Redis cannot be asked: reads are served from this instance's copy until it is back. */
+        atomic_fetch_add(&c->fallbacks, 1);
+        int l1rc = strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
+        return l1rc == 0 ? STRATA_OK_L1_ONLY : l1rc;
+    }
+    /* Redis answered with an error (an ACL without the script's commands, OOM, BUSY): nothing
+     * was touched, and L1 must not pretend otherwise (its copy would look fresh while Redis'
+     * expires): the caller sees the error. */
+    return rc;
 }
 
 /* Checks k and ttl_ms. Returns 0, or the error every touch of them would give. */
@@ -143,7 +163,7 @@ int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms)
     if (rc != 0)
         return rc;
     if (c->l2 == NULL)
-        return strata__l1_restamp(c->l1, k, ttl_ms, now);
+        return strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
     if (strata__l2_readonly(c->l2))
         return settle(c, k, ttl_ms, now, STRATA_EREADONLY);
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -215,7 +235,7 @@ int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_
     if (rc != 0)
         return rc;
     if (c->l2 == NULL)
-        return strata__l1_restamp(c->l1, k, ttl_ms, now);
+        return strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
     if (strata__l2_readonly(c->l2))
         return settle(c, k, ttl_ms, now, STRATA_EREADONLY);
     touch_op *o = malloc(sizeof *o);

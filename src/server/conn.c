@@ -42,6 +42,7 @@
 enum {
     IN_INITIAL = 4096,           /* a connection's first buffer: most requests fit */
     SPARES_MAX = 256,            /* buffers and request contexts a worker keeps for reuse */
+    LINGER_MS = 5000,            /* longest lingering close */
     MAX_HEADERS = 100,           /* header lines per request */
     OUT_HIGH_WATER = 256 * 1024, /* queued answer bytes that stop reading more requests */
     INLINE_BODY = 2048,          /* bodies up to this are copied beside the headers */
@@ -63,9 +64,10 @@ struct hconn {
     http_parser parser;
     char *in;
     size_t in_len, in_cap;
-    size_t parsed;         /* bytes of in already given to the parser */
-    size_t msg_start;      /* where the current message begins in in */
-    uint64_t msg_began_ms; /* when an incomplete message was first seen; 0: none */
+    size_t parsed;            /* bytes of in already given to the parser */
+    size_t msg_start;         /* where the current message begins in in */
+    uint64_t msg_began_ms;    /* when an incomplete message was first seen; 0: none */
+    uint64_t linger_until_ms; /* a lingering close ends by then, whatever the client sends */
     /* the current message */
     span url, name[MAX_HEADERS], value[MAX_HEADERS];
     unsigned nhdr;
@@ -305,6 +307,15 @@ static int on_headers_complete(http_parser *p)
     if (c->url.len == 0)
         return refuse_message(c, 400, "bad_request", "the request has no target");
     terminate_in_place(c);
+    /* RFC 7230 3.2.4: whitespace before the colon must be refused (a proxy that reads
+     * "Content-Length : 5" differently from us could smuggle a request), and a folded value
+     * (obs-fold) may be: we do, rather than carry its CR LF into the value. */
+    for (unsigned i = 0; i < c->nhdr; i++) {
+        const char *m = c->in + c->msg_start;
+        if (strpbrk(m + c->name[i].off, " \t") != NULL ||
+            (c->value[i].len && memchr(m + c->value[i].off, '\n', c->value[i].len) != NULL))
+            return refuse_message(c, 400, "bad_request", "malformed header line");
+    }
     /* RFC 7230 5.4: an HTTP/1.1 request without Host, or any with two, is answered 400. */
     unsigned hosts = 0;
     for (unsigned i = 0; i < c->nhdr; i++)
@@ -436,6 +447,7 @@ static void settle(hconn *c)
          * then read and drop until the client closes too (or the idle timeout). */
         shutdown(c->fd, SHUT_WR);
         c->lingering = 1;
+        c->linger_until_ms = strata_now_ms() + LINGER_MS;
         wait_for(c, EV_READ);
     } else if (c->closing || c->eof) {
         close_conn(c);
@@ -639,9 +651,13 @@ static int make_room(hconn *c)
         cap = c->in_len + (size_t)c->parser.content_length;
     if (cap > most)
         cap = most;
-    char *bigger = cap > c->in_cap ? realloc(c->in, cap) : NULL;
-    if (bigger == NULL) {
+    if (cap <= c->in_cap) {
         refuse(c, c->headers_done ? 413 : 431, "too_large", "the request does not fit");
+        return -1;
+    }
+    char *bigger = realloc(c->in, cap);
+    if (bigger == NULL) {
+        refuse(c, 503, "out_of_memory", "out of memory");
         return -1;
     }
     c->in = bigger;
@@ -654,7 +670,10 @@ static void on_lingering(hconn *c)
 {
     char junk[4096];
     ssize_t n = recv(c->fd, junk, sizeof junk, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+    /* A client that keeps sending cannot hold the socket: the idle timer re-arms on each read,
+     * this bound does not (nginx's lingering_time). */
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+        strata_now_ms() > c->linger_until_ms)
         close_conn(c);
 }
 

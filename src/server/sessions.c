@@ -112,6 +112,11 @@ static void session_create(req *q)
     if (doc == NULL)
         return;
     sess_op *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        json_decref(doc);
+        reply_error(q, 503, "out_of_memory", "out of memory");
+        return;
+    }
     s->q = q;
     if (strata_session_new_id(s->id) != 0) {
         json_decref(doc);
@@ -269,6 +274,10 @@ void session_handle(req *q)
         return;
     }
     sess_op *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        reply_error(q, 503, "out_of_memory", "out of memory");
+        return;
+    }
     s->q = q;
     strcpy(s->id, q->r.key);
     if (q->method == M_PUT || q->method == M_PATCH) {

@@ -194,6 +194,65 @@ static void test_redis_paused_touches_l1(void **state)
     strata_cache_free(c);
 }
 
+/* A value past its expiry, kept by Redis only for its grace period, is not brought back. */
+static void test_no_revival_in_grace(void **state)
+{
+    (void)state;
+    strata_cache *c = open_cache(rh_url(srv), "tt");
+    strata_key k = {"sess", NULL, "late", 4};
+    put(c, &k, "stale", 300, 5000);
+    usleep(500 * 1000);
+    assert_int_equal(strata_cache_touch(c, &k, 60000), STRATA_ENOTFOUND);
+    long long ms = pttl("tt:sess:default:late");
+    assert_true(ms > 0 && ms <= 4800); /* still the old grace deadline */
+    strata_cache_free(c);
+}
+
+/* A copy written to L1 alone (pinned: Redis could not take it) is newer than Redis: a touch keeps
+ * it and restarts its times, whatever Redis holds. */
+static void test_pinned_copy_is_kept(void **state)
+{
+    (void)state;
+    strata_cache *c = open_cache(rh_url(srv), "tt");
+    strata_key k = {"sess", NULL, "pin", 3};
+    strata_set_opts o = {.ttl_ms = 60000,
+                         .content_type = "text/plain",
+                         .flags = STRATA_SET_NO_JITTER | STRATA_SET_PINNED};
+    assert_int_equal(strata_l1_set(strata_cache_l1(c), &k, "only here", 9, &o, strata_now_ms()), 0);
+    assert_int_equal(strata_cache_touch(c, &k, 7000), STRATA_OK_L1_ONLY);
+    strata_value *v = NULL;
+    assert_int_equal(strata_l1_get(strata_cache_l1(c), &k, strata_now_ms(), &v), 0);
+    assert_int_equal(strata_value_expires_ms(v) - strata_value_created_ms(v), 7000);
+    strata_value_release(v);
+    strata_cache_free(c);
+}
+
+/* Redis refuses the script (an ACL user without GETRANGE/SETRANGE/PEXPIRE): the touch fails,
+ * and this instance's copy is not made to look fresh while Redis' expires. */
+static void test_refused_script_is_an_error(void **state)
+{
+    (void)state;
+    freeReplyObject(rh_command(srv, "ACL SETUSER toucher on >pw ~tt:* &__redis__:invalidate +get "
+                                    "+set +unlink +scan +evalsha +eval +ping +info +client|id "
+                                    "+client|tracking +subscribe +select"));
+    char url[256];
+    snprintf(url, sizeof url, "redis://toucher:pw@%s:%d", rh_host(srv), rh_port(srv));
+    strata_cache *c = open_cache(url, "tt");
+    strata_key k = {"sess", NULL, "acl", 3};
+    put(c, &k, "guarded", 3000, 0);
+    int rc = strata_cache_touch(c, &k, 60000);
+    assert_true(rc < 0 && rc != STRATA_ENOTFOUND);
+    long long ms = pttl("tt:sess:default:acl");
+    assert_true(ms > 0 && ms <= 3000);
+    strata_value *v = NULL;
+    if (strata_l1_get(strata_cache_l1(c), &k, strata_now_ms(), &v) == 0) {
+        assert_true(strata_value_expires_ms(v) - strata_value_created_ms(v) <= 3000);
+        strata_value_release(v);
+    }
+    strata_cache_free(c);
+    freeReplyObject(rh_command(srv, "ACL DELUSER toucher"));
+}
+
 static void test_memory_only(void **state)
 {
     (void)state;
@@ -265,6 +324,9 @@ int main(void)
         cmocka_unit_test(test_write_before_touch_is_kept),
         cmocka_unit_test(test_missing_and_bad),
         cmocka_unit_test(test_redis_paused_touches_l1),
+        cmocka_unit_test(test_no_revival_in_grace),
+        cmocka_unit_test(test_pinned_copy_is_kept),
+        cmocka_unit_test(test_refused_script_is_an_error),
         cmocka_unit_test(test_memory_only),
         cmocka_unit_test(test_async_and_noscript),
     };

@@ -1084,6 +1084,23 @@ static void test_conflicting_content_length(void **state)
     expect_status("GET", "/v1/cache/http/two-cl", 404);
 }
 
+/* RFC 7230 3.2.4: whitespace between a header name and its colon is a 400 (a proxy reading the
+ * name differently could smuggle a request); a folded value (obs-fold) is refused too. */
+static void test_header_name_space_and_fold(void **state)
+{
+    (void)state;
+    const char space[] = "PUT /v1/cache/http/sp HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n\r\n"
+                         "hello";
+    expect_rejected("space before the colon", space, sizeof space - 1, 400);
+    const char tab[] = "GET /livez HTTP/1.1\r\nHost\t: a\r\n\r\n";
+    expect_rejected("tab before the colon", tab, sizeof tab - 1, 400);
+    const char fold[] = "PUT /v1/cache/http/fold HTTP/1.1\r\nHost: a\r\nContent-Type: text/\r\n"
+                        " plain\r\nContent-Length: 1\r\n\r\nx";
+    expect_rejected("a folded header value", fold, sizeof fold - 1, 400);
+    expect_status("GET", "/v1/cache/http/sp", 404);
+    expect_status("GET", "/v1/cache/http/fold", 404);
+}
+
 /* Content-Length and Transfer-Encoding: chunked. RFC 7230 3.3.3 item 3: chunked wins (and the
  * message "ought to be handled as an error"); RFC 9112 6.1: the server MAY reject it, and MUST
  * close the connection after answering. So: 400, or the chunked body stored; either way closed,
@@ -1163,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_nul_in_header),
         cmocka_unit_test(test_huge_content_length),
         cmocka_unit_test(test_conflicting_content_length),
+        cmocka_unit_test(test_header_name_space_and_fold),
         cmocka_unit_test(test_content_length_and_chunked),
         cmocka_unit_test(test_host_required),
         cmocka_unit_test(test_clean_exit),
