@@ -77,7 +77,7 @@ struct hconn {
     int fail_status; /* a callback refused the message: answer this, then close */
     const char *fail_code, *fail_msg;
     unsigned headers_done : 1, body_started : 1, keep_alive : 1, http10 : 1;
-    unsigned busy : 1, closing : 1, eof : 1, in_process : 1, over_limit : 1, lingering : 1;
+    unsigned busy : 1, closing : 1, eof : 1, in_process : 1, lingering : 1;
     struct evbuffer *out;
     req *q; /* allocated at the first request, reused for the next ones */
     char peer[INET6_ADDRSTRLEN];
@@ -467,8 +467,9 @@ static void refuse(hconn *c, int status, const char *code, const char *msg)
     char head[320];
     int h = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %d\r\nConnection: close\r\n\r\n",
-                     status, http_reason(status), http_date(c->w), n);
+                     "Content-Length: %d\r\n%sConnection: close\r\n\r\n",
+                     status, http_reason(status), http_date(c->w), n,
+                     status == 503 ? "Retry-After: 1\r\n" : "");
     evbuffer_add(c->out, head, (size_t)h);
     evbuffer_add(c->out, body, (size_t)n);
     /* Counted with the requests that reached no route; logged like them when access_log is on. */
@@ -770,12 +771,19 @@ void conn_adopt(worker *w, int fd, const struct sockaddr *sa)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     unsigned share = w->srv->cfg.max_connections / w->srv->cfg.workers;
-    c->over_limit = w->nconns >= (share ? share : 1);
+    int over_limit = w->nconns >= (share ? share : 1);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    if (over_limit) {
+        /* Over the worker's share of STRATA_MAX_CONNECTIONS: told at once, without waiting for
+         * a request, then closed (lingering: 5 s at most), so the limit bounds descriptors. */
+        refuse(c, 503, "too_many_connections", "the server is at its connection limit");
+        settle(c);
+        return;
+    }
     wait_for(c, EV_READ);
 }
 
@@ -849,11 +857,6 @@ const char *conn_body(req *q, size_t *len)
 const char *conn_peer(req *q)
 {
     return q->conn->peer;
-}
-
-int conn_over_limit(req *q)
-{
-    return q->conn->over_limit;
 }
 
 /* ---- answering ---------------------------------------------------------------------------- */

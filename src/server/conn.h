@@ -39,8 +39,6 @@ const char *conn_query(req *q);
 const char *conn_body(req *q, size_t *len);
 /* The client's address, as text. */
 const char *conn_peer(req *q);
-/* 1 if this connection is over the worker's share of STRATA_MAX_CONNECTIONS. */
-int conn_over_limit(req *q);
 
 /* ---- answering ---------------------------------------------------------------------------- */
 

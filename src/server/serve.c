@@ -393,12 +393,7 @@ void serve_request(req *q, const char *path)
     if (atomic_load(&w->srv->draining))
         q->close = 1;
     route_match(path, w->srv->cfg.cache.l1.max_key_len, &q->r);
-    if (conn_over_limit(q)) {
-        /* Over the worker's share of STRATA_MAX_CONNECTIONS: answered, then closed. */
-        q->close = 1;
-        add_header(q, "Retry-After", "1");
-        reply_error(q, 503, "too_many_connections", "the server is at its connection limit");
-    } else if (q->r.id == R_NOT_FOUND) {
+    if (q->r.id == R_NOT_FOUND) {
         reply_error(q, 404, "not_found", "no such route");
     } else if (!(q->r.methods & q->method)) {
         allow_header(q);

@@ -1084,6 +1084,41 @@ static void test_conflicting_content_length(void **state)
     expect_status("GET", "/v1/cache/http/two-cl", 404);
 }
 
+/* STRATA_MAX_CONNECTIONS bounds open connections: one over the limit is told 503 (JSON,
+ * Retry-After, Connection: close) at once, without sending anything, and closed; once a place is
+ * free again, a new connection is served. */
+static void test_connection_limit(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_WORKERS=1", "STRATA_MAX_CONNECTIONS=2", NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    int a = sh_raw_connect(sh_port(s)), b = sh_raw_connect(sh_port(s));
+    assert_true(a >= 0 && b >= 0);
+    usleep(100 * 1000); /* both accepted */
+    int over = sh_raw_connect(sh_port(s));
+    assert_true(over >= 0);
+    size_t n = 0;
+    int eof = 0;
+    char *out = sh_raw_read_all(over, 3000, &n, &eof); /* nothing sent: the answer comes anyway */
+    close(over);
+    int ok = eof && strncmp(out, "HTTP/1.1 503 Service Unavailable\r\n", 34) == 0 &&
+             strstr(out, "Retry-After: 1\r\n") != NULL &&
+             strstr(out, "Connection: close\r\n") != NULL &&
+             strstr(out, "\"too_many_connections\"") != NULL;
+    if (!ok)
+        fprintf(stderr, "over the limit: eof=%d [%.300s]\n", eof, out);
+    assert_true(ok);
+    free(out);
+    close(a);
+    close(b);
+    usleep(200 * 1000); /* their places are given back */
+    sh_resp *r = sh_request(s, "GET", "/livez", NULL, NULL, 0);
+    SH_EXPECT_STATUS(r, 200);
+    sh_resp_free(r);
+    assert_int_equal(sh_stop_check(s), 0); /* also frees s */
+}
+
 /* RFC 7230 3.2.4: whitespace between a header name and its colon is a 400 (a proxy reading the
  * name differently could smuggle a request); a folded value (obs-fold) is refused too. */
 static void test_header_name_space_and_fold(void **state)
@@ -1181,6 +1216,7 @@ int main(void)
         cmocka_unit_test(test_huge_content_length),
         cmocka_unit_test(test_conflicting_content_length),
         cmocka_unit_test(test_header_name_space_and_fold),
+        cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_content_length_and_chunked),
         cmocka_unit_test(test_host_required),
         cmocka_unit_test(test_clean_exit),
