@@ -628,7 +628,9 @@ void strata_loop_free(strata_loop *lp)
 static op *new_op(strata_loop *lp, const strata_key *k, int kind)
 {
     unsigned max = strata__l2_config(lp->cache->l2)->max_pending;
-    if (lp->npending >= (max ? max : 1024))
+    /* Closing: a callback run by strata_loop_free may start another call; it must not queue
+     * (nothing would answer it, and it would be leaked): it falls back at once instead. */
+    if (lp->closing || lp->npending >= (max ? max : 1024))
         return NULL;
     op *o = calloc(1, sizeof *o);
     if (o == NULL || (o->user_key = malloc(k->len ? k->len : 1)) == NULL) {
