@@ -156,16 +156,30 @@ static int check(strata_cache *c, const strata_key *k, uint64_t ttl_ms)
     return strata__l1_build_key(c->l1, k, key, sizeof key, &klen, &hash);
 }
 
+/* What is decided without asking Redis: a bad call, no Redis, Redis read-only. Returns 1 with
+ * *rc set when decided here, 0 when Redis must be asked. */
+static int decided_here(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_t now,
+                        int *rc)
+{
+    if ((*rc = check(c, k, ttl_ms)) != 0)
+        return 1;
+    if (c->l2 == NULL) {
+        *rc = strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
+        return 1;
+    }
+    if (strata__l2_readonly(c->l2)) {
+        *rc = settle(c, k, ttl_ms, now, STRATA_EREADONLY);
+        return 1;
+    }
+    return 0;
+}
+
 int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms)
 {
-    int rc = check(c, k, ttl_ms);
     uint64_t now = strata_now_ms();
-    if (rc != 0)
+    int rc;
+    if (decided_here(c, k, ttl_ms, now, &rc))
         return rc;
-    if (c->l2 == NULL)
-        return strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
-    if (strata__l2_readonly(c->l2))
-        return settle(c, k, ttl_ms, now, STRATA_EREADONLY);
     for (int attempt = 0; attempt < 2; attempt++) {
         touch_cmd t;
         build(c, k, ttl_ms, now, attempt == 0, &t);
@@ -230,14 +244,10 @@ int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_
                              strata_done_cb cb, void *arg)
 {
     strata_cache *c = strata__loop_cache(lp);
-    int rc = check(c, k, ttl_ms);
     uint64_t now = strata_now_ms();
-    if (rc != 0)
+    int rc;
+    if (decided_here(c, k, ttl_ms, now, &rc))
         return rc;
-    if (c->l2 == NULL)
-        return strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
-    if (strata__l2_readonly(c->l2))
-        return settle(c, k, ttl_ms, now, STRATA_EREADONLY);
     touch_op *o = malloc(sizeof *o);
     if (o == NULL)
         return STRATA_ENOMEM;

@@ -121,11 +121,12 @@ static int is_loopback(const char *host)
 }
 
 /* Environment first, then flags (flags win). Returns 0, 1 (--help shown), or -1. */
-static int load_config(serve_config *c, int argc, char **argv)
+void serve_defaults(serve_config *c)
 {
     memset(c, 0, sizeof *c);
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
+    c->loopback = 1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->workers = cores > 0 ? (unsigned)cores : 1;
     c->log_level = LOG_INFO;
@@ -134,6 +135,12 @@ static int load_config(serve_config *c, int argc, char **argv)
     c->idle_timeout_s = 60;
     c->max_connections = 10000;
     c->drain_timeout_s = 10;
+    c->rl_instances = 1;
+}
+
+static int load_config(serve_config *c, int argc, char **argv)
+{
+    serve_defaults(c);
     const char *bad = NULL;
     int rc = strata_cache_config_init(&c->cache, &bad);
     if (rc != 0) {

@@ -170,6 +170,9 @@ void log_from_lib(int level, const char *msg, void *arg);
 /* Applies STRATA_NAMESPACES (namespaces.c). Returns 0, or -1 with the reason in err. */
 int namespaces_apply(strata_l1 *l1, const char *spec, char *err, size_t cap);
 
+/* The settings before the environment and flags are read (serve.c). */
+void serve_defaults(serve_config *c);
+
 /* strata serve's entry point (serve.c): returns the process exit code. */
 int serve_main(int argc, char **argv);
 

@@ -93,19 +93,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     signal(SIGPIPE, SIG_IGN);
     log_set_level(LOG_ERROR);
     serve_config *c = &srv.cfg;
-    /* serve.c's load_config defaults, but one worker; max_body and max_connections vary per
-     * input (F_SMALL_BODY, F_OVER_LIMIT) */
-    strcpy(c->listen_host, "127.0.0.1");
-    c->listen_port = 8080;
-    c->loopback = 1;
+    /* strata serve's defaults, but one worker; max_body and max_connections vary per input
+     * (F_SMALL_BODY, F_OVER_LIMIT) */
+    serve_defaults(c);
     c->workers = 1;
     c->log_level = LOG_ERROR;
     c->max_body = 64u << 10;
-    c->max_headers = 16u << 10;
-    c->idle_timeout_s = 60;
-    c->max_connections = 10000;
-    c->drain_timeout_s = 10;
-    c->rl_instances = 1;
     /* Memory only, whatever the environment says; no maintenance thread. */
     strata_cache_config_init(&c->cache, NULL);
     c->cache.redis.url = NULL;
