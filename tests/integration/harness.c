@@ -775,3 +775,15 @@ redisReply *rh_command(rh_server *s, const char *fmt, ...)
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     return reply;
 }
+
+void rh_log_quiet(int level, const char *msg, void *arg)
+{
+    (void)level, (void)msg, (void)arg;
+}
+
+int rh_cache_coherent(void *cache)
+{
+    strata_l2_stats st;
+    strata_cache_l2_stats(cache, &st);
+    return st.coherent;
+}

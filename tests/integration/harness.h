@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include <hiredis/hiredis.h>
+#include <strata/strata.h>
 
 typedef struct rh_server rh_server;
 
@@ -120,5 +121,10 @@ int rh_wait_for(int (*cond)(void *), void *arg, int timeout_ms);
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), for measuring deadlines in tests. */
 uint64_t rh_now_ms(void);
+
+/* A strata log callback that drops every line (for caches whose tests provoke errors). */
+void rh_log_quiet(int level, const char *msg, void *arg);
+/* 1 once cache (a strata_cache *) has its invalidation link up; for rh_wait_for. */
+int rh_cache_coherent(void *cache);
 
 #endif

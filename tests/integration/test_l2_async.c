@@ -43,18 +43,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void quiet(int level, const char *msg, void *arg)
-{
-    (void)level, (void)msg, (void)arg;
-}
-
-static int link_up(void *arg)
-{
-    strata_l2_stats st;
-    strata_cache_l2_stats(arg, &st);
-    return st.coherent;
-}
-
 static strata_cache *open_cache(const char *prefix, unsigned max_pending)
 {
     strata_cache_config cfg;
@@ -66,10 +54,10 @@ static strata_cache *open_cache(const char *prefix, unsigned max_pending)
     cfg.redis.connect_timeout_ms = 100;
     cfg.redis.breaker_failures = 1000; /* these tests watch timeouts, not the breaker */
     cfg.redis.max_pending = max_pending;
-    cfg.log = quiet;
+    cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);
-    assert_true(rh_wait_for(link_up, c, 5000));
+    assert_true(rh_wait_for(rh_cache_coherent, c, 5000));
     return c;
 }
 

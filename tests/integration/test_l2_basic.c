@@ -31,11 +31,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void quiet(int level, const char *msg, void *arg)
-{
-    (void)level, (void)msg, (void)arg;
-}
-
 static strata_cache *open_cache(const char *url, const char *prefix)
 {
     strata_cache_config cfg;
@@ -43,17 +38,10 @@ static strata_cache *open_cache(const char *url, const char *prefix)
     cfg.l1.max_memory = 8u << 20;
     cfg.l1.prefix = prefix;
     cfg.redis.url = url;
-    cfg.log = quiet;
+    cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);
     return c;
-}
-
-static int link_up(void *arg)
-{
-    strata_l2_stats st;
-    strata_cache_l2_stats(arg, &st);
-    return st.coherent;
 }
 
 static int saw_invalidation(void *arg)
@@ -65,7 +53,7 @@ static int saw_invalidation(void *arg)
 
 static void wait_link(strata_cache *c)
 {
-    assert_true(rh_wait_for(link_up, c, 5000));
+    assert_true(rh_wait_for(rh_cache_coherent, c, 5000));
 }
 
 static int empty_db(void *arg)

@@ -35,18 +35,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void quiet(int level, const char *msg, void *arg)
-{
-    (void)level, (void)msg, (void)arg;
-}
-
-static int link_up(void *arg)
-{
-    strata_l2_stats st;
-    strata_cache_l2_stats(arg, &st);
-    return st.coherent;
-}
-
 static strata_cache *open_cache(const char *prefix)
 {
     strata_cache_config cfg;
@@ -54,10 +42,10 @@ static strata_cache *open_cache(const char *prefix)
     cfg.l1.max_memory = 8u << 20;
     cfg.l1.prefix = prefix;
     cfg.redis.url = rh_url(srv);
-    cfg.log = quiet;
+    cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);
-    assert_true(rh_wait_for(link_up, c, 5000));
+    assert_true(rh_wait_for(rh_cache_coherent, c, 5000));
     return c;
 }
 
@@ -208,7 +196,7 @@ static void test_invalidation_wins_race_with_read(void **state)
 
 static int link_down(void *arg)
 {
-    return !link_up(arg);
+    return !rh_cache_coherent(arg);
 }
 
 static void test_cut_link_stops_trusting_l1(void **state)
@@ -233,7 +221,7 @@ static void test_cut_link_stops_trusting_l1(void **state)
     strata_cache_l2_stats(b, &st);
     assert_true(st.link_drops > drops);
     /* The link comes back by itself and L1 is trusted again. */
-    assert_true(rh_wait_for(link_up, b, 5000));
+    assert_true(rh_wait_for(rh_cache_coherent, b, 5000));
     warm(b, &k, "v2");
     (void)link_down;
     strata_cache_free(a);

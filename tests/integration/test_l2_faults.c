@@ -56,11 +56,6 @@ static void need_own_server(void)
         skip(); /* kills, pauses and replicas need a process of our own */
 }
 
-static void quiet(int level, const char *msg, void *arg)
-{
-    (void)level, (void)msg, (void)arg;
-}
-
 /* Counts warnings about read-only Redis, from any thread. */
 static atomic_int ro_warnings;
 
@@ -77,7 +72,7 @@ static void base_cfg(strata_cache_config *cfg, const char *url, const char *pref
     cfg->l1.max_memory = 8u << 20;
     cfg->l1.prefix = prefix;
     cfg->redis.url = url;
-    cfg->log = quiet;
+    cfg->log = rh_log_quiet;
 }
 
 static strata_cache *new_cache(const strata_cache_config *cfg)
@@ -88,21 +83,14 @@ static strata_cache *new_cache(const strata_cache_config *cfg)
     return c;
 }
 
-static int link_up(void *arg)
-{
-    strata_l2_stats st;
-    strata_cache_l2_stats(arg, &st);
-    return st.coherent;
-}
-
 static void wait_link(strata_cache *c)
 {
-    assert_true(rh_wait_for(link_up, c, 5000));
+    assert_true(rh_wait_for(rh_cache_coherent, c, 5000));
 }
 
 static int link_down(void *arg)
 {
-    return !link_up(arg);
+    return !rh_cache_coherent(arg);
 }
 
 typedef struct inval_wait {

@@ -35,18 +35,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void quiet(int level, const char *msg, void *arg)
-{
-    (void)level, (void)msg, (void)arg;
-}
-
-static int link_up(void *arg)
-{
-    strata_l2_stats st;
-    strata_cache_l2_stats(arg, &st);
-    return st.coherent;
-}
-
 /* A cache on the test's Redis (url NULL: memory only). */
 static strata_cache *open_cache(const char *url, const char *prefix)
 {
@@ -57,11 +45,11 @@ static strata_cache *open_cache(const char *url, const char *prefix)
     cfg.redis.url = url;
     cfg.redis.socket_timeout_ms = 200;
     cfg.redis.connect_timeout_ms = 200;
-    cfg.log = quiet;
+    cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);
     if (url != NULL)
-        assert_true(rh_wait_for(link_up, c, 5000));
+        assert_true(rh_wait_for(rh_cache_coherent, c, 5000));
     return c;
 }
 

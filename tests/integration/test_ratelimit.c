@@ -33,11 +33,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void quiet(int level, const char *msg, void *arg)
-{
-    (void)level, (void)msg, (void)arg;
-}
-
 static strata_cache *open_cache(const char *prefix)
 {
     strata_cache_config cfg;
@@ -47,7 +42,7 @@ static strata_cache *open_cache(const char *prefix)
     cfg.redis.url = rh_url(srv);
     cfg.redis.socket_timeout_ms = 200;
     cfg.redis.breaker_failures = 2;
-    cfg.log = quiet;
+    cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);
     return c;
