@@ -576,6 +576,22 @@ static int total_inflight(server *s)
     return n;
 }
 
+/* Stops w's loop once it has nothing in flight (or the drain deadline passed). Checked on the
+ * worker's own thread and broken at once (loopbreak, not loopexit): no other callback of the same
+ * loop turn can start a request between the check and the stop, which would then be failed by
+ * strata_loop_free (a 503 to a client during a drain). */
+static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    worker *w = arg;
+    if (atomic_load(&w->inflight) == 0 || strata_now_ms() >= w->srv->drain_deadline_ms) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    struct timeval soon = {0, 10000};
+    event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
+}
+
 /* SIGTERM/SIGINT: stop accepting, let what is in flight finish (up to the drain timeout), stop
  * the loops. */
 static void drain(server *s)
@@ -584,13 +600,13 @@ static void drain(server *s)
     struct timeval now = {0, 0};
     for (unsigned i = 0; i < s->cfg.workers; i++)
         event_base_once(s->workers[i].base, -1, EV_TIMEOUT, stop_accepting, &s->workers[i], &now);
-    uint64_t deadline = strata_now_ms() + s->cfg.drain_timeout_s * 1000u;
-    while (total_inflight(s) > 0 && strata_now_ms() < deadline)
+    s->drain_deadline_ms = strata_now_ms() + s->cfg.drain_timeout_s * 1000u;
+    while (total_inflight(s) > 0 && strata_now_ms() < s->drain_deadline_ms)
         usleep(10000);
     if (total_inflight(s) > 0)
         log_msg(LOG_WARN, "drain timeout: %d requests still in flight", total_inflight(s));
     for (unsigned i = 0; i < s->cfg.workers; i++)
-        event_base_loopexit(s->workers[i].base, NULL);
+        event_base_once(s->workers[i].base, -1, EV_TIMEOUT, stop_when_idle, &s->workers[i], &now);
 }
 
 static int start(server *s)

@@ -79,6 +79,7 @@ struct server {
     pthread_rwlock_t auth_lock;
     auth_table *auth;
     atomic_int draining;
+    uint64_t drain_deadline_ms; /* set before the loops are asked to stop; read by them */
     uint64_t started_ms;
     limit_rules rules;
     /* the offload thread: runs blocking library calls (admin) off the event loops */
