@@ -820,6 +820,14 @@ void conn_stop_listening(worker *w)
     }
 }
 
+int conn_unsent(worker *w)
+{
+    for (hconn *c = w->conns; c != NULL; c = c->next)
+        if (c->fd >= 0 && evbuffer_get_length(c->out) > 0)
+            return 1;
+    return 0;
+}
+
 void conn_close_all(worker *w)
 {
     conn_stop_listening(w);

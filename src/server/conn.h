@@ -26,6 +26,8 @@ struct sockaddr;
 void conn_adopt(worker *w, int fd, const struct sockaddr *sa);
 /* Stops accepting (drain); open connections keep being served. */
 void conn_stop_listening(worker *w);
+/* 1 if some connection of w still has answer bytes the client has not taken (drain waits). */
+int conn_unsent(worker *w);
 /* Closes and frees the listener and every connection (the loop has stopped). */
 void conn_close_all(worker *w);
 

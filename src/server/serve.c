@@ -576,7 +576,8 @@ static int total_inflight(server *s)
     return n;
 }
 
-/* Stops w's loop once it has nothing in flight (or the drain deadline passed). Checked on the
+/* Stops w's loop once it has nothing in flight and every answer was taken by its client (or the
+ * drain deadline passed). Checked on the
  * worker's own thread and broken at once (loopbreak, not loopexit): no other callback of the same
  * loop turn can start a request between the check and the stop, which would then be failed by
  * strata_loop_free (a 503 to a client during a drain). */
@@ -584,7 +585,8 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     worker *w = arg;
-    if (atomic_load(&w->inflight) == 0 || strata_now_ms() >= w->srv->drain_deadline_ms) {
+    if ((atomic_load(&w->inflight) == 0 && !conn_unsent(w)) ||
+        strata_now_ms() >= w->srv->drain_deadline_ms) {
         event_base_loopbreak(w->base);
         return;
     }

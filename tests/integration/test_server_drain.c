@@ -4,6 +4,8 @@
  * Nothing acknowledged is silently dropped"), and no client sees a 5xx during the drain (a
  * refused or reset connection once it stopped accepting is fine: nothing was acknowledged). A
  * DEBUG SLEEP in Redis at the moment of the signal keeps writes in flight during the drain. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +17,9 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -234,6 +239,96 @@ static void test_inflight_answered(void **state)
     assert_true(clean);
 }
 
+/* Reads fd until EOF (or timeout_ms): the bytes, and how many. */
+static char *read_to_eof(int fd, long timeout_ms, size_t *len)
+{
+    size_t cap = 16u << 20, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    long deadline = sh_now_ms() + timeout_ms;
+    while (n < cap && sh_now_ms() < deadline) {
+        struct timeval tv = {0, 200000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ssize_t got = recv(fd, buf + n, cap - n, 0);
+        if (got == 0)
+            break;
+        if (got > 0)
+            n += (size_t)got;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Complete responses at the start of buf (Content-Length framing), and whether the data ends
+ * exactly after the last one (nothing cut). */
+static int whole_responses(const char *buf, size_t len, int *ends_clean)
+{
+    size_t off = 0;
+    int count = 0;
+    while (off < len) {
+        const char *end = memmem(buf + off, len - off, "\r\n\r\n", 4);
+        const char *cl =
+            end ? memmem(buf + off, (size_t)(end - buf) - off, "Content-Length: ", 16) : NULL;
+        size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0;
+        if (end == NULL || (size_t)(end + 4 - buf) + body > len)
+            break;
+        off = (size_t)(end + 4 - buf) + body;
+        count++;
+    }
+    *ends_clean = off == len;
+    return count;
+}
+
+/* A slow reader of large answers when SIGTERM arrives: the answers queued for it are sent whole
+ * before the worker stops (the drain waits for them, up to its timeout), never cut mid-body. */
+static void test_slow_reader_gets_whole_answers(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_WORKERS=1", NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    size_t vlen = 1u << 20;
+    char *value = malloc(vlen);
+    memset(value, 'v', vlen);
+    sh_resp *r = sh_request(s, "PUT", "/v1/cache/drain/big", NULL, value, vlen);
+    SH_EXPECT_STATUS(r, 204);
+    sh_resp_free(r);
+    free(value);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sh_port(s))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char reqs[8 * 48];
+    size_t o = 0;
+    for (int i = 0; i < 8; i++)
+        o += (size_t)snprintf(reqs + o, sizeof reqs - o,
+                              "GET /v1/cache/drain/big HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(sh_raw_send(fd, reqs, o), 0);
+    sh_sleep_ms(300); /* answers pile up: the client reads nothing yet */
+    long t0 = sh_now_ms();
+    assert_int_equal(sh_signal(s, SIGTERM), 0);
+    sh_sleep_ms(300);
+    size_t n = 0;
+    char *out = read_to_eof(fd, 9000, &n);
+    close(fd);
+    int st = sh_wait_exit(s, DRAIN_LIMIT_MS);
+    long took = sh_now_ms() - t0;
+    int clean_end = 0, whole = whole_responses(out, n, &clean_end);
+    if (whole < 1 || !clean_end)
+        fprintf(stderr, "slow reader: %zu bytes, %d whole answers, ends clean %d\n", n, whole,
+                clean_end);
+    free(out);
+    int clean = sh_log_clean(s);
+    sh_free(s);
+    assert_true(whole >= 1);
+    assert_true(clean_end);
+    assert_int_equal(st, 0);
+    assert_true(took <= DRAIN_LIMIT_MS);
+    assert_true(clean);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -255,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_under_load),
         cmocka_unit_test(test_sigterm_with_writes_pending),
         cmocka_unit_test(test_inflight_answered),
+        cmocka_unit_test(test_slow_reader_gets_whole_answers),
     };
     SH_TEST_FILTER();
     return cmocka_run_group_tests(tests, setup, teardown);
