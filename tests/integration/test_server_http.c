@@ -1,8 +1,7 @@
 /* test_server_http.c: the HTTP/1.1 protocol of strata serve, end to end over raw TCP and curl.
  *
- * It pins down what the HTTP layer must do whatever implements it (evhttp, or the http-parser
- * layer replacing it), as RFC 7230/7231 ask of an origin server, and RFC 9110/9112 where those
- * are more precise:
+ * It pins down what the HTTP layer (src/server/conn.c) must do, as RFC 7230/7231 ask of an
+ * origin server, and RFC 9110/9112 where those are more precise:
  *   - Expect: 100-continue: a 100 within 1 s, or a final 413 and close when the announced body
  *     is over STRATA_MAX_BODY;
  *   - request bodies: chunked (several chunks, a trailer; chunk extensions ignored), the largest

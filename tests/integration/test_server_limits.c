@@ -2,8 +2,8 @@
  * namespaces and keys that are not UTF-8 text (400), values over 1 MiB (413), malformed JSON
  * bodies (400), unknown routes (404), wrong methods (405 with Allow), all with the API's JSON
  * error; and, over raw TCP, what curl would never send: garbage request lines, a missing HTTP
- * version, headers over 16 KiB, bodies over STRATA_MAX_BODY (4xx and close, DESIGN.md "Known
- * limits": evhttp answers those itself), pipelined requests (answered in order), idle and slow
+ * version, headers over 16 KiB, bodies over STRATA_MAX_BODY (a JSON 4xx and close, from the
+ * HTTP layer before routing), pipelined requests (answered in order), idle and slow
  * clients (closed after STRATA_IDLE_TIMEOUT). After every malformed input the server still
  * answers /livez and its log holds no sanitizer report. */
 #include <setjmp.h>
@@ -309,7 +309,7 @@ static void test_raw_malformed(void **state)
     expect_refused("many headers over 16 KiB", big, strlen(big));
     free(big);
 
-    /* A body over STRATA_MAX_BODY (2 MiB here): 413 (evhttp's own) and close, nothing stored. */
+    /* A body over STRATA_MAX_BODY (2 MiB here): 413 and close, nothing stored. */
     const char over[] = "PUT /v1/cache/lim/huge HTTP/1.1\r\nHost: a\r\nContent-Length: 4194304\r\n"
                         "\r\nsome of the body";
     int st = expect_refused("body over the limit", over, sizeof over - 1);
