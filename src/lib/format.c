@@ -39,6 +39,12 @@ static uint64_t get64(const char *p)
     return v;
 }
 
+void strata__format_times(uint64_t created_ms, uint64_t expires_ms, char out[16])
+{
+    put64(out, created_ms);
+    put64(out + 8, expires_ms);
+}
+
 size_t strata__format_size(const format_view *v)
 {
     size_t n = 27 + v->content_type_len + 1 + v->value_len;
@@ -52,8 +58,7 @@ size_t strata__format_encode(const format_view *v, char *buf)
     char *p = buf;
     *p++ = STRATA_FORMAT_VERSION;
     *p++ = (char)v->flags;
-    put64(p, v->created_ms), p += 8;
-    put64(p, v->expires_ms), p += 8;
+    strata__format_times(v->created_ms, v->expires_ms, p), p += 16;
     put64(p, v->grace_ms), p += 8;
     *p++ = (char)v->content_type_len;
     memcpy(p, v->content_type, v->content_type_len), p += v->content_type_len;

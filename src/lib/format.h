@@ -28,6 +28,11 @@ typedef struct format_view {
 /* Bytes strata__format_encode needs for v. */
 size_t strata__format_size(const format_view *v);
 
+/* Where the created and expires fields sit in a stored entry (16 bytes, little-endian), and
+ * those bytes for given times: what a touch rewrites in place (touch.c). */
+#define STRATA_FORMAT_TIMES_OFF 2
+void strata__format_times(uint64_t created_ms, uint64_t expires_ms, char out[16]);
+
 /* Encodes v into buf (at least strata__format_size(v) bytes); returns the length. */
 size_t strata__format_encode(const format_view *v, char *buf);
 

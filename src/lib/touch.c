@@ -32,6 +32,7 @@
  * little-endian), ARGV[3] the new TTL in ms, ARGV[4] now in ms (decimal). Returns 1 if touched, 0
  * if there is no fresh entry: none, one past its expiry (kept only for its grace period: a touch
  * does not revive it, as L1's does not), or one in a format this code does not know. */
+_Static_assert(STRATA_FORMAT_TIMES_OFF == 2, "the touch script rewrites the times at offset 2");
 static const char touch_script[] =
     "local h = redis.call('GETRANGE', KEYS[1], 0, 25)\n"
     "if string.len(h) < 26 or string.byte(h, 1) ~= tonumber(ARGV[1]) then return 0 end\n"
@@ -64,12 +65,6 @@ typedef struct touch_cmd {
     char version[4], stamp[16], ttl[24], now[24];
 } touch_cmd;
 
-static void put64(char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (char)(v >> (8 * i));
-}
-
 /* Fills t for k: EVALSHA when by_sha, else EVAL with the script itself. */
 static void build(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_t now, int by_sha,
                   touch_cmd *t)
@@ -79,8 +74,7 @@ static void build(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_
     uint64_t hash;
     strata__l1_build_key(c->l1, k, t->key, sizeof t->key, &klen, &hash);
     snprintf(t->version, sizeof t->version, "%d", STRATA_FORMAT_VERSION);
-    put64(t->stamp, now);
-    put64(t->stamp + 8, now + ttl_ms);
+    strata__format_times(now, now + ttl_ms, t->stamp);
     snprintf(t->ttl, sizeof t->ttl, "%llu", (unsigned long long)ttl_ms);
     snprintf(t->now, sizeof t->now, "%llu", (unsigned long long)now);
     l2_cmd *m = &t->cmd;

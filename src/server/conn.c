@@ -86,29 +86,17 @@ struct hconn {
 /* ---- spares: what a connection holds only while it has a request ------------------------- */
 
 /* A connection needs its read buffer and its request context only while a request (or part of
- * one) is in it; between requests they go back to its worker, which hands them to the next
- * connection that reads. An idle keep-alive connection thus costs its hconn alone (about 2 KiB,
- * not 11), and the steady state still allocates nothing. Bounded: past SPARES_MAX they are freed.
- * A spare's first bytes link it to the next. */
-typedef struct spare {
-    struct spare *next;
-} spare;
-
-struct conn_spares {
-    spare *in, *q; /* IN_INITIAL-byte buffers; req structs */
-    unsigned nin, nq;
+ * one) is in it; between requests they go back to its worker (w->spares), which hands them to
+ * the next connection that reads. An idle keep-alive connection thus costs its hconn alone (about
+ * 2 KiB, not 11), and the steady state still allocates nothing. Bounded: past SPARES_MAX they are
+ * freed. A spare's first bytes link it to the next. */
+struct conn_spare {
+    struct conn_spare *next;
 };
 
-static struct conn_spares *spares_of(worker *w)
+static void *take(struct conn_spare **list, unsigned *n, size_t size)
 {
-    if (w->spares == NULL)
-        w->spares = calloc(1, sizeof *w->spares);
-    return w->spares;
-}
-
-static void *take(spare **list, unsigned *n, size_t size)
-{
-    spare *s = *list;
+    struct conn_spare *s = *list;
     if (s == NULL)
         return malloc(size);
     *list = s->next;
@@ -116,7 +104,7 @@ static void *take(spare **list, unsigned *n, size_t size)
     return s;
 }
 
-static void give(spare **list, unsigned *n, void *p)
+static void give(struct conn_spare **list, unsigned *n, void *p)
 {
     if (p == NULL)
         return;
@@ -124,63 +112,39 @@ static void give(spare **list, unsigned *n, void *p)
         free(p);
         return;
     }
-    spare *s = p;
+    struct conn_spare *s = p;
     s->next = *list;
     *list = s;
     (*n)++;
-}
-
-static char *take_in(worker *w)
-{
-    struct conn_spares *sp = spares_of(w);
-    return sp ? take(&sp->in, &sp->nin, IN_INITIAL) : malloc(IN_INITIAL);
-}
-
-static req *take_q(worker *w)
-{
-    struct conn_spares *sp = spares_of(w);
-    return sp ? take(&sp->q, &sp->nq, sizeof(req)) : malloc(sizeof(req));
 }
 
 /* Gives c's buffer (when it has the initial size; a grown one is freed) and request context
  * back to the worker. */
 static void give_back(hconn *c)
 {
-    struct conn_spares *sp = spares_of(c->w);
-    if (c->in != NULL && sp != NULL && c->in_cap == IN_INITIAL)
+    conn_spares *sp = &c->w->spares;
+    if (c->in_cap == IN_INITIAL)
         give(&sp->in, &sp->nin, c->in);
     else
         free(c->in);
-    if (sp != NULL)
-        give(&sp->q, &sp->nq, c->q);
-    else
-        free(c->q);
+    give(&sp->q, &sp->nq, c->q);
     c->in = NULL;
     c->q = NULL;
     c->in_len = c->in_cap = c->parsed = c->msg_start = 0;
 }
 
-static void free_list(spare *s)
+static void free_list(struct conn_spare *s)
 {
     while (s != NULL) {
-        spare *next = s->next;
+        struct conn_spare *next = s->next;
         free(s);
         s = next;
     }
 }
 
-static void spares_free(worker *w)
-{
-    if (w->spares == NULL)
-        return;
-    free_list(w->spares->in);
-    free_list(w->spares->q);
-    free(w->spares);
-    w->spares = NULL;
-}
-
 static void process(hconn *c);
-static const char *http_date(worker *w);
+static size_t put_head(char *dst, worker *w, int status, const char *hdrs, size_t hlen, size_t len,
+                       int has_body, int keep, int http10);
 
 static size_t limit_headers(const hconn *c)
 {
@@ -215,9 +179,11 @@ static int refuse_message(hconn *c, int status, const char *code, const char *ms
     return -1; /* the parser stops with HPE_CB_* */
 }
 
-static int on_message_begin(http_parser *p)
+/* Forgets the message before: called when one begins and when one was answered (http-parser
+ * skips CR/LF between messages without calling on_message_begin, so nothing of the last message
+ * may look current until then: fuzz_http found its body offsets applied to the next one). */
+static void reset_message(hconn *c)
 {
-    hconn *c = p->data;
     c->url.len = 0;
     c->nhdr = 0;
     c->hdr_state = 0;
@@ -225,6 +191,12 @@ static int on_message_begin(http_parser *p)
     c->query = NULL;
     c->headers_done = 0;
     c->body_started = 0;
+    c->msg_began_ms = 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    reset_message(p->data);
     return 0;
 }
 
@@ -309,17 +281,16 @@ static int on_headers_complete(http_parser *p)
     terminate_in_place(c);
     /* RFC 7230 3.2.4: whitespace before the colon must be refused (a proxy that reads
      * "Content-Length : 5" differently from us could smuggle a request), and a folded value
-     * (obs-fold) may be: we do, rather than carry its CR LF into the value. */
+     * (obs-fold) may be: we do, rather than carry its CR LF into the value. RFC 7230 5.4: an
+     * HTTP/1.1 request without Host, or any with two, is answered 400. */
+    const char *m = c->in + c->msg_start;
+    unsigned hosts = 0;
     for (unsigned i = 0; i < c->nhdr; i++) {
-        const char *m = c->in + c->msg_start;
         if (strpbrk(m + c->name[i].off, " \t") != NULL ||
             (c->value[i].len && memchr(m + c->value[i].off, '\n', c->value[i].len) != NULL))
             return refuse_message(c, 400, "bad_request", "malformed header line");
+        hosts += strcasecmp(m + c->name[i].off, "Host") == 0;
     }
-    /* RFC 7230 5.4: an HTTP/1.1 request without Host, or any with two, is answered 400. */
-    unsigned hosts = 0;
-    for (unsigned i = 0; i < c->nhdr; i++)
-        hosts += strcasecmp(c->in + c->msg_start + c->name[i].off, "Host") == 0;
     if (hosts > 1 || (hosts == 0 && p->http_minor >= 1))
         return refuse_message(c, 400, "bad_request", "an HTTP/1.1 request needs one Host header");
     int chunked = (p->flags & F_CHUNKED) != 0;
@@ -464,13 +435,11 @@ static void refuse(hconn *c, int status, const char *code, const char *msg)
     int n = snprintf(body, sizeof body,
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"status\":%d}}\n", code, msg,
                      status);
-    char head[320];
-    int h = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %d\r\n%sConnection: close\r\n\r\n",
-                     status, http_reason(status), http_date(c->w), n,
-                     status == 503 ? "Retry-After: 1\r\n" : "");
-    evbuffer_add(c->out, head, (size_t)h);
+    char head[512];
+    const char *hdrs = status == 503 ? "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                                     : "Content-Type: application/json\r\n";
+    size_t h = put_head(head, c->w, status, hdrs, strlen(hdrs), (size_t)n, 1, 0, 0);
+    evbuffer_add(c->out, head, h);
     evbuffer_add(c->out, body, (size_t)n);
     /* Counted with the requests that reached no route; logged like them when access_log is on. */
     metrics_record(c->w->metrics, R_NOT_FOUND, status, 0, -1);
@@ -537,7 +506,7 @@ static const char *target_path(hconn *c)
 
 static void dispatch(hconn *c)
 {
-    if (c->q == NULL && (c->q = take_q(c->w)) == NULL) {
+    if (c->q == NULL && (c->q = take(&c->w->spares.q, &c->w->spares.nq, sizeof *c->q)) == NULL) {
         refuse(c, 503, "out_of_memory", "out of memory");
         return;
     }
@@ -559,13 +528,7 @@ static void dispatch(hconn *c)
 static void next_message(hconn *c)
 {
     c->msg_start = c->parsed;
-    /* http-parser skips CR/LF between messages without calling on_message_begin: nothing of
-     * this message may look current until the next one begins (found by fuzz_http). */
-    c->nhdr = 0;
-    c->headers_done = 0;
-    c->body_started = 0;
-    c->body.len = 0;
-    c->msg_began_ms = 0;
+    reset_message(c);
     if (c->msg_start == c->in_len) /* nothing of the next request here yet */
         give_back(c);
 }
@@ -628,7 +591,7 @@ static void process(hconn *c)
 static int make_room(hconn *c)
 {
     if (c->in == NULL) {
-        if ((c->in = take_in(c->w)) == NULL) {
+        if ((c->in = take(&c->w->spares.in, &c->w->spares.nin, IN_INITIAL)) == NULL) {
             refuse(c, 503, "out_of_memory", "out of memory");
             return -1;
         }
@@ -840,7 +803,9 @@ void conn_close_all(worker *w)
         }
         destroy(c);
     }
-    spares_free(w);
+    free_list(w->spares.in);
+    free_list(w->spares.q);
+    memset(&w->spares, 0, sizeof w->spares);
 }
 
 /* ---- the request being answered ----------------------------------------------------------- */
@@ -912,6 +877,32 @@ static void release_value(const void *data, size_t len, void *arg)
     strata_value_release(arg);
 }
 
+/* Writes an answer's head into dst (512 bytes plus hlen are enough): status line, Date,
+ * Content-Length (when the status has a body: len), the headers hdrs (hlen bytes of
+ * "Name: value\r\n"), Connection, and the empty line. Returns its length. */
+static size_t put_head(char *dst, worker *w, int status, const char *hdrs, size_t hlen, size_t len,
+                       int has_body, int keep, int http10)
+{
+    size_t n = put(dst, "HTTP/1.1 ", 9);
+    n += put_uint(dst + n, (unsigned)status);
+    dst[n++] = ' ';
+    n += put_str(dst + n, http_reason(status));
+    n += put(dst + n, "\r\nDate: ", 8);
+    n += put_str(dst + n, http_date(w));
+    if (has_body) {
+        n += put(dst + n, "\r\nContent-Length: ", 18);
+        n += put_uint(dst + n, len);
+    }
+    n += put(dst + n, "\r\n", 2);
+    n += put(dst + n, hdrs, hlen);
+    if (!keep)
+        n += put_str(dst + n, "Connection: close\r\n");
+    else if (http10)
+        n += put_str(dst + n, "Connection: keep-alive\r\n");
+    n += put(dst + n, "\r\n", 2);
+    return n;
+}
+
 void conn_respond(req *q, int status, const char *body, size_t len, strata_value *v)
 {
     hconn *c = q->conn;
@@ -924,23 +915,8 @@ void conn_respond(req *q, int status, const char *body, size_t len, strata_value
     int send_body = has_body && q->method != M_HEAD && len > 0;
     /* Status line and headers, and a small body beside them: one evbuffer chain, one copy. */
     char head[512 + sizeof q->out_hdr + INLINE_BODY];
-    size_t n = put(head, "HTTP/1.1 ", 9);
-    n += put_uint(head + n, (unsigned)status);
-    head[n++] = ' ';
-    n += put_str(head + n, http_reason(status));
-    n += put(head + n, "\r\nDate: ", 8);
-    n += put_str(head + n, http_date(c->w));
-    if (has_body) {
-        n += put(head + n, "\r\nContent-Length: ", 18);
-        n += put_uint(head + n, len);
-    }
-    n += put(head + n, "\r\n", 2);
-    n += put(head + n, q->out_hdr, q->out_hlen);
-    if (!keep)
-        n += put_str(head + n, "Connection: close\r\n");
-    else if (q->http10)
-        n += put_str(head + n, "Connection: keep-alive\r\n");
-    n += put(head + n, "\r\n", 2);
+    size_t n =
+        put_head(head, c->w, status, q->out_hdr, q->out_hlen, len, has_body, keep, q->http10);
     if (send_body && len <= INLINE_BODY) {
         n += put(head + n, body, len);
         send_body = 0;

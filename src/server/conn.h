@@ -16,6 +16,13 @@
 typedef struct worker worker;
 typedef struct req req;
 
+/* What a worker keeps between requests for its connections to reuse: read buffers and request
+ * contexts (conn.c says why). Zeroed with the worker; freed by conn_close_all. */
+typedef struct conn_spares {
+    struct conn_spare *in, *q;
+    unsigned nin, nq;
+} conn_spares;
+
 /* Starts accepting on the listening socket fd (owned from now on). Returns 0, or -1 with the
  * reason in err. */
 int conn_listen(worker *w, int fd, char *err, size_t errcap);

@@ -537,12 +537,6 @@ static void worker_destroy(worker *w)
     metrics_free(w->metrics);
 }
 
-static void stop_accepting(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    conn_stop_listening(arg);
-}
-
 /* ---- life cycle --------------------------------------------------------------------------- */
 
 static void reload_tokens(server *s)
@@ -568,47 +562,42 @@ static void reload_tokens(server *s)
     log_msg(LOG_INFO, "SIGHUP: %zu tokens loaded", auth_count(t));
 }
 
-static int total_inflight(server *s)
-{
-    int n = 0;
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        n += atomic_load(&s->workers[i].inflight);
-    return n;
-}
-
 /* Stops w's loop once it has nothing in flight and every answer was taken by its client (or the
- * drain deadline passed). Checked on the
- * worker's own thread and broken at once (loopbreak, not loopexit): no other callback of the same
- * loop turn can start a request between the check and the stop, which would then be failed by
- * strata_loop_free (a 503 to a client during a drain). */
+ * drain deadline passed). Checked on the worker's own thread and broken at once (loopbreak, not
+ * loopexit): no other callback of the same loop turn can start a request between the check and
+ * the stop, which would then be failed by strata_loop_free (a 503 to a client during a drain). */
 static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     worker *w = arg;
-    if ((atomic_load(&w->inflight) == 0 && !conn_unsent(w)) ||
-        strata_now_ms() >= w->srv->drain_deadline_ms) {
-        event_base_loopbreak(w->base);
+    int inflight = atomic_load(&w->inflight);
+    if ((inflight > 0 || conn_unsent(w)) && strata_now_ms() < w->srv->drain_deadline_ms) {
+        struct timeval soon = {0, 10000};
+        event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
         return;
     }
-    struct timeval soon = {0, 10000};
-    event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
+    if (inflight > 0)
+        log_msg(LOG_WARN, "drain timeout: %d requests still in flight", inflight);
+    event_base_loopbreak(w->base);
 }
 
-/* SIGTERM/SIGINT: stop accepting, let what is in flight finish (up to the drain timeout), stop
- * the loops. */
+/* The first step of a drain, on each worker: stop accepting, then stop when idle. */
+static void start_drain(evutil_socket_t fd, short what, void *arg)
+{
+    worker *w = arg;
+    conn_stop_listening(w);
+    stop_when_idle(fd, what, w);
+}
+
+/* SIGTERM/SIGINT: every worker stops accepting, lets what is in flight finish (up to the drain
+ * timeout) and stops; the caller joins them. */
 static void drain(server *s)
 {
     atomic_store(&s->draining, 1);
+    s->drain_deadline_ms = strata_now_ms() + s->cfg.drain_timeout_s * 1000u;
     struct timeval now = {0, 0};
     for (unsigned i = 0; i < s->cfg.workers; i++)
-        event_base_once(s->workers[i].base, -1, EV_TIMEOUT, stop_accepting, &s->workers[i], &now);
-    s->drain_deadline_ms = strata_now_ms() + s->cfg.drain_timeout_s * 1000u;
-    while (total_inflight(s) > 0 && strata_now_ms() < s->drain_deadline_ms)
-        usleep(10000);
-    if (total_inflight(s) > 0)
-        log_msg(LOG_WARN, "drain timeout: %d requests still in flight", total_inflight(s));
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        event_base_once(s->workers[i].base, -1, EV_TIMEOUT, stop_when_idle, &s->workers[i], &now);
+        event_base_once(s->workers[i].base, -1, EV_TIMEOUT, start_drain, &s->workers[i], &now);
 }
 
 static int start(server *s)

@@ -54,7 +54,7 @@ typedef struct worker {
     const struct timeval *idle_tv; /* STRATA_IDLE_TIMEOUT, as a libevent common timeout */
     struct hconn *conns;           /* every connection the worker owns (conn.c) */
     unsigned nconns;               /* the open ones */
-    struct conn_spares *spares;    /* read buffers and request contexts between requests */
+    conn_spares spares;            /* read buffers and request contexts between requests */
     strata_loop *loop;
     metrics_block *metrics;
     atomic_int inflight;
