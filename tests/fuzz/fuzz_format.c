@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
+#include "cache/format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 
 #include <strata/errors.h>
 
-#include "redis_url.h"
+#include "redis/redis_url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

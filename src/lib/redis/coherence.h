@@ -6,7 +6,7 @@
 
 #include <strata/l1.h>
 
-#include "l2.h"
+#include "redis/l2.h"
 
 typedef struct coherence coherence;
 

@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rand.h"
-#include "shard.h"
+#include "core/rand.h"
+#include "l1/shard.h"
 
 #define WINDOW_PERCENT    1
 #define PROTECTED_PERCENT 80

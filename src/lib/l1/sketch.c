@@ -10,7 +10,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "sketch.h"
+#include "l1/sketch.h"
 
 static const uint64_t seeds[4] = {0xc3a5c85c97cb3127ULL, 0xb492b66fbe98f273ULL,
                                   0x9ae16a3b2f90404fULL, 0xcbf29ce484222325ULL};

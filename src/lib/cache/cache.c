@@ -25,15 +25,15 @@
 #include <strata/errors.h>
 #include <xxhash.h>
 
-#include "cache_internal.h"
-#include "coherence.h"
-#include "config.h"
-#include "format.h"
-#include "l1_internal.h"
-#include "l2.h"
-#include "rand.h"
-#include "redis_url.h"
-#include "tag_key.h"
+#include "cache/cache_internal.h"
+#include "redis/coherence.h"
+#include "core/config.h"
+#include "cache/format.h"
+#include "l1/l1_internal.h"
+#include "redis/l2.h"
+#include "core/rand.h"
+#include "redis/redis_url.h"
+#include "core/tag_key.h"
 
 #define KEY_BUF STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)
 

@@ -9,7 +9,7 @@
 #include <strata/errors.h>
 #include <strata/key.h>
 
-#include "tag_key.h"
+#include "core/tag_key.h"
 
 static int name_byte_ok(unsigned char c)
 {

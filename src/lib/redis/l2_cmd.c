@@ -10,7 +10,7 @@
 
 #include <strata/errors.h>
 
-#include "l2_cmd.h"
+#include "redis/l2_cmd.h"
 
 static void arg(l2_cmd *c, const char *s, size_t n)
 {

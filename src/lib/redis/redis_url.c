@@ -11,7 +11,7 @@
 
 #include <strata/errors.h>
 
-#include "redis_url.h"
+#include "redis/redis_url.h"
 
 static int hexval(char c)
 {

@@ -24,11 +24,11 @@
 #include <strata/errors.h>
 #include <xxhash.h>
 
-#include "cache_internal.h"
-#include "entry.h"
-#include "l1_internal.h"
-#include "tag_key.h"
-#include "tags.h"
+#include "cache/cache_internal.h"
+#include "l1/entry.h"
+#include "l1/l1_internal.h"
+#include "core/tag_key.h"
+#include "l1/tags.h"
 
 #define TICK_MS 10
 

@@ -34,10 +34,10 @@
 #include <strata/errors.h>
 #include <xxhash.h>
 
-#include "coherence.h"
-#include "l1_internal.h"
-#include "tag_key.h"
-#include "tags.h"
+#include "redis/coherence.h"
+#include "l1/l1_internal.h"
+#include "core/tag_key.h"
+#include "l1/tags.h"
 
 struct coherence {
     l2 *l2;

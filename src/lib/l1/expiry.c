@@ -9,7 +9,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "expiry.h"
+#include "l1/expiry.h"
 
 static void place(expiry_heap *h, size_t i, struct strata_value *e)
 {

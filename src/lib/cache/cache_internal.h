@@ -10,9 +10,9 @@
 
 #include <strata/cache.h>
 
-#include "coherence.h"
-#include "format.h"
-#include "l2.h"
+#include "redis/coherence.h"
+#include "cache/format.h"
+#include "redis/l2.h"
 
 struct strata_cache {
     strata_l1 *l1;

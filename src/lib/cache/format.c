@@ -23,7 +23,7 @@
 
 #include <strata/errors.h>
 
-#include "format.h"
+#include "cache/format.h"
 
 static void put64(char *p, uint64_t v)
 {

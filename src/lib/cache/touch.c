@@ -22,11 +22,11 @@
 #include <strata/cache.h>
 #include <strata/errors.h>
 
-#include "cache_internal.h"
-#include "format.h"
-#include "l1_internal.h"
-#include "l2.h"
-#include "l2_cmd.h"
+#include "cache/cache_internal.h"
+#include "cache/format.h"
+#include "l1/l1_internal.h"
+#include "redis/l2.h"
+#include "redis/l2_cmd.h"
 
 /* KEYS[1] the entry; ARGV[1] the format version (decimal), ARGV[2] created and expires (16 bytes,
  * little-endian), ARGV[3] the new TTL in ms, ARGV[4] now in ms (decimal). Returns 1 if touched, 0

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "entry.h"
+#include "l1/entry.h"
 
 typedef struct expiry_heap {
     struct strata_value **items;

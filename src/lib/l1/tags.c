@@ -19,8 +19,8 @@
 
 #include <strata/errors.h>
 
-#include "rand.h"
-#include "tags.h"
+#include "core/rand.h"
+#include "l1/tags.h"
 
 #define STRIPES 16
 

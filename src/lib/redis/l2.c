@@ -21,7 +21,7 @@
 
 #include <strata/errors.h>
 
-#include "l2.h"
+#include "redis/l2.h"
 
 typedef struct slot {
     redisContext *ctx;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "entry.h"
+#include "l1/entry.h"
 
 struct strata_value *strata__entry_new(const entry_spec *spec, const void *value, size_t len)
 {

@@ -16,7 +16,7 @@
 
 #include <strata/errors.h>
 
-#include "ns.h"
+#include "l1/ns.h"
 
 void strata__stats_sum(const shard_stats *s, size_t n, strata_stats *out)
 {
@@ -32,6 +32,15 @@ void strata__stats_sum(const shard_stats *s, size_t n, strata_stats *out)
         out->entries += atomic_load_explicit(&s[i].entries, memory_order_relaxed);
         out->bytes += atomic_load_explicit(&s[i].bytes, memory_order_relaxed);
     }
+}
+
+/* A namespace's settings before anyone configures it (declared in strata/l1.h). */
+void strata_ns_config_init(strata_ns_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->default_ttl_ms = 300000;
+    cfg->error_ttl_ms = 30000;
+    cfg->jitter = 0.10;
 }
 
 int strata__ns_init(ns_registry *r, unsigned max, unsigned nshards, uint64_t default_ttl_ms)

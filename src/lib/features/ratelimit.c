@@ -30,9 +30,9 @@
 #include <openssl/sha.h>
 #include <xxhash.h>
 
-#include "cache_internal.h"
-#include "l1_internal.h"
-#include "l2_cmd.h"
+#include "cache/cache_internal.h"
+#include "l1/l1_internal.h"
+#include "redis/l2_cmd.h"
 
 #define RL_STRIPES    64
 #define RL_PER_STRIPE 1024

@@ -6,10 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "entry.h"
-#include "expiry.h"
-#include "ns.h"
-#include "sketch.h"
+#include "l1/entry.h"
+#include "l1/expiry.h"
+#include "l1/ns.h"
+#include "l1/sketch.h"
 
 typedef struct l1_list {
     struct strata_value *head, *tail; /* head: most recently used */

@@ -9,9 +9,9 @@
 #include <hiredis/hiredis.h>
 #include <strata/cache.h>
 
-#include "breaker.h"
-#include "l2_cmd.h"
-#include "redis_url.h"
+#include "redis/breaker.h"
+#include "redis/l2_cmd.h"
+#include "redis/redis_url.h"
 
 typedef struct l2 l2;
 

@@ -14,8 +14,8 @@
 #include <strata/errors.h>
 #include <strata/l1.h>
 
-#include "config.h"
-#include "rand.h"
+#include "core/config.h"
+#include "core/rand.h"
 
 int strata__parse_size(const char *s, size_t *out)
 {

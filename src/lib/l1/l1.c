@@ -20,13 +20,13 @@
 #include <strata/errors.h>
 #include <strata/l1.h>
 
-#include "config.h"
-#include "entry.h"
-#include "ns.h"
-#include "rand.h"
-#include "shard.h"
-#include "tags.h"
-#include "l1_internal.h"
+#include "core/config.h"
+#include "l1/entry.h"
+#include "l1/ns.h"
+#include "core/rand.h"
+#include "l1/shard.h"
+#include "l1/tags.h"
+#include "l1/l1_internal.h"
 
 #define MIN_SHARD_BYTES   ((size_t)64 << 10)
 #define MAX_SHARDS        256
@@ -77,14 +77,6 @@ int strata_l1_config_init(strata_l1_config *cfg)
         return STRATA_ERANGE;
     }
     return 0;
-}
-
-void strata_ns_config_init(strata_ns_config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->default_ttl_ms = 300000;
-    cfg->error_ttl_ms = 30000;
-    cfg->jitter = 0.10;
 }
 
 /* The default shard count: as many as 64, but each shard big enough for four of the largest

@@ -12,8 +12,8 @@
 
 #include <strata/l1.h>
 
-#include "entry.h"
-#include "tags.h"
+#include "l1/entry.h"
+#include "l1/tags.h"
 
 #define STRATA__NO_TICKET      UINT64_MAX
 #define STRATA__L1_INVALIDATED 100 /* strata__l1_store: not linked, an invalidation raced it */

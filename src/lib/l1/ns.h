@@ -10,7 +10,7 @@
 #include <strata/l1.h>
 #include <strata/key.h>
 
-#include "entry.h"
+#include "l1/entry.h"
 
 /* Counters of one shard (totals) or of one namespace within one shard. Each has one writer, the
  * holder of that shard's lock, so updates are a relaxed load and store (no locked instruction);

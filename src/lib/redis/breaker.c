@@ -6,8 +6,8 @@
  * doubled, up to a maximum, with +-25% jitter so a fleet of instances does not probe a recovering
  * Redis in lockstep. Time is a parameter, like everywhere in libstrata.
  */
-#include "breaker.h"
-#include "rand.h"
+#include "redis/breaker.h"
+#include "core/rand.h"
 
 void strata__breaker_init(breaker *b, unsigned threshold, uint64_t min_ms, uint64_t max_ms)
 {
