@@ -155,6 +155,8 @@ static strata_cache *open_cache(unsigned conns)
     return c;
 }
 
+static strata_ratelimiter *limiter; /* on the cache open_cache made */
+
 static strata_rl_params params(void)
 {
     strata_rl_params p = {.limit = opt.limit, .period_ms = opt.period_ms, .burst = 0, .cost = 1};
@@ -178,7 +180,7 @@ static void *sync_thread(void *arg)
     for (uint64_t i = 0; i < a->ops; i++) {
         make_key(key, (unsigned)(rng_next(&a->seed) % opt.keys));
         strata_rl_result r;
-        if (strata_ratelimit(a->c, NULL, key, KEY_LEN, &p, &r) != 0)
+        if (strata_ratelimit(limiter, NULL, key, KEY_LEN, &p, &r) != 0)
             a->bad++;
     }
     return NULL;
@@ -243,7 +245,7 @@ static void fill(adrv *d)
         make_key(key, (unsigned)(rng_next(&d->seed) % opt.keys));
         d->issued++;
         strata_rl_result r;
-        int rc = strata_ratelimit_async(d->lp, NULL, key, KEY_LEN, &p, on_checked, d, &r);
+        int rc = strata_ratelimit_async(limiter, d->lp, NULL, key, KEY_LEN, &p, on_checked, d, &r);
         if (rc == STRATA_PENDING) {
             d->inflight++;
         } else {
@@ -332,6 +334,10 @@ int main(int argc, char **argv)
         opt.row = sync ? "sync" : "async";
 
     strata_cache *c = open_cache(sync ? opt.threads : 1);
+    if (strata_ratelimiter_new(c, &limiter) != 0) {
+        fprintf(stderr, "bench_ratelimit: strata_ratelimiter_new failed\n");
+        return 1;
+    }
     struct event_base *base = NULL;
     adrv d = {0};
     if (!sync) {
@@ -350,14 +356,14 @@ int main(int argc, char **argv)
         run_async(&d, opt.warmup);
 
     strata_rl_stats s0, s1;
-    strata_ratelimit_stats(c, &s0);
+    strata_ratelimit_stats(limiter, &s0);
     double srv0 = server_cpu(), m0 = machine_busy(), self0 = self_cpu(), t0 = now_s();
     if (sync)
         run_sync(c, opt.ops);
     else
         run_async(&d, opt.ops);
     double t1 = now_s(), self1 = self_cpu(), m1 = machine_busy(), srv1 = server_cpu();
-    strata_ratelimit_stats(c, &s1);
+    strata_ratelimit_stats(limiter, &s1);
 
     double secs = t1 - t0, rate = (double)opt.ops / secs;
     double ccpu = (self1 - self0) / secs;

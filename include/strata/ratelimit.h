@@ -11,9 +11,13 @@
  * by the socket timeout and the breaker), the configured fallback decides: a local GCRA per
  * instance with limit/instances (default), allow everything, or deny everything.
  *
+ * A limiter is its own object on a cache (it uses the cache's Redis and prefix; the cache knows
+ * nothing of it); free it before the cache.
+ *     strata_ratelimiter *rl;
+ *     strata_ratelimiter_new(cache, &rl);
  *     strata_rl_params p = {.limit = 1000, .period_ms = 60000, .burst = 10, .cost = 1};
  *     strata_rl_result r;
- *     if (strata_ratelimit(cache, "acme", "user:42", 7, &p, &r) == 0 && !r.allowed)
+ *     if (strata_ratelimit(rl, "acme", "user:42", 7, &p, &r) == 0 && !r.allowed)
  *         ... answer 429 with Retry-After: r.retry_after_ms ...
  */
 #ifndef STRATA_RATELIMIT_H
@@ -59,31 +63,40 @@ enum strata_rl_fallback {
     STRATA_RL_FALLBACK_CLOSED
 };
 
-/* How the cache's rate limiter falls back; call before use. instances: how many instances
- * share the limit (each local limiter allows limit/instances). Returns 0 or STRATA_EINVAL. */
-int strata_ratelimit_configure(strata_cache *c, int fallback, unsigned instances);
+typedef struct strata_ratelimiter strata_ratelimiter;
+
+/* Creates a limiter on cache c (falling back locally, one instance, until configured). Its
+ * state (remembered denials, the local fallback's buckets, counters) is its own; its keys live
+ * in c's Redis, under c's prefix. Returns 0 or STRATA_ENOMEM. */
+int strata_ratelimiter_new(strata_cache *c, strata_ratelimiter **out);
+/* Frees it (before its cache, after every loop call on it has answered). NULL is a no-op. */
+void strata_ratelimiter_free(strata_ratelimiter *rl);
+
+/* How the limiter falls back; call before use. instances: how many instances share the limit
+ * (each local limiter allows limit/instances). Returns 0 or STRATA_EINVAL. */
+int strata_ratelimit_configure(strata_ratelimiter *rl, int fallback, unsigned instances);
 
 /* Checks and counts one request against the limit of key (bytes) in tenant (NULL: default).
  * Returns 0 with *out filled (allowed or not), STRATA_EINVAL (bad parameters), STRATA_EKEYEMPTY,
  * STRATA_EKEYLONG or STRATA_EBADNAME. Never fails because Redis did (the fallback decides). */
-int strata_ratelimit(strata_cache *c, const char *tenant, const void *key, size_t len,
+int strata_ratelimit(strata_ratelimiter *rl, const char *tenant, const void *key, size_t len,
                      const strata_rl_params *p, strata_rl_result *out);
 
 typedef void (*strata_rl_cb)(int status, const strata_rl_result *r, void *arg);
 
-/* The same on an event loop (cache.h's convention): STRATA_OK when decided during the call
- * (remembered denial, local fallback, no Redis: *out filled, cb not called), STRATA_PENDING
- * (cb follows with the result), or a negative error (cb never called). */
-int strata_ratelimit_async(strata_loop *lp, const char *tenant, const void *key, size_t len,
-                           const strata_rl_params *p, strata_rl_cb cb, void *arg,
-                           strata_rl_result *out);
+/* The same on an event loop lp of the limiter's cache (cache.h's convention): STRATA_OK when
+ * decided during the call (remembered denial, local fallback, no Redis: *out filled, cb not
+ * called), STRATA_PENDING (cb follows with the result), or a negative error (cb never called). */
+int strata_ratelimit_async(strata_ratelimiter *rl, strata_loop *lp, const char *tenant,
+                           const void *key, size_t len, const strata_rl_params *p, strata_rl_cb cb,
+                           void *arg, strata_rl_result *out);
 
 /* Counters of the rate limiter. */
 typedef struct strata_rl_stats {
     uint64_t checks, allowed, limited, redis, remembered, local, fail_open, fail_closed;
 } strata_rl_stats;
 
-void strata_ratelimit_stats(strata_cache *c, strata_rl_stats *out);
+void strata_ratelimit_stats(strata_ratelimiter *rl, strata_rl_stats *out);
 
 #ifdef __cplusplus
 }

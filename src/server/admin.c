@@ -386,7 +386,7 @@ void admin_metrics(req *q)
     for (unsigned i = 0; i < n; i++)
         blocks[i] = srv->workers[i].metrics;
     struct evbuffer *out = evbuffer_new();
-    metrics_render(out, blocks, n, srv->cache, (strata_now_ms() - srv->started_ms) / 1000);
+    metrics_render(out, blocks, n, srv->cache, srv->rl, (strata_now_ms() - srv->started_ms) / 1000);
     limits_render(out, &srv->rules);
     size_t len = evbuffer_get_length(out);
     reply_text(q, 200, "text/plain; version=0.0.4; charset=utf-8",

@@ -208,8 +208,8 @@ void ratelimit_handle(req *q)
                           .burst = (uint64_t)burst,
                           .cost = (uint64_t)cost};
     strata_rl_result r;
-    int rc =
-        strata_ratelimit_async(q->w->loop, q->tenant, q->r.key, q->r.key_len, &p, on_check, q, &r);
+    int rc = strata_ratelimit_async(q->w->srv->rl, q->w->loop, q->tenant, q->r.key, q->r.key_len,
+                                    &p, on_check, q, &r);
     if (rc != STRATA_PENDING)
         on_check(rc, &r, q);
 }
@@ -291,8 +291,8 @@ static void walk(rule_walk *w)
         if ((r->route != -1 && r->route != q->r.id) || identity(q, r, key, sizeof key) != 0)
             continue;
         strata_rl_result res;
-        int rc = strata_ratelimit_async(q->w->loop, "default", key, strlen(key), &r->p,
-                                        rule_decided, w, &res);
+        int rc = strata_ratelimit_async(q->w->srv->rl, q->w->loop, "default", key, strlen(key),
+                                        &r->p, rule_decided, w, &res);
         if (rc == STRATA_PENDING)
             return;
         rule_decided(rc, &res, w);

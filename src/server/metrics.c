@@ -107,7 +107,8 @@ static void gauge(struct evbuffer *out, const char *name, const char *help, doub
                         v);
 }
 
-static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c)
+static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
+                         strata_ratelimiter *limiter)
 {
     static const char *tiers[3] = {"l1", "l2", "miss"};
     evbuffer_add_printf(out, "# HELP strata_reads_total Reads over HTTP by where they were "
@@ -153,7 +154,7 @@ static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned 
     counter(out, "strata_l2_link_drops_total", "Times the invalidation link was lost.",
             l2.link_drops);
     strata_rl_stats rl;
-    strata_ratelimit_stats(c, &rl);
+    strata_ratelimit_stats(limiter, &rl);
     counter(out, "strata_ratelimit_checks_total", "Rate-limit checks.", rl.checks);
     counter(out, "strata_ratelimit_allowed_total", "Rate-limit checks allowed.", rl.allowed);
     counter(out, "strata_ratelimit_limited_total", "Rate-limit checks denied.", rl.limited);
@@ -165,9 +166,9 @@ static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned 
 }
 
 void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
-                    uint64_t uptime_s)
+                    strata_ratelimiter *limiter, uint64_t uptime_s)
 {
     render_requests(out, blocks, n);
-    render_cache(out, blocks, n, c);
+    render_cache(out, blocks, n, c, limiter);
     gauge(out, "strata_uptime_seconds", "Seconds since the server started.", (double)uptime_s);
 }

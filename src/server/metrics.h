@@ -28,6 +28,6 @@ void metrics_record(metrics_block *m, int route_id, int status, uint64_t micros,
 
 /* Writes the Prometheus text exposition of n blocks and the cache's own counters. */
 void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
-                    uint64_t uptime_s);
+                    strata_ratelimiter *limiter, uint64_t uptime_s);
 
 #endif

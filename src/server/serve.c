@@ -624,7 +624,11 @@ static int start(server *s)
         fprintf(stderr, "strata serve: cannot create the cache: %s\n", strata_strerror(rc));
         return -1;
     }
-    strata_ratelimit_configure(s->cache, s->cfg.rl_fallback, s->cfg.rl_instances);
+    if (strata_ratelimiter_new(s->cache, &s->rl) != 0 ||
+        strata_ratelimit_configure(s->rl, s->cfg.rl_fallback, s->cfg.rl_instances) != 0) {
+        fprintf(stderr, "strata serve: cannot create the rate limiter\n");
+        return -1;
+    }
     if (namespaces_apply(strata_cache_l1(s->cache), getenv("STRATA_NAMESPACES"), err, sizeof err) !=
         0) {
         fprintf(stderr, "strata serve: STRATA_NAMESPACES: %s\n", err);
@@ -647,6 +651,7 @@ static void stop(server *s)
         for (unsigned i = 0; i < s->cfg.workers; i++)
             worker_destroy(&s->workers[i]);
     free(s->workers);
+    strata_ratelimiter_free(s->rl);
     strata_cache_free(s->cache);
     auth_free(s->auth);
     limits_free(&s->rules);

@@ -75,6 +75,7 @@ typedef struct offload_job {
 struct server {
     serve_config cfg;
     strata_cache *cache;
+    strata_ratelimiter *rl; /* the server's own rules and /v1/ratelimit */
     worker *workers;
     pthread_rwlock_t auth_lock;
     auth_table *auth;

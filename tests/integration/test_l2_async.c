@@ -258,9 +258,10 @@ static void test_stopped_redis_deadlines(void **state)
     uint64_t t0 = rh_now_ms();
     for (int i = 0; i < 8; i++)
         assert_int_equal(strata_cache_get_async(lp, &cold, on_get, &misses[i], &v), STRATA_PENDING);
-    /* ...the queue is bounded: the 9th answers at once from L1 instead of waiting. */
+    /* ...the queue is bounded: the 9th is not sent, it waits for room (back-pressure, not a
+     * reason to answer from L1), and ends with the others when the deadline passes. */
     result ninth = {0};
-    assert_int_equal(strata_cache_get_async(lp, &cold, on_get, &ninth, &v), STRATA_ENOTFOUND);
+    assert_int_equal(strata_cache_get_async(lp, &cold, on_get, &ninth, &v), STRATA_PENDING);
     /* The hot key is still an L1 hit? Only while the link is up; either way, at once. */
     result hotr = {0};
     int rc = strata_cache_get_async(lp, &hot, on_get, &hotr, &v);
@@ -268,6 +269,9 @@ static void test_stopped_redis_deadlines(void **state)
     if (rc == STRATA_OK)
         strata_value_release(v);
     run_until(misses, 8);
+    run_until(&ninth, 1);
+    assert_int_equal(ninth.status, STRATA_ENOTFOUND);
+    assert_true(ninth.at_ms - t0 <= 500);
     for (int i = 0; i < 8; i++) {
         assert_int_equal(misses[i].calls, 1);
         assert_int_equal(misses[i].status, STRATA_ENOTFOUND); /* a miss, never an error */
@@ -287,6 +291,46 @@ static void test_stopped_redis_deadlines(void **state)
     assert_int_equal(rh_resume(srv), 0);
     strata_loop_free(lp);
     strata_cache_free(a);
+}
+
+/* A full queue on a healthy Redis is back-pressure: calls past max_pending wait for room and are
+ * answered by Redis, never from L1 (which does not hold these keys: it would be a miss). */
+static void test_full_queue_waits_for_room(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    strata_cache *writer = open_cache("a6", 0), *a = open_cache("a6", 4);
+    char name[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "k%d", i);
+        strata_key k = {"ns", NULL, name, strlen(name)};
+        assert_int_equal(strata_cache_set(writer, &k, name, strlen(name), NULL), 0);
+    }
+    strata_loop *lp;
+    assert_int_equal(strata_loop_new(a, base, &lp), 0);
+    static result gets[N];
+    memset(gets, 0, sizeof gets);
+    strata_l2_stats before, after;
+    strata_cache_l2_stats(a, &before);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "k%d", i);
+        strata_key k = {"ns", NULL, name, strlen(name)};
+        strata_value *v;
+        assert_int_equal(strata_cache_get_async(lp, &k, on_get, &gets[i], &v), STRATA_PENDING);
+    }
+    run_until(gets, N);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "k%d", i);
+        assert_int_equal(gets[i].calls, 1);
+        assert_int_equal(gets[i].status, 0);
+        assert_string_equal(gets[i].value, name);
+    }
+    strata_cache_l2_stats(a, &after);
+    assert_int_equal(after.fallbacks, before.fallbacks);
+    assert_int_equal(after.hits - before.hits, N);
+    strata_loop_free(lp);
+    strata_cache_free(a);
+    strata_cache_free(writer);
 }
 
 static void test_free_loop_fails_pending(void **state)
@@ -317,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_on_one_connection),
         cmocka_unit_test(test_tags_two_rounds),
         cmocka_unit_test(test_stopped_redis_deadlines),
+        cmocka_unit_test(test_full_queue_waits_for_room),
         cmocka_unit_test(test_free_loop_fails_pending),
     };
     return cmocka_run_group_tests_name("l2_async", tests, setup, teardown);

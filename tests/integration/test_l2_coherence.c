@@ -15,7 +15,7 @@
 #include <strata/strata.h>
 
 #include "harness.h"
-#include "l1/l1_internal.h"
+#include "cache/twotier.h"
 
 #define BOUND_MS 500 /* the 100 ms coherence window, asserted with a generous margin */
 

@@ -48,15 +48,24 @@ static strata_cache *open_cache(const char *prefix)
     return c;
 }
 
+/* A limiter on c: freed before c (strata_ratelimiter_free, beside each strata_cache_free). */
+static strata_ratelimiter *limiter(strata_cache *c)
+{
+    strata_ratelimiter *rl;
+    assert_int_equal(strata_ratelimiter_new(c, &rl), 0);
+    return rl;
+}
+
 static void test_two_instances_share_the_limit(void **state)
 {
     (void)state;
     strata_cache *a = open_cache("rl1"), *b = open_cache("rl1");
+    strata_ratelimiter *rl_a = limiter(a), *rl_b = limiter(b);
     strata_rl_params p = {.limit = 1000, .period_ms = 3600 * 1000, .burst = 1000, .cost = 1};
     int allowed = 0;
     for (int i = 0; i < 10000; i++) {
         strata_rl_result r;
-        assert_int_equal(strata_ratelimit(i % 2 ? a : b, "acme", "api", 3, &p, &r), 0);
+        assert_int_equal(strata_ratelimit(i % 2 ? rl_a : rl_b, "acme", "api", 3, &p, &r), 0);
         allowed += r.allowed;
         if (!r.allowed) /* a denied request says when to come back: T = 3.6 s */
             assert_true(r.retry_after_ms > 0 && r.retry_after_ms <= 3600);
@@ -64,13 +73,15 @@ static void test_two_instances_share_the_limit(void **state)
     print_message("admitted %d of 10000 against 1000/3600s burst 1000\n", allowed);
     assert_true(allowed >= 990 && allowed <= 1010);
     strata_rl_stats sa, sb;
-    strata_ratelimit_stats(a, &sa);
-    strata_ratelimit_stats(b, &sb);
+    strata_ratelimit_stats(rl_a, &sa);
+    strata_ratelimit_stats(rl_b, &sb);
     assert_int_equal(sa.checks + sb.checks, 10000);
     assert_int_equal(sa.allowed + sb.allowed, (uint64_t)allowed);
     /* Denials were remembered: most rejected requests never reached Redis. */
     assert_true(sa.remembered + sb.remembered > 8000);
+    strata_ratelimiter_free(rl_a);
     strata_cache_free(a);
+    strata_ratelimiter_free(rl_b);
     strata_cache_free(b);
 }
 
@@ -78,27 +89,29 @@ static void test_burst_then_steady_rate(void **state)
 {
     (void)state;
     strata_cache *c = open_cache("rl2");
+    strata_ratelimiter *rl_c = limiter(c);
     strata_rl_params p = {.limit = 10, .period_ms = 1000, .burst = 5}; /* T = 100 ms */
     strata_rl_result r;
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+        assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
         assert_true(r.allowed);
         assert_int_equal(r.remaining, (uint64_t)(4 - i));
         assert_int_equal(r.limit, 5);
         assert_int_equal(r.source, STRATA_RL_REDIS);
     }
-    assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_false(r.allowed);
     assert_int_equal(r.remaining, 0);
     assert_true(r.retry_after_ms >= 1 && r.retry_after_ms <= 100);
     assert_true(r.reset_ms >= 400 && r.reset_ms <= 500);
     usleep((useconds_t)(r.retry_after_ms + 20) * 1000);
-    assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_true(r.allowed); /* GCRA admits again after retry_after, long before the reset */
     /* A cost larger than the burst can never pass. */
     strata_rl_params heavy = {.limit = 10, .period_ms = 1000, .burst = 5, .cost = 6};
-    assert_int_equal(strata_ratelimit(c, NULL, "heavy", 5, &heavy, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "heavy", 5, &heavy, &r), 0);
     assert_false(r.allowed);
+    strata_ratelimiter_free(rl_c);
     strata_cache_free(c);
 }
 
@@ -106,24 +119,26 @@ static void test_tenants_and_keys_are_isolated(void **state)
 {
     (void)state;
     strata_cache *c = open_cache("rl3");
+    strata_ratelimiter *rl_c = limiter(c);
     strata_rl_params p = {.limit = 3, .period_ms = 60000};
     strata_rl_result r;
     for (int i = 0; i < 3; i++)
-        assert_int_equal(strata_ratelimit(c, "a", "k", 1, &p, &r), 0), assert_true(r.allowed);
-    assert_int_equal(strata_ratelimit(c, "a", "k", 1, &p, &r), 0);
+        assert_int_equal(strata_ratelimit(rl_c, "a", "k", 1, &p, &r), 0), assert_true(r.allowed);
+    assert_int_equal(strata_ratelimit(rl_c, "a", "k", 1, &p, &r), 0);
     assert_false(r.allowed);
-    assert_int_equal(strata_ratelimit(c, "b", "k", 1, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, "b", "k", 1, &p, &r), 0);
     assert_true(r.allowed); /* another tenant, same key */
-    assert_int_equal(strata_ratelimit(c, "a", "k2", 2, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, "a", "k2", 2, &p, &r), 0);
     assert_true(r.allowed); /* another key */
-    redisReply *rep = rh_command(srv, "EXISTS rl3:!rl:a:k rl3:!rl:b:k");
+    redisReply *rep = rh_command(srv, "EXISTS rl3!rl:a:k rl3!rl:b:k");
     assert_int_equal(rep->integer, 2);
     freeReplyObject(rep);
     /* Bad input. */
     strata_rl_params zero = {.limit = 0, .period_ms = 1000};
-    assert_int_equal(strata_ratelimit(c, "a", "k", 1, &zero, &r), STRATA_EINVAL);
-    assert_int_equal(strata_ratelimit(c, "a", "", 0, &p, &r), STRATA_EKEYEMPTY);
-    assert_int_equal(strata_ratelimit(c, "bad tenant", "k", 1, &p, &r), STRATA_EBADNAME);
+    assert_int_equal(strata_ratelimit(rl_c, "a", "k", 1, &zero, &r), STRATA_EINVAL);
+    assert_int_equal(strata_ratelimit(rl_c, "a", "", 0, &p, &r), STRATA_EKEYEMPTY);
+    assert_int_equal(strata_ratelimit(rl_c, "bad tenant", "k", 1, &p, &r), STRATA_EBADNAME);
+    strata_ratelimiter_free(rl_c);
     strata_cache_free(c);
 }
 
@@ -131,16 +146,18 @@ static void test_noscript_after_flush(void **state)
 {
     (void)state;
     strata_cache *c = open_cache("rl4");
+    strata_ratelimiter *rl_c = limiter(c);
     strata_rl_params p = {.limit = 100, .period_ms = 1000};
     strata_rl_result r;
-    assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_int_equal(r.source, STRATA_RL_REDIS);
     redisReply *rep = rh_command(srv, "SCRIPT FLUSH");
     freeReplyObject(rep);
-    assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_int_equal(r.source, STRATA_RL_REDIS); /* recovered with EVAL, not the fallback */
     assert_true(r.allowed);
     assert_int_equal(r.remaining, 98);
+    strata_ratelimiter_free(rl_c);
     strata_cache_free(c);
 }
 
@@ -161,6 +178,7 @@ static void test_async_path(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     strata_cache *a = open_cache("rl5"), *b = open_cache("rl5");
+    strata_ratelimiter *rl_a = limiter(a), *rl_b = limiter(b);
     strata_loop *la, *lb;
     assert_int_equal(strata_loop_new(a, base, &la), 0);
     assert_int_equal(strata_loop_new(b, base, &lb), 0);
@@ -169,7 +187,8 @@ static void test_async_path(void **state)
     int issued = 0;
     for (int i = 0; i < 2000; i++) {
         strata_rl_result r;
-        int rc = strata_ratelimit_async(i % 2 ? la : lb, "t", "k", 1, &p, on_rl, &n, &r);
+        int rc = strata_ratelimit_async(i % 2 ? rl_a : rl_b, i % 2 ? la : lb, "t", "k", 1, &p,
+                                        on_rl, &n, &r);
         if (rc == STRATA_OK) {
             n.done++;
             n.allowed += r.allowed;
@@ -187,7 +206,9 @@ static void test_async_path(void **state)
     assert_true(n.allowed >= 198 && n.allowed <= 202);
     strata_loop_free(la);
     strata_loop_free(lb);
+    strata_ratelimiter_free(rl_a);
     strata_cache_free(a);
+    strata_ratelimiter_free(rl_b);
     strata_cache_free(b);
     event_base_free(base);
 }
@@ -198,34 +219,36 @@ static void test_fallbacks_with_redis_killed(void **state)
     if (rh_is_external(srv))
         skip();
     strata_cache *c = open_cache("rl6");
-    assert_int_equal(strata_ratelimit_configure(c, STRATA_RL_FALLBACK_LOCAL, 2), 0);
-    assert_int_equal(strata_ratelimit_configure(c, 7, 2), STRATA_EINVAL);
-    assert_int_equal(strata_ratelimit_configure(c, STRATA_RL_FALLBACK_LOCAL, 0), STRATA_EINVAL);
+    strata_ratelimiter *rl_c = limiter(c);
+    assert_int_equal(strata_ratelimit_configure(rl_c, STRATA_RL_FALLBACK_LOCAL, 2), 0);
+    assert_int_equal(strata_ratelimit_configure(rl_c, 7, 2), STRATA_EINVAL);
+    assert_int_equal(strata_ratelimit_configure(rl_c, STRATA_RL_FALLBACK_LOCAL, 0), STRATA_EINVAL);
     strata_rl_params p = {.limit = 100, .period_ms = 3600 * 1000};
     strata_rl_result r;
-    assert_int_equal(strata_ratelimit(c, NULL, "warm", 4, &p, &r), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "warm", 4, &p, &r), 0);
     assert_int_equal(rh_kill(srv), 0);
     int allowed = 0;
     for (int i = 0; i < 200; i++) {
-        assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+        assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
         allowed += r.allowed;
         if (i > 5) /* after the first failures, the breaker skips Redis */
             assert_true(r.source == STRATA_RL_LOCAL || r.source == STRATA_RL_REMEMBERED);
     }
     assert_int_equal(allowed, 50); /* this instance's share: 100 / 2 */
-    assert_int_equal(strata_ratelimit_configure(c, STRATA_RL_FALLBACK_OPEN, 2), 0);
-    assert_int_equal(strata_ratelimit(c, NULL, "other", 5, &p, &r), 0);
+    assert_int_equal(strata_ratelimit_configure(rl_c, STRATA_RL_FALLBACK_OPEN, 2), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "other", 5, &p, &r), 0);
     assert_true(r.allowed);
     assert_int_equal(r.source, STRATA_RL_FAIL_OPEN);
-    assert_int_equal(strata_ratelimit_configure(c, STRATA_RL_FALLBACK_CLOSED, 2), 0);
-    assert_int_equal(strata_ratelimit(c, NULL, "third", 5, &p, &r), 0);
+    assert_int_equal(strata_ratelimit_configure(rl_c, STRATA_RL_FALLBACK_CLOSED, 2), 0);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "third", 5, &p, &r), 0);
     assert_false(r.allowed);
     assert_int_equal(r.source, STRATA_RL_FAIL_CLOSED);
     strata_rl_stats st;
-    strata_ratelimit_stats(c, &st);
+    strata_ratelimit_stats(rl_c, &st);
     assert_true(st.local >= 50 && st.local + st.remembered >= 195);
     assert_true(st.fail_open == 1 && st.fail_closed == 1);
     assert_int_equal(rh_restart(srv), 0);
+    strata_ratelimiter_free(rl_c);
     strata_cache_free(c);
 }
 
@@ -234,14 +257,16 @@ static void test_without_redis(void **state)
     (void)state;
     strata_cache *c;
     assert_int_equal(strata_cache_new(NULL, &c), 0);
+    strata_ratelimiter *rl_c = limiter(c);
     strata_rl_params p = {.limit = 5, .period_ms = 60000};
     strata_rl_result r;
     int allowed = 0;
     for (int i = 0; i < 20; i++) {
-        assert_int_equal(strata_ratelimit(c, NULL, "k", 1, &p, &r), 0);
+        assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
         allowed += r.allowed;
     }
     assert_int_equal(allowed, 5); /* one instance, the whole limit */
+    strata_ratelimiter_free(rl_c);
     strata_cache_free(c);
 }
 

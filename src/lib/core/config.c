@@ -61,13 +61,6 @@ int strata_size_parse(const char *s, size_t *out)
     return strata__parse_size(s, out);
 }
 
-uint64_t strata_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 uint64_t strata__rand_seed(void)
 {
     uint64_t seed;

@@ -122,6 +122,23 @@ int strata__tag_key_build(const char *prefix, const char *tenant, const char *ta
     return 0;
 }
 
+/* Keys of state no instance caches or waits on: <prefix>!<kind>:<tenant>:<key>. */
+int strata__untracked_key_build(const char *prefix, const char *kind, const char *tenant,
+                                const void *key, size_t klen, char *buf, size_t cap,
+                                size_t *out_len)
+{
+    if (tenant == NULL)
+        tenant = STRATA_DEFAULT_TENANT;
+    if (strata_prefix_check(prefix) != 0 || strata_name_check(tenant) != 0)
+        return STRATA_EBADNAME;
+    int n = snprintf(buf, cap, "%s!%s:%s:", prefix, kind, tenant);
+    if (n < 0 || (size_t)n + klen > cap)
+        return STRATA_ERANGE;
+    memcpy(buf + n, key, klen);
+    *out_len = (size_t)n + klen;
+    return 0;
+}
+
 int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
                           size_t *tenant_len, const char **tag, size_t *tag_len)
 {

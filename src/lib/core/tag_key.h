@@ -1,4 +1,5 @@
-/* tag_key.h: the stored keys of tag versions in the shared tier (built in key.c). */
+/* core/tag_key.h: the stored keys of strata's own state in Redis (built in key.c, beside the
+ * entries' keys): tag versions, and state that no instance caches. */
 #ifndef STRATA_TAG_KEY_H
 #define STRATA_TAG_KEY_H
 
@@ -15,5 +16,14 @@ int strata__tag_key_build(const char *prefix, const char *tenant, const char *ta
 /* The tenant and tag of a tag key (pointing into stored), or STRATA_EINVAL if it is not one. */
 int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
                           size_t *tenant_len, const char **tag, size_t *tag_len);
+
+/* The key of state that no instance caches or waits on (rate-limit buckets: kind "rl"):
+ * <prefix>!<kind>:<tenant>:<key>. It lies outside "<prefix>:", the prefix the invalidation link
+ * tracks, so changing it costs no instance an invalidation message; and since '!' is outside the
+ * name alphabet, no deployment's prefix (nor any address) can produce it. Returns 0,
+ * STRATA_EBADNAME or STRATA_ERANGE (cap too small). */
+int strata__untracked_key_build(const char *prefix, const char *kind, const char *tenant,
+                                const void *key, size_t klen, char *buf, size_t cap,
+                                size_t *out_len);
 
 #endif

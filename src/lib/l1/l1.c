@@ -53,12 +53,7 @@ struct strata_l1 {
     size_t ticket_mask;
 };
 
-/* A resolved address: the stored key, its hash and where its parts start. */
-typedef struct addr {
-    char buf[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
-    size_t len, tenant_off, tenant_len, user_off;
-    uint64_t hash;
-} addr;
+typedef l1_addr addr;
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
@@ -189,7 +184,7 @@ void strata_l1_free(strata_l1 *l1)
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static int resolve(const strata_l1 *l1, const strata_key *k, addr *a)
+int strata__l1_resolve(const strata_l1 *l1, const strata_key *k, l1_addr *a)
 {
     if (k == NULL)
         return STRATA_EINVAL;
@@ -348,12 +343,18 @@ int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int u
 {
     addr a;
     *out = NULL;
-    int rc = resolve(l1, k, &a);
-    if (rc != 0)
-        return rc;
-    l1_shard *s = shard_of(l1, a.hash);
+    int rc = strata__l1_resolve(l1, k, &a);
+    return rc != 0 ? rc : strata__l1_get_at(l1, k, &a, now_ms, unknown_tags_ok, out);
+}
+
+int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *at, uint64_t now_ms,
+                      int unknown_tags_ok, strata_value **out)
+{
+    const addr *a = at;
+    *out = NULL;
+    l1_shard *s = shard_of(l1, a->hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, unknown_tags_ok);
+    struct strata_value *e = find_live_locked(l1, s, a, now_ms, unknown_tags_ok);
     if (e != NULL) {
         strata__shard_hit_locked(s, e);
         stat_add(&s->stats.hits, 1);
@@ -372,7 +373,7 @@ int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int u
 int strata_l1_exists(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
 {
     addr a;
-    int rc = resolve(l1, k, &a);
+    int rc = strata__l1_resolve(l1, k, &a);
     if (rc != 0)
         return rc;
     l1_shard *s = shard_of(l1, a.hash);
@@ -458,7 +459,7 @@ int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **o
     wr.opts = w->opts ? w->opts : &no_opts;
     *out = NULL;
     addr a;
-    int rc = resolve(l1, wr.k, &a);
+    int rc = strata__l1_resolve(l1, wr.k, &a);
     if (rc != 0)
         return rc;
     if (wr.len > 0 && wr.value == NULL)
@@ -579,7 +580,7 @@ int strata_l1_set(strata_l1 *l1, const strata_key *k, const void *value, size_t 
 int strata_l1_del(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
 {
     addr a;
-    int rc = resolve(l1, k, &a);
+    int rc = strata__l1_resolve(l1, k, &a);
     if (rc != 0)
         return rc;
     l1_shard *s = shard_of(l1, a.hash);
@@ -599,7 +600,7 @@ static int retime(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t 
                   int only_pinned)
 {
     addr a;
-    int rc = resolve(l1, k, &a);
+    int rc = strata__l1_resolve(l1, k, &a);
     if (rc != 0)
         return rc;
     l1_ns *ns;

@@ -44,9 +44,24 @@ int strata__l1_store(strata_l1 *l1, struct strata_value *e, unsigned flags, uint
 /* Drops a prepared entry that was never stored. NULL is a no-op. */
 void strata__l1_discard(struct strata_value *e);
 
+/* An address resolved once per call: the stored key (strata_key_build with L1's prefix and key
+ * limit), its hash, and where its parts start. What a call passes down instead of rebuilding it
+ * in every layer it crosses. */
+typedef struct l1_addr {
+    char buf[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
+    size_t len, tenant_off, tenant_len, user_off;
+    uint64_t hash;
+} l1_addr;
+
+/* Fills *a for k. Returns 0 or a key error (strata_key_build's). */
+int strata__l1_resolve(const strata_l1 *l1, const strata_key *k, l1_addr *a);
+
 /* strata_l1_get, where a tag this L1 does not know makes a miss but not an invalidation. */
 int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
                       strata_value **out);
+/* The same for an address already resolved from k. */
+int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *a, uint64_t now_ms,
+                      int unknown_tags_ok, strata_value **out);
 
 /* The stored key (as strata_key_build with L1's prefix and key limit) and its hash. */
 int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap, size_t *len,
@@ -79,10 +94,5 @@ void strata__l1_detach(struct strata_value *e);
 
 /* Every entry and every tag version: after a FLUSHDB, a lost invalidation link, an outage. */
 void strata__l1_invalidate_all(strata_l1 *l1);
-
-/* Test hook: called after a Redis read returns and before its value is judged and promoted,
- * so a test can land an invalidation exactly inside that window. NULL in production. */
-extern void (*strata__test_after_l2_read)(void *arg);
-extern void *strata__test_arg;
 
 #endif

@@ -1,4 +1,5 @@
-/* l2.c: the shared tier's synchronous client.
+/* redis/client.c: the Redis client: its state (breaker, read-only, errors, events) and the
+ * synchronous pool.
  *
  * A fixed pool of hiredis connections (REDIS_MAX_CONNECTIONS), each connected lazily and thrown
  * away on any error, so a restarted Redis is reconnected by the next call. Every call is bounded:
@@ -21,18 +22,22 @@
 
 #include <strata/errors.h>
 
-#include "redis/l2.h"
+#include "core/clock.h"
+#include "redis/client.h"
+#include "redis/link.h"
 
 typedef struct slot {
     redisContext *ctx;
     int busy;
 } slot;
 
-struct l2 {
+struct redis_client {
     strata_redis_config cfg;
     redis_url url;
     strata_log_fn log;
     void *log_arg;
+    redis_events ev;
+    redis_link *link; /* NULL: no invalidation link */
     breaker brk;
     atomic_int replica;       /* a replica was detected */
     atomic_int warned_ro;     /* the read-only warning was logged */
@@ -54,7 +59,7 @@ static struct timeval tv_of(unsigned ms)
     return tv;
 }
 
-static void logf_(l2 *l, int level, const char *fmt, ...)
+static void logf_(redis_client *l, int level, const char *fmt, ...)
 {
     char buf[256];
     va_list ap;
@@ -65,19 +70,12 @@ static void logf_(l2 *l, int level, const char *fmt, ...)
         l->log(level, buf, l->log_arg);
 }
 
-void strata__l2_note_error(l2 *l, const char *msg)
+void strata__redis_note_error(redis_client *l, const char *msg)
 {
     size_t n = strnlen(msg, sizeof l->last_error - 1);
     pthread_mutex_lock(&l->err_lock);
     memcpy(l->last_error, msg, n);
     l->last_error[n] = '\0';
-    pthread_mutex_unlock(&l->err_lock);
-}
-
-void strata__l2_last_error(l2 *l, char *out, size_t cap)
-{
-    pthread_mutex_lock(&l->err_lock);
-    snprintf(out, cap, "%s", l->last_error);
     pthread_mutex_unlock(&l->err_lock);
 }
 
@@ -96,16 +94,20 @@ static void resolve_host(redis_url *u)
     freeaddrinfo(res);
 }
 
-int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_log_fn log,
-                   void *log_arg, l2 **out)
+int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
+                      const char *track_prefix, const redis_events *ev, strata_log_fn log,
+                      void *log_arg, redis_client **out)
 {
-    l2 *l = calloc(1, sizeof *l);
+    *out = NULL;
+    redis_client *l = calloc(1, sizeof *l);
     if (l == NULL)
         return STRATA_ENOMEM;
     l->cfg = *cfg;
     l->url = *url;
     l->log = log;
     l->log_arg = log_arg;
+    if (ev != NULL)
+        l->ev = *ev;
     l->nslots = cfg->max_connections ? cfg->max_connections : 8;
     l->slots = calloc(l->nslots, sizeof *l->slots);
     if (l->slots == NULL) {
@@ -118,14 +120,22 @@ int strata__l2_new(const strata_redis_config *cfg, const redis_url *url, strata_
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->freed, NULL);
     pthread_mutex_init(&l->err_lock, NULL);
+    if (track_prefix != NULL) {
+        int rc = strata__link_start(l, track_prefix, &l->link);
+        if (rc != 0) {
+            strata__redis_free(l);
+            return rc;
+        }
+    }
     *out = l;
     return 0;
 }
 
-void strata__l2_free(l2 *l)
+void strata__redis_free(redis_client *l)
 {
     if (l == NULL)
         return;
+    strata__link_stop(l->link); /* first: its thread uses the rest */
     for (unsigned i = 0; i < l->nslots; i++)
         if (l->slots[i].ctx != NULL)
             redisFree(l->slots[i].ctx);
@@ -137,22 +147,55 @@ void strata__l2_free(l2 *l)
     free(l);
 }
 
-const strata_redis_config *strata__l2_config(l2 *l)
+const strata_redis_config *strata__redis_config(redis_client *l)
 {
     return &l->cfg;
 }
 
-breaker *strata__l2_breaker(l2 *l)
+int strata__redis_allow(redis_client *l)
 {
-    return &l->brk;
+    return strata__breaker_allow(&l->brk, strata__mono_ms());
 }
 
-int strata__l2_readonly(l2 *l)
+int strata__redis_down(redis_client *l)
+{
+    return strata__breaker_state(&l->brk) == BREAKER_OPEN;
+}
+
+int strata__redis_link_up(redis_client *l)
+{
+    return strata__link_up(l->link);
+}
+
+const redis_events *strata__redis_events(redis_client *l)
+{
+    return &l->ev;
+}
+
+void strata__redis_state(redis_client *l, redis_state *out)
+{
+    memset(out, 0, sizeof *out);
+    int state = strata__breaker_state(&l->brk);
+    out->breaker = strata__breaker_state_name(state);
+    out->available = state == BREAKER_CLOSED && !atomic_load(&l->last_failed);
+    out->readonly = strata__redis_readonly(l);
+    out->link_up = strata__link_up(l->link);
+    pthread_mutex_lock(&l->brk.lock);
+    out->breaker_opens = l->brk.opened_total;
+    pthread_mutex_unlock(&l->brk.lock);
+    out->invalidations = strata__link_invalidations(l->link);
+    out->link_drops = strata__link_drops(l->link);
+    pthread_mutex_lock(&l->err_lock);
+    snprintf(out->last_error, sizeof out->last_error, "%s", l->last_error);
+    pthread_mutex_unlock(&l->err_lock);
+}
+
+int strata__redis_readonly(redis_client *l)
 {
     return l->cfg.readonly || atomic_load(&l->replica);
 }
 
-static void mark_replica(l2 *l, const char *why)
+static void mark_replica(redis_client *l, const char *why)
 {
     atomic_store(&l->replica, 1);
     if (!atomic_exchange(&l->warned_ro, 1))
@@ -173,7 +216,7 @@ static int handshake(redisContext *c, char *errbuf, size_t errcap, const char *w
     return ok ? 0 : -1;
 }
 
-redisContext *strata__l2_connect(l2 *l, char *errbuf, size_t errcap)
+redisContext *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
 {
     struct timeval ct = tv_of(l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500);
     redisContext *c = l->url.path[0] ? redisConnectUnixWithTimeout(l->url.path, ct)
@@ -202,7 +245,7 @@ redisContext *strata__l2_connect(l2 *l, char *errbuf, size_t errcap)
 }
 
 /* Asks a new pool connection whether it talks to a replica. */
-static void detect_role(l2 *l, redisContext *c)
+static void detect_role(redis_client *l, redisContext *c)
 {
     redisReply *r = redisCommand(c, "INFO replication");
     if (r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") != NULL)
@@ -214,7 +257,7 @@ static void detect_role(l2 *l, redisContext *c)
 }
 
 /* Takes a free slot, waiting at most the socket timeout. Returns its index or -1. */
-static int acquire(l2 *l)
+static int acquire(redis_client *l)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -237,7 +280,7 @@ static int acquire(l2 *l)
     return idx;
 }
 
-static void release_slot(l2 *l, int idx, int broken)
+static void release_slot(redis_client *l, int idx, int broken)
 {
     pthread_mutex_lock(&l->lock);
     if (broken && l->slots[idx].ctx != NULL) {
@@ -249,34 +292,16 @@ static void release_slot(l2 *l, int idx, int broken)
     pthread_mutex_unlock(&l->lock);
 }
 
-static uint64_t now_ms(void)
+/* Records a failed call (the connection is dropped by the caller). */
+static int fail_call(redis_client *l, const char *msg, int timed_out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Records a failed call: the breaker, the last error; the connection is dropped by the caller. */
-/* The breaker just opened: say it once, with the reason. */
-static void opened(l2 *l, const char *why)
-{
-    logf_(l, 1, "redis unavailable (%s): serving from memory until it answers again", why);
-}
-
-static int fail_call(l2 *l, const char *msg, int timed_out)
-{
-    atomic_store(&l->last_failed, 1);
-    if (strata__breaker_failure(&l->brk, now_ms()))
-        opened(l, msg);
-    strata__l2_note_error(l, msg);
+    strata__redis_failed(l, msg);
     return timed_out ? STRATA_ETIMEDOUT : STRATA_EUNAVAILABLE;
 }
 
-int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replies, int *recovered)
+int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisReply **replies)
 {
-    if (recovered != NULL)
-        *recovered = 0;
-    if (!strata__breaker_allow(&l->brk, now_ms()))
+    if (!strata__redis_allow(l))
         return STRATA_EUNAVAILABLE;
     int idx = acquire(l);
     if (idx < 0)
@@ -284,7 +309,7 @@ int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replie
     slot *s = &l->slots[idx];
     char err[160];
     if (s->ctx == NULL) {
-        if ((s->ctx = strata__l2_connect(l, err, sizeof err)) == NULL) {
+        if ((s->ctx = strata__redis_connect(l, err, sizeof err)) == NULL) {
             release_slot(l, idx, 1);
             return fail_call(l, err, 0);
         }
@@ -300,8 +325,7 @@ int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replie
         if (redisGetReply(s->ctx, &r) != REDIS_OK || r == NULL)
             break;
         replies[got] = r;
-        if (strata__reply_error(r) == STRATA_EREADONLY)
-            mark_replica(l, "a write got a READONLY reply");
+        strata__redis_saw_reply(l, r);
     }
     if (got < n) {
         int timed_out = s->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -312,31 +336,23 @@ int strata__l2_run_many(l2 *l, const l2_cmd *cmds, size_t n, redisReply **replie
         return fail_call(l, err, timed_out);
     }
     release_slot(l, idx, 0);
-    atomic_store(&l->last_failed, 0);
-    int closed = strata__breaker_success(&l->brk);
-    if (recovered != NULL)
-        *recovered = closed;
+    strata__redis_succeeded(l);
     return 0;
-}
-
-int strata__l2_run(l2 *l, const l2_cmd *cmd, redisReply **reply, int *recovered)
-{
-    return strata__l2_run_many(l, cmd, 1, reply, recovered);
 }
 
 /* SCAN cursor MATCH pattern COUNT 1000, then UNLINK of what keep() accepts, batch by batch, so
  * a clear of millions of keys never blocks Redis (KEYS would) and holds little memory. */
-int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *, size_t, void *),
-                           void *arg, size_t *removed)
+int strata__redis_scan_unlink(redis_client *l, const char *pattern,
+                              int (*keep)(const char *, size_t, void *), void *arg, size_t *removed)
 {
     char cursor[32] = "0";
     *removed = 0;
     do {
-        l2_cmd scan = {.argc = 6,
-                       .argv = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"},
-                       .argvlen = {4, strlen(cursor), 5, strlen(pattern), 5, 4}};
+        redis_cmd scan = {.argc = 6,
+                          .argv = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"},
+                          .argvlen = {4, strlen(cursor), 5, strlen(pattern), 5, 4}};
         redisReply *r;
-        int rc = strata__l2_run(l, &scan, &r, NULL);
+        int rc = strata__redis_run(l, &scan, 1, &r);
         if (rc != 0)
             return rc;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -362,8 +378,8 @@ int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *,
         rc = 0;
         if (argc > 1) {
             redisReply *u = NULL;
-            l2_cmd unlink = {.argc = argc, .many = argv, .manylen = lens};
-            rc = strata__l2_run(l, &unlink, &u, NULL);
+            redis_cmd unlink = {.argc = argc, .many = argv, .manylen = lens};
+            rc = strata__redis_run(l, &unlink, 1, &u);
             if (rc == 0 && u->type == REDIS_REPLY_INTEGER)
                 *removed += (size_t)u->integer;
             else if (rc == 0) /* an error reply: READONLY, NOPERM: the clear did not happen */
@@ -378,46 +394,46 @@ int strata__l2_scan_unlink(l2 *l, const char *pattern, int (*keep)(const char *,
     return 0;
 }
 
-const redis_url *strata__l2_url(l2 *l)
+const redis_url *strata__redis_url(redis_client *l)
 {
     return &l->url;
 }
 
-int strata__l2_succeeded(l2 *l)
+/* The breaker closing after it was open is the one place that knows Redis came back: it tells
+ * the owner once, here, instead of every caller checking a flag. */
+void strata__redis_succeeded(redis_client *l)
 {
-    atomic_store(&l->last_failed, 0);
-    return strata__breaker_success(&l->brk);
+    if (atomic_load_explicit(&l->last_failed, memory_order_relaxed))
+        atomic_store(&l->last_failed, 0);
+    if (strata__breaker_success(&l->brk) && l->ev.recovered != NULL)
+        l->ev.recovered(l->ev.arg);
 }
 
-int strata__l2_last_ok(l2 *l)
-{
-    return !atomic_load(&l->last_failed);
-}
-
-void strata__l2_failed(l2 *l, const char *why)
+void strata__redis_failed(redis_client *l, const char *why)
 {
     atomic_store(&l->last_failed, 1);
-    if (strata__breaker_failure(&l->brk, now_ms()))
-        opened(l, why);
-    strata__l2_note_error(l, why);
+    if (strata__breaker_failure(&l->brk, strata__mono_ms()))
+        logf_(l, 1, "redis unavailable (%s): serving from memory until it answers again", why);
+    strata__redis_note_error(l, why);
 }
 
-void strata__l2_saw_readonly(l2 *l)
+void strata__redis_saw_reply(redis_client *l, const redisReply *r)
 {
-    mark_replica(l, "a write got a READONLY reply");
+    if (strata__reply_error(r) == STRATA_EREADONLY)
+        mark_replica(l, "a write got a READONLY reply");
 }
 
-int strata__l2_scan_page(l2 *l, const char *cursor, const char *pattern, const char *count,
-                         int (*each)(const char *, size_t, void *), void *arg, char *next,
-                         size_t next_cap, size_t *found)
+int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pattern,
+                            const char *count, int (*each)(const char *, size_t, void *), void *arg,
+                            char *next, size_t next_cap, size_t *found)
 {
     char cur[32];
     snprintf(cur, sizeof cur, "%s", cursor);
-    l2_cmd scan = {.argc = 6,
-                   .argv = {"SCAN", cur, "MATCH", pattern, "COUNT", count},
-                   .argvlen = {4, strlen(cur), 5, strlen(pattern), 5, strlen(count)}};
+    redis_cmd scan = {.argc = 6,
+                      .argv = {"SCAN", cur, "MATCH", pattern, "COUNT", count},
+                      .argvlen = {4, strlen(cur), 5, strlen(pattern), 5, strlen(count)}};
     redisReply *r;
-    int rc = strata__l2_run(l, &scan, &r, NULL);
+    int rc = strata__redis_run(l, &scan, 1, &r);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -438,14 +454,15 @@ int strata__l2_scan_page(l2 *l, const char *cursor, const char *pattern, const c
     return 0;
 }
 
-void strata__l2_recheck_role(l2 *l)
+void strata__redis_recheck_role(redis_client *l)
 {
-    if (l->cfg.readonly || !atomic_load(&l->replica) || now_ms() - l->role_checked_ms < 2000)
+    if (l->cfg.readonly || !atomic_load(&l->replica) ||
+        strata__mono_ms() - l->role_checked_ms < 2000)
         return;
-    l->role_checked_ms = now_ms();
-    l2_cmd cmd = {.argc = 2, .argv = {"INFO", "replication"}, .argvlen = {4, 11}};
+    l->role_checked_ms = strata__mono_ms();
+    redis_cmd cmd = {.argc = 2, .argv = {"INFO", "replication"}, .argvlen = {4, 11}};
     redisReply *r;
-    if (strata__l2_run(l, &cmd, &r, NULL) != 0)
+    if (strata__redis_run(l, &cmd, 1, &r) != 0)
         return;
     if (r->type == REDIS_REPLY_STRING && strstr(r->str, "role:master") != NULL) {
         atomic_store(&l->replica, 0);
@@ -455,7 +472,7 @@ void strata__l2_recheck_role(l2 *l)
     freeReplyObject(r);
 }
 
-void strata__l2_log(l2 *l, int level, const char *msg)
+void strata__redis_log(redis_client *l, int level, const char *msg)
 {
     if (l->log != NULL)
         l->log(level, msg, l->log_arg);

@@ -1,4 +1,4 @@
-/* l2_cmd.c: building the shared tier's commands and reading their replies, in one place, so the
+/* redis/cmd.c: building the shared tier's commands and reading their replies, in one place, so the
  * synchronous and asynchronous paths cannot drift apart.
  *
  * Values are written with SET ... PX (the entry's deadline, expiry plus grace, from now): Redis
@@ -10,35 +10,35 @@
 
 #include <strata/errors.h>
 
-#include "redis/l2_cmd.h"
+#include "redis/cmd.h"
 
-static void arg(l2_cmd *c, const char *s, size_t n)
+static void arg(redis_cmd *c, const char *s, size_t n)
 {
     c->argv[c->argc] = s;
     c->argvlen[c->argc] = n;
     c->argc++;
 }
 
-static void reset(l2_cmd *c)
+static void reset(redis_cmd *c)
 {
     c->argc = 0;
     c->many = NULL;
     c->manylen = NULL;
 }
 
-static void arg_str(l2_cmd *c, const char *s)
+static void arg_str(redis_cmd *c, const char *s)
 {
     arg(c, s, strlen(s));
 }
 
-void strata__cmd_get(l2_cmd *c, const char *key, size_t klen)
+void strata__cmd_get(redis_cmd *c, const char *key, size_t klen)
 {
     reset(c);
     arg_str(c, "GET");
     arg(c, key, klen);
 }
 
-void strata__cmd_set(l2_cmd *c, const char *key, size_t klen, const char *val, size_t vlen,
+void strata__cmd_set(redis_cmd *c, const char *key, size_t klen, const char *val, size_t vlen,
                      uint64_t px_ms, int nx)
 {
     reset(c);
@@ -53,14 +53,14 @@ void strata__cmd_set(l2_cmd *c, const char *key, size_t klen, const char *val, s
         arg_str(c, "NX");
 }
 
-void strata__cmd_del(l2_cmd *c, const char *key, size_t klen)
+void strata__cmd_del(redis_cmd *c, const char *key, size_t klen)
 {
     reset(c);
     arg_str(c, "UNLINK");
     arg(c, key, klen);
 }
 
-void strata__cmd_tag_version(l2_cmd *c, const char *key, size_t klen, uint64_t candidate)
+void strata__cmd_tag_version(redis_cmd *c, const char *key, size_t klen, uint64_t candidate)
 {
     reset(c);
     arg_str(c, "SET");
@@ -71,7 +71,7 @@ void strata__cmd_tag_version(l2_cmd *c, const char *key, size_t klen, uint64_t c
     arg_str(c, "GET");
 }
 
-void strata__cmd_tag_bump(l2_cmd *c, const char *key, size_t klen, uint64_t version)
+void strata__cmd_tag_bump(redis_cmd *c, const char *key, size_t klen, uint64_t version)
 {
     reset(c);
     arg_str(c, "SET");

@@ -1,4 +1,4 @@
-/* coherence.c: the invalidation link, Redis' server-assisted client-side caching over RESP2.
+/* redis/link.c: the invalidation link, Redis' server-assisted client-side caching over RESP2.
  *
  * One dedicated connection per cache: it asks for its own id, turns on
  *     CLIENT TRACKING on REDIRECT <its own id> BCAST PREFIX <prefix>:
@@ -10,9 +10,11 @@
  * is one connection: it cannot half-fail (tracking alive, subscriber dead) without us seeing the
  * connection drop.
  *
+ * The link knows nothing of what the owner keeps: it hands each key (or "everything", for a
+ * FLUSHDB) to the client's `invalidated` event, and says `link_up` before it reports itself up.
  * Invalidations of our own writes come back too (NOLOOP would only cover the writing
- * connection, and ours are in a pool): we cannot prove a message is ours, so every one drops the
- * L1 copy (DESIGN.md). The price is that freshly written keys are re-read from Redis once.
+ * connection, and ours are in a pool): they cannot be proven ours, so the owner must treat every
+ * one as foreign (DESIGN.md).
  *
  * Failure rules (docs/architecture.md, "Coherence"):
  * - While the link is not up, L1 copies of shared keys are not trusted: the cache reads Redis
@@ -32,16 +34,13 @@
 #include <unistd.h>
 
 #include <strata/errors.h>
-#include <xxhash.h>
 
-#include "redis/coherence.h"
-#include "l1/l1_internal.h"
-#include "core/tag_key.h"
-#include "l1/tags.h"
+#include "core/clock.h"
+#include "redis/link.h"
 
-struct coherence {
-    l2 *l2;
-    strata_l1 *l1;
+struct redis_link {
+    redis_client *cl;
+    const redis_events *ev;
     pthread_t thread;
     int wake[2]; /* a pipe: written to stop the thread */
     atomic_int up, stop;
@@ -49,34 +48,16 @@ struct coherence {
     char prefix[STRATA_PREFIX_MAX + 2]; /* "<prefix>:" */
 };
 
-static uint64_t mono_ms(void)
+static void tell(redis_link *c, const char *key, size_t len)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void apply_key(coherence *c, const char *key, size_t len)
-{
-    const char *prefix = strata__l1_prefix(c->l1);
-    const char *tenant, *tag;
-    size_t tl, gl;
-    if (strata__tag_key_parse(prefix, key, len, &tenant, &tl, &tag, &gl) == 0) {
-        char t[STRATA_NAME_MAX + 1], g[STRATA_TAG_MAX + 1];
-        if (tl > STRATA_NAME_MAX || gl > STRATA_TAG_MAX)
-            return;
-        memcpy(t, tenant, tl), t[tl] = '\0';
-        memcpy(g, tag, gl), g[gl] = '\0';
-        strata__l1_tag_forget(c->l1, strata__tag_hash(t, g), XXH3_64bits(key, len));
-    } else {
-        strata__l1_invalidate_stored(c->l1, key, len);
-    }
+    if (c->ev->invalidated != NULL)
+        c->ev->invalidated(key, len, c->ev->arg);
     atomic_fetch_add(&c->invalidations, 1);
 }
 
 /* A pushed message: ["message", "__redis__:invalidate", [keys...] or null]. Returns 1 for the
  * answer to our keep-alive. */
-static int handle(coherence *c, redisReply *r)
+static int handle(redis_link *c, redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[0]->type != REDIS_REPLY_STRING)
@@ -87,12 +68,11 @@ static int handle(coherence *c, redisReply *r)
         return 0;
     redisReply *keys = r->element[2];
     if (keys->type == REDIS_REPLY_NIL) { /* FLUSHDB / FLUSHALL */
-        strata__l1_invalidate_all(c->l1);
-        atomic_fetch_add(&c->invalidations, 1);
+        tell(c, NULL, 0);
     } else if (keys->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < keys->elements; i++)
             if (keys->element[i]->type == REDIS_REPLY_STRING)
-                apply_key(c, keys->element[i]->str, keys->element[i]->len);
+                tell(c, keys->element[i]->str, keys->element[i]->len);
     }
     return 0;
 }
@@ -107,9 +87,9 @@ static int expect_ok(redisContext *ctx, redisReply *r)
 }
 
 /* Connects and subscribes. Returns the context, or NULL with errbuf set. */
-static redisContext *subscribe(coherence *c, char *err, size_t cap)
+static redisContext *subscribe(redis_link *c, char *err, size_t cap)
 {
-    redisContext *ctx = strata__l2_connect(c->l2, err, cap);
+    redisContext *ctx = strata__redis_connect(c->cl, err, cap);
     if (ctx == NULL)
         return NULL;
     redisReply *id = redisCommand(ctx, "CLIENT ID");
@@ -134,7 +114,7 @@ static redisContext *subscribe(coherence *c, char *err, size_t cap)
 }
 
 /* Waits up to ms for the link fd or the stop pipe. Returns -1 to stop, 1 readable, 0 timeout. */
-static int wait_for(coherence *c, int fd, int ms)
+static int wait_for(redis_link *c, int fd, int ms)
 {
     struct pollfd p[2] = {{.fd = c->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
     int n = poll(p, fd >= 0 ? 2 : 1, ms);
@@ -144,12 +124,12 @@ static int wait_for(coherence *c, int fd, int ms)
 }
 
 /* Serves one live link until it fails or we are told to stop. Returns -1 to stop. */
-static int serve(coherence *c, redisContext *ctx)
+static int serve(redis_link *c, redisContext *ctx)
 {
     uint64_t ping_sent = 0;
-    const strata_redis_config *cfg = strata__l2_config(c->l2);
+    const strata_redis_config *cfg = strata__redis_config(c->cl);
     uint64_t patience = COHERENCE_PING_MS + (cfg->socket_timeout_ms ? cfg->socket_timeout_ms : 250);
-    uint64_t next_ping = mono_ms() + COHERENCE_PING_MS;
+    uint64_t next_ping = strata__mono_ms() + COHERENCE_PING_MS;
     for (;;) {
         void *r = NULL;
         while (redisGetReplyFromReader(ctx, &r) == REDIS_OK && r != NULL) {
@@ -160,11 +140,11 @@ static int serve(coherence *c, redisContext *ctx)
         }
         if (ctx->err)
             return 0;
-        uint64_t now = mono_ms();
+        uint64_t now = strata__mono_ms();
         if (ping_sent != 0 && now - ping_sent > patience)
             return 0; /* the link stalled: no answer to the keep-alive */
         if (ping_sent == 0 && now >= next_ping) {
-            strata__l2_recheck_role(c->l2); /* a promoted replica takes writes again */
+            strata__redis_recheck_role(c->cl); /* a promoted replica takes writes again */
             int done = 0;
             redisAppendCommand(ctx, "PING");
             while (!done)
@@ -183,46 +163,47 @@ static int serve(coherence *c, redisContext *ctx)
 
 static void *link_main(void *arg)
 {
-    coherence *c = arg;
+    redis_link *c = arg;
     unsigned backoff = 50;
     char err[160];
     while (!atomic_load(&c->stop)) {
         redisContext *ctx = subscribe(c, err, sizeof err);
         if (ctx == NULL) {
-            strata__l2_note_error(c->l2, err);
+            strata__redis_note_error(c->cl, err);
             if (wait_for(c, -1, (int)backoff) < 0)
                 break;
             backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
             continue;
         }
         backoff = 50;
-        /* Whatever L1 holds may have missed invalidations while we were not listening. */
-        strata__l1_invalidate_all(c->l1);
+        /* Whatever the owner kept may have missed changes while we were not listening. */
+        if (c->ev->link_up != NULL)
+            c->ev->link_up(c->ev->arg);
         atomic_store(&c->up, 1);
         if (atomic_load(&c->drops) > 0)
-            strata__l2_log(c->l2, 2, "invalidation link back: L1 trusted again (dropped whole)");
+            strata__redis_log(c->cl, 2, "invalidation link back: L1 trusted again (dropped whole)");
         int rc = serve(c, ctx);
         atomic_store(&c->up, 0);
         redisFree(ctx);
         if (rc < 0)
             break;
         atomic_fetch_add(&c->drops, 1);
-        strata__l2_note_error(c->l2, "invalidation link lost");
-        strata__l2_log(c->l2, 1,
-                       "invalidation link lost: L1 copies are not served until it is "
-                       "back");
+        strata__redis_note_error(c->cl, "invalidation link lost");
+        strata__redis_log(c->cl, 1,
+                          "invalidation link lost: L1 copies are not served until it is "
+                          "back");
     }
     return NULL;
 }
 
-int strata__coherence_start(l2 *l, strata_l1 *l1, coherence **out)
+int strata__link_start(redis_client *cl, const char *prefix, redis_link **out)
 {
-    coherence *c = calloc(1, sizeof *c);
+    redis_link *c = calloc(1, sizeof *c);
     if (c == NULL)
         return STRATA_ENOMEM;
-    c->l2 = l;
-    c->l1 = l1;
-    snprintf(c->prefix, sizeof c->prefix, "%s:", strata__l1_prefix(l1));
+    c->cl = cl;
+    c->ev = strata__redis_events(cl);
+    snprintf(c->prefix, sizeof c->prefix, "%s", prefix);
     if (pipe(c->wake) != 0) {
         free(c);
         return STRATA_ETHREAD;
@@ -236,7 +217,7 @@ int strata__coherence_start(l2 *l, strata_l1 *l1, coherence **out)
     return 0;
 }
 
-void strata__coherence_stop(coherence *c)
+void strata__link_stop(redis_link *c)
 {
     if (c == NULL)
         return;
@@ -248,17 +229,17 @@ void strata__coherence_stop(coherence *c)
     free(c);
 }
 
-int strata__coherence_up(coherence *c)
+int strata__link_up(redis_link *c)
 {
     return c != NULL && atomic_load(&c->up);
 }
 
-uint64_t strata__coherence_invalidations(coherence *c)
+uint64_t strata__link_invalidations(redis_link *c)
 {
     return c ? atomic_load(&c->invalidations) : 0;
 }
 
-uint64_t strata__coherence_drops(coherence *c)
+uint64_t strata__link_drops(redis_link *c)
 {
     return c ? atomic_load(&c->drops) : 0;
 }

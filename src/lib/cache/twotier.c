@@ -1,0 +1,641 @@
+/* cache/twotier.c: the two-tier logic: L1 in front of Redis, and what happens when Redis fails.
+ *
+ * Written once, as operations that advance on each answer from a tier (cache/tier.h): the
+ * synchronous calls run them over the client's pool (every answer arrives before the call
+ * returns), the asynchronous ones over a loop's pipelined connection, unit tests over a fake.
+ *
+ * Reads: L1 first, when L1 can be trusted (the invalidation link is up); then Redis; a Redis hit
+ * is checked against its tags' current versions (L1's table when trusted, else one more round
+ * to Redis) and promoted into L1 with the expiry it was written with, unless an invalidation of
+ * that key arrived while it was being read (the key's ticket moved: Redis' "caching in progress"
+ * problem). Any Redis failure falls back to L1: the caller sees a miss or L1 data, never an error.
+ *
+ * Writes: the entry is built once (TTL rules, jitter), its tags get their versions from Redis
+ * (SET tagkey candidate NX GET, one round), it is written to Redis, then linked into L1. If Redis
+ * cannot be asked or fails, the write lands in L1 alone and the call says so (STRATA_OK_L1_ONLY),
+ * with tag versions from L1's table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <strata/errors.h>
+#include <xxhash.h>
+
+#include "cache/cache_internal.h"
+#include "cache/twotier.h"
+#include "core/rand.h"
+#include "core/tag_key.h"
+#include "l1/entry.h"
+#include "l1/l1_internal.h"
+#include "l1/tags.h"
+
+void (*strata__test_after_l2_read)(void *arg);
+void *strata__test_arg;
+
+enum op_kind { OP_GET, OP_SET, OP_DEL };
+
+/* What a round of tag commands needs, allocated only then: most operations carry no tags. */
+typedef struct op_tags {
+    char *blob;    /* a read: the entry as Redis had it (the reply is freed after the callback) */
+    format_view f; /* decoded from blob */
+    uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t tag_tickets[STRATA_TAGS_MAX_PER_ENTRY], tag_key_hash[STRATA_TAGS_MAX_PER_ENTRY];
+    unsigned asked[STRATA_TAGS_MAX_PER_ENTRY], nasked;
+    uint64_t cand[STRATA_TAGS_MAX_PER_ENTRY]; /* a write: the versions it offers */
+} op_tags;
+
+typedef struct op {
+    strata_cache *c;
+    tier t;
+    int kind;
+    strata_get_cb gcb;
+    strata_done_cb dcb;
+    void *arg;
+    strata_key k; /* points into the copies below */
+    char ns[STRATA_NAME_MAX + 1], tenant[STRATA_NAME_MAX + 1];
+    char *user_key;
+    uint64_t now, ticket;
+    struct strata_value *e; /* a write's prepared entry, until finished */
+    unsigned flags;
+    int l1rc; /* a delete: what L1 said */
+    op_tags *x;
+    /* Completed while the call that made it had not returned yet (an L1 fallback, or every
+     * answer over the synchronous pool): the call returns this instead of calling back. */
+    int in_call, done, status;
+    strata_value *v;
+} op;
+
+/* ---- shared helpers ----------------------------------------------------------------------- */
+
+int strata__tt_l1_trusted(strata_cache *c)
+{
+    return c->pool.ops == NULL || c->pool.ops->link_up(c->pool.self);
+}
+
+uint64_t strata__tt_random(strata_cache *c)
+{
+    pthread_mutex_lock(&c->rng_lock);
+    uint64_t v;
+    do
+        v = strata__rand_next(&c->rng);
+    while (v == 0);
+    pthread_mutex_unlock(&c->rng_lock);
+    return v;
+}
+
+static int failure(int rc)
+{
+    return rc == STRATA_EUNAVAILABLE || rc == STRATA_ETIMEDOUT || rc == STRATA_EPROTO ||
+           rc == STRATA_EREADONLY || rc == STRATA_ENOMEM;
+}
+
+/* A new operation for k, with its own copy of the key (the caller's may go at once). */
+static op *new_op(strata_cache *c, tier t, const strata_key *k, int kind, uint64_t now)
+{
+    op *o = calloc(1, sizeof *o);
+    if (o == NULL || (o->user_key = malloc(k->len ? k->len : 1)) == NULL) {
+        free(o);
+        return NULL;
+    }
+    o->c = c, o->t = t, o->kind = kind, o->now = now, o->in_call = 1;
+    /* Names were checked (<= 64 bytes) when k's address was resolved. */
+    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
+    memcpy(o->ns, k->ns, strlen(k->ns) + 1);
+    memcpy(o->tenant, tenant, strlen(tenant) + 1);
+    memcpy(o->user_key, k->key, k->len);
+    o->k = (strata_key){o->ns, o->tenant, o->user_key, k->len};
+    return o;
+}
+
+static void free_op(op *o)
+{
+    if (o->e != NULL)
+        strata__l1_discard(o->e);
+    if (o->x != NULL)
+        free(o->x->blob);
+    free(o->x);
+    free(o->user_key);
+    free(o);
+}
+
+/* Finishes o: its one callback, then it is gone; or, during the call that made it, the result
+ * that call returns (cache.h: a call that completes at once does not call back). */
+static void complete(op *o, int status, strata_value *v)
+{
+    if (o->in_call) {
+        o->done = 1, o->status = status, o->v = v;
+        return;
+    }
+    if (o->gcb != NULL)
+        o->gcb(status, v, o->arg);
+    else if (o->dcb != NULL)
+        o->dcb(status, o->arg);
+    else
+        strata_value_release(v);
+    free_op(o);
+}
+
+/* The end of the call that made o: what it answers now, or STRATA_PENDING. */
+static int call_result(op *o, strata_value **out)
+{
+    o->in_call = 0;
+    if (!o->done)
+        return STRATA_PENDING;
+    int status = o->status;
+    if (out != NULL)
+        *out = o->v;
+    else
+        strata_value_release(o->v);
+    free_op(o);
+    return status;
+}
+
+static op_tags *tags_of(op *o)
+{
+    if (o->x == NULL)
+        o->x = calloc(1, sizeof *o->x);
+    return o->x;
+}
+
+/* ---- writes: finishing -------------------------------------------------------------------- */
+
+/* A write Redis did not take lands in L1 alone, said so to the caller. Consumes e. */
+static int set_l1_only(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now)
+{
+    atomic_fetch_add(&c->fallbacks, 1);
+    int rc = strata__l1_store(c->l1, e, flags, now, STRATA__NO_TICKET);
+    if (rc == 0)
+        strata_value_release(e);
+    else
+        strata__l1_discard(e);
+    return rc == 0 ? STRATA_OK_L1_ONLY : rc;
+}
+
+/* Completes a write once Redis answered (rc: strata__reply_set's, or a failure of the tier):
+ * keeps e in L1 as the rules say, consumes e, and returns the write's status. */
+static int finish_set(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now,
+                      uint64_t ticket, int rc)
+{
+    if (rc == 0) {
+        e->pinned = 0; /* Redis holds it: L1's copy is a cache entry like any other */
+        if (strata__tt_l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
+            strata_value_release(e);
+        else
+            strata__l1_discard(e);
+        return 0;
+    }
+    if (!failure(rc)) { /* EEXISTS (NX), or an answer that is not a failure of Redis */
+        strata__l1_discard(e);
+        return rc;
+    }
+    if (rc != STRATA_EREADONLY)
+        atomic_fetch_add(&c->errors, 1);
+    return set_l1_only(c, e, flags, now);
+}
+
+/* Encodes a prepared entry for Redis: *blob (caller frees; NULL when it is already past its
+ * deadline and there is nothing to store), its length, and the PX to give it. Returns 0 or
+ * STRATA_ENOMEM. */
+static int encode(struct strata_value *e, uint64_t now, char **blob, size_t *blen, uint64_t *px)
+{
+    format_view f = {.flags = strata_value_flags(e),
+                     .created_ms = strata_value_created_ms(e),
+                     .expires_ms = strata_value_expires_ms(e),
+                     .grace_ms = strata_value_grace_ms(e),
+                     .content_type = strata_value_content_type(e),
+                     .content_type_len = strlen(strata_value_content_type(e)),
+                     .ntags = e->ntags,
+                     .value = strata_value_data(e),
+                     .value_len = strata_value_len(e)};
+    const entry_tag *t = entry_tags(e);
+    for (size_t i = 0; i < e->ntags; i++) {
+        f.tags[i].name = e->data + t[i].name_off;
+        f.tags[i].name_len = strlen(f.tags[i].name);
+        f.tags[i].version = t[i].version;
+    }
+    *blob = NULL;
+    *px = 0;
+    if (f.expires_ms != 0) {
+        uint64_t deadline = f.expires_ms + f.grace_ms;
+        if (deadline <= now)
+            return 0;
+        *px = deadline - now;
+    }
+    if ((*blob = malloc(strata__format_size(&f))) == NULL)
+        return STRATA_ENOMEM;
+    *blen = strata__format_encode(&f, *blob);
+    return 0;
+}
+
+/* Gives a prepared (unpublished) entry the versions L1's table has for its tags, for a write
+ * that will not reach Redis. Returns 0 or STRATA_ENOMEM. */
+static int l1_tag_versions(strata_cache *c, struct strata_value *e, const char *tenant)
+{
+    entry_tag *t = (entry_tag *)(void *)(e->data + e->tags_off);
+    for (unsigned i = 0; i < e->ntags; i++) {
+        uint64_t h = strata__tag_hash(tenant, strata_value_tag(e, i));
+        int rc = strata__tags_current(strata__l1_tags(c->l1), h, 1, &t[i].version);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- failures ----------------------------------------------------------------------------- */
+
+/* Redis could not answer o: L1 answers instead. immediate: the tier refused at once (errors are
+ * counted only when Redis was not already known down). */
+static void fall_back(op *o, int status, int immediate)
+{
+    strata_cache *c = o->c;
+    if (o->t.ops->closing(o->t.self)) { /* the loop is being freed: nobody waits for L1 */
+        complete(o, STRATA_ETIMEDOUT, NULL);
+        return;
+    }
+    if (!immediate || (status != STRATA_EUNAVAILABLE || !o->t.ops->down(o->t.self)))
+        atomic_fetch_add(&c->errors, 1);
+    if (o->kind == OP_GET) {
+        atomic_fetch_add(&c->fallbacks, 1);
+        strata_value *v = NULL;
+        int rc = strata__l1_get_ex(c->l1, &o->k, o->now, 0, &v);
+        complete(o, rc == STRATA_OK ? STRATA_OK_L1_ONLY : rc, v);
+    } else if (o->kind == OP_DEL) {
+        atomic_fetch_add(&c->fallbacks, 1);
+        complete(o, STRATA_OK_L1_ONLY, NULL);
+    } else {
+        struct strata_value *e = o->e;
+        o->e = NULL;
+        int rc = l1_tag_versions(c, e, o->k.tenant);
+        if (rc != 0)
+            strata__l1_discard(e);
+        else
+            rc = set_l1_only(c, e, o->flags, o->now);
+        complete(o, rc, NULL);
+    }
+}
+
+/* Sends cmds for o; on an immediate refusal, o falls back. o must not be touched afterwards. */
+static void send(op *o, const redis_cmd *cmds, size_t n, redis_reply_cb cb)
+{
+    int rc = o->t.ops->send(o->t.self, cmds, n, cb, o);
+    if (rc != STRATA_PENDING)
+        fall_back(o, rc, 1);
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+static void judge(op *o, const format_view *f, const uint64_t *have);
+
+/* The tag versions L1 knows (when trusted) into have; returns how many it does not. */
+static unsigned known_tags(op *o, const format_view *f, uint64_t *have)
+{
+    strata_cache *c = o->c;
+    int trusted = strata__tt_l1_trusted(c);
+    unsigned unknown = 0;
+    for (unsigned i = 0; i < f->ntags; i++) {
+        char tag[STRATA_TAG_MAX + 1];
+        memcpy(tag, f->tags[i].name, f->tags[i].name_len);
+        tag[f->tags[i].name_len] = '\0';
+        have[i] = 0;
+        if (!trusted || strata__tags_current(strata__l1_tags(c->l1),
+                                             strata__tag_hash(o->k.tenant, tag), 0, &have[i]) != 0)
+            unknown++, have[i] = UINT64_MAX; /* to ask Redis */
+    }
+    return unknown;
+}
+
+static void got_tags(int status, redisReply **r, size_t n, void *arg)
+{
+    op *o = arg;
+    op_tags *x = o->x;
+    if (status != 0) {
+        fall_back(o, status, 0);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        unsigned i = x->asked[j];
+        const char *s;
+        size_t len;
+        int rc = strata__reply_get(r[j], &s, &len);
+        if (rc == 0)
+            rc = strata__tag_version_parse(s, len, &x->have[i]);
+        if (rc == STRATA_ENOTFOUND)
+            x->have[i] = 0, rc = 0; /* missing: invalidates what carries it */
+        if (rc != 0) {
+            fall_back(o, rc, 0);
+            return;
+        }
+        if (x->have[i] != 0 && strata__tt_l1_trusted(o->c)) {
+            char tag[STRATA_TAG_MAX + 1];
+            memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
+            tag[x->f.tags[i].name_len] = '\0';
+            strata__l1_tag_learn(o->c->l1, strata__tag_hash(o->k.tenant, tag), x->tag_key_hash[j],
+                                 x->have[i], x->tag_tickets[j]);
+        }
+    }
+    judge(o, &x->f, x->have);
+}
+
+/* The entry carries tags L1 does not know: keep it (the reply goes once we return) and ask. */
+static void ask_tags(op *o, const char *data, size_t len, const uint64_t *have)
+{
+    strata_cache *c = o->c;
+    op_tags *x = tags_of(o);
+    if (x == NULL || (x->blob = malloc(len)) == NULL) {
+        complete(o, STRATA_ENOMEM, NULL);
+        return;
+    }
+    memcpy(x->blob, data, len);
+    strata__format_decode(x->blob, len, &x->f);
+    memcpy(x->have, have, sizeof x->have);
+    redis_cmd cmds[STRATA_TAGS_MAX_PER_ENTRY];
+    char keys[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_KEY_MAX];
+    unsigned n = 0;
+    for (unsigned i = 0; i < x->f.ntags; i++) {
+        if (x->have[i] != UINT64_MAX)
+            continue;
+        char tag[STRATA_TAG_MAX + 1];
+        size_t klen;
+        memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
+        tag[x->f.tags[i].name_len] = '\0';
+        x->have[i] = 0;
+        if (strata__tag_key_build(strata__l1_prefix(c->l1), o->k.tenant, tag, keys[n],
+                                  STRATA_TAG_KEY_MAX, &klen) != 0)
+            continue; /* cannot be: it was stored with this name */
+        x->tag_key_hash[n] = XXH3_64bits(keys[n], klen);
+        x->tag_tickets[n] = strata__l1_ticket(c->l1, x->tag_key_hash[n]); /* before the read */
+        x->asked[n] = i;
+        strata__cmd_get(&cmds[n], keys[n], klen);
+        n++;
+    }
+    if (n == 0)
+        judge(o, &x->f, x->have);
+    else
+        send(o, cmds, n, got_tags);
+}
+
+/* Given the entry and its tags' current versions, answers the read: the value (promoted into L1
+ * when L1 is trusted and no invalidation raced the read) or a miss. */
+static void judge(op *o, const format_view *f, const uint64_t *have)
+{
+    strata_cache *c = o->c;
+    char names[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_MAX + 1];
+    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
+    uint64_t want[STRATA_TAGS_MAX_PER_ENTRY];
+    char ctype[STRATA_CONTENT_TYPE_MAX + 1];
+    int rc = 0;
+    for (size_t i = 0; i < f->ntags; i++) {
+        memcpy(names[i], f->tags[i].name, f->tags[i].name_len);
+        names[i][f->tags[i].name_len] = '\0';
+        tags[i] = names[i];
+        want[i] = f->tags[i].version;
+        if (have[i] != want[i])
+            rc = STRATA_ENOTFOUND; /* a tag was invalidated (or lost) since the write */
+    }
+    struct strata_value *e = NULL;
+    if (rc == 0) {
+        memcpy(ctype, f->content_type, f->content_type_len);
+        ctype[f->content_type_len] = '\0';
+        strata_set_opts so = {.grace_ms = f->grace_ms,
+                              .content_type = ctype,
+                              .tags = tags,
+                              .ntags = f->ntags,
+                              .flags = f->flags};
+        l1_write w = {.k = &o->k,
+                      .value = f->value,
+                      .len = f->value_len,
+                      .opts = &so,
+                      .now_ms = o->now,
+                      .tag_versions = want,
+                      .absolute = 1,
+                      .created_ms = f->created_ms,
+                      .expires_ms = f->expires_ms};
+        rc = strata__l1_prepare(c->l1, &w, &e);
+        if (rc == STRATA_ETOOBIG || rc == STRATA_EVALUELARGE)
+            rc = STRATA_ENOTFOUND; /* too big for L1: served as a miss, as L1 alone would */
+    }
+    if (rc == 0 && (!c->coherent || !strata__tt_l1_trusted(c) ||
+                    strata__l1_store(c->l1, e, 0, o->now, o->ticket) != 0))
+        strata__l1_detach(e); /* served once, not kept */
+    atomic_fetch_add(rc == 0 ? &c->hits : &c->misses, 1);
+    complete(o, rc, e);
+}
+
+static void got_entry(int status, redisReply **r, size_t n, void *arg)
+{
+    (void)n;
+    op *o = arg;
+    if (status != 0) {
+        fall_back(o, status, 0);
+        return;
+    }
+    if (strata__test_after_l2_read != NULL)
+        strata__test_after_l2_read(strata__test_arg);
+    const char *data;
+    size_t len;
+    format_view f;
+    uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
+    int rc = strata__reply_get(r[0], &data, &len);
+    if (rc == 0 && (strata__format_decode(data, len, &f) != 0 ||
+                    (f.expires_ms != 0 && o->now >= f.expires_ms)))
+        rc = STRATA_ENOTFOUND; /* unknown format, or in its grace period: not served */
+    if (rc == STRATA_ENOTFOUND) {
+        atomic_fetch_add(&o->c->misses, 1);
+        complete(o, rc, NULL);
+    } else if (rc != 0) {
+        fall_back(o, rc, 0); /* an error reply: Redis could not answer */
+    } else if (known_tags(o, &f, have) == 0) {
+        judge(o, &f, have); /* the common case, straight from the reply without a copy */
+    } else {
+        ask_tags(o, data, len, have);
+    }
+}
+
+int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_get_cb cb,
+                   void *arg, strata_value **out)
+{
+    *out = NULL;
+    if (t.ops == NULL)
+        return strata_l1_get(c->l1, k, now, out);
+    l1_addr a;
+    int rc = strata__l1_resolve(c->l1, k, &a);
+    if (rc != 0)
+        return rc;
+    if (strata__tt_l1_trusted(c) &&
+        (rc = strata__l1_get_at(c->l1, k, &a, now, 1, out)) != STRATA_ENOTFOUND)
+        return rc;
+    op *o = new_op(c, t, k, OP_GET, now);
+    if (o == NULL)
+        return STRATA_ENOMEM;
+    o->gcb = cb, o->arg = arg;
+    o->ticket = strata__l1_ticket(c->l1, a.hash); /* before the read: see judge */
+    redis_cmd cmd;
+    strata__cmd_get(&cmd, a.buf, a.len);
+    send(o, &cmd, 1, got_entry);
+    return call_result(o, out);
+}
+
+/* ---- writes ------------------------------------------------------------------------------- */
+
+static void got_set(int status, redisReply **r, size_t n, void *arg)
+{
+    (void)n;
+    op *o = arg;
+    if (status != 0) {
+        fall_back(o, status, 0);
+        return;
+    }
+    struct strata_value *e = o->e;
+    o->e = NULL;
+    complete(o, finish_set(o->c, e, o->flags, o->now, o->ticket, strata__reply_set(r[0])), NULL);
+}
+
+/* The entry has its tag versions: write it. */
+static void send_set(op *o)
+{
+    char *blob;
+    size_t blen;
+    uint64_t px;
+    int rc = encode(o->e, o->now, &blob, &blen, &px);
+    if (rc != 0 || blob == NULL) { /* out of memory, or already dead: nothing to store */
+        struct strata_value *e = o->e;
+        o->e = NULL;
+        if (rc != 0)
+            strata__l1_discard(e);
+        else
+            rc = finish_set(o->c, e, o->flags, o->now, STRATA__NO_TICKET, 0);
+        complete(o, rc, NULL);
+        return;
+    }
+    o->ticket = strata__l1_ticket(o->c->l1, o->e->hash);
+    redis_cmd cmd;
+    strata__cmd_set(&cmd, entry_key(o->e), o->e->key_len, blob, blen, px,
+                    (o->flags & STRATA_SET_NX) != 0);
+    send(o, &cmd, 1, got_set);
+    free(blob); /* the tier formatted its own copy */
+}
+
+static void got_tag_versions(int status, redisReply **r, size_t n, void *arg)
+{
+    op *o = arg;
+    if (status != 0) {
+        fall_back(o, status, 0);
+        return;
+    }
+    entry_tag *t = (entry_tag *)(void *)(o->e->data + o->e->tags_off);
+    for (size_t i = 0; i < n; i++) {
+        int rc = strata__reply_tag_version(r[i], o->x->cand[i], &t[i].version);
+        if (rc != 0) {
+            fall_back(o, rc, 0);
+            return;
+        }
+    }
+    send_set(o); /* the entry is not published yet: its versions were still ours to fill */
+}
+
+/* A tagged write's first round: SET tagkey candidate NX GET for each tag, one batch. */
+static void send_tag_versions(op *o)
+{
+    struct strata_value *e = o->e;
+    op_tags *x = tags_of(o);
+    if (x == NULL) {
+        complete(o, STRATA_ENOMEM, NULL);
+        return;
+    }
+    redis_cmd cmds[STRATA_TAGS_MAX_PER_ENTRY];
+    char keys[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_KEY_MAX];
+    for (unsigned i = 0; i < e->ntags; i++) {
+        size_t klen;
+        strata__tag_key_build(strata__l1_prefix(o->c->l1), o->k.tenant, strata_value_tag(e, i),
+                              keys[i], STRATA_TAG_KEY_MAX, &klen);
+        x->cand[i] = strata__tt_random(o->c);
+        strata__cmd_tag_version(&cmds[i], keys[i], klen, x->cand[i]);
+    }
+    send(o, cmds, e->ntags, got_tag_versions);
+}
+
+/* Tag names go to Redis before L1 validates the entry: check them first. */
+static int check_tags(const strata_set_opts *o)
+{
+    if (o->ntags > STRATA_TAGS_MAX_PER_ENTRY)
+        return STRATA_ETOOMANYTAGS;
+    for (size_t i = 0; i < o->ntags; i++)
+        if (o->tags[i] == NULL || strnlen(o->tags[i], STRATA_TAG_MAX + 1) > STRATA_TAG_MAX)
+            return STRATA_EBADTEXT;
+    return 0;
+}
+
+int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *value, size_t len,
+                   const strata_set_opts *opts, uint64_t now, strata_done_cb cb, void *arg)
+{
+    static const strata_set_opts no_opts;
+    if (t.ops == NULL)
+        return strata_l1_set(c->l1, k, value, len, opts, now);
+    const strata_set_opts *so = opts ? opts : &no_opts;
+    int rc = check_tags(so);
+    if (rc != 0)
+        return rc;
+    /* Built now with placeholder tag versions; the real ones are filled in before the write. */
+    uint64_t zero[STRATA_TAGS_MAX_PER_ENTRY] = {0};
+    int redis = !t.ops->readonly(t.self); /* read-only: Redis is skipped by design */
+    l1_write w = {.k = k,
+                  .value = value,
+                  .len = len,
+                  .opts = opts,
+                  .now_ms = now,
+                  .tag_versions = redis ? zero : NULL};
+    struct strata_value *e;
+    if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
+        return rc;
+    if (!redis)
+        return set_l1_only(c, e, so->flags, now);
+    op *o = new_op(c, t, k, OP_SET, now);
+    if (o == NULL) {
+        strata__l1_discard(e);
+        return STRATA_ENOMEM;
+    }
+    o->dcb = cb, o->arg = arg, o->e = e, o->flags = so->flags;
+    if (e->ntags == 0)
+        send_set(o);
+    else
+        send_tag_versions(o);
+    return call_result(o, NULL);
+}
+
+/* ---- deletes ------------------------------------------------------------------------------ */
+
+static void got_del(int status, redisReply **r, size_t n, void *arg)
+{
+    (void)n;
+    op *o = arg;
+    if (status != 0) {
+        fall_back(o, status, 0);
+        return;
+    }
+    int rc = strata__reply_del(r[0]);
+    if (rc == STRATA_ENOTFOUND && o->l1rc == 0)
+        rc = 0; /* L1 had it */
+    else if (rc == STRATA_EREADONLY)
+        rc = STRATA_OK_L1_ONLY;
+    complete(o, rc, NULL);
+}
+
+int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
+                   void *arg)
+{
+    int l1rc = strata_l1_del(c->l1, k, now);
+    if (t.ops == NULL || (l1rc != 0 && l1rc != STRATA_ENOTFOUND))
+        return l1rc;
+    if (t.ops->readonly(t.self))
+        return STRATA_OK_L1_ONLY;
+    l1_addr a;
+    strata__l1_resolve(c->l1, k, &a); /* cannot fail: L1 just took k */
+    op *o = new_op(c, t, k, OP_DEL, now);
+    if (o == NULL)
+        return STRATA_ENOMEM;
+    o->dcb = cb, o->arg = arg, o->l1rc = l1rc;
+    redis_cmd cmd;
+    strata__cmd_del(&cmd, a.buf, a.len);
+    send(o, &cmd, 1, got_del);
+    return call_result(o, NULL);
+}

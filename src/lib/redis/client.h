@@ -1,0 +1,119 @@
+/* redis/client.h: strata's one Redis client, the owner of everything about Redis.
+ *
+ * Its connections (the synchronous pool here, one pipelined connection per event loop in
+ * redis/conn.c, the invalidation link in redis/link.c), the handshake before any command, the
+ * deadlines, reconnects, the circuit breaker and the read-only state all belong to it. Callers
+ * (the two-tier cache, touch, rate limits, and next the leases) send commands and get replies or
+ * a failure; they never see a connection, never feed the breaker, and learn what happened to
+ * Redis as a whole through the events they registered (redis_events), not through flags
+ * returned from every call.
+ *
+ * hiredis is used for what it does well, the RESP reader and command formatting. The synchronous
+ * pool and the link still use hiredis' blocking contexts (with timeouts); the pipelined
+ * connections own their sockets on libevent bufferevents (redis/conn.c).
+ */
+#ifndef STRATA_REDIS_CLIENT_H
+#define STRATA_REDIS_CLIENT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <strata/cache.h>
+
+#include "redis/breaker.h"
+#include "redis/cmd.h"
+#include "redis/redis_url.h"
+
+typedef struct redis_client redis_client;
+
+/* What the client tells its owner. Each may be called from any thread (a synchronous caller's,
+ * an event loop's, the link's), so handlers must be thread-safe; NULL members are skipped. */
+typedef struct redis_events {
+    /* Redis answered again after the breaker had opened: what was kept meanwhile may be stale. */
+    void (*recovered)(void *arg);
+    /* The invalidation link is subscribed (again). Called before link_up() turns true, so the
+     * owner can drop what it kept while nobody told it of changes. */
+    void (*link_up)(void *arg);
+    /* A key under the tracked prefix changed in Redis; key NULL: everything (FLUSHDB). */
+    void (*invalidated)(const char *key, size_t len, void *arg);
+    void *arg;
+} redis_events;
+
+/* Creates the client for cfg (url already parsed; a host name is resolved here, once). With
+ * track_prefix (e.g. "strata:"), it also starts the invalidation link for keys under it.
+ * Connects lazily: an unreachable Redis is normal operation. Returns 0, STRATA_ENOMEM or
+ * STRATA_ETHREAD. */
+int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
+                      const char *track_prefix, const redis_events *ev, strata_log_fn log,
+                      void *log_arg, redis_client **out);
+/* Stops the link, closes the pool. Every redis_conn on it must be freed first. NULL: no-op. */
+void strata__redis_free(redis_client *cl);
+
+/* ---- synchronous calls (the pool) --------------------------------------------------------- */
+
+/* Runs n commands pipelined on one pooled connection. Returns 0 with replies[i] set (the caller
+ * frees each with freeReplyObject; any may be an error reply), STRATA_EUNAVAILABLE (breaker open,
+ * cannot connect) or STRATA_ETIMEDOUT; on failure no reply is returned. */
+int strata__redis_run(redis_client *cl, const redis_cmd *cmds, size_t n, redisReply **replies);
+
+/* SCAN MATCH pattern over the whole keyspace, UNLINKing in batches the keys keep() accepts.
+ * Sets *removed. Returns 0, STRATA_EREADONLY, STRATA_EPROTO or a failure as strata__redis_run. */
+int strata__redis_scan_unlink(redis_client *cl, const char *pattern,
+                              int (*keep)(const char *, size_t, void *), void *arg,
+                              size_t *removed);
+
+/* One SCAN page from cursor: calls each() for every key and sets next (the cursor after it, "0"
+ * when done) and *found. Returns 0 or a failure as strata__redis_run. */
+int strata__redis_scan_page(redis_client *cl, const char *cursor, const char *pattern,
+                            const char *count, int (*each)(const char *, size_t, void *), void *arg,
+                            char *next, size_t next_cap, size_t *found);
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+/* May a call go to Redis now (the breaker)? Exactly one caller gets yes as the probe while it is
+ * open; that caller must then send, so its outcome is reported. */
+int strata__redis_allow(redis_client *cl);
+/* Whether writes are skipped (forced, or a replica / a READONLY reply was seen). */
+int strata__redis_readonly(redis_client *cl);
+/* The breaker is open: Redis is known down. */
+int strata__redis_down(redis_client *cl);
+/* Every change under the tracked prefix reaches the owner (the link is subscribed and answered
+ * its last keep-alive in time). 0 without a link. */
+int strata__redis_link_up(redis_client *cl);
+
+/* Counters and state for stats (strata_l2_stats's Redis part). */
+typedef struct redis_state {
+    const char *breaker; /* static */
+    int available, readonly, link_up;
+    uint64_t breaker_opens, invalidations, link_drops;
+    char last_error[128];
+} redis_state;
+void strata__redis_state(redis_client *cl, redis_state *out);
+
+const strata_redis_config *strata__redis_config(redis_client *cl);
+
+/* ---- for the client's own parts (conn.c, link.c, script.c) -------------------------------- */
+
+/* The parsed URL; host already resolved to a numeric address when it was a name. */
+const redis_url *strata__redis_url(redis_client *cl);
+/* A connected, authenticated blocking context with the configured timeouts (db selected), or
+ * NULL with the reason in errbuf. The pool's and the link's. */
+redisContext *strata__redis_connect(redis_client *cl, char *errbuf, size_t errcap);
+/* The outcome of a call: feeds the breaker (a success that closes it raises `recovered`). */
+void strata__redis_succeeded(redis_client *cl);
+void strata__redis_failed(redis_client *cl, const char *why);
+/* Looks at a reply for what it says about the server (READONLY: a replica). */
+void strata__redis_saw_reply(redis_client *cl, const redisReply *r);
+/* Records a failure message for stats and health. */
+void strata__redis_note_error(redis_client *cl, const char *msg);
+/* Asks a read-only Redis again whether it is still a replica, at most every 2 s; blocks up to
+ * the socket timeout: only from a thread that may wait (the link's). */
+void strata__redis_recheck_role(redis_client *cl);
+/* A line to the owner's log (level 0 error, 1 warning, 2 info). */
+void strata__redis_log(redis_client *cl, int level, const char *msg);
+/* The events, for the link. */
+const redis_events *strata__redis_events(redis_client *cl);
+
+#endif
