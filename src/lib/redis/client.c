@@ -94,6 +94,30 @@ static void resolve_host(redis_url *u)
     freeaddrinfo(res);
 }
 
+static void recheck_role(redis_client *l);
+static void log_line(redis_client *l, int level, const char *msg);
+
+/* What the link is handed (link.h): the client's own functions, by pointer. */
+static redisContext *link_connect(void *arg, char *err, size_t cap)
+{
+    return strata__redis_connect(arg, err, cap);
+}
+
+static void link_note_error(void *arg, const char *msg)
+{
+    strata__redis_note_error(arg, msg);
+}
+
+static void link_log(void *arg, int level, const char *msg)
+{
+    log_line(arg, level, msg);
+}
+
+static void link_idle(void *arg)
+{
+    recheck_role(arg); /* a promoted replica takes writes again */
+}
+
 int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
                       const char *track_prefix, const redis_events *ev, strata_log_fn log,
                       void *log_arg, redis_client **out)
@@ -121,7 +145,9 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
     pthread_cond_init(&l->freed, NULL);
     pthread_mutex_init(&l->err_lock, NULL);
     if (track_prefix != NULL) {
-        int rc = strata__link_start(l, track_prefix, &l->link);
+        link_deps d = {link_connect, link_note_error,        link_log, link_idle,
+                       &l->ev,       cfg->socket_timeout_ms, l};
+        int rc = strata__link_start(&d, track_prefix, &l->link);
         if (rc != 0) {
             strata__redis_free(l);
             return rc;
@@ -165,11 +191,6 @@ int strata__redis_down(redis_client *l)
 int strata__redis_link_up(redis_client *l)
 {
     return strata__link_up(l->link);
-}
-
-const redis_events *strata__redis_events(redis_client *l)
-{
-    return &l->ev;
 }
 
 void strata__redis_state(redis_client *l, redis_state *out)
@@ -454,7 +475,9 @@ int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pat
     return 0;
 }
 
-void strata__redis_recheck_role(redis_client *l)
+/* Asks a read-only Redis again whether it is still a replica, at most every 2 s; blocks up to
+ * the socket timeout: only from a thread that may wait (the link's). */
+static void recheck_role(redis_client *l)
 {
     if (l->cfg.readonly || !atomic_load(&l->replica) ||
         strata__mono_ms() - l->role_checked_ms < 2000)
@@ -472,7 +495,7 @@ void strata__redis_recheck_role(redis_client *l)
     freeReplyObject(r);
 }
 
-void strata__redis_log(redis_client *l, int level, const char *msg)
+static void log_line(redis_client *l, int level, const char *msg)
 {
     if (l->log != NULL)
         l->log(level, msg, l->log_arg);

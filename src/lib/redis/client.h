@@ -94,7 +94,7 @@ void strata__redis_state(redis_client *cl, redis_state *out);
 
 const strata_redis_config *strata__redis_config(redis_client *cl);
 
-/* ---- for the client's own parts (conn.c, link.c, script.c) -------------------------------- */
+/* ---- for the client's own parts (conn.c, script.c) ----------------------------------------- */
 
 /* The parsed URL; host already resolved to a numeric address when it was a name. */
 const redis_url *strata__redis_url(redis_client *cl);
@@ -108,12 +108,5 @@ void strata__redis_failed(redis_client *cl, const char *why);
 void strata__redis_saw_reply(redis_client *cl, const redisReply *r);
 /* Records a failure message for stats and health. */
 void strata__redis_note_error(redis_client *cl, const char *msg);
-/* Asks a read-only Redis again whether it is still a replica, at most every 2 s; blocks up to
- * the socket timeout: only from a thread that may wait (the link's). */
-void strata__redis_recheck_role(redis_client *cl);
-/* A line to the owner's log (level 0 error, 1 warning, 2 info). */
-void strata__redis_log(redis_client *cl, int level, const char *msg);
-/* The events, for the link. */
-const redis_events *strata__redis_events(redis_client *cl);
 
 #endif

@@ -39,7 +39,7 @@
 #include "redis/link.h"
 
 struct redis_link {
-    redis_client *cl;
+    link_deps d;
     const redis_events *ev;
     pthread_t thread;
     int wake[2]; /* a pipe: written to stop the thread */
@@ -89,7 +89,7 @@ static int expect_ok(redisContext *ctx, redisReply *r)
 /* Connects and subscribes. Returns the context, or NULL with errbuf set. */
 static redisContext *subscribe(redis_link *c, char *err, size_t cap)
 {
-    redisContext *ctx = strata__redis_connect(c->cl, err, cap);
+    redisContext *ctx = c->d.connect(c->d.arg, err, cap);
     if (ctx == NULL)
         return NULL;
     redisReply *id = redisCommand(ctx, "CLIENT ID");
@@ -127,8 +127,7 @@ static int wait_for(redis_link *c, int fd, int ms)
 static int serve(redis_link *c, redisContext *ctx)
 {
     uint64_t ping_sent = 0;
-    const strata_redis_config *cfg = strata__redis_config(c->cl);
-    uint64_t patience = COHERENCE_PING_MS + (cfg->socket_timeout_ms ? cfg->socket_timeout_ms : 250);
+    uint64_t patience = COHERENCE_PING_MS + (c->d.socket_timeout_ms ? c->d.socket_timeout_ms : 250);
     uint64_t next_ping = strata__mono_ms() + COHERENCE_PING_MS;
     for (;;) {
         void *r = NULL;
@@ -144,7 +143,7 @@ static int serve(redis_link *c, redisContext *ctx)
         if (ping_sent != 0 && now - ping_sent > patience)
             return 0; /* the link stalled: no answer to the keep-alive */
         if (ping_sent == 0 && now >= next_ping) {
-            strata__redis_recheck_role(c->cl); /* a promoted replica takes writes again */
+            c->d.idle(c->d.arg); /* a promoted replica takes writes again */
             int done = 0;
             redisAppendCommand(ctx, "PING");
             while (!done)
@@ -169,7 +168,7 @@ static void *link_main(void *arg)
     while (!atomic_load(&c->stop)) {
         redisContext *ctx = subscribe(c, err, sizeof err);
         if (ctx == NULL) {
-            strata__redis_note_error(c->cl, err);
+            c->d.note_error(c->d.arg, err);
             if (wait_for(c, -1, (int)backoff) < 0)
                 break;
             backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
@@ -181,28 +180,28 @@ static void *link_main(void *arg)
             c->ev->link_up(c->ev->arg);
         atomic_store(&c->up, 1);
         if (atomic_load(&c->drops) > 0)
-            strata__redis_log(c->cl, 2, "invalidation link back: L1 trusted again (dropped whole)");
+            c->d.log(c->d.arg, 2, "invalidation link back: L1 trusted again (dropped whole)");
         int rc = serve(c, ctx);
         atomic_store(&c->up, 0);
         redisFree(ctx);
         if (rc < 0)
             break;
         atomic_fetch_add(&c->drops, 1);
-        strata__redis_note_error(c->cl, "invalidation link lost");
-        strata__redis_log(c->cl, 1,
-                          "invalidation link lost: L1 copies are not served until it is "
-                          "back");
+        c->d.note_error(c->d.arg, "invalidation link lost");
+        c->d.log(c->d.arg, 1,
+                 "invalidation link lost: L1 copies are not served until it is "
+                 "back");
     }
     return NULL;
 }
 
-int strata__link_start(redis_client *cl, const char *prefix, redis_link **out)
+int strata__link_start(const link_deps *deps, const char *prefix, redis_link **out)
 {
     redis_link *c = calloc(1, sizeof *c);
     if (c == NULL)
         return STRATA_ENOMEM;
-    c->cl = cl;
-    c->ev = strata__redis_events(cl);
+    c->d = *deps;
+    c->ev = deps->ev;
     snprintf(c->prefix, sizeof c->prefix, "%s", prefix);
     if (pipe(c->wake) != 0) {
         free(c);

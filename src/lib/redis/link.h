@@ -4,14 +4,31 @@
 
 #include <stdint.h>
 
+#include <hiredis/hiredis.h>
+
 #include "redis/client.h"
 
 typedef struct redis_link redis_link;
 
+/* What the link is handed by the client that owns it (it calls nothing of the client by name).
+ * Every function gets arg. */
+typedef struct link_deps {
+    /* A connected, authenticated blocking context, or NULL with the reason in err. */
+    redisContext *(*connect)(void *arg, char *err, size_t cap);
+    /* A failure to record for stats and health; a line to the log. */
+    void (*note_error)(void *arg, const char *msg);
+    void (*log)(void *arg, int level, const char *msg);
+    /* Called between keep-alives, from the link's thread, which may block briefly. */
+    void (*idle)(void *arg);
+    const redis_events *ev; /* where invalidations and link_up go */
+    unsigned socket_timeout_ms;
+    void *arg;
+} link_deps;
+
 /* Starts the link's thread for keys under prefix (e.g. "strata:"). It connects and reconnects
- * by itself and reports through the client's events (link_up, invalidated). Returns 0,
- * STRATA_ENOMEM or STRATA_ETHREAD. */
-int strata__link_start(redis_client *cl, const char *prefix, redis_link **out);
+ * by itself and reports through deps->ev (link_up, invalidated). Returns 0, STRATA_ENOMEM or
+ * STRATA_ETHREAD. */
+int strata__link_start(const link_deps *deps, const char *prefix, redis_link **out);
 
 /* Stops the thread and closes the link. NULL is a no-op. */
 void strata__link_stop(redis_link *k);
