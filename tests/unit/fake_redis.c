@@ -284,8 +284,12 @@ static int fake_link_up(void *self)
     return ((fake_redis *)self)->link;
 }
 
-const tier_ops fake_redis_ops = {fake_send, fake_script,  fake_readonly,
-                                 fake_down, fake_closing, fake_link_up};
+const tier_ops fake_redis_ops = {.send = fake_send,
+                                 .script = fake_script,
+                                 .readonly = fake_readonly,
+                                 .down = fake_down,
+                                 .closing = fake_closing,
+                                 .link_up = fake_link_up};
 
 void fake_redis_down(fake_redis *f, int down)
 {

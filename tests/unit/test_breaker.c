@@ -25,7 +25,7 @@ static void test_opens_after_threshold_and_probes_once(void **state)
     assert_int_equal(strata__breaker_failure(&b, t), 1); /* the third in a row opens it */
     assert_int_equal(strata__breaker_state(&b), BREAKER_OPEN);
     assert_false(strata__breaker_allow(&b, t + 74)); /* 100 ms -25%: not before 75 ms */
-    assert_true(strata__breaker_allow(&b, t + 126));  /* +25% (+1): by 126 ms */
+    assert_true(strata__breaker_allow(&b, t + 126)); /* +25% (+1): by 126 ms */
     assert_int_equal(strata__breaker_state(&b), BREAKER_HALF_OPEN);
     assert_false(strata__breaker_allow(&b, t + 127)); /* one probe at a time */
     assert_int_equal(strata__breaker_success(&b), 1); /* the probe closed it: recovered */

@@ -57,8 +57,13 @@ static int pool_link_up(void *self)
     return strata__redis_link_up(self);
 }
 
-const tier_ops strata__tier_pool = {pool_send, pool_script, pool_readonly,
-                                    pool_down, never,       pool_link_up};
+const tier_ops strata__tier_pool = {.send = pool_send,
+                                    .script = pool_script,
+                                    .readonly = pool_readonly,
+                                    .down = pool_down,
+                                    .closing = never,
+                                    .link_up = pool_link_up,
+                                    .inline_answers = 1};
 
 /* ---- a loop's connection ------------------------------------------------------------------ */
 
@@ -93,5 +98,9 @@ static int conn_link_up(void *self)
     return strata__redis_link_up(strata__conn_client(self));
 }
 
-const tier_ops strata__tier_conn = {conn_send, conn_script,  conn_readonly,
-                                    conn_down, conn_closing, conn_link_up};
+const tier_ops strata__tier_conn = {.send = conn_send,
+                                    .script = conn_script,
+                                    .readonly = conn_readonly,
+                                    .down = conn_down,
+                                    .closing = conn_closing,
+                                    .link_up = conn_link_up};

@@ -51,9 +51,7 @@ typedef struct op {
     strata_get_cb gcb;
     strata_done_cb dcb;
     void *arg;
-    strata_key k; /* points into the copies below */
-    char ns[STRATA_NAME_MAX + 1], tenant[STRATA_NAME_MAX + 1];
-    char *user_key;
+    strata_key k; /* the caller's (an operation on its stack), or the copies below */
     uint64_t now, ticket;
     struct strata_value *e; /* a write's prepared entry, until finished */
     unsigned flags;
@@ -63,6 +61,10 @@ typedef struct op {
      * answer over the synchronous pool): the call returns this instead of calling back. */
     int in_call, done, status;
     strata_value *v;
+    int on_stack;      /* the call's own: every answer comes before it returns (the pool) */
+    const l1_addr *at; /* k's address, while the call that resolved it has not returned */
+    char ns[STRATA_NAME_MAX + 1], tenant[STRATA_NAME_MAX + 1];
+    char user_key[]; /* a heap operation's copy of the key */
 } op;
 
 /* ---- shared helpers ----------------------------------------------------------------------- */
@@ -89,21 +91,27 @@ static int failure(int rc)
            rc == STRATA_EREADONLY || rc == STRATA_ENOMEM;
 }
 
-/* A new operation for k, with its own copy of the key (the caller's may go at once). */
-static op *new_op(strata_cache *c, tier t, const strata_key *k, int kind, uint64_t now)
+/* A new operation for k. Over a tier that answers before send returns (the pool) it is the
+ * caller's stack (which outlives it) and uses the caller's key; otherwise one allocation with
+ * its own copy of the key, since the caller's may go once the call returns. */
+static op *new_op(strata_cache *c, tier t, const strata_key *k, int kind, uint64_t now, op *stack)
 {
-    op *o = calloc(1, sizeof *o);
-    if (o == NULL || (o->user_key = malloc(k->len ? k->len : 1)) == NULL) {
-        free(o);
-        return NULL;
+    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
+    op *o = stack;
+    if (t.ops->inline_answers) {
+        memset(o, 0, sizeof *o);
+        o->on_stack = 1;
+        o->k = (strata_key){k->ns, tenant, k->key, k->len};
+    } else {
+        if ((o = calloc(1, sizeof *o + k->len)) == NULL)
+            return NULL;
+        /* Names were checked (<= 64 bytes) when k's address was resolved. */
+        memcpy(o->ns, k->ns, strlen(k->ns) + 1);
+        memcpy(o->tenant, tenant, strlen(tenant) + 1);
+        memcpy(o->user_key, k->key, k->len);
+        o->k = (strata_key){o->ns, o->tenant, o->user_key, k->len};
     }
     o->c = c, o->t = t, o->kind = kind, o->now = now, o->in_call = 1;
-    /* Names were checked (<= 64 bytes) when k's address was resolved. */
-    const char *tenant = k->tenant ? k->tenant : STRATA_DEFAULT_TENANT;
-    memcpy(o->ns, k->ns, strlen(k->ns) + 1);
-    memcpy(o->tenant, tenant, strlen(tenant) + 1);
-    memcpy(o->user_key, k->key, k->len);
-    o->k = (strata_key){o->ns, o->tenant, o->user_key, k->len};
     return o;
 }
 
@@ -114,8 +122,8 @@ static void free_op(op *o)
     if (o->x != NULL)
         free(o->x->blob);
     free(o->x);
-    free(o->user_key);
-    free(o);
+    if (!o->on_stack)
+        free(o);
 }
 
 /* Finishes o: its one callback, then it is gone; or, during the call that made it, the result
@@ -139,6 +147,7 @@ static void complete(op *o, int status, strata_value *v)
 static int call_result(op *o, strata_value **out)
 {
     o->in_call = 0;
+    o->at = NULL; /* the caller's address goes with its stack frame */
     if (!o->done)
         return STRATA_PENDING;
     int status = o->status;
@@ -402,6 +411,7 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
                               .ntags = f->ntags,
                               .flags = f->flags};
         l1_write w = {.k = &o->k,
+                      .at = o->at, /* not resolved again when still at hand */
                       .value = f->value,
                       .len = f->value_len,
                       .opts = &so,
@@ -464,10 +474,10 @@ int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
     if (strata__tt_l1_trusted(c) &&
         (rc = strata__l1_get_at(c->l1, k, &a, now, 1, out)) != STRATA_ENOTFOUND)
         return rc;
-    op *o = new_op(c, t, k, OP_GET, now);
+    op stack, *o = new_op(c, t, k, OP_GET, now, &stack);
     if (o == NULL)
         return STRATA_ENOMEM;
-    o->gcb = cb, o->arg = arg;
+    o->gcb = cb, o->arg = arg, o->at = &a;
     o->ticket = strata__l1_ticket(c->l1, a.hash); /* before the read: see judge */
     redis_cmd cmd;
     strata__cmd_get(&cmd, a.buf, a.len);
@@ -589,7 +599,7 @@ int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *val
         return rc;
     if (!redis)
         return set_l1_only(c, e, so->flags, now);
-    op *o = new_op(c, t, k, OP_SET, now);
+    op stack, *o = new_op(c, t, k, OP_SET, now, &stack);
     if (o == NULL) {
         strata__l1_discard(e);
         return STRATA_ENOMEM;
@@ -623,14 +633,16 @@ static void got_del(int status, redisReply **r, size_t n, void *arg)
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
                    void *arg)
 {
-    int l1rc = strata_l1_del(c->l1, k, now);
+    l1_addr a;
+    int l1rc = strata__l1_resolve(c->l1, k, &a);
+    if (l1rc != 0)
+        return l1rc;
+    l1rc = strata__l1_del_at(c->l1, &a, now);
     if (t.ops == NULL || (l1rc != 0 && l1rc != STRATA_ENOTFOUND))
         return l1rc;
     if (t.ops->readonly(t.self))
         return STRATA_OK_L1_ONLY;
-    l1_addr a;
-    strata__l1_resolve(c->l1, k, &a); /* cannot fail: L1 just took k */
-    op *o = new_op(c, t, k, OP_DEL, now);
+    op stack, *o = new_op(c, t, k, OP_DEL, now, &stack);
     if (o == NULL)
         return STRATA_ENOMEM;
     o->dcb = cb, o->arg = arg, o->l1rc = l1rc;

@@ -458,16 +458,19 @@ int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **o
     l1_write wr = *w;
     wr.opts = w->opts ? w->opts : &no_opts;
     *out = NULL;
-    addr a;
-    int rc = strata__l1_resolve(l1, wr.k, &a);
-    if (rc != 0)
+    addr own;
+    const addr *a = w->at;
+    int rc = 0;
+    if (a == NULL && (rc = strata__l1_resolve(l1, wr.k, &own)) != 0)
         return rc;
+    if (a == NULL)
+        a = &own;
     if (wr.len > 0 && wr.value == NULL)
         return STRATA_EINVAL;
     if ((rc = check_opts(wr.opts)) != 0)
         return rc;
     if (wr.len > l1->max_value_len) {
-        count_rejection(l1, &a, NULL);
+        count_rejection(l1, a, NULL);
         return STRATA_EVALUELARGE;
     }
     l1_ns *ns;
@@ -476,19 +479,19 @@ int strata__l1_prepare(strata_l1 *l1, const l1_write *w, struct strata_value **o
     strata_ns_config cfg;
     strata__ns_settings(ns, &cfg);
     struct strata_value *e;
-    if ((rc = make_entry(l1, &a, &wr, &cfg, &e)) != 0)
+    if ((rc = make_entry(l1, a, &wr, &cfg, &e)) != 0)
         return rc;
     e->ns = ns;
-    e->shard = (uint8_t)(a.hash & (l1->nshards - 1)); /* before any other thread can see e */
+    e->shard = (uint8_t)(a->hash & (l1->nshards - 1)); /* before any other thread can see e */
     e->pinned = (wr.opts->flags & STRATA_SET_PINNED) != 0;
     if (e->charge > l1->max_memory / l1->nshards / 2) {
-        count_rejection(l1, &a, ns);
+        count_rejection(l1, a, ns);
         strata_value_release(e);
         return STRATA_ETOOBIG;
     }
     if (cfg.tenant_quota != 0) {
         e->scope = strata__scope_acquire(
-            &l1->nsr, ns, wr.k->tenant ? wr.k->tenant : STRATA_DEFAULT_TENANT, a.tenant_len);
+            &l1->nsr, ns, wr.k->tenant ? wr.k->tenant : STRATA_DEFAULT_TENANT, a->tenant_len);
         if (e->scope == NULL) {
             strata_value_release(e);
             return STRATA_ENOMEM;
@@ -581,14 +584,17 @@ int strata_l1_del(strata_l1 *l1, const strata_key *k, uint64_t now_ms)
 {
     addr a;
     int rc = strata__l1_resolve(l1, k, &a);
-    if (rc != 0)
-        return rc;
-    l1_shard *s = shard_of(l1, a.hash);
+    return rc != 0 ? rc : strata__l1_del_at(l1, &a, now_ms);
+}
+
+int strata__l1_del_at(strata_l1 *l1, const l1_addr *a, uint64_t now_ms)
+{
+    l1_shard *s = shard_of(l1, a->hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, 0);
+    struct strata_value *e = find_live_locked(l1, s, a, now_ms, 0);
     if (e != NULL)
         strata__shard_remove_locked(s, e, RM_DELETE);
-    else if ((e = strata__shard_find_locked(s, a.hash, a.buf, a.len)) != NULL)
+    else if ((e = strata__shard_find_locked(s, a->hash, a->buf, a->len)) != NULL)
         strata__shard_remove_locked(s, e, RM_DELETE); /* stale but within grace: gone too */
     pthread_mutex_unlock(&s->lock);
     return e != NULL ? 0 : STRATA_ENOTFOUND;

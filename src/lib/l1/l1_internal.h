@@ -18,8 +18,18 @@
 #define STRATA__NO_TICKET      UINT64_MAX
 #define STRATA__L1_INVALIDATED 100 /* strata__l1_store: not linked, an invalidation raced it */
 
+/* An address resolved once per call: the stored key (strata_key_build with L1's prefix and key
+ * limit), its hash, and where its parts start. What a call passes down instead of rebuilding it
+ * in every layer it crosses. */
+typedef struct l1_addr {
+    char buf[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
+    size_t len, tenant_off, tenant_len, user_off;
+    uint64_t hash;
+} l1_addr;
+
 typedef struct l1_write {
     const strata_key *k;
+    const struct l1_addr *at; /* k's address, when the caller resolved it already; or NULL */
     const void *value;
     size_t len;
     const strata_set_opts *opts; /* NULL: defaults */
@@ -44,21 +54,15 @@ int strata__l1_store(strata_l1 *l1, struct strata_value *e, unsigned flags, uint
 /* Drops a prepared entry that was never stored. NULL is a no-op. */
 void strata__l1_discard(struct strata_value *e);
 
-/* An address resolved once per call: the stored key (strata_key_build with L1's prefix and key
- * limit), its hash, and where its parts start. What a call passes down instead of rebuilding it
- * in every layer it crosses. */
-typedef struct l1_addr {
-    char buf[STRATA_STORED_KEY_MAX(STRATA_KEY_MAX_LIMIT)];
-    size_t len, tenant_off, tenant_len, user_off;
-    uint64_t hash;
-} l1_addr;
-
 /* Fills *a for k. Returns 0 or a key error (strata_key_build's). */
 int strata__l1_resolve(const strata_l1 *l1, const strata_key *k, l1_addr *a);
 
 /* strata_l1_get, where a tag this L1 does not know makes a miss but not an invalidation. */
 int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
                       strata_value **out);
+/* strata_l1_del for an address already resolved. */
+int strata__l1_del_at(strata_l1 *l1, const l1_addr *a, uint64_t now_ms);
+
 /* The same for an address already resolved from k. */
 int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *a, uint64_t now_ms,
                       int unknown_tags_ok, strata_value **out);
