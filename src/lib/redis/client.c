@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include <strata/errors.h>
@@ -25,9 +24,10 @@
 #include "core/clock.h"
 #include "redis/client.h"
 #include "redis/link.h"
+#include "redis/sock.h"
 
 typedef struct slot {
-    redisContext *ctx;
+    redis_sock *conn;
     int busy;
 } slot;
 
@@ -52,12 +52,6 @@ struct redis_client {
     pthread_mutex_t err_lock;
     char last_error[128];
 };
-
-static struct timeval tv_of(unsigned ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    return tv;
-}
 
 static void logf_(redis_client *l, int level, const char *fmt, ...)
 {
@@ -98,7 +92,7 @@ static void recheck_role(redis_client *l);
 static void log_line(redis_client *l, int level, const char *msg);
 
 /* What the link is handed (link.h): the client's own functions, by pointer. */
-static redisContext *link_connect(void *arg, char *err, size_t cap)
+static redis_sock *link_connect(void *arg, char *err, size_t cap)
 {
     return strata__redis_connect(arg, err, cap);
 }
@@ -163,8 +157,8 @@ void strata__redis_free(redis_client *l)
         return;
     strata__link_stop(l->link); /* first: its thread uses the rest */
     for (unsigned i = 0; i < l->nslots; i++)
-        if (l->slots[i].ctx != NULL)
-            redisFree(l->slots[i].ctx);
+        if (l->slots[i].conn != NULL)
+            strata__sock_close(l->slots[i].conn);
     free(l->slots);
     strata__breaker_destroy(&l->brk);
     pthread_mutex_destroy(&l->lock);
@@ -223,58 +217,61 @@ static void mark_replica(redis_client *l, const char *why)
         logf_(l, 1, "redis is read-only (%s): writes go to the memory tier only", why);
 }
 
-/* One command on a fresh context during connect; 0 if it answered without an error. */
-static int handshake(redisContext *c, char *errbuf, size_t errcap, const char *what, int argc,
-                     const char **argv)
+static unsigned socket_ms(const redis_client *l)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    return l->cfg.socket_timeout_ms ? l->cfg.socket_timeout_ms : 250;
+}
+
+/* One command on a fresh connection during connect; 0 if it answered without an error. */
+static int handshake(redis_client *l, redis_sock *c, char *errbuf, size_t errcap,
+                     const redis_cmd *cmd)
+{
+    redisReply *r;
+    if (strata__sock_exchange(c, cmd, 1, &r, socket_ms(l)) != 0) {
+        snprintf(errbuf, errcap, "%s failed: %s", cmd->argv[0], strata__sock_error(c));
+        return -1;
+    }
+    int ok = r->type != REDIS_REPLY_ERROR;
     if (!ok)
-        snprintf(errbuf, errcap, "%s failed: %s", what,
-                 r ? r->str : (c->errstr[0] ? c->errstr : "no reply"));
-    if (r != NULL)
-        freeReplyObject(r);
+        snprintf(errbuf, errcap, "%s failed: %s", cmd->argv[0], r->str);
+    freeReplyObject(r);
     return ok ? 0 : -1;
 }
 
-redisContext *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
+redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
 {
-    struct timeval ct = tv_of(l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500);
-    redisContext *c = l->url.path[0] ? redisConnectUnixWithTimeout(l->url.path, ct)
-                                     : redisConnectWithTimeout(l->url.host, l->url.port, ct);
-    if (c == NULL || c->err) {
-        snprintf(errbuf, errcap, "connect to redis: %s", c ? c->errstr : "out of memory");
-        redisFree(c);
+    unsigned ct = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
+    redis_sock *c = strata__sock_connect(&l->url, ct, errbuf, errcap);
+    if (c == NULL)
         return NULL;
-    }
-    redisSetTimeout(c, tv_of(l->cfg.socket_timeout_ms ? l->cfg.socket_timeout_ms : 250));
-    if (!l->url.path[0])
-        redisEnableKeepAlive(c); /* TCP only: on a unix socket it fails and poisons c */
+    const redis_url *u = &l->url;
     char db[16];
-    snprintf(db, sizeof db, "%d", l->url.db);
-    const char *auth_user[] = {"AUTH", l->url.user, l->url.password};
-    const char *auth_pass[] = {"AUTH", l->url.password};
-    const char *select[] = {"SELECT", db};
-    if ((l->url.password[0] &&
-         (l->url.user[0] ? handshake(c, errbuf, errcap, "AUTH", 3, auth_user)
-                         : handshake(c, errbuf, errcap, "AUTH", 2, auth_pass)) != 0) ||
-        (l->url.db != 0 && handshake(c, errbuf, errcap, "SELECT", 2, select) != 0)) {
-        redisFree(c);
+    snprintf(db, sizeof db, "%d", u->db);
+    redis_cmd auth = {
+        .argc = u->user[0] ? 3 : 2,
+        .argv = {"AUTH", u->user[0] ? u->user : u->password, u->password},
+        .argvlen = {4, strlen(u->user[0] ? u->user : u->password), strlen(u->password)}};
+    redis_cmd select = {.argc = 2, .argv = {"SELECT", db}, .argvlen = {6, strlen(db)}};
+    if ((u->password[0] && handshake(l, c, errbuf, errcap, &auth) != 0) ||
+        (u->db != 0 && handshake(l, c, errbuf, errcap, &select) != 0)) {
+        strata__sock_close(c);
         return NULL;
     }
     return c;
 }
 
 /* Asks a new pool connection whether it talks to a replica. */
-static void detect_role(redis_client *l, redisContext *c)
+static void detect_role(redis_client *l, redis_sock *c)
 {
-    redisReply *r = redisCommand(c, "INFO replication");
-    if (r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") != NULL)
+    redis_cmd info = {.argc = 2, .argv = {"INFO", "replication"}, .argvlen = {4, 11}};
+    redisReply *r;
+    if (strata__sock_exchange(c, &info, 1, &r, socket_ms(l)) != 0)
+        return; /* the call that follows finds the connection broken */
+    if (r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave") != NULL)
         mark_replica(l, "INFO replication reports role:slave");
-    else if (r != NULL && r->type == REDIS_REPLY_STRING && !l->cfg.readonly)
+    else if (r->type == REDIS_REPLY_STRING && !l->cfg.readonly)
         atomic_store(&l->replica, 0); /* promoted, or a new primary behind the same address */
-    if (r != NULL)
-        freeReplyObject(r);
+    freeReplyObject(r);
 }
 
 /* Takes a free slot, waiting at most the socket timeout. Returns its index or -1. */
@@ -304,9 +301,9 @@ static int acquire(redis_client *l)
 static void release_slot(redis_client *l, int idx, int broken)
 {
     pthread_mutex_lock(&l->lock);
-    if (broken && l->slots[idx].ctx != NULL) {
-        redisFree(l->slots[idx].ctx);
-        l->slots[idx].ctx = NULL;
+    if (broken && l->slots[idx].conn != NULL) {
+        strata__sock_close(l->slots[idx].conn);
+        l->slots[idx].conn = NULL;
     }
     l->slots[idx].busy = 0;
     pthread_cond_signal(&l->freed);
@@ -329,33 +326,21 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
         return fail_call(l, "no free redis connection within the socket timeout", 1);
     slot *s = &l->slots[idx];
     char err[160];
-    if (s->ctx == NULL) {
-        if ((s->ctx = strata__redis_connect(l, err, sizeof err)) == NULL) {
+    if (s->conn == NULL) {
+        if ((s->conn = strata__redis_connect(l, err, sizeof err)) == NULL) {
             release_slot(l, idx, 1);
             return fail_call(l, err, 0);
         }
-        detect_role(l, s->ctx);
+        detect_role(l, s->conn);
+    }
+    int rc = strata__sock_exchange(s->conn, cmds, n, replies, socket_ms(l));
+    if (rc != 0) {
+        snprintf(err, sizeof err, "redis call failed: %s", strata__sock_error(s->conn));
+        release_slot(l, idx, 1);
+        return fail_call(l, err, rc == STRATA_ETIMEDOUT);
     }
     for (size_t i = 0; i < n; i++)
-        redisAppendCommandArgv(s->ctx, cmds[i].argc,
-                               cmds[i].many ? cmds[i].many : (const char **)cmds[i].argv,
-                               cmds[i].many ? cmds[i].manylen : cmds[i].argvlen);
-    size_t got = 0;
-    for (; got < n; got++) {
-        void *r = NULL;
-        if (redisGetReply(s->ctx, &r) != REDIS_OK || r == NULL)
-            break;
-        replies[got] = r;
-        strata__redis_saw_reply(l, r);
-    }
-    if (got < n) {
-        int timed_out = s->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-        snprintf(err, sizeof err, "redis call failed: %s", s->ctx->errstr);
-        for (size_t i = 0; i < got; i++)
-            freeReplyObject(replies[i]);
-        release_slot(l, idx, 1);
-        return fail_call(l, err, timed_out);
-    }
+        strata__redis_saw_reply(l, replies[i]);
     release_slot(l, idx, 0);
     strata__redis_succeeded(l);
     return 0;

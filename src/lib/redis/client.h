@@ -8,9 +8,9 @@
  * Redis as a whole through the events they registered (redis_events), not through flags
  * returned from every call.
  *
- * hiredis is used for what it does well, the RESP reader and command formatting. The synchronous
- * pool and the link still use hiredis' blocking contexts (with timeouts); the pipelined
- * connections own their sockets on libevent bufferevents (redis/conn.c).
+ * hiredis is used for what it does well, the RESP reader and command formatting; the client owns
+ * every socket: the pool's and the link's (redis/sock.c, for threads that may wait) and each
+ * loop's pipelined connection (redis/conn.c, on a libevent bufferevent).
  */
 #ifndef STRATA_REDIS_CLIENT_H
 #define STRATA_REDIS_CLIENT_H
@@ -98,9 +98,9 @@ const strata_redis_config *strata__redis_config(redis_client *cl);
 
 /* The parsed URL; host already resolved to a numeric address when it was a name. */
 const redis_url *strata__redis_url(redis_client *cl);
-/* A connected, authenticated blocking context with the configured timeouts (db selected), or
- * NULL with the reason in errbuf. The pool's and the link's. */
-redisContext *strata__redis_connect(redis_client *cl, char *errbuf, size_t errcap);
+/* A connected, authenticated connection (db selected), or NULL with the reason in errbuf. The
+ * pool's and the link's. */
+struct redis_sock *strata__redis_connect(redis_client *cl, char *errbuf, size_t errcap);
 /* The outcome of a call: feeds the breaker (a success that closes it raises `recovered`). */
 void strata__redis_succeeded(redis_client *cl);
 void strata__redis_failed(redis_client *cl, const char *why);

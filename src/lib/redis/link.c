@@ -77,40 +77,55 @@ static int handle(redis_link *c, redisReply *r)
     return 0;
 }
 
-static int expect_ok(redisContext *ctx, redisReply *r)
+/* One command, its reply checked: 0, or -1 with err set. *r (may be NULL) gets the reply. */
+static int ask(redis_link *c, redis_sock *sk, const redis_cmd *cmd, redisReply **r, char *err,
+               size_t cap)
 {
-    (void)ctx;
-    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    redisReply *reply;
+    unsigned ms = c->d.socket_timeout_ms ? c->d.socket_timeout_ms : 250;
+    if (strata__sock_exchange(sk, cmd, 1, &reply, ms) != 0) {
+        snprintf(err, cap, "%s refused: %.100s", cmd->argv[0], strata__sock_error(sk));
+        return -1;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(err, cap, "CLIENT TRACKING / SUBSCRIBE refused: %.100s", reply->str);
+        freeReplyObject(reply);
+        return -1;
+    }
     if (r != NULL)
-        freeReplyObject(r);
-    return ok;
+        *r = reply;
+    else
+        freeReplyObject(reply);
+    return 0;
 }
 
-/* Connects and subscribes. Returns the context, or NULL with errbuf set. */
-static redisContext *subscribe(redis_link *c, char *err, size_t cap)
+/* Connects and subscribes. Returns the connection, or NULL with err set. */
+static redis_sock *subscribe(redis_link *c, char *err, size_t cap)
 {
-    redisContext *ctx = c->d.connect(c->d.arg, err, cap);
-    if (ctx == NULL)
+    redis_sock *sk = c->d.connect(c->d.arg, err, cap);
+    if (sk == NULL)
         return NULL;
-    redisReply *id = redisCommand(ctx, "CLIENT ID");
-    if (id == NULL || id->type != REDIS_REPLY_INTEGER) {
-        snprintf(err, cap, "CLIENT ID failed");
-        if (id)
-            freeReplyObject(id);
-        redisFree(ctx);
-        return NULL;
-    }
-    long long my_id = id->integer;
-    freeReplyObject(id);
-    if (!expect_ok(ctx, redisCommand(ctx, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s", my_id,
-                                     c->prefix)) ||
-        !expect_ok(ctx, redisCommand(ctx, "SUBSCRIBE __redis__:invalidate"))) {
-        snprintf(err, cap, "CLIENT TRACKING / SUBSCRIBE refused: %.100s",
-                 ctx->errstr[0] ? ctx->errstr : "error reply");
-        redisFree(ctx);
+    redis_cmd id = {.argc = 2, .argv = {"CLIENT", "ID"}, .argvlen = {6, 2}};
+    redisReply *r = NULL;
+    if (ask(c, sk, &id, &r, err, cap) != 0 || r->type != REDIS_REPLY_INTEGER) {
+        if (r != NULL)
+            snprintf(err, cap, "CLIENT ID failed"), freeReplyObject(r);
+        strata__sock_close(sk);
         return NULL;
     }
-    return ctx;
+    char my_id[24];
+    snprintf(my_id, sizeof my_id, "%lld", r->integer);
+    freeReplyObject(r);
+    redis_cmd track = {
+        .argc = 8,
+        .argv = {"CLIENT", "TRACKING", "on", "REDIRECT", my_id, "BCAST", "PREFIX", c->prefix},
+        .argvlen = {6, 8, 2, 8, strlen(my_id), 5, 6, strlen(c->prefix)}};
+    redis_cmd sub = {.argc = 2, .argv = {"SUBSCRIBE", "__redis__:invalidate"}, .argvlen = {9, 20}};
+    if (ask(c, sk, &track, NULL, err, cap) != 0 || ask(c, sk, &sub, NULL, err, cap) != 0) {
+        strata__sock_close(sk);
+        return NULL;
+    }
+    return sk;
 }
 
 /* Waits up to ms for the link fd or the stop pipe. Returns -1 to stop, 1 readable, 0 timeout. */
@@ -124,38 +139,36 @@ static int wait_for(redis_link *c, int fd, int ms)
 }
 
 /* Serves one live link until it fails or we are told to stop. Returns -1 to stop. */
-static int serve(redis_link *c, redisContext *ctx)
+static int serve(redis_link *c, redis_sock *sk)
 {
     uint64_t ping_sent = 0;
     uint64_t patience = COHERENCE_PING_MS + (c->d.socket_timeout_ms ? c->d.socket_timeout_ms : 250);
     uint64_t next_ping = strata__mono_ms() + COHERENCE_PING_MS;
     for (;;) {
-        void *r = NULL;
-        while (redisGetReplyFromReader(ctx, &r) == REDIS_OK && r != NULL) {
+        redisReply *r = NULL;
+        int rc;
+        while ((rc = strata__sock_reply(sk, &r)) == 0 && r != NULL) {
             if (handle(c, r))
                 ping_sent = 0;
             freeReplyObject(r);
-            r = NULL;
         }
-        if (ctx->err)
+        if (rc != 0)
             return 0;
         uint64_t now = strata__mono_ms();
         if (ping_sent != 0 && now - ping_sent > patience)
             return 0; /* the link stalled: no answer to the keep-alive */
         if (ping_sent == 0 && now >= next_ping) {
             c->d.idle(c->d.arg); /* a promoted replica takes writes again */
-            int done = 0;
-            redisAppendCommand(ctx, "PING");
-            while (!done)
-                if (redisBufferWrite(ctx, &done) != REDIS_OK)
-                    return 0;
+            redis_cmd ping = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
+            if (strata__sock_send(sk, &ping, (unsigned)patience) != 0)
+                return 0;
             ping_sent = now;
             next_ping = now + COHERENCE_PING_MS;
         }
-        int w = wait_for(c, ctx->fd, COHERENCE_PING_MS / 2);
+        int w = wait_for(c, strata__sock_fd(sk), COHERENCE_PING_MS / 2);
         if (w < 0)
             return -1;
-        if (w > 0 && redisBufferRead(ctx) != REDIS_OK)
+        if (w > 0 && strata__sock_read(sk) != 0)
             return 0;
     }
 }
@@ -166,8 +179,8 @@ static void *link_main(void *arg)
     unsigned backoff = 50;
     char err[160];
     while (!atomic_load(&c->stop)) {
-        redisContext *ctx = subscribe(c, err, sizeof err);
-        if (ctx == NULL) {
+        redis_sock *sk = subscribe(c, err, sizeof err);
+        if (sk == NULL) {
             c->d.note_error(c->d.arg, err);
             if (wait_for(c, -1, (int)backoff) < 0)
                 break;
@@ -181,9 +194,9 @@ static void *link_main(void *arg)
         atomic_store(&c->up, 1);
         if (atomic_load(&c->drops) > 0)
             c->d.log(c->d.arg, 2, "invalidation link back: L1 trusted again (dropped whole)");
-        int rc = serve(c, ctx);
+        int rc = serve(c, sk);
         atomic_store(&c->up, 0);
-        redisFree(ctx);
+        strata__sock_close(sk);
         if (rc < 0)
             break;
         atomic_fetch_add(&c->drops, 1);

@@ -4,17 +4,16 @@
 
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
-
 #include "redis/client.h"
+#include "redis/sock.h"
 
 typedef struct redis_link redis_link;
 
 /* What the link is handed by the client that owns it (it calls nothing of the client by name).
  * Every function gets arg. */
 typedef struct link_deps {
-    /* A connected, authenticated blocking context, or NULL with the reason in err. */
-    redisContext *(*connect)(void *arg, char *err, size_t cap);
+    /* A connected, authenticated connection, or NULL with the reason in err. */
+    redis_sock *(*connect)(void *arg, char *err, size_t cap);
     /* A failure to record for stats and health; a line to the log. */
     void (*note_error)(void *arg, const char *msg);
     void (*log)(void *arg, int level, const char *msg);
