@@ -9,7 +9,9 @@
 # wait before each run for other processes to leave the CPUs, 30), OTHER_MAX (a run is disturbed
 # when other processes used more CPUs than this meanwhile; 0.3), PROFILE (1: perf-profile strata
 # serve under the same load after the rounds; default 1), ROWS (a subset, e.g. "strata_l1_100
-# varnish_100").
+# varnish_100"), BASELINE (another strata binary, e.g. a build of the previous commit: adds the
+# rows before_l1_100 and before_l2_100, the same loads on it, interleaved with the others, and
+# the ratios after_vs_before_*: a change measured against the code it replaces, in one run).
 #
 # Pinning (2 cores): wrk on CPU 0 (one thread, 50 keep-alive connections); every server on CPU 1,
 # redis-server included. Rows (see bench/README.md for the method and figures):
@@ -213,11 +215,11 @@ print(s["l1"]["hits"], s["l2"]["hits"], s["l2"]["misses"], s["l1"]["misses"])'
 
 # ---- rows ---------------------------------------------------------------------------------------
 
-strata_l1() { # SIZE: one key, memory only
-    local size=$1 row=strata_l1_$1 port pid
+strata_l1() { # SIZE [ROW BINARY]: one key, memory only
+    local size=$1 row=${2:-strata_l1_$1} bin=${3:-$STRATA} port pid
     port=$(free_port)
     start_server "$row" env -u REDIS_URL STRATA_WORKERS=1 STRATA_LISTEN="127.0.0.1:$port" \
-        "$STRATA" serve
+        "$bin" serve
     pid=$SPID
     wait_port "$port" "$pid"
     body_of "$size" | curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
@@ -243,11 +245,11 @@ row_strata_l1keys_100() { # KEYS random keys, all in a memory-only L1
     stop_pids "$pid"
 }
 
-row_strata_l2_100() { # KEYS random keys through a 64 KiB L1: L2 hits
-    local row=strata_l2_100 port pid a b
+row_strata_l2_100() { # [ROW BINARY]: KEYS random keys through a 64 KiB L1: L2 hits
+    local row=${1:-strata_l2_100} bin=${2:-$STRATA} port pid a b
     port=$(free_port)
     start_server "$row" env REDIS_URL="redis://127.0.0.1:$REDIS_PORT" STRATA_L1_MAX_MEMORY=64K \
-        STRATA_WORKERS=1 STRATA_LISTEN="127.0.0.1:$port" "$STRATA" serve
+        STRATA_WORKERS=1 STRATA_LISTEN="127.0.0.1:$port" "$bin" serve
     pid=$SPID
     wait_port "$port" "$pid"
     if check_hit "$row" "http://127.0.0.1:$port/v1/cache/bench/k00042" 'x-cache: HIT-L2' 100; then
@@ -262,6 +264,9 @@ row_strata_l2_100() { # KEYS random keys through a 64 KiB L1: L2 hits
     fi
     stop_pids "$pid"
 }
+
+row_before_l1_100() { strata_l1 100 before_l1_100 "$BASELINE"; }
+row_before_l2_100() { row_strata_l2_100 before_l2_100 "$BASELINE"; }
 
 row_webdis_100() {
     local row=webdis_100 port pid
@@ -352,6 +357,11 @@ row_nginx_return_1k() { nginx_return 1k; }
 ALL_ROWS=(strata_l1_100 varnish_100 nginx_cache_100 nginx_return_100 strata_l2_100 webdis_100
     fastapi_100 strata_l1keys_100 fastapi_dict_100 strata_l1_1k varnish_1k nginx_cache_1k
     nginx_return_1k)
+if [ -n "${BASELINE:-}" ]; then
+    [ -x "$BASELINE" ] || { echo "bench/http/run.sh: BASELINE=$BASELINE is not executable" >&2; exit 1; }
+    ALL_ROWS+=(before_l1_100 before_l2_100)
+    echo "baseline: $BASELINE" | tee -a "$OUT/machine.txt"
+fi
 read -r -a ROWS <<<"${ROWS:-${ALL_ROWS[*]}}"
 
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
@@ -395,6 +405,8 @@ ratio l2_vs_webdis strata_l2_100 webdis_100
 ratio l2_vs_fastapi strata_l2_100 fastapi_100
 ratio l1keys_vs_fastapi strata_l1keys_100 fastapi_100
 ratio l2_vs_l1keys strata_l2_100 strata_l1keys_100
+ratio after_vs_before_l1_100 strata_l1_100 before_l1_100
+ratio after_vs_before_l2_100 strata_l2_100 before_l2_100
 
 {
     echo
@@ -414,6 +426,9 @@ ratio l2_vs_l1keys strata_l2_100 strata_l1keys_100
     [ -n "$(val strata_l2_100.l2_share)" ] &&
         echo "strata_l2_100: share of hits answered by L2: $(val strata_l2_100.l2_share)," \
             "L2 misses: $(val strata_l2_100.l2_misses)"
+    for r in after_vs_before_l1_100 after_vs_before_l2_100; do
+        [ -n "$(val "ratio.$r")" ] && echo "$r: $(val "ratio.$r") (this build / BASELINE, medians of req/s)"
+    done
     echo
     verdict() { # NAME OP LIMIT TEXT
         local v

@@ -70,7 +70,7 @@ static void test_script_sync_evalsha_then_eval_after_flush(void **state)
     const char *args[] = {"1", "k", "a"};
     size_t lens[] = {1, 1, 1};
     redisReply *r;
-    rh_command(srv, "SCRIPT FLUSH");
+    freeReplyObject(rh_command(srv, "SCRIPT FLUSH"));
     long sha0 = calls_of("evalsha"), eval0 = calls_of("eval");
     assert_int_equal(strata__script_run(cl, &echo, 3, args, lens, &r), 0);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY); /* the script's answer, not NOSCRIPT */
@@ -105,7 +105,7 @@ static void test_script_async_after_flush(void **state)
     struct event_base *base = event_base_new();
     redis_conn *c;
     assert_int_equal(strata__conn_new(cl, base, &c), 0);
-    rh_command(srv, "SCRIPT FLUSH");
+    freeReplyObject(rh_command(srv, "SCRIPT FLUSH"));
     long eval0 = calls_of("eval");
     got g = {0};
     char arg[] = "xyz"; /* copied: changed right after the call */

@@ -1,4 +1,4 @@
-/* test_cache.c: the two-tier facade (src/lib/cache.c) on its memory tier, and the asynchronous
+/* test_cache.c: the two-tier facade (src/lib/cache/cache.c) on its memory tier, and the asynchronous
  * calling convention: completed calls answer at once and never call back. */
 #include <setjmp.h>
 #include <stdarg.h>

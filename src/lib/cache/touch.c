@@ -9,7 +9,7 @@
  * restamped under its shard lock, the same way.
  *
  * With Redis the L1 copy is dropped instead of restamped: the touch's own invalidation would drop
- * it anyway (coherence.c: every write's comes back), and the next read takes the new times from
+ * it anyway (redis/link.c: every write's comes back), and the next read takes the new times from
  * Redis. The script goes through redis/script.c (EVALSHA, then EVAL once on NOSCRIPT); the same
  * code serves the synchronous and asynchronous calls, over whichever tier they use.
  */

@@ -40,7 +40,7 @@ typedef struct op_tags {
     format_view f; /* decoded from blob */
     uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
     uint64_t tag_tickets[STRATA_TAGS_MAX_PER_ENTRY], tag_key_hash[STRATA_TAGS_MAX_PER_ENTRY];
-    unsigned asked[STRATA_TAGS_MAX_PER_ENTRY], nasked;
+    unsigned asked[STRATA_TAGS_MAX_PER_ENTRY];
     uint64_t cand[STRATA_TAGS_MAX_PER_ENTRY]; /* a write: the versions it offers */
 } op_tags;
 
