@@ -299,6 +299,30 @@ static void test_async_convention_and_ticket_race(void **state)
     strata_cache_free(b);
 }
 
+/* A touch restarts a value's life on the cache's clock: no sleeping to see it (memory only). */
+static void test_touch_on_the_fake_clock(void **state)
+{
+    (void)state;
+    strata_cache_config cfg;
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
+    cfg.l1.max_memory = 4u << 20;
+    cfg.log = quiet;
+    strata_cache *c;
+    assert_int_equal(strata_cache_new(&cfg, &c), 0);
+    strata__cache_use(c, NULL, NULL, 0, fake_clock);
+    strata_set_opts o = {.ttl_ms = 1000, .flags = STRATA_SET_NO_JITTER};
+    char buf[32];
+    assert_int_equal(strata_cache_set(c, &K, "s", 1, &o), 0);
+    fake_now_ms += 900;
+    assert_int_equal(strata_cache_touch(c, &K, 1000), 0);
+    fake_now_ms += 900; /* 1.8 s after the write: alive, because it was touched */
+    assert_int_equal(get(c, buf, sizeof buf), 0);
+    fake_now_ms += 101; /* 1001 ms after the touch: gone */
+    assert_int_equal(get(c, buf, sizeof buf), STRATA_ENOTFOUND);
+    assert_int_equal(strata_cache_touch(c, &K, 1000), STRATA_ENOTFOUND);
+    strata_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_tags_across_instances),
         cmocka_unit_test(test_invalidation_and_link_down),
         cmocka_unit_test(test_async_convention_and_ticket_race),
+        cmocka_unit_test(test_touch_on_the_fake_clock),
     };
     return cmocka_run_group_tests_name("twotier", tests, setup, teardown);
 }

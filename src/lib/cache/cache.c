@@ -340,9 +340,8 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
         return rc;
     }
     const char *prefix = strata__l1_prefix(c->l1);
-    char match[STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + 1024];
-    snprintf(match, sizeof match, "%s:%s:%s:%s", prefix, ns ? ns : "*", tenant ? tenant : "*",
-             pattern && strlen(pattern) < 900 ? pattern : "*");
+    char match[STRATA_SCAN_MATCH_MAX];
+    strata__scan_match_build(prefix, ns, tenant, pattern, match, sizeof match);
     if (strata__redis_readonly(c->redis)) { /* Redis cannot remove anything: say so */
         if (removed != NULL)
             *removed = n1;
@@ -486,9 +485,8 @@ int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const
         (tenant != NULL && strata_name_check(tenant) != 0))
         return STRATA_EBADNAME;
     const char *prefix = strata__l1_prefix(c->l1);
-    char match[STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + 1024];
-    snprintf(match, sizeof match, "%s:%s:%s:%s", prefix, ns ? ns : "*", tenant ? tenant : "*",
-             pattern && strlen(pattern) < 900 ? pattern : "*");
+    char match[STRATA_SCAN_MATCH_MAX];
+    strata__scan_match_build(prefix, ns, tenant, pattern, match, sizeof match);
     keys_scan ks = {{prefix, ns, tenant, pattern}, cb, arg, 0};
     char count[24];
     snprintf(next, next_cap, "%llu", cur);

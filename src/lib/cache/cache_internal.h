@@ -28,8 +28,9 @@ struct strata_cache {
 };
 
 /* Replaces how the cache reaches Redis and reads the clock, for unit tests: a fake Redis behind
- * the tier interface (shared: the cache then acts as one with a shared tier; events reach the
- * cache through strata__cache_events) and a fake clock. Call before any other use. */
+ * the tier interface (ops NULL: memory only; otherwise the cache acts as one with a shared tier,
+ * and events reach it through strata__cache_events) and a fake clock (NULL: keep the clock).
+ * Call before any other use. */
 void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coherent,
                        uint64_t (*clock)(void));
 /* The handlers the cache gives its Redis client (what a fake Redis raises in tests). */

@@ -1,4 +1,4 @@
-/* key.c: names, stored keys and their parsing; the one place a stored key is built.
+/* core/key.c: names, stored keys and their parsing; the one place a key for Redis is built.
  *
  * The stored key is <prefix>:<ns>:<tenant>:<key>. Names are restricted to an alphabet without
  * ':' so the layout is unambiguous and parsing never guesses: see include/strata/key.h.
@@ -137,6 +137,13 @@ int strata__untracked_key_build(const char *prefix, const char *kind, const char
     memcpy(buf + n, key, klen);
     *out_len = (size_t)n + klen;
     return 0;
+}
+
+void strata__scan_match_build(const char *prefix, const char *ns, const char *tenant,
+                              const char *pattern, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s:%s:%s:%s", prefix, ns ? ns : "*", tenant ? tenant : "*",
+             pattern && strlen(pattern) < 900 ? pattern : "*");
 }
 
 int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,

@@ -1,5 +1,6 @@
-/* core/tag_key.h: the stored keys of strata's own state in Redis (built in key.c, beside the
- * entries' keys): tag versions, and state that no instance caches. */
+/* core/tag_key.h: the stored keys of strata's own state in Redis (tag versions, state that no
+ * instance caches) and SCAN patterns, built in key.c beside the entries' keys: every key strata
+ * writes or scans for comes from that one file. */
 #ifndef STRATA_TAG_KEY_H
 #define STRATA_TAG_KEY_H
 
@@ -25,5 +26,13 @@ int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, co
 int strata__untracked_key_build(const char *prefix, const char *kind, const char *tenant,
                                 const void *key, size_t klen, char *buf, size_t cap,
                                 size_t *out_len);
+
+/* The SCAN MATCH prefilter for the entries of (ns, tenant) whose user keys match pattern (NULL:
+ * any of them): <prefix>:<ns|*>:<tenant|*>:<pattern|*>. A prefilter only ('*' may span ':'):
+ * callers parse every key back (strata_key_parse) and match it exactly. A pattern too long for
+ * buf is replaced by '*', which only widens the prefilter. */
+#define STRATA_SCAN_MATCH_MAX (STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + 1024)
+void strata__scan_match_build(const char *prefix, const char *ns, const char *tenant,
+                              const char *pattern, char *buf, size_t cap);
 
 #endif
