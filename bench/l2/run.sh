@@ -6,7 +6,10 @@
 # Environment: ROUNDS (default 5), QUICK=1 (a smoke run: 1 round, few ops), OUT (where the raw
 # output and results.txt go; default bench/results/l2-<date-time>/), KEYS (default 100000),
 # QUIET_WAIT (seconds to wait, before each round, for other processes to leave the CPUs; 60),
-# OTHER_MAX (a row is disturbed when other processes used more CPUs than this meanwhile; 0.3).
+# OTHER_MAX (a row is disturbed when other processes used more CPUs than this meanwhile; 0.3),
+# BASELINE (another checkout whose build/ holds a built libstrata.a, e.g. the previous commit:
+# its bench_l2 runs the rows before_async_d50, before_async_d800 and before_sync_8t, interleaved
+# with the others, and the ratios after_vs_before_* compare this build with it in one run).
 #
 # Pinning (the machine has 2 cores): redis-server on CPU 1, every client (redis-benchmark and
 # bench_l2) on CPU 0, with taskset, so a client never competes with the server for a core.
@@ -28,6 +31,16 @@ gcc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/include" -I"$BUILD_DIR/include" \
     $(pkg-config --libs $STRATA_DEPS) $STRATA_LIBS -lpthread -lm \
     -o "$BUILD_DIR/bench_l2"
 BENCH=$(cd "$BUILD_DIR" && pwd)/bench_l2
+BENCH_BEFORE=
+if [ -n "${BASELINE:-}" ]; then
+    BSTRATA_DEPS=$(sed -n 's/^Requires.private://p' "$BASELINE/build/strata.pc")
+    BSTRATA_LIBS=$(sed -n 's/^Libs.private://p' "$BASELINE/build/strata.pc")
+    # shellcheck disable=SC2046,SC2086 # word splitting of the flag lists is intended
+    gcc -O2 -std=c11 -D_GNU_SOURCE -I"$BASELINE/include" -I"$BASELINE/build/include" \
+        "$BASELINE/bench/l2/bench_l2.c" "$BASELINE/build/libstrata.a" \
+        $(pkg-config --libs $BSTRATA_DEPS) $BSTRATA_LIBS -lpthread -lm -o "$BUILD_DIR/bench_l2_before"
+    BENCH_BEFORE=$(cd "$BUILD_DIR" && pwd)/bench_l2_before
+fi
 
 # ---- settings ---------------------------------------------------------------------------------
 ROUNDS=${ROUNDS:-5}
@@ -100,6 +113,8 @@ URL=redis://127.0.0.1:$PORT
     echo "hiredis: $(pkg-config --modversion hiredis) libevent: $(pkg-config --modversion libevent)"
     echo "pinning: redis-server on CPU 1, clients on CPU 0"
     echo "rounds: $ROUNDS keys: $KEYS quick: $QUICK"
+    [ -n "$BENCH_BEFORE" ] &&
+        echo "baseline: $BASELINE (commit $(git -C "$BASELINE" rev-parse --short HEAD 2>/dev/null || echo none))"
 } | tee "$OUT/machine.txt"
 
 # busy_cpus: CPUs' worth of time used over one second by everything (our redis-server is idle
@@ -167,10 +182,11 @@ rb() { # rb ROW N ARGS...: redis-benchmark set, then get, 100-byte values, over 
     done
 }
 
-sb() { # sb ROW ARGS...: bench_l2
-    local row=$1
+sb() { # sb ROW ARGS...: bench_l2 (the baseline's, for rows named before_*)
+    local row=$1 bench=$BENCH
     shift
-    taskset -c 0 "$BENCH" --url "$URL" --keys "$KEYS" --row "$row" "$@" | tee -a "$OUT/$row.txt" |
+    [ "${row#before_}" != "$row" ] && bench=$BENCH_BEFORE
+    taskset -c 0 "$bench" --url "$URL" --keys "$KEYS" --row "$row" "$@" | tee -a "$OUT/$row.txt" |
         sed -n 's/^RESULT l2\.\([^=]*\)=\(.*\)$/\1 \2/p'
     if grep -q '^WARNING' "$OUT/$row.txt"; then
         grep '^WARNING' "$OUT/$row.txt" | sort -u >>"$OUT/warnings.txt"
@@ -186,8 +202,13 @@ row_async_d800() { sb async_d800 --mode async --depth "$DEEP" --ops "$N_DEEP"; }
 row_hiredis_async_d50() { sb hiredis_async_d50 --mode hiredis --depth "$CLIENTS" --ops "$N_ASYNC"; }
 row_hiredis_async_d800() { sb hiredis_async_d800 --mode hiredis --depth "$DEEP" --ops "$N_DEEP"; }
 
+row_before_sync_8t() { sb before_sync_8t --mode sync --threads 8 --conns 8 --ops "$N_SYNC"; }
+row_before_async_d50() { sb before_async_d50 --mode async --depth "$CLIENTS" --ops "$N_ASYNC"; }
+row_before_async_d800() { sb before_async_d800 --mode async --depth "$DEEP" --ops "$N_DEEP"; }
+
 ROWS=(redis_benchmark redis_benchmark_p16 async_d50 async_d800 redis_benchmark_c8 sync_8t
     hiredis_async_d50 hiredis_async_d800)
+[ -n "$BENCH_BEFORE" ] && ROWS+=(before_async_d50 before_async_d800 before_sync_8t)
 
 for ((r = 1; r <= ROUNDS; r++)); do
     # wait (up to QUIET_WAIT seconds) for the machine to be quiet; then measure anyway, and say so
@@ -262,6 +283,11 @@ awk -v omax="$OTHER_MAX" -v R="$ROUNDS" '
         ratio("async_d800_vs_hiredis_d800", "async_d800.get", "hiredis_async_d800.get")
         ratio("async_d800_vs_hiredis_d800.set", "async_d800.set", "hiredis_async_d800.set")
         ratio("async_d50_vs_hiredis_d50", "async_d50.get", "hiredis_async_d50.get")
+        split("async_d50 async_d800 sync_8t", rowsb, " ")
+        for (k = 1; k <= 3; k++) {
+            ratio("after_vs_before_" rowsb[k], rowsb[k] ".get", "before_" rowsb[k] ".get")
+            ratio("after_vs_before_" rowsb[k] ".set", rowsb[k] ".set", "before_" rowsb[k] ".set")
+        }
     }' "$OUT/raw.txt" >"$OUT/results.txt" 2>"$OUT/medians.txt"
 grep '^warn ' "$OUT/medians.txt" | sed 's/^warn //' >>"$OUT/warnings.txt" || true
 
@@ -288,6 +314,11 @@ val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
     line "  bare hiredis async, $DEEP in flight" hiredis_async_d800
     line "redis-benchmark -c 8" redis_benchmark_c8
     line "strata sync, 8 threads, 8 connections" sync_8t
+    if [ -n "$BENCH_BEFORE" ]; then
+        line "baseline async, $CLIENTS in flight" before_async_d50
+        line "baseline async, $DEEP in flight" before_async_d800
+        line "baseline sync, 8 threads" before_sync_8t
+    fi
     echo "(cpu c/s/o: CPUs busy in the client (CPU 0) / redis-server (CPU 1) / other processes; 1.00 ="
     echo " saturated. ok: rounds where other processes used <= $OTHER_MAX CPUs, the rounds the median is of)"
     echo
@@ -300,7 +331,9 @@ val() { sed -n "s/^RESULT l2\.$1=//p" "$OUT/results.txt"; }
         awk -v v="$v" -v c="$c" 'BEGIN { if (v > 0 && c != "") printf "%.2f", c * 1e6 / v; else printf "-" }'
     }
     for row in redis_benchmark async_d50 hiredis_async_d50 redis_benchmark_p16 async_d800 \
-        hiredis_async_d800 redis_benchmark_c8 sync_8t; do
+        hiredis_async_d800 redis_benchmark_c8 sync_8t before_async_d50 before_async_d800 \
+        before_sync_8t; do
+        [ -n "$(val "$row.get")" ] || continue
         printf '%-40s %10s %10s %10s %10s\n' "$row" "$(cost get $row client)" \
             "$(cost get $row server)" "$(cost set $row client)" "$(cost set $row server)"
     done
