@@ -7,7 +7,10 @@
 # Environment: ROUNDS (default 3), QUICK=1 (a smoke run: 1 round, few checks), OUT (default
 # bench/results/ratelimit-<date-time>/), KEYS (distinct keys, 10000), DURATION (seconds of the
 # HTTP run, 10), QUIET_WAIT (seconds to wait before each run for other processes to leave the
-# CPUs, 30), OTHER_MAX (a run is disturbed when other processes used more CPUs meanwhile; 0.3).
+# CPUs, 30), OTHER_MAX (a run is disturbed when other processes used more CPUs meanwhile; 0.3),
+# BASELINE (another checkout whose build/ holds a built libstrata.a and strata, e.g. the previous
+# commit: adds the rows before_lib_async_d800, before_lib_sync_8t and before_http_c50 on it,
+# interleaved with the others, and after_vs_before ratios: one run compares the two).
 #
 # Pinning (2 cores): redis-server (and strata serve, for the HTTP row) on CPU 1; every client
 # (redis-benchmark, bench_ratelimit, wrk) on CPU 0.
@@ -57,6 +60,17 @@ gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I"$ROOT/include" -I"$BUILD_DIR/inc
     -o "$BUILD_DIR/bench_ratelimit"
 BENCH=$(cd "$BUILD_DIR" && pwd)/bench_ratelimit
 STRATA=$(cd "$BUILD_DIR" && pwd)/strata
+BENCH_BEFORE= STRATA_BEFORE=
+if [ -n "${BASELINE:-}" ]; then
+    BDEPS=$(sed -n 's/^Requires.private://p' "$BASELINE/build/strata.pc")
+    BLIBS=$(sed -n 's/^Libs.private://p' "$BASELINE/build/strata.pc")
+    # shellcheck disable=SC2046,SC2086 # word splitting of the flag lists is intended
+    gcc -O2 -std=c11 -D_GNU_SOURCE -I"$BASELINE/include" -I"$BASELINE/build/include" \
+        "$BASELINE/bench/ratelimit/bench_ratelimit.c" "$BASELINE/build/libstrata.a" \
+        $(pkg-config --libs $BDEPS) $BLIBS -lpthread -lm -o "$BUILD_DIR/bench_ratelimit_before"
+    BENCH_BEFORE=$(cd "$BUILD_DIR" && pwd)/bench_ratelimit_before
+    STRATA_BEFORE=$BASELINE/build/strata
+fi
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-$ROOT/bench/results/ratelimit-$STAMP}
@@ -88,10 +102,10 @@ URL=redis://127.0.0.1:$REDIS_PORT
 } | tee "$OUT/machine.txt"
 
 # ---- the script: strata's own, taken from the source, loaded as redis-benchmark will call it ---
-python3 - "$ROOT/src/lib/ratelimit.c" >"$TMP/gcra.lua" <<'EOF'
+python3 - "$ROOT/src/lib/features/ratelimit.c" >"$TMP/gcra.lua" <<'EOF'
 import re, sys
 src = open(sys.argv[1]).read()
-body = re.search(r'static const char gcra_script\[\] =(.*?);\n', src, re.S).group(1)
+body = re.search(r"static redis_script gcra_script\s*=\s*REDIS_SCRIPT\((.*?)\);\n", src, re.S).group(1)
 text = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
 sys.stdout.write(text.encode().decode("unicode_escape"))
 EOF
@@ -139,11 +153,12 @@ rb() { # ROW N ARGS...: redis-benchmark EVALSHA
             printf "%s.other_cpu %.2f\n", row, (o > 0 ? o : 0) }'
 }
 
-lib() { # ROW ARGS...: bench_ratelimit
-    local row=$1 f
+lib() { # ROW ARGS...: bench_ratelimit (the baseline's, for rows named before_*)
+    local row=$1 f bench=$BENCH
     shift
+    [ "${row#before_}" != "$row" ] && bench=$BENCH_BEFORE
     f=$OUT/$row.r$ROUND.txt
-    taskset -c 0 "$BENCH" --url "$URL" --keys "$KEYS" --limit "$LIMIT" --period-ms "$PERIOD_MS" \
+    taskset -c 0 "$bench" --url "$URL" --keys "$KEYS" --limit "$LIMIT" --period-ms "$PERIOD_MS" \
         --row "$row" "$@" >"$f"
     grep '^WARNING' "$f" | sed "s/^/round $ROUND: /" >>"$OUT/warnings.txt" || true
     sed -n "s/^RESULT rl\.$row=\(.*\)$/$row.rps \1/p; s/^RESULT rl\.$row\.\([a-z_]*\)=\(.*\)$/$row.\1 \2/p" "$f"
@@ -156,11 +171,11 @@ row_lib_async_d50() { lib lib_async_d50 --mode async --depth "$CLIENTS" --ops "$
 row_lib_async_d800() { lib lib_async_d800 --mode async --depth "$DEEP" --ops "$N_PIPE"; }
 row_lib_sync_8t() { lib lib_sync_8t --mode sync --threads 8 --ops "$N_PLAIN"; }
 
-row_http_c50() { # strata serve, 1 worker, wrk POST /v1/ratelimit/rlNNNNN
-    local row=http_c50 port pid tree f times real user sys s0 s1 m0 m1 e0 e1 x0 x1
+row_http_c50() { # [ROW BINARY]: strata serve, 1 worker, wrk POST /v1/ratelimit/rlNNNNN
+    local row=${1:-http_c50} bin=${2:-$STRATA} port pid tree f times real user sys s0 s1 m0 m1 e0 e1 x0 x1
     port=$(free_port)
     start_server "$row" env REDIS_URL="$URL" STRATA_WORKERS=1 STRATA_LISTEN="127.0.0.1:$port" \
-        "$STRATA" serve
+        "$bin" serve
     pid=$SPID
     wait_port "$port" "$pid"
     curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
@@ -201,7 +216,12 @@ row_http_c50() { # strata serve, 1 worker, wrk POST /v1/ratelimit/rlNNNNN
         echo "round $ROUND: $row: $err errors or non-2xx answers (see $f)" >>"$OUT/warnings.txt"
 }
 
+row_before_lib_async_d800() { lib before_lib_async_d800 --mode async --depth "$DEEP" --ops "$N_PIPE"; }
+row_before_lib_sync_8t() { lib before_lib_sync_8t --mode sync --threads 8 --ops "$N_PLAIN"; }
+row_before_http_c50() { row_http_c50 before_http_c50 "$STRATA_BEFORE"; }
+
 ROWS=(rb_c50 lib_async_d50 rb_c50_p16 lib_async_d800 rb_c8 lib_sync_8t http_c50)
+[ -n "$BENCH_BEFORE" ] && ROWS+=(before_lib_async_d800 before_lib_sync_8t before_http_c50)
 
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     echo "== round $ROUND/$ROUNDS"
@@ -235,6 +255,9 @@ ratio async_d50_vs_rb_c50 lib_async_d50 rb_c50
 ratio async_d800_vs_rb_p16 lib_async_d800 rb_c50_p16
 ratio sync_8t_vs_rb_c8 lib_sync_8t rb_c8
 ratio http_c50_vs_rb_c50 http_c50 rb_c50
+ratio after_vs_before_lib_async_d800 lib_async_d800 before_lib_async_d800
+ratio after_vs_before_lib_sync_8t lib_sync_8t before_lib_sync_8t
+ratio after_vs_before_http_c50 http_c50 before_http_c50
 
 {
     echo
@@ -252,6 +275,11 @@ ratio http_c50_vs_rb_c50 http_c50 rb_c50
     line "redis-benchmark -c 8 EVALSHA (8)" rb_c8
     line "strata_ratelimit, 8 threads (8)" lib_sync_8t
     line "HTTP POST /v1/ratelimit, wrk -c $CLIENTS ($CLIENTS)" http_c50
+    if [ -n "$BENCH_BEFORE" ]; then
+        line "baseline strata_ratelimit_async ($DEEP)" before_lib_async_d800
+        line "baseline strata_ratelimit, 8 threads (8)" before_lib_sync_8t
+        line "baseline HTTP POST /v1/ratelimit ($CLIENTS)" before_http_c50
+    fi
     echo "(cpu c/s/o: CPUs busy in the client (CPU 0) / server side (CPU 1: redis-server, plus strata"
     echo " serve for HTTP) / other processes; ok: rounds where other processes used <= $OTHER_MAX CPUs)"
     echo "HTTP: p50 $(val http_c50.p50_ms) ms, p99 $(val http_c50.p99_ms) ms;" \
