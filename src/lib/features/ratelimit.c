@@ -39,7 +39,8 @@
 
 #define RL_STRIPES    64
 #define RL_PER_STRIPE 1024
-#define RL_KEY_MAX    (STRATA_PREFIX_MAX + STRATA_NAME_MAX + STRATA_KEY_MAX_LIMIT + 8)
+#define RL_KEY_MAX                                                                                 \
+    (STRATA_PREFIX_MAX + STRATA_NAME_MAX + STRATA_KEY_MAX_DEFAULT + 8) /* keys <= 512 */
 
 static redis_script gcra_script =
     REDIS_SCRIPT("local T = tonumber(ARGV[1])\n"
@@ -264,6 +265,7 @@ typedef struct rl_check {
     strata_rl_cb cb;
     void *arg;
     int in_call, done; /* decided before the call returned: see cache/twotier.c */
+    int on_stack;      /* the caller's: every answer comes before it returns (the pool) */
     strata_rl_result res;
 } rl_check;
 
@@ -279,6 +281,18 @@ static void decided(rl_check *k)
     free(k);
 }
 
+/* The end of the call that made k: STRATA_PENDING, or the decision, in *out. */
+static int call_result(rl_check *k, strata_rl_result *out)
+{
+    k->in_call = 0;
+    if (!k->done)
+        return STRATA_PENDING;
+    *out = k->res;
+    if (!k->on_stack)
+        free(k);
+    return 0;
+}
+
 static void got_reply(int status, redisReply **r, size_t n, void *arg)
 {
     (void)n;
@@ -292,13 +306,17 @@ static void got_reply(int status, redisReply **r, size_t n, void *arg)
 static int check(strata_ratelimiter *rl, tier t, const char *tenant, const void *key, size_t len,
                  const strata_rl_params *p, strata_rl_cb cb, void *arg, strata_rl_result *out)
 {
-    rl_check *k = malloc(sizeof *k);
+    /* Over the pool (every answer before the call returns) the check lives on this stack; the
+     * struct is large (the key buffer), so only its small fields are set, never the whole. */
+    rl_check stack, *k = t.ops == NULL || t.ops->inline_answers ? &stack : malloc(sizeof *k);
     if (k == NULL)
         return STRATA_ENOMEM;
-    *k = (rl_check){.rl = rl, .now_us = strata__mono_us(), .cb = cb, .arg = arg, .in_call = 1};
+    k->rl = rl, k->now_us = strata__mono_us(), k->cb = cb, k->arg = arg;
+    k->in_call = 1, k->done = 0, k->on_stack = k == &stack;
     int rc = prepare(rl, tenant, key, len, p, &k->q);
     if (rc != 0) {
-        free(k);
+        if (!k->on_stack)
+            free(k);
         return rc;
     }
     if (remembered(rl, &k->q, k->now_us, &k->res)) {
@@ -320,12 +338,7 @@ static int check(strata_ratelimiter *rl, tier t, const char *tenant, const void 
             decided(k);
         }
     }
-    k->in_call = 0;
-    if (!k->done)
-        return STRATA_PENDING;
-    *out = k->res;
-    free(k);
-    return 0;
+    return call_result(k, out);
 }
 
 int strata_ratelimit(strata_ratelimiter *rl, const char *tenant, const void *key, size_t len,

@@ -31,6 +31,20 @@ static void arg_str(redis_cmd *c, const char *s)
     arg(c, s, strlen(s));
 }
 
+long strata__cmd_format(const redis_cmd *c, char **out)
+{
+    sds cmd = NULL;
+    int len = redisFormatSdsCommandArgv(&cmd, c->argc, c->many ? c->many : (const char **)c->argv,
+                                        c->many ? c->manylen : c->argvlen);
+    *out = cmd;
+    return len < 0 ? -1 : len;
+}
+
+void strata__cmd_free(char *formatted)
+{
+    redisFreeSdsCommand(formatted);
+}
+
 void strata__cmd_get(redis_cmd *c, const char *key, size_t klen)
 {
     reset(c);

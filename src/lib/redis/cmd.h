@@ -31,6 +31,12 @@ void strata__cmd_tag_version(redis_cmd *c, const char *key, size_t klen, uint64_
 /* SET tagkey version: a new version invalidates every entry written under the old one */
 void strata__cmd_tag_bump(redis_cmd *c, const char *key, size_t klen, uint64_t version);
 
+/* Formats c in RESP into *out (free it with strata__cmd_free). Returns its length, or -1 (out
+ * of memory). hiredis' sds formatter: its plain redisFormatCommandArgv formats every length with
+ * sprintf, which costs more than the rest of a call. */
+long strata__cmd_format(const redis_cmd *c, char **out);
+void strata__cmd_free(char *formatted);
+
 /* Error replies: READONLY -> STRATA_EREADONLY, anything else -> STRATA_EPROTO; 0 otherwise. */
 int strata__reply_error(const redisReply *r);
 /* GET: 0 with *data and *len pointing into r, STRATA_ENOTFOUND, or an error. */

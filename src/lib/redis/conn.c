@@ -43,6 +43,7 @@ struct rcall {
     unsigned n, got;
     char *out; /* the formatted commands, until sent */
     size_t outlen;
+    int out_sds;          /* out is hiredis' (one command), not ours */
     redisReply **replies; /* &one, or an array for a batch */
     redisReply *one;
 };
@@ -93,13 +94,23 @@ static rcall *pop(rqueue *q)
     return k;
 }
 
+/* The formatted bytes are no longer needed (sent, or never to be). */
+static void drop_out(rcall *k)
+{
+    if (k->out_sds)
+        strata__cmd_free(k->out);
+    else
+        free(k->out);
+    k->out = NULL;
+}
+
 static void free_call(rcall *k)
 {
     for (unsigned i = 0; i < k->got; i++)
         freeReplyObject(k->replies[i]);
     if (k->replies != &k->one)
         free(k->replies);
-    free(k->out);
+    drop_out(k);
     free(k);
 }
 
@@ -115,24 +126,28 @@ static rcall *new_call(const redis_cmd *cmds, size_t n, redis_reply_cb cb, void 
         free(k);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        const redis_cmd *m = &cmds[i];
-        char *one;
-        int len = redisFormatCommandArgv(&one, m->argc, m->many ? m->many : (const char **)m->argv,
-                                         m->many ? m->manylen : m->argvlen);
-        char *grown = len < 0 ? NULL : k->out == NULL ? one : realloc(k->out, k->outlen + len);
-        if (grown == NULL) {
-            if (len >= 0)
-                free(one);
+    if (n == 1) { /* the common case: hiredis' buffer as it is */
+        long len = strata__cmd_format(&cmds[0], &k->out);
+        k->out_sds = 1;
+        if (len < 0) {
             free_call(k);
             return NULL;
         }
-        if (grown != one) {
-            memcpy(grown + k->outlen, one, (size_t)len);
-            free(one);
+        k->outlen = (size_t)len;
+        return k;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *one;
+        long len = strata__cmd_format(&cmds[i], &one);
+        char *grown = len < 0 ? NULL : realloc(k->out, k->outlen + (size_t)len);
+        if (grown != NULL)
+            memcpy(grown + k->outlen, one, (size_t)len), k->out = grown, k->outlen += (size_t)len;
+        if (len >= 0)
+            strata__cmd_free(one);
+        if (grown == NULL) {
+            free_call(k);
+            return NULL;
         }
-        k->out = grown;
-        k->outlen += (size_t)len;
     }
     return k;
 }
@@ -183,8 +198,7 @@ static void pump(redis_conn *c)
             drop(c, "cannot queue a command to redis", STRATA_EUNAVAILABLE);
             return;
         }
-        free(k->out);
-        k->out = NULL;
+        drop_out(k);
         push(&c->sent, k);
     }
 }
@@ -233,8 +247,7 @@ static void start_handshake(redis_conn *c)
             drop(c, "out of memory starting a redis connection", STRATA_EUNAVAILABLE);
             return;
         }
-        free(k->out);
-        k->out = NULL;
+        drop_out(k);
         k->deadline = c->connect_deadline;
         push(&c->sent, k);
     }

@@ -138,16 +138,14 @@ static int write_all(redis_sock *s, const char *p, size_t len, uint64_t deadline
 static int send_cmds(redis_sock *s, const redis_cmd *cmds, size_t n, uint64_t deadline)
 {
     for (size_t i = 0; i < n; i++) {
-        const redis_cmd *m = &cmds[i];
         char *buf;
-        int len = redisFormatCommandArgv(&buf, m->argc, m->many ? m->many : (const char **)m->argv,
-                                         m->many ? m->manylen : m->argvlen);
+        long len = strata__cmd_format(&cmds[i], &buf);
         if (len < 0) {
             snprintf(s->err, sizeof s->err, "out of memory formatting a redis command");
             return -1;
         }
         int w = write_all(s, buf, (size_t)len, deadline);
-        free(buf);
+        strata__cmd_free(buf);
         if (w <= 0)
             return w;
     }
