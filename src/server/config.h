@@ -1,4 +1,7 @@
-/* config.h: strata serve's settings: defaults, then the environment, then the flags. */
+/* config.h: strata serve's settings: defaults, then the environment, then the flags.
+ *
+ * Read once at start into one struct that the server keeps; nothing reads the environment
+ * afterwards (STRATA_NAMESPACES is applied by namespaces.c at start too). */
 #ifndef STRATA_SERVER_CONFIG_H
 #define STRATA_SERVER_CONFIG_H
 

@@ -1,4 +1,8 @@
-/* dispatch.h: strata serve's side of the HTTP layer: the callbacks a worker hands it. */
+/* dispatch.h: strata serve's side of the HTTP layer: the callbacks a worker hands it.
+ *
+ * The layer below knows no routes; this is where a request meets them. A worker gets its
+ * callbacks and limits here and gives them to its http_server: nothing in src/server/http calls
+ * back up by name. */
 #ifndef STRATA_SERVER_DISPATCH_H
 #define STRATA_SERVER_DISPATCH_H
 

@@ -1,4 +1,7 @@
-/* log.h: strata serve's log: one line per message on stderr, filtered by level. */
+/* log.h: strata serve's log: one line per message on stderr, filtered by level.
+ *
+ * The library logs through a callback (log_from_lib) so that it never writes to stderr itself;
+ * the HTTP layer does not log at all (its refusals reach dispatch.c's on_refusal). */
 #ifndef STRATA_SERVER_LOG_H
 #define STRATA_SERVER_LOG_H
 

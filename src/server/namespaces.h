@@ -1,4 +1,6 @@
-/* namespaces.h: STRATA_NAMESPACES, the settings of each namespace, applied to L1. */
+/* namespaces.h: STRATA_NAMESPACES, the settings of each namespace, applied to L1.
+ *
+ * Parsed and applied once at start; a bad entry stops the server with the entry named. */
 #ifndef STRATA_SERVER_NAMESPACES_H
 #define STRATA_SERVER_NAMESPACES_H
 
