@@ -104,7 +104,7 @@ static int seg_is(const char *s, size_t n, const char *lit)
 
 /* Splits path into at most max segments (pointers into path, lengths); returns the count, or
  * -1 when there are more, an empty segment, or no leading '/'. */
-static int split(const char *path, const char **seg, size_t *len, int max)
+static inline int split(const char *path, const char **seg, size_t *len, int max)
 {
     if (path[0] != '/')
         return -1;
@@ -129,43 +129,67 @@ static int split(const char *path, const char **seg, size_t *len, int max)
 
 enum seg_kind { SEG_LITERAL, SEG_NS, SEG_KEY };
 
-/* A row of routes.h with its pattern split once (route_compile): matching a request compares
- * segment counts, then literal segments, without parsing a pattern again. */
+/* A segment of a row's pattern: where it is, and its text when it is a literal. */
+typedef struct seg_def {
+    const char *lit;
+    size_t len;
+    int at, kind;
+} seg_def;
+
+/* A row of routes.h with its pattern split once (compile): matching a request compares segment
+ * counts, then the literal segments, last first (where rows sharing a prefix differ: _mget,
+ * _mset), without parsing a pattern again. */
 typedef struct row {
     const char *name, *pattern;
     unsigned methods;
     int role;
     unsigned flags;
-    int nseg;
-    struct {
-        const char *lit;
-        size_t len;
-        int kind;
-    } seg[SEG_MAX];
+    int nseg, nlit, nparam;
+    seg_def lit[SEG_MAX], param[SEG_MAX];
 } row;
 
 #define ROUTE_ROW(id, name, methods, pattern, role, flags, handler)                                \
-    [R_##id] = {name, pattern, methods, role, flags, 0, {{0}}},
-static row rows[R_COUNT] = {[R_NOT_FOUND] = {"not_found", NULL, 0, RR_ADMIN, 0, -1, {{0}}},
-                            STRATA_ROUTES(ROUTE_ROW)};
+    [R_##id] = {name, pattern, methods, role, flags, 0, 0, 0, {{0}}, {{0}}},
+static row rows[R_COUNT] = {
+    [R_NOT_FOUND] = {"not_found", NULL, 0, RR_ADMIN, 0, -1, 0, 0, {{0}}, {{0}}},
+    STRATA_ROUTES(ROUTE_ROW)};
 #undef ROUTE_ROW
+/* The rows with n segments, in table order, 0-terminated: a request looks at those alone. */
+_Static_assert(R_COUNT <= 255, "route ids fit the by_count table");
+static unsigned char by_count[SEG_MAX + 1][R_COUNT];
 static pthread_once_t compiled = PTHREAD_ONCE_INIT;
+
+static void compile_row(int id)
+{
+    row *r = &rows[id];
+    const char *seg[SEG_MAX];
+    size_t len[SEG_MAX];
+    r->nseg = split(r->pattern, seg, len, SEG_MAX);
+    assert(r->nseg > 0); /* a pattern is "/" and segments */
+    for (int i = r->nseg - 1; i >= 0; i--) {
+        int kind = seg_is(seg[i], len[i], "{ns}")    ? SEG_NS
+                   : seg_is(seg[i], len[i], "{key}") ? SEG_KEY
+                                                     : SEG_LITERAL;
+        seg_def d = {seg[i], len[i], i, kind};
+        if (kind == SEG_LITERAL)
+            r->lit[r->nlit++] = d;
+        else
+            r->param[r->nparam++] = d;
+    }
+    /* Parameters are decoded left to right (the first error found is the one reported). */
+    for (int i = 0; i < r->nparam / 2; i++) {
+        seg_def t = r->param[i];
+        r->param[i] = r->param[r->nparam - 1 - i];
+        r->param[r->nparam - 1 - i] = t;
+    }
+}
 
 static void compile(void)
 {
+    int count[SEG_MAX + 1] = {0};
     for (int id = 1; id < R_COUNT; id++) {
-        row *r = &rows[id];
-        const char *seg[SEG_MAX];
-        size_t len[SEG_MAX];
-        r->nseg = split(r->pattern, seg, len, SEG_MAX);
-        assert(r->nseg > 0); /* a pattern is "/" and segments */
-        for (int i = 0; i < r->nseg; i++) {
-            r->seg[i].lit = seg[i];
-            r->seg[i].len = len[i];
-            r->seg[i].kind = seg_is(seg[i], len[i], "{ns}")    ? SEG_NS
-                             : seg_is(seg[i], len[i], "{key}") ? SEG_KEY
-                                                               : SEG_LITERAL;
-        }
+        compile_row(id);
+        by_count[rows[id].nseg][count[rows[id].nseg]++] = (unsigned char)id;
     }
 }
 
@@ -207,15 +231,15 @@ static void take_key(route *r, const char *s, size_t n, size_t key_max)
         fail(r, "bad_key", "key must be valid UTF-8 without control characters");
 }
 
-/* 1 if the path's segments fit row r's literal segments. */
-static int fits(const row *r, const char **seg, const size_t *len, int n)
+/* 1 if the path's segments fit row r's literal segments (the counts are equal). */
+static int fits(const row *r, const char **seg, const size_t *len)
 {
-    if (r->nseg != n)
-        return 0;
-    for (int i = 0; i < n; i++)
-        if (r->seg[i].kind == SEG_LITERAL &&
-            (r->seg[i].len != len[i] || memcmp(r->seg[i].lit, seg[i], len[i]) != 0))
+    for (int i = 0; i < r->nlit; i++) {
+        const seg_def *d = &r->lit[i];
+        const char *s = seg[d->at];
+        if (len[d->at] != d->len || s[0] != d->lit[0] || memcmp(s, d->lit, d->len) != 0)
             return 0;
+    }
     return 1;
 }
 
@@ -235,19 +259,20 @@ void route_match(const char *path, size_t key_max, route *r)
     int n = split(path, seg, len, SEG_MAX);
     if (n < 1)
         return;
-    for (int id = 1; id < R_COUNT; id++) {
-        const row *w = &rows[id];
-        if (!fits(w, seg, len, n))
+    for (const unsigned char *id = by_count[n]; *id != 0; id++) {
+        const row *w = &rows[*id];
+        if (!fits(w, seg, len))
             continue;
-        r->id = id;
+        r->id = *id;
         r->methods = w->methods;
         r->role = w->role;
         r->flags = w->flags;
-        for (int i = 0; i < n; i++) {
-            if (w->seg[i].kind == SEG_NS)
-                take_ns(r, seg[i], len[i]);
-            else if (w->seg[i].kind == SEG_KEY)
-                take_key(r, seg[i], len[i], key_max);
+        for (int i = 0; i < w->nparam; i++) {
+            const seg_def *d = &w->param[i];
+            if (d->kind == SEG_NS)
+                take_ns(r, seg[d->at], len[d->at]);
+            else
+                take_key(r, seg[d->at], len[d->at], key_max);
         }
         return;
     }
