@@ -144,8 +144,10 @@ static void on_request(http_conn *c, void *arg)
 
 static void on_drop(http_conn *c, void *arg)
 {
-    (void)c;
-    ((fixture *)arg)->drops++;
+    fixture *f = arg;
+    f->drops++;
+    if (f->verdict == HTTP_HEAD_STREAM)
+        http_conn_done(c); /* a streamed request is the owner's until done */
 }
 
 /* ---- the client ----------------------------------------------------------------------------- */
@@ -170,6 +172,7 @@ static int setup(void **state)
     assert_non_null(f->s);
     f->verdict = HTTP_HEAD_GATHER;
     f->length = -1;
+    f->fd = -1;
     *state = f;
     return 0;
 }
@@ -179,7 +182,7 @@ static int teardown(void **state)
     fixture *f = *state;
     http_server_free(f->s);
     event_base_free(f->base);
-    if (f->fd > 0)
+    if (f->fd >= 0)
         close(f->fd);
     free(f->in);
     free(f);
@@ -384,6 +387,22 @@ static void test_chunked_body_streamed(void **state)
     assert_memory_equal(f->body, "hello world", 11);
 }
 
+static void test_streamed_body_client_leaves(void **state)
+{
+    fixture *f = *state;
+    f->verdict = HTTP_HEAD_STREAM;
+    connect_client(f, 0);
+    send_text(f, "PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789");
+    assert_int_equal(f->body_len, 10);
+    close(f->fd); /* gone mid-body: the owner is told, once, from the loop */
+    f->fd = -1;
+    for (int i = 0; i < 10; i++)
+        turn(f);
+    assert_int_equal(f->drops, 1);
+    assert_int_equal(f->requests, 0);
+    assert_int_equal(http_server_alive(f->s), 0); /* its done freed the connection */
+}
+
 /* ---- the head decides before 100 Continue ------------------------------------------------ */
 
 static void test_head_refuses_before_continue(void **state)
@@ -505,6 +524,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_reader_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_streamed_as_it_arrives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_body_streamed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streamed_body_client_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_refuses_before_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_accepts_then_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_budget, setup, teardown),

@@ -224,6 +224,16 @@ static void destroy(http_conn *c)
     free(c);
 }
 
+static void on_closed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    http_conn *c = arg;
+    if (c->owned) {
+        c->owned = 0;
+        c->s->cb.on_drop(c, c->s->cb.arg); /* c may be gone */
+    }
+}
+
 /* Closes the socket. The struct goes too, unless a request is still being answered: then it
  * goes when that answer is done (http_conn_done), and the answer is dropped. */
 static void close_conn(http_conn *c)
@@ -234,15 +244,15 @@ static void close_conn(http_conn *c)
     close(c->fd);
     c->fd = -1;
     c->s->nconns--;
-    if (c->busy) {
-        /* A streamed request: its owner's done frees c, maybe from on_drop, right now. */
-        if (c->owned && c->s->cb.on_drop != NULL) {
-            c->owned = 0;
-            c->s->cb.on_drop(c, c->s->cb.arg);
-        }
-        return;
+    if (!c->busy) {
+        destroy(c);
+    } else if (c->owned && c->s->cb.on_drop != NULL) {
+        /* A streamed body that will not come: the owner is told from the loop, not from here
+         * (we may be inside one of its calls, and its done frees c). Should it call done
+         * first, destroy frees the event and the call with it. */
+        event_assign(c->ev, c->s->base, -1, 0, on_closed, c);
+        event_active(c->ev, EV_TIMEOUT, 0);
     }
-    destroy(c);
 }
 
 /* Sends what is queued. Returns 0, or -1 if the connection was closed (c may be gone). */
@@ -266,6 +276,11 @@ static int reading_body(const http_conn *c)
  * wait to read, or close. */
 static void settle(http_conn *c)
 {
+    if (c->eof && reading_body(c)) { /* the client ended mid-body: the rest will not come */
+        c->body_stopped = 1;
+        c->close_after = 1;
+        drop(c);
+    }
     if (flush(c) != 0)
         return;
     if (evbuffer_get_length(c->out) > 0) {
