@@ -517,6 +517,78 @@ static void test_body_deadline(void **state)
     assert_int_equal(f->drops, 1);
 }
 
+/* Reads until the server closes or ms pass. Returns the ms it took, or -1. */
+static long until_closed(fixture *f, long ms)
+{
+    uint64_t t0 = ms_now();
+    while ((long)(ms_now() - t0) < ms) {
+        turn(f);
+        long n;
+        while ((n = client_read(f, 8192)) > 0)
+            ;
+        if (n < 0)
+            return (long)(ms_now() - t0);
+        usleep(5000);
+    }
+    return -1;
+}
+
+static void limits_with(fixture *f, unsigned idle_s, unsigned body_s, unsigned linger_ms)
+{
+    http_limits lim = {.max_headers = 16 * 1024,
+                       .max_body = 1 << 20,
+                       .idle_timeout_s = idle_s,
+                       .body_timeout_s = body_s,
+                       .linger_ms = linger_ms,
+                       .ctx_size = 64};
+    http_server_set_limits(f->s, &lim);
+}
+
+static void test_head_deadline_is_a_timer(void **state)
+{
+    fixture *f = *state;
+    limits_with(f, 1, 0, 0);
+    connect_client(f, 0);
+    send_text(f, "GET /slow HTTP/1.1\r\n");
+    usleep(600 * 1000);
+    send_text(f, "Host: a\r\n"); /* then nothing: the idle timer alone would wait 1 s more */
+    long took = until_closed(f, 3000);
+    assert_true(took >= 0);
+    assert_true(took < 800); /* the head's deadline: 1 s from its first byte, not from its last */
+    assert_memory_equal(f->in, "HTTP/1.1 408 Request Timeout\r\n", 30);
+}
+
+static void test_body_deadline_silent_client(void **state)
+{
+    fixture *f = *state;
+    limits_with(f, 10, 1, 0);
+    connect_client(f, 0);
+    send_text(f, "PUT /v HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab");
+    long took = until_closed(f, 5000); /* the idle timeout is 10 s */
+    assert_true(took >= 0 && took < 2000);
+    assert_memory_equal(f->in, "HTTP/1.1 408 Request Timeout\r\n", 30);
+    assert_int_equal(f->drops, 1);
+}
+
+static void test_linger_is_bounded(void **state)
+{
+    fixture *f = *state;
+    limits_with(f, 10, 0, 300);
+    connect_client(f, 0);
+    /* Refused (no Host), then the client neither reads to the end nor closes nor sends. */
+    send_text(f, "GET / HTTP/1.1\r\n\r\n");
+    assert_true(until_closed(f, 1000) >= 0); /* the answer, then our write side shut */
+    assert_memory_equal(f->in, "HTTP/1.1 400 Bad Request\r\n", 26);
+    uint64_t t0 = ms_now();
+    while (http_server_alive(f->s) > 0 && ms_now() - t0 < 5000) {
+        turn(f);
+        usleep(5000);
+    }
+    /* Closed at the linger bound, not at the 10 s idle timeout. */
+    assert_int_equal(http_server_alive(f->s), 0);
+    assert_true(ms_now() - t0 < 1500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -529,6 +601,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head_accepts_then_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_deadline_is_a_timer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_deadline_silent_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_linger_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,7 @@ struct http_conn {
     unsigned busy : 1, closing : 1, eof : 1, in_process : 1, lingering : 1;
     unsigned answered : 1, chunked_out : 1, want_writable : 1, body_stopped : 1;
     unsigned owned : 1; /* a head was accepted, its on_request not called yet */
+    unsigned timed : 1; /* ev waits under a deadline, not the idle timeout */
     struct evbuffer *out;
     void *ctx; /* the owner's context, from the first request on */
     char peer[INET6_ADDRSTRLEN];
@@ -175,17 +176,48 @@ static char *msg_base(const http_conn *c)
 static void on_event(evutil_socket_t fd, short what, void *arg);
 static void process(http_conn *c);
 
-/* Makes the socket event wait for what (EV_READ, EV_WRITE, or 0 for nothing). */
+/* The deadline a read waits under now (monotonic ms), or 0 when the idle timeout alone bounds
+ * it: a lingering close, a body being read, a head begun. */
+static uint64_t deadline_of(const http_conn *c)
+{
+    if (c->lingering)
+        return c->linger_until_ms;
+    if (c->m.has_body && !c->m.complete && c->head_seen && !c->body_stopped)
+        return c->body_deadline_ms;
+    if (c->msg_began_ms != 0 && !c->m.headers_done && !c->busy)
+        return c->msg_began_ms + c->s->lim.idle_timeout_s * 1000u;
+    return 0;
+}
+
+/* Makes the socket event wait for what (EV_READ, EV_WRITE, or 0 for nothing), with the idle
+ * timeout, or sooner when a deadline comes first: the deadlines are timers of their own, so a
+ * client that sends a byte and then nothing is cut at the deadline, not an idle period later.
+ * The steady state (a read wait without a deadline, already armed) costs nothing here. */
 static void wait_for(http_conn *c, short what)
 {
-    if (c->waiting == what)
+    uint64_t deadline = what == EV_READ ? deadline_of(c) : 0;
+    if (c->waiting == what && deadline == 0 && !c->timed)
         return;
-    if (c->waiting)
-        event_del(c->ev);
-    c->waiting = what;
-    if (what) {
-        event_assign(c->ev, c->s->base, c->fd, what | EV_PERSIST, on_event, c);
+    if (c->waiting != what) {
+        if (c->waiting)
+            event_del(c->ev);
+        c->waiting = what;
+        if (what)
+            event_assign(c->ev, c->s->base, c->fd, what | EV_PERSIST, on_event, c);
+    }
+    if (!what) {
+        c->timed = 0;
+    } else if (deadline == 0) {
         event_add(c->ev, c->s->idle_tv);
+        c->timed = 0;
+    } else {
+        uint64_t now = now_ms(), idle = c->s->lim.idle_timeout_s * 1000u;
+        uint64_t left = deadline > now ? deadline - now : 0;
+        if (left > idle)
+            left = idle;
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+        event_add(c->ev, &tv);
+        c->timed = 1;
     }
 }
 
@@ -787,6 +819,8 @@ static void on_lingering(http_conn *c)
      * this bound does not (nginx's lingering_time). */
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || now_ms() > c->linger_until_ms)
         close_conn(c);
+    else
+        wait_for(c, EV_READ); /* what is left of the deadline, not a new period */
 }
 
 /* The head and body deadlines, checked on each read: however slowly the bytes trickle in, a
@@ -966,6 +1000,12 @@ http_server *http_server_new(struct event_base *base, const http_limits *limits,
 void http_server_set_limits(http_server *s, const http_limits *limits)
 {
     size_t ctx_size = s->lim.ctx_size; /* the spares were sized for it */
+    if (limits->idle_timeout_s != s->lim.idle_timeout_s) {
+        struct timeval idle = {(time_t)limits->idle_timeout_s, 0};
+        const struct timeval *tv = event_base_init_common_timeout(s->base, &idle);
+        if (tv != NULL)
+            s->idle_tv = tv;
+    }
     s->lim = *limits;
     s->lim.ctx_size = ctx_size;
 }

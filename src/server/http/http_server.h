@@ -86,7 +86,8 @@ typedef struct http_callbacks {
 /* A server on base with limits and callbacks (both copied). Returns NULL when out of memory. */
 http_server *http_server_new(struct event_base *base, const http_limits *limits,
                              const http_callbacks *cb);
-/* Changes the limits for connections accepted from now on. */
+/* Changes the limits: head and body sizes for connections accepted from now on, the others at
+ * once; ctx_size cannot change (the spares were made for it). */
 void http_server_set_limits(http_server *s, const http_limits *limits);
 /* Starts accepting on the listening socket fd (owned from now on). Returns 0, or -1 with the
  * reason in err (fd is closed). */
