@@ -15,6 +15,10 @@
  * limits (16 KiB of headers, 64 KiB bodies), grow and shrink the connection's buffer and pipeline
  * thousands of requests.
  *
+ * Every other request is read with HTTP_HEAD_STREAM instead of the server's HTTP_HEAD_GATHER
+ * (its body handed to on_body and dropped, the handler then finds none), so the layer's
+ * streamed bodies are cut and pipelined the same ways as gathered ones.
+ *
  * Checked, beside ASan and UBSan:
  * - the stream read back is a sequence of responses: "HTTP/1.1 ddd reason\r\n", header lines of
  *   a token, ": " and a value without control characters, an empty line; a 1xx is exactly
@@ -89,6 +93,55 @@ enum {
 static server srv;
 static worker *w;
 
+/* ---- streamed bodies: every other request --------------------------------------------------- */
+
+static http_callbacks server_cb; /* dispatch.c's */
+static unsigned heads;           /* requests seen in this input */
+static http_conn *streamed;      /* the connection whose request is streamed now */
+
+static int stream_on_head(http_conn *c, void *arg)
+{
+    int v = server_cb.on_head(c, arg);
+    if (v == HTTP_HEAD_GATHER && (heads++ & 1)) {
+        streamed = c;
+        return HTTP_HEAD_STREAM;
+    }
+    return v;
+}
+
+static int stream_on_body(http_conn *c, const char *data, size_t len, void *arg)
+{
+    (void)c, (void)data, (void)len, (void)arg;
+    return 0;
+}
+
+static void stream_on_request(http_conn *c, void *arg)
+{
+    if (c == streamed)
+        streamed = NULL;
+    server_cb.on_request(c, arg);
+}
+
+/* The server's on_drop counts the request out; a streamed one is also the owner's to end. */
+static void stream_on_drop(http_conn *c, void *arg)
+{
+    server_cb.on_drop(c, arg);
+    if (c == streamed) {
+        streamed = NULL;
+        http_conn_done(c);
+    }
+}
+
+static void callbacks(http_callbacks *cb, http_limits *limits)
+{
+    dispatch_setup(w, cb, limits);
+    server_cb = *cb;
+    cb->on_head = stream_on_head;
+    cb->on_body = stream_on_body;
+    cb->on_request = stream_on_request;
+    cb->on_drop = stream_on_drop;
+}
+
 /* ---- the server ---------------------------------------------------------------------------- */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -133,7 +186,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(strata_loop_new(srv.cache, w->base, &w->loop) == 0);
     http_callbacks cb;
     http_limits limits;
-    dispatch_setup(w, &cb, &limits);
+    callbacks(&cb, &limits);
     w->http = http_server_new(w->base, &limits, &cb);
     CHECK(w->http != NULL);
     return 0;
@@ -466,8 +519,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     srv.cfg.max_connections = flags & F_OVER_LIMIT ? 1 : 10000;
     http_callbacks cb;
     http_limits limits;
-    dispatch_setup(w, &cb, &limits);
+    callbacks(&cb, &limits);
     http_server_set_limits(w->http, &limits);
+    heads = 0;
 
     int other[2] = {-1, -1};
     if (flags & F_OVER_LIMIT) { /* an idle connection takes the one place */
@@ -537,6 +591,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(srv.jobs.head == NULL);
     CHECK(http_server_alive(w->http) == 0 && http_server_open(w->http) == 0);
     CHECK(http_server_body_held(w->http) == 0);
+    CHECK(streamed == NULL); /* every streamed request ended */
     CHECK(atomic_load(&w->inflight) == 0);
     check_output(&cl, len);
     if (settled != SIZE_MAX && !cl.closed)
