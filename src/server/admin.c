@@ -18,7 +18,7 @@
 #include <event2/buffer.h>
 
 #include "codec.h"
-#include "server.h"
+#include "handlers.h"
 
 void admin_livez(req *q)
 {

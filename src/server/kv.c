@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "server.h"
+#include "handlers.h"
 
 #define BATCH_MAX 1000
 

@@ -21,7 +21,7 @@
 
 #include "limits.h"
 #include "route.h"
-#include "server.h"
+#include "handlers.h"
 
 /* ---- rules -------------------------------------------------------------------------------- */
 
@@ -224,7 +224,7 @@ static int identity(req *q, const limit_rule *r, char *out, size_t cap)
     char ip[64];
     switch (r->by) {
     case BY_IP:
-        snprintf(ip, sizeof ip, "%s", conn_peer(q));
+        snprintf(ip, sizeof ip, "%s", get_peer(q));
         v = ip;
         break;
     case BY_TOKEN: {

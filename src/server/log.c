@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "log.h"
 
 static int level_max = LOG_INFO;
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server.h"
+#include "namespaces.h"
 
 static int field(strata_ns_config *c, const char *k, const char *v, char *err, size_t cap)
 {

@@ -1,4 +1,5 @@
-/* route.c: the route table of strata serve, and the checks on what a path carries.
+/* route.c: matching a path against the route table (routes.h), and the checks on what a path
+ * carries.
  *
  * Routes are matched on the raw path, segment by segment, before anything is decoded, so an
  * encoded '/' (%2F) inside a key stays part of the key instead of splitting the path. Then each
@@ -7,6 +8,9 @@
  * HTTP a key is text; binary keys are for the library). Anything else is a clear 4xx, never a
  * truncated or "repaired" key.
  */
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "route.h"
@@ -91,9 +95,16 @@ int route_utf8_ok(const char *s, size_t n)
     return utf8_check(s, n, 1);
 }
 
+enum { SEG_MAX = 5 }; /* path segments a route may have */
+
+static int seg_is(const char *s, size_t n, const char *lit)
+{
+    return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
 /* Splits path into at most max segments (pointers into path, lengths); returns the count, or
  * -1 when there are more, an empty segment, or no leading '/'. */
-static int split(const char *path, const char **seg, size_t *len, int max)
+static inline int split(const char *path, const char **seg, size_t *len, int max)
 {
     if (path[0] != '/')
         return -1;
@@ -114,9 +125,72 @@ static int split(const char *path, const char **seg, size_t *len, int max)
     }
 }
 
-static int seg_is(const char *s, size_t n, const char *lit)
+/* ---- the table ---------------------------------------------------------------------------- */
+
+enum seg_kind { SEG_LITERAL, SEG_NS, SEG_KEY };
+
+/* A segment of a row's pattern: where it is, and its text when it is a literal. */
+typedef struct seg_def {
+    const char *lit;
+    size_t len;
+    int at, kind;
+} seg_def;
+
+/* A row of routes.h with its pattern split once (compile): matching a request compares segment
+ * counts, then the literal segments, last first (where rows sharing a prefix differ: _mget,
+ * _mset), without parsing a pattern again. */
+typedef struct row {
+    const char *name, *pattern;
+    unsigned methods;
+    int role;
+    unsigned flags;
+    int nseg, nlit, nparam;
+    seg_def lit[SEG_MAX], param[SEG_MAX];
+} row;
+
+#define ROUTE_ROW(id, name, methods, pattern, role, flags, handler)                                \
+    [R_##id] = {name, pattern, methods, role, flags, 0, 0, 0, {{0}}, {{0}}},
+static row rows[R_COUNT] = {
+    [R_NOT_FOUND] = {"not_found", NULL, 0, RR_ADMIN, 0, -1, 0, 0, {{0}}, {{0}}},
+    STRATA_ROUTES(ROUTE_ROW)};
+#undef ROUTE_ROW
+/* The rows with n segments, in table order, 0-terminated: a request looks at those alone. */
+_Static_assert(R_COUNT <= 255, "route ids fit the by_count table");
+static unsigned char by_count[SEG_MAX + 1][R_COUNT];
+static pthread_once_t compiled = PTHREAD_ONCE_INIT;
+
+static void compile_row(int id)
 {
-    return strlen(lit) == n && memcmp(s, lit, n) == 0;
+    row *r = &rows[id];
+    const char *seg[SEG_MAX];
+    size_t len[SEG_MAX];
+    r->nseg = split(r->pattern, seg, len, SEG_MAX);
+    assert(r->nseg > 0); /* a pattern is "/" and segments */
+    for (int i = r->nseg - 1; i >= 0; i--) {
+        int kind = seg_is(seg[i], len[i], "{ns}")    ? SEG_NS
+                   : seg_is(seg[i], len[i], "{key}") ? SEG_KEY
+                                                     : SEG_LITERAL;
+        seg_def d = {seg[i], len[i], i, kind};
+        if (kind == SEG_LITERAL)
+            r->lit[r->nlit++] = d;
+        else
+            r->param[r->nparam++] = d;
+    }
+    /* Parameters are decoded left to right (the first error found is the one reported). */
+    for (int i = 0; i < r->nparam / 2; i++) {
+        seg_def t = r->param[i];
+        r->param[i] = r->param[r->nparam - 1 - i];
+        r->param[r->nparam - 1 - i] = t;
+    }
+}
+
+static void compile(void)
+{
+    int count[SEG_MAX + 1] = {0};
+    for (int id = 1; id < R_COUNT; id++) {
+        compile_row(id);
+        by_count[rows[id].nseg][count[rows[id].nseg]++] = (unsigned char)id;
+    }
 }
 
 static void fail(route *r, const char *code, const char *msg)
@@ -157,61 +231,50 @@ static void take_key(route *r, const char *s, size_t n, size_t key_max)
         fail(r, "bad_key", "key must be valid UTF-8 without control characters");
 }
 
+/* 1 if the path's segments fit row r's literal segments (the counts are equal). */
+static int fits(const row *r, const char **seg, const size_t *len)
+{
+    for (int i = 0; i < r->nlit; i++) {
+        const seg_def *d = &r->lit[i];
+        const char *s = seg[d->at];
+        if (len[d->at] != d->len || s[0] != d->lit[0] || memcmp(s, d->lit, d->len) != 0)
+            return 0;
+    }
+    return 1;
+}
+
 void route_match(const char *path, size_t key_max, route *r)
 {
-    const char *seg[5];
-    size_t len[5];
+    const char *seg[SEG_MAX];
+    size_t len[SEG_MAX];
+    pthread_once(&compiled, compile);
     /* Field by field, not memset: the key buffer is 4 KiB, and this runs for every request. */
     r->id = R_NOT_FOUND;
     r->methods = 0;
+    r->role = RR_NONE;
+    r->flags = 0;
     r->ns[0] = r->key[0] = '\0';
     r->key_len = 0;
     r->error = r->error_code = NULL;
-    int n = split(path, seg, len, 5);
+    int n = split(path, seg, len, SEG_MAX);
     if (n < 1)
         return;
-    if (n == 1 && seg_is(seg[0], len[0], "livez"))
-        r->id = R_LIVEZ, r->methods = M_GET | M_HEAD;
-    else if (n == 1 && seg_is(seg[0], len[0], "readyz"))
-        r->id = R_READYZ, r->methods = M_GET | M_HEAD;
-    else if (n == 1 && seg_is(seg[0], len[0], "metrics"))
-        r->id = R_METRICS, r->methods = M_GET;
-    else if (n >= 2 && seg_is(seg[0], len[0], "cache")) {
-        if (n == 2 && seg_is(seg[1], len[1], "health"))
-            r->id = R_HEALTH, r->methods = M_GET;
-        else if (n == 2 && seg_is(seg[1], len[1], "stats"))
-            r->id = R_STATS, r->methods = M_GET;
-        else if (n == 2 && seg_is(seg[1], len[1], "clear"))
-            r->id = R_CLEAR, r->methods = M_POST | M_DELETE;
-        else if (n == 2 && seg_is(seg[1], len[1], "keys"))
-            r->id = R_KEYS, r->methods = M_GET;
-        else if (n == 4 && seg_is(seg[1], len[1], "key")) {
-            r->id = R_INSPECT, r->methods = M_GET;
-            take_ns(r, seg[2], len[2]);
-            take_key(r, seg[3], len[3], key_max);
+    for (const unsigned char *id = by_count[n]; *id != 0; id++) {
+        const row *w = &rows[*id];
+        if (!fits(w, seg, len))
+            continue;
+        r->id = *id;
+        r->methods = w->methods;
+        r->role = w->role;
+        r->flags = w->flags;
+        for (int i = 0; i < w->nparam; i++) {
+            const seg_def *d = &w->param[i];
+            if (d->kind == SEG_NS)
+                take_ns(r, seg[d->at], len[d->at]);
+            else
+                take_key(r, seg[d->at], len[d->at], key_max);
         }
-    } else if (n >= 2 && seg_is(seg[0], len[0], "v1")) {
-        if (n == 2 && seg_is(seg[1], len[1], "invalidate"))
-            r->id = R_INVALIDATE, r->methods = M_POST;
-        else if (n == 2 && seg_is(seg[1], len[1], "sessions"))
-            r->id = R_SESSIONS, r->methods = M_POST;
-        else if (n == 3 && seg_is(seg[1], len[1], "sessions")) {
-            r->id = R_SESSION, r->methods = M_GET | M_PUT | M_PATCH | M_DELETE;
-            take_key(r, seg[2], len[2], key_max);
-        } else if (n == 3 && seg_is(seg[1], len[1], "ratelimit")) {
-            r->id = R_RATELIMIT, r->methods = M_POST;
-            take_key(r, seg[2], len[2], key_max);
-        } else if (n == 4 && seg_is(seg[1], len[1], "cache")) {
-            if (seg_is(seg[3], len[3], "_mget"))
-                r->id = R_MGET, r->methods = M_POST;
-            else if (seg_is(seg[3], len[3], "_mset"))
-                r->id = R_MSET, r->methods = M_POST;
-            else {
-                r->id = R_KV, r->methods = M_GET | M_HEAD | M_PUT | M_DELETE;
-                take_key(r, seg[3], len[3], key_max);
-            }
-            take_ns(r, seg[2], len[2]);
-        }
+        return;
     }
 }
 
@@ -222,9 +285,23 @@ int route_error_status(const route *r)
 
 const char *route_name(int id)
 {
-    static const char *names[R_COUNT] = {"not_found",  "livez",     "readyz",   "metrics",
-                                         "health",     "stats",     "clear",    "keys",
-                                         "inspect",    "kv",        "mget",     "mset",
-                                         "invalidate", "ratelimit", "sessions", "session"};
-    return id >= 0 && id < R_COUNT ? names[id] : "not_found";
+    return id > 0 && id < R_COUNT ? rows[id].name : "not_found";
+}
+
+void route_allow(unsigned methods, char *out, size_t cap)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } m[] = {{M_GET, "GET"},   {M_HEAD, "HEAD"},     {M_PUT, "PUT"},
+             {M_POST, "POST"}, {M_DELETE, "DELETE"}, {M_PATCH, "PATCH"}};
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+        if (methods & m[i].bit) {
+            int k = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", m[i].name);
+            if (k < 0 || (size_t)k >= cap - n)
+                return;
+            n += (size_t)k;
+        }
 }

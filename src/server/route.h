@@ -1,4 +1,8 @@
-/* route.h: which handler an HTTP request goes to, and its path parameters, decoded and checked. */
+/* route.h: which route an HTTP request goes to (the table is routes.h), and its path
+ * parameters, decoded and checked.
+ *
+ * The matcher knows the rows' patterns, roles and names but no handler: metrics, rate-limit rules
+ * and the command line use it without pulling the handlers in (dispatch.c pairs ids with them). */
 #ifndef STRATA_SERVER_ROUTE_H
 #define STRATA_SERVER_ROUTE_H
 
@@ -6,25 +10,11 @@
 
 #include <strata/key.h>
 
-enum route_id {
-    R_NOT_FOUND = 0,
-    R_LIVEZ,
-    R_READYZ,
-    R_METRICS,
-    R_HEALTH,
-    R_STATS,
-    R_CLEAR,
-    R_KEYS,
-    R_INSPECT,    /* /cache/key/{ns}/{key} */
-    R_KV,         /* /v1/cache/{ns}/{key} */
-    R_MGET,       /* /v1/cache/{ns}/_mget */
-    R_MSET,       /* /v1/cache/{ns}/_mset */
-    R_INVALIDATE, /* /v1/invalidate */
-    R_RATELIMIT,  /* /v1/ratelimit/{key} */
-    R_SESSIONS,   /* /v1/sessions */
-    R_SESSION,    /* /v1/sessions/{id} */
-    R_COUNT
-};
+#include "routes.h"
+
+#define ROUTE_ENUM(id, name, methods, pattern, role, flags, handler) R_##id,
+enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_COUNT };
+#undef ROUTE_ENUM
 
 /* HTTP methods as a bit set (the same bits as libevent's EVHTTP_REQ_*). */
 enum route_method {
@@ -44,6 +34,8 @@ enum route_method {
 typedef struct route {
     int id;
     unsigned methods;             /* the methods the route accepts (for 405 and Allow) */
+    int role;                     /* enum route_role */
+    unsigned flags;               /* enum route_flag */
     char ns[STRATA_NAME_MAX + 1]; /* decoded namespace, if the route has one */
     char key[ROUTE_KEY_MAX + 1];  /* decoded key (NUL-terminated, UTF-8, no controls) */
     size_t key_len;
@@ -63,6 +55,9 @@ int route_error_status(const route *r);
 
 /* A name for metrics and logs ("kv", "mget", ...): a bounded label set, never a key. */
 const char *route_name(int id);
+/* Writes the methods of mask as an Allow header's value ("GET, HEAD") into out (96 bytes are
+ * enough). */
+void route_allow(unsigned methods, char *out, size_t cap);
 
 /* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated), strictly: '%' must be followed by
  * two hex digits; '+' stays '+'. Returns the decoded length, or -1 if malformed or too long. */

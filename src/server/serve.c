@@ -1,11 +1,11 @@
-/* serve.c: strata serve: configuration, worker threads, the request dispatcher, signals.
+/* serve.c: strata serve's life: worker threads, start, signals, drain, stop.
  *
  * One process, N worker threads (default: the number of cores). Each worker has its own libevent
- * loop, its own HTTP connections (conn.c), its own listening socket on the same address
- * (SO_REUSEPORT: the kernel spreads connections), and its own strata_loop (one pipelined Redis
- * connection). All workers share one strata_cache, hence one L1. Blocking library calls (admin work
- * that scans or asks Redis synchronously) run on one offload thread and come back to the worker's
- * loop.
+ * loop, its own HTTP server (http/http_server.h, given dispatch.c's callbacks), its own listening
+ * socket on the same address (SO_REUSEPORT: the kernel spreads connections), and its own
+ * strata_loop (one pipelined Redis connection). All workers share one strata_cache, hence one L1.
+ * Blocking library calls (admin work that scans or asks Redis synchronously) run on one offload
+ * thread (offload.c) and come back to the worker's loop.
  *
  * The main thread only waits for signals: SIGTERM/SIGINT drain (stop accepting, finish what is
  * in flight, exit 0), SIGHUP reloads the tokens.
@@ -24,451 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/thread.h>
 
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "namespaces.h"
 #include "server.h"
-
-/* ---- configuration ------------------------------------------------------------------------ */
-
-static int config_error(const char *what, const char *value, const char *why)
-{
-    fprintf(stderr, "strata serve: %s=%s: %s\n", what, value ? value : "", why);
-    return -1;
-}
-
-static int parse_listen(serve_config *c, const char *s, const char *what)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s)
-        return config_error(what, s, "expected HOST:PORT (e.g. 127.0.0.1:8080)");
-    size_t hl = (size_t)(colon - s);
-    const char *h = s;
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
-        h++, hl -= 2;
-    if (hl == 0 || hl >= sizeof c->listen_host)
-        return config_error(what, s, "bad host");
-    memcpy(c->listen_host, h, hl);
-    c->listen_host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535)
-        return config_error(what, s, "port must be a number from 1 to 65535");
-    c->listen_port = (int)port;
-    return 0;
-}
-
-static int parse_uint(const char *what, const char *s, unsigned long lo, unsigned long hi,
-                      unsigned long *out)
-{
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
-        char why[96];
-        snprintf(why, sizeof why, "must be a whole number from %lu to %lu", lo, hi);
-        return config_error(what, s, why);
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_flag(const char *what, const char *s, int *out)
-{
-    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0)
-        return *out = 1, 0;
-    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0)
-        return *out = 0, 0;
-    return config_error(what, s, "must be true or false");
-}
-
-static int parse_level(const char *what, const char *s, int *out)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0)
-            return *out = i, 0;
-    return config_error(what, s, "must be error, warn, info or debug");
-}
-
-static void usage(FILE *f)
-{
-    fprintf(
-        f, "usage: strata serve [options]\n"
-           "\n"
-           "  --listen HOST:PORT   address to listen on (STRATA_LISTEN, default 127.0.0.1:8080)\n"
-           "  --workers N          worker threads (STRATA_WORKERS, default: the cores)\n"
-           "  --tokens-file PATH   TOKEN:ROLE[:TENANT] per line, reloaded on SIGHUP\n"
-           "                       (STRATA_TOKENS_FILE; STRATA_TOKENS gives them inline)\n"
-           "  --insecure           allow a non-loopback address without tokens\n"
-           "  --access-log         one line per request (STRATA_ACCESS_LOG)\n"
-           "  --log-level LEVEL    error, warn, info, debug (STRATA_LOG_LEVEL, default info)\n"
-           "  --metrics-auth       /metrics needs a read token (STRATA_METRICS_AUTH)\n"
-           "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
-           "\n"
-           "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
-           "(60 s: idle and slow clients are closed).\n"
-           "\n"
-           "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
-           "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
-           "Namespaces: STRATA_NAMESPACES=\"llm:ttl=86400,max_ttl=604800;api:ttl=30,quota=64M\"\n"
-           "(ttl, max_ttl, error_ttl in seconds, jitter 0..0.5, quota per tenant in L1).\n");
-}
-
-static int is_loopback(const char *host)
-{
-    return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
-           strncmp(host, "127.", 4) == 0;
-}
-
-/* Environment first, then flags (flags win). Returns 0, 1 (--help shown), or -1. */
-void serve_defaults(serve_config *c)
-{
-    memset(c, 0, sizeof *c);
-    strcpy(c->listen_host, "127.0.0.1");
-    c->listen_port = 8080;
-    c->loopback = 1;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->workers = cores > 0 ? (unsigned)cores : 1;
-    c->log_level = LOG_INFO;
-    c->max_body = 16u << 20;
-    c->max_headers = 16u << 10;
-    c->idle_timeout_s = 60;
-    c->max_connections = 10000;
-    c->drain_timeout_s = 10;
-    c->rl_instances = 1;
-}
-
-static int load_config(serve_config *c, int argc, char **argv)
-{
-    serve_defaults(c);
-    const char *bad = NULL;
-    int rc = strata_cache_config_init(&c->cache, &bad);
-    if (rc != 0) {
-        const char *why = rc == STRATA_EBADURL ? "malformed" : strata_strerror(rc);
-        const char *why_url = NULL;
-        if (rc == STRATA_EBADURL)
-            strata_redis_url_check(getenv("REDIS_URL"), &why_url);
-        return config_error(bad ? bad : "environment", bad ? getenv(bad) : "",
-                            why_url ? why_url : why);
-    }
-    c->cache.l1.maintenance_interval_ms = 1000;
-    c->cache.log = log_from_lib;
-    unsigned long n;
-    const char *v;
-    if ((v = getenv("STRATA_LISTEN")) && *v && parse_listen(c, v, "STRATA_LISTEN") != 0)
-        return -1;
-    if ((v = getenv("STRATA_WORKERS")) && *v) {
-        if (parse_uint("STRATA_WORKERS", v, 1, 256, &n) != 0)
-            return -1;
-        c->workers = (unsigned)n;
-    }
-    c->tokens = getenv("STRATA_TOKENS");
-    c->tokens_file = getenv("STRATA_TOKENS_FILE");
-    if ((v = getenv("STRATA_INSECURE")) && *v && parse_flag("STRATA_INSECURE", v, &c->insecure))
-        return -1;
-    if ((v = getenv("STRATA_ACCESS_LOG")) && *v &&
-        parse_flag("STRATA_ACCESS_LOG", v, &c->access_log))
-        return -1;
-    if ((v = getenv("STRATA_METRICS_AUTH")) && *v &&
-        parse_flag("STRATA_METRICS_AUTH", v, &c->metrics_auth))
-        return -1;
-    if ((v = getenv("STRATA_REQUIRE_REDIS")) && *v &&
-        parse_flag("STRATA_REQUIRE_REDIS", v, &c->require_redis))
-        return -1;
-    if ((v = getenv("STRATA_LOG_LEVEL")) && *v && parse_level("STRATA_LOG_LEVEL", v, &c->log_level))
-        return -1;
-    if ((v = getenv("STRATA_MAX_BODY")) && *v) {
-        if (parse_uint("STRATA_MAX_BODY", v, 1024, 1ul << 30, &n) != 0)
-            return -1;
-        c->max_body = n;
-    }
-    if ((v = getenv("STRATA_MAX_CONNECTIONS")) && *v) {
-        if (parse_uint("STRATA_MAX_CONNECTIONS", v, 1, 1000000, &n) != 0)
-            return -1;
-        c->max_connections = (unsigned)n;
-    }
-    c->rate_limits = getenv("STRATA_RATE_LIMITS");
-    c->rl_instances = 1;
-    if ((v = getenv("STRATA_INSTANCES")) && *v) {
-        if (parse_uint("STRATA_INSTANCES", v, 1, 10000, &n) != 0)
-            return -1;
-        c->rl_instances = (unsigned)n;
-    }
-    if ((v = getenv("STRATA_RATELIMIT_FALLBACK")) && *v) {
-        if (strcmp(v, "local") == 0)
-            c->rl_fallback = STRATA_RL_FALLBACK_LOCAL;
-        else if (strcmp(v, "open") == 0)
-            c->rl_fallback = STRATA_RL_FALLBACK_OPEN;
-        else if (strcmp(v, "closed") == 0)
-            c->rl_fallback = STRATA_RL_FALLBACK_CLOSED;
-        else
-            return config_error("STRATA_RATELIMIT_FALLBACK", v, "must be local, open or closed");
-    }
-    if ((v = getenv("STRATA_IDLE_TIMEOUT")) && *v) {
-        if (parse_uint("STRATA_IDLE_TIMEOUT", v, 1, 3600, &n) != 0)
-            return -1;
-        c->idle_timeout_s = (unsigned)n;
-    }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else if (strcmp(a, "--insecure") == 0) {
-            c->insecure = 1;
-        } else if (strcmp(a, "--access-log") == 0) {
-            c->access_log = 1;
-        } else if (strcmp(a, "--metrics-auth") == 0) {
-            c->metrics_auth = 1;
-        } else if (strcmp(a, "--require-redis") == 0) {
-            c->require_redis = 1;
-        } else if (next == NULL) {
-            fprintf(stderr, "strata serve: unknown option or missing value: %s\n", a);
-            usage(stderr);
-            return -1;
-        } else if (strcmp(a, "--listen") == 0) {
-            if (parse_listen(c, next, "--listen") != 0)
-                return -1;
-            i++;
-        } else if (strcmp(a, "--workers") == 0) {
-            if (parse_uint("--workers", next, 1, 256, &n) != 0)
-                return -1;
-            c->workers = (unsigned)n, i++;
-        } else if (strcmp(a, "--tokens-file") == 0) {
-            c->tokens_file = next, i++;
-        } else if (strcmp(a, "--log-level") == 0) {
-            if (parse_level("--log-level", next, &c->log_level) != 0)
-                return -1;
-            i++;
-        } else {
-            fprintf(stderr, "strata serve: unknown option: %s\n", a);
-            usage(stderr);
-            return -1;
-        }
-    }
-    c->loopback = is_loopback(c->listen_host);
-    return 0;
-}
-
-/* ---- dispatch ----------------------------------------------------------------------------- */
-
-/* The role a route needs for a method. */
-static int needed_role(const server *s, const req *q)
-{
-    switch (q->r.id) {
-    case R_LIVEZ:
-    case R_READYZ:
-    case R_HEALTH:
-        return ROLE_NONE;
-    case R_METRICS:
-        return s->cfg.metrics_auth ? ROLE_READ : ROLE_NONE;
-    case R_KV:
-        return q->method == M_GET || q->method == M_HEAD ? ROLE_READ : ROLE_WRITE;
-    case R_MGET:
-        return ROLE_READ;
-    case R_SESSION:
-        return q->method == M_GET ? ROLE_READ : ROLE_WRITE;
-    case R_SESSIONS:
-        return ROLE_WRITE;
-    case R_MSET:
-    case R_INVALIDATE:
-    case R_RATELIMIT:
-        return ROLE_WRITE;
-    default:
-        return ROLE_ADMIN;
-    }
-}
-
-/* Who is calling, and in which tenant. Returns 0, or answers 400/401/403 and returns -1. */
-static int authenticate(req *q)
-{
-    server *s = q->w->srv;
-    const char *bound = NULL;
-    const char *hdr = get_header(q, "Authorization");
-    pthread_rwlock_rdlock(&s->auth_lock);
-    size_t ntokens = auth_count(s->auth);
-    int role = ROLE_NONE;
-    if (ntokens == 0) {
-        role = ROLE_ADMIN; /* no tokens: loopback development mode (checked at start) */
-    } else if (hdr != NULL && strncasecmp(hdr, "Bearer ", 7) == 0) {
-        role = auth_check(s->auth, hdr + 7, strlen(hdr + 7), &bound);
-        if (bound != NULL)
-            snprintf(q->tenant, sizeof q->tenant, "%s", bound);
-    }
-    pthread_rwlock_unlock(&s->auth_lock);
-    q->role = role;
-    q->tenant_bound = bound != NULL;
-    int need = needed_role(s, q);
-    if (role < need) {
-        if (role == ROLE_NONE)
-            reply_error(q, 401, "unauthorized",
-                        hdr ? "the bearer token is not valid" : "a bearer token is required");
-        else
-            reply_error(q, 403, "forbidden", "this endpoint needs the %s role (the token has %s)",
-                        auth_role_name(need), auth_role_name(role));
-        return -1;
-    }
-    if (q->r.id == R_LIVEZ || q->r.id == R_READYZ)
-        return 0; /* probes act in no tenant: a stray X-Tenant must not fail them */
-    /* The tenant: X-Tenant, or ?tenant= on the admin API; a bound token allows only its own. */
-    const char *asked = get_header(q, "X-Tenant");
-    if (asked == NULL && (q->r.id == R_KEYS || q->r.id == R_CLEAR || q->r.id == R_INSPECT))
-        asked = get_query(q, "tenant");
-    if (asked != NULL && strata_name_check(asked) != 0) {
-        reply_error(q, 400, "bad_tenant", "tenant must be 1-64 characters of A-Z a-z 0-9 _ . -");
-        return -1;
-    }
-    if (q->tenant_bound && asked != NULL && strcmp(asked, q->tenant) != 0) {
-        reply_error(q, 403, "forbidden", "this token is bound to another tenant");
-        return -1;
-    }
-    if (!q->tenant_bound)
-        snprintf(q->tenant, sizeof q->tenant, "%s", asked ? asked : STRATA_DEFAULT_TENANT);
-    return 0;
-}
-
-static void route_request(req *q)
-{
-    switch (q->r.id) {
-    case R_LIVEZ:
-        admin_livez(q);
-        break;
-    case R_READYZ:
-        admin_readyz(q);
-        break;
-    case R_METRICS:
-        admin_metrics(q);
-        break;
-    case R_HEALTH:
-        admin_health(q);
-        break;
-    case R_STATS:
-        admin_stats(q);
-        break;
-    case R_CLEAR:
-        admin_clear(q);
-        break;
-    case R_KEYS:
-        admin_keys(q);
-        break;
-    case R_INSPECT:
-        admin_inspect(q);
-        break;
-    case R_KV:
-        kv_handle(q);
-        break;
-    case R_MGET:
-        mget_handle(q);
-        break;
-    case R_MSET:
-        mset_handle(q);
-        break;
-    case R_INVALIDATE:
-        invalidate_handle(q);
-        break;
-    case R_RATELIMIT:
-        ratelimit_handle(q);
-        break;
-    case R_SESSIONS:
-    case R_SESSION:
-        session_handle(q);
-        break;
-    }
-}
-
-static void allow_header(req *q)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } m[] = {{M_GET, "GET"},   {M_HEAD, "HEAD"},     {M_PUT, "PUT"},
-             {M_POST, "POST"}, {M_DELETE, "DELETE"}, {M_PATCH, "PATCH"}};
-    char allow[96] = "";
-    for (size_t i = 0; i < sizeof m / sizeof *m; i++)
-        if (q->r.methods & m[i].bit) {
-            if (allow[0])
-                strcat(allow, ", ");
-            strcat(allow, m[i].name);
-        }
-    add_header(q, "Allow", allow);
-}
-
-void serve_request(req *q, const char *path)
-{
-    worker *w = q->w;
-    atomic_fetch_add(&w->inflight, 1);
-    if (atomic_load(&w->srv->draining))
-        q->close = 1;
-    route_match(path, w->srv->cfg.cache.l1.max_key_len, &q->r);
-    if (q->r.id == R_NOT_FOUND) {
-        reply_error(q, 404, "not_found", "no such route");
-    } else if (!(q->r.methods & q->method)) {
-        allow_header(q);
-        reply_error(q, 405, "method_not_allowed", "this route does not accept this method");
-    } else if (q->r.error != NULL) {
-        reply_error(q, route_error_status(&q->r), q->r.error_code, "%s", q->r.error);
-    } else if (authenticate(q) == 0) {
-        limits_apply(q, route_request);
-    }
-}
-
-/* ---- offload ------------------------------------------------------------------------------ */
-
-static void job_back(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    offload_job *j = arg;
-    j->done(j->arg);
-    free(j);
-}
-
-void offload(req *q, void (*fn)(void *), void (*done)(void *), void *arg)
-{
-    server *s = q->w->srv;
-    offload_job *j = calloc(1, sizeof *j);
-    if (j == NULL) { /* the request still gets an answer */
-        fn(arg);
-        done(arg);
-        return;
-    }
-    j->w = q->w, j->fn = fn, j->done = done, j->arg = arg;
-    pthread_mutex_lock(&s->offload_lock);
-    if (s->jobs_tail)
-        s->jobs_tail->next = j;
-    else
-        s->jobs_head = j;
-    s->jobs_tail = j;
-    pthread_cond_signal(&s->offload_cond);
-    pthread_mutex_unlock(&s->offload_lock);
-}
-
-static void *offload_main(void *arg)
-{
-    server *s = arg;
-    pthread_mutex_lock(&s->offload_lock);
-    for (;;) {
-        while (s->jobs_head == NULL && !s->offload_stop)
-            pthread_cond_wait(&s->offload_cond, &s->offload_lock);
-        offload_job *j = s->jobs_head;
-        if (j == NULL)
-            break;
-        s->jobs_head = j->next;
-        if (s->jobs_head == NULL)
-            s->jobs_tail = NULL;
-        pthread_mutex_unlock(&s->offload_lock);
-        j->fn(j->arg);
-        struct timeval now = {0, 0};
-        /* Back to the worker's own thread: event_base_once is safe across threads once
-         * evthread_use_pthreads() was called. */
-        if (event_base_once(j->w->base, -1, EV_TIMEOUT, job_back, j, &now) != 0) {
-            log_msg(LOG_ERROR, "could not hand an admin result back to its worker");
-            free(j);
-        }
-        pthread_mutex_lock(&s->offload_lock);
-    }
-    pthread_mutex_unlock(&s->offload_lock);
-    return NULL;
-}
 
 /* ---- workers ------------------------------------------------------------------------------ */
 
@@ -513,10 +76,17 @@ static int worker_init(server *s, worker *w, unsigned index, char *err, size_t e
         snprintf(err, errcap, "out of memory");
         return -1;
     }
+    http_callbacks cb;
+    http_limits limits;
+    dispatch_setup(w, &cb, &limits);
+    if ((w->http = http_server_new(w->base, &limits, &cb)) == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
     int fd = listen_socket(&s->cfg, err, errcap);
     if (fd < 0)
         return -1;
-    return conn_listen(w, fd, err, errcap);
+    return http_server_listen(w->http, fd, err, errcap);
 }
 
 static void *worker_main(void *arg)
@@ -531,7 +101,7 @@ static void worker_destroy(worker *w)
     /* The Redis link first: its pending operations answer their requests, whose connections
      * are then closed with the rest. */
     strata_loop_free(w->loop);
-    conn_close_all(w);
+    http_server_free(w->http);
     if (w->base != NULL)
         event_base_free(w->base);
     metrics_free(w->metrics);
@@ -571,7 +141,8 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     worker *w = arg;
     int inflight = atomic_load(&w->inflight);
-    if ((inflight > 0 || conn_unsent(w)) && strata_now_ms() < w->srv->drain_deadline_ms) {
+    if ((inflight > 0 || http_server_unsent(w->http)) &&
+        strata_now_ms() < w->srv->drain_deadline_ms) {
         struct timeval soon = {0, 10000};
         event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
         return;
@@ -585,7 +156,7 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
 static void start_drain(evutil_socket_t fd, short what, void *arg)
 {
     worker *w = arg;
-    conn_stop_listening(w);
+    http_server_stop_listening(w->http);
     stop_when_idle(fd, what, w);
 }
 
@@ -647,6 +218,8 @@ static int start(server *s)
 
 static void stop(server *s)
 {
+    /* The offload thread first: a job it finishes hands its result to a worker's loop. */
+    offload_stop(&s->jobs);
     if (s->workers != NULL)
         for (unsigned i = 0; i < s->cfg.workers; i++)
             worker_destroy(&s->workers[i]);
@@ -661,7 +234,7 @@ int serve_main(int argc, char **argv)
 {
     server s;
     memset(&s, 0, sizeof s);
-    int rc = load_config(&s.cfg, argc, argv);
+    int rc = serve_config_load(&s.cfg, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     log_set_level(s.cfg.log_level);
@@ -675,14 +248,17 @@ int serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_rwlock_init(&s.auth_lock, NULL);
-    pthread_mutex_init(&s.offload_lock, NULL);
-    pthread_cond_init(&s.offload_cond, NULL);
+    offload_init(&s.jobs);
     s.started_ms = strata_now_ms();
     if (start(&s) != 0) {
         stop(&s);
         return 1;
     }
-    pthread_create(&s.offload_thread, NULL, offload_main, &s);
+    if (offload_start(&s.jobs) != 0) {
+        fprintf(stderr, "strata serve: cannot start the offload thread\n");
+        stop(&s);
+        return 1;
+    }
     for (unsigned i = 0; i < s.cfg.workers; i++)
         pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]);
     strata_l2_stats l2;
@@ -705,11 +281,6 @@ int serve_main(int argc, char **argv)
     drain(&s);
     for (unsigned i = 0; i < s.cfg.workers; i++)
         pthread_join(s.workers[i].thread, NULL);
-    pthread_mutex_lock(&s.offload_lock);
-    s.offload_stop = 1;
-    pthread_cond_signal(&s.offload_cond);
-    pthread_mutex_unlock(&s.offload_lock);
-    pthread_join(s.offload_thread, NULL);
     stop(&s);
     log_msg(LOG_INFO, "stopped");
     return 0;

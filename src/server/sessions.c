@@ -21,7 +21,8 @@
 #include <string.h>
 
 #include "codec.h"
-#include "server.h"
+#include "handlers.h"
+#include "log.h"
 
 typedef struct sess_op {
     req *q;

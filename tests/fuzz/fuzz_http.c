@@ -1,10 +1,11 @@
-/* fuzz_http.c: strata serve's HTTP/1.1 layer (src/server/conn.c) end to end, in-process.
+/* fuzz_http.c: strata serve's HTTP/1.1 layer (src/server/http/) end to end, in-process.
  *
- * Every input is one client connection: a socketpair whose one end is handed to conn_adopt on a
+ * Every input is one client connection: a socketpair whose one end is handed to
+ * http_server_adopt on a
  * real worker (its own event_base, metrics, strata_loop on a memory-only cache, one offload
  * queue), the other end driven from here. The bytes arrive in pieces, with loop iterations in
  * between, so the parser callbacks see URLs, headers and chunked bodies cut anywhere, and
- * requests pipelined behind one still in flight. Everything behind conn.c runs for real:
+ * requests pipelined behind one still in flight. Everything behind the layer runs for real:
  * routing, handlers, the cache, the offloaded admin jobs.
  *
  * Input layout: byte 0 chooses the write pieces (low nibble: the size, from 1 byte to all at
@@ -13,6 +14,10 @@
  * stream stands for those L bytes repeated (K + 1) * 16 times, so 4 KiB inputs reach the real
  * limits (16 KiB of headers, 64 KiB bodies), grow and shrink the connection's buffer and pipeline
  * thousands of requests.
+ *
+ * Every other request is read with HTTP_HEAD_STREAM instead of the server's HTTP_HEAD_GATHER
+ * (its body handed to on_body and dropped, the handler then finds none), so the layer's
+ * streamed bodies are cut and pipelined the same ways as gathered ones.
  *
  * Checked, beside ASan and UBSan:
  * - the stream read back is a sequence of responses: "HTTP/1.1 ddd reason\r\n", header lines of
@@ -26,7 +31,7 @@
  *   fit: every complete request was answered without waiting for it;
  * - the server ends the connection once the client is done (half-close, or close), without a
  *   hang (a bound on loop turns without progress): afterwards the worker has no connection left
- *   (w->conns NULL, w->nconns 0), no request in flight and no offload job queued.
+ *   (no connection open or waiting to be freed), no request in flight and no offload job queued.
  *
  * The offload thread is replaced by running the queued jobs on this thread between loop turns,
  * exactly as offload_main does (fn, then done from the worker's loop): a crash reproduces with
@@ -45,6 +50,9 @@
 
 #include <event2/event.h>
 
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
 #include "server.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -85,6 +93,55 @@ enum {
 static server srv;
 static worker *w;
 
+/* ---- streamed bodies: every other request --------------------------------------------------- */
+
+static http_callbacks server_cb; /* dispatch.c's */
+static unsigned heads;           /* requests seen in this input */
+static http_conn *streamed;      /* the connection whose request is streamed now */
+
+static int stream_on_head(http_conn *c, void *arg)
+{
+    int v = server_cb.on_head(c, arg);
+    if (v == HTTP_HEAD_GATHER && (heads++ & 1)) {
+        streamed = c;
+        return HTTP_HEAD_STREAM;
+    }
+    return v;
+}
+
+static int stream_on_body(http_conn *c, const char *data, size_t len, void *arg)
+{
+    (void)c, (void)data, (void)len, (void)arg;
+    return 0;
+}
+
+static void stream_on_request(http_conn *c, void *arg)
+{
+    if (c == streamed)
+        streamed = NULL;
+    server_cb.on_request(c, arg);
+}
+
+/* The server's on_drop counts the request out; a streamed one is also the owner's to end. */
+static void stream_on_drop(http_conn *c, void *arg)
+{
+    server_cb.on_drop(c, arg);
+    if (c == streamed) {
+        streamed = NULL;
+        http_conn_done(c);
+    }
+}
+
+static void callbacks(http_callbacks *cb, http_limits *limits)
+{
+    dispatch_setup(w, cb, limits);
+    server_cb = *cb;
+    cb->on_head = stream_on_head;
+    cb->on_body = stream_on_body;
+    cb->on_request = stream_on_request;
+    cb->on_drop = stream_on_drop;
+}
+
 /* ---- the server ---------------------------------------------------------------------------- */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -112,8 +169,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     char err[256];
     pthread_rwlock_init(&srv.auth_lock, NULL);
-    pthread_mutex_init(&srv.offload_lock, NULL);
-    pthread_cond_init(&srv.offload_cond, NULL);
+    offload_init(&srv.jobs);
     srv.started_ms = strata_now_ms();
     srv.auth = auth_load(NULL, NULL, err, sizeof err); /* no tokens: every caller is admin */
     CHECK(srv.auth != NULL && auth_count(srv.auth) == 0);
@@ -128,38 +184,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     w->base = event_base_new();
     CHECK(w->metrics != NULL && w->base != NULL);
     CHECK(strata_loop_new(srv.cache, w->base, &w->loop) == 0);
-    /* What conn_listen does besides the listener. */
-    struct timeval idle = {(time_t)c->idle_timeout_s, 0};
-    w->idle_tv = event_base_init_common_timeout(w->base, &idle);
-    CHECK(w->idle_tv != NULL);
+    http_callbacks cb;
+    http_limits limits;
+    callbacks(&cb, &limits);
+    w->http = http_server_new(w->base, &limits, &cb);
+    CHECK(w->http != NULL);
     return 0;
-}
-
-static void job_back(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    offload_job *j = arg;
-    j->done(j->arg);
-    free(j);
 }
 
 /* offload_main's body, on this thread. Returns the number of jobs run. */
 static int run_jobs(void)
 {
     int n = 0;
-    for (;;) {
-        pthread_mutex_lock(&srv.offload_lock);
-        offload_job *j = srv.jobs_head;
-        if (j != NULL && (srv.jobs_head = j->next) == NULL)
-            srv.jobs_tail = NULL;
-        pthread_mutex_unlock(&srv.offload_lock);
-        if (j == NULL)
-            return n;
-        j->fn(j->arg);
-        struct timeval now = {0, 0};
-        CHECK(event_base_once(j->w->base, -1, EV_TIMEOUT, job_back, j, &now) == 0);
+    offload_job *j;
+    while ((j = offload_take(&srv.jobs)) != NULL) {
+        offload_run(j);
         n++;
     }
+    return n;
 }
 
 /* ---- the client ---------------------------------------------------------------------------- */
@@ -212,12 +254,12 @@ static size_t drain(client *cl)
  * (unless lazy, or read) the answers. Returns nonzero if anything happened that we can see. */
 static size_t turn(client *cl, int read_now, int force)
 {
-    unsigned before = w->nconns;
+    unsigned before = http_server_open(w->http);
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     size_t progress = cl->jobs_ok || force ? (size_t)run_jobs() : 0;
     if (read_now || !(cl->flags & F_LAZY_READ))
         progress += drain(cl);
-    return progress + (w->nconns != before);
+    return progress + (http_server_open(w->http) != before);
 }
 
 static void send_all(client *cl, const char *p, size_t len)
@@ -475,11 +517,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     srv.cfg.max_body = flags & F_SMALL_BODY ? 1024 : 64u << 10;
     srv.cfg.max_connections = flags & F_OVER_LIMIT ? 1 : 10000;
+    http_callbacks cb;
+    http_limits limits;
+    callbacks(&cb, &limits);
+    http_server_set_limits(w->http, &limits);
+    heads = 0;
 
     int other[2] = {-1, -1};
     if (flags & F_OVER_LIMIT) { /* an idle connection takes the one place */
         CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, other) == 0);
-        conn_adopt(w, other[0], NULL);
+        http_server_adopt(w->http, other[0], NULL);
     }
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
@@ -490,7 +537,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         set_buffers(sv[0], 1 << 20);
     }
     client cl = {.fd = sv[1], .flags = flags, .jobs_ok = !(flags & F_LATE_JOBS)};
-    conn_adopt(w, sv[0], NULL);
+    http_server_adopt(w->http, sv[0], NULL);
 
     size_t piece = piece_sizes[split & 15];
     if (piece == 0 || piece > len)
@@ -529,11 +576,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         other[1] = -1;
     }
     unsigned stall = 0;
-    while (!(cl.eof || cl.closed) || w->conns != NULL) {
+    while (!(cl.eof || cl.closed) || http_server_alive(w->http) != 0) {
         if (turn(&cl, 1, 1) == 0) {
             if (++stall == STALL_MAX) {
                 fprintf(stderr, "hang: %u connections open, %zu answer bytes read, eof %d\n",
-                        w->nconns, cl.out_total, cl.eof);
+                        http_server_open(w->http), cl.out_total, cl.eof);
                 CHECK(!"the server ends the connection once the client is done");
             }
         } else {
@@ -541,8 +588,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     /* Answers of jobs still queued would have nowhere to go. */
-    CHECK(srv.jobs_head == NULL);
-    CHECK(w->conns == NULL && w->nconns == 0);
+    CHECK(srv.jobs.head == NULL);
+    CHECK(http_server_alive(w->http) == 0 && http_server_open(w->http) == 0);
+    CHECK(http_server_body_held(w->http) == 0);
+    CHECK(streamed == NULL); /* every streamed request ended */
     CHECK(atomic_load(&w->inflight) == 0);
     check_output(&cl, len);
     if (settled != SIZE_MAX && !cl.closed)

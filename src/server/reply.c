@@ -1,8 +1,8 @@
-/* http.c: answering requests: JSON bodies, errors, values without copies, and the bookkeeping
- * every reply does (metrics, access log, handing the connection back).
+/* reply.c: answering requests: JSON bodies, errors, values without copies, and the bookkeeping
+ * every reply does (metrics, access log, handing the connection back to the HTTP layer).
  *
- * Handlers only use these functions and get_header / get_query / get_body, never the connection
- * layer (conn.c) directly: what a handler says is independent of how the bytes travel.
+ * Handlers only use these functions and get_header / get_query / get_body, never the HTTP layer
+ * (http/http_server.h) directly: what a handler says is independent of how the bytes travel.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +15,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "server.h"
+#include "http/http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
 
 static uint64_t mono_ns(void)
 {
@@ -46,6 +49,22 @@ static const char *method_name(unsigned m)
     }
 }
 
+/* What q holds beyond the request itself, released; q counted out of the worker's in-flight. */
+static void release(req *q)
+{
+    if (q->query != NULL) {
+        evhttp_clear_headers(q->query);
+        free(q->query);
+        q->query = NULL;
+    }
+    atomic_fetch_sub(&q->w->inflight, 1);
+}
+
+void request_abandon(req *q)
+{
+    release(q);
+}
+
 /* Everything a reply does once it is queued: metrics, the access log, then the connection
  * goes on (q is not used afterwards). */
 static void finish(req *q, int status)
@@ -58,71 +77,14 @@ static void finish(req *q, int status)
         log_msg(LOG_INFO, "access method=%s route=%s tenant=%s status=%d bytes=%zu us=%llu",
                 method_name(q->method), route_name(q->r.id), q->tenant[0] ? q->tenant : "-", status,
                 q->bytes_out, (unsigned long long)us);
-    if (q->query != NULL) {
-        evhttp_clear_headers(q->query);
-        free(q->query);
-    }
-    atomic_fetch_sub(&q->w->inflight, 1);
-    conn_done(q);
+    release(q);
+    http_conn_done(q->conn);
 }
 
-const char *http_reason(int status)
+static void release_value(const void *data, size_t len, void *arg)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Payload Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 507:
-        return "Insufficient Storage";
-    default:
-        return status < 300   ? "OK"
-               : status < 400 ? "Redirect"
-               : status < 500 ? "Client Error"
-                              : "Server Error";
-    }
+    (void)data, (void)len;
+    strata_value_release(arg);
 }
 
 /* Sends the answer (body: len bytes, or v's bytes when v is not NULL) and finishes q. */
@@ -130,17 +92,25 @@ static void send_reply(req *q, int status, const char *body, size_t len, strata_
 {
     q->status = status;
     q->bytes_out = q->method == M_HEAD ? 0 : v ? strata_value_len(v) : len;
-    conn_respond(q, status, body, len, v);
+    if (q->close)
+        http_conn_close_after(q->conn);
+    if (v != NULL)
+        http_conn_respond(q->conn, status, q->out_hdr, q->out_hlen, strata_value_data(v),
+                          strata_value_len(v), release_value, v);
+    else
+        http_conn_respond(q->conn, status, q->out_hdr, q->out_hlen, body, len, NULL, NULL);
     finish(q, status);
 }
 
 void add_header(req *q, const char *name, const char *value)
 {
-    if (strcasecmp(name, "Connection") == 0) { /* the connection layer writes this one */
+    size_t nl = strlen(name);
+    /* The length first: an L1 hit adds five headers, none of them Connection. */
+    if (nl == 10 && strcasecmp(name, "Connection") == 0) { /* the HTTP layer writes this one */
         q->close |= strcasecmp(value, "close") == 0;
         return;
     }
-    size_t nl = strlen(name), vl = strlen(value);
+    size_t vl = strlen(value);
     if (q->out_hlen + nl + vl + 4 > sizeof q->out_hdr) {
         log_msg(LOG_ERROR, "response header %s dropped: the headers are over %zu bytes", name,
                 sizeof q->out_hdr);
@@ -156,7 +126,7 @@ void add_header(req *q, const char *name, const char *value)
 
 const char *get_header(req *q, const char *name)
 {
-    return conn_header(q, name);
+    return http_conn_header(q->conn, name);
 }
 
 const char *get_query(req *q, const char *name)
@@ -167,7 +137,7 @@ const char *get_query(req *q, const char *name)
             return NULL;
         q->query->tqh_first = NULL; /* TAILQ_INIT, spelled out: sys/queue.h is not C11 */
         q->query->tqh_last = &q->query->tqh_first;
-        const char *raw = conn_query(q);
+        const char *raw = http_conn_query(q->conn);
         if (raw != NULL)
             evhttp_parse_query_str(raw, q->query);
     }
@@ -176,7 +146,12 @@ const char *get_query(req *q, const char *name)
 
 const char *get_body(req *q, size_t *len)
 {
-    return conn_body(q, len);
+    return http_conn_body(q->conn, len);
+}
+
+const char *get_peer(req *q)
+{
+    return http_conn_peer(q->conn);
 }
 
 void reply_json(req *q, int status, json_t *body)

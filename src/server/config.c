@@ -1,0 +1,238 @@
+/* config.c: strata serve's settings: defaults, then the environment, then the flags.
+ *
+ * Every value is checked where it is read, and a bad one stops the server with a message naming
+ * the variable or flag, the value and what was expected: a typo must not start a server with a
+ * setting nobody asked for.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+static int config_error(const char *what, const char *value, const char *why)
+{
+    fprintf(stderr, "strata serve: %s=%s: %s\n", what, value ? value : "", why);
+    return -1;
+}
+
+static int parse_listen(serve_config *c, const char *s, const char *what)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s)
+        return config_error(what, s, "expected HOST:PORT (e.g. 127.0.0.1:8080)");
+    size_t hl = (size_t)(colon - s);
+    const char *h = s;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+        h++, hl -= 2;
+    if (hl == 0 || hl >= sizeof c->listen_host)
+        return config_error(what, s, "bad host");
+    memcpy(c->listen_host, h, hl);
+    c->listen_host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535)
+        return config_error(what, s, "port must be a number from 1 to 65535");
+    c->listen_port = (int)port;
+    return 0;
+}
+
+static int parse_uint(const char *what, const char *s, unsigned long lo, unsigned long hi,
+                      unsigned long *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+        char why[96];
+        snprintf(why, sizeof why, "must be a whole number from %lu to %lu", lo, hi);
+        return config_error(what, s, why);
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_flag(const char *what, const char *s, int *out)
+{
+    if (strcmp(s, "1") == 0 || strcmp(s, "true") == 0 || strcmp(s, "yes") == 0)
+        return *out = 1, 0;
+    if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0 || strcmp(s, "no") == 0)
+        return *out = 0, 0;
+    return config_error(what, s, "must be true or false");
+}
+
+static int parse_level(const char *what, const char *s, int *out)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return *out = i, 0;
+    return config_error(what, s, "must be error, warn, info or debug");
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: strata serve [options]\n"
+           "\n"
+           "  --listen HOST:PORT   address to listen on (STRATA_LISTEN, default 127.0.0.1:8080)\n"
+           "  --workers N          worker threads (STRATA_WORKERS, default: the cores)\n"
+           "  --tokens-file PATH   TOKEN:ROLE[:TENANT] per line, reloaded on SIGHUP\n"
+           "                       (STRATA_TOKENS_FILE; STRATA_TOKENS gives them inline)\n"
+           "  --insecure           allow a non-loopback address without tokens\n"
+           "  --access-log         one line per request (STRATA_ACCESS_LOG)\n"
+           "  --log-level LEVEL    error, warn, info, debug (STRATA_LOG_LEVEL, default info)\n"
+           "  --metrics-auth       /metrics needs a read token (STRATA_METRICS_AUTH)\n"
+           "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
+           "\n"
+           "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
+           "(60 s: idle and slow clients are closed), STRATA_BODY_BUDGET (64 MiB of request\n"
+           "bodies held at once per worker; past it: 503).\n"
+           "\n"
+           "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
+           "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
+           "Namespaces: STRATA_NAMESPACES=\"llm:ttl=86400,max_ttl=604800;api:ttl=30,quota=64M\"\n"
+           "(ttl, max_ttl, error_ttl in seconds, jitter 0..0.5, quota per tenant in L1).\n");
+}
+
+static int is_loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+           strncmp(host, "127.", 4) == 0;
+}
+
+void serve_defaults(serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->listen_host, "127.0.0.1");
+    c->listen_port = 8080;
+    c->loopback = 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->workers = cores > 0 ? (unsigned)cores : 1;
+    c->log_level = LOG_INFO;
+    c->max_body = 16u << 20;
+    c->max_headers = 16u << 10;
+    c->idle_timeout_s = 60;
+    c->max_connections = 10000;
+    c->drain_timeout_s = 10;
+    c->rl_instances = 1;
+    c->body_budget = 64u << 20;
+}
+
+int serve_config_load(serve_config *c, int argc, char **argv)
+{
+    serve_defaults(c);
+    const char *bad = NULL;
+    int rc = strata_cache_config_init(&c->cache, &bad);
+    if (rc != 0) {
+        const char *why = rc == STRATA_EBADURL ? "malformed" : strata_strerror(rc);
+        const char *why_url = NULL;
+        if (rc == STRATA_EBADURL)
+            strata_redis_url_check(getenv("REDIS_URL"), &why_url);
+        return config_error(bad ? bad : "environment", bad ? getenv(bad) : "",
+                            why_url ? why_url : why);
+    }
+    c->cache.l1.maintenance_interval_ms = 1000;
+    c->cache.log = log_from_lib;
+    unsigned long n;
+    const char *v;
+    if ((v = getenv("STRATA_LISTEN")) && *v && parse_listen(c, v, "STRATA_LISTEN") != 0)
+        return -1;
+    if ((v = getenv("STRATA_WORKERS")) && *v) {
+        if (parse_uint("STRATA_WORKERS", v, 1, 256, &n) != 0)
+            return -1;
+        c->workers = (unsigned)n;
+    }
+    c->tokens = getenv("STRATA_TOKENS");
+    c->tokens_file = getenv("STRATA_TOKENS_FILE");
+    if ((v = getenv("STRATA_INSECURE")) && *v && parse_flag("STRATA_INSECURE", v, &c->insecure))
+        return -1;
+    if ((v = getenv("STRATA_ACCESS_LOG")) && *v &&
+        parse_flag("STRATA_ACCESS_LOG", v, &c->access_log))
+        return -1;
+    if ((v = getenv("STRATA_METRICS_AUTH")) && *v &&
+        parse_flag("STRATA_METRICS_AUTH", v, &c->metrics_auth))
+        return -1;
+    if ((v = getenv("STRATA_REQUIRE_REDIS")) && *v &&
+        parse_flag("STRATA_REQUIRE_REDIS", v, &c->require_redis))
+        return -1;
+    if ((v = getenv("STRATA_LOG_LEVEL")) && *v && parse_level("STRATA_LOG_LEVEL", v, &c->log_level))
+        return -1;
+    if ((v = getenv("STRATA_MAX_BODY")) && *v) {
+        if (parse_uint("STRATA_MAX_BODY", v, 1024, 1ul << 30, &n) != 0)
+            return -1;
+        c->max_body = n;
+    }
+    if ((v = getenv("STRATA_MAX_CONNECTIONS")) && *v) {
+        if (parse_uint("STRATA_MAX_CONNECTIONS", v, 1, 1000000, &n) != 0)
+            return -1;
+        c->max_connections = (unsigned)n;
+    }
+    if ((v = getenv("STRATA_BODY_BUDGET")) && *v) {
+        if (parse_uint("STRATA_BODY_BUDGET", v, 1024, 1ul << 34, &n) != 0)
+            return -1;
+        c->body_budget = n;
+    }
+    c->rate_limits = getenv("STRATA_RATE_LIMITS");
+    c->rl_instances = 1;
+    if ((v = getenv("STRATA_INSTANCES")) && *v) {
+        if (parse_uint("STRATA_INSTANCES", v, 1, 10000, &n) != 0)
+            return -1;
+        c->rl_instances = (unsigned)n;
+    }
+    if ((v = getenv("STRATA_RATELIMIT_FALLBACK")) && *v) {
+        if (strcmp(v, "local") == 0)
+            c->rl_fallback = STRATA_RL_FALLBACK_LOCAL;
+        else if (strcmp(v, "open") == 0)
+            c->rl_fallback = STRATA_RL_FALLBACK_OPEN;
+        else if (strcmp(v, "closed") == 0)
+            c->rl_fallback = STRATA_RL_FALLBACK_CLOSED;
+        else
+            return config_error("STRATA_RATELIMIT_FALLBACK", v, "must be local, open or closed");
+    }
+    if ((v = getenv("STRATA_IDLE_TIMEOUT")) && *v) {
+        if (parse_uint("STRATA_IDLE_TIMEOUT", v, 1, 3600, &n) != 0)
+            return -1;
+        c->idle_timeout_s = (unsigned)n;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--insecure") == 0) {
+            c->insecure = 1;
+        } else if (strcmp(a, "--access-log") == 0) {
+            c->access_log = 1;
+        } else if (strcmp(a, "--metrics-auth") == 0) {
+            c->metrics_auth = 1;
+        } else if (strcmp(a, "--require-redis") == 0) {
+            c->require_redis = 1;
+        } else if (next == NULL) {
+            fprintf(stderr, "strata serve: unknown option or missing value: %s\n", a);
+            usage(stderr);
+            return -1;
+        } else if (strcmp(a, "--listen") == 0) {
+            if (parse_listen(c, next, "--listen") != 0)
+                return -1;
+            i++;
+        } else if (strcmp(a, "--workers") == 0) {
+            if (parse_uint("--workers", next, 1, 256, &n) != 0)
+                return -1;
+            c->workers = (unsigned)n, i++;
+        } else if (strcmp(a, "--tokens-file") == 0) {
+            c->tokens_file = next, i++;
+        } else if (strcmp(a, "--log-level") == 0) {
+            if (parse_level("--log-level", next, &c->log_level) != 0)
+                return -1;
+            i++;
+        } else {
+            fprintf(stderr, "strata serve: unknown option: %s\n", a);
+            usage(stderr);
+            return -1;
+        }
+    }
+    c->loopback = is_loopback(c->listen_host);
+    return 0;
+}

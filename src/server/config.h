@@ -1,0 +1,43 @@
+/* config.h: strata serve's settings: defaults, then the environment, then the flags.
+ *
+ * Read once at start into one struct that the server keeps; nothing reads the environment
+ * afterwards (STRATA_NAMESPACES is applied by namespaces.c at start too). */
+#ifndef STRATA_SERVER_CONFIG_H
+#define STRATA_SERVER_CONFIG_H
+
+#include <stddef.h>
+
+#include <strata/strata.h>
+
+typedef struct serve_config {
+    char listen_host[256];
+    int listen_port;
+    int loopback; /* the listen address is a loopback address */
+    unsigned workers;
+    const char *tokens;      /* STRATA_TOKENS */
+    const char *tokens_file; /* --tokens-file / STRATA_TOKENS_FILE */
+    int insecure;
+    int access_log;
+    int log_level;     /* 0 error, 1 warning, 2 info, 3 debug */
+    int metrics_auth;  /* /metrics needs a read token */
+    int require_redis; /* health is unhealthy (503) when Redis is down */
+    size_t max_body;   /* request bodies (batch JSON); values are limited by the cache */
+    size_t max_headers;
+    size_t body_budget;       /* request bodies held at once per worker (STRATA_BODY_BUDGET) */
+    unsigned idle_timeout_s;  /* a connection idle (or a client this slow) is closed */
+    unsigned max_connections; /* open connections per process (split between workers) */
+    const char *rate_limits;  /* STRATA_RATE_LIMITS: the server's own rules */
+    int rl_fallback;          /* STRATA_RATELIMIT_FALLBACK: local, open, closed */
+    unsigned rl_instances;    /* STRATA_INSTANCES: instances sharing each limit */
+    unsigned drain_timeout_s;
+    strata_cache_config cache;
+} serve_config;
+
+/* The settings before the environment and flags are read. */
+void serve_defaults(serve_config *c);
+
+/* Defaults, then the environment, then argv's flags (flags win). Returns 0, 1 (--help was
+ * shown), or -1 (the reason was printed). */
+int serve_config_load(serve_config *c, int argc, char **argv);
+
+#endif

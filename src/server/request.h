@@ -1,0 +1,72 @@
+/* request.h: a request being answered, as handlers see it, and the ways to answer it.
+ *
+ * Handlers use these and never the HTTP layer directly: what a handler says is independent of
+ * how the bytes travel. Every reply_* sends the answer, records it (metrics, access log) and ends
+ * the request: q must not be used afterwards.
+ */
+#ifndef STRATA_SERVER_REQUEST_H
+#define STRATA_SERVER_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <strata/strata.h>
+
+#include "route.h"
+#include "server.h"
+
+/* A request being answered: the HTTP layer's context of the request (http_conn_ctx). Lives from
+ * its head until its reply is sent, which may be in a later callback (an asynchronous cache call,
+ * an offloaded job). */
+typedef struct req {
+    http_conn *conn;
+    worker *w;
+    unsigned method;                  /* one M_* bit */
+    int close;                        /* close the connection after the answer */
+    char tenant[STRATA_NAME_MAX + 1]; /* the tenant the request acts in */
+    int role;                         /* the caller's role */
+    int tenant_bound;                 /* the token is bound to tenant */
+    struct evkeyvalq *query;          /* parsed lazily */
+    uint64_t start_ns;
+    int status;
+    size_t bytes_out;
+    const char *tier; /* "l1", "l2", "miss" or NULL, for metrics */
+    size_t out_hlen;
+    /* Not zeroed per request (the fields above are): */
+    char out_hdr[1024]; /* headers added by add_header, "Name: value\r\n" each */
+    route r;            /* its 4 KiB key buffer */
+} req;
+
+/* ---- answering (reply.c) ------------------------------------------------------------------ */
+
+void reply_json(req *q, int status, json_t *body); /* steals body */
+void reply_error(req *q, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void reply_empty(req *q, int status);
+/* The value's bytes as the body, without copying (the value is released when sent). */
+void reply_value(req *q, int status, strata_value *v);
+void reply_text(req *q, int status, const char *content_type, const char *body, size_t len);
+/* Maps a library status to an HTTP error reply. */
+void reply_status(req *q, int rc);
+
+void add_header(req *q, const char *name, const char *value);
+const char *get_header(req *q, const char *name);
+/* A query parameter (decoded), or NULL. */
+const char *get_query(req *q, const char *name);
+/* The request body (contiguous), or NULL with *len 0. */
+const char *get_body(req *q, size_t *len);
+/* The client's address, as text. */
+const char *get_peer(req *q);
+
+/* Releases what q holds and counts it out, for a request that ends without a reply (its body
+ * never came). */
+void request_abandon(req *q);
+
+/* Runs fn(arg) on the offload thread, then done(arg) back on q's worker loop. */
+static inline void offload(req *q, void (*fn)(void *), void (*done)(void *), void *arg)
+{
+    offload_submit(&q->w->srv->jobs, q->w->base, fn, done, arg);
+}
+
+#endif
