@@ -1,5 +1,5 @@
-/* test_cache.c: the two-tier facade (src/lib/cache/cache.c) on its memory tier, and the asynchronous
- * calling convention: completed calls answer at once and never call back. */
+/* test_cache.c: the two-tier facade (src/lib/cache/cache.c) on its memory tier, and the
+ * asynchronous calling convention: completed calls answer at once and never call back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -10,7 +10,7 @@
 
 static int pool_send(void *self, const redis_cmd *cmds, size_t n, redis_reply_cb cb, void *arg)
 {
-    redisReply *one, **replies = n == 1 ? &one : calloc(n, sizeof *replies);
+    redisReply *one = NULL, **replies = n == 1 ? &one : calloc(n, sizeof *replies);
     if (replies == NULL)
         return STRATA_ENOMEM;
     int rc = strata__redis_run(self, cmds, n, replies);

@@ -308,8 +308,9 @@ static int check(strata_ratelimiter *rl, tier t, const char *tenant, const void 
 {
     /* Over the pool (every answer before the call returns) the check lives on this stack; the
      * struct is large (the key buffer), so only its small fields are set, never the whole. */
-    rl_check stack, *k = t.ops == NULL || t.ops->inline_answers ? &stack : malloc(sizeof *k);
-    if (k == NULL)
+    rl_check stack;
+    rl_check *k = &stack;
+    if (t.ops != NULL && !t.ops->inline_answers && (k = malloc(sizeof *k)) == NULL)
         return STRATA_ENOMEM;
     k->rl = rl, k->now_us = strata__mono_us(), k->cb = cb, k->arg = arg;
     k->in_call = 1, k->done = 0, k->on_stack = k == &stack;
