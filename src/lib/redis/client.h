@@ -10,7 +10,7 @@
  *
  * hiredis is used for what it does well, the RESP reader and command formatting; the client owns
  * every socket: the pool's and the link's (redis/sock.c, for threads that may wait) and each
- * loop's pipelined connection (redis/conn.c, on a libevent bufferevent).
+ * loop's pipelined connection (redis/conn.c, on libevent events).
  */
 #ifndef STRATA_REDIS_CLIENT_H
 #define STRATA_REDIS_CLIENT_H

@@ -1,8 +1,8 @@
 /* redis/conn.h: one event loop's pipelined connection to Redis, part of the Redis client.
  *
  * Every call made on a loop is pipelined on its one connection, so a hundred concurrent requests
- * cost one socket and no thread ever waits. The connection owns its socket on a libevent
- * bufferevent and uses hiredis only to format commands and parse replies, so hiredis 0.14's
+ * cost one socket and no thread ever waits. The connection owns its socket, on libevent events,
+ * and uses hiredis only to format commands and parse replies, so hiredis 0.14's
  * traps are gone by construction: no blocking name resolution (the client resolved the address
  * once), deadlines of our own (replies come in order, so the oldest call's deadline is the only
  * one to watch), no disconnect that waits forever, replies that live until the callback returns.

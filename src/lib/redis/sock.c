@@ -45,7 +45,7 @@ static int wait_until(redis_sock *s, short events, uint64_t deadline)
     }
 }
 
-static int address(const redis_url *u, struct sockaddr_storage *ss, socklen_t *len)
+int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof *ss);
     if (u->path[0]) {
@@ -70,7 +70,7 @@ redis_sock *strata__sock_connect(const redis_url *u, unsigned connect_ms, char *
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (address(u, &ss, &len) != 0) {
+    if (strata__redis_sockaddr(u, &ss, &len) != 0) {
         snprintf(err, cap, "connect to redis: the address is not numeric (it did not resolve)");
         return NULL;
     }

@@ -11,6 +11,7 @@
 #define STRATA_REDIS_SOCK_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include <hiredis/hiredis.h>
 
@@ -18,6 +19,11 @@
 #include "redis/redis_url.h"
 
 typedef struct redis_sock redis_sock;
+
+struct sockaddr_storage;
+/* The address of u (its host already numeric: the client resolved it once), for connect().
+ * Returns 0, or -1 when the host is not numeric or the path too long. */
+int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, socklen_t *len);
 
 /* Connects to u within connect_ms (TCP_NODELAY and keep-alive on TCP). Returns the connection,
  * or NULL with the reason in err. */
