@@ -82,6 +82,13 @@ static void on_done(int status, void *arg)
     r->at_ms = rh_now_ms();
 }
 
+/* A numeric field of an INFO answer ("connected_clients:"), or -1. */
+static long long info_field(const char *info, const char *field)
+{
+    const char *p = strstr(info, field);
+    return p ? strtoll(p + strlen(field), NULL, 10) : -1;
+}
+
 /* Runs the loop until every result has been called back (or 3 s pass). */
 static void run_until(result *rs, int n)
 {
@@ -172,7 +179,7 @@ static void test_pipelined_on_one_connection(void **state)
                          STRATA_PENDING);
     }
     run_until(sets, N);
-    redisReply *before = rh_command(srv, "INFO clients");
+    redisReply *before = rh_command(srv, "INFO");
     for (int i = 0; i < N; i++) {
         assert_int_equal(sets[i].status, 0);
         snprintf(name, sizeof name, "k%d", i);
@@ -191,8 +198,13 @@ static void test_pipelined_on_one_connection(void **state)
         assert_int_equal(gets[i].calls, 1);
         assert_string_equal(gets[i].value, val);
     }
-    redisReply *after = rh_command(srv, "INFO clients");
-    assert_string_equal(before->str, after->str); /* no connection opened for the burst */
+    redisReply *after = rh_command(srv, "INFO");
+    /* No connection opened for the burst: none made, none open beyond those before. (Not the
+     * whole INFO clients section: client_recent_max_input_buffer moves with the traffic.) */
+    assert_int_equal(info_field(after->str, "total_connections_received:"),
+                     info_field(before->str, "total_connections_received:"));
+    assert_int_equal(info_field(after->str, "connected_clients:"),
+                     info_field(before->str, "connected_clients:"));
     freeReplyObject(before);
     freeReplyObject(after);
     strata_loop_free(lp);
