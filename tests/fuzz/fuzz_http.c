@@ -175,6 +175,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(srv.auth != NULL && auth_count(srv.auth) == 0);
     CHECK(limits_parse(NULL, &srv.rules, err, sizeof err) == 0);
     CHECK(strata_cache_new(&c->cache, &srv.cache) == 0);
+    CHECK(strata_ratelimiter_new(srv.cache, &srv.rl) == 0); /* as serve.c's start() */
 
     srv.workers = calloc(1, sizeof *srv.workers);
     CHECK(srv.workers != NULL);
