@@ -199,13 +199,13 @@ size_t strata__tags_count(strata_tags *t)
     return n;
 }
 
-int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic uint64_t *ticket,
-                     uint64_t expect)
+int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic uint64_t *slot,
+                     _Atomic uint64_t *epoch, uint64_t expect)
 {
     stripe *s = stripe_of(t, hash);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
-    if (ticket != NULL && atomic_load(ticket) != expect) {
+    if (slot != NULL && atomic_load(slot) + atomic_load(epoch) != expect) {
         pthread_mutex_unlock(&s->lock); /* the tag changed while its version was being read */
         return 0;
     }

@@ -23,12 +23,12 @@ int strata__tags_current(strata_tags *t, uint64_t hash, int create, uint64_t *ve
 /* Gives a tag a new random version (creating it if unknown). Returns 0 or STRATA_ENOMEM. */
 int strata__tags_bump(strata_tags *t, uint64_t hash);
 
-/* Sets a tag's version as the shared tier knows it (creating the tag if unknown), unless ticket
- * (may be NULL) no longer holds expect: checked under the stripe lock, so an invalidation that
- * bumps the ticket and then forgets the tag can never be overtaken by an older read.
- * Returns 0 or STRATA_ENOMEM. */
-int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic uint64_t *ticket,
-                     uint64_t expect);
+/* Sets a tag's version as the shared tier knows it (creating the tag if unknown), unless the
+ * ticket (slot + epoch; slot NULL: no check) no longer sums to expect: checked under the stripe
+ * lock, so an invalidation that bumps the ticket and then forgets the tag can never be overtaken
+ * by an older read. Returns 0 or STRATA_ENOMEM. */
+int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic uint64_t *slot,
+                     _Atomic uint64_t *epoch, uint64_t expect);
 
 /* Forgets a tag (its version changed elsewhere) / every tag. */
 void strata__tags_forget(strata_tags *t, uint64_t hash);

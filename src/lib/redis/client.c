@@ -346,6 +346,32 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
     return 0;
 }
 
+/* One SCAN step: SCAN cursor MATCH pattern COUNT count. Returns 0 with *out (the caller frees it;
+ * its element[1] is the keys, all checked to be an array) and the next cursor in next, or a
+ * failure of strata__redis_run, or STRATA_EPROTO for an answer that is not SCAN's. */
+static int scan_step(redis_client *l, const char *cursor, const char *pattern, const char *count,
+                     char *next, size_t next_cap, redisReply **out)
+{
+    char cur[32];
+    snprintf(cur, sizeof cur, "%s", cursor);
+    redis_cmd scan = {.argc = 6,
+                      .argv = {"SCAN", cur, "MATCH", pattern, "COUNT", count},
+                      .argvlen = {4, strlen(cur), 5, strlen(pattern), 5, strlen(count)}};
+    redisReply *r;
+    int rc = strata__redis_run(l, &scan, 1, &r);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->len >= next_cap) {
+        freeReplyObject(r);
+        return STRATA_EPROTO;
+    }
+    memcpy(next, r->element[0]->str, r->element[0]->len + 1);
+    *out = r;
+    return 0;
+}
+
 /* SCAN cursor MATCH pattern COUNT 1000, then UNLINK of what keep() accepts, batch by batch, so
  * a clear of millions of keys never blocks Redis (KEYS would) and holds little memory. */
 int strata__redis_scan_unlink(redis_client *l, const char *pattern,
@@ -354,20 +380,10 @@ int strata__redis_scan_unlink(redis_client *l, const char *pattern,
     char cursor[32] = "0";
     *removed = 0;
     do {
-        redis_cmd scan = {.argc = 6,
-                          .argv = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"},
-                          .argvlen = {4, strlen(cursor), 5, strlen(pattern), 5, 4}};
         redisReply *r;
-        int rc = strata__redis_run(l, &scan, 1, &r);
+        int rc = scan_step(l, cursor, pattern, "1000", cursor, sizeof cursor, &r);
         if (rc != 0)
             return rc;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
-            r->element[0]->len >= sizeof cursor) {
-            freeReplyObject(r);
-            return STRATA_EPROTO;
-        }
-        memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
         redisReply *keys = r->element[1];
         const char **argv = malloc((keys->elements + 1) * sizeof *argv);
         size_t *lens = malloc((keys->elements + 1) * sizeof *lens);
@@ -381,7 +397,6 @@ int strata__redis_scan_unlink(redis_client *l, const char *pattern,
             if (keys->element[i]->type == REDIS_REPLY_STRING &&
                 keep(keys->element[i]->str, keys->element[i]->len, arg))
                 argv[argc] = keys->element[i]->str, lens[argc++] = keys->element[i]->len;
-        rc = 0;
         if (argc > 1) {
             redisReply *u = NULL;
             redis_cmd unlink = {.argc = argc, .many = argv, .manylen = lens};
@@ -433,22 +448,10 @@ int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pat
                             const char *count, int (*each)(const char *, size_t, void *), void *arg,
                             char *next, size_t next_cap, size_t *found)
 {
-    char cur[32];
-    snprintf(cur, sizeof cur, "%s", cursor);
-    redis_cmd scan = {.argc = 6,
-                      .argv = {"SCAN", cur, "MATCH", pattern, "COUNT", count},
-                      .argvlen = {4, strlen(cur), 5, strlen(pattern), 5, strlen(count)}};
     redisReply *r;
-    int rc = strata__redis_run(l, &scan, 1, &r);
+    int rc = scan_step(l, cursor, pattern, count, next, next_cap, &r);
     if (rc != 0)
         return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->len >= next_cap) {
-        freeReplyObject(r);
-        return STRATA_EPROTO;
-    }
-    memcpy(next, r->element[0]->str, r->element[0]->len + 1);
     *found = 0;
     redisReply *keys = r->element[1];
     for (size_t i = 0; i < keys->elements; i++)
