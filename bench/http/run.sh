@@ -427,7 +427,9 @@ ratio after_vs_before_l2_100 strata_l2_100 before_l2_100
         echo "strata_l2_100: share of hits answered by L2: $(val strata_l2_100.l2_share)," \
             "L2 misses: $(val strata_l2_100.l2_misses)"
     for r in after_vs_before_l1_100 after_vs_before_l2_100; do
-        [ -n "$(val "ratio.$r")" ] && echo "$r: $(val "ratio.$r") (this build / BASELINE, medians of req/s)"
+        if [ -n "$(val "ratio.$r")" ]; then
+            echo "$r: $(val "ratio.$r") (this build / BASELINE, medians of req/s)"
+        fi
     done
     echo
     verdict() { # NAME OP LIMIT TEXT

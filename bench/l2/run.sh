@@ -113,8 +113,9 @@ URL=redis://127.0.0.1:$PORT
     echo "hiredis: $(pkg-config --modversion hiredis) libevent: $(pkg-config --modversion libevent)"
     echo "pinning: redis-server on CPU 1, clients on CPU 0"
     echo "rounds: $ROUNDS keys: $KEYS quick: $QUICK"
-    [ -n "$BENCH_BEFORE" ] &&
+    if [ -n "$BENCH_BEFORE" ]; then
         echo "baseline: $BASELINE (commit $(git -C "$BASELINE" rev-parse --short HEAD 2>/dev/null || echo none))"
+    fi
 } | tee "$OUT/machine.txt"
 
 # busy_cpus: CPUs' worth of time used over one second by everything (our redis-server is idle
@@ -185,7 +186,7 @@ rb() { # rb ROW N ARGS...: redis-benchmark set, then get, 100-byte values, over 
 sb() { # sb ROW ARGS...: bench_l2 (the baseline's, for rows named before_*)
     local row=$1 bench=$BENCH
     shift
-    [ "${row#before_}" != "$row" ] && bench=$BENCH_BEFORE
+    if [ "${row#before_}" != "$row" ]; then bench=$BENCH_BEFORE; fi
     taskset -c 0 "$bench" --url "$URL" --keys "$KEYS" --row "$row" "$@" | tee -a "$OUT/$row.txt" |
         sed -n 's/^RESULT l2\.\([^=]*\)=\(.*\)$/\1 \2/p'
     if grep -q '^WARNING' "$OUT/$row.txt"; then
@@ -208,7 +209,7 @@ row_before_async_d800() { sb before_async_d800 --mode async --depth "$DEEP" --op
 
 ROWS=(redis_benchmark redis_benchmark_p16 async_d50 async_d800 redis_benchmark_c8 sync_8t
     hiredis_async_d50 hiredis_async_d800)
-[ -n "$BENCH_BEFORE" ] && ROWS+=(before_async_d50 before_async_d800 before_sync_8t)
+if [ -n "$BENCH_BEFORE" ]; then ROWS+=(before_async_d50 before_async_d800 before_sync_8t); fi
 
 for ((r = 1; r <= ROUNDS; r++)); do
     # wait (up to QUIET_WAIT seconds) for the machine to be quiet; then measure anyway, and say so

@@ -156,7 +156,7 @@ rb() { # ROW N ARGS...: redis-benchmark EVALSHA
 lib() { # ROW ARGS...: bench_ratelimit (the baseline's, for rows named before_*)
     local row=$1 f bench=$BENCH
     shift
-    [ "${row#before_}" != "$row" ] && bench=$BENCH_BEFORE
+    if [ "${row#before_}" != "$row" ]; then bench=$BENCH_BEFORE; fi
     f=$OUT/$row.r$ROUND.txt
     taskset -c 0 "$bench" --url "$URL" --keys "$KEYS" --limit "$LIMIT" --period-ms "$PERIOD_MS" \
         --row "$row" "$@" >"$f"
@@ -221,7 +221,7 @@ row_before_lib_sync_8t() { lib before_lib_sync_8t --mode sync --threads 8 --ops 
 row_before_http_c50() { row_http_c50 before_http_c50 "$STRATA_BEFORE"; }
 
 ROWS=(rb_c50 lib_async_d50 rb_c50_p16 lib_async_d800 rb_c8 lib_sync_8t http_c50)
-[ -n "$BENCH_BEFORE" ] && ROWS+=(before_lib_async_d800 before_lib_sync_8t before_http_c50)
+if [ -n "$BENCH_BEFORE" ]; then ROWS+=(before_lib_async_d800 before_lib_sync_8t before_http_c50); fi
 
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     echo "== round $ROUND/$ROUNDS"
