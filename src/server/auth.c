@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 
@@ -214,4 +215,9 @@ const char *auth_role_name(int role)
     default:
         return "none";
     }
+}
+
+const char *auth_bearer(const char *header)
+{
+    return header != NULL && strncasecmp(header, "Bearer ", 7) == 0 ? header + 7 : NULL;
 }

@@ -27,4 +27,8 @@ int auth_check(const auth_table *t, const char *token, size_t len, const char **
 
 const char *auth_role_name(int role);
 
+/* The token of an Authorization header value ("Bearer <token>", the scheme's name in any case,
+ * RFC 9110 11.1), or NULL when it is not the Bearer scheme. Points into header. */
+const char *auth_bearer(const char *header);
+
 #endif

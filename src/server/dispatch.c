@@ -81,8 +81,8 @@ static int authenticate(req *q)
     int role = ROLE_NONE;
     if (ntokens == 0) {
         role = ROLE_ADMIN; /* no tokens: loopback development mode (checked at start) */
-    } else if (hdr != NULL && strncasecmp(hdr, "Bearer ", 7) == 0) {
-        role = auth_check(s->auth, hdr + 7, strlen(hdr + 7), &bound);
+    } else if (auth_bearer(hdr) != NULL) {
+        role = auth_check(s->auth, auth_bearer(hdr), strlen(auth_bearer(hdr)), &bound);
         if (bound != NULL)
             snprintf(q->tenant, sizeof q->tenant, "%s", bound);
     }

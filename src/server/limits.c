@@ -19,6 +19,7 @@
 
 #include <xxhash.h>
 
+#include "auth.h"
 #include "limits.h"
 #include "route.h"
 #include "handlers.h"
@@ -228,11 +229,14 @@ static int identity(req *q, const limit_rule *r, char *out, size_t cap)
         v = ip;
         break;
     case BY_TOKEN: {
-        const char *h = get_header(q, "Authorization");
+        /* The token itself, not the header's spelling: "bearer", "BEARER" ... are one caller. */
+        const char *h = get_header(q, "Authorization"), *t = auth_bearer(h);
         if (h == NULL)
             return -1;
+        if (t == NULL)
+            t = h; /* another scheme: the whole value */
         snprintf(out, cap, "\x01%s:t:%016llx", r->name,
-                 (unsigned long long)XXH3_64bits(h, strlen(h)));
+                 (unsigned long long)XXH3_64bits(t, strlen(t)));
         return 0;
     }
     case BY_TENANT:

@@ -133,6 +133,33 @@ static void test_server_rules(void **state)
     assert_int_equal(sh_stop_check(s), 0);
 }
 
+/* A rule by=token counts the token, whatever the spelling of the scheme: "Bearer", "bearer" and
+ * "BEARER" are one caller (each had its own bucket, so the limit multiplied). */
+static void test_token_rule_counts_the_token(void **state)
+{
+    (void)state;
+    sh_server *s = start_server("STRATA_TOKENS=token-aaaa:read,token-bbbb:read",
+                                "STRATA_RATE_LIMITS=pertoken:route=kv,limit=3,period=60,by=token");
+    const char *spellings[] = {
+        "Authorization: Bearer token-aaaa", "Authorization: bearer token-aaaa",
+        "Authorization: BEARER token-aaaa", "Authorization: BeArEr token-aaaa"};
+    int codes[4];
+    for (int i = 0; i < 4; i++) {
+        const char *h[] = {spellings[i], NULL};
+        sh_resp *r = sh_request(s, "GET", "/v1/cache/ns/k", h, NULL, 0);
+        codes[i] = (int)r->status;
+        sh_resp_free(r);
+    }
+    assert_int_equal(codes[0], 404); /* allowed: a miss */
+    assert_int_equal(codes[2], 404);
+    assert_int_equal(codes[3], 429); /* the fourth request of one token, however spelled */
+    const char *other[] = {"Authorization: Bearer token-bbbb", NULL};
+    sh_resp *r = sh_request(s, "GET", "/v1/cache/ns/k", other, NULL, 0);
+    SH_EXPECT_STATUS(r, 404); /* another token has its own bucket */
+    sh_resp_free(r);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 static void test_bad_rules_refused_at_start(void **state)
 {
     (void)state;
@@ -172,6 +199,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoint_shared_by_two_servers),
         cmocka_unit_test(test_server_rules),
+        cmocka_unit_test(test_token_rule_counts_the_token),
         cmocka_unit_test(test_bad_rules_refused_at_start),
         cmocka_unit_test(test_local_fallback_with_redis_killed),
     };
