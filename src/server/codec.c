@@ -22,9 +22,37 @@ int codec_put_value(json_t *obj, const void *data, size_t len)
     return rc;
 }
 
+/* A base64 digit's value, or -1. */
+static int b64_digit(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Canonical standard base64 (RFC 4648 4): digits only, '=' only as the last one or two
+ * characters, and no bits set past the data in the last digit. OpenSSL's EVP_DecodeBlock alone
+ * takes "====" for one NUL byte, "AA=A" for two bytes and skips whitespace: what a client meant
+ * cannot be guessed, so such input is refused, not stored as other bytes. */
+static int b64_canonical(const char *s, size_t n)
+{
+    size_t pad = n >= 1 && s[n - 1] == '=' ? (n >= 2 && s[n - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < n - pad; i++)
+        if (b64_digit((unsigned char)s[i]) < 0)
+            return 0;
+    if (pad == 0)
+        return 1;
+    int last = b64_digit((unsigned char)s[n - pad - 1]);
+    return (last & (pad == 2 ? 0x0F : 0x03)) == 0;
+}
+
 int codec_b64_decode(const char *s, size_t n, unsigned char **out, size_t *out_len)
 {
-    if (n % 4 != 0 || n > (size_t)1 << 30)
+    if (n % 4 != 0 || n > (size_t)1 << 30 || !b64_canonical(s, n))
         return -1;
     unsigned char *buf = malloc(n / 4 * 3 + 1);
     if (buf == NULL)

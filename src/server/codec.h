@@ -11,7 +11,8 @@
 /* A JSON object for a value: {"value": text} when it is UTF-8, else {"value_b64": base64}. */
 int codec_put_value(json_t *obj, const void *data, size_t len);
 
-/* Decodes base64 (standard alphabet, padding required) into a new buffer (caller frees).
+/* Decodes canonical base64 (standard alphabet, padding required, unused bits zero; nothing else
+ * accepted, whitespace included) into a new buffer (caller frees).
  * Returns 0 or -1 for malformed input. */
 int codec_b64_decode(const char *s, size_t n, unsigned char **out, size_t *out_len);
 
