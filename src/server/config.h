@@ -14,6 +14,7 @@ typedef struct serve_config {
     int listen_port;
     int loopback; /* the listen address is a loopback address */
     unsigned workers;
+    char workers_from[64];   /* where the worker count came from, for the start line */
     const char *tokens;      /* STRATA_TOKENS */
     const char *tokens_file; /* --tokens-file / STRATA_TOKENS_FILE */
     int insecure;

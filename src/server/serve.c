@@ -264,10 +264,11 @@ int serve_main(int argc, char **argv)
     strata_l2_stats l2;
     strata_cache_l2_stats(s.cache, &l2);
     int v6 = strchr(s.cfg.listen_host, ':') != NULL;
-    log_msg(LOG_INFO, "strata %s listening on http://%s%s%s:%d (%u workers, %s, %zu tokens)",
-            strata_version(), v6 ? "[" : "", s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port,
-            s.cfg.workers, l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
-            auth_count(s.auth));
+    log_msg(
+        LOG_INFO, "strata %s listening on http://%s%s%s:%d (%u worker%s, from %s; %s, %zu tokens)",
+        strata_version(), v6 ? "[" : "", s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port,
+        s.cfg.workers, s.cfg.workers == 1 ? "" : "s", s.cfg.workers_from,
+        l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)", auth_count(s.auth));
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);

@@ -1,6 +1,7 @@
 /* test_server_startup.c: strata serve refuses a bad configuration at once, exiting non-zero with
  * a message that names the variable or flag at fault (docs/operations.md); it refuses to listen
  * on a non-loopback address without tokens unless --insecure; and a good configuration starts. */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,33 @@ static void test_port_in_use(void **state)
     rh_stop(redis);
 }
 
+/* Left to its default, the worker count is the CPUs the process may run on, not the machine's:
+ * started under an affinity of one CPU (as taskset does; the child inherits ours), one worker. */
+static void test_default_workers_follow_affinity(void **state)
+{
+    (void)state;
+    cpu_set_t saved, one;
+    assert_int_equal(sched_getaffinity(0, sizeof saved, &saved), 0);
+    CPU_ZERO(&one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &saved)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+    sh_server *s = sh_start(NULL, NULL);
+    assert_int_equal(sched_setaffinity(0, sizeof saved, &saved), 0);
+    assert_non_null(s);
+    int seen = 0;
+    for (int i = 0; i < 100 && !seen; i++) { /* the start line follows the listening sockets */
+        seen = sh_log_contains(s, "(1 worker, from its affinity mask;");
+        if (!seen)
+            usleep(20000);
+    }
+    assert_true(seen);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 static void test_redis_down_at_start(void **state)
 {
     (void)state;
@@ -208,9 +236,12 @@ static void test_redis_down_at_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_environment),        cmocka_unit_test(test_bad_flags),
-        cmocka_unit_test(test_exposed_without_tokens), cmocka_unit_test(test_port_in_use),
+        cmocka_unit_test(test_bad_environment),
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_exposed_without_tokens),
+        cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_redis_down_at_start),
+        cmocka_unit_test(test_default_workers_follow_affinity),
     };
     SH_TEST_FILTER();
     return cmocka_run_group_tests(tests, NULL, NULL);
