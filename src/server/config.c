@@ -88,8 +88,9 @@ static void usage(FILE *f)
            "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
            "\n"
            "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
-           "(60 s: idle and slow clients are closed), STRATA_BODY_BUDGET (64 MiB of request\n"
-           "bodies held at once per worker; past it: 503).\n"
+           "(60 s: idle and slow clients are closed), STRATA_BODY_TIMEOUT (60 s: a body must\n"
+           "arrive whole within it of its head; past it: 408), STRATA_BODY_BUDGET (64 MiB of\n"
+           "request bodies held at once per worker; past it: 503).\n"
            "\n"
            "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
            "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
@@ -164,6 +165,7 @@ void serve_defaults(serve_config *c)
     c->max_body = 16u << 20;
     c->max_headers = 16u << 10;
     c->idle_timeout_s = 60;
+    c->body_timeout_s = 60;
     c->max_connections = 10000;
     c->drain_timeout_s = 10;
     c->rl_instances = 1;
@@ -246,6 +248,11 @@ int serve_config_load(serve_config *c, int argc, char **argv)
         if (parse_uint("STRATA_IDLE_TIMEOUT", v, 1, 3600, &n) != 0)
             return -1;
         c->idle_timeout_s = (unsigned)n;
+    }
+    if ((v = getenv("STRATA_BODY_TIMEOUT")) && *v) {
+        if (parse_uint("STRATA_BODY_TIMEOUT", v, 1, 3600, &n) != 0)
+            return -1;
+        c->body_timeout_s = (unsigned)n;
     }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;

@@ -26,6 +26,7 @@ typedef struct serve_config {
     size_t max_headers;
     size_t body_budget;       /* request bodies held at once per worker (STRATA_BODY_BUDGET) */
     unsigned idle_timeout_s;  /* a connection idle (or a client this slow) is closed */
+    unsigned body_timeout_s;  /* a body must arrive whole this long after its head (408) */
     unsigned max_connections; /* open connections per process (split between workers) */
     const char *rate_limits;  /* STRATA_RATE_LIMITS: the server's own rules */
     int rl_fallback;          /* STRATA_RATELIMIT_FALLBACK: local, open, closed */

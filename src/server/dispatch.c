@@ -206,6 +206,6 @@ void dispatch_setup(worker *w, http_callbacks *cb, http_limits *limits)
     unsigned share = cfg->max_connections / (cfg->workers ? cfg->workers : 1);
     limits->max_connections = share ? share : 1;
     limits->idle_timeout_s = cfg->idle_timeout_s;
-    limits->body_timeout_s = cfg->idle_timeout_s;
+    limits->body_timeout_s = cfg->body_timeout_s;
     limits->ctx_size = sizeof(req);
 }

@@ -504,6 +504,47 @@ static void test_idle_and_slow(void **state)
 }
 
 /* Many connections that send nothing or a request, then go away: the server keeps serving. */
+/* A body must arrive whole within STRATA_BODY_TIMEOUT of its head, however steadily its bytes
+ * trickle: one byte every 0.5 s stays under the idle timeout (10 s) forever, and was never cut. */
+static void test_trickled_body_times_out(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_WORKERS=1", "STRATA_IDLE_TIMEOUT=10", "STRATA_BODY_TIMEOUT=2",
+                         NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    int fd = sh_raw_connect(sh_port(s));
+    assert_true(fd >= 0);
+    const char head[] =
+        "PUT /v1/cache/lim/trickle HTTP/1.1\r\nHost: a\r\nContent-Length: 40\r\n\r\n";
+    assert_int_equal(sh_raw_send(fd, head, sizeof head - 1), 0);
+    long t0 = sh_now_ms();
+    int sent = 0, eof = 0;
+    size_t n = 0;
+    char *out = NULL;
+    while (sent < 40 && sh_now_ms() - t0 < 8000) {
+        if (sh_raw_send(fd, "x", 1) != 0)
+            break; /* closed on us */
+        sent++;
+        free(out);
+        out = sh_raw_read_all(fd, 500, &n, &eof); /* waits up to 0.5 s for an answer */
+        if (n > 0 || eof)
+            break;
+    }
+    long took = sh_now_ms() - t0;
+    if (n == 0 && !eof)
+        out = sh_raw_read_all(fd, 3000, &n, &eof);
+    close(fd);
+    if (n == 0 || first_status(out) != 408 || took > 5000)
+        fprintf(stderr, "trickled body: %d bytes sent, %ld ms, %zu bytes back: %.200s\n", sent,
+                took, n, out ? out : "");
+    assert_true(n > 0);
+    assert_int_equal(first_status(out), 408);  /* request_timeout, then closed */
+    assert_true(took >= 1500 && took <= 5000); /* 2 s, generously */
+    free(out);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 static void test_connection_churn(void **state)
 {
     (void)state;
@@ -579,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_raw_body_limit_small),
         cmocka_unit_test(test_pipelining),
         cmocka_unit_test(test_idle_and_slow),
+        cmocka_unit_test(test_trickled_body_times_out),
         cmocka_unit_test(test_connection_churn),
         cmocka_unit_test(test_open_connections),
         cmocka_unit_test(test_clean_exit),
