@@ -37,7 +37,23 @@
 
 /* A listening socket on the configured address with SO_REUSEPORT, so every worker has its own
  * and the kernel balances connections between them. */
-static int listen_socket(const serve_config *c, char *err, size_t errcap)
+/* Whether another process already listens on the address: bound without SO_REUSEPORT, a probe
+ * socket is refused by any listener, where the workers' sockets (SO_REUSEPORT) would be let in
+ * beside another strata serve and silently share its traffic. (SO_REUSEADDR on the probe: a
+ * connection of an earlier run in TIME_WAIT is no listener.) */
+static int already_served(const struct addrinfo *a)
+{
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0)
+        return 0;
+    int busy = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+               bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
+}
+
+/* The listening socket of a worker; the first checks nobody else listens there. */
+static int listen_socket(const serve_config *c, int first, char *err, size_t errcap)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -48,6 +64,14 @@ static int listen_socket(const serve_config *c, char *err, size_t errcap)
     int gai = getaddrinfo(c->listen_host, port, &hints, &res);
     if (gai != 0) {
         snprintf(err, errcap, "cannot resolve %s: %s", c->listen_host, gai_strerror(gai));
+        return -1;
+    }
+    if (first && c->listen_port != 0 && already_served(res)) {
+        snprintf(err, errcap,
+                 "cannot listen on %s:%d: another process already listens there (a second "
+                 "strata serve would share its traffic); stop it or choose another --listen",
+                 c->listen_host, c->listen_port);
+        freeaddrinfo(res);
         return -1;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -83,7 +107,7 @@ static int worker_init(server *s, worker *w, unsigned index, char *err, size_t e
         snprintf(err, errcap, "out of memory");
         return -1;
     }
-    int fd = listen_socket(&s->cfg, err, errcap);
+    int fd = listen_socket(&s->cfg, index == 0, err, errcap);
     if (fd < 0)
         return -1;
     return http_server_listen(w->http, fd, err, errcap);

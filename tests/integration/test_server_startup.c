@@ -172,6 +172,15 @@ static void test_port_in_use(void **state)
     const char *args[] = {"--listen", listen, "--workers", "1", NULL};
     expect_refused(NULL, args, listen);
     rh_stop(redis);
+    /* A port a strata serve listens on (with SO_REUSEPORT, as its workers do): a second one is
+     * refused too, instead of starting and silently sharing the traffic. */
+    sh_server *first = sh_start(NULL, NULL);
+    assert_non_null(first);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", sh_port(first));
+    const char *again[] = {"--listen", listen, NULL};
+    expect_refused(NULL, again, "another process already listens there");
+    assert_true(sh_healthy(first)); /* the first goes on serving */
+    assert_int_equal(sh_stop_check(first), 0);
 }
 
 /* Left to its default, the worker count is the CPUs the process may run on, not the machine's:
