@@ -18,7 +18,7 @@
  * after --warmup untimed ones, and prints a human line and `RESULT l2.<row>.<op>=<ops/s>`.
  *
  * L2, not L1: the cache is made with cfg.redis.coherence = 0. With coherence off, L1 is never
- * trusted for shared keys (strata__tt_l1_trusted() is false without an invalidation link):
+ * trusted for shared keys (the two-tier logic does not trust L1 without an invalidation link):
  * every get goes to Redis and what it reads is not promoted, and a set is not linked into L1.
  * So each get below is one Redis GET plus strata's decode and value build, exactly. The bench
  * checks it: every value read must be 100 bytes starting with its own key, and the L2 counters

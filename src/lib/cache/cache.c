@@ -252,11 +252,6 @@ int strata_cache_shared(strata_cache *c)
     return c->pool.ops != NULL;
 }
 
-redis_client *strata__cache_redis(strata_cache *c)
-{
-    return c->redis;
-}
-
 redis_events strata__cache_events(strata_cache *c)
 {
     return (redis_events){on_recovered, on_link_up, on_invalidated, c};

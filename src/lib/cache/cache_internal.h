@@ -36,11 +36,7 @@ void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coh
 /* The handlers the cache gives its Redis client (what a fake Redis raises in tests). */
 redis_events strata__cache_events(strata_cache *c);
 
-/* How a loop's calls reach Redis (its pipelined connection), and its cache. */
+/* How a loop's calls reach Redis (its pipelined connection), for the features. */
 tier strata__loop_tier(strata_loop *lp);
-strata_cache *strata__loop_cache(strata_loop *lp);
-
-/* The cache's Redis client (NULL without a shared tier), for the features. */
-redis_client *strata__cache_redis(strata_cache *c);
 
 #endif

@@ -57,11 +57,6 @@ tier strata__loop_tier(strata_loop *lp)
     return lp->t;
 }
 
-strata_cache *strata__loop_cache(strata_loop *lp)
-{
-    return lp->cache;
-}
-
 int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,
                            strata_value **out)
 {

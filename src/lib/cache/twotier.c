@@ -69,7 +69,8 @@ typedef struct op {
 
 /* ---- shared helpers ----------------------------------------------------------------------- */
 
-int strata__tt_l1_trusted(strata_cache *c)
+/* May L1's copies of shared keys be served? Only while every change in Redis reaches L1. */
+static int l1_trusted(strata_cache *c)
 {
     return c->pool.ops == NULL || c->pool.ops->link_up(c->pool.self);
 }
@@ -187,7 +188,7 @@ static int finish_set(strata_cache *c, struct strata_value *e, unsigned flags, u
 {
     if (rc == 0) {
         e->pinned = 0; /* Redis holds it: L1's copy is a cache entry like any other */
-        if (strata__tt_l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
+        if (l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
             strata_value_release(e);
         else
             strata__l1_discard(e);
@@ -299,7 +300,7 @@ static void judge(op *o, const format_view *f, const uint64_t *have);
 static unsigned known_tags(op *o, const format_view *f, uint64_t *have)
 {
     strata_cache *c = o->c;
-    int trusted = strata__tt_l1_trusted(c);
+    int trusted = l1_trusted(c);
     unsigned unknown = 0;
     for (unsigned i = 0; i < f->ntags; i++) {
         char tag[STRATA_TAG_MAX + 1];
@@ -334,7 +335,7 @@ static void got_tags(int status, redisReply **r, size_t n, void *arg)
             fall_back(o, rc, 0);
             return;
         }
-        if (x->have[i] != 0 && strata__tt_l1_trusted(o->c)) {
+        if (x->have[i] != 0 && l1_trusted(o->c)) {
             char tag[STRATA_TAG_MAX + 1];
             memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
             tag[x->f.tags[i].name_len] = '\0';
@@ -424,8 +425,8 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
         if (rc == STRATA_ETOOBIG || rc == STRATA_EVALUELARGE)
             rc = STRATA_ENOTFOUND; /* too big for L1: served as a miss, as L1 alone would */
     }
-    if (rc == 0 && (!c->coherent || !strata__tt_l1_trusted(c) ||
-                    strata__l1_store(c->l1, e, 0, o->now, o->ticket) != 0))
+    if (rc == 0 &&
+        (!c->coherent || !l1_trusted(c) || strata__l1_store(c->l1, e, 0, o->now, o->ticket) != 0))
         strata__l1_detach(e); /* served once, not kept */
     atomic_fetch_add(rc == 0 ? &c->hits : &c->misses, 1);
     complete(o, rc, e);
@@ -471,8 +472,7 @@ int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
     int rc = strata__l1_resolve(c->l1, k, &a);
     if (rc != 0)
         return rc;
-    if (strata__tt_l1_trusted(c) &&
-        (rc = strata__l1_get_at(c->l1, k, &a, now, 1, out)) != STRATA_ENOTFOUND)
+    if (l1_trusted(c) && (rc = strata__l1_get_at(c->l1, k, &a, now, 1, out)) != STRATA_ENOTFOUND)
         return rc;
     op stack, *o = new_op(c, t, k, OP_GET, now, &stack);
     if (o == NULL)

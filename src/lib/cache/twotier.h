@@ -23,9 +23,6 @@ int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *val
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
                    void *arg);
 
-/* May L1's copies of shared keys be served? Only while every change in Redis reaches L1. */
-int strata__tt_l1_trusted(strata_cache *c);
-
 /* A random non-zero 64-bit value (tag versions). */
 uint64_t strata__tt_random(strata_cache *c);
 

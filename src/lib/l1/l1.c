@@ -829,15 +829,6 @@ int strata_l1_stats(strata_l1 *l1, const char *ns, strata_stats *out)
 
 /* ---- two-tier hooks (l1_internal.h) ------------------------------------------------------- */
 
-int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap, size_t *len,
-                         uint64_t *hash)
-{
-    int rc = strata_key_build(l1->prefix, k, l1->max_key_len, buf, cap, len);
-    if (rc == 0)
-        *hash = XXH3_64bits(buf, *len);
-    return rc;
-}
-
 const char *strata__l1_prefix(strata_l1 *l1)
 {
     return l1->prefix;

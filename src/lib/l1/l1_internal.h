@@ -60,16 +60,12 @@ int strata__l1_resolve(const strata_l1 *l1, const strata_key *k, l1_addr *a);
 /* strata_l1_get, where a tag this L1 does not know makes a miss but not an invalidation. */
 int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
                       strata_value **out);
-/* strata_l1_del for an address already resolved. */
-int strata__l1_del_at(strata_l1 *l1, const l1_addr *a, uint64_t now_ms);
-
 /* The same for an address already resolved from k. */
 int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *a, uint64_t now_ms,
                       int unknown_tags_ok, strata_value **out);
+/* strata_l1_del for an address already resolved. */
+int strata__l1_del_at(strata_l1 *l1, const l1_addr *a, uint64_t now_ms);
 
-/* The stored key (as strata_key_build with L1's prefix and key limit) and its hash. */
-int strata__l1_build_key(strata_l1 *l1, const strata_key *k, char *buf, size_t cap, size_t *len,
-                         uint64_t *hash);
 const char *strata__l1_prefix(strata_l1 *l1);
 strata_tags *strata__l1_tags(strata_l1 *l1);
 
