@@ -7,6 +7,7 @@
  * (403) are answered at once: no 100 Continue is sent and no body is read for a request refused
  * here. Everything else gathers its body (handlers want it whole) and goes on.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -190,6 +191,17 @@ static size_t on_refusal(http_conn *c, int status, const char *code, const char 
     return n < 0 ? 0 : (size_t)n;
 }
 
+/* The HTTP layer pauses accepting after each failure and tells us at most every 10 s. */
+static void on_accept_error(int err, unsigned long failures, void *arg)
+{
+    worker *w = arg;
+    log_msg(LOG_WARN,
+            "worker %u: cannot accept connections: %s (%lu time%s); pausing accepts 250 ms at a "
+            "time and serving the open connections%s",
+            w->index, strerror(err), failures, failures == 1 ? "" : "s",
+            err == EMFILE || err == ENFILE ? "; raise the descriptor limit (ulimit -n)" : "");
+}
+
 void dispatch_setup(worker *w, http_callbacks *cb, http_limits *limits)
 {
     const serve_config *cfg = &w->srv->cfg;
@@ -199,6 +211,7 @@ void dispatch_setup(worker *w, http_callbacks *cb, http_limits *limits)
     cb->on_request = on_request;
     cb->on_drop = on_drop;
     cb->on_refusal = on_refusal;
+    cb->on_accept_error = on_accept_error;
     memset(limits, 0, sizeof *limits);
     limits->max_headers = cfg->max_headers;
     limits->max_body = cfg->max_body;

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,48 @@
 #include "log.h"
 #include "namespaces.h"
 #include "server.h"
+
+/* ---- descriptors -------------------------------------------------------------------------- */
+
+/* Descriptors the process needs besides its clients' sockets: stdio; per worker a listener, an
+ * epoll, a wakeup pair and its Redis connection; the Redis pool and the invalidation link; and
+ * room for what opens now and then (the tokens file on SIGHUP, the resolver, a reconnect). */
+static unsigned fixed_descriptors(const serve_config *c)
+{
+    unsigned pool = c->cache.redis.max_connections ? c->cache.redis.max_connections : 8;
+    return 32 + c->workers * 6 + pool + 2;
+}
+
+/* Raises the soft descriptor limit to the hard one (the usual soft 1024 is below the default
+ * 10,000 connections). If the connection limit still cannot be held, it is lowered to what can
+ * be, with one warning: past the descriptors, accepts and Redis reconnects would fail alike. */
+static void fit_descriptors(serve_config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl = raised;
+    }
+    unsigned w = c->workers, fixed = fixed_descriptors(c), share = c->max_connections / w;
+    unsigned long long need =
+        fixed + (unsigned long long)w * http_server_most_open(share ? share : 1);
+    if (rl.rlim_cur == RLIM_INFINITY || need <= rl.rlim_cur)
+        return;
+    unsigned long long per = rl.rlim_cur > fixed ? (rl.rlim_cur - fixed) / w : 0;
+    unsigned fit = per > 2 ? (unsigned)((per - 2) * 8 / 9) : 1;
+    while (fit > 1 && http_server_most_open(fit) > per)
+        fit--;
+    log_msg(LOG_WARN,
+            "the descriptor limit (%llu, hard %llu) cannot hold STRATA_MAX_CONNECTIONS=%u: "
+            "serving at most %u connections (%u per worker); raise `ulimit -n` (LimitNOFILE= "
+            "under systemd) for more",
+            (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+            c->max_connections, fit * w, fit);
+    c->max_connections = fit * w;
+}
 
 /* ---- workers ------------------------------------------------------------------------------ */
 
@@ -274,6 +317,7 @@ int serve_main(int argc, char **argv)
     pthread_rwlock_init(&s.auth_lock, NULL);
     offload_init(&s.jobs);
     s.started_ms = strata_now_ms();
+    fit_descriptors(&s.cfg);
     if (start(&s) != 0) {
         stop(&s);
         return 1;

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -284,6 +285,14 @@ static int build(const char *const *env, const char *const *args, int port, strl
     return 0;
 }
 
+static struct rlimit next_nofile; /* for the next child; rlim_max 0: inherited */
+
+void sh_next_nofile(unsigned soft, unsigned hard)
+{
+    next_nofile.rlim_cur = soft;
+    next_nofile.rlim_max = hard;
+}
+
 /* Forks and execs; stdout/stderr appended to logpath. Returns the pid, or -1. */
 static pid_t spawn(strlist *argv, strlist *envp, const char *logpath)
 {
@@ -298,6 +307,8 @@ static pid_t spawn(strlist *argv, strlist *envp, const char *logpath)
         return -1;
     }
     pid_t parent = getpid();
+    struct rlimit nofile = next_nofile;
+    next_nofile.rlim_max = 0;
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "server_harness: fork: %s\n", strerror(errno));
@@ -321,6 +332,8 @@ static pid_t spawn(strlist *argv, strlist *envp, const char *logpath)
         if (close_range(3, ~0u, 0) != 0)
             for (int fd = 3; fd < 1024; fd++)
                 close(fd);
+        if (nofile.rlim_max != 0 && setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            _exit(127);
         execve(argv->v[0], argv->v, envp->v);
         _exit(127);
     }

@@ -39,6 +39,9 @@ typedef struct sh_server sh_server;
  * Waits up to 5 s (10 s under sanitizers) until GET /livez answers 200. Returns a handle, or NULL
  * with the reason and the server's log on stderr (the process, if any, is killed). */
 sh_server *sh_start(const char *const *env, const char *const *args);
+/* The next server started (sh_start or sh_run) runs with RLIMIT_NOFILE soft and hard (a
+ * descriptor limit it cannot raise past hard); then back to the test's own. */
+void sh_next_nofile(unsigned soft, unsigned hard);
 
 int sh_port(const sh_server *s);
 pid_t sh_pid(const sh_server *s); /* -1 once it exited (and was reaped) */

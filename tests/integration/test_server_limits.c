@@ -293,6 +293,15 @@ static void test_raw_malformed(void **state)
     expect_refused("non-numeric Content-Length", badcl, sizeof badcl - 1);
     const char nocolon[] = "GET /livez HTTP/1.1\r\nHost a\r\nthis is not a header\r\n\r\n";
     expect_refused("header without a colon", nocolon, sizeof nocolon - 1);
+    /* RFC 9112 6.1: chunked in HTTP/1.0 is faulty framing: refused and closed, never kept
+     * alive for a pipelined request behind it; nothing is stored. */
+    const char te10[] = "PUT /v1/cache/lim/te10 HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "1\r\na\r\n0\r\n\r\nGET /livez HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(expect_refused("HTTP/1.0 with chunked", te10, sizeof te10 - 1), 400);
+    expect_error("GET", "/v1/cache/lim/te10", NULL, NULL, 404, "not_found");
+    /* A bare LF ending a line of the head. */
+    const char lf[] = "GET /livez HTTP/1.1\nHost: a\n\n";
+    assert_int_equal(expect_refused("bare LF line ends", lf, sizeof lf - 1), 400);
 
     /* Headers over 16 KiB. */
     size_t hl = 20000;
@@ -602,6 +611,74 @@ static void test_open_connections(void **state)
     assert_int_equal(sh_stop_check(s), 0);
 }
 
+/* Counts the lines of s's log that contain needle. */
+static int log_lines_with(const sh_server *s, const char *needle)
+{
+    char *log = sh_log(s);
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* The soft limit of open files of a process, from /proc. */
+static long nofile_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "r");
+    long soft = -1;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "Max open files", 14) == 0)
+            soft = atol(line + 26);
+    if (f != NULL)
+        fclose(f);
+    return soft;
+}
+
+/* Descriptors: the soft limit is raised to the hard one; a hard limit too low for
+ * STRATA_MAX_CONNECTIONS lowers it, with one warning; 80 silent clients against 64
+ * descriptors neither exhaust them nor make the worker spin on failing accepts (it wrote
+ * hundreds of thousands of "Too many open files" lines before), and served clients go on. */
+static void test_descriptor_limit(void **state)
+{
+    (void)state;
+    const char *env1000[] = {"STRATA_WORKERS=1", "STRATA_MAX_CONNECTIONS=1000", NULL};
+    sh_next_nofile(64, 4096);
+    sh_server *s = sh_start(env1000, NULL);
+    assert_non_null(s);
+    assert_int_equal(nofile_of(sh_pid(s)), 4096); /* raised */
+    assert_int_equal(log_lines_with(s, "descriptor limit"), 0);
+    assert_int_equal(sh_stop_check(s), 0);
+
+    const char *env[] = {"STRATA_WORKERS=1", "STRATA_IDLE_TIMEOUT=30", NULL};
+    sh_next_nofile(64, 64);
+    s = sh_start(env, NULL);
+    assert_non_null(s);
+    assert_int_equal(log_lines_with(s, "cannot hold STRATA_MAX_CONNECTIONS=10000"), 1);
+    int served = open_served(sh_port(s)), silent[80];
+    for (int i = 0; i < 80; i++)
+        silent[i] = sh_raw_connect(sh_port(s));
+    sh_sleep_ms(1500);
+    const char again[] = "GET /livez HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(sh_raw_send(served, again, sizeof again - 1), 0);
+    size_t n = 0;
+    int eof = 0;
+    char *out = sh_raw_read_responses(served, 1, 3000, &n, &eof);
+    assert_int_equal(first_status(out), 200); /* an open connection is still served */
+    free(out);
+    assert_true(log_lines_with(s, "cannot accept") <= 1);
+    assert_int_equal(log_lines_with(s, "Error from accept"), 0);
+    for (int i = 0; i < 80; i++)
+        if (silent[i] >= 0)
+            close(silent[i]);
+    close(served);
+    sh_sleep_ms(300);
+    assert_true(sh_healthy(s)); /* a new connection is accepted and served */
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 static void test_clean_exit(void **state)
 {
     (void)state;
@@ -623,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_trickled_body_times_out),
         cmocka_unit_test(test_connection_churn),
         cmocka_unit_test(test_open_connections),
+        cmocka_unit_test(test_descriptor_limit),
         cmocka_unit_test(test_clean_exit),
     };
     SH_TEST_FILTER();

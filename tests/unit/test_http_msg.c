@@ -5,7 +5,9 @@
  * Checked: feeding stops after a head that announces a body (nothing of the body parsed) and
  * after each message; spans are offsets, so the same message fed from a moved buffer reads the
  * same; chunked bodies are joined in place or handed out piece by piece; responses are framed
- * by length, by chunks, or by the close; the head and body limits refuse with their status.
+ * by length, by chunks, or by the close; the head and body limits refuse with their status;
+ * framing a hop could read otherwise is refused (a bare LF in a request head, Transfer-Encoding
+ * in HTTP/1.0), however the bytes are cut.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,6 +150,62 @@ static void test_limits(void **state)
     assert_int_equal(m.fail_status, 400);
 }
 
+/* Feeds s one byte at a time (each read a byte long), as a trickling client would. */
+static int feed_bytewise(const char *s)
+{
+    static char buf[1024];
+    size_t len = strlen(s), at = 0;
+    memcpy(buf, s, len + 1);
+    int e = HTTP_MSG_MORE;
+    for (size_t end = 1; end <= len && e == HTTP_MSG_MORE; end++) {
+        size_t used = 0;
+        e = http_msg_feed(&m, buf, buf + at, end - at, &used);
+        at += used;
+    }
+    return e;
+}
+
+/* Feeds s whole, then byte by byte; returns the status of a refusal (both ways the same), or 0. */
+static int refused_with(const char *s)
+{
+    char buf[1024];
+    size_t at = 0;
+    snprintf(buf, sizeof buf, "%s", s);
+    http_msg_init(&m, HTTP_REQUEST, 1024, 1024);
+    int whole = feed(buf, strlen(buf), &at) == HTTP_MSG_ERROR ? m.fail_status : 0;
+    http_msg_init(&m, HTTP_REQUEST, 1024, 1024);
+    int bytewise = feed_bytewise(s) == HTTP_MSG_ERROR ? m.fail_status : 0;
+    assert_int_equal(whole, bytewise);
+    return whole;
+}
+
+static void test_faulty_framing(void **state)
+{
+    (void)state;
+    /* the same requests with CR LF are fine */
+    assert_int_equal(refused_with("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), 0);
+    assert_int_equal(refused_with("GET / HTTP/1.0\r\n\r\n"), 0);
+    assert_int_equal(refused_with("PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                                  "\r\n1\r\na\r\n0\r\n\r\n"),
+                     0);
+    /* a bare LF anywhere in the head: after the request line, a header, or as the empty line */
+    assert_int_equal(refused_with("GET / HTTP/1.1\nHost: h\r\n\r\n"), 400);
+    assert_int_equal(refused_with("GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n"), 400);
+    assert_int_equal(refused_with("GET / HTTP/1.1\r\nHost: h\r\n\n"), 400);
+    assert_int_equal(refused_with("GET / HTTP/1.0\n\n"), 400);
+    assert_string_equal(m.fail_msg, "a line of the request head ends in LF without CR");
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0, with or without a length beside it */
+    assert_int_equal(refused_with("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "1\r\na\r\n0\r\n\r\n"),
+                     400);
+    assert_non_null(strstr(m.fail_msg, "HTTP/1.0"));
+    /* a response (the upstream client's side) is not held to the request rules */
+    char resp[] = "HTTP/1.1 200 OK\nContent-Length: 2\n\nok";
+    size_t at = 0;
+    http_msg_init(&m, HTTP_RESPONSE, 1024, 1024);
+    assert_int_equal(feed(resp, strlen(resp), &at), HTTP_MSG_HEAD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_chunked_joined_or_streamed),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_faulty_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

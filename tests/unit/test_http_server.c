@@ -15,7 +15,11 @@
  * - bodies gathered whole are held within the server's budget: past it a 503, and on_drop
  *   instead of on_request;
  * - the body deadline holds however slowly the body trickles in (the idle timer re-arms on
- *   every byte; the deadline does not).
+ *   every byte; the deadline does not);
+ * - a body's buffer grows with the bytes that came, not with the length its head announces;
+ * - the connection limit bounds sockets (accepting waits once the limit and a little room for
+ *   refusals are open), and a failing accept (EMFILE) pauses accepting instead of spinning,
+ *   is reported once, and the open connections are served meanwhile.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -25,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +50,8 @@ typedef struct fixture {
     int verdict; /* on_head's answer, unless it refuses */
     int need_token;
     int heads, requests, drops, writables;
+    int accept_reports, accept_err;
+    unsigned long accept_reported;
     size_t pieces, body_len;
     char body[64 * 1024];
     /* a response in pieces */
@@ -150,6 +158,14 @@ static void on_drop(http_conn *c, void *arg)
         http_conn_done(c); /* a streamed request is the owner's until done */
 }
 
+static void on_accept_error(int err, unsigned long failures, void *arg)
+{
+    fixture *f = arg;
+    f->accept_reports++;
+    f->accept_err = err;
+    f->accept_reported += failures;
+}
+
 /* ---- the client ----------------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -167,7 +183,8 @@ static int setup(void **state)
                          .on_body = on_body,
                          .on_request = on_request,
                          .on_drop = on_drop,
-                         .on_writable = on_writable};
+                         .on_writable = on_writable,
+                         .on_accept_error = on_accept_error};
     f->s = http_server_new(f->base, &lim, &cb);
     assert_non_null(f->s);
     f->verdict = HTTP_HEAD_GATHER;
@@ -477,6 +494,27 @@ static void test_body_budget(void **state)
     assert_int_equal(http_server_body_held(f->s), 0); /* given back once answered */
 }
 
+/* A head that announces a large body pins no more memory than the bytes that came. */
+static void test_buffer_grows_with_what_arrives(void **state)
+{
+    fixture *f = *state;
+    http_limits lim = {.max_headers = 16 * 1024,
+                       .max_body = 16 << 20,
+                       .idle_timeout_s = 10,
+                       .ctx_size = 64};
+    http_server_set_limits(f->s, &lim);
+    connect_client(f, 0);
+    send_text(f, "PUT /v HTTP/1.1\r\nHost: a\r\nContent-Length: 16000000\r\n\r\n");
+    char some[10000];
+    memset(some, 'b', sizeof some);
+    assert_int_equal(send(f->fd, some, sizeof some, 0), (ssize_t)sizeof some);
+    for (int i = 0; i < 5; i++)
+        turn(f);
+    assert_int_equal(http_server_body_held(f->s), 16000000); /* the budget counts the claim */
+    assert_true(http_server_buffered(f->s) <= 4 * sizeof some); /* memory, only what came */
+    assert_int_equal(f->requests, 0);
+}
+
 static uint64_t ms_now(void)
 {
     struct timespec ts;
@@ -589,6 +627,130 @@ static void test_linger_is_bounded(void **state)
     assert_true(ms_now() - t0 < 1500);
 }
 
+/* ---- accepting -------------------------------------------------------------------------- */
+
+static int listen_tcp(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 64), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* A client connected through the listener's backlog (loopback: at once, accepted or not). */
+static int connect_tcp(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void run_ms(fixture *f, long ms)
+{
+    uint64_t t0 = ms_now();
+    while ((long)(ms_now() - t0) < ms) {
+        turn(f);
+        usleep(1000);
+    }
+}
+
+/* Sends a request on fd while the loop turns, and returns the status of the answer (0: none). */
+static int ask(fixture *f, int fd)
+{
+    const char *req = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+        return 0;
+    run_ms(f, 50);
+    char buf[512] = "";
+    ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    return n > 12 ? atoi(buf + 9) : 0;
+}
+
+static void listen_on(fixture *f, int *port)
+{
+    char err[128];
+    assert_int_equal(http_server_listen(f->s, listen_tcp(port), err, sizeof err), 0);
+}
+
+static void test_descriptors_bounded(void **state)
+{
+    fixture *f = *state;
+    http_limits lim = {.max_headers = 16 * 1024,
+                       .max_body = 1 << 20,
+                       .max_connections = 2,
+                       .idle_timeout_s = 10,
+                       .ctx_size = 64};
+    http_server_set_limits(f->s, &lim);
+    unsigned most = http_server_most_open(2);
+    assert_int_equal(most, 4); /* 2, and room to refuse 2 more */
+    int port, fd[10];
+    listen_on(f, &port);
+    for (int i = 0; i < 10; i++)
+        fd[i] = connect_tcp(port);
+    run_ms(f, 200);
+    assert_int_equal(http_server_open(f->s), most); /* the other 6 wait in the kernel's queue */
+    int served = 0, refused = 0;
+    for (int i = 0; i < 10; i++) {
+        int st = ask(f, fd[i]);
+        served += st == 200;
+        refused += st == 503;
+    }
+    assert_int_equal(served, 2);
+    assert_int_equal(refused, 2);
+    assert_int_equal(http_server_open(f->s), most);
+    for (int i = 0; i < 10; i++)
+        close(fd[i]);
+    run_ms(f, 200); /* the waiting ones are accepted in turn, see their clients gone, close */
+    assert_int_equal(http_server_open(f->s), 0);
+    int again = connect_tcp(port);
+    assert_int_equal(ask(f, again), 200); /* accepting again */
+    close(again);
+}
+
+static void test_failing_accept_pauses(void **state)
+{
+    fixture *f = *state;
+    int port, served = -1, waiting[5];
+    listen_on(f, &port);
+    int open = connect_tcp(port);
+    run_ms(f, 50);
+    assert_int_equal(http_server_open(f->s), 1);
+    for (int i = 0; i < 5; i++)
+        waiting[i] = connect_tcp(port); /* in the backlog: accept will need a descriptor */
+    struct rlimit was, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    low = was;
+    low.rlim_cur = (rlim_t)dup(0); /* the lowest free descriptor: none is left below it */
+    close((int)low.rlim_cur);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    run_ms(f, 600);
+    served = ask(f, open); /* the open connection is served meanwhile */
+    unsigned long failures = http_server_accept_failures(f->s);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    assert_int_equal(served, 200);
+    /* Paused 250 ms after each failure: a few tries in 650 ms, not thousands. */
+    assert_true(failures >= 1 && failures <= 6);
+    assert_int_equal(f->accept_reports, 1); /* one report per 10 s */
+    assert_int_equal(f->accept_err, EMFILE);
+    assert_int_equal(f->accept_reported, 1);
+    run_ms(f, 400); /* the pause ends: the waiting ones are accepted */
+    assert_int_equal(http_server_open(f->s), 6);
+    for (int i = 0; i < 5; i++)
+        close(waiting[i]);
+    close(open);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,10 +762,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head_refuses_before_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_accepts_then_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_grows_with_what_arrives, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_deadline_is_a_timer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_deadline_silent_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_descriptors_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_accept_pauses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

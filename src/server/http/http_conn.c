@@ -43,6 +43,8 @@ enum {
     BODY_ROOM = 1024,            /* room a streamed body needs behind its head */
     SPARES_MAX = 256,            /* buffers and request contexts a server keeps for reuse */
     LINGER_MS = 5000,            /* longest lingering close, by default */
+    ACCEPT_PAUSE_MS = 250,       /* accepting rests this long after accept fails (EMFILE...) */
+    ACCEPT_REPORT_MS = 10000,    /* at most one report of failing accepts per this period */
     OUT_HIGH_WATER = 256 * 1024, /* queued answer bytes that stop reading more requests */
     WRITE_FULL = 64 * 1024,      /* queued bytes past which a piecewise writer is told to stop */
     INLINE_BODY = 2048,          /* bodies up to this are copied beside the head */
@@ -63,6 +65,12 @@ struct http_server {
     const struct timeval *idle_tv; /* the idle timeout, as a libevent common timeout */
     http_conn *conns;              /* every connection not yet freed */
     unsigned nconns, nalive;       /* open ones; not yet freed ones */
+    struct event *resume;          /* ends a pause of accepting after a failed accept */
+    unsigned paused_full : 1;      /* not accepting: every descriptor allowed is open */
+    unsigned paused_failing : 1;   /* not accepting: accept failed, resume is pending */
+    unsigned long accept_failures; /* failed accepts, in all */
+    unsigned long unreported;      /* failed accepts not told to on_accept_error yet */
+    uint64_t reported_ms;          /* when on_accept_error was last called */
     size_t body_held;              /* bytes reserved by bodies in flight */
     struct spare *in, *ctx;
     unsigned nin, nctx;
@@ -266,6 +274,73 @@ static void on_closed(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- accepting ----------------------------------------------------------------------------
+ * Two pauses hold accepting off. Every socket the limit allows is open (the limit, and room past
+ * it to tell a few more they are refused): the rest wait in the kernel's queue until one closes,
+ * so the limit bounds descriptors. accept fails (EMFILE, ENFILE, ENOBUFS): without a pause the
+ * listener, still readable, would be called again at once, a spin; it rests ACCEPT_PAUSE_MS
+ * while the open connections are served, and the owner hears of it once per ACCEPT_REPORT_MS. */
+
+unsigned http_server_most_open(unsigned max_connections)
+{
+    return max_connections ? max_connections + max_connections / 8 + 2 : 0;
+}
+
+static void set_accepting(http_server *s)
+{
+    if (s->listener == NULL)
+        return;
+    if (s->paused_full || s->paused_failing)
+        evconnlistener_disable(s->listener);
+    else
+        evconnlistener_enable(s->listener);
+}
+
+/* A socket was opened (opened 1) or closed (0): pauses or resumes accepting at the bound. */
+static void count_open(http_server *s, int opened)
+{
+    if (opened)
+        s->nconns++;
+    else
+        s->nconns--;
+    unsigned most = http_server_most_open(s->lim.max_connections);
+    if (most == 0)
+        return;
+    int full = s->nconns >= most;
+    if (full != s->paused_full) {
+        s->paused_full = full;
+        set_accepting(s);
+    }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    http_server *s = arg;
+    s->paused_failing = 0;
+    set_accepting(s);
+}
+
+static void on_accept_failed(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    http_server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    s->accept_failures++;
+    s->unreported++;
+    s->paused_failing = 1;
+    set_accepting(s);
+    struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(s->resume, &pause);
+    uint64_t now = now_ms();
+    if (s->cb.on_accept_error != NULL &&
+        (s->reported_ms == 0 || now - s->reported_ms >= ACCEPT_REPORT_MS)) {
+        s->cb.on_accept_error(err, s->unreported, s->cb.arg);
+        s->unreported = 0;
+        s->reported_ms = now;
+    }
+}
+
 /* Closes the socket. The struct goes too, unless a request is still being answered: then it
  * goes when that answer is done (http_conn_done), and the answer is dropped. */
 static void close_conn(http_conn *c)
@@ -275,7 +350,7 @@ static void close_conn(http_conn *c)
     wait_for(c, 0);
     close(c->fd);
     c->fd = -1;
-    c->s->nconns--;
+    count_open(c->s, 0);
     if (!c->busy) {
         destroy(c);
     } else if (c->owned && c->s->cb.on_drop != NULL) {
@@ -791,8 +866,10 @@ static int make_room(http_conn *c)
     size_t most = s->lim.max_headers + s->lim.max_body + IN_INITIAL;
     size_t cap = c->in_cap * 2;
     long long len = http_msg_content_length(&c->m);
-    /* A body of known length is read straight into a buffer that holds all of it. */
-    if (c->m.headers_done && len >= 0 && c->in_len + (size_t)len > cap)
+    /* The buffer doubles as bytes arrive, never to what a head declares: a client that
+     * announces 16 MiB and sends a byte holds 8 KiB (its budget reservation is only a count).
+     * The last step stops at what the announced body can still need. */
+    if (c->m.headers_done && len >= 0 && c->in_len + (size_t)len < cap)
         cap = c->in_len + (size_t)len;
     if (cap > most)
         cap = most;
@@ -956,7 +1033,7 @@ void http_server_adopt(http_server *s, int fd, const struct sockaddr *sa)
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    s->nconns++;
+    count_open(s, 1);
     s->nalive++;
     if (over_limit) {
         /* Over the connection limit: told at once, without waiting for a request, then closed
@@ -1012,12 +1089,17 @@ void http_server_set_limits(http_server *s, const http_limits *limits)
 
 int http_server_listen(http_server *s, int fd, char *err, size_t errcap)
 {
-    s->listener = evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    s->resume = evtimer_new(s->base, on_resume, s);
+    s->listener = s->resume ? evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE,
+                                                 -1, fd)
+                            : NULL;
     if (s->listener == NULL) {
         close(fd);
         snprintf(err, errcap, "cannot accept connections: %s", strerror(errno));
         return -1;
     }
+    evconnlistener_set_error_cb(s->listener, on_accept_failed);
+    set_accepting(s);
     return 0;
 }
 
@@ -1026,6 +1108,10 @@ void http_server_stop_listening(http_server *s)
     if (s->listener != NULL) {
         evconnlistener_free(s->listener);
         s->listener = NULL;
+    }
+    if (s->resume != NULL) {
+        event_free(s->resume);
+        s->resume = NULL;
     }
 }
 
@@ -1052,6 +1138,20 @@ size_t http_server_body_held(const http_server *s)
     return s->body_held;
 }
 
+unsigned long http_server_accept_failures(const http_server *s)
+{
+    return s->accept_failures;
+}
+
+size_t http_server_buffered(const http_server *s)
+{
+    size_t n = 0;
+    for (const http_conn *c = s->conns; c != NULL; c = c->next)
+        if (c->in != NULL)
+            n += c->in_cap;
+    return n;
+}
+
 void http_server_free(http_server *s)
 {
     if (s == NULL)
@@ -1062,7 +1162,7 @@ void http_server_free(http_server *s)
         if (c->fd >= 0) {
             event_del(c->ev);
             close(c->fd);
-            s->nconns--;
+            s->nconns--; /* no listener to resume */
         }
         destroy(c);
     }

@@ -118,22 +118,49 @@ static size_t head_size(const http_msg *m)
     return end;
 }
 
+/* RFC 9112 2.2: a bare LF may be taken as a line end, but an intermediary that does not (or a
+ * backend behind the coming proxy) would see other lines than we do; requests are refused with
+ * one rather than risk that. The head is scanned from its target to its empty line, all of
+ * which the parser has read by now (it stops at the first bare LF if any). Chunk lines in a
+ * body are left to http-parser, which takes a bare LF there: a body strata keeps or forwards
+ * is re-framed, so no later hop parses the client's chunk framing. */
+static int bare_lf(const http_msg *m)
+{
+    const char *b = m->base, *p = b + m->url.off;
+    for (;;) {
+        p = memchr(p, '\n', (size_t)(m->fed_end - p));
+        if (p == NULL || p[-1] != '\r')
+            return 1;
+        if (p[-2] == '\n')
+            return 0; /* CR LF CR LF: the end of the head */
+        p++;
+    }
+}
+
 /* RFC 7230 3.2.4: whitespace before the colon must be refused (a proxy that reads
  * "Content-Length : 5" differently from us could smuggle a request), and a folded value
  * (obs-fold) may be: we do, rather than carry its CR LF into the value. RFC 7230 5.4: an
- * HTTP/1.1 request without Host, or any with two, is answered 400. */
+ * HTTP/1.1 request without Host, or any with two, is answered 400. RFC 9112 6.1: an HTTP/1.0
+ * message with Transfer-Encoding has faulty framing (1.0 has no chunked coding, and a 1.0 hop
+ * would read it by Content-Length or to the close): refused, which closes the connection. */
 static int check_headers(http_msg *m)
 {
     const char *b = m->base;
-    unsigned hosts = 0;
+    unsigned hosts = 0, codings = 0;
     for (unsigned i = 0; i < m->nhdr; i++) {
         if (strpbrk(b + m->name[i].off, " \t") != NULL ||
             (m->value[i].len && memchr(b + m->value[i].off, '\n', m->value[i].len) != NULL))
             return refuse(m, 400, "bad_request", "malformed header line");
         hosts += strcasecmp(b + m->name[i].off, "Host") == 0;
+        codings += strcasecmp(b + m->name[i].off, "Transfer-Encoding") == 0;
     }
-    if (m->parser.type == HTTP_REQUEST && (hosts > 1 || (hosts == 0 && m->parser.http_minor >= 1)))
+    if (m->parser.type != HTTP_REQUEST)
+        return 0;
+    if (hosts > 1 || (hosts == 0 && m->parser.http_minor >= 1))
         return refuse(m, 400, "bad_request", "an HTTP/1.1 request needs one Host header");
+    if (codings > 0 && m->parser.http_minor == 0)
+        return refuse(m, 400, "bad_request",
+                      "Transfer-Encoding in an HTTP/1.0 request: its framing cannot be trusted");
     return 0;
 }
 
@@ -159,6 +186,8 @@ static int on_headers_complete(http_parser *p)
         return refuse(m, 400, "bad_request", "only HTTP/1.0 and HTTP/1.1 are spoken");
     if (request && m->url.len == 0)
         return refuse(m, 400, "bad_request", "the request has no target");
+    if (request && bare_lf(m))
+        return refuse(m, 400, "bad_request", "a line of the request head ends in LF without CR");
     terminate_in_place(m);
     if (check_headers(m) != 0)
         return -1;
@@ -229,6 +258,7 @@ void http_msg_init(http_msg *m, enum http_parser_type type, size_t max_headers, 
 int http_msg_feed(http_msg *m, char *base, const char *data, size_t len, size_t *used)
 {
     m->base = base;
+    m->fed_end = data + len;
     size_t n = http_parser_execute(&m->parser, &settings, data, len);
     *used = n;
     enum http_errno e = HTTP_PARSER_ERRNO(&m->parser);

@@ -41,7 +41,8 @@ typedef int (*http_msg_piece_cb)(void *arg, const char *data, size_t len);
 
 typedef struct http_msg {
     http_parser parser;
-    char *base; /* the message's first byte, set by http_msg_feed */
+    char *base;          /* the message's first byte, set by http_msg_feed */
+    const char *fed_end; /* the end of the bytes being fed */
     size_t max_headers, max_body;
     http_span url, name[HTTP_MSG_MAX_HEADERS], value[HTTP_MSG_MAX_HEADERS];
     unsigned nhdr;

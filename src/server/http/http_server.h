@@ -36,7 +36,8 @@ typedef struct http_limits {
                                  when the length is announced) */
     size_t body_budget;       /* bytes of bodies held at once by the server: 503 past it;
                                  0: 4 * max_body */
-    unsigned max_connections; /* open connections: 503 at accept past it; 0: no limit */
+    unsigned max_connections; /* open connections: 503 at accept past it, and no accepting at
+                                 http_server_most_open() of them; 0: no limit */
     unsigned idle_timeout_s;  /* an idle keep-alive connection, a client not reading its
                                  answers, and a head's deadline from its first byte */
     unsigned body_timeout_s;  /* a body's deadline from the end of its head; 0: idle */
@@ -81,6 +82,9 @@ typedef struct http_callbacks {
     void (*on_drop)(http_conn *c, void *arg);
     /* Optional: an answer written in pieces may go on (after HTTP_WRITE_FULL). */
     void (*on_writable)(http_conn *c, void *arg);
+    /* Optional: accepting failed (err: EMFILE, ENFILE, ...) failures times since the last call;
+     * the layer pauses accepting a moment each time and calls this at most every 10 s. */
+    void (*on_accept_error)(int err, unsigned long failures, void *arg);
 } http_callbacks;
 
 /* A server on base with limits and callbacks (both copied). Returns NULL when out of memory. */
@@ -104,6 +108,14 @@ unsigned http_server_open(const http_server *s);
 unsigned http_server_alive(const http_server *s);
 /* Bytes of request bodies held now (within limits.body_budget). */
 size_t http_server_body_held(const http_server *s);
+/* The most sockets a server with this connection limit holds open (0: no limit): the limit,
+ * and room past it to tell a few more they are refused (503) instead of leaving them unanswered
+ * in the kernel's queue; past that, accepting waits until one closes. */
+unsigned http_server_most_open(unsigned max_connections);
+/* Accepts that failed since the server started (each was followed by a pause). */
+unsigned long http_server_accept_failures(const http_server *s);
+/* Bytes of input buffers the connections hold now (they grow with what arrives). */
+size_t http_server_buffered(const http_server *s);
 /* Closes every connection and the listener, and frees s (the loop has stopped). NULL is a
  * no-op. */
 void http_server_free(http_server *s);
