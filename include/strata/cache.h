@@ -106,6 +106,13 @@ strata_l1 *strata_cache_l1(strata_cache *c);
  * when Redis could not be asked and L1's copy was served instead (it may be stale: writes made
  * elsewhere meanwhile cannot have reached it). */
 int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out);
+/* Why the last call this thread completed was answered by the memory tier alone: a
+ * STRATA_REASON_* (errors.h), STRATA_REASON_NONE when both tiers answered or no Redis is
+ * configured. Meaningful right after a call returns, or inside its callback (a callback runs on
+ * the loop's thread): a STRATA_OK_L1_ONLY says why, and a miss (STRATA_ENOTFOUND) that is not
+ * REASON_NONE is a miss of L1 only, Redis could not be asked. Like errno, without the locks: a
+ * thread's own. Set by the get, set, del, touch, clear, flush and tag_invalidate calls. */
+int strata_fallback_reason(void);
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,
                      const strata_set_opts *opts);
 int strata_cache_del(strata_cache *c, const strata_key *k);

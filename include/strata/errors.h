@@ -47,6 +47,34 @@ enum strata_status {
 #undef STRATA_STATUS_ENUM
 };
 
+/* Why a call was answered by the memory tier alone (STRATA_OK_L1_ONLY, or a miss after Redis
+ * failed): XX(name, value, wire name, message). The wire name is what strata serve puts in
+ * X-Cache-Reason and in a batch item's "reason". */
+#define STRATA_REASON_MAP(XX)                                                                      \
+    XX(NONE, 0, "none", "answered by every tier the call needed")                                  \
+    XX(REDIS_DOWN, 1, "redis-down", "Redis cannot be reached, or the connection was lost")         \
+    XX(BREAKER_OPEN, 2, "breaker-open",                                                            \
+       "after repeated failures no call is sent to Redis until a probe succeeds")                  \
+    XX(READ_ONLY, 3, "read-only", "Redis is a read-only replica, or REDIS_READONLY=1")             \
+    XX(TIMEOUT, 4, "timeout", "Redis did not answer within REDIS_SOCKET_TIMEOUT")                  \
+    XX(REDIS_ERROR, 5, "redis-error",                                                              \
+       "Redis answered with an error (OOM under maxmemory, NOPERM, ...)")                         \
+    XX(OUT_OF_MEMORY, 6, "out-of-memory", "this process could not allocate the call to Redis")     \
+    XX(L1_COPY, 7, "l1-copy",                                                                      \
+       "this instance holds a newer copy written while Redis could not take it")                   \
+    XX(NO_REDIS, 8, "no-redis",                                                                    \
+       "no Redis is configured (never set by the library: its calls then answer STRATA_OK)")
+
+enum strata_reason {
+#define STRATA_REASON_ENUM(name, value, wire, msg) STRATA_REASON_##name = (value),
+    STRATA_REASON_MAP(STRATA_REASON_ENUM)
+#undef STRATA_REASON_ENUM
+};
+
+/* A reason's wire name ("redis-down") and its message; never NULL ("unknown"). */
+const char *strata_reason_name(int reason);
+const char *strata_reason_message(int reason);
+
 /* A static, human-readable message for a status code ("no such key"); never NULL.
  * Unknown codes give "unknown status". */
 const char *strata_strerror(int status);

@@ -182,7 +182,7 @@ typedef struct clear_job {
     strata_cache *cache;
     char ns[STRATA_NAME_MAX + 1], pattern[1024];
     const char *tenant; /* NULL: every tenant */
-    int has_ns, has_pattern, flush, rc;
+    int has_ns, has_pattern, flush, rc, reason;
     size_t removed;
 } clear_job;
 
@@ -194,14 +194,17 @@ static void clear_run(void *arg)
     else
         j->rc = strata_cache_clear(j->cache, j->has_ns ? j->ns : NULL, j->tenant,
                                    j->has_pattern ? j->pattern : NULL, &j->removed);
+    j->reason = strata_fallback_reason(); /* this thread's, right after the call */
 }
 
 static void clear_done(void *arg)
 {
     clear_job *j = arg;
     req *q = j->q;
-    if (j->rc == STRATA_OK_L1_ONLY)
+    if (j->rc == STRATA_OK_L1_ONLY) {
         add_header(q, "X-Cache-Write", "l1-only");
+        add_reason(q, j->reason);
+    }
     if (j->rc < 0)
         reply_status(q, j->rc);
     else

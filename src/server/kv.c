@@ -60,24 +60,28 @@ static void send_value(req *q, strata_value *v, const char *tier)
     reply_value(q, 200, v);
 }
 
-static void send_miss(req *q)
+static void send_miss(req *q, int reason)
 {
     q->tier = "miss";
     add_header(q, "X-Cache", "MISS");
+    add_reason(q, reason); /* a miss of this instance's memory: Redis was not asked */
     reply_error(q, 404, "not_found", "no such key");
 }
 
 static void on_get(int status, strata_value *v, void *arg)
 {
     req *q = arg;
-    if (status == STRATA_OK)
+    int why = strata_fallback_reason();
+    if (status == STRATA_OK) {
         send_value(q, v, "l2");
-    else if (status == STRATA_OK_L1_ONLY) /* Redis failed: L1's copy, said so */
+    } else if (status == STRATA_OK_L1_ONLY) { /* Redis failed: L1's copy, said so */
+        add_reason(q, why);
         send_value(q, v, "l1");
-    else if (status == STRATA_ENOTFOUND)
-        send_miss(q);
-    else
+    } else if (status == STRATA_ENOTFOUND) {
+        send_miss(q, why);
+    } else {
         reply_status(q, status);
+    }
 }
 
 static void kv_get(req *q)
@@ -85,12 +89,14 @@ static void kv_get(req *q)
     strata_key k = key_of(q);
     strata_value *v;
     int rc = strata_cache_get_async(q->w->loop, &k, on_get, q, &v);
-    if (rc == STRATA_OK || rc == STRATA_OK_L1_ONLY)
+    if (rc == STRATA_OK || rc == STRATA_OK_L1_ONLY) {
+        add_reason(q, strata_fallback_reason());
         send_value(q, v, "l1");
-    else if (rc == STRATA_ENOTFOUND)
-        send_miss(q);
-    else if (rc != STRATA_PENDING)
+    } else if (rc == STRATA_ENOTFOUND) {
+        send_miss(q, strata_fallback_reason());
+    } else if (rc != STRATA_PENDING) {
         reply_status(q, rc);
+    }
 }
 
 /* ---- PUT ---------------------------------------------------------------------------------- */
@@ -99,8 +105,10 @@ static void kv_get(req *q)
 static void on_written(int status, void *arg)
 {
     req *q = arg;
-    if (status == STRATA_OK_L1_ONLY)
+    if (status == STRATA_OK_L1_ONLY) {
         add_header(q, "X-Cache-Write", "l1-only");
+        add_reason(q, strata_fallback_reason());
+    }
     if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
         reply_empty(q, 204);
     else
@@ -261,12 +269,24 @@ typedef struct batch {
     json_t *items;
     int pending;
     int l1_only;
+    int reason; /* the first l1-only item's, for X-Cache-Reason */
 } batch;
 
 typedef struct slot {
     batch *b;
     size_t index;
 } slot;
+
+/* An item answered from this instance's memory alone says why; the first reason heads the
+ * answer. */
+static void batch_reason(batch *b, json_t *item, int reason)
+{
+    if (reason == STRATA_REASON_NONE)
+        return;
+    json_object_set_new(item, "reason", json_string(strata_reason_name(reason)));
+    if (b->reason == STRATA_REASON_NONE)
+        b->reason = reason;
+}
 
 static void batch_done(batch *b)
 {
@@ -275,6 +295,7 @@ static void batch_done(batch *b)
     req *q = b->q;
     if (b->l1_only)
         add_header(q, "X-Cache-Write", "l1-only");
+    add_reason(q, b->reason);
     reply_json(q, 200, json_pack("{s:o}", "items", b->items));
     free(b);
 }
@@ -285,6 +306,7 @@ static void on_mget(int status, strata_value *v, void *arg)
     json_t *item = json_array_get(s->b->items, s->index);
     int hit = status == STRATA_OK || status == STRATA_OK_L1_ONLY;
     json_object_set_new(item, "hit", json_boolean(hit));
+    batch_reason(s->b, item, strata_fallback_reason());
     if (hit) {
         codec_put_value(item, strata_value_data(v), strata_value_len(v));
         const char *ct = strata_value_content_type(v);
@@ -373,12 +395,15 @@ static void on_mset(int status, void *arg)
 {
     slot *s = arg;
     json_t *item = json_array_get(s->b->items, s->index);
-    if (status == STRATA_OK_L1_ONLY)
-        s->b->l1_only = 1;
+    int why = strata_fallback_reason();
     json_object_set_new(item, "status",
                         json_string(status == STRATA_OK           ? "ok"
                                     : status == STRATA_OK_L1_ONLY ? "l1-only"
                                                                   : strata_err_name(status)));
+    if (status == STRATA_OK_L1_ONLY) {
+        s->b->l1_only = 1;
+        batch_reason(s->b, item, why);
+    }
     batch *b = s->b;
     free(s);
     batch_done(b);
@@ -486,8 +511,18 @@ typedef struct inval_job {
     char tenant[STRATA_NAME_MAX + 1];
     strata_cache *cache;
     size_t tags_done, removed;
-    int l1_only, rc;
+    int l1_only, rc, reason;
 } inval_job;
+
+/* Runs on the offload thread, right after the call: its reason is this thread's. */
+static void inval_l1_only(inval_job *j, int rc)
+{
+    if (rc != STRATA_OK_L1_ONLY)
+        return;
+    if (!j->l1_only)
+        j->reason = strata_fallback_reason();
+    j->l1_only = 1;
+}
 
 static void inval_run(void *arg)
 {
@@ -495,7 +530,7 @@ static void inval_run(void *arg)
     for (size_t i = 0; i < json_array_size(j->tags); i++) {
         int rc = strata_cache_tag_invalidate(j->cache, j->tenant,
                                              json_string_value(json_array_get(j->tags, i)));
-        j->l1_only |= rc == STRATA_OK_L1_ONLY;
+        inval_l1_only(j, rc);
         if (rc < 0 && j->rc == 0)
             j->rc = rc;
         j->tags_done += rc >= 0;
@@ -504,7 +539,7 @@ static void inval_run(void *arg)
         size_t n = 0;
         int rc = strata_cache_clear(j->cache, NULL, j->tenant,
                                     json_string_value(json_array_get(j->patterns, i)), &n);
-        j->l1_only |= rc == STRATA_OK_L1_ONLY;
+        inval_l1_only(j, rc);
         if (rc < 0 && j->rc == 0)
             j->rc = rc;
         j->removed += n;
@@ -515,8 +550,10 @@ static void inval_done(void *arg)
 {
     inval_job *j = arg;
     req *q = j->q;
-    if (j->l1_only)
+    if (j->l1_only) {
         add_header(q, "X-Cache-Write", "l1-only");
+        add_reason(q, j->reason);
+    }
     if (j->rc < 0)
         reply_status(q, j->rc);
     else

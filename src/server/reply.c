@@ -102,6 +102,13 @@ static void send_reply(req *q, int status, const char *body, size_t len, strata_
     finish(q, status);
 }
 
+void add_reason(req *q, int reason)
+{
+    /* Once: a session's read and then its write may both fall back. */
+    if (reason != STRATA_REASON_NONE && !memmem(q->out_hdr, q->out_hlen, "X-Cache-Reason:", 15))
+        add_header(q, "X-Cache-Reason", strata_reason_name(reason));
+}
+
 void add_header(req *q, const char *name, const char *value)
 {
     size_t nl = strlen(name);

@@ -51,6 +51,10 @@ void reply_text(req *q, int status, const char *content_type, const char *body, 
 void reply_status(req *q, int rc);
 
 void add_header(req *q, const char *name, const char *value);
+/* X-Cache-Reason: why the answer came from this instance's memory alone (a STRATA_REASON_*,
+ * read with strata_fallback_reason() right after the call or in its callback); NONE adds
+ * nothing. */
+void add_reason(req *q, int reason);
 const char *get_header(req *q, const char *name);
 /* A query parameter (decoded), or NULL. */
 const char *get_query(req *q, const char *name);

@@ -84,6 +84,10 @@ static void wrote_status(req *q, int status)
 {
     if (status == STRATA_OK_L1_ONLY || !strata_cache_shared(q->w->srv->cache))
         add_header(q, "X-Cache-Write", "l1-only");
+    if (status == STRATA_OK_L1_ONLY) /* in the write's callback: the thread's reason is its */
+        add_reason(q, strata_fallback_reason());
+    else if (!strata_cache_shared(q->w->srv->cache))
+        add_reason(q, STRATA_REASON_NO_REDIS);
 }
 
 /* ---- create ------------------------------------------------------------------------------- */
@@ -211,8 +215,10 @@ static void on_read(int status, strata_value *v, void *arg)
     req *q = s->q;
     json_t *doc = NULL;
     uint64_t ttl = 0, left = 0;
+    if (status == STRATA_OK_L1_ONLY || status == STRATA_ENOTFOUND)
+        add_reason(q, strata_fallback_reason()); /* Redis away: this instance's copy, or none */
     if (status == STRATA_OK_L1_ONLY)
-        status = STRATA_OK; /* Redis away: this instance's copy */
+        status = STRATA_OK;
     if (status == STRATA_OK) {
         doc = json_loadb(strata_value_data(v), strata_value_len(v), 0, NULL);
         ttl = stored_ttl(v);

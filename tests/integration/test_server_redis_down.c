@@ -90,6 +90,16 @@ static int first_status(const char *buf)
     return st;
 }
 
+/* The reason given for an answer from memory alone: one of the two expected (docs/api.md). */
+static void expect_reason(const char *what, const char *got, const char *a, const char *b)
+{
+    if (got == NULL || (strcmp(got, a) != 0 && strcmp(got, b) != 0))
+        fprintf(stderr, "%s: X-Cache-Reason %s, expected %s or %s\n", what, got ? got : "(none)",
+                a, b);
+    assert_non_null(got);
+    assert_true(strcmp(got, a) == 0 || strcmp(got, b) == 0);
+}
+
 static void test_hung_redis_does_not_block_l1(void **state)
 {
     (void)state;
@@ -134,16 +144,19 @@ static void test_hung_redis_does_not_block_l1(void **state)
     long took = sh_now_ms() - t0;
     close(fd);
     int st = first_status(out);
-    if (st != 404 || took > PENDING_BOUND_MS || strstr(out, "X-Cache: MISS") == NULL)
+    if (st != 404 || took > PENDING_BOUND_MS || strstr(out, "X-Cache: MISS") == NULL ||
+        strstr(out, "X-Cache-Reason: timeout\r\n") == NULL)
         fprintf(stderr, "GET waiting on a stopped Redis: after %ld ms: %.400s\n", took, out);
-    free(out);
     assert_int_equal(st, 404);
+    assert_non_null(strstr(out, "X-Cache-Reason: timeout\r\n")); /* a miss of memory alone */
+    free(out);
     assert_true(took <= PENDING_BOUND_MS);
 
     /* A write while Redis hangs: acknowledged as L1-only, within the bound too. */
     sh_resp *r = sh_call(srv, "PUT", "/v1/cache/nb/during", NULL, NULL, NULL, "d");
     SH_EXPECT_STATUS(r, 204);
     SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    expect_reason(r->what, sh_resp_header(r, "X-Cache-Reason"), "timeout", "breaker-open");
     assert_true(r->elapsed_ms <= PENDING_BOUND_MS);
     sh_resp_free(r);
 
@@ -177,7 +190,8 @@ static int plain_write(void *p)
     char path[64];
     snprintf(path, sizeof path, "/v1/cache/rd/after-%d", a->n++);
     sh_resp *r = sh_call(a->s, "PUT", path, NULL, NULL, NULL, "x");
-    int ok = r->status == 204 && sh_resp_header(r, "X-Cache-Write") == NULL;
+    int ok = r->status == 204 && sh_resp_header(r, "X-Cache-Write") == NULL &&
+             sh_resp_header(r, "X-Cache-Reason") == NULL;
     sh_resp_free(r);
     if (!ok)
         sh_sleep_ms(100);
@@ -229,6 +243,7 @@ static void test_killed_redis(void **state)
     sh_resp *r = sh_call(srv, "PUT", "/v1/cache/rd/new", NULL, NULL, "text/plain", "during");
     SH_EXPECT_STATUS(r, 204);
     SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    expect_reason(r->what, sh_resp_header(r, "X-Cache-Reason"), "redis-down", "breaker-open");
     sh_resp_free(r);
     r = sh_call(srv, "GET", "/v1/cache/rd/new", NULL, NULL, NULL, NULL);
     SH_EXPECT_STATUS(r, 200);
@@ -239,24 +254,34 @@ static void test_killed_redis(void **state)
     SH_EXPECT_STATUS(r, 200);
     SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
     j = sh_resp_json(r);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(j, "items"), 0), "status")),
-                        "l1-only");
+    json_t *item = json_array_get(json_object_get(j, "items"), 0);
+    assert_string_equal(json_string_value(json_object_get(item, "status")), "l1-only");
+    expect_reason("_mset item", json_string_value(json_object_get(item, "reason")), "redis-down",
+                  "breaker-open");
+    expect_reason(r->what, sh_resp_header(r, "X-Cache-Reason"), "redis-down", "breaker-open");
     json_decref(j);
     sh_resp_free(r);
     r = sh_call(srv, "DELETE", "/v1/cache/rd/w3", NULL, NULL, NULL, NULL);
     SH_EXPECT_STATUS(r, 204);
     SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    expect_reason(r->what, sh_resp_header(r, "X-Cache-Reason"), "redis-down", "breaker-open");
     sh_resp_free(r);
     /* A miss is a miss, not an error, and quick. */
     r = sh_call(srv, "GET", "/v1/cache/rd/never", NULL, NULL, NULL, NULL);
     SH_EXPECT_ERROR(r, 404, "not_found");
     SH_EXPECT_HEADER(r, "X-Cache", "MISS");
+    expect_reason(r->what, sh_resp_header(r, "X-Cache-Reason"), "redis-down", "breaker-open");
     assert_true(r->elapsed_ms <= PENDING_BOUND_MS);
     sh_resp_free(r);
     r = sh_call(srv, "POST", "/v1/cache/rd/_mget", NULL, NULL, "application/json",
                 "{\"keys\":[\"w1\",\"never\"]}");
     SH_EXPECT_STATUS(r, 200);
+    j = sh_resp_json(r);
+    item = json_array_get(json_object_get(j, "items"), 1);
+    assert_true(json_is_false(json_object_get(item, "hit")));
+    expect_reason("_mget miss", json_string_value(json_object_get(item, "reason")), "redis-down",
+                  "breaker-open");
+    json_decref(j);
     sh_resp_free(r);
     /* Health: degraded, Redis unavailable. */
     j = health(srv);
@@ -322,11 +347,40 @@ static void test_killed_redis(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* A read-only Redis (REDIS_READONLY=1 here; a replica is detected alike): writes say why. */
+static void test_readonly_says_why(void **state)
+{
+    (void)state;
+    char url[320];
+    snprintf(url, sizeof url, "REDIS_URL=%s", rh_url(redis));
+    const char *env[] = {url, "STRATA_WORKERS=1", "REDIS_READONLY=1", NULL};
+    srv = sh_start(env, NULL);
+    assert_non_null(srv);
+    sh_resp *r = sh_call(srv, "PUT", "/v1/cache/ro/k", NULL, NULL, NULL, "v");
+    SH_EXPECT_STATUS(r, 204);
+    SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    SH_EXPECT_HEADER(r, "X-Cache-Reason", "read-only");
+    sh_resp_free(r);
+    r = sh_call(srv, "POST", "/v1/invalidate", NULL, NULL, "application/json",
+                "{\"tags\":[\"t\"]}");
+    SH_EXPECT_STATUS(r, 200);
+    SH_EXPECT_HEADER(r, "X-Cache-Reason", "read-only");
+    sh_resp_free(r);
+    r = sh_call(srv, "POST", "/cache/clear?namespace=ro", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    SH_EXPECT_HEADER(r, "X-Cache-Reason", "read-only");
+    sh_resp_free(r);
+    int rc = sh_stop_check(srv);
+    srv = NULL;
+    assert_int_equal(rc, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hung_redis_does_not_block_l1, setup_one, teardown_one),
         cmocka_unit_test_setup_teardown(test_killed_redis, setup_one, teardown_one),
+        cmocka_unit_test_setup_teardown(test_readonly_says_why, setup_one, teardown_one),
     };
     SH_TEST_FILTER();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -218,6 +218,7 @@ static void test_memory_only(void **state)
     sh_resp *r = sh_call(s, "POST", "/v1/sessions", NULL, NULL, "application/json", "{\"a\":1}");
     SH_EXPECT_STATUS(r, 201);
     SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    SH_EXPECT_HEADER(r, "X-Cache-Reason", "no-redis");
     sh_resp_free(r);
     r = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
     SH_EXPECT_STATUS(r, 200);

@@ -72,14 +72,14 @@ static int get(strata_cache *c, char *buf, size_t cap)
 }
 
 typedef struct got {
-    int calls, status;
+    int calls, status, reason;
     char value[32];
 } got;
 
 static void on_get(int status, strata_value *v, void *arg)
 {
     got *g = arg;
-    g->calls++, g->status = status;
+    g->calls++, g->status = status, g->reason = strata_fallback_reason();
     if (v != NULL) {
         snprintf(g->value, sizeof g->value, "%.*s", (int)strata_value_len(v),
                  (const char *)strata_value_data(v));
@@ -90,7 +90,7 @@ static void on_get(int status, strata_value *v, void *arg)
 static void on_done(int status, void *arg)
 {
     got *g = arg;
-    g->calls++, g->status = status;
+    g->calls++, g->status = status, g->reason = strata_fallback_reason();
 }
 
 static void test_miss_set_hit_and_promotion(void **state)
@@ -142,13 +142,20 @@ static void test_redis_down_then_recovery(void **state)
     fake_redis_down(F, 1);
     /* A write lands in L1 only, said so; a read is served from L1, said so. */
     assert_int_equal(strata_cache_set(a, &K, "new", 3, NULL), STRATA_OK_L1_ONLY);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_BREAKER_OPEN); /* known down */
     assert_int_equal(get(a, buf, sizeof buf), 0); /* L1 is trusted: the link is up */
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_NONE); /* a hit: nothing to say */
     assert_string_equal(buf, "new");
     fake_redis_link(F, 0); /* no invalidations: L1 is not trusted, Redis is asked, and is down */
     assert_int_equal(get(a, buf, sizeof buf), STRATA_OK_L1_ONLY);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_BREAKER_OPEN);
     assert_string_equal(buf, "new");
     assert_int_equal(strata_cache_del(a, &K), STRATA_OK_L1_ONLY);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_BREAKER_OPEN);
     assert_int_equal(get(a, buf, sizeof buf), STRATA_ENOTFOUND);
+    /* a miss of L1 alone, said so: Redis may have it */
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_BREAKER_OPEN);
+    assert_string_equal(strata_reason_name(STRATA_REASON_BREAKER_OPEN), "breaker-open");
     strata_l2_stats st;
     strata_cache_l2_stats(a, &st);
     assert_true(st.fallbacks >= 3);
@@ -179,6 +186,10 @@ static void test_stalled_redis_counts_errors(void **state)
     assert_int_equal(fake_redis_flush(F), 1); /* the deadline passed: it falls back to L1 */
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.status, STRATA_ENOTFOUND); /* a miss, never an error */
+    assert_int_equal(g.reason, STRATA_REASON_TIMEOUT); /* set for the callback */
+    /* Redis answers at once now: a miss of both tiers, and nothing left of the last reason. */
+    assert_int_equal(strata_cache_get_async(lp, &K, on_get, &g, &v), STRATA_ENOTFOUND);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_NONE);
     strata_l2_stats st;
     strata_cache_l2_stats(a, &st);
     assert_int_equal(st.errors, 1);
@@ -194,7 +205,9 @@ static void test_readonly_skips_writes(void **state)
     fake_redis_readonly(F, 1);
     unsigned long sets = fake_redis_commands(F, "SET"), dels = fake_redis_commands(F, "UNLINK");
     assert_int_equal(strata_cache_set(a, &K, "v", 1, NULL), STRATA_OK_L1_ONLY);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_READ_ONLY);
     assert_int_equal(strata_cache_del(a, &K), STRATA_OK_L1_ONLY);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_READ_ONLY);
     assert_int_equal(fake_redis_commands(F, "SET"), sets); /* skipped by design, not tried */
     assert_int_equal(fake_redis_commands(F, "UNLINK"), dels);
     strata_l2_stats st;

@@ -324,10 +324,18 @@ static int clear_keep(const char *key, size_t len, void *arg)
            strata_glob_match(f->pattern, strlen(f->pattern), p.key, p.key_len);
 }
 
+/* A bulk call Redis did not take (failure: the client's status) was done in L1 alone. */
+static int l1_only(strata_cache *c, int failure)
+{
+    strata__reason_set(strata__reason_of(c->pool, failure));
+    return STRATA_OK_L1_ONLY;
+}
+
 int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
                        size_t *removed)
 {
     size_t n1 = 0;
+    strata__reason_set(STRATA_REASON_NONE);
     int rc = strata_l1_clear(c->l1, ns, tenant, pattern, &n1);
     if (rc != 0 || c->redis == NULL) {
         if (removed != NULL)
@@ -340,35 +348,37 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
     if (strata__redis_readonly(c->redis)) { /* Redis cannot remove anything: say so */
         if (removed != NULL)
             *removed = n1;
-        return STRATA_OK_L1_ONLY;
+        return l1_only(c, STRATA_EREADONLY);
     }
     clear_filter f = {prefix, ns, tenant, pattern};
     size_t n2 = 0;
     rc = strata__redis_scan_unlink(c->redis, match, clear_keep, &f, &n2);
     if (removed != NULL)
         *removed = rc == 0 ? n2 : n1;
-    return rc == 0 ? 0 : STRATA_OK_L1_ONLY;
+    return rc == 0 ? 0 : l1_only(c, rc);
 }
 
 int strata_cache_flush(strata_cache *c)
 {
+    strata__reason_set(STRATA_REASON_NONE);
     strata__l1_invalidate_all(c->l1);
     if (c->redis == NULL)
         return 0;
     if (strata__redis_readonly(c->redis))
-        return STRATA_OK_L1_ONLY;
+        return l1_only(c, STRATA_EREADONLY);
     redis_cmd cmd = {.argc = 2, .argv = {"FLUSHDB", "ASYNC"}, .argvlen = {7, 5}};
     redisReply *r;
     int rc = strata__redis_run(c->redis, &cmd, 1, &r);
     if (rc != 0)
-        return STRATA_OK_L1_ONLY;
+        return l1_only(c, rc);
     rc = strata__reply_error(r);
     freeReplyObject(r);
-    return rc == 0 ? 0 : STRATA_OK_L1_ONLY; /* refused (read-only, no permission): L1 only */
+    return rc == 0 ? 0 : l1_only(c, rc); /* refused (read-only, no permission): L1 only */
 }
 
 int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag)
 {
+    strata__reason_set(STRATA_REASON_NONE);
     int rc = strata_l1_tag_invalidate(c->l1, tenant, tag);
     if (rc != 0 || c->redis == NULL)
         return rc;
@@ -378,17 +388,16 @@ int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char 
                                     &len)) != 0)
         return rc;
     if (strata__redis_readonly(c->redis))
-        return STRATA_OK_L1_ONLY;
+        return l1_only(c, STRATA_EREADONLY);
     redis_cmd cmd;
     strata__cmd_tag_bump(&cmd, key, len, strata__tt_random(c));
     redisReply *r;
     rc = strata__redis_run(c->redis, &cmd, 1, &r);
-
     if (rc != 0)
-        return STRATA_OK_L1_ONLY;
+        return l1_only(c, rc);
     rc = strata__reply_set(r);
     freeReplyObject(r);
-    return rc == 0 ? 0 : STRATA_OK_L1_ONLY;
+    return rc == 0 ? 0 : l1_only(c, rc);
 }
 
 /* ---- stats and health --------------------------------------------------------------------- */

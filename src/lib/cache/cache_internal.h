@@ -36,6 +36,12 @@ void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coh
 /* The handlers the cache gives its Redis client (what a fake Redis raises in tests). */
 redis_events strata__cache_events(strata_cache *c);
 
+/* The thread's fallback reason (cache/reason.c): set by calls as they start (NONE) and fall
+ * back, and by operations just before their callbacks. */
+void strata__reason_set(int reason);
+/* The reason a failure of tier t (STRATA_EUNAVAILABLE, _ETIMEDOUT, ...) gives. */
+int strata__reason_of(tier t, int failure);
+
 /* How a loop's calls reach Redis (its pipelined connection), for the features. */
 tier strata__loop_tier(strata_loop *lp);
 

@@ -51,7 +51,9 @@ typedef struct touch_op {
     uint64_t ttl_ms, now;
     strata_done_cb cb;
     void *arg;
+    tier t;
     int in_call, done, status; /* completed before the call returned: see twotier.c */
+    int reason;                /* why it was answered by L1 alone (STRATA_REASON_*) */
 } touch_op;
 
 /* The script's answer: 0 touched, STRATA_ENOTFOUND, or an error (strata__reply_error's, or
@@ -65,14 +67,19 @@ static int decode(const redisReply *r)
     return r->integer == 1 ? 0 : STRATA_ENOTFOUND;
 }
 
-/* What L1 does once Redis answered (rc: decode's, or the tier's failure), and the touch's final
- * status. */
-static int settle(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_t now, int rc)
+/* What L1 does once Redis answered (rc: decode's, or tier t's failure), and the touch's final
+ * status; *reason says why when that is STRATA_OK_L1_ONLY. */
+static int settle(strata_cache *c, tier t, const strata_key *k, uint64_t ttl_ms, uint64_t now,
+                  int rc, int *reason)
 {
+    *reason = STRATA_REASON_NONE;
     /* A pinned copy was written to L1 alone (Redis could not take it): it is newer than anything
      * Redis holds, so it is the one to touch, whatever Redis said; deleting it would lose it. */
-    if (strata__l1_restamp(c->l1, k, ttl_ms, now, 1) == 0)
+    if (strata__l1_restamp(c->l1, k, ttl_ms, now, 1) == 0) {
+        *reason = rc == 0 || rc == STRATA_ENOTFOUND ? STRATA_REASON_L1_COPY
+                                                    : strata__reason_of(t, rc);
         return STRATA_OK_L1_ONLY;
+    }
     if (rc == 0 || rc == STRATA_ENOTFOUND) {
         strata_l1_del(c->l1, k, now); /* the next read takes Redis' times (or its absence) */
         return rc;
@@ -81,6 +88,7 @@ static int settle(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_
         /* Redis cannot be asked: reads are served from this instance's copy until it is back. */
         atomic_fetch_add(&c->fallbacks, 1);
         int l1rc = strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
+        *reason = strata__reason_of(t, rc);
         return l1rc == 0 ? STRATA_OK_L1_ONLY : l1rc;
     }
     /* Redis answered with an error (an ACL without the script's commands, OOM, BUSY): nothing
@@ -91,11 +99,12 @@ static int settle(strata_cache *c, const strata_key *k, uint64_t ttl_ms, uint64_
 
 static void finish(touch_op *o, int rc)
 {
-    rc = settle(o->c, &o->k, o->ttl_ms, o->now, rc);
+    rc = settle(o->c, o->t, &o->k, o->ttl_ms, o->now, rc, &o->reason);
     if (o->in_call) {
         o->done = 1, o->status = rc;
         return;
     }
+    strata__reason_set(o->reason);
     if (o->cb != NULL)
         o->cb(rc, o->arg);
     free(o);
@@ -123,6 +132,7 @@ static void keep_key(touch_op *o, const strata_key *k)
 int strata__touch(strata_cache *c, tier t, const strata_key *k, uint64_t ttl_ms, uint64_t now,
                   strata_done_cb cb, void *arg)
 {
+    strata__reason_set(STRATA_REASON_NONE);
     if (ttl_ms == 0 || ttl_ms > TOUCH_TTL_MAX_MS)
         return STRATA_EINVAL;
     l1_addr a;
@@ -131,14 +141,18 @@ int strata__touch(strata_cache *c, tier t, const strata_key *k, uint64_t ttl_ms,
         return rc;
     if (t.ops == NULL)
         return strata__l1_restamp(c->l1, k, ttl_ms, now, 0);
-    if (t.ops->readonly(t.self))
-        return settle(c, k, ttl_ms, now, STRATA_EREADONLY);
+    if (t.ops->readonly(t.self)) {
+        int reason;
+        rc = settle(c, t, k, ttl_ms, now, STRATA_EREADONLY, &reason);
+        strata__reason_set(reason);
+        return rc;
+    }
     touch_op *o = malloc(sizeof *o);
     if (o == NULL)
         return STRATA_ENOMEM;
     keep_key(o, k);
-    o->c = c, o->ttl_ms = ttl_ms, o->now = now, o->cb = cb, o->arg = arg;
-    o->in_call = 1, o->done = 0;
+    o->c = c, o->t = t, o->ttl_ms = ttl_ms, o->now = now, o->cb = cb, o->arg = arg;
+    o->in_call = 1, o->done = 0, o->reason = STRATA_REASON_NONE;
     char version[4], stamp[16], ttl[24], when[24];
     snprintf(version, sizeof version, "%d", STRATA_FORMAT_VERSION);
     strata__format_times(now, now + ttl_ms, stamp);
@@ -153,6 +167,7 @@ int strata__touch(strata_cache *c, tier t, const strata_key *k, uint64_t ttl_ms,
     if (!o->done)
         return STRATA_PENDING;
     rc = o->status;
+    strata__reason_set(o->reason);
     free(o);
     return rc;
 }

@@ -55,7 +55,8 @@ typedef struct op {
     uint64_t now, ticket;
     struct strata_value *e; /* a write's prepared entry, until finished */
     unsigned flags;
-    int l1rc; /* a delete: what L1 said */
+    int l1rc;   /* a delete: what L1 said */
+    int reason; /* why it was answered by L1 alone (STRATA_REASON_*) */
     op_tags *x;
     /* Completed while the call that made it had not returned yet (an L1 fallback, or every
      * answer over the synchronous pool): the call returns this instead of calling back. */
@@ -135,6 +136,7 @@ static void complete(op *o, int status, strata_value *v)
         o->done = 1, o->status = status, o->v = v;
         return;
     }
+    strata__reason_set(o->reason);
     if (o->gcb != NULL)
         o->gcb(status, v, o->arg);
     else if (o->dcb != NULL)
@@ -151,6 +153,7 @@ static int call_result(op *o, strata_value **out)
     o->at = NULL; /* the caller's address goes with its stack frame */
     if (!o->done)
         return STRATA_PENDING;
+    strata__reason_set(o->reason);
     int status = o->status;
     if (out != NULL)
         *out = o->v;
@@ -169,10 +172,13 @@ static op_tags *tags_of(op *o)
 
 /* ---- writes: finishing -------------------------------------------------------------------- */
 
-/* A write Redis did not take lands in L1 alone, said so to the caller. Consumes e. */
-static int set_l1_only(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now)
+/* A write Redis did not take lands in L1 alone, said so to the caller (with the reason, for the
+ * thread). Consumes e. */
+static int set_l1_only(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now,
+                       int reason)
 {
     atomic_fetch_add(&c->fallbacks, 1);
+    strata__reason_set(reason);
     int rc = strata__l1_store(c->l1, e, flags, now, STRATA__NO_TICKET);
     if (rc == 0)
         strata_value_release(e);
@@ -181,11 +187,13 @@ static int set_l1_only(strata_cache *c, struct strata_value *e, unsigned flags, 
     return rc == 0 ? STRATA_OK_L1_ONLY : rc;
 }
 
-/* Completes a write once Redis answered (rc: strata__reply_set's, or a failure of the tier):
+/* Completes o's write once Redis answered (rc: strata__reply_set's, or a failure of the tier):
  * keeps e in L1 as the rules say, consumes e, and returns the write's status. */
-static int finish_set(strata_cache *c, struct strata_value *e, unsigned flags, uint64_t now,
-                      uint64_t ticket, int rc)
+static int finish_set(op *o, struct strata_value *e, uint64_t ticket, int rc)
 {
+    strata_cache *c = o->c;
+    unsigned flags = o->flags;
+    uint64_t now = o->now;
     if (rc == 0) {
         e->pinned = 0; /* Redis holds it: L1's copy is a cache entry like any other */
         if (l1_trusted(c) && strata__l1_store(c->l1, e, 0, now, ticket) == 0)
@@ -200,7 +208,8 @@ static int finish_set(strata_cache *c, struct strata_value *e, unsigned flags, u
     }
     if (rc != STRATA_EREADONLY)
         atomic_fetch_add(&c->errors, 1);
-    return set_l1_only(c, e, flags, now);
+    o->reason = strata__reason_of(o->t, rc);
+    return set_l1_only(c, e, flags, now, o->reason);
 }
 
 /* Encodes a prepared entry for Redis: *blob (caller frees; NULL when it is already past its
@@ -264,6 +273,7 @@ static void fall_back(op *o, int status, int immediate)
     }
     if (!immediate || (status != STRATA_EUNAVAILABLE || !o->t.ops->down(o->t.self)))
         atomic_fetch_add(&c->errors, 1);
+    o->reason = strata__reason_of(o->t, status);
     if (o->kind == OP_GET) {
         atomic_fetch_add(&c->fallbacks, 1);
         strata_value *v = NULL;
@@ -279,7 +289,7 @@ static void fall_back(op *o, int status, int immediate)
         if (rc != 0)
             strata__l1_discard(e);
         else
-            rc = set_l1_only(c, e, o->flags, o->now);
+            rc = set_l1_only(c, e, o->flags, o->now, o->reason);
         complete(o, rc, NULL);
     }
 }
@@ -466,6 +476,7 @@ int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
                    void *arg, strata_value **out)
 {
     *out = NULL;
+    strata__reason_set(STRATA_REASON_NONE);
     if (t.ops == NULL)
         return strata_l1_get(c->l1, k, now, out);
     l1_addr a;
@@ -497,7 +508,7 @@ static void got_set(int status, redisReply **r, size_t n, void *arg)
     }
     struct strata_value *e = o->e;
     o->e = NULL;
-    complete(o, finish_set(o->c, e, o->flags, o->now, o->ticket, strata__reply_set(r[0])), NULL);
+    complete(o, finish_set(o, e, o->ticket, strata__reply_set(r[0])), NULL);
 }
 
 /* The entry has its tag versions: write it. */
@@ -513,7 +524,7 @@ static void send_set(op *o)
         if (rc != 0)
             strata__l1_discard(e);
         else
-            rc = finish_set(o->c, e, o->flags, o->now, STRATA__NO_TICKET, 0);
+            rc = finish_set(o, e, STRATA__NO_TICKET, 0);
         complete(o, rc, NULL);
         return;
     }
@@ -579,6 +590,7 @@ int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *val
                    const strata_set_opts *opts, uint64_t now, strata_done_cb cb, void *arg)
 {
     static const strata_set_opts no_opts;
+    strata__reason_set(STRATA_REASON_NONE);
     if (t.ops == NULL)
         return strata_l1_set(c->l1, k, value, len, opts, now);
     const strata_set_opts *so = opts ? opts : &no_opts;
@@ -598,7 +610,7 @@ int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *val
     if ((rc = strata__l1_prepare(c->l1, &w, &e)) != 0)
         return rc;
     if (!redis)
-        return set_l1_only(c, e, so->flags, now);
+        return set_l1_only(c, e, so->flags, now, STRATA_REASON_READ_ONLY);
     op stack, *o = new_op(c, t, k, OP_SET, now, &stack);
     if (o == NULL) {
         strata__l1_discard(e);
@@ -626,13 +638,14 @@ static void got_del(int status, redisReply **r, size_t n, void *arg)
     if (rc == STRATA_ENOTFOUND && o->l1rc == 0)
         rc = 0; /* L1 had it */
     else if (rc == STRATA_EREADONLY)
-        rc = STRATA_OK_L1_ONLY;
+        rc = STRATA_OK_L1_ONLY, o->reason = STRATA_REASON_READ_ONLY;
     complete(o, rc, NULL);
 }
 
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
                    void *arg)
 {
+    strata__reason_set(STRATA_REASON_NONE);
     l1_addr a;
     int l1rc = strata__l1_resolve(c->l1, k, &a);
     if (l1rc != 0)
@@ -640,8 +653,10 @@ int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
     l1rc = strata__l1_del_at(c->l1, &a, now);
     if (t.ops == NULL || (l1rc != 0 && l1rc != STRATA_ENOTFOUND))
         return l1rc;
-    if (t.ops->readonly(t.self))
+    if (t.ops->readonly(t.self)) {
+        strata__reason_set(STRATA_REASON_READ_ONLY);
         return STRATA_OK_L1_ONLY;
+    }
     op stack, *o = new_op(c, t, k, OP_DEL, now, &stack);
     if (o == NULL)
         return STRATA_ENOMEM;

@@ -1,5 +1,5 @@
-/* errors.c: strata_strerror() and strata_err_name(), generated from the one status table in
- * include/strata/errors.h so that a code cannot exist without its message. */
+/* errors.c: strata_strerror(), strata_err_name() and the reasons' names, generated from the
+ * tables in include/strata/errors.h so that a code cannot exist without its message. */
 #include <strata/errors.h>
 #include <strata/version.h>
 
@@ -25,6 +25,30 @@ const char *strata_err_name(int status)
 #undef STRATA_STATUS_NAME
     }
     return "STRATA_UNKNOWN";
+}
+
+const char *strata_reason_name(int reason)
+{
+    switch (reason) {
+#define STRATA_REASON_WIRE(name, value, wire, msg)                                                 \
+    case STRATA_REASON_##name:                                                                     \
+        return wire;
+        STRATA_REASON_MAP(STRATA_REASON_WIRE)
+#undef STRATA_REASON_WIRE
+    }
+    return "unknown";
+}
+
+const char *strata_reason_message(int reason)
+{
+    switch (reason) {
+#define STRATA_REASON_MSG(name, value, wire, msg)                                                  \
+    case STRATA_REASON_##name:                                                                     \
+        return msg;
+        STRATA_REASON_MAP(STRATA_REASON_MSG)
+#undef STRATA_REASON_MSG
+    }
+    return "unknown";
 }
 
 const char *strata_version(void)
