@@ -58,7 +58,7 @@ enum strata_status {
     XX(READ_ONLY, 3, "read-only", "Redis is a read-only replica, or REDIS_READONLY=1")             \
     XX(TIMEOUT, 4, "timeout", "Redis did not answer within REDIS_SOCKET_TIMEOUT")                  \
     XX(REDIS_ERROR, 5, "redis-error",                                                              \
-       "Redis answered with an error (OOM under maxmemory, NOPERM, ...)")                         \
+       "Redis answered with an error (OOM under maxmemory, NOPERM, ...)")                          \
     XX(OUT_OF_MEMORY, 6, "out-of-memory", "this process could not allocate the call to Redis")     \
     XX(L1_COPY, 7, "l1-copy",                                                                      \
        "this instance holds a newer copy written while Redis could not take it")                   \

@@ -71,8 +71,8 @@ static void fit_descriptors(serve_config *c)
             "the descriptor limit (%llu, hard %llu) cannot hold STRATA_MAX_CONNECTIONS=%u: "
             "serving at most %u connections (%u per worker); raise `ulimit -n` (LimitNOFILE= "
             "under systemd) for more",
-            (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-            c->max_connections, fit * w, fit);
+            (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, c->max_connections,
+            fit * w, fit);
     c->max_connections = fit * w;
 }
 

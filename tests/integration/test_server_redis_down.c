@@ -94,8 +94,8 @@ static int first_status(const char *buf)
 static void expect_reason(const char *what, const char *got, const char *a, const char *b)
 {
     if (got == NULL || (strcmp(got, a) != 0 && strcmp(got, b) != 0))
-        fprintf(stderr, "%s: X-Cache-Reason %s, expected %s or %s\n", what, got ? got : "(none)",
-                a, b);
+        fprintf(stderr, "%s: X-Cache-Reason %s, expected %s or %s\n", what, got ? got : "(none)", a,
+                b);
     assert_non_null(got);
     assert_true(strcmp(got, a) == 0 || strcmp(got, b) == 0);
 }

@@ -498,10 +498,8 @@ static void test_body_budget(void **state)
 static void test_buffer_grows_with_what_arrives(void **state)
 {
     fixture *f = *state;
-    http_limits lim = {.max_headers = 16 * 1024,
-                       .max_body = 16 << 20,
-                       .idle_timeout_s = 10,
-                       .ctx_size = 64};
+    http_limits lim = {
+        .max_headers = 16 * 1024, .max_body = 16 << 20, .idle_timeout_s = 10, .ctx_size = 64};
     http_server_set_limits(f->s, &lim);
     connect_client(f, 0);
     send_text(f, "PUT /v HTTP/1.1\r\nHost: a\r\nContent-Length: 16000000\r\n\r\n");
@@ -510,7 +508,7 @@ static void test_buffer_grows_with_what_arrives(void **state)
     assert_int_equal(send(f->fd, some, sizeof some, 0), (ssize_t)sizeof some);
     for (int i = 0; i < 5; i++)
         turn(f);
-    assert_int_equal(http_server_body_held(f->s), 16000000); /* the budget counts the claim */
+    assert_int_equal(http_server_body_held(f->s), 16000000);    /* the budget counts the claim */
     assert_true(http_server_buffered(f->s) <= 4 * sizeof some); /* memory, only what came */
     assert_int_equal(f->requests, 0);
 }

@@ -185,7 +185,7 @@ static void test_stalled_redis_counts_errors(void **state)
     fake_redis_stall(F, 0);
     assert_int_equal(fake_redis_flush(F), 1); /* the deadline passed: it falls back to L1 */
     assert_int_equal(g.calls, 1);
-    assert_int_equal(g.status, STRATA_ENOTFOUND); /* a miss, never an error */
+    assert_int_equal(g.status, STRATA_ENOTFOUND);      /* a miss, never an error */
     assert_int_equal(g.reason, STRATA_REASON_TIMEOUT); /* set for the callback */
     /* Redis answers at once now: a miss of both tiers, and nothing left of the last reason. */
     assert_int_equal(strata_cache_get_async(lp, &K, on_get, &g, &v), STRATA_ENOTFOUND);

@@ -33,7 +33,7 @@ int strata__reason_of(tier t, int failure)
         return STRATA_REASON_OUT_OF_MEMORY;
     case STRATA_EUNAVAILABLE:
         return t.ops != NULL && t.ops->down(t.self) ? STRATA_REASON_BREAKER_OPEN
-                                                     : STRATA_REASON_REDIS_DOWN;
+                                                    : STRATA_REASON_REDIS_DOWN;
     default:
         return STRATA_REASON_REDIS_ERROR;
     }

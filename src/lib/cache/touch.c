@@ -76,8 +76,8 @@ static int settle(strata_cache *c, tier t, const strata_key *k, uint64_t ttl_ms,
     /* A pinned copy was written to L1 alone (Redis could not take it): it is newer than anything
      * Redis holds, so it is the one to touch, whatever Redis said; deleting it would lose it. */
     if (strata__l1_restamp(c->l1, k, ttl_ms, now, 1) == 0) {
-        *reason = rc == 0 || rc == STRATA_ENOTFOUND ? STRATA_REASON_L1_COPY
-                                                    : strata__reason_of(t, rc);
+        *reason =
+            rc == 0 || rc == STRATA_ENOTFOUND ? STRATA_REASON_L1_COPY : strata__reason_of(t, rc);
         return STRATA_OK_L1_ONLY;
     }
     if (rc == 0 || rc == STRATA_ENOTFOUND) {

@@ -1090,9 +1090,8 @@ void http_server_set_limits(http_server *s, const http_limits *limits)
 int http_server_listen(http_server *s, int fd, char *err, size_t errcap)
 {
     s->resume = evtimer_new(s->base, on_resume, s);
-    s->listener = s->resume ? evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE,
-                                                 -1, fd)
-                            : NULL;
+    s->listener =
+        s->resume ? evconnlistener_new(s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd) : NULL;
     if (s->listener == NULL) {
         close(fd);
         snprintf(err, errcap, "cannot accept connections: %s", strerror(errno));
