@@ -12,11 +12,12 @@
 #   3. `make install PREFIX=P`: the files land under P, strata.pc says prefix=P, and
 #      examples/l1.c built with `pkg-config --cflags --libs strata` links libstrata.so (not the
 #      static library beside it) and runs against the installed copy.
-# The build tree was configured with its default prefix (/usr/local), so each case also checks
+# A tree configured by `make build` has the default prefix (/usr/local), so each case also checks
 # that a prefix given at install time wins over the one given at configure time.
 set -euo pipefail
-# Run from `make test`, the make below would inherit the outer one's flags and jobserver.
-unset MAKEFLAGS MFLAGS MAKELEVEL
+# Run from `make test`, the makes below would inherit the outer one's flags, jobserver and
+# command-line variables (a DESTDIR there would stage case 3).
+unset MAKEFLAGS MFLAGS MAKELEVEL DESTDIR PREFIX
 
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
@@ -41,7 +42,7 @@ pc() {
 # DESTDIR + PREFIX when staged). Prints the directory holding strata.pc.
 check_tree() {
     local root=$1 prefix=$2 pcfile got libdir
-    pcfile=$(find "$root" -path '*/pkgconfig/strata.pc' 2>/dev/null | head -n 1)
+    pcfile=$(find "$root" -path '*/pkgconfig/strata.pc' -print -quit 2>/dev/null || true)
     [ -n "$pcfile" ] || fail "no strata.pc under $root"
     got=$(sed -n 's/^prefix=//p' "$pcfile")
     [ "$got" = "$prefix" ] || fail "$pcfile says prefix=$got, the install was for $prefix"
@@ -54,15 +55,17 @@ check_tree() {
 
 # link_and_run PCDIR SYSROOT NAME: examples/l1.c built as README says, run on the installed .so.
 link_and_run() {
-    local pcdir=$1 sysroot=$2 exe=$tmp/$3 flags libdir
+    local pcdir=$1 sysroot=$2 exe=$tmp/$3 flags libdir needed loaded
     flags=$(pc "$pcdir" "$sysroot" --cflags --libs strata) || fail "pkg-config strata failed"
     libdir=$sysroot$(pc "$pcdir" "" --variable=libdir strata)
     # shellcheck disable=SC2086 # the flags are words
     "$cc" -o "$exe" "$src/examples/l1.c" $flags || fail "examples/l1.c does not link with: $flags"
-    readelf -d "$exe" | grep -q 'NEEDED.*\[libstrata\.so' ||
-        fail "$exe is not linked against libstrata.so"
-    LD_LIBRARY_PATH=$libdir ldd "$exe" | grep -q "libstrata\.so.* => $libdir/" ||
-        fail "$exe does not load libstrata.so from $libdir"
+    # (read whole, then matched: `cmd | grep -q` under pipefail fails when grep exits first)
+    needed=$(readelf -d "$exe")
+    grep -q 'NEEDED.*\[libstrata\.so' <<<"$needed" || fail "$exe is not linked against libstrata.so"
+    loaded=$(LD_LIBRARY_PATH=$libdir ldd "$exe")
+    grep -q "libstrata\.so.* => $libdir/" <<<"$loaded" ||
+        fail "$exe does not load libstrata.so from $libdir: $loaded"
     LD_LIBRARY_PATH=$libdir "$exe" >"$exe.out" || fail "$exe failed: $(cat "$exe.out")"
     grep -q '^hit: 42 is the answer' "$exe.out" || fail "unexpected output: $(cat "$exe.out")"
 }
