@@ -5,6 +5,8 @@
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
+PREFIX     ?=
+DESTDIR    ?=
 FUZZ_RUNS  ?= 20000
 SRC_FILES   = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find include src tests bench examples -name '*.[ch]')
 
@@ -78,8 +80,11 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -I include -I src/lib src/
 
+# make install [PREFIX=/opt/strata] [DESTDIR=/tmp/stage]: PREFIX is handed to `cmake --install`,
+# so it holds on a build tree configured with another prefix (or none: /usr/local); DESTDIR
+# stages the files under DESTDIR/PREFIX as packagers do, and strata.pc still says PREFIX.
 install: build
-	cmake --install $(BUILD)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) $(if $(PREFIX),--prefix "$(abspath $(PREFIX))")
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz
