@@ -35,6 +35,7 @@
 #include "core/clock.h"
 #include "core/tag_key.h"
 #include "l1/l1_internal.h"
+#include "features/ratelimit_internal.h"
 #include "redis/script.h"
 
 #define RL_STRIPES    64
@@ -303,8 +304,9 @@ static void got_reply(int status, redisReply **r, size_t n, void *arg)
 }
 
 /* EVALSHA sha 1 key T tau cost */
-static int check(strata_ratelimiter *rl, tier t, const char *tenant, const void *key, size_t len,
-                 const strata_rl_params *p, strata_rl_cb cb, void *arg, strata_rl_result *out)
+static int check(strata_ratelimiter *rl, tier t, uint64_t now_us, const char *tenant,
+                 const void *key, size_t len, const strata_rl_params *p, strata_rl_cb cb, void *arg,
+                 strata_rl_result *out)
 {
     /* Over the pool (every answer before the call returns) the check lives on this stack; the
      * struct is large (the key buffer), so only its small fields are set, never the whole. */
@@ -312,7 +314,7 @@ static int check(strata_ratelimiter *rl, tier t, const char *tenant, const void 
     rl_check *k = &stack;
     if (t.ops != NULL && !t.ops->inline_answers && (k = malloc(sizeof *k)) == NULL)
         return STRATA_ENOMEM;
-    k->rl = rl, k->now_us = strata__mono_us(), k->cb = cb, k->arg = arg;
+    k->rl = rl, k->now_us = now_us, k->cb = cb, k->arg = arg;
     k->in_call = 1, k->done = 0, k->on_stack = k == &stack;
     int rc = prepare(rl, tenant, key, len, p, &k->q);
     if (rc != 0) {
@@ -345,15 +347,22 @@ static int check(strata_ratelimiter *rl, tier t, const char *tenant, const void 
 int strata_ratelimit(strata_ratelimiter *rl, const char *tenant, const void *key, size_t len,
                      const strata_rl_params *p, strata_rl_result *out)
 {
+    return strata__ratelimit_at(rl, strata__mono_us(), tenant, key, len, p, out);
+}
+
+int strata__ratelimit_at(strata_ratelimiter *rl, uint64_t now_us, const char *tenant,
+                         const void *key, size_t len, const strata_rl_params *p,
+                         strata_rl_result *out)
+{
     /* Over the pool every answer comes before check returns: never STRATA_PENDING here. */
-    return check(rl, rl->c->pool, tenant, key, len, p, NULL, NULL, out);
+    return check(rl, rl->c->pool, now_us, tenant, key, len, p, NULL, NULL, out);
 }
 
 int strata_ratelimit_async(strata_ratelimiter *rl, strata_loop *lp, const char *tenant,
                            const void *key, size_t len, const strata_rl_params *p, strata_rl_cb cb,
                            void *arg, strata_rl_result *out)
 {
-    return check(rl, strata__loop_tier(lp), tenant, key, len, p, cb, arg, out);
+    return check(rl, strata__loop_tier(lp), strata__mono_us(), tenant, key, len, p, cb, arg, out);
 }
 
 void strata_ratelimit_stats(strata_ratelimiter *rl, strata_rl_stats *out)
