@@ -1,6 +1,7 @@
 /* test_server_ratelimit.c: rate limits over HTTP: POST /v1/ratelimit/{key} shared exactly by two
  * servers on one Redis, 429 with Retry-After and RateLimit-* headers, tenants, the server's own
- * rules (by header, shadow mode, metrics), and the local fallback with Redis killed. */
+ * rules (by header, shadow mode, metrics), the local fallback with Redis killed, and denials
+ * answered from memory with Redis' figures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -194,6 +195,44 @@ static void test_local_fallback_with_redis_killed(void **state)
     assert_int_equal(sh_stop_check(s), 0);
 }
 
+/* A 429 that Redis decided and the same denial answered from memory carry the same figures. With
+ * Redis paused the local fallback would have allowed a fresh bucket, so a 429 then is memory's.
+ * Memory answered reset 20 (its retry_after) where Redis had answered 60. */
+static void test_remembered_denial_matches_redis(void **state)
+{
+    (void)state;
+    if (rh_is_external(redis))
+        skip();
+    sh_server *s = start_server(NULL, NULL);
+    const char *body = "{\"limit\":3,\"period\":60}";
+    for (int i = 0; i < 3; i++) {
+        sh_resp *r =
+            sh_call(s, "POST", "/v1/ratelimit/login:alice", NULL, NULL, "application/json", body);
+        SH_EXPECT_STATUS(r, 200);
+        sh_resp_free(r);
+    }
+    sh_resp *from_redis =
+        sh_call(s, "POST", "/v1/ratelimit/login:alice", NULL, NULL, "application/json", body);
+    SH_EXPECT_STATUS(from_redis, 429);
+    assert_string_equal(from_redis->body,
+                        "{\"allowed\":false,\"limit\":3,\"remaining\":0,\"reset\":60,"
+                        "\"retry_after\":20}\n");
+    assert_int_equal(rh_pause(redis), 0);
+    sh_resp *from_memory =
+        sh_call(s, "POST", "/v1/ratelimit/login:alice", NULL, NULL, "application/json", body);
+    assert_int_equal(rh_resume(redis), 0);
+    SH_EXPECT_STATUS(from_memory, 429);
+    assert_string_equal(from_memory->body, from_redis->body);
+    const char *fields[] = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                            "Retry-After"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        assert_string_equal(sh_resp_header(from_memory, fields[i]),
+                            sh_resp_header(from_redis, fields[i]));
+    sh_resp_free(from_redis);
+    sh_resp_free(from_memory);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_token_rule_counts_the_token),
         cmocka_unit_test(test_bad_rules_refused_at_start),
         cmocka_unit_test(test_local_fallback_with_redis_killed),
+        cmocka_unit_test(test_remembered_denial_matches_redis),
     };
     return cmocka_run_group_tests_name("server_ratelimit", tests, setup, teardown);
 }
