@@ -6,10 +6,11 @@
  * timed by Redis' own clock so instances with skewed clocks agree. Every instance sharing the
  * Redis shares the limit exactly.
  *
- * Keys already over their limit are remembered locally until their retry_after, so a flood of
- * rejected requests costs Redis nothing. When Redis cannot answer (down, slow: a check is bounded
- * by the socket timeout and the breaker), the configured fallback decides: a local GCRA per
- * instance with limit/instances (default), allow everything, or deny everything.
+ * A denied key's state is remembered locally: a request it would deny is denied from memory, with
+ * the figures Redis would give, so a flood of rejected requests costs Redis nothing. When Redis
+ * cannot answer (down, slow: a check is bounded by the socket timeout and the breaker), the
+ * configured fallback decides: a local GCRA per instance with limit/instances (default), allow
+ * everything, or deny everything.
  *
  * A limiter is its own object on a cache (it uses the cache's Redis and prefix; the cache knows
  * nothing of it); free it before the cache.
@@ -47,13 +48,18 @@ enum strata_rl_source {
     STRATA_RL_FAIL_CLOSED = 4 /* Redis unavailable: denied by the fail-closed setting */
 };
 
+/* What a check reports. The same state gives the same figures whichever decider answers (Redis,
+ * a remembered denial, the local fallback); features/ratelimit.c defines them exactly (figures()),
+ * docs/api.md for HTTP. Times are rounded up to milliseconds. */
 typedef struct strata_rl_result {
     int allowed;
     uint64_t limit;          /* the burst: requests allowed at once */
-    uint64_t remaining;      /* requests still allowed right now */
-    uint64_t reset_ms;       /* until the limit is whole again */
+    uint64_t remaining;      /* requests of weight 1 that would be allowed now, one by one */
+    uint64_t reset_ms;       /* until the bucket is whole again (remaining == limit) */
     uint64_t retry_after_ms; /* until this request would be allowed (0 when allowed) */
     int source;              /* enum strata_rl_source */
+    uint64_t next_ms;        /* until remaining grows by one */
+    uint64_t window_ms;      /* how long an empty bucket takes to fill: burst * period / limit */
 } strata_rl_result;
 
 /* What happens while Redis cannot answer. */

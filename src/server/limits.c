@@ -2,14 +2,16 @@
  *
  *   POST /v1/ratelimit/{key}   {"limit":1000,"period":60,"burst":10,"cost":1}
  *        200 {"allowed":true,"limit":..,"remaining":..,"reset":..,"retry_after":..}, or 429
- *        with the same body; RateLimit-Limit / -Remaining / -Reset on both, Retry-After on 429.
+ *        with the same body; RateLimit-Limit / -Remaining / -Reset, RateLimit-Policy and
+ *        RateLimit (policy "default") on both, Retry-After on 429.
  *
  * and the rules the server applies to its own API (STRATA_RATE_LIMITS), keyed by client address,
  * token, tenant or a header, checked before the handler runs. Both go through the library's one
  * mechanism (strata_ratelimit_async: GCRA in Redis, remembered denials, local fallback), which the
- * coming reverse proxy applies per route the same way. Times in the API are seconds, as the
- * RateLimit header draft uses them; keys of the server's own rules start with a control byte, which
- * HTTP keys cannot contain, so no client can reach or reset them through the endpoint.
+ * coming reverse proxy applies per route the same way; a rule's name is its policy's name in the
+ * RateLimit fields. Times in the API are seconds, as the RateLimit header draft uses them; keys
+ * of the server's own rules start with a control byte, which HTTP keys cannot contain, so no
+ * client can reach or reset them through the endpoint.
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -79,6 +81,9 @@ static int parse_rule(char *text, limit_rule *r, char *err, size_t errcap)
                -1;
     memset(r, 0, sizeof *r);
     memcpy(r->name, text, (size_t)(colon - text));
+    for (const unsigned char *c = (const unsigned char *)r->name; *c; c++)
+        if (*c < 0x20 || *c > 0x7e) /* it is sent in RateLimit-Policy, a Structured Fields string */
+            return snprintf(err, errcap, "rule names are printable ASCII: %.60s", text), -1;
     r->route = -1;
     for (char *f = strtok(colon + 1, ","); f != NULL; f = strtok(NULL, ",")) {
         char *eq = strchr(f, '=');
@@ -144,8 +149,68 @@ static uint64_t secs(uint64_t ms)
     return (ms + 999) / 1000;
 }
 
-static void rl_headers(req *q, const strata_rl_result *r)
+/* The rate-limit fields of one answer. RateLimit-Policy and RateLimit (draft-ietf-httpapi-
+ * ratelimit-headers, revision 10 on) are Structured Field lists, one item per policy that applied:
+ *     RateLimit-Policy: "<name>";q=<limit: the burst>;w=<seconds an empty bucket takes to fill>
+ *     RateLimit: "<name>";r=<remaining>;t=<seconds until remaining grows by one>
+ * t is not the reset: a GCRA frees quota one request at a time, and the draft wants a Retry-After
+ * no earlier than t (on a denial of cost 1 they are equal). The RateLimit-Limit/-Remaining/-Reset
+ * fields clients already read hold one decision: the most pressing (a denial, else the fewest
+ * remaining), with Retry-After when it is a denial. */
+typedef struct rl_fields {
+    char policy[400], limit[400];
+    size_t plen, llen;
+    strata_rl_result worst;
+    int n;
+} rl_fields;
+
+/* name as a Structured Fields string: quoted, " and \ escaped; bytes outside printable ASCII
+ * (which limits_parse refuses in rule names) are left out. */
+static void sf_string(char *out, size_t cap, const char *name)
 {
+    size_t n = 0;
+    out[n++] = '"';
+    for (const unsigned char *c = (const unsigned char *)name; *c && n + 4 < cap; c++) {
+        if (*c < 0x20 || *c > 0x7e)
+            continue;
+        if (*c == '"' || *c == '\\')
+            out[n++] = '\\';
+        out[n++] = (char)*c;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+/* Appends item to a list field's value; an item that does not fit is left out whole. */
+static void list_add(char *list, size_t cap, size_t *len, const char *item)
+{
+    int n = snprintf(list + *len, cap - *len, "%s%s", *len ? ", " : "", item);
+    if (n > 0 && (size_t)n < cap - *len)
+        *len += (size_t)n;
+    else
+        list[*len] = '\0';
+}
+
+static void fields_add(rl_fields *f, const char *name, const strata_rl_result *r)
+{
+    char sf[2 * LIMIT_NAME_MAX + 3], item[160]; /* the name, every byte escaped at worst */
+    sf_string(sf, sizeof sf, name);
+    uint64_t w = secs(r->window_ms);
+    snprintf(item, sizeof item, "%s;q=%llu;w=%llu", sf, (unsigned long long)r->limit,
+             (unsigned long long)(w ? w : 1));
+    list_add(f->policy, sizeof f->policy, &f->plen, item);
+    snprintf(item, sizeof item, "%s;r=%llu;t=%llu", sf, (unsigned long long)r->remaining,
+             (unsigned long long)secs(r->next_ms));
+    list_add(f->limit, sizeof f->limit, &f->llen, item);
+    if (f->n++ == 0 || !r->allowed || (f->worst.allowed && r->remaining < f->worst.remaining))
+        f->worst = *r;
+}
+
+static void fields_write(req *q, const rl_fields *f)
+{
+    if (f->n == 0)
+        return;
+    const strata_rl_result *r = &f->worst;
     char v[24];
     snprintf(v, sizeof v, "%llu", (unsigned long long)r->limit);
     add_header(q, "RateLimit-Limit", v);
@@ -153,6 +218,8 @@ static void rl_headers(req *q, const strata_rl_result *r)
     add_header(q, "RateLimit-Remaining", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)secs(r->reset_ms));
     add_header(q, "RateLimit-Reset", v);
+    add_header(q, "RateLimit-Policy", f->policy);
+    add_header(q, "RateLimit", f->limit);
     if (!r->allowed) {
         snprintf(v, sizeof v, "%llu", (unsigned long long)secs(r->retry_after_ms));
         add_header(q, "Retry-After", v);
@@ -168,7 +235,9 @@ static void on_check(int status, const strata_rl_result *r, void *arg)
         reply_status(q, status);
         return;
     }
-    rl_headers(q, r);
+    rl_fields f = {.n = 0};
+    fields_add(&f, "default", r); /* the endpoint's one policy: the body's parameters */
+    fields_write(q, &f);
     reply_json(q, r->allowed ? 200 : 429,
                json_pack("{s:b,s:I,s:I,s:I,s:I}", "allowed", r->allowed, "limit",
                          (json_int_t)r->limit, "remaining", (json_int_t)r->remaining, "reset",
@@ -255,6 +324,7 @@ typedef struct rule_walk {
     req *q;
     size_t next;
     void (*then)(req *q);
+    rl_fields f; /* the rules that applied and were not shadows */
 } rule_walk;
 
 static void walk(rule_walk *w);
@@ -269,7 +339,7 @@ static void rule_decided(int status, const strata_rl_result *r, void *arg)
         if (status == 0 && r->remaining * 5 < r->limit) /* under 20% left */
             atomic_fetch_add(&rule->near_limit, 1);
         if (status == 0 && !rule->shadow)
-            rl_headers(q, r);
+            fields_add(&w->f, rule->name, r);
         walk(w);
         return;
     }
@@ -279,8 +349,9 @@ static void rule_decided(int status, const strata_rl_result *r, void *arg)
         return;
     }
     atomic_fetch_add(&rule->limited, 1);
+    fields_add(&w->f, rule->name, r);
+    fields_write(q, &w->f);
     free(w);
-    rl_headers(q, r);
     reply_error(q, 429, "rate_limited", "rate limit %s exceeded: retry after %llu s", rule->name,
                 (unsigned long long)secs(r->retry_after_ms));
 }
@@ -303,6 +374,7 @@ static void walk(rule_walk *w)
         return;
     }
     void (*then)(req *) = w->then;
+    fields_write(q, &w->f);
     free(w);
     then(q);
 }

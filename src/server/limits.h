@@ -12,8 +12,10 @@
 
 enum limit_by { BY_IP, BY_TOKEN, BY_TENANT, BY_HEADER };
 
+#define LIMIT_NAME_MAX 32 /* a rule's name, with its NUL: printable ASCII */
+
 typedef struct limit_rule {
-    char name[32];
+    char name[LIMIT_NAME_MAX];
     int route; /* a route id, or -1 for every route */
     strata_rl_params p;
     int by;
@@ -29,7 +31,8 @@ typedef struct limit_rules {
 
 /* Parses STRATA_RATE_LIMITS:
  *   NAME:route=kv,limit=100,period=1,burst=20,by=ip[,shadow=true];NAME2:...
- * by: ip | token | tenant | header:X-Name. route: a route name (kv, mget, ...) or *.
+ * by: ip | token | tenant | header:X-Name. route: a route name (kv, mget, ...) or *. NAME is
+ * printable ASCII (it is the policy's name in the RateLimit fields).
  * Returns 0, or -1 with a message naming the rule and what is wrong. */
 int limits_parse(const char *spec, limit_rules *out, char *err, size_t errcap);
 void limits_free(limit_rules *rules);

@@ -1,6 +1,6 @@
 /* test_ratelimit.c: GCRA limits shared by two instances on a real Redis, bursts, tenants,
- * remembered denials, NOSCRIPT recovery, the asynchronous path, and the fallbacks with Redis
- * killed. */
+ * remembered denials, NOSCRIPT recovery, the asynchronous path, the fallbacks with Redis
+ * killed, and the same figures from Redis, from memory and from the local limiter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,6 +252,68 @@ static void test_fallbacks_with_redis_killed(void **state)
     strata_cache_free(c);
 }
 
+/* A denial Redis made and the same denial answered from memory report the same figures: 3 per
+ * 60 s, three at once, then the fourth is denied with reset 60 s (the bucket is whole again) and
+ * retry_after 20 s. From memory it said reset 20 s (its retry_after), where Redis said 60. */
+static void test_remembered_denial_matches_redis(void **state)
+{
+    (void)state;
+    strata_cache *c = open_cache("rl7");
+    strata_ratelimiter *rl_c = limiter(c);
+    strata_rl_params p = {.limit = 3, .period_ms = 60000};
+    strata_rl_result r, mem;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0), assert_true(r.allowed);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
+    assert_false(r.allowed);
+    assert_int_equal(r.source, STRATA_RL_REDIS);
+    assert_true(r.reset_ms > 59000 && r.reset_ms <= 60000);
+    assert_true(r.retry_after_ms > 19000 && r.retry_after_ms <= 20000);
+    assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &mem), 0);
+    assert_false(mem.allowed);
+    assert_int_equal(mem.source, STRATA_RL_REMEMBERED);
+    assert_int_equal(mem.limit, r.limit);
+    assert_int_equal(mem.remaining, r.remaining);
+    /* Answered a moment later (and timed from when the check began): at most that much less. */
+    assert_true(mem.reset_ms <= r.reset_ms && mem.reset_ms + 100 >= r.reset_ms);
+    assert_true(mem.retry_after_ms <= r.retry_after_ms &&
+                mem.retry_after_ms + 100 >= r.retry_after_ms);
+    strata_ratelimiter_free(rl_c);
+    strata_cache_free(c);
+}
+
+/* Redis' script and the local limiter report alike: 9 per 60 s, whose interval (6.67 s) is no
+ * whole number of microseconds. Redis said remaining 7 after the first request. */
+static void test_redis_and_local_figures_agree(void **state)
+{
+    (void)state;
+    strata_cache *c = open_cache("rl8"), *mem;
+    assert_int_equal(strata_cache_new(NULL, &mem), 0);
+    strata_ratelimiter *rl_c = limiter(c), *rl_mem = limiter(mem);
+    strata_rl_params p = {.limit = 9, .period_ms = 60000};
+    for (int i = 0; i < 10; i++) {
+        strata_rl_result r, m;
+        assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
+        assert_int_equal(strata_ratelimit(rl_mem, NULL, "k", 1, &p, &m), 0);
+        assert_int_equal(r.source, STRATA_RL_REDIS);
+        assert_int_equal(m.source, STRATA_RL_LOCAL);
+        assert_int_equal(r.allowed, i < 9);
+        assert_int_equal(m.allowed, i < 9);
+        assert_int_equal(r.remaining, m.remaining);
+        assert_int_equal(r.limit, m.limit);
+        if (i < 9)
+            assert_int_equal(r.remaining, (uint64_t)(8 - i));
+        /* The two clocks are a few microseconds apart: a millisecond at most once rounded. */
+        assert_true(r.reset_ms + 1 >= m.reset_ms && m.reset_ms + 1 >= r.reset_ms);
+        assert_true(r.retry_after_ms + 1 >= m.retry_after_ms &&
+                    m.retry_after_ms + 1 >= r.retry_after_ms);
+    }
+    strata_ratelimiter_free(rl_c);
+    strata_cache_free(c);
+    strata_ratelimiter_free(rl_mem);
+    strata_cache_free(mem);
+}
+
 static void test_without_redis(void **state)
 {
     (void)state;
@@ -280,6 +342,8 @@ int main(void)
         cmocka_unit_test(test_async_path),
         cmocka_unit_test(test_fallbacks_with_redis_killed),
         cmocka_unit_test(test_without_redis),
+        cmocka_unit_test(test_remembered_denial_matches_redis),
+        cmocka_unit_test(test_redis_and_local_figures_agree),
     };
     return cmocka_run_group_tests_name("ratelimit", tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
 /* test_server_ratelimit.c: rate limits over HTTP: POST /v1/ratelimit/{key} shared exactly by two
  * servers on one Redis, 429 with Retry-After and RateLimit-* headers, tenants, the server's own
- * rules (by header, shadow mode, metrics), and the local fallback with Redis killed. */
+ * rules (by header, shadow mode, metrics), the local fallback with Redis killed, and denials
+ * answered from memory with Redis' figures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -163,13 +165,21 @@ static void test_token_rule_counts_the_token(void **state)
 static void test_bad_rules_refused_at_start(void **state)
 {
     (void)state;
-    const char *env[] = {"STRATA_RATE_LIMITS=x:route=nosuch,limit=1,period=1", NULL};
-    char *out = NULL;
-    long ms = 0;
-    int st = sh_run(env, NULL, 5000, &out, &ms);
-    assert_int_not_equal(st, 0);
-    assert_non_null(strstr(out, "STRATA_RATE_LIMITS"));
-    free(out);
+    /* An unknown route; a name outside printable ASCII (it is a Structured Fields string in
+     * RateLimit-Policy). */
+    const char *specs[] = {"STRATA_RATE_LIMITS=x:route=nosuch,limit=1,period=1",
+                           "STRATA_RATE_LIMITS=caf\xc3\xa9:route=kv,limit=1,period=1"};
+    const char *why[] = {"nosuch", "printable ASCII"};
+    for (int i = 0; i < 2; i++) {
+        const char *env[] = {specs[i], NULL};
+        char *out = NULL;
+        long ms = 0;
+        int st = sh_run(env, NULL, 5000, &out, &ms);
+        assert_int_not_equal(st, 0);
+        assert_non_null(strstr(out, "STRATA_RATE_LIMITS"));
+        assert_non_null(strstr(out, why[i]));
+        free(out);
+    }
 }
 
 static void test_local_fallback_with_redis_killed(void **state)
@@ -194,6 +204,119 @@ static void test_local_fallback_with_redis_killed(void **state)
     assert_int_equal(sh_stop_check(s), 0);
 }
 
+/* A 429 that Redis decided and the same denial answered from memory carry the same figures. With
+ * Redis paused the local fallback would have allowed a fresh bucket, so a 429 then is memory's.
+ * Memory answered reset 20 (its retry_after) where Redis had answered 60. */
+static void test_remembered_denial_matches_redis(void **state)
+{
+    (void)state;
+    if (rh_is_external(redis))
+        skip();
+    sh_server *s = start_server(NULL, NULL);
+    const char *body = "{\"limit\":3,\"period\":60}";
+    for (int i = 0; i < 3; i++) {
+        sh_resp *r =
+            sh_call(s, "POST", "/v1/ratelimit/login:alice", NULL, NULL, "application/json", body);
+        SH_EXPECT_STATUS(r, 200);
+        sh_resp_free(r);
+    }
+    sh_resp *from_redis =
+        sh_call(s, "POST", "/v1/ratelimit/login:alice", NULL, NULL, "application/json", body);
+    SH_EXPECT_STATUS(from_redis, 429);
+    assert_string_equal(from_redis->body,
+                        "{\"allowed\":false,\"limit\":3,\"remaining\":0,\"reset\":60,"
+                        "\"retry_after\":20}\n");
+    assert_int_equal(rh_pause(redis), 0);
+    sh_resp *from_memory =
+        sh_call(s, "POST", "/v1/ratelimit/login:alice", NULL, NULL, "application/json", body);
+    assert_int_equal(rh_resume(redis), 0);
+    SH_EXPECT_STATUS(from_memory, 429);
+    assert_string_equal(from_memory->body, from_redis->body);
+    const char *fields[] = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                            "Retry-After"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        assert_string_equal(sh_resp_header(from_memory, fields[i]),
+                            sh_resp_header(from_redis, fields[i]));
+    sh_resp_free(from_redis);
+    sh_resp_free(from_memory);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
+/* The draft's fields (draft-ietf-httpapi-ratelimit-headers, revision 10 on) beside the
+ * RateLimit-Limit/-Remaining/-Reset ones, on the endpoint: policy "default", q the burst, w the
+ * seconds an empty bucket takes to fill, r remaining, t until one more request is free (equal to
+ * Retry-After on a denial). */
+static void test_ratelimit_fields_on_the_endpoint(void **state)
+{
+    (void)state;
+    sh_server *s = start_server(NULL, NULL);
+    const char *body = "{\"limit\":3,\"period\":60}";
+    const char *t[] = {"20", "20", "20", "20"}, *rem[] = {"2", "1", "0", "0"};
+    for (int i = 0; i < 4; i++) {
+        sh_resp *r =
+            sh_call(s, "POST", "/v1/ratelimit/fields", NULL, NULL, "application/json", body);
+        SH_EXPECT_STATUS(r, i < 3 ? 200 : 429);
+        SH_EXPECT_HEADER(r, "RateLimit-Policy", "\"default\";q=3;w=60");
+        char want[64];
+        snprintf(want, sizeof want, "\"default\";r=%s;t=%s", rem[i], t[i]);
+        SH_EXPECT_HEADER(r, "RateLimit", want);
+        SH_EXPECT_HEADER(r, "RateLimit-Limit", "3");
+        SH_EXPECT_HEADER(r, "RateLimit-Remaining", rem[i]);
+        if (i == 3)
+            SH_EXPECT_HEADER(r, "Retry-After", "20");
+        sh_resp_free(r);
+    }
+    /* A burst unlike the limit: q is the burst, w the time it takes to come back (0.6 s each). */
+    sh_resp *r = sh_call(s, "POST", "/v1/ratelimit/burst", NULL, NULL, "application/json",
+                         "{\"limit\":100,\"period\":60,\"burst\":10}");
+    SH_EXPECT_STATUS(r, 200);
+    SH_EXPECT_HEADER(r, "RateLimit-Policy", "\"default\";q=10;w=6");
+    SH_EXPECT_HEADER(r, "RateLimit", "\"default\";r=9;t=1");
+    SH_EXPECT_HEADER(r, "RateLimit-Limit", "10");
+    sh_resp_free(r);
+    /* ... and a window that is no whole number of seconds (5 x 6.67 s) is rounded up. */
+    r = sh_call(s, "POST", "/v1/ratelimit/odd", NULL, NULL, "application/json",
+                "{\"limit\":9,\"period\":60,\"burst\":5}");
+    SH_EXPECT_HEADER(r, "RateLimit-Policy", "\"default\";q=5;w=34");
+    SH_EXPECT_HEADER(r, "RateLimit", "\"default\";r=4;t=7");
+    sh_resp_free(r);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
+/* The server's own rules: one item per rule that applied (shadow rules are not reported), the
+ * rule's name as the policy's, escaped as a Structured Fields string; RateLimit-Limit/-Remaining/
+ * -Reset report the most pressing decision, once (each rule used to add its own set). */
+static void test_ratelimit_fields_of_the_rules(void **state)
+{
+    (void)state;
+    sh_server *s = start_server("STRATA_RATE_LIMITS=per-ip:route=kv,limit=5,period=10,by=ip;"
+                                "a\"b\\c:route=*,limit=2,period=60,by=tenant;"
+                                "watch:route=*,limit=1,period=60,by=tenant,shadow=true",
+                                NULL);
+    const char *policy = "\"per-ip\";q=5;w=10, \"a\\\"b\\\\c\";q=2;w=60";
+    const char *limit[] = {"\"per-ip\";r=4;t=2, \"a\\\"b\\\\c\";r=1;t=30",
+                           "\"per-ip\";r=3;t=2, \"a\\\"b\\\\c\";r=0;t=30",
+                           "\"per-ip\";r=2;t=2, \"a\\\"b\\\\c\";r=0;t=30"};
+    const char *remaining[] = {"1", "0", "0"}, *reset[] = {"30", "60", "60"};
+    for (int i = 0; i < 3; i++) {
+        sh_resp *r = sh_call(s, "GET", "/v1/cache/ns/k", NULL, NULL, NULL, NULL);
+        SH_EXPECT_STATUS(r, i < 2 ? 404 : 429);
+        SH_EXPECT_HEADER(r, "RateLimit-Policy", policy);
+        SH_EXPECT_HEADER(r, "RateLimit", limit[i]);
+        SH_EXPECT_HEADER(r, "RateLimit-Limit", "2"); /* a"b\c: the fewest left */
+        SH_EXPECT_HEADER(r, "RateLimit-Remaining", remaining[i]);
+        SH_EXPECT_HEADER(r, "RateLimit-Reset", reset[i]);
+        size_t n = 0;
+        for (size_t h = 0; h < r->nheaders; h++)
+            n += strcasecmp(r->headers[h].name, "RateLimit-Limit") == 0;
+        assert_int_equal(n, 1);
+        if (i == 2)
+            SH_EXPECT_HEADER(r, "Retry-After", "30");
+        sh_resp_free(r);
+    }
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +325,9 @@ int main(void)
         cmocka_unit_test(test_token_rule_counts_the_token),
         cmocka_unit_test(test_bad_rules_refused_at_start),
         cmocka_unit_test(test_local_fallback_with_redis_killed),
+        cmocka_unit_test(test_remembered_denial_matches_redis),
+        cmocka_unit_test(test_ratelimit_fields_on_the_endpoint),
+        cmocka_unit_test(test_ratelimit_fields_of_the_rules),
     };
     return cmocka_run_group_tests_name("server_ratelimit", tests, setup, teardown);
 }
