@@ -2,9 +2,10 @@
  *
  * A session is a value (the server stores JSON) under an id made from 128 random bits (OpenSSL's
  * CSPRNG), URL-safe base64 without padding: 22 characters. It lives in the reserved namespace
- * "_sessions" of its tenant, has a TTL that slides on every read, and is never a cache entry: in
- * L1 it is pinned (never evicted by the policy). A write that reached L1 only says so
- * (STRATA_OK_L1_ONLY): such a session does not survive a restart.
+ * "_sessions" of its tenant, has a TTL that slides on reads (strata serve restarts it with a
+ * touch once half of it has gone by, so most reads write nothing; strata_cache_touch), and is
+ * never a cache entry: in L1 it is pinned (never evicted by the policy). A write that reached L1
+ * only says so (STRATA_OK_L1_ONLY): such a session does not survive a restart.
  */
 #ifndef STRATA_SESSION_H
 #define STRATA_SESSION_H

@@ -9,7 +9,9 @@
  *   GET  /metrics                               Prometheus text
  *
  * Anything that may wait on Redis (health's ping, stats' INFO, clear, key listing) runs on the
- * offload thread, never on an event loop.
+ * offload thread, never on an event loop. Of the reserved namespaces, clear and keys take
+ * namespace=_sessions (sessions are listed and removed only when named, so a cache clear never
+ * logs everybody out).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +179,16 @@ void admin_stats(req *q)
 
 /* ---- clear -------------------------------------------------------------------------------- */
 
+#define BAD_NS                                                                                     \
+    "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _ (but _sessions)"
+
+/* A namespace clear and keys may name: a name, not a reserved one but the sessions'. */
+static int admin_ns_ok(const char *ns)
+{
+    return strlen(ns) <= STRATA_NAME_MAX && strata_name_check(ns) == 0 &&
+           (ns[0] != '_' || strcmp(ns, STRATA_SESSION_NS) == 0);
+}
+
 typedef struct clear_job {
     req *q;
     strata_cache *cache;
@@ -235,11 +247,9 @@ void admin_clear(req *q)
         j->tenant = NULL;
         j->flush = is_true(get_query(q, "flush"));
     }
-    if (ns != NULL &&
-        (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 || ns[0] == '_')) {
+    if (ns != NULL && !admin_ns_ok(ns)) {
         free(j);
-        reply_error(q, 400, "bad_namespace",
-                    "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _");
+        reply_error(q, 400, "bad_namespace", BAD_NS);
         return;
     }
     if (pattern != NULL && (strlen(pattern) >= sizeof j->pattern || pattern[0] == '\0' ||
@@ -316,9 +326,8 @@ void admin_keys(req *q)
     const char *bad = NULL;
     if (limit != NULL && (*end != '\0' || lim < 1 || lim > 1000))
         bad = "limit must be a number from 1 to 1000";
-    else if (ns != NULL &&
-             (strlen(ns) > STRATA_NAME_MAX || strata_name_check(ns) != 0 || ns[0] == '_'))
-        bad = "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -, not starting with _";
+    else if (ns != NULL && !admin_ns_ok(ns))
+        bad = BAD_NS;
     else if (pattern != NULL &&
              (strlen(pattern) >= sizeof j->pattern || !route_text_ok(pattern, strlen(pattern))))
         bad = "pattern must be at most 1023 bytes of UTF-8 text";

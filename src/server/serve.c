@@ -238,47 +238,55 @@ static void drain(server *s)
         event_base_once(s->workers[i].base, -1, EV_TIMEOUT, start_drain, &s->workers[i], &now);
 }
 
+/* Returns 0, or the exit code (docs/operations.md): 2 for a malformed setting, whose message names
+ * it (STRATA_TOKENS, STRATA_RATE_LIMITS, STRATA_NAMESPACES, as serve_config_load does for the
+ * others); 1 when the server cannot start (a tokens file that cannot be read or parsed, no tokens
+ * on a public address, no cache, no workers). */
 static int start(server *s)
 {
     char err[512];
     s->auth = auth_load(s->cfg.tokens, s->cfg.tokens_file, err, sizeof err);
     if (s->auth == NULL) {
         fprintf(stderr, "strata serve: %s\n", err);
-        return -1;
+        /* The setting itself, or the file it names? Parsed alone, the setting tells. */
+        auth_table *inline_only = auth_load(s->cfg.tokens, NULL, err, sizeof err);
+        int code = inline_only == NULL ? 2 : 1;
+        auth_free(inline_only);
+        return code;
     }
     if (auth_count(s->auth) == 0 && !s->cfg.loopback && !s->cfg.insecure) {
         fprintf(stderr,
                 "strata serve: refusing to listen on %s without tokens: set STRATA_TOKENS "
                 "or --tokens-file, or pass --insecure\n",
                 s->cfg.listen_host);
-        return -1;
+        return 1;
     }
     if (limits_parse(s->cfg.rate_limits, &s->rules, err, sizeof err) != 0) {
         fprintf(stderr, "strata serve: STRATA_RATE_LIMITS: %s\n", err);
-        return -1;
+        return 2;
     }
     int rc = strata_cache_new(&s->cfg.cache, &s->cache);
     if (rc != 0) {
         fprintf(stderr, "strata serve: cannot create the cache: %s\n", strata_strerror(rc));
-        return -1;
+        return 1;
     }
     if (strata_ratelimiter_new(s->cache, &s->rl) != 0 ||
         strata_ratelimit_configure(s->rl, s->cfg.rl_fallback, s->cfg.rl_instances) != 0) {
         fprintf(stderr, "strata serve: cannot create the rate limiter\n");
-        return -1;
+        return 1;
     }
     if (namespaces_apply(strata_cache_l1(s->cache), getenv("STRATA_NAMESPACES"), err, sizeof err) !=
         0) {
         fprintf(stderr, "strata serve: STRATA_NAMESPACES: %s\n", err);
-        return -1;
+        return 2;
     }
     s->workers = calloc(s->cfg.workers, sizeof *s->workers);
     if (s->workers == NULL)
-        return -1;
+        return 1;
     for (unsigned i = 0; i < s->cfg.workers; i++)
         if (worker_init(s, &s->workers[i], i, err, sizeof err) != 0) {
             fprintf(stderr, "strata serve: %s\n", err);
-            return -1;
+            return 1;
         }
     return 0;
 }
@@ -318,9 +326,9 @@ int serve_main(int argc, char **argv)
     offload_init(&s.jobs);
     s.started_ms = strata_now_ms();
     fit_descriptors(&s.cfg);
-    if (start(&s) != 0) {
+    if ((rc = start(&s)) != 0) {
         stop(&s);
-        return 1;
+        return rc;
     }
     if (offload_start(&s.jobs) != 0) {
         fprintf(stderr, "strata serve: cannot start the offload thread\n");

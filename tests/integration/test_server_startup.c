@@ -122,6 +122,44 @@ static void test_bad_flags(void **state)
     free(out);
 }
 
+/* The exit code tells a malformed setting (2, whichever part of the server reads it: a
+ * malformed STRATA_NAMESPACES exited 1) from a server that cannot start (1), as
+ * docs/operations.md's table says. */
+static int exit_code(const char *var, const char *const *args)
+{
+    const char *env[] = {"STRATA_LISTEN=127.0.0.1:39124", var, NULL};
+    int st = sh_run(env, args, 10000, NULL, NULL);
+    if (st != 2 && st != 1)
+        fprintf(stderr, "%s: exit status %d\n", var ? var : args[0], st);
+    return st;
+}
+
+static void test_malformed_settings_exit_2(void **state)
+{
+    (void)state;
+    assert_int_equal(exit_code("STRATA_WORKERS=0", NULL), 2);
+    assert_int_equal(exit_code("STRATA_L1_MAX_MEMORY=64MB", NULL), 2);
+    assert_int_equal(exit_code("STRATA_TOKENS=short:admin", NULL), 2);
+    assert_int_equal(exit_code("STRATA_RATE_LIMITS=nonsense", NULL), 2);
+    assert_int_equal(exit_code("STRATA_NAMESPACES=llm:tll=5", NULL), 2);
+    const char *workers[] = {"--workers", "0", NULL};
+    assert_int_equal(exit_code(NULL, workers), 2);
+    /* Cannot start: a tokens file that is not there, or does not parse; no tokens in public. */
+    const char *file[] = {"--tokens-file", "/nonexistent/strata-tokens", NULL};
+    assert_int_equal(exit_code("STRATA_TOKENS=good-token-one:admin", file), 1);
+    char path[] = "/tmp/strata-tokens-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "bad-line-without-role\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    const char *badfile[] = {"--tokens-file", path, NULL};
+    assert_int_equal(exit_code(NULL, badfile), 1);
+    unlink(path);
+    const char *exposed[] = {"--listen", "0.0.0.0:39124", NULL};
+    assert_int_equal(exit_code(NULL, exposed), 1);
+}
+
 static void test_exposed_without_tokens(void **state)
 {
     (void)state;
@@ -247,6 +285,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_environment),
         cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_malformed_settings_exit_2),
         cmocka_unit_test(test_exposed_without_tokens),
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_redis_down_at_start),
