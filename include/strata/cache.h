@@ -116,6 +116,13 @@ int strata_fallback_reason(void);
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,
                      const strata_set_opts *opts);
 int strata_cache_del(strata_cache *c, const strata_key *k);
+/* Deletes k everywhere or not at all: from Redis first, then from L1. When Redis cannot take the
+ * delete (down, breaker open, timed out, read-only), nothing is deleted and the call returns that
+ * failure (STRATA_EUNAVAILABLE, STRATA_ETIMEDOUT, STRATA_EREADONLY; strata_fallback_reason()
+ * says which), never STRATA_OK_L1_ONLY: what strata_cache_del would delete from this instance
+ * alone would come back from Redis once it answers again (sessions delete this way). Returns 0,
+ * STRATA_ENOTFOUND (in neither tier), a failure, or a key error; memory only: strata_l1_del. */
+int strata_cache_del_strict(strata_cache *c, const strata_key *k);
 
 /* Starts k's life again from now, without rewriting its value: created = now, expires = now +
  * ttl_ms (exactly: no namespace rules, no jitter; 1 ms to 10 years). In Redis this is atomic
@@ -216,6 +223,11 @@ int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *val
 
 /* Deletes k; the same convention as strata_cache_set_async. */
 int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb cb, void *arg);
+
+/* Deletes k everywhere or not at all (see strata_cache_del_strict); the same convention as
+ * strata_cache_set_async. */
+int strata_cache_del_strict_async(strata_loop *lp, const strata_key *k, strata_done_cb cb,
+                                  void *arg);
 
 /* Touches k (see strata_cache_touch); the same convention as strata_cache_set_async. */
 int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_ms,

@@ -262,12 +262,23 @@ static void on_deleted(int status, void *arg)
     sess_op *s = arg;
     req *q = s->q;
     free(s);
-    if (status == STRATA_ENOTFOUND)
+    if (status == STRATA_ENOTFOUND) {
         reply_error(q, 404, "not_found", "no such session");
-    else if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
+    } else if (status == STRATA_OK || status == STRATA_OK_L1_ONLY) {
         wrote_status(q, status), reply_empty(q, 204);
-    else
+    } else if (status == STRATA_EUNAVAILABLE || status == STRATA_ETIMEDOUT ||
+               status == STRATA_EREADONLY || status == STRATA_EPROTO) {
+        /* A delete Redis did not take is not made in memory alone: it would come back. One
+         * that timed out may still run in Redis: either way the client retries. */
+        add_reason(q, strata_fallback_reason());
+        add_header(q, "Retry-After", "1");
+        reply_error(q, 503, "redis_unavailable",
+                    status == STRATA_ETIMEDOUT
+                        ? "the session may not be deleted: Redis did not answer in time; retry"
+                        : "the session was not deleted: Redis cannot take the delete now; retry");
+    } else {
         reply_status(q, status);
+    }
 }
 
 void session_handle(req *q)
@@ -296,7 +307,7 @@ void session_handle(req *q)
     strata_key k = key_of(q, s->id);
     int rc;
     if (q->method == M_DELETE) {
-        rc = strata_cache_del_async(q->w->loop, &k, on_deleted, s);
+        rc = strata_cache_del_strict_async(q->w->loop, &k, on_deleted, s);
         if (rc != STRATA_PENDING)
             on_deleted(rc, s);
         return;

@@ -1,7 +1,10 @@
 /* test_server_sessions.c: the session API end to end: create, read, replace, merge-patch,
  * expire, slide, delete, surviving a restart of strata (Redis), living in memory without Redis
  * (X-Cache-Write: l1-only, health says so), tenants, unknown and malformed ids, and an admin
- * listing and clearing them by naming _sessions. */
+ * listing and clearing them by naming _sessions, and two instances agreeing after Redis comes
+ * back: a session Redis lost is gone on both, one written during the outage too (it lived in one
+ * instance's memory), and a delete that Redis could not take is refused, so it can never come
+ * back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -294,6 +297,117 @@ static void test_admin_lists_and_clears_sessions(void **state)
     admin_sessions(0);
 }
 
+/* ---- two instances and a Redis that goes away ---------------------------------------------- */
+
+/* A cache write Redis took (no X-Cache-Write): s is talking to Redis again. */
+static int plain_write(void *arg)
+{
+    sh_resp *r = sh_call(arg, "PUT", "/v1/cache/probe/k", NULL, NULL, NULL, "x");
+    int ok = r->status == 204 && sh_resp_header(r, "X-Cache-Write") == NULL;
+    sh_resp_free(r);
+    if (!ok)
+        sh_sleep_ms(100);
+    return ok;
+}
+
+/* ... and its invalidation link is up again (health says "coherent"): its memory is trusted. */
+static int coherent(void *arg)
+{
+    sh_resp *r = sh_call(arg, "GET", "/cache/health", NULL, NULL, NULL, NULL);
+    json_t *j = sh_resp_json(r);
+    int ok = j != NULL && json_is_true(json_object_get(j, "coherent"));
+    json_decref(j);
+    sh_resp_free(r);
+    if (!ok)
+        sh_sleep_ms(100);
+    return ok;
+}
+
+static void both_recovered(sh_server *a, sh_server *b)
+{
+    assert_true(rh_wait_for(plain_write, a, 15000));
+    assert_true(rh_wait_for(plain_write, b, 15000));
+    assert_true(rh_wait_for(coherent, a, 15000));
+    assert_true(rh_wait_for(coherent, b, 15000));
+}
+
+static long delete_session(sh_server *s, const char *id)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/sessions/%s", id);
+    sh_resp *r = sh_call(s, "DELETE", path, NULL, NULL, NULL, NULL);
+    long st = r->status;
+    if (st == 503)
+        assert_true(sh_resp_is_error(r, "redis_unavailable"));
+    sh_resp_free(r);
+    return st;
+}
+
+/* Redis restarts empty: a session both instances had read is gone on both, not served from
+ * the memory of either (it was, by both, although they logged "dropping L1"). */
+static void test_sessions_after_redis_restarts_empty(void **state)
+{
+    (void)state;
+    sh_server *a = start_server(1), *b = start_server(1);
+    char *id = create(a, NULL, "{\"u\":1}", NULL);
+    assert_int_equal(read_session(a, NULL, id, NULL, 0), 200);
+    assert_int_equal(read_session(b, NULL, id, NULL, 0), 200);
+    assert_int_equal(rh_kill(redis), 0);
+    /* During the outage: created on a, in a's memory alone (the answer says so). */
+    sh_resp *r = sh_call(a, "POST", "/v1/sessions", NULL, NULL, "application/json", "{\"u\":2}");
+    SH_EXPECT_STATUS(r, 201);
+    SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    json_t *j = sh_resp_json(r);
+    char *during = strdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    sh_resp_free(r);
+    assert_int_equal(read_session(a, NULL, during, NULL, 0), 200);
+    assert_int_equal(rh_restart(redis), 0); /* empty: no persistence */
+    both_recovered(a, b);
+    /* Redis is the truth again, for both: neither session is served by anyone. */
+    assert_int_equal(read_session(a, NULL, id, NULL, 0), 404);
+    assert_int_equal(read_session(b, NULL, id, NULL, 0), 404);
+    assert_int_equal(read_session(a, NULL, during, NULL, 0), 404);
+    assert_int_equal(read_session(b, NULL, during, NULL, 0), 404);
+    free(id);
+    free(during);
+    assert_int_equal(sh_stop_check(a), 0);
+    assert_int_equal(sh_stop_check(b), 0);
+}
+
+/* A delete while Redis is away (here stopped with its data, as in a partition or a restart with
+ * persistence) is never acknowledged from memory: acknowledged, the session came back from Redis
+ * once it answered again. It is refused (503: retry); as it may have reached the stopped Redis
+ * and run once it resumed, both instances then agree on whatever Redis holds, and the retry
+ * deletes it everywhere. */
+static void test_delete_while_redis_is_away(void **state)
+{
+    (void)state;
+    sh_server *a = start_server(1), *b = start_server(1);
+    char *id = create(a, NULL, "{\"u\":3}", NULL);
+    assert_int_equal(read_session(a, NULL, id, NULL, 0), 200);
+    assert_int_equal(read_session(b, NULL, id, NULL, 0), 200);
+    assert_int_equal(rh_pause(redis), 0);
+    long st = delete_session(b, id);
+    assert_int_equal(rh_resume(redis), 0);
+    both_recovered(a, b);
+    if (st == 204) { /* acknowledged: it must then be gone everywhere, for good */
+        assert_int_equal(read_session(a, NULL, id, NULL, 0), 404);
+        assert_int_equal(read_session(b, NULL, id, NULL, 0), 404);
+    }
+    assert_int_equal(st, 503);
+    long on_a = read_session(a, NULL, id, NULL, 0);
+    assert_true(on_a == 200 || on_a == 404);
+    assert_int_equal(read_session(b, NULL, id, NULL, 0), on_a); /* no ghost on one of them */
+    st = delete_session(b, id); /* the retry: Redis is back, deleted everywhere */
+    assert_int_equal(st, on_a == 200 ? 204 : 404);
+    assert_int_equal(read_session(a, NULL, id, NULL, 0), 404);
+    assert_int_equal(read_session(b, NULL, id, NULL, 0), 404);
+    free(id);
+    assert_int_equal(sh_stop_check(a), 0);
+    assert_int_equal(sh_stop_check(b), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +417,8 @@ int main(void)
         cmocka_unit_test(test_tenants_and_bad_ids),
         cmocka_unit_test(test_memory_only),
         cmocka_unit_test(test_admin_lists_and_clears_sessions),
+        cmocka_unit_test(test_sessions_after_redis_restarts_empty),
+        cmocka_unit_test(test_delete_while_redis_is_away),
     };
     return cmocka_run_group_tests_name("server_sessions", tests, setup, teardown);
 }

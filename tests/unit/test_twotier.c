@@ -336,6 +336,48 @@ static void test_touch_on_the_fake_clock(void **state)
     strata_cache_free(c);
 }
 
+/* A strict delete happens everywhere or not at all: Redis down or read-only, L1 keeps its copy
+ * and the caller hears why; Redis up, both tiers lose it. */
+static void test_strict_delete(void **state)
+{
+    (void)state;
+    strata_cache *a = instance();
+    char buf[32];
+    assert_int_equal(strata_cache_set(a, &K, "v", 1, NULL), 0);
+    fake_redis_down(F, 1);
+    assert_int_equal(strata_cache_del_strict(a, &K), STRATA_EUNAVAILABLE);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_BREAKER_OPEN);
+    assert_int_equal(get(a, buf, sizeof buf), 0); /* nothing was deleted */
+    fake_redis_down(F, 0);
+    fake_redis_readonly(F, 1);
+    assert_int_equal(strata_cache_del_strict(a, &K), STRATA_EREADONLY);
+    assert_int_equal(strata_fallback_reason(), STRATA_REASON_READ_ONLY);
+    assert_true(fake_redis_has(F, "t:ns:acme:k"));
+    fake_redis_readonly(F, 0);
+    assert_int_equal(strata_cache_del_strict(a, &K), 0);
+    assert_false(fake_redis_has(F, "t:ns:acme:k"));
+    assert_int_equal(get(a, buf, sizeof buf), STRATA_ENOTFOUND);
+    assert_int_equal(strata_cache_del_strict(a, &K), STRATA_ENOTFOUND);
+    strata_cache_free(a);
+}
+
+/* Redis came back: every copy L1 holds may be stale, sessions too (Redis may have lost them). */
+static void test_recovery_drops_sessions(void **state)
+{
+    (void)state;
+    strata_cache *a = instance();
+    strata_key s = {"_sessions", "acme", "sid", 3};
+    strata_set_opts pinned = {.flags = STRATA_SET_PINNED};
+    assert_int_equal(strata_cache_set(a, &s, "{}", 2, &pinned), 0);
+    fake_redis_put(F, "t:_sessions:acme:sid", "lost", 4); /* Redis lost it: not strata's */
+    strata_value *v = NULL;
+    assert_int_equal(strata_cache_get(a, &s, &v), 0); /* L1's copy, trusted */
+    strata_value_release(v);
+    strata__cache_events(a).recovered(a);
+    assert_int_equal(strata_cache_get(a, &s, &v), STRATA_ENOTFOUND); /* Redis', everywhere */
+    strata_cache_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +390,8 @@ int main(void)
         cmocka_unit_test(test_invalidation_and_link_down),
         cmocka_unit_test(test_async_convention_and_ticket_race),
         cmocka_unit_test(test_touch_on_the_fake_clock),
+        cmocka_unit_test(test_strict_delete),
+        cmocka_unit_test(test_recovery_drops_sessions),
     };
     return cmocka_run_group_tests_name("twotier", tests, setup, teardown);
 }

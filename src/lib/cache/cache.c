@@ -295,6 +295,11 @@ int strata_cache_del(strata_cache *c, const strata_key *k)
     return strata__tt_del(c, c->pool, k, c->clock(), NULL, NULL);
 }
 
+int strata_cache_del_strict(strata_cache *c, const strata_key *k)
+{
+    return strata__tt_del_strict(c, c->pool, k, c->clock(), NULL, NULL);
+}
+
 int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms)
 {
     return strata__touch(c, c->pool, k, ttl_ms, c->clock(), NULL, NULL);

@@ -77,6 +77,13 @@ int strata_cache_del_async(strata_loop *lp, const strata_key *k, strata_done_cb 
     return strata__tt_del(c, lp->t, k, c->clock(), cb, arg);
 }
 
+int strata_cache_del_strict_async(strata_loop *lp, const strata_key *k, strata_done_cb cb,
+                                  void *arg)
+{
+    strata_cache *c = lp->cache;
+    return strata__tt_del_strict(c, lp->t, k, c->clock(), cb, arg);
+}
+
 int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_ms,
                              strata_done_cb cb, void *arg)
 {

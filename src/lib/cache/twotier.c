@@ -56,6 +56,7 @@ typedef struct op {
     struct strata_value *e; /* a write's prepared entry, until finished */
     unsigned flags;
     int l1rc;   /* a delete: what L1 said */
+    int strict; /* a delete: everywhere or not at all (no fallback to L1 alone) */
     int reason; /* why it was answered by L1 alone (STRATA_REASON_*) */
     op_tags *x;
     /* Completed while the call that made it had not returned yet (an L1 fallback, or every
@@ -274,6 +275,10 @@ static void fall_back(op *o, int status, int immediate)
     if (!immediate || (status != STRATA_EUNAVAILABLE || !o->t.ops->down(o->t.self)))
         atomic_fetch_add(&c->errors, 1);
     o->reason = strata__reason_of(o->t, status);
+    if (o->kind == OP_DEL && o->strict) { /* nothing was deleted: the caller hears why */
+        complete(o, status, NULL);
+        return;
+    }
     if (o->kind == OP_GET) {
         atomic_fetch_add(&c->fallbacks, 1);
         strata_value *v = NULL;
@@ -635,11 +640,37 @@ static void got_del(int status, redisReply **r, size_t n, void *arg)
         return;
     }
     int rc = strata__reply_del(r[0]);
+    if (o->strict && rc != STRATA_EREADONLY) /* Redis took it: now this instance's copy */
+        o->l1rc = strata_l1_del(o->c->l1, &o->k, o->now);
     if (rc == STRATA_ENOTFOUND && o->l1rc == 0)
         rc = 0; /* L1 had it */
     else if (rc == STRATA_EREADONLY)
-        rc = STRATA_OK_L1_ONLY, o->reason = STRATA_REASON_READ_ONLY;
+        o->reason = STRATA_REASON_READ_ONLY, rc = o->strict ? rc : STRATA_OK_L1_ONLY;
     complete(o, rc, NULL);
+}
+
+int strata__tt_del_strict(strata_cache *c, tier t, const strata_key *k, uint64_t now,
+                          strata_done_cb cb, void *arg)
+{
+    strata__reason_set(STRATA_REASON_NONE);
+    l1_addr a;
+    int rc = strata__l1_resolve(c->l1, k, &a);
+    if (rc != 0)
+        return rc;
+    if (t.ops == NULL)
+        return strata__l1_del_at(c->l1, &a, now);
+    if (t.ops->readonly(t.self)) {
+        strata__reason_set(STRATA_REASON_READ_ONLY);
+        return STRATA_EREADONLY;
+    }
+    op stack, *o = new_op(c, t, k, OP_DEL, now, &stack);
+    if (o == NULL)
+        return STRATA_ENOMEM;
+    o->dcb = cb, o->arg = arg, o->strict = 1, o->l1rc = STRATA_ENOTFOUND;
+    redis_cmd cmd;
+    strata__cmd_del(&cmd, a.buf, a.len);
+    send(o, &cmd, 1, got_del);
+    return call_result(o, NULL);
 }
 
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,

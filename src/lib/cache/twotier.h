@@ -22,6 +22,11 @@ int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *val
                    const strata_set_opts *opts, uint64_t now, strata_done_cb cb, void *arg);
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
                    void *arg);
+/* A delete that happens everywhere or not at all: Redis first, then L1. When Redis cannot take
+ * it, nothing is deleted and the status is the failure (STRATA_EUNAVAILABLE, STRATA_ETIMEDOUT,
+ * STRATA_EREADONLY), never STRATA_OK_L1_ONLY; without a shared tier, L1's delete. */
+int strata__tt_del_strict(strata_cache *c, tier t, const strata_key *k, uint64_t now,
+                          strata_done_cb cb, void *arg);
 
 /* A random non-zero 64-bit value (tag versions). */
 uint64_t strata__tt_random(strata_cache *c);

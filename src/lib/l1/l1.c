@@ -647,11 +647,13 @@ int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint
 
 /* ---- bulk --------------------------------------------------------------------------------- */
 
+/* reserved: ns NULL takes the reserved namespaces too (they are otherwise only taken when
+ * named, so that a clear of the cache never logs everybody out). */
 static int clear_matches(const struct strata_value *e, const char *ns, const char *tenant,
-                         const char *pattern)
+                         const char *pattern, int reserved)
 {
-    if (ns == NULL ? e->ns->name[0] == '_' : strcmp(e->ns->name, ns) != 0)
-        return 0; /* reserved namespaces ("_sessions") only when named */
+    if (ns == NULL ? e->ns->name[0] == '_' && !reserved : strcmp(e->ns->name, ns) != 0)
+        return 0;
     if (tenant != NULL && (strlen(tenant) != e->tenant_len ||
                            memcmp(entry_key(e) + e->tenant_off, tenant, e->tenant_len) != 0))
         return 0;
@@ -660,12 +662,9 @@ static int clear_matches(const struct strata_value *e, const char *ns, const cha
                              (size_t)e->key_len - e->user_off);
 }
 
-int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
-                    size_t *removed)
+static size_t clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
+                    int reserved)
 {
-    if ((ns != NULL && strata_name_check(ns) != 0) ||
-        (tenant != NULL && strata_name_check(tenant) != 0))
-        return STRATA_EBADNAME;
     size_t n = 0;
     for (unsigned i = 0; i < l1->nshards; i++) {
         l1_shard *s = &l1->shards[i];
@@ -673,13 +672,23 @@ int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const cha
         for (size_t b = 0; b < s->nbuckets; b++)
             for (struct strata_value *e = s->buckets[b], *next; e != NULL; e = next) {
                 next = e->hnext;
-                if (clear_matches(e, ns, tenant, pattern)) {
+                if (clear_matches(e, ns, tenant, pattern, reserved)) {
                     strata__shard_remove_locked(s, e, RM_DELETE);
                     n++;
                 }
             }
         pthread_mutex_unlock(&s->lock);
     }
+    return n;
+}
+
+int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
+                    size_t *removed)
+{
+    if ((ns != NULL && strata_name_check(ns) != 0) ||
+        (tenant != NULL && strata_name_check(tenant) != 0))
+        return STRATA_EBADNAME;
+    size_t n = clear(l1, ns, tenant, pattern, 0);
     if (removed != NULL)
         *removed = n;
     return 0;
@@ -707,7 +716,7 @@ int strata_l1_scan(strata_l1 *l1, const char *ns, const char *tenant, const char
                 return 0;
             }
             for (struct strata_value *e = s->buckets[b]; e != NULL; e = e->hnext)
-                if (entry_fresh(e, now_ms) && clear_matches(e, ns, tenant, pattern)) {
+                if (entry_fresh(e, now_ms) && clear_matches(e, ns, tenant, pattern, 0)) {
                     memcpy(t, entry_key(e) + e->tenant_off, e->tenant_len);
                     t[e->tenant_len] = '\0';
                     cb(e->ns->name, t, entry_key(e) + e->user_off, (size_t)e->key_len - e->user_off,
@@ -876,7 +885,8 @@ void strata__l1_invalidate_stored(strata_l1 *l1, const char *stored, size_t len)
 void strata__l1_invalidate_all(strata_l1 *l1)
 {
     atomic_fetch_add(&l1->ticket_epoch, 1); /* every ticket at once, before any entry goes */
-    strata_l1_clear(l1, NULL, NULL, NULL, NULL);
+    /* Sessions too: Redis is their truth, and it may have lost or changed them meanwhile. */
+    clear(l1, NULL, NULL, NULL, 1);
     strata__tags_clear(l1->tags);
 }
 
