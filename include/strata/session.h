@@ -3,9 +3,13 @@
  * A session is a value (the server stores JSON) under an id made from 128 random bits (OpenSSL's
  * CSPRNG), URL-safe base64 without padding: 22 characters. It lives in the reserved namespace
  * "_sessions" of its tenant, has a TTL that slides on reads (strata serve restarts it with a
- * touch once half of it has gone by, so most reads write nothing; strata_cache_touch), and is
- * never a cache entry: in L1 it is pinned (never evicted by the policy). A write that reached L1
- * only says so (STRATA_OK_L1_ONLY): such a session does not survive a restart.
+ * touch once half of it has gone by, so most reads write nothing; strata_cache_touch). It is
+ * written pinned: a copy Redis could not take stays pinned in L1 (never evicted by the policy),
+ * one Redis holds is L1's cached copy. A write that reached L1 only says so (STRATA_OK_L1_ONLY):
+ * such a session survives neither a restart of its instance nor Redis coming back (every
+ * instance then drops its copies and answers what Redis holds). Delete sessions with
+ * strata_cache_del_strict[_async] (cache.h): a delete made in L1 alone would come back from
+ * Redis once it answers again.
  */
 #ifndef STRATA_SESSION_H
 #define STRATA_SESSION_H

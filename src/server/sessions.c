@@ -5,7 +5,8 @@
  *                                    half of it has gone by
  *   PUT    /v1/sessions/{id}         replace                -> 204
  *   PATCH  /v1/sessions/{id}         RFC 7396 JSON Merge Patch -> 200 with the result
- *   DELETE /v1/sessions/{id}                                -> 204
+ *   DELETE /v1/sessions/{id}                                -> 204, or 503 while Redis cannot
+ *                                    take it (strict: Redis first, never in memory alone)
  *
  * Unknown ids are 404, malformed ones 400. Sessions are bound to the request's tenant (a token
  * bound to a tenant sees only that tenant's sessions). Ids never reach logs or metrics: the
