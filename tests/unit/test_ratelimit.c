@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 #include <strata/strata.h>
 
 #include "cache/cache_internal.h"
@@ -207,6 +208,42 @@ static void test_figures_when_the_period_does_not_divide(void **state)
     done(rl, c);
 }
 
+static void never_called(int status, const strata_rl_result *r, void *arg)
+{
+    (void)status, (void)r, (void)arg;
+    fail(); /* decided during the call: no callback */
+}
+
+/* Without Redis an async check is decided during the call, and fills every field of *out
+ * (hardening item 7: valgrind saw out->source read uninitialised on this path). */
+static void test_async_without_redis_fills_the_result(void **state)
+{
+    (void)state;
+    strata_cache *c;
+    strata_ratelimiter *rl = limiter(0, &c);
+    struct event_base *base = event_base_new();
+    strata_loop *lp;
+    assert_int_equal(strata_loop_new(c, base, &lp), 0);
+    strata_rl_params p = {.limit = 2, .period_ms = 60000};
+    for (int i = 0; i < 3; i++) {
+        strata_rl_result r;
+        memset(&r, 0xa5, sizeof r);
+        assert_int_equal(strata_ratelimit_async(rl, lp, "acme", "k", 1, &p, never_called, NULL,
+                                                &r),
+                         STRATA_OK);
+        assert_int_equal(r.source, STRATA_RL_LOCAL);
+        assert_int_equal(r.allowed, i < 2);
+        assert_int_equal(r.limit, 2);
+        assert_int_equal(r.remaining, i < 1 ? 1 : 0);
+        assert_true(r.reset_ms <= 60000);
+        assert_true(r.retry_after_ms <= 30000);
+        assert_true(i < 2 ? r.retry_after_ms == 0 : r.retry_after_ms > 0);
+    }
+    strata_loop_free(lp);
+    event_base_free(base);
+    done(rl, c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_remembered_denial_is_for_its_weight),
         cmocka_unit_test(test_fail_closed_figures),
         cmocka_unit_test(test_figures_when_the_period_does_not_divide),
+        cmocka_unit_test(test_async_without_redis_fills_the_result),
     };
     return cmocka_run_group_tests_name("ratelimit", tests, setup, teardown);
 }
