@@ -6,10 +6,15 @@
  * gives a TTL), a maximum TTL, the TTL of error entries, the jitter (0..0.5, default 0.1) and a
  * per-tenant memory quota in L1 (bytes, K/M/G suffixes). Namespaces not named keep the defaults
  * (CACHE_TTL or 300 s). Applied once at start; a bad entry stops the start with its reason.
+ * The reserved namespace _sessions takes a quota alone: what each tenant's sessions may hold in
+ * memory (past it, copies Redis holds are evicted; sessions only memory holds are never evicted,
+ * a new one is refused instead).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <strata/session.h>
 
 #include "namespaces.h"
 
@@ -50,10 +55,11 @@ static int apply_one(strata_l1 *l1, char *entry, char *err, size_t cap)
     if (colon == NULL)
         return snprintf(err, cap, "%.60s: expected NAME:setting=value,...", entry), -1;
     *colon = '\0';
-    if (strata_name_check(entry) != 0 || entry[0] == '_')
+    int sessions = strcmp(entry, STRATA_SESSION_NS) == 0;
+    if (strata_name_check(entry) != 0 || (entry[0] == '_' && !sessions))
         return snprintf(err, cap,
                         "%.60s: not a namespace name (A-Z a-z 0-9 _ . -, not "
-                        "starting with _)",
+                        "starting with _ but for _sessions)",
                         entry),
                -1;
     strata_ns_config c;
@@ -64,6 +70,11 @@ static int apply_one(strata_l1 *l1, char *entry, char *err, size_t cap)
         if (eq == NULL)
             return snprintf(err, cap, "%s: expected setting=value, got %.40s", entry, f), -1;
         *eq = '\0';
+        if (sessions && strcmp(f, "quota") != 0)
+            return snprintf(err, cap,
+                            "%s: only quota can be set (a session carries its own TTL), not %.40s",
+                            entry, f),
+                   -1;
         if (field(&c, f, eq + 1, msg, sizeof msg) != 0)
             return snprintf(err, cap, "%s: %s", entry, msg), -1;
     }

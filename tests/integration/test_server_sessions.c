@@ -297,6 +297,49 @@ static void test_admin_lists_and_clears_sessions(void **state)
     admin_sessions(0);
 }
 
+/* A tenant's sessions held in memory alone are bounded by _sessions' quota: past it that tenant
+ * is refused (507), none of its sessions is evicted, and another tenant is not affected. */
+static void test_session_quota_per_tenant(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_WORKERS=1", "STRATA_NAMESPACES=_sessions:quota=16K", NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    char big[600], *ids[200];
+    snprintf(big, sizeof big, "{\"pad\":\"%0500d\"}", 0);
+    int made = 0;
+    long st = 201;
+    while (made < 200) {
+        sh_resp *r = sh_call(s, "POST", "/v1/sessions", NULL, "greedy", "application/json", big);
+        st = r->status;
+        if (st == 201) {
+            json_t *j = sh_resp_json(r);
+            ids[made++] = strdup(json_string_value(json_object_get(j, "id")));
+            json_decref(j);
+        } else {
+            assert_true(sh_resp_is_error(r, "quota_exceeded"));
+        }
+        sh_resp_free(r);
+        if (st != 201)
+            break;
+    }
+    assert_int_equal(st, 507);
+    assert_true(made >= 5 && made < 40); /* 16 KiB of ~700-byte sessions */
+    for (int i = 0; i < made; i++) { /* all kept: none was evicted to make room */
+        assert_int_equal(read_session(s, "greedy", ids[i], NULL, 0), 200);
+        free(ids[i]);
+    }
+    char *other = create(s, "other", "{\"a\":1}", NULL);
+    assert_int_equal(read_session(s, "other", other, NULL, 0), 200);
+    free(other);
+    const char *bad[] = {"STRATA_NAMESPACES=_sessions:ttl=60", NULL};
+    char *out = NULL;
+    assert_int_equal(sh_run(bad, NULL, 5000, &out, NULL), 2);
+    assert_non_null(strstr(out, "only quota"));
+    free(out);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 /* ---- two instances and a Redis that goes away ---------------------------------------------- */
 
 /* A cache write Redis took (no X-Cache-Write): s is talking to Redis again. */
@@ -417,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_tenants_and_bad_ids),
         cmocka_unit_test(test_memory_only),
         cmocka_unit_test(test_admin_lists_and_clears_sessions),
+        cmocka_unit_test(test_session_quota_per_tenant),
         cmocka_unit_test(test_sessions_after_redis_restarts_empty),
         cmocka_unit_test(test_delete_while_redis_is_away),
     };

@@ -236,6 +236,11 @@ struct strata_value *strata__scope_oldest(l1_scope *s)
 {
     pthread_mutex_lock(&s->lock);
     struct strata_value *e = s->oldest;
+    /* pinned is fixed before an entry is linked; a short walk: quota_make_room retries. */
+    for (int i = 0; e != NULL && e->pinned && i < 64; i++)
+        e = e->snext;
+    if (e != NULL && e->pinned)
+        e = NULL;
     if (e != NULL)
         strata_value_retain(e);
     pthread_mutex_unlock(&s->lock);

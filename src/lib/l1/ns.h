@@ -92,7 +92,9 @@ void strata__scope_release(l1_scope *s);
 void strata__scope_link(l1_scope *s, struct strata_value *e);
 void strata__scope_unlink(l1_scope *s, struct strata_value *e);
 
-/* The scope's oldest entry with a reference taken (caller releases), or NULL. */
+/* The scope's oldest entry that may be evicted, with a reference taken (caller releases), or
+ * NULL. Pinned entries are skipped: they are held (a session Redis could not take), not cached;
+ * a tenant whose quota they fill is refused instead (STRATA_EQUOTA). */
 struct strata_value *strata__scope_oldest(l1_scope *s);
 
 /* Frees scopes no entry uses any more. */
