@@ -56,7 +56,12 @@ static void health_run(void *arg)
 static json_t *health_warnings(const health_job *j)
 {
     json_t *w = json_array();
-    if (!j->l2.configured || j->ping_rc != 0)
+    /* Without Redis configured there is nothing to come back: say what would make them last. */
+    if (!j->l2.configured)
+        json_array_append_new(w, json_string("sessions are not durable: they live in this "
+                                             "instance's memory only (no Redis configured: "
+                                             "REDIS_URL adds it)"));
+    else if (j->ping_rc != 0)
         json_array_append_new(w, json_string("sessions are not durable: they live in this "
                                              "instance's memory until Redis is back"));
     if (j->info_rc == 0 && strcmp(j->info.maxmemory_policy, "noeviction") != 0 &&

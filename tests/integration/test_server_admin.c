@@ -157,6 +157,11 @@ static void test_stats(void **state)
     j = get_json(mem, "/cache/health", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "healthy");
     assert_true(json_is_false(json_object_get(j, "redis_configured")));
+    /* No Redis to come back: the warning says what would make sessions last (hardening 18). */
+    const char *warning = json_string_value(json_array_get(json_object_get(j, "warnings"), 0));
+    assert_non_null(warning);
+    assert_null(strstr(warning, "until Redis is back"));
+    assert_non_null(strstr(warning, "no Redis configured"));
     json_decref(j);
     assert_int_equal(sh_stop_check(mem), 0);
 }
