@@ -36,7 +36,9 @@ void cache_usage(FILE *f)
         "Operates a running strata server over its HTTP API.\n"
         "\n"
         "commands:\n"
-        "  stats                          hit rates, keys, memory, Redis state (admin token)\n"
+        "  stats [--namespace N]          hit rates, keys, memory, Redis state (admin token);\n"
+        "                                 with --namespace, that namespace's settings, L1 and\n"
+        "                                 requests; with --tenant, that tenant's requests\n"
         "  health                         healthy / degraded / unhealthy, with details (read "
         "token)\n"
         "  clear [--namespace N] [--pattern P] [--force]\n"
@@ -230,6 +232,15 @@ static void defaults(cli_opts *o)
 
 /* ---- showing answers ---------------------------------------------------------------------- */
 
+static void add_query(cli_http *h, cli_buf *path, const char *name, const char *value)
+{
+    if (value == NULL)
+        return;
+    char *e = cli_escape(h, value, strlen(value));
+    cli_buf_addf(path, "%c%s=%s", strchr(path->s, '?') ? '&' : '?', name, e);
+    free(e);
+}
+
 /* Requests method path; on success prints the JSON (--json) or show()s it. Returns the exit code.
  */
 static int run_json(const cli_opts *o, cli_http *h, const char *method, const char *path,
@@ -281,8 +292,11 @@ static void show_l1(const cli_opts *o, const json_t *l1)
     heading(o, "L1 (memory)");
     row_rate(o, l1);
     row_count(o, "keys", l1, "keys");
-    cli_row(o, 2, "memory", "%s of %s (%.1f %%)", cli_fmt_mib(used, u), cli_fmt_mib(max, m),
-            m ? 100.0 * (double)u / (double)m : 0.0);
+    if (json_object_get(l1, "max_memory_bytes") == NULL) /* one namespace: no bound of its own */
+        cli_row(o, 2, "memory", "%s", cli_fmt_bytes(used, u));
+    else
+        cli_row(o, 2, "memory", "%s of %s (%.1f %%)", cli_fmt_mib(used, u), cli_fmt_mib(max, m),
+                m ? 100.0 * (double)u / (double)m : 0.0);
     const char *counters[] = {"sets",        "deletes",    "evictions",
                               "expirations", "rejections", "invalidations"};
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
@@ -324,10 +338,66 @@ static void show_l2(const cli_opts *o, const json_t *l2)
         show_redis_info(o, json_object_get(l2, "redis"));
 }
 
+/* The settings of one namespace, as STRATA_NAMESPACES names them. */
+static void show_settings(const cli_opts *o, const json_t *st)
+{
+    char quota[32] = "none", max[32] = "none", ttl[32] = "never expires";
+    if (cli_ju(st, "quota") > 0)
+        cli_fmt_bytes(quota, cli_ju(st, "quota"));
+    if (cli_ju(st, "max_ttl") > 0)
+        snprintf(max, sizeof max, "%llu s", (unsigned long long)cli_ju(st, "max_ttl"));
+    if (cli_ju(st, "ttl") > 0)
+        snprintf(ttl, sizeof ttl, "%llu s", (unsigned long long)cli_ju(st, "ttl"));
+    cli_row(o, 2, "ttl", "%s (max %s, errors %llu s, jitter %.0f %%)", ttl, max,
+            (unsigned long long)cli_ju(st, "error_ttl"), cli_jf(st, "jitter") * 100.0);
+    cli_row(o, 2, "tenant quota", "%s", quota);
+}
+
+/* What the cache API was asked in a namespace or by a tenant, on this server since start. */
+static void show_requests(const cli_opts *o, const json_t *j)
+{
+    const json_t *rq = json_object_get(j, "requests");
+    char a[32], b[32], c[32];
+    heading(o, "requests (this server, since start)");
+    uint64_t hits = cli_ju(rq, "l1") + cli_ju(rq, "l2"), misses = cli_ju(rq, "misses");
+    cli_row(o, 2, "hit rate", "%s%.1f %%%s  (%s hit%s, %s miss%s)", cli_c(o, "bold"),
+            cli_jf(rq, "hit_rate") * 100.0, cli_c(o, "reset"), cli_fmt_count(a, hits),
+            hits == 1 ? "" : "s", cli_fmt_count(b, misses), misses == 1 ? "" : "es");
+    cli_row(o, 2, "reads from", "L1 %s, L2 %s", cli_fmt_count(a, cli_ju(rq, "l1")),
+            cli_fmt_count(c, cli_ju(rq, "l2")));
+    const char *counters[] = {"writes", "deletes", "errors", "total"};
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
+        row_count(o, counters[i], rq, counters[i]);
+    if (json_is_false(json_object_get(j, "complete")))
+        cli_warn(o, "some of this tenant's requests may be missing: a worker of the server "
+                    "tracks a bounded number of namespace-tenant pairs and counts the others "
+                    "together");
+}
+
+/* stats --namespace / --tenant: the server's answer about one scope. */
+static void show_scope(const cli_opts *o, const json_t *j)
+{
+    const char *ns = cli_js(j, "namespace"), *tenant = cli_js(j, "tenant");
+    if (*tenant)
+        printf("%stenant %s%s%s%s\n", cli_c(o, "bold"), tenant, *ns ? " in namespace " : "", ns,
+               cli_c(o, "reset"));
+    else
+        printf("%snamespace %s%s\n", cli_c(o, "bold"), ns, cli_c(o, "reset"));
+    if (json_is_object(json_object_get(j, "settings")))
+        show_settings(o, json_object_get(j, "settings"));
+    if (json_is_object(json_object_get(j, "l1")))
+        show_l1(o, json_object_get(j, "l1"));
+    show_requests(o, j);
+}
+
 static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
 {
     (void)r;
     char up[32];
+    if (json_object_get(j, "namespace") != NULL || json_object_get(j, "tenant") != NULL) {
+        show_scope(o, j);
+        return;
+    }
     const json_t *srv = json_object_get(j, "server");
     show_l1(o, json_object_get(j, "l1"));
     show_l2(o, json_object_get(j, "l2"));
@@ -338,7 +408,13 @@ static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
 
 static int cmd_stats(const cli_opts *o, cli_http *h)
 {
-    return run_json(o, h, "GET", "/cache/stats", "stats", show_stats);
+    cli_buf path = {0};
+    cli_buf_addf(&path, "/cache/stats");
+    add_query(h, &path, "namespace", o->ns);
+    add_query(h, &path, "tenant", o->tenant);
+    int rc = run_json(o, h, "GET", path.s, "stats", show_stats);
+    cli_buf_free(&path);
+    return rc;
 }
 
 /* ---- health ------------------------------------------------------------------------------- */
@@ -448,15 +524,6 @@ static int confirmed(const cli_opts *o)
     if (fgets(line, sizeof line, stdin) == NULL)
         return 0;
     return strcmp(line, "y\n") == 0 || strcmp(line, "yes\n") == 0 || strcmp(line, "Y\n") == 0;
-}
-
-static void add_query(cli_http *h, cli_buf *path, const char *name, const char *value)
-{
-    if (value == NULL)
-        return;
-    char *e = cli_escape(h, value, strlen(value));
-    cli_buf_addf(path, "%c%s=%s", strchr(path->s, '?') ? '&' : '?', name, e);
-    free(e);
 }
 
 static void show_cleared(const cli_opts *o, const json_t *j, const cli_resp *r)
@@ -806,7 +873,7 @@ static int cmd_del(const cli_opts *o, cli_http *h)
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 static const command commands[] = {
-    {"stats", 0, 0, 0, cmd_stats},
+    {"stats", OPT_NS, 0, 0, cmd_stats},
     {"health", 0, 0, 0, cmd_health},
     {"clear", OPT_NS | OPT_PATTERN | OPT_FORCE, 0, 0, cmd_clear},
     {"keys", OPT_NS | OPT_PATTERN | OPT_LIMIT, 0, 0, cmd_keys},

@@ -531,6 +531,33 @@ static void test_stats_and_health(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "status")), "healthy");
     json_decref(j);
     run_free(r);
+
+    /* One namespace, one tenant (hardening item 18); an unknown namespace is the server's 404. */
+    r = cli(url, NULL, NULL, "cache", "stats", "--namespace", "cli_stats", NULL);
+    expect_status(r, 0, "stats --namespace");
+    const char *ns_want[] = {"namespace cli_stats",
+                             "ttl",
+                             "300 s",
+                             "L1 (memory)",
+                             "requests (this server, since start)",
+                             "writes",
+                             "reads from"};
+    for (size_t i = 0; i < sizeof ns_want / sizeof *ns_want; i++)
+        expect_contains(r->out, ns_want[i]);
+    assert_null(strstr(r->out, "uptime")); /* not the totals */
+    run_free(r);
+    r = cli(url, NULL, NULL, "cache", "stats", "--namespace", "cli_stats", "--tenant", "default",
+            "--json", NULL);
+    expect_status(r, 0, "stats --namespace --tenant --json");
+    j = json_loads(r->out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "tenant")), "default");
+    assert_true(json_integer_value(json_object_get(json_object_get(j, "requests"), "writes")) >= 1);
+    json_decref(j);
+    run_free(r);
+    r = cli(url, NULL, NULL, "cache", "stats", "--namespace", "cli_never_written", NULL);
+    expect_status(r, 1, "stats --namespace unknown");
+    expect_contains(r->err, "404 unknown_namespace");
+    run_free(r);
 }
 
 /* ---- keys --------------------------------------------------------------------------------- */
