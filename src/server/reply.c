@@ -70,7 +70,7 @@ static int usage_what(const req *q, int status, int tier)
 {
     if (status >= 500)
         return USAGE_ERRORS;
-    if (tier >= 0)
+    if (tier >= 0) /* 0 l1, 1 l2, 2 miss: the order of the counters */
         return USAGE_L1 + tier;
     if (status < 300 && q->r.id == R_KV && (q->method == M_PUT || q->method == M_DELETE))
         return q->method == M_PUT ? USAGE_WRITES : USAGE_DELETES;
