@@ -33,7 +33,7 @@ build: deps $(BUILD)/CMakeCache.txt
 # The server on the embedded default (memory only; set REDIS_URL to add Redis).
 run: build
 	@echo "strata: starting on http://$${STRATA_LISTEN:-127.0.0.1:8080} - try:"
-	@echo "  curl -X PUT --data-binary 'hello' http://$${STRATA_LISTEN:-127.0.0.1:8080}/v1/cache/demo/greeting"
+	@echo "  curl -X PUT -H 'Content-Type: text/plain' --data-binary 'hello' http://$${STRATA_LISTEN:-127.0.0.1:8080}/v1/cache/demo/greeting"
 	@echo "  curl -i http://$${STRATA_LISTEN:-127.0.0.1:8080}/v1/cache/demo/greeting"
 	$(BUILD)/strata serve $(ARGS)
 

@@ -80,6 +80,19 @@ typedef struct strata_cache_config {
  * *bad_var (may be NULL) set to its name. */
 int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var);
 
+/* Why strata_cache_config_init refused value for the variable var: one line for an error
+ * message that says what the variable takes, naming the part at fault where it can
+ * ("\"MB\" is not a size suffix: use K, M or G ..."). Written to buf (cap bytes); returns buf.
+ *
+ *   const char *bad;
+ *   if (strata_cache_config_init(&cfg, &bad) != 0) {
+ *       char why[160];
+ *       fprintf(stderr, "%s=%s: %s\n", bad, getenv(bad),
+ *               strata_cache_config_why(bad, getenv(bad), why, sizeof why));
+ *   }
+ */
+const char *strata_cache_config_why(const char *var, const char *value, char *buf, size_t cap);
+
 /* Creates a cache; *out owns it until strata_cache_free(). Does not wait for Redis: an
  * unreachable Redis is normal operation (the cache starts on L1 and connects when it can).
  * Returns 0, the errors of strata_l1_new, STRATA_EBADURL (REDIS_URL malformed: see

@@ -19,6 +19,7 @@
 
 #include "cache_cmd.h"
 #include "codec.h"
+#include "route.h"
 
 #define DEFAULT_URL     "http://127.0.0.1:8080"
 #define PAGE_MAX        1000
@@ -35,7 +36,9 @@ void cache_usage(FILE *f)
         "Operates a running strata server over its HTTP API.\n"
         "\n"
         "commands:\n"
-        "  stats                          hit rates, keys, memory, Redis state (admin token)\n"
+        "  stats [--namespace N]          hit rates, keys, memory, Redis state (admin token);\n"
+        "                                 with --namespace, that namespace's settings, L1 and\n"
+        "                                 requests; with --tenant, that tenant's requests\n"
         "  health                         healthy / degraded / unhealthy, with details (read "
         "token)\n"
         "  clear [--namespace N] [--pattern P] [--force]\n"
@@ -43,7 +46,9 @@ void cache_usage(FILE *f)
         "                                 a terminal, refuses without --force otherwise\n"
         "  keys [--namespace N] [--pattern P] [--limit N]\n"
         "                                 list keys, every page (admin token)\n"
-        "  get NAMESPACE/KEY              print a value, byte for byte (read token)\n"
+        "  get NAMESPACE/KEY [-o FILE]    print a value, byte for byte (read token); a value that\n"
+        "                                 is not text goes to a terminal only with -o FILE\n"
+        "                                 (--output) or through a pipe\n"
         "  set NAMESPACE/KEY [VALUE] [--ttl SECONDS] [--tags T1,T2] [--content-type TYPE]\n"
         "                                 store a value: VALUE, or stdin when absent or '-'\n"
         "                                 (write token)\n"
@@ -87,6 +92,7 @@ enum {
     OPT_TAGS = 1 << 5,
     OPT_CTYPE = 1 << 6,
     OPT_BATCH = 1 << 7,
+    OPT_OUTPUT = 1 << 8,
 };
 
 typedef struct command {
@@ -116,6 +122,7 @@ static const option_def option_defs[] = {
     {"--tags", 1, OPT_TAGS},
     {"--content-type", 1, OPT_CTYPE},
     {"--batch", 1, OPT_BATCH},
+    {"--output", 1, OPT_OUTPUT},
 };
 
 static int usage_error(const char *fmt, const char *arg)
@@ -139,6 +146,8 @@ static long parse_long(const char *s, long lo, long hi)
 
 static const option_def *find_option(const char *arg, const char **value)
 {
+    if (strcmp(arg, "-o") == 0) /* the one short option: what curl and cc call it */
+        arg = "--output";
     size_t n = strcspn(arg, "=");
     *value = arg[n] == '=' ? arg + n + 1 : NULL;
     for (size_t i = 0; i < sizeof option_defs / sizeof *option_defs; i++)
@@ -170,10 +179,10 @@ static int set_option(cli_opts *o, const char *name, const char *v)
                 o->timeout_ms *= 1000;
             return 0;
         }
-    const char **strings[] = {&o->url, &o->token, &o->tenant,      &o->pattern,
-                              &o->ns,  &o->tags,  &o->content_type};
-    const char *names[] = {"--url",       "--token", "--tenant",      "--pattern",
-                           "--namespace", "--tags",  "--content-type"};
+    const char **strings[] = {&o->url, &o->token, &o->tenant,       &o->pattern,
+                              &o->ns,  &o->tags,  &o->content_type, &o->output};
+    const char *names[] = {"--url",       "--token", "--tenant",       "--pattern",
+                           "--namespace", "--tags",  "--content-type", "--output"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(name, names[i]) == 0)
             *strings[i] = v;
@@ -222,6 +231,15 @@ static void defaults(cli_opts *o)
 }
 
 /* ---- showing answers ---------------------------------------------------------------------- */
+
+static void add_query(cli_http *h, cli_buf *path, const char *name, const char *value)
+{
+    if (value == NULL)
+        return;
+    char *e = cli_escape(h, value, strlen(value));
+    cli_buf_addf(path, "%c%s=%s", strchr(path->s, '?') ? '&' : '?', name, e);
+    free(e);
+}
 
 /* Requests method path; on success prints the JSON (--json) or show()s it. Returns the exit code.
  */
@@ -274,8 +292,11 @@ static void show_l1(const cli_opts *o, const json_t *l1)
     heading(o, "L1 (memory)");
     row_rate(o, l1);
     row_count(o, "keys", l1, "keys");
-    cli_row(o, 2, "memory", "%s of %s (%.1f %%)", cli_fmt_mib(used, u), cli_fmt_mib(max, m),
-            m ? 100.0 * (double)u / (double)m : 0.0);
+    if (json_object_get(l1, "max_memory_bytes") == NULL) /* one namespace: no bound of its own */
+        cli_row(o, 2, "memory", "%s", cli_fmt_bytes(used, u));
+    else
+        cli_row(o, 2, "memory", "%s of %s (%.1f %%)", cli_fmt_mib(used, u), cli_fmt_mib(max, m),
+                m ? 100.0 * (double)u / (double)m : 0.0);
     const char *counters[] = {"sets",        "deletes",    "evictions",
                               "expirations", "rejections", "invalidations"};
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
@@ -317,10 +338,66 @@ static void show_l2(const cli_opts *o, const json_t *l2)
         show_redis_info(o, json_object_get(l2, "redis"));
 }
 
+/* The settings of one namespace, as STRATA_NAMESPACES names them. */
+static void show_settings(const cli_opts *o, const json_t *st)
+{
+    char quota[32] = "none", max[32] = "none", ttl[32] = "never expires";
+    if (cli_ju(st, "quota") > 0)
+        cli_fmt_bytes(quota, cli_ju(st, "quota"));
+    if (cli_ju(st, "max_ttl") > 0)
+        snprintf(max, sizeof max, "%llu s", (unsigned long long)cli_ju(st, "max_ttl"));
+    if (cli_ju(st, "ttl") > 0)
+        snprintf(ttl, sizeof ttl, "%llu s", (unsigned long long)cli_ju(st, "ttl"));
+    cli_row(o, 2, "ttl", "%s (max %s, errors %llu s, jitter %.0f %%)", ttl, max,
+            (unsigned long long)cli_ju(st, "error_ttl"), cli_jf(st, "jitter") * 100.0);
+    cli_row(o, 2, "tenant quota", "%s", quota);
+}
+
+/* What the cache API was asked in a namespace or by a tenant, on this server since start. */
+static void show_requests(const cli_opts *o, const json_t *j)
+{
+    const json_t *rq = json_object_get(j, "requests");
+    char a[32], b[32], c[32];
+    heading(o, "requests (this server, since start)");
+    uint64_t hits = cli_ju(rq, "l1") + cli_ju(rq, "l2"), misses = cli_ju(rq, "misses");
+    cli_row(o, 2, "hit rate", "%s%.1f %%%s  (%s hit%s, %s miss%s)", cli_c(o, "bold"),
+            cli_jf(rq, "hit_rate") * 100.0, cli_c(o, "reset"), cli_fmt_count(a, hits),
+            hits == 1 ? "" : "s", cli_fmt_count(b, misses), misses == 1 ? "" : "es");
+    cli_row(o, 2, "reads from", "L1 %s, L2 %s", cli_fmt_count(a, cli_ju(rq, "l1")),
+            cli_fmt_count(c, cli_ju(rq, "l2")));
+    const char *counters[] = {"writes", "deletes", "errors", "total"};
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++)
+        row_count(o, counters[i], rq, counters[i]);
+    if (json_is_false(json_object_get(j, "complete")))
+        cli_warn(o, "some of this tenant's requests may be missing: a worker of the server "
+                    "tracks a bounded number of namespace-tenant pairs and counts the others "
+                    "together");
+}
+
+/* stats --namespace / --tenant: the server's answer about one scope. */
+static void show_scope(const cli_opts *o, const json_t *j)
+{
+    const char *ns = cli_js(j, "namespace"), *tenant = cli_js(j, "tenant");
+    if (*tenant)
+        printf("%stenant %s%s%s%s\n", cli_c(o, "bold"), tenant, *ns ? " in namespace " : "", ns,
+               cli_c(o, "reset"));
+    else
+        printf("%snamespace %s%s\n", cli_c(o, "bold"), ns, cli_c(o, "reset"));
+    if (json_is_object(json_object_get(j, "settings")))
+        show_settings(o, json_object_get(j, "settings"));
+    if (json_is_object(json_object_get(j, "l1")))
+        show_l1(o, json_object_get(j, "l1"));
+    show_requests(o, j);
+}
+
 static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
 {
     (void)r;
     char up[32];
+    if (json_object_get(j, "namespace") != NULL || json_object_get(j, "tenant") != NULL) {
+        show_scope(o, j);
+        return;
+    }
     const json_t *srv = json_object_get(j, "server");
     show_l1(o, json_object_get(j, "l1"));
     show_l2(o, json_object_get(j, "l2"));
@@ -331,7 +408,13 @@ static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
 
 static int cmd_stats(const cli_opts *o, cli_http *h)
 {
-    return run_json(o, h, "GET", "/cache/stats", "stats", show_stats);
+    cli_buf path = {0};
+    cli_buf_addf(&path, "/cache/stats");
+    add_query(h, &path, "namespace", o->ns);
+    add_query(h, &path, "tenant", o->tenant);
+    int rc = run_json(o, h, "GET", path.s, "stats", show_stats);
+    cli_buf_free(&path);
+    return rc;
 }
 
 /* ---- health ------------------------------------------------------------------------------- */
@@ -350,7 +433,9 @@ static void show_health_redis(const cli_opts *o, const json_t *j)
             up ? "available" : "unavailable", cli_c(o, "reset"), latency, cli_js(j, "breaker"),
             cli_jb(j, "readonly") ? ", read-only" : "",
             cli_jb(j, "coherent") ? ", coherent" : ", not coherent");
-    if (cli_js(j, "last_error")[0])
+    /* The server keeps the last error after Redis recovered: on a healthy server it is history,
+     * and printed beside "healthy" it would read as a current fault. */
+    if (cli_js(j, "last_error")[0] && strcmp(cli_js(j, "status"), "healthy") != 0)
         cli_row(o, 0, "last error", "%s", cli_js(j, "last_error"));
 }
 
@@ -439,15 +524,6 @@ static int confirmed(const cli_opts *o)
     if (fgets(line, sizeof line, stdin) == NULL)
         return 0;
     return strcmp(line, "y\n") == 0 || strcmp(line, "yes\n") == 0 || strcmp(line, "Y\n") == 0;
-}
-
-static void add_query(cli_http *h, cli_buf *path, const char *name, const char *value)
-{
-    if (value == NULL)
-        return;
-    char *e = cli_escape(h, value, strlen(value));
-    cli_buf_addf(path, "%c%s=%s", strchr(path->s, '?') ? '&' : '?', name, e);
-    free(e);
 }
 
 static void show_cleared(const cli_opts *o, const json_t *j, const cli_resp *r)
@@ -603,23 +679,94 @@ static void print_get_json(const cli_opts *o, const cli_resp *r)
     json_decref(j);
 }
 
+/* 1 if s[0..n) can be shown on a terminal as it is: UTF-8 text whose only control characters
+ * are tab and line ends. Anything else (NUL, ESC, C1 controls, bytes that are not UTF-8) would
+ * be garbage at best and terminal commands at worst. */
+static int terminal_text(const char *s, size_t n)
+{
+    if (!route_utf8_ok(s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f ||
+            (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] < 0xa0))
+            return 0;
+    }
+    return 1;
+}
+
+/* The value as get prints it: to -o FILE, or to stdout unless that is a terminal and the value
+ * is not text. Returns the exit code. */
+static int print_value(const cli_opts *o, const cli_resp *r, FILE *out)
+{
+    char size[32];
+    if (out != NULL) {
+        int bad = fwrite(r->body, 1, r->len, out) != r->len;
+        bad |= fclose(out) != 0;
+        if (bad) {
+            cli_err(o, "get: cannot write %s: %s", o->output, strerror(errno));
+            return CLI_USAGE;
+        }
+        if (!o->json)
+            printf("wrote %s to %s\n", cli_fmt_bytes(size, r->len), o->output);
+        return CLI_OK;
+    }
+    int tty = isatty(STDOUT_FILENO);
+    if (tty && !terminal_text(r->body, r->len)) {
+        cli_warn(o,
+                 "%s is binary (%s, %s): not written to the terminal\n  Write it to a file "
+                 "with -o FILE, or pipe it (strata cache get %s > FILE).",
+                 o->args[0], cli_fmt_bytes(size, r->len),
+                 r->content_type[0] ? r->content_type : "no content type", o->args[0]);
+        return CLI_OK;
+    }
+    fwrite(r->body, 1, r->len, stdout);
+    if (tty && r->len > 0 && r->body[r->len - 1] != '\n')
+        putchar('\n');
+    return CLI_OK;
+}
+
+/* The -o file checked before the request (probe), truncated for the value once it came; when
+ * none came, a file get created is removed again. Returns the stream to write, or NULL. */
+static FILE *reopen_output(const cli_opts *o, FILE *probe, int existed, int found)
+{
+    if (probe == NULL)
+        return NULL;
+    fclose(probe);
+    FILE *out = found ? fopen(o->output, "wb") : NULL;
+    if (out == NULL && !existed)
+        unlink(o->output);
+    return out;
+}
+
 static int cmd_get(const cli_opts *o, cli_http *h)
 {
     cli_buf path = {0}, what = {0};
     if (address_path(o, h, "/v1/cache", &path) != CLI_OK)
         return CLI_USAGE;
+    /* Opened first without truncating, so a file that cannot be written is a usage error with
+     * nothing sent, and a file that was there is left as it was when there is no value. */
+    int existed = o->output != NULL && access(o->output, F_OK) == 0;
+    FILE *out = o->output != NULL ? fopen(o->output, "ab") : NULL;
+    if (o->output != NULL && out == NULL) {
+        cli_buf_free(&path);
+        return usage_error("get: cannot open the output file: %s", strerror(errno));
+    }
     cli_buf_addf(&what, "get %s", o->args[0]);
     cli_resp r;
     cli_request(h, "GET", path.s, NULL, 0, NULL, &r);
     int rc = cli_exit_code(&r);
+    out = reopen_output(o, out, existed, rc == CLI_OK);
     if (rc != CLI_OK) {
         rc = cli_fail(o, &r, what.s);
-    } else if (o->json) {
-        print_get_json(o, &r);
+    } else if (o->output != NULL && out == NULL) {
+        cli_err(o, "get: cannot write %s: %s", o->output, strerror(errno));
+        rc = CLI_USAGE;
     } else {
-        fwrite(r.body, 1, r.len, stdout);
-        if (isatty(STDOUT_FILENO) && r.len > 0 && r.body[r.len - 1] != '\n')
-            putchar('\n');
+        if (o->json)
+            print_get_json(o, &r);
+        if (!o->json || out != NULL)
+            rc = print_value(o, &r, out);
     }
     cli_resp_free(&r);
     cli_buf_free(&path);
@@ -726,11 +873,11 @@ static int cmd_del(const cli_opts *o, cli_http *h)
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 static const command commands[] = {
-    {"stats", 0, 0, 0, cmd_stats},
+    {"stats", OPT_NS, 0, 0, cmd_stats},
     {"health", 0, 0, 0, cmd_health},
     {"clear", OPT_NS | OPT_PATTERN | OPT_FORCE, 0, 0, cmd_clear},
     {"keys", OPT_NS | OPT_PATTERN | OPT_LIMIT, 0, 0, cmd_keys},
-    {"get", 0, 1, 1, cmd_get},
+    {"get", OPT_OUTPUT, 1, 1, cmd_get},
     {"set", OPT_TTL | OPT_TAGS | OPT_CTYPE, 1, 2, cmd_set},
     {"del", 0, 1, 1, cmd_del},
     {"warm", OPT_BATCH, 1, 1, cache_warm},
@@ -780,7 +927,7 @@ static int check(const cli_opts *o, const command *cmd, unsigned seen)
         if (seen & option_defs[i].bit & ~cmd->opts)
             return usage_error("this command takes no %s option", option_defs[i].name);
     if (o->nargs < cmd->min_args)
-        return usage_error("%s: missing argument (strata cache --help)", cmd->name);
+        return usage_error("%s: missing argument", cmd->name);
     if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
         return usage_error("the server URL must start with http:// or https:// (got '%s')", o->url);
     return CLI_OK;

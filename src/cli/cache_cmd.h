@@ -30,7 +30,7 @@ typedef struct cli_opts {
     int err_color;      /* the same for stderr */
     int err_tty;        /* stderr is a terminal (progress bar) */
     /* subcommand options; NULL / -1 when not given */
-    const char *pattern, *ns, *tags, *content_type;
+    const char *pattern, *ns, *tags, *content_type, *output;
     long limit, ttl, batch;
     int force;
     const char *args[2]; /* positional arguments */

@@ -242,7 +242,12 @@ static void report_status(const cli_opts *o, const cli_resp *r, const char *what
 {
     const char *sep = *msg ? ": " : "";
     long s = r->status;
-    if (s == 401)
+    if (s == 401 && o->token == NULL) /* nothing was refused: nothing was sent */
+        cli_err(o,
+                "%s: the server needs a token, and none was given (401 %s%s%s)\n  Set "
+                "STRATA_TOKEN or pass --token.",
+                what, code, sep, msg);
+    else if (s == 401)
         cli_err(o,
                 "%s: the server refused the token (401 %s%s%s)\n  Set STRATA_TOKEN or pass "
                 "--token with a valid token.",

@@ -84,11 +84,13 @@ const char *cli_c(const cli_opts *o, const char *name)
     return o != NULL && o->color ? sequence(name) : "";
 }
 
+/* "strata:" and the label (" warning:", or nothing for an error) in bold and the colour, both
+ * set before the text they colour and reset after it. */
 static void message(const cli_opts *o, const char *what, const char *colour, const char *fmt,
                     va_list ap)
 {
     int c = o != NULL && o->err_color;
-    fprintf(stderr, "%sstrata:%s%s%s ", c ? sequence("bold") : "", c ? sequence(colour) : "", what,
+    fprintf(stderr, "%s%sstrata:%s%s ", c ? sequence("bold") : "", c ? sequence(colour) : "", what,
             c ? sequence("reset") : "");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

@@ -2,7 +2,7 @@
  *
  *   GET  /livez  /readyz                        no token: for orchestrators
  *   GET  /cache/health                          status for anyone; details with a read token
- *   GET  /cache/stats                           admin
+ *   GET  /cache/stats[?namespace=NS][&tenant=T]  admin; a bound token asks only for its tenant
  *   POST|DELETE /cache/clear?namespace=&pattern=&tenant=[&all_tenants=true][&flush=true]  admin
  *   GET  /cache/keys?namespace=&pattern=&limit=&cursor=&tenant=                        admin
  *   GET  /cache/key/{ns}/{key}?tenant=                                                 admin
@@ -58,7 +58,12 @@ static void health_run(void *arg)
 static json_t *health_warnings(const health_job *j)
 {
     json_t *w = json_array();
-    if (!j->l2.configured || j->ping_rc != 0)
+    /* Without Redis configured there is nothing to come back: say what would make them last. */
+    if (!j->l2.configured)
+        json_array_append_new(w, json_string("sessions are not durable: they live in this "
+                                             "instance's memory only (no Redis configured: "
+                                             "REDIS_URL adds it)"));
+    else if (j->ping_rc != 0)
         json_array_append_new(w, json_string("sessions are not durable: they live in this "
                                              "instance's memory until Redis is back"));
     if (j->info_rc == 0 && strcmp(j->info.maxmemory_policy, "noeviction") != 0 &&
@@ -130,6 +135,28 @@ static double rate(uint64_t hits, uint64_t misses)
     return hits + misses ? (double)hits / (double)(hits + misses) : 0.0;
 }
 
+/* L1's counters, of every namespace or of one (which has no memory bound of its own). */
+static json_t *l1_json(const strata_stats *s, int totals)
+{
+    json_t *l1 = json_pack("{s:I,s:I,s:f,s:I,s:I}", "hits", (json_int_t)s->hits, "misses",
+                           (json_int_t)s->misses, "hit_rate", rate(s->hits, s->misses), "keys",
+                           (json_int_t)s->entries, "memory_bytes", (json_int_t)s->bytes);
+    if (totals)
+        json_object_set_new(l1, "max_memory_bytes", json_integer((json_int_t)s->max_bytes));
+    const struct {
+        const char *name;
+        uint64_t v;
+    } more[] = {{"sets", s->sets},
+                {"deletes", s->deletes},
+                {"evictions", s->evictions},
+                {"expirations", s->expirations},
+                {"rejections", s->rejections},
+                {"invalidations", s->invalidations}};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+        json_object_set_new(l1, more[i].name, json_integer((json_int_t)more[i].v));
+    return l1;
+}
+
 static void stats_done(void *arg)
 {
     stats_job *j = arg;
@@ -138,13 +165,7 @@ static void stats_done(void *arg)
     strata_l2_stats l2;
     strata_l1_stats(strata_cache_l1(j->cache), NULL, &s);
     strata_cache_l2_stats(j->cache, &l2);
-    json_t *l1 = json_pack(
-        "{s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "hits", (json_int_t)s.hits, "misses",
-        (json_int_t)s.misses, "hit_rate", rate(s.hits, s.misses), "keys", (json_int_t)s.entries,
-        "memory_bytes", (json_int_t)s.bytes, "max_memory_bytes", (json_int_t)s.max_bytes, "sets",
-        (json_int_t)s.sets, "deletes", (json_int_t)s.deletes, "evictions", (json_int_t)s.evictions,
-        "expirations", (json_int_t)s.expirations, "rejections", (json_int_t)s.rejections,
-        "invalidations", (json_int_t)s.invalidations);
+    json_t *l1 = l1_json(&s, 1);
     json_t *l2j = json_pack(
         "{s:b,s:b,s:b,s:b,s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:s}", "configured", l2.configured,
         "available", l2.available, "readonly", l2.readonly, "coherent", l2.coherent, "breaker",
@@ -169,8 +190,119 @@ static void stats_done(void *arg)
     reply_json(q, 200, body);
 }
 
+/* What the cache API was asked in a scope, summed over the workers (usage.h). */
+static json_t *requests_json(const uint64_t c[USAGE_COUNT])
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I}", "total", (json_int_t)c[USAGE_REQUESTS],
+                     "l1", (json_int_t)c[USAGE_L1], "l2", (json_int_t)c[USAGE_L2], "misses",
+                     (json_int_t)c[USAGE_MISSES], "hit_rate",
+                     rate(c[USAGE_L1] + c[USAGE_L2], c[USAGE_MISSES]), "writes",
+                     (json_int_t)c[USAGE_WRITES], "deletes", (json_int_t)c[USAGE_DELETES], "errors",
+                     (json_int_t)c[USAGE_ERRORS]);
+}
+
+/* A namespace's settings, named as STRATA_NAMESPACES names them (seconds, bytes). */
+static json_t *settings_json(const strata_ns_config *c)
+{
+    return json_pack("{s:I,s:I,s:I,s:f,s:I}", "ttl", (json_int_t)(c->default_ttl_ms / 1000),
+                     "max_ttl", (json_int_t)(c->max_ttl_ms / 1000), "error_ttl",
+                     (json_int_t)(c->error_ttl_ms / 1000), "jitter", c->jitter, "quota",
+                     (json_int_t)c->tenant_quota);
+}
+
+static unsigned usage_tables(server *srv, usage **out, unsigned cap)
+{
+    unsigned n = srv->cfg.workers < cap ? srv->cfg.workers : cap;
+    for (unsigned i = 0; i < n; i++)
+        out[i] = srv->workers[i].metrics->usage;
+    return n;
+}
+
+/* A namespace exists on an instance once something was stored in it there, or
+ * STRATA_NAMESPACES names it: one that does not is an error, never an answer of zeros. */
+static void unknown_namespace(req *q, const char *ns)
+{
+    reply_error(q, 404, "unknown_namespace",
+                "no namespace %s on this instance: nothing was stored in it since start, and "
+                "STRATA_NAMESPACES does not name it",
+                ns);
+}
+
+/* GET /cache/stats?namespace=NS: its settings, L1's counters and what was asked in it. Nothing
+ * here waits on Redis: answered on the worker's loop. */
+static void stats_namespace(req *q, const char *ns)
+{
+    strata_l1 *l1 = strata_cache_l1(q->w->srv->cache);
+    strata_stats s;
+    strata_ns_config cfg;
+    if (strata_l1_stats(l1, ns, &s) != 0) {
+        unknown_namespace(q, ns);
+        return;
+    }
+    strata_l1_ns_config(l1, ns, &cfg);
+    usage *tables[256];
+    uint64_t c[USAGE_COUNT];
+    usage_namespace(tables, usage_tables(q->w->srv, tables, 256), ns, c);
+    reply_json(q, 200,
+               json_pack("{s:s,s:o,s:o,s:o}", "namespace", ns, "settings", settings_json(&cfg),
+                         "l1", l1_json(&s, 0), "requests", requests_json(c)));
+}
+
+/* GET /cache/stats?tenant=T[&namespace=NS]: what tenant asked (in NS, or in all). */
+static void stats_tenant(req *q, const char *ns, const char *tenant)
+{
+    strata_stats s;
+    if (ns != NULL && strata_l1_stats(strata_cache_l1(q->w->srv->cache), ns, &s) != 0) {
+        unknown_namespace(q, ns);
+        return;
+    }
+    usage *tables[256];
+    uint64_t c[USAGE_COUNT];
+    int complete;
+    int found =
+        usage_tenant(tables, usage_tables(q->w->srv, tables, 256), ns, tenant, c, &complete);
+    if (!found && complete) {
+        reply_error(q, 404, "unknown_tenant",
+                    "tenant %s made no call of the cache API%s%s on this instance since start",
+                    tenant, ns ? " in namespace " : "", ns ? ns : "");
+        return;
+    }
+    json_t *body = json_pack("{s:s}", "tenant", tenant);
+    if (ns != NULL)
+        json_object_set_new(body, "namespace", json_string(ns));
+    json_object_set_new(body, "requests", requests_json(c));
+    json_object_set_new(body, "complete", json_boolean(complete));
+    reply_json(q, 200, body);
+}
+
+/* ?namespace= and ?tenant= checked; 0, or answered 400/403 and -1. */
+static int stats_scope_ok(req *q, const char *ns, const char *tenant)
+{
+    if (ns != NULL && strata_name_check(ns) != 0)
+        reply_error(q, 400, "bad_namespace",
+                    "namespace must be 1-64 characters of A-Z a-z 0-9 _ . -");
+    else if (tenant != NULL && strata_name_check(tenant) != 0)
+        reply_error(q, 400, "bad_tenant", "tenant must be 1-64 characters of A-Z a-z 0-9 _ . -");
+    else if (tenant != NULL && q->tenant_bound && strcmp(tenant, q->tenant) != 0)
+        reply_error(q, 403, "forbidden", "this token is bound to another tenant");
+    else
+        return 0;
+    return -1;
+}
+
 void admin_stats(req *q)
 {
+    const char *ns = get_query(q, "namespace"), *tenant = get_query(q, "tenant");
+    if (stats_scope_ok(q, ns, tenant) != 0)
+        return;
+    if (tenant != NULL) {
+        stats_tenant(q, ns, tenant);
+        return;
+    }
+    if (ns != NULL) {
+        stats_namespace(q, ns);
+        return;
+    }
     stats_job *j = calloc(1, sizeof *j);
     j->q = q;
     j->cache = q->w->srv->cache;

@@ -112,7 +112,7 @@ int codec_ttl(const char *s, uint64_t *ms)
         return -1;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v == 0 || v > 10ull * 365 * 86400)
+    if (*end != '\0' || v == 0 || v > CODEC_TTL_MAX_S)
         return -1;
     *ms = v * 1000;
     return 0;

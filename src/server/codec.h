@@ -22,7 +22,12 @@ void codec_etag(const strata_value *v, char out[20]);
 /* Whether an If-None-Match / If-Match header lists etag (or is "*"). */
 int codec_etag_listed(const char *header, const char *etag);
 
-/* A TTL in whole seconds (1..10 years) into ms. Returns 0 or -1. */
+/* The longest TTL the API takes, and how its messages state the range: a refusal says the
+ * maximum, so a client sending more knows what it may send. */
+#define CODEC_TTL_MAX_S 315360000ull /* 10 years */
+#define CODEC_TTL_RANGE "a whole number of seconds from 1 to 315360000 (10 years)"
+
+/* A TTL in whole seconds (1..CODEC_TTL_MAX_S) into ms. Returns 0 or -1. */
 int codec_ttl(const char *s, uint64_t *ms);
 
 /* max-age from a Cache-Control header into ms; 0 if absent. -1 if malformed. */

@@ -178,12 +178,11 @@ int serve_config_load(serve_config *c, int argc, char **argv)
     const char *bad = NULL;
     int rc = strata_cache_config_init(&c->cache, &bad);
     if (rc != 0) {
-        const char *why = rc == STRATA_EBADURL ? "malformed" : strata_strerror(rc);
-        const char *why_url = NULL;
-        if (rc == STRATA_EBADURL)
-            strata_redis_url_check(getenv("REDIS_URL"), &why_url);
+        char why[200];
+        if (bad != NULL)
+            strata_cache_config_why(bad, getenv(bad), why, sizeof why);
         return config_error(bad ? bad : "environment", bad ? getenv(bad) : "",
-                            why_url ? why_url : why);
+                            bad ? why : strata_strerror(rc));
     }
     c->cache.l1.maintenance_interval_ms = 1000;
     c->cache.log = log_from_lib;

@@ -160,11 +160,11 @@ static int put_options(req *q, put_ctx *p)
 {
     const char *ttl = get_query(q, "ttl"), *tags = get_query(q, "tags");
     if (ttl != NULL && codec_ttl(ttl, &p->opts.ttl_ms) != 0) {
-        reply_error(q, 400, "bad_ttl", "ttl must be a whole number of seconds, 1 or more");
+        reply_error(q, 400, "bad_ttl", "ttl must be " CODEC_TTL_RANGE);
         return -1;
     }
     if (ttl == NULL && codec_max_age(get_header(q, "Cache-Control"), &p->opts.ttl_ms) != 0) {
-        reply_error(q, 400, "bad_ttl", "Cache-Control max-age must be a whole number >= 1");
+        reply_error(q, 400, "bad_ttl", "Cache-Control max-age must be " CODEC_TTL_RANGE);
         return -1;
     }
     if (tags != NULL) {
@@ -435,8 +435,8 @@ static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsig
     json_t *ttl = json_object_get(it, "ttl"), *tg = json_object_get(it, "tags");
     json_t *ct = json_object_get(it, "content_type");
     if (ttl != NULL && (!json_is_integer(ttl) || json_integer_value(ttl) < 1 ||
-                        json_integer_value(ttl) > 10ll * 365 * 86400))
-        return "\"ttl\" must be a whole number of seconds, 1 or more";
+                        json_integer_value(ttl) > (json_int_t)CODEC_TTL_MAX_S))
+        return "\"ttl\" must be " CODEC_TTL_RANGE;
     o->ttl_ms = ttl ? (uint64_t)json_integer_value(ttl) * 1000 : 0;
     if (ct != NULL && !json_is_string(ct))
         return "\"content_type\" must be a string";

@@ -15,11 +15,18 @@ static const double bounds_s[METRICS_BUCKETS - 1] = {
 
 metrics_block *metrics_new(void)
 {
-    return calloc(1, sizeof(metrics_block));
+    metrics_block *m = calloc(1, sizeof *m);
+    if (m != NULL && (m->usage = usage_new()) == NULL) {
+        free(m);
+        return NULL;
+    }
+    return m;
 }
 
 void metrics_free(metrics_block *m)
 {
+    if (m != NULL)
+        usage_free(m->usage);
     free(m);
 }
 

@@ -9,6 +9,7 @@
 #include <strata/strata.h>
 
 #include "route.h"
+#include "usage.h"
 
 #define METRICS_BUCKETS 14 /* upper bounds in metrics.c, +Inf last */
 
@@ -18,8 +19,10 @@ typedef struct metrics_block {
     _Atomic uint64_t latency[R_COUNT][METRICS_BUCKETS];
     _Atomic uint64_t latency_sum_us[R_COUNT];
     _Atomic uint64_t served[3]; /* reads answered from L1, from L2, misses */
+    usage *usage;               /* the same by namespace and tenant (usage.h) */
 } metrics_block;
 
+/* NULL on out of memory. */
 metrics_block *metrics_new(void);
 void metrics_free(metrics_block *m);
 

@@ -65,6 +65,18 @@ void request_abandon(req *q)
     release(q);
 }
 
+/* What a call of the cache API counts as in its namespace's and tenant's usage (usage.h). */
+static int usage_what(const req *q, int status, int tier)
+{
+    if (status >= 500)
+        return USAGE_ERRORS;
+    if (tier >= 0) /* 0 l1, 1 l2, 2 miss: the order of the counters */
+        return USAGE_L1 + tier;
+    if (status < 300 && q->r.id == R_KV && (q->method == M_PUT || q->method == M_DELETE))
+        return q->method == M_PUT ? USAGE_WRITES : USAGE_DELETES;
+    return USAGE_REQUESTS;
+}
+
 /* Everything a reply does once it is queued: metrics, the access log, then the connection
  * goes on (q is not used afterwards). */
 static void finish(req *q, int status)
@@ -72,6 +84,11 @@ static void finish(req *q, int status)
     uint64_t us = (mono_ns() - q->start_ns) / 1000;
     int tier = q->tier == NULL ? -1 : q->tier[1] == '1' ? 0 : q->tier[1] == '2' ? 1 : 2;
     metrics_record(q->w->metrics, q->r.id, status, us, tier);
+    /* Calls that got past authentication (a tenant is set, the token was good). */
+    if ((q->r.id == R_KV || q->r.id == R_MGET || q->r.id == R_MSET) && q->tenant[0] != '\0' &&
+        status != 401 && status != 403)
+        usage_record(q->w->metrics->usage, strata_cache_l1(q->w->srv->cache), q->r.ns, q->tenant,
+                     usage_what(q, status, tier));
     if (q->w->srv->cfg.access_log)
         /* The route name, not the path: keys may be sensitive; tokens never appear. */
         log_msg(LOG_INFO, "access method=%s route=%s tenant=%s status=%d bytes=%zu us=%llu",

@@ -196,7 +196,7 @@ static void reload_tokens(server *s)
     s->auth = t;
     pthread_rwlock_unlock(&s->auth_lock);
     auth_free(old);
-    log_msg(LOG_INFO, "SIGHUP: %zu tokens loaded", auth_count(t));
+    log_msg(LOG_INFO, "SIGHUP: %zu token%s loaded", auth_count(t), auth_count(t) == 1 ? "" : "s");
 }
 
 /* Stops w's loop once it has nothing in flight and every answer was taken by its client (or the
@@ -340,11 +340,12 @@ int serve_main(int argc, char **argv)
     strata_l2_stats l2;
     strata_cache_l2_stats(s.cache, &l2);
     int v6 = strchr(s.cfg.listen_host, ':') != NULL;
-    log_msg(
-        LOG_INFO, "strata %s listening on http://%s%s%s:%d (%u worker%s, from %s; %s, %zu tokens)",
-        strata_version(), v6 ? "[" : "", s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port,
-        s.cfg.workers, s.cfg.workers == 1 ? "" : "s", s.cfg.workers_from,
-        l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)", auth_count(s.auth));
+    log_msg(LOG_INFO,
+            "strata %s listening on http://%s%s%s:%d (%u worker%s, from %s; %s, %zu token%s)",
+            strata_version(), v6 ? "[" : "", s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port,
+            s.cfg.workers, s.cfg.workers == 1 ? "" : "s", s.cfg.workers_from,
+            l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
+            auth_count(s.auth), auth_count(s.auth) == 1 ? "" : "s");
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);

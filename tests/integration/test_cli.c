@@ -311,6 +311,11 @@ static void test_usage_errors_exit_2(void **state)
         expect_status(r, 2, what);
         assert_true(r->err_len > 0);
         assert_int_equal(r->out_len, 0);
+        /* The hint to --help, once (it was printed twice for a missing argument). */
+        const char *hint = strstr(r->err, "--help");
+        if (hint != NULL && strstr(hint + 1, "--help") != NULL)
+            fprintf(stderr, "%s: the --help hint is repeated:\n%s\n", what, r->err);
+        assert_true(hint == NULL || strstr(hint + 1, "--help") == NULL);
         run_free(r);
     }
     const char *bad_env[] = {"STRATA_TIMEOUT=soon", NULL}, *stats[] = {"cache", "stats", NULL};
@@ -526,6 +531,33 @@ static void test_stats_and_health(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "status")), "healthy");
     json_decref(j);
     run_free(r);
+
+    /* One namespace, one tenant (hardening item 18); an unknown namespace is the server's 404. */
+    r = cli(url, NULL, NULL, "cache", "stats", "--namespace", "cli_stats", NULL);
+    expect_status(r, 0, "stats --namespace");
+    const char *ns_want[] = {"namespace cli_stats",
+                             "ttl",
+                             "300 s",
+                             "L1 (memory)",
+                             "requests (this server, since start)",
+                             "writes",
+                             "reads from"};
+    for (size_t i = 0; i < sizeof ns_want / sizeof *ns_want; i++)
+        expect_contains(r->out, ns_want[i]);
+    assert_null(strstr(r->out, "uptime")); /* not the totals */
+    run_free(r);
+    r = cli(url, NULL, NULL, "cache", "stats", "--namespace", "cli_stats", "--tenant", "default",
+            "--json", NULL);
+    expect_status(r, 0, "stats --namespace --tenant --json");
+    j = json_loads(r->out, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "tenant")), "default");
+    assert_true(json_integer_value(json_object_get(json_object_get(j, "requests"), "writes")) >= 1);
+    json_decref(j);
+    run_free(r);
+    r = cli(url, NULL, NULL, "cache", "stats", "--namespace", "cli_never_written", NULL);
+    expect_status(r, 1, "stats --namespace unknown");
+    expect_contains(r->err, "404 unknown_namespace");
+    run_free(r);
 }
 
 /* ---- keys --------------------------------------------------------------------------------- */
@@ -647,7 +679,8 @@ static void test_clear_refuses_without_terminal(void **state)
 /* Runs the CLI with stdin and stdout on a pseudo-terminal (stderr on a pipe), typing answer.
  * The parent opens the terminal's other side before the fork, so it is open from the start; the
  * master reads EIO once the child, its last holder, is gone. */
-static run *cli_pty(const char *const *env, const char *answer, const char *const *args)
+static run *cli_pty_err(const char *const *env, const char *answer, const char *const *args,
+                        int err_on_tty)
 {
     int m = posix_openpt(O_RDWR | O_NOCTTY);
     assert_true(m >= 0);
@@ -665,7 +698,7 @@ static run *cli_pty(const char *const *env, const char *answer, const char *cons
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        dup2(s, 0), dup2(s, 1), dup2(e[1], 2);
+        dup2(s, 0), dup2(s, 1), dup2(err_on_tty ? s : e[1], 2);
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
         execve(STRATA_BINARY, argv, envp);
@@ -681,6 +714,68 @@ static run *cli_pty(const char *const *env, const char *answer, const char *cons
     pump(fds, "", 0, r);
     r->status = wait_status(pid, fds);
     return r;
+}
+
+static run *cli_pty(const char *const *env, const char *answer, const char *const *args)
+{
+    return cli_pty_err(env, answer, args, 0);
+}
+
+/* On a terminal (hardening item 18): a value that is not text is not dumped there (it said so
+ * and is written with -o or through a pipe), and the red of an error wraps "strata:" (it
+ * wrapped nothing: \e[1mstrata:\e[31m\e[0m). */
+static void test_terminal_binary_and_error_colour(void **state)
+{
+    (void)state;
+    char u[128];
+    snprintf(u, sizeof u, "STRATA_URL=%s", url_of(dev));
+    const char *env[] = {u, "TERM=xterm", NULL};
+    const char bytes[] = {'\033', '[', '2', 'J', '\0', '\xff', 'z'}; /* clears a screen */
+    const char *ct[] = {"Content-Type: application/octet-stream", NULL};
+    sh_resp *put = sh_request(dev, "PUT", "/v1/cache/cli_tty/bin", ct, bytes, sizeof bytes);
+    SH_EXPECT_STATUS(put, 204);
+    sh_resp_free(put);
+    const char *get[] = {"cache", "get", "cli_tty/bin", NULL};
+    run *r = cli_pty(env, NULL, get);
+    expect_status(r, 0, "get binary on a terminal");
+    assert_null(memchr(r->out, '\xff', r->out_len));
+    assert_null(strstr(r->out, "\033[2J"));
+    expect_contains(r->err, "binary (7 B, application/octet-stream)");
+    expect_contains(r->err, "-o FILE");
+    run_free(r);
+
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/strata-cli-get-%d", (int)getpid());
+    const char *get_o[] = {"cache", "get", "cli_tty/bin", "-o", path, NULL};
+    r = cli_pty(env, NULL, get_o);
+    expect_status(r, 0, "get -o on a terminal");
+    expect_contains(r->out, "wrote 7 B to");
+    run_free(r);
+    char file[16];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(file, 1, sizeof file, f), sizeof bytes);
+    fclose(f);
+    assert_memory_equal(file, bytes, sizeof bytes);
+    unlink(path);
+    const char *get_none[] = {"cache", "get", "cli_tty/absent", "--output", path, NULL};
+    r = cli_pty(env, NULL, get_none);
+    expect_status(r, 1, "get -o of a missing key");
+    run_free(r);
+    assert_int_not_equal(access(path, F_OK), 0); /* no value, no file */
+
+    server_put(dev, "cli_tty", "text", "h\xc3\xa9llo\tworld");
+    const char *get_text[] = {"cache", "get", "cli_tty/text", NULL};
+    r = cli_pty(env, NULL, get_text);
+    expect_status(r, 0, "get text on a terminal");
+    expect_contains(r->out, "h\xc3\xa9llo\tworld");
+    run_free(r);
+
+    const char *absent[] = {"cache", "get", "cli_tty/absent", NULL};
+    r = cli_pty_err(env, NULL, absent, 1);
+    expect_status(r, 1, "an error on a terminal");
+    expect_contains(r->out, "\033[1m\033[31mstrata:\033[0m get cli_tty/absent: not found");
+    run_free(r);
 }
 
 static void test_terminal_colour_and_confirmation(void **state)
@@ -1028,6 +1123,30 @@ static void test_with_redis(void **state)
     expect_contains(r->out, "healthy");
     expect_contains(r->out, " ms, breaker");
     run_free(r);
+    /* A Redis that stalled once and came back: the server keeps its last error, and a healthy
+     * health does not print it as if it were current (hardening item 18). */
+    assert_int_equal(rh_pause(redis), 0);
+    sh_resp *cold = sh_call(s, "GET", "/v1/cache/cli_redis/cold", NULL, NULL, NULL, NULL);
+    sh_resp_free(cold);
+    assert_int_equal(rh_resume(redis), 0);
+    for (int i = 0; i < 200; i++) {
+        r = cli(url, NULL, NULL, "cache", "health", "--json", NULL);
+        json_t *h = json_loads(r->out, 0, NULL);
+        int healthy = strcmp(json_string_value(json_object_get(h, "status")), "healthy") == 0;
+        const char *last = json_string_value(json_object_get(h, "last_error"));
+        int stale = healthy && last != NULL && last[0] != '\0';
+        json_decref(h);
+        run_free(r);
+        if (stale)
+            break;
+        assert_true(i < 199); /* healthy again, with the error kept */
+        usleep(50000);
+    }
+    r = cli(url, NULL, NULL, "cache", "health", NULL);
+    expect_status(r, 0, "health, healthy after a stall");
+    expect_contains(r->out, "healthy");
+    assert_null(strstr(r->out, "last error"));
+    run_free(r);
     r = cli(url, NULL, NULL, "cache", "keys", NULL);
     expect_status(r, 0, "keys with Redis");
     assert_string_equal(r->out, "cli_redis  k\n");
@@ -1065,10 +1184,14 @@ static void test_tokens_roles_and_tenants(void **state)
     expect_status(r, 1, "stats without a token");
     expect_contains(r->err, "401");
     expect_contains(r->err, "STRATA_TOKEN");
+    /* No token was sent, so none was refused (hardening item 18). */
+    expect_contains(r->err, "needs a token, and none was given");
+    assert_null(strstr(r->err, "refused the token"));
     run_free(r);
     r = cli(url, "not-a-known-token", NULL, "cache", "get", "cli_t/k", NULL);
     expect_status(r, 1, "an unknown token");
     expect_contains(r->err, "401");
+    expect_contains(r->err, "refused the token");
     run_free(r);
     r = cli(url, WRITER, NULL, "cache", "stats", NULL);
     expect_status(r, 1, "stats with a write token");
@@ -1160,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_keys_pages_by_itself),
         cmocka_unit_test(test_clear_refuses_without_terminal),
         cmocka_unit_test(test_terminal_colour_and_confirmation),
+        cmocka_unit_test(test_terminal_binary_and_error_colour),
         cmocka_unit_test(test_warm_good_and_bad_lines),
         cmocka_unit_test(test_warm_splits_batches_too_large),
         cmocka_unit_test(test_unreachable_exit_3),

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -367,6 +369,78 @@ static void test_free_loop_fails_pending(void **state)
     strata_cache_free(a);
 }
 
+/* A listening socket whose accept queue is full, so a connect to it never completes (the kernel
+ * drops the SYNs): a Redis that is never reachable. Returns the listener; fills[] the sockets
+ * that fill the queue (close all of them after). */
+static int unreachable_port(int *port, int fills[4])
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 0), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    for (int i = 0; i < 4; i++) {
+        fills[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fills[i], (struct sockaddr *)&a, sizeof a); /* EINPROGRESS, or queued */
+    }
+    usleep(100000);
+    return fd;
+}
+
+static char unreachable_log[512];
+
+static void keep_log(int level, const char *msg, void *arg)
+{
+    (void)arg;
+    if (level <= 1 && unreachable_log[0] == '\0')
+        snprintf(unreachable_log, sizeof unreachable_log, "%s", msg);
+}
+
+/* Redis never reachable: calls time out while the connection is still being made, and the log
+ * and last error say that no connection was made, not that a connected Redis stopped answering
+ * (hardening item 18: "connection lost with calls in flight"). */
+static void test_never_reachable_says_so(void **state)
+{
+    (void)state;
+    int port, fills[4], fd = unreachable_port(&port, fills);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    strata_cache_config cfg;
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
+    cfg.l1.prefix = "a6";
+    cfg.redis.url = url;
+    cfg.redis.socket_timeout_ms = 100; /* a call's deadline passes before the connect's */
+    cfg.redis.connect_timeout_ms = 2000;
+    cfg.redis.breaker_failures = 1; /* the first failure opens it and is logged */
+    cfg.redis.coherence = 0;        /* only the loop's connection reports */
+    cfg.log = keep_log;
+    unreachable_log[0] = '\0';
+    strata_cache *c;
+    assert_int_equal(strata_cache_new(&cfg, &c), 0);
+    strata_loop *lp;
+    assert_int_equal(strata_loop_new(c, base, &lp), 0);
+    strata_key k = {"ns", NULL, "k", 1};
+    result get = {0};
+    strata_value *v;
+    assert_int_equal(strata_cache_get_async(lp, &k, on_get, &get, &v), STRATA_PENDING);
+    run_until(&get, 1);
+    assert_int_equal(get.status, STRATA_ENOTFOUND); /* a miss, never an error */
+    strata_l2_stats st;
+    strata_cache_l2_stats(c, &st);
+    if (strstr(st.last_error, "connect to redis") == NULL)
+        fprintf(stderr, "last error: %s\nlog: %s\n", st.last_error, unreachable_log);
+    assert_non_null(strstr(st.last_error, "connect to redis: no connection after"));
+    assert_non_null(strstr(unreachable_log, "connect to redis"));
+    assert_null(strstr(unreachable_log, "did not answer"));
+    strata_loop_free(lp);
+    strata_cache_free(c);
+    for (int i = 0; i < 4; i++)
+        close(fills[i]);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_stopped_redis_deadlines),
         cmocka_unit_test(test_full_queue_waits_for_room),
         cmocka_unit_test(test_free_loop_fails_pending),
+        cmocka_unit_test(test_never_reachable_says_so),
     };
     return cmocka_run_group_tests_name("l2_async", tests, setup, teardown);
 }

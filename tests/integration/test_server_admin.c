@@ -157,6 +157,11 @@ static void test_stats(void **state)
     j = get_json(mem, "/cache/health", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "healthy");
     assert_true(json_is_false(json_object_get(j, "redis_configured")));
+    /* No Redis to come back: the warning says what would make sessions last (hardening 18). */
+    const char *warning = json_string_value(json_array_get(json_object_get(j, "warnings"), 0));
+    assert_non_null(warning);
+    assert_null(strstr(warning, "until Redis is back"));
+    assert_non_null(strstr(warning, "no Redis configured"));
     json_decref(j);
     assert_int_equal(sh_stop_check(mem), 0);
 }
@@ -416,6 +421,133 @@ static void test_probes_and_metrics(void **state)
     assert_true(sh_healthy(srv));
 }
 
+/* GET path with token: the status, and the body as JSON (NULL when it is not). */
+static json_t *stats_as(sh_server *s, const char *token, const char *path, long status)
+{
+    sh_resp *r = sh_call(s, "GET", path, token, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, status);
+    json_t *j = sh_resp_json(r);
+    assert_non_null(j);
+    sh_resp_free(r);
+    return j;
+}
+
+static const char *jerr(json_t *j)
+{
+    return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+}
+
+/* /cache/stats?namespace= was silently ignored (hardening item 18): one namespace's settings,
+ * L1 counters and requests by tier; one tenant's requests (in a namespace or in all); an unknown
+ * or malformed namespace is a 4xx, never the totals. */
+static void test_stats_per_namespace_and_tenant(void **state)
+{
+    (void)state;
+    put(srv, "/v1/cache/nsst/a", NULL, "text/plain", "12345");
+    put(srv, "/v1/cache/nsst/a", "acme", "text/plain", "acme's");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(get_status(srv, "/v1/cache/nsst/a", NULL), 200);
+    assert_int_equal(get_status(srv, "/v1/cache/nsst/absent", NULL), 404);
+    SH_CALL_EXPECT(srv, "DELETE", "/v1/cache/nsst/a", WRITE, "acme", NULL, NULL, 204);
+    /* Read on the other instance: a namespace it did not hold comes from Redis. */
+    assert_int_equal(get_status(other, "/v1/cache/nsst/a", NULL), 200);
+
+    json_t *j = get_json(srv, "/cache/stats?namespace=nsst", NULL, 200);
+    assert_non_null(json_object_get(j, "namespace")); /* not the totals */
+    assert_string_equal(json_string_value(json_object_get(j, "namespace")), "nsst");
+    assert_int_equal(jint(j, "settings", "ttl"), 300);
+    /* L1's own counters of the namespace (whether a write or a read from Redis leaves a copy
+     * in L1 depends on the invalidations of our own writes: bounds only). */
+    assert_true(jint(j, "l1", "sets") >= 1);
+    assert_true(jint(j, "l1", "keys") <= 1); /* acme's was deleted */
+    assert_true(jint(j, "l1", "hits") + jint(j, "l1", "misses") >= 1);
+    assert_int_equal(jint(j, "requests", "total"), 7);
+    assert_int_equal(jint(j, "requests", "writes"), 2);
+    assert_int_equal(jint(j, "requests", "deletes"), 1);
+    assert_int_equal(jint(j, "requests", "misses"), 1);
+    assert_int_equal(jint(j, "requests", "l1") + jint(j, "requests", "l2"), 3);
+    assert_null(json_object_get(json_object_get(j, "l1"), "max_memory_bytes"));
+    json_decref(j);
+    j = get_json(other, "/cache/stats?namespace=nsst", NULL, 200);
+    assert_int_equal(jint(j, "requests", "l2"), 1);
+    json_decref(j);
+
+    j = get_json(srv, "/cache/stats?tenant=acme", NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "tenant")), "acme");
+    assert_int_equal(jint(j, "requests", "total"), 2);
+    assert_int_equal(jint(j, "requests", "writes"), 1);
+    assert_int_equal(jint(j, "requests", "deletes"), 1);
+    assert_true(json_is_true(json_object_get(j, "complete")));
+    json_decref(j);
+    j = get_json(srv, "/cache/stats?namespace=nsst&tenant=default", NULL, 200);
+    assert_int_equal(jint(j, "requests", "total"), 5);
+    json_decref(j);
+
+    j = stats_as(srv, ADMIN, "/cache/stats?namespace=never-written", 404);
+    assert_string_equal(jerr(j), "unknown_namespace");
+    json_decref(j);
+    j = stats_as(srv, ADMIN, "/cache/stats?namespace=", 400);
+    assert_string_equal(jerr(j), "bad_namespace");
+    json_decref(j);
+    j = stats_as(srv, ADMIN, "/cache/stats?namespace=a%3Ab", 400);
+    json_decref(j);
+    j = stats_as(srv, ADMIN, "/cache/stats?tenant=nobody", 404);
+    assert_string_equal(jerr(j), "unknown_tenant");
+    json_decref(j);
+    j = stats_as(srv, WRITE, "/cache/stats?namespace=nsst", 403); /* still admin only */
+    json_decref(j);
+}
+
+/* Tenants are unbounded, what a worker keeps of them is not: past USAGE_PAIRS (512) pairs a
+ * worker counts the rest together, and an answer that may miss some says so. A token bound to
+ * a tenant sees only its own tenant's figures. */
+static void test_stats_tenants_bounded(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_WORKERS=1", "STRATA_NAMESPACES=many:ttl=60,max_ttl=600,quota=1M",
+                         "STRATA_TOKENS=" ADMIN ":admin,acme-admin-token:admin:acme", NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    json_t *j = stats_as(s, ADMIN, "/cache/stats?namespace=many", 200);
+    assert_int_equal(jint(j, "settings", "max_ttl"), 600);
+    assert_int_equal(jint(j, "settings", "quota"), 1 << 20);
+    json_decref(j);
+    j = stats_as(s, "acme-admin-token", "/cache/stats?tenant=globex", 403);
+    json_decref(j);
+    SH_CALL_EXPECT(s, "PUT", "/v1/cache/many/k", "acme-admin-token", NULL, "text/plain", "v", 204);
+    j = stats_as(s, "acme-admin-token", "/cache/stats?tenant=acme", 200);
+    assert_int_equal(jint(j, "requests", "writes"), 1);
+    json_decref(j);
+    /* 600 more tenants, pipelined on one connection: 511 get a row (acme has one), 89 share
+     * "other". */
+    static char reqs[600 * 160];
+    size_t len = 0;
+    for (int i = 0; i < 600; i++)
+        len += (size_t)snprintf(reqs + len, sizeof reqs - len,
+                                "GET /v1/cache/many/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                                "%s\r\nX-Tenant: t%03d\r\n\r\n",
+                                ADMIN, i);
+    int fd = sh_raw_connect(sh_port(s));
+    assert_true(fd >= 0);
+    assert_int_equal(sh_raw_send(fd, reqs, len), 0);
+    size_t got;
+    int eof;
+    free(sh_raw_read_responses(fd, 600, 10000, &got, &eof));
+    close(fd);
+    j = stats_as(s, ADMIN, "/cache/stats?namespace=many", 200);
+    assert_int_equal(jint(j, "requests", "misses"), 600); /* the namespace's row is exact */
+    json_decref(j);
+    j = stats_as(s, ADMIN, "/cache/stats?tenant=t000&namespace=many", 200);
+    assert_int_equal(jint(j, "requests", "misses"), 1);
+    assert_true(json_is_true(json_object_get(j, "complete"))); /* it has its row */
+    json_decref(j);
+    j = stats_as(s, ADMIN, "/cache/stats?tenant=t599", 200); /* counted in "other" */
+    assert_int_equal(jint(j, "requests", "total"), 0);
+    assert_true(json_is_false(json_object_get(j, "complete")));
+    json_decref(j);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 static void test_clean_exit(void **state)
 {
     (void)state;
@@ -433,6 +565,8 @@ int main(void)
         cmocka_unit_test(test_keys_paging),
         cmocka_unit_test(test_inspect),
         cmocka_unit_test(test_probes_and_metrics),
+        cmocka_unit_test(test_stats_per_namespace_and_tenant),
+        cmocka_unit_test(test_stats_tenants_bounded),
         cmocka_unit_test(test_clean_exit),
     };
     SH_TEST_FILTER();

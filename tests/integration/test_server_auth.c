@@ -310,10 +310,28 @@ static void test_sighup(void **state)
     wait_arg t = {s, "third-admin-token", 200};
     assert_true(rh_wait_for(answers, &t, 3000));
     assert_int_equal(status_with(s, "new-admin-token"), 401);
+    /* One token left (STRATA_TOKENS'): "1 token", not "1 tokens" (hardening item 18). */
+    write_file(path, "# none here now\n");
+    assert_int_equal(sh_signal(s, SIGHUP), 0);
+    wait_arg one = {s, "SIGHUP: 1 token loaded", 0};
+    assert_true(rh_wait_for(log_has, &one, 3000));
     assert_true(sh_healthy(s));
     assert_int_equal(sh_stop_check(s), 0);
     unlink(path);
     rmdir(dir);
+}
+
+/* The start line counts tokens in English: "1 token" (it said "1 tokens"). */
+static void test_start_line_counts_tokens(void **state)
+{
+    (void)state;
+    const char *env[] = {"STRATA_TOKENS=the-only-token:admin", NULL};
+    sh_server *s = sh_start(env, NULL);
+    assert_non_null(s);
+    wait_arg w = {s, ", 1 token)", 0}; /* logged once the workers run: maybe after /livez */
+    assert_true(rh_wait_for(log_has, &w, 3000));
+    assert_false(sh_log_contains(s, "1 tokens"));
+    assert_int_equal(sh_stop_check(s), 0);
 }
 
 int main(void)
@@ -322,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_matrix),
         cmocka_unit_test(test_metrics_auth),
         cmocka_unit_test(test_sighup),
+        cmocka_unit_test(test_start_line_counts_tokens),
     };
     SH_TEST_FILTER();
     return cmocka_run_group_tests(tests, setup, teardown);

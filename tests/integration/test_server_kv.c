@@ -432,6 +432,20 @@ static void test_ttl(void **state)
     r = sh_request(a, "PUT", "/v1/cache/kv4/x", badcc, "x", 1);
     SH_EXPECT_ERROR(r, 400, "bad_ttl");
     sh_resp_free(r);
+    /* One past the longest TTL: the refusal states the maximum (hardening item 18). */
+    const char *toolong[] = {"Cache-Control: max-age=315360001", NULL};
+    r = put(a, "/v1/cache/kv4/x?ttl=315360001", NULL, "x");
+    SH_EXPECT_ERROR(r, 400, "bad_ttl");
+    assert_non_null(strstr(r->body, "from 1 to 315360000 (10 years)"));
+    sh_resp_free(r);
+    r = sh_request(a, "PUT", "/v1/cache/kv4/x", toolong, "x", 1);
+    SH_EXPECT_ERROR(r, 400, "bad_ttl");
+    assert_non_null(strstr(r->body, "from 1 to 315360000 (10 years)"));
+    sh_resp_free(r);
+    r = sh_call(a, "POST", "/v1/cache/kv4/_mset", NULL, NULL, "application/json",
+                "{\"items\":[{\"key\":\"x\",\"value\":\"x\",\"ttl\":315360001}]}");
+    assert_non_null(strstr(r->body, "from 1 to 315360000 (10 years)"));
+    sh_resp_free(r);
     r = get(a, "/v1/cache/kv4/x");
     SH_EXPECT_STATUS(r, 404);
     sh_resp_free(r);

@@ -88,6 +88,27 @@ static void test_bad_environment(void **state)
     refused_env("STRATA_L1_MAX_MEMORY=lots", "STRATA_L1_MAX_MEMORY");
 }
 
+/* A refused variable is explained by what it takes, not by a status: "64MB" was "value out of
+ * range" when the suffix is what is wrong (hardening item 18). */
+static void test_bad_value_says_what_it_takes(void **state)
+{
+    (void)state;
+    refused_env("STRATA_L1_MAX_MEMORY=64MB", "STRATA_L1_MAX_MEMORY=64MB: \"MB\" is not a size "
+                                             "suffix: use K, M or G");
+    refused_env("STRATA_L1_MAX_MEMORY=0", "a size must be more than 0");
+    refused_env("STRATA_L1_MAX_MEMORY=99999999999999999999", "too large a size");
+    refused_env("STRATA_L1_MAX_MEMORY=lots", "digits with an optional K, M or G suffix");
+    refused_env("CACHE_TTL=5m", "CACHE_TTL=5m: expected whole seconds");
+    refused_env("REDIS_SOCKET_TIMEOUT=250ms", "expected seconds above 0");
+    refused_env("REDIS_ENABLED=maybe", "expected true or false");
+    refused_env("REDIS_MAX_CONNECTIONS=0", "from 1 to 1024");
+    char *out = NULL;
+    const char *env[] = {"STRATA_L1_MAX_MEMORY=64MB", NULL};
+    sh_run(env, NULL, 10000, &out, NULL);
+    assert_null(strstr(out, "out of range"));
+    free(out);
+}
+
 static void test_bad_flags(void **state)
 {
     (void)state;
@@ -284,6 +305,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_environment),
+        cmocka_unit_test(test_bad_value_says_what_it_takes),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_malformed_settings_exit_2),
         cmocka_unit_test(test_exposed_without_tokens),

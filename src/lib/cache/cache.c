@@ -138,6 +138,40 @@ int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var)
     return rc;
 }
 
+/* What each variable strata_cache_config_init reads takes, for the message when it refuses
+ * one: a status code alone ("value out of range") does not say that "64MB" has the wrong suffix
+ * or that timeouts are seconds. */
+static const struct {
+    const char *name, *takes;
+} env_takes[] = {
+    {"STRATA_PREFIX", "a prefix is 1-64 characters of A-Z a-z 0-9 _ . -"},
+    {"CACHE_TTL", "expected whole seconds from 0 to 315360000 (10 years)"},
+    {"REDIS_ENABLED", "expected true or false (also 1/0, yes/no, on/off)"},
+    {"REDIS_READONLY", "expected true or false (also 1/0, yes/no, on/off)"},
+    {"REDIS_MAX_CONNECTIONS", "expected a whole number from 1 to 1024"},
+    {"REDIS_CONNECT_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.5)"},
+    {"REDIS_SOCKET_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.25)"},
+};
+
+const char *strata_cache_config_why(const char *var, const char *value, char *buf, size_t cap)
+{
+    const char *why = NULL;
+    if (var != NULL && strcmp(var, "STRATA_L1_MAX_MEMORY") == 0) {
+        strata__size_why(value, buf, cap);
+        return buf;
+    }
+    if (var != NULL && strcmp(var, "REDIS_URL") == 0 && value != NULL &&
+        strata_redis_url_check(value, &why) != 0 && why != NULL) {
+        snprintf(buf, cap, "%s", why);
+        return buf;
+    }
+    for (size_t i = 0; var != NULL && i < sizeof env_takes / sizeof *env_takes; i++)
+        if (strcmp(var, env_takes[i].name) == 0)
+            why = env_takes[i].takes;
+    snprintf(buf, cap, "%s", why ? why : "not a value strata takes");
+    return buf;
+}
+
 int strata_redis_url_check(const char *url, const char **why)
 {
     redis_url u;

@@ -5,6 +5,7 @@
  * named, never a silently different cache size.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
@@ -70,6 +71,38 @@ uint64_t strata__rand_seed(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&seed;
     return strata__rand_next(&seed);
+}
+
+/* The suffix strata__parse_size takes: nothing, K, M or G, each optionally followed by iB. */
+static int size_suffix_ok(const char *p)
+{
+    if (*p == '\0')
+        return 1;
+    if (strchr("kKmMgG", *p) == NULL)
+        return 0;
+    return p[1] == '\0' || strcmp(p + 1, "iB") == 0 || strcmp(p + 1, "ib") == 0;
+}
+
+/* Says what is wrong with a size strata__parse_size refused: the part at fault, quoted, so
+ * "64MB" reads as a suffix problem and not as a number out of range. */
+void strata__size_why(const char *s, char *buf, size_t cap)
+{
+    const char *p = s ? s : "";
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (s == NULL || p == s)
+        snprintf(buf, cap,
+                 "expected a size: digits with an optional K, M or G suffix (powers of "
+                 "1024), e.g. 64M");
+    else if (!size_suffix_ok(p))
+        snprintf(buf, cap,
+                 "\"%.20s\" is not a size suffix: use K, M or G (powers of 1024; KiB, MiB, GiB "
+                 "also work), e.g. 64M",
+                 p);
+    else if (strspn(s, "0") == (size_t)(p - s))
+        snprintf(buf, cap, "a size must be more than 0");
+    else
+        snprintf(buf, cap, "too large a size for this machine");
 }
 
 int strata__parse_bool(const char *s, int *out)

@@ -10,6 +10,10 @@
  * zero, or overflow. */
 int strata__parse_size(const char *s, size_t *out);
 
+/* Why strata__parse_size refused s, as one line naming the part at fault ("\"MB\" is not a
+ * size suffix: ..."), written to buf (cap bytes). */
+void strata__size_why(const char *s, char *buf, size_t cap);
+
 /* true/false, 1/0, yes/no, on/off (any case). Returns 0 or STRATA_ERANGE. */
 int strata__parse_bool(const char *s, int *out);
 

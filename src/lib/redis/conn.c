@@ -465,10 +465,22 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         return;
     uint64_t now = strata__mono_ms();
     rcall *oldest = c->sent.head ? c->sent.head : c->waiting.head;
-    if (c->state != C_READY && now > c->connect_deadline)
-        drop(c, "connect to redis timed out", STRATA_ETIMEDOUT);
-    else if (oldest != NULL && now > oldest->deadline)
+    int late = oldest != NULL && now > oldest->deadline;
+    if (c->state != C_READY && (late || now > c->connect_deadline)) {
+        /* Not connected yet: whichever deadline passed, Redis was never reached, and the log
+         * and last error must say so, not that a connected Redis stopped answering. */
+        char why[160];
+        uint64_t waited = now + c->connect_ms - c->connect_deadline;
+        if (c->state == C_CONNECTING)
+            snprintf(why, sizeof why, "connect to redis: no connection after %llu ms",
+                     (unsigned long long)waited);
+        else
+            snprintf(why, sizeof why, "redis did not answer AUTH or SELECT within %llu ms",
+                     (unsigned long long)waited);
+        drop(c, why, STRATA_ETIMEDOUT);
+    } else if (late) {
         drop(c, "redis did not answer within the socket timeout", STRATA_ETIMEDOUT);
+    }
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
