@@ -325,7 +325,7 @@ static void test_session_quota_per_tenant(void **state)
     }
     assert_int_equal(st, 507);
     assert_true(made >= 5 && made < 40); /* 16 KiB of ~700-byte sessions */
-    for (int i = 0; i < made; i++) { /* all kept: none was evicted to make room */
+    for (int i = 0; i < made; i++) {     /* all kept: none was evicted to make room */
         assert_int_equal(read_session(s, "greedy", ids[i], NULL, 0), 200);
         free(ids[i]);
     }

@@ -228,8 +228,7 @@ static void test_async_without_redis_fills_the_result(void **state)
     for (int i = 0; i < 3; i++) {
         strata_rl_result r;
         memset(&r, 0xa5, sizeof r);
-        assert_int_equal(strata_ratelimit_async(rl, lp, "acme", "k", 1, &p, never_called, NULL,
-                                                &r),
+        assert_int_equal(strata_ratelimit_async(rl, lp, "acme", "k", 1, &p, never_called, NULL, &r),
                          STRATA_OK);
         assert_int_equal(r.source, STRATA_RL_LOCAL);
         assert_int_equal(r.allowed, i < 2);

@@ -649,24 +649,29 @@ static void got_del(int status, redisReply **r, size_t n, void *arg)
     complete(o, rc, NULL);
 }
 
-int strata__tt_del_strict(strata_cache *c, tier t, const strata_key *k, uint64_t now,
-                          strata_done_cb cb, void *arg)
+/* A delete: L1 first, then Redis (strict: Redis first, and L1 only once Redis took it). */
+static int del(strata_cache *c, tier t, const strata_key *k, uint64_t now, int strict,
+               strata_done_cb cb, void *arg)
 {
     strata__reason_set(STRATA_REASON_NONE);
     l1_addr a;
-    int rc = strata__l1_resolve(c->l1, k, &a);
-    if (rc != 0)
-        return rc;
-    if (t.ops == NULL)
-        return strata__l1_del_at(c->l1, &a, now);
+    int l1rc = strata__l1_resolve(c->l1, k, &a);
+    if (l1rc != 0)
+        return l1rc;
+    l1rc = STRATA_ENOTFOUND;
+    if (!strict || t.ops == NULL) {
+        l1rc = strata__l1_del_at(c->l1, &a, now);
+        if (t.ops == NULL || (l1rc != 0 && l1rc != STRATA_ENOTFOUND))
+            return l1rc;
+    }
     if (t.ops->readonly(t.self)) {
         strata__reason_set(STRATA_REASON_READ_ONLY);
-        return STRATA_EREADONLY;
+        return strict ? STRATA_EREADONLY : STRATA_OK_L1_ONLY;
     }
     op stack, *o = new_op(c, t, k, OP_DEL, now, &stack);
     if (o == NULL)
         return STRATA_ENOMEM;
-    o->dcb = cb, o->arg = arg, o->strict = 1, o->l1rc = STRATA_ENOTFOUND;
+    o->dcb = cb, o->arg = arg, o->l1rc = l1rc, o->strict = strict;
     redis_cmd cmd;
     strata__cmd_del(&cmd, a.buf, a.len);
     send(o, &cmd, 1, got_del);
@@ -676,24 +681,11 @@ int strata__tt_del_strict(strata_cache *c, tier t, const strata_key *k, uint64_t
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
                    void *arg)
 {
-    strata__reason_set(STRATA_REASON_NONE);
-    l1_addr a;
-    int l1rc = strata__l1_resolve(c->l1, k, &a);
-    if (l1rc != 0)
-        return l1rc;
-    l1rc = strata__l1_del_at(c->l1, &a, now);
-    if (t.ops == NULL || (l1rc != 0 && l1rc != STRATA_ENOTFOUND))
-        return l1rc;
-    if (t.ops->readonly(t.self)) {
-        strata__reason_set(STRATA_REASON_READ_ONLY);
-        return STRATA_OK_L1_ONLY;
-    }
-    op stack, *o = new_op(c, t, k, OP_DEL, now, &stack);
-    if (o == NULL)
-        return STRATA_ENOMEM;
-    o->dcb = cb, o->arg = arg, o->l1rc = l1rc;
-    redis_cmd cmd;
-    strata__cmd_del(&cmd, a.buf, a.len);
-    send(o, &cmd, 1, got_del);
-    return call_result(o, NULL);
+    return del(c, t, k, now, 0, cb, arg);
+}
+
+int strata__tt_del_strict(strata_cache *c, tier t, const strata_key *k, uint64_t now,
+                          strata_done_cb cb, void *arg)
+{
+    return del(c, t, k, now, 1, cb, arg);
 }
