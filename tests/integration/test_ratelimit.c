@@ -90,7 +90,9 @@ static void test_burst_then_steady_rate(void **state)
     (void)state;
     strata_cache *c = open_cache("rl2");
     strata_ratelimiter *rl_c = limiter(c);
-    strata_rl_params p = {.limit = 10, .period_ms = 1000, .burst = 5}; /* T = 100 ms */
+    /* T = 1 s: the exact counts below must not depend on how fast the calls run (under TSan a
+     * call can take tens of ms; with T = 100 ms a token came back between two of them). */
+    strata_rl_params p = {.limit = 10, .period_ms = 10000, .burst = 5};
     strata_rl_result r;
     for (int i = 0; i < 5; i++) {
         assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
@@ -102,13 +104,13 @@ static void test_burst_then_steady_rate(void **state)
     assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_false(r.allowed);
     assert_int_equal(r.remaining, 0);
-    assert_true(r.retry_after_ms >= 1 && r.retry_after_ms <= 100);
-    assert_true(r.reset_ms >= 400 && r.reset_ms <= 500);
+    assert_true(r.retry_after_ms >= 1 && r.retry_after_ms <= 1000);
+    assert_true(r.reset_ms >= 4000 && r.reset_ms <= 5000);
     usleep((useconds_t)(r.retry_after_ms + 20) * 1000);
     assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_true(r.allowed); /* GCRA admits again after retry_after, long before the reset */
     /* A cost larger than the burst can never pass. */
-    strata_rl_params heavy = {.limit = 10, .period_ms = 1000, .burst = 5, .cost = 6};
+    strata_rl_params heavy = {.limit = 10, .period_ms = 10000, .burst = 5, .cost = 6};
     assert_int_equal(strata_ratelimit(rl_c, NULL, "heavy", 5, &heavy, &r), 0);
     assert_false(r.allowed);
     strata_ratelimiter_free(rl_c);
@@ -147,7 +149,8 @@ static void test_noscript_after_flush(void **state)
     (void)state;
     strata_cache *c = open_cache("rl4");
     strata_ratelimiter *rl_c = limiter(c);
-    strata_rl_params p = {.limit = 100, .period_ms = 1000};
+    /* An hour's period: no token comes back between the calls, however slow (TSan). */
+    strata_rl_params p = {.limit = 100, .period_ms = 3600 * 1000};
     strata_rl_result r;
     assert_int_equal(strata_ratelimit(rl_c, NULL, "k", 1, &p, &r), 0);
     assert_int_equal(r.source, STRATA_RL_REDIS);
