@@ -152,6 +152,19 @@ int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms);
 int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
                        size_t *removed);
 
+/* strata_cache_clear with several patterns: removes what matches any of patterns[0..npatterns)
+ * (npatterns 0: every key), in one pass over each tier however many patterns there are, so a
+ * hundred patterns cost one SCAN of Redis' keyspace, not a hundred. *removed counts each key
+ * once, as clearing the patterns one after another would. Returns as strata_cache_clear, or
+ * STRATA_EINVAL (patterns NULL with npatterns > 0).
+ *
+ *     const char *pats[] = {"user:42:*", "feed:42"};
+ *     size_t n;
+ *     int rc = strata_cache_clear_any(c, NULL, "acme", pats, 2, &n); // acme's keys, all namespaces
+ */
+int strata_cache_clear_any(strata_cache *c, const char *ns, const char *tenant,
+                           const char *const *patterns, size_t npatterns, size_t *removed);
+
 /* Empties the whole cache: L1, and the Redis database with FLUSHDB ASYNC, everything in it, not
  * only strata's keys. For an explicit "clear everything" only; strata_cache_clear with no filter
  * removes strata's keys alone. Returns 0, or STRATA_OK_L1_ONLY when Redis could not be flushed
@@ -245,6 +258,24 @@ int strata_cache_del_strict_async(strata_loop *lp, const strata_key *k, strata_d
 /* Touches k (see strata_cache_touch); the same convention as strata_cache_set_async. */
 int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_ms,
                              strata_done_cb cb, void *arg);
+
+typedef void (*strata_ping_cb)(int status, uint64_t latency_us, void *arg);
+typedef void (*strata_info_cb)(int status, const strata_redis_info *info, void *arg);
+
+/* strata_cache_ping on the loop's own connection, the one its other calls use: never waits for a
+ * thread or a pool connection, so a health check answers whatever else the process is doing.
+ * STRATA_PENDING: cb(0, latency_us, arg) follows, or cb(STRATA_ETIMEDOUT / STRATA_EUNAVAILABLE,
+ * 0, arg). Negative: failed at once, cb never called (STRATA_EUNAVAILABLE: no shared tier, or
+ * the breaker is open; STRATA_ENOMEM).
+ *
+ *     int rc = strata_cache_ping_async(lp, on_pong, req);
+ *     if (rc != STRATA_PENDING) on_pong(rc, 0, req);   // answer the same way, now
+ */
+int strata_cache_ping_async(strata_loop *lp, strata_ping_cb cb, void *arg);
+
+/* strata_cache_redis_info on the loop's connection; the same convention as
+ * strata_cache_ping_async. info is valid during the callback only (NULL on failure). */
+int strata_cache_redis_info_async(strata_loop *lp, strata_info_cb cb, void *arg);
 
 #ifdef __cplusplus
 }

@@ -8,10 +8,11 @@
  *   GET  /cache/key/{ns}/{key}?tenant=                                                 admin
  *   GET  /metrics                               Prometheus text
  *
- * Anything that may wait on Redis (health's ping, stats' INFO, clear, key listing) runs on the
- * offload thread, never on an event loop. Of the reserved namespaces, clear and keys take
- * namespace=_sessions (sessions are listed and removed only when named, so a cache clear never
- * logs everybody out).
+ * Health asks Redis on the worker's loop (asynchronous PING and INFO); what only has blocking
+ * calls runs on the admin lanes (offload.h), never on an event loop: stats' INFO on the quick
+ * lane, clears and key listings on the bulk lane, bounded per tenant (503 admin_busy past it).
+ * Of the reserved namespaces, clear and keys take namespace=_sessions (sessions are listed and
+ * removed only when named, so a cache clear never logs everybody out).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,12 +47,31 @@ typedef struct health_job {
     strata_redis_info info;
 } health_job;
 
-static void health_run(void *arg)
+static void health_done(health_job *j);
+
+static void on_info(int status, const strata_redis_info *info, void *arg)
 {
     health_job *j = arg;
-    j->ping_rc = strata_cache_ping(j->cache, &j->latency_us);
-    strata_cache_l2_stats(j->cache, &j->l2);
-    j->info_rc = j->ping_rc == 0 ? strata_cache_redis_info(j->cache, &j->info) : -1;
+    j->info_rc = status;
+    if (status == 0)
+        j->info = *info;
+    health_done(j);
+}
+
+/* INFO only for those who see the details (its warnings): a probe costs Redis one PING. */
+static void on_pong(int status, uint64_t latency_us, void *arg)
+{
+    health_job *j = arg;
+    j->ping_rc = status;
+    j->latency_us = latency_us;
+    j->info_rc = -1;
+    if (status != 0 || j->q->role < ROLE_READ) {
+        health_done(j);
+        return;
+    }
+    int rc = strata_cache_redis_info_async(j->q->w->loop, on_info, j);
+    if (rc != STRATA_PENDING)
+        on_info(rc, NULL, j);
 }
 
 /* What an operator should know even while everything answers. */
@@ -78,10 +98,10 @@ static json_t *health_warnings(const health_job *j)
     return w;
 }
 
-static void health_done(void *arg)
+static void health_done(health_job *j)
 {
-    health_job *j = arg;
     req *q = j->q;
+    strata_cache_l2_stats(j->cache, &j->l2); /* never waits on Redis */
     const char *status = "healthy";
     if (j->l2.configured && (j->ping_rc != 0 || !j->l2.coherent || j->l2.readonly))
         status = j->ping_rc != 0 && q->w->srv->cfg.require_redis ? "unhealthy" : "degraded";
@@ -107,12 +127,20 @@ static void health_done(void *arg)
     reply_json(q, code, body);
 }
 
+/* Asks Redis on the worker's own loop (its pipelined connection), never through the admin
+ * lanes: what orchestrators probe answers whatever admin work is queued. */
 void admin_health(req *q)
 {
     health_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        reply_error(q, 503, "out_of_memory", "out of memory");
+        return;
+    }
     j->q = q;
     j->cache = q->w->srv->cache;
-    offload(q, health_run, health_done, j);
+    int rc = strata_cache_ping_async(q->w->loop, on_pong, j);
+    if (rc != STRATA_PENDING)
+        on_pong(rc, 0, j);
 }
 
 /* ---- stats -------------------------------------------------------------------------------- */
@@ -394,7 +422,8 @@ void admin_clear(req *q)
         strcpy(j->ns, ns), j->has_ns = 1;
     if (pattern != NULL)
         strcpy(j->pattern, pattern), j->has_pattern = 1;
-    offload(q, clear_run, clear_done, j);
+    if (offload_bounded(q, &q->w->srv->bulk, clear_run, clear_done, j) != 0)
+        free(j);
 }
 
 /* ---- keys --------------------------------------------------------------------------------- */
@@ -478,7 +507,10 @@ void admin_keys(req *q)
         strcpy(j->pattern, pattern), j->has_pattern = 1;
     strcpy(j->cursor, cursor ? cursor : "0");
     j->limit = (size_t)lim;
-    offload(q, keys_run, keys_done, j);
+    if (offload_bounded(q, &q->w->srv->bulk, keys_run, keys_done, j) != 0) {
+        json_decref(j->keys);
+        free(j);
+    }
 }
 
 /* ---- inspect ------------------------------------------------------------------------------ */

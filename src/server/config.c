@@ -90,7 +90,9 @@ static void usage(FILE *f)
            "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
            "(60 s: idle and slow clients are closed), STRATA_BODY_TIMEOUT (60 s: a body must\n"
            "arrive whole within it of its head; past it: 408), STRATA_BODY_BUDGET (64 MiB of\n"
-           "request bodies held at once per worker; past it: 503).\n"
+           "request bodies held at once per worker; past it: 503), STRATA_ADMIN_THREADS (2\n"
+           "threads for clears and listings), STRATA_ADMIN_QUEUE (64 admin jobs waiting, a\n"
+           "quarter of them per tenant; past it: 503).\n"
            "\n"
            "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
            "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
@@ -170,6 +172,8 @@ void serve_defaults(serve_config *c)
     c->drain_timeout_s = 10;
     c->rl_instances = 1;
     c->body_budget = 64u << 20;
+    c->admin_threads = 2;
+    c->admin_queue = 64;
 }
 
 int serve_config_load(serve_config *c, int argc, char **argv)
@@ -252,6 +256,16 @@ int serve_config_load(serve_config *c, int argc, char **argv)
         if (parse_uint("STRATA_BODY_TIMEOUT", v, 1, 3600, &n) != 0)
             return -1;
         c->body_timeout_s = (unsigned)n;
+    }
+    if ((v = getenv("STRATA_ADMIN_THREADS")) && *v) {
+        if (parse_uint("STRATA_ADMIN_THREADS", v, 1, 64, &n) != 0)
+            return -1;
+        c->admin_threads = (unsigned)n;
+    }
+    if ((v = getenv("STRATA_ADMIN_QUEUE")) && *v) {
+        if (parse_uint("STRATA_ADMIN_QUEUE", v, 1, 100000, &n) != 0)
+            return -1;
+        c->admin_queue = (unsigned)n;
     }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;

@@ -32,6 +32,9 @@ typedef struct serve_config {
     int rl_fallback;          /* STRATA_RATELIMIT_FALLBACK: local, open, closed */
     unsigned rl_instances;    /* STRATA_INSTANCES: instances sharing each limit */
     unsigned drain_timeout_s;
+    unsigned admin_threads; /* STRATA_ADMIN_THREADS: threads of the bulk admin lane */
+    unsigned admin_queue;   /* STRATA_ADMIN_QUEUE: admin jobs waiting per lane; a quarter each
+                               tenant */
     strata_cache_config cache;
 } serve_config;
 

@@ -67,10 +67,31 @@ const char *get_peer(req *q);
  * never came). */
 void request_abandon(req *q);
 
-/* Runs fn(arg) on the offload thread, then done(arg) back on q's worker loop. */
+/* Runs fn(arg), a call of one round trip (stats' INFO), on the quick lane in q's tenant's turn,
+ * then done(arg) back on q's worker loop. Always accepted: a connection holds one request at a
+ * time, so these are bounded by the connections. Out of memory: both run at once, here, so the
+ * caller still gets its answer. */
 static inline void offload(req *q, void (*fn)(void *), void (*done)(void *), void *arg)
 {
-    offload_submit(&q->w->srv->jobs, q->w->base, fn, done, arg);
+    if (offload_submit(&q->w->srv->quick, q->w->base, q->tenant, 1, fn, done, arg) != 0) {
+        fn(arg);
+        done(arg);
+    }
+}
+
+/* Runs fn(arg) on lane (&q->w->srv->bulk or quick) in q's tenant's turn, then done(arg) back on
+ * q's worker loop. Returns 0; or -1 when q's tenant or the lane has as many jobs waiting as
+ * STRATA_ADMIN_QUEUE allows: then q was answered 503 admin_busy with Retry-After, nothing runs,
+ * and arg is still the caller's to free. */
+static inline int offload_bounded(req *q, offload_lane *lane, void (*fn)(void *),
+                                  void (*done)(void *), void *arg)
+{
+    if (offload_submit(lane, q->w->base, q->tenant, 0, fn, done, arg) == 0)
+        return 0;
+    add_header(q, "Retry-After", "1");
+    reply_error(q, 503, "admin_busy",
+                "too much admin work is waiting (for this tenant or in all): retry later");
+    return -1;
 }
 
 #endif

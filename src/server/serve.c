@@ -4,8 +4,8 @@
  * loop, its own HTTP server (http/http_server.h, given dispatch.c's callbacks), its own listening
  * socket on the same address (SO_REUSEPORT: the kernel spreads connections), and its own
  * strata_loop (one pipelined Redis connection). All workers share one strata_cache, hence one L1.
- * Blocking library calls (admin work that scans or asks Redis synchronously) run on one offload
- * thread (offload.c) and come back to the worker's loop.
+ * Blocking library calls (admin work that scans or asks Redis synchronously) run on two lanes of
+ * threads (offload.c), bulk and quick, and come back to the worker's loop.
  *
  * The main thread only waits for signals: SIGTERM/SIGINT drain (stop accepting, finish what is
  * in flight, exit 0), SIGHUP reloads the tokens.
@@ -291,10 +291,32 @@ static int start(server *s)
     return 0;
 }
 
+/* The admin lanes: bulk work on STRATA_ADMIN_THREADS threads, one job per tenant at a time; the
+ * quick calls on one thread. Each thread holds one of the Redis pool's connections while it
+ * waits; short of them, a thread would wait for another's and fail, which the breaker counts as
+ * Redis failing: so the bulk lane leaves one connection to the quick lane and one to the
+ * invalidation link's role checks. */
+static void lanes_init(server *s)
+{
+    const serve_config *c = &s->cfg;
+    unsigned threads = c->admin_threads, pool = c->cache.redis.max_connections;
+    if (c->cache.redis.url != NULL && pool > 0 && threads + 2 > pool) {
+        threads = pool > 2 ? pool - 2 : 1;
+        log_msg(LOG_WARN,
+                "STRATA_ADMIN_THREADS=%u needs REDIS_MAX_CONNECTIONS of at least %u (it is %u): "
+                "running %u",
+                c->admin_threads, c->admin_threads + 2, pool, threads);
+    }
+    unsigned per_tenant = c->admin_queue / 4 ? c->admin_queue / 4 : 1;
+    offload_init(&s->bulk, "bulk", threads, c->admin_queue, per_tenant, 1);
+    offload_init(&s->quick, "quick", 1, c->admin_queue, per_tenant, 1);
+}
+
 static void stop(server *s)
 {
-    /* The offload thread first: a job it finishes hands its result to a worker's loop. */
-    offload_stop(&s->jobs);
+    /* The lanes first: a job they finish hands its result to a worker's loop. */
+    offload_stop(&s->bulk);
+    offload_stop(&s->quick);
     if (s->workers != NULL)
         for (unsigned i = 0; i < s->cfg.workers; i++)
             worker_destroy(&s->workers[i]);
@@ -323,15 +345,15 @@ int serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_rwlock_init(&s.auth_lock, NULL);
-    offload_init(&s.jobs);
+    lanes_init(&s);
     s.started_ms = strata_now_ms();
     fit_descriptors(&s.cfg);
     if ((rc = start(&s)) != 0) {
         stop(&s);
         return rc;
     }
-    if (offload_start(&s.jobs) != 0) {
-        fprintf(stderr, "strata serve: cannot start the offload thread\n");
+    if (offload_start(&s.bulk) != 0 || offload_start(&s.quick) != 0) {
+        fprintf(stderr, "strata serve: cannot start the admin threads\n");
         stop(&s);
         return 1;
     }

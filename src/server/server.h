@@ -1,5 +1,5 @@
 /* server.h: what strata serve is made of at run time: the server (settings, the cache, tokens,
- * rate-limit rules, the offload thread) and its workers (one event loop each).
+ * rate-limit rules, the admin lanes) and its workers (one event loop each).
  *
  * Requests, replies and handlers are elsewhere (request.h, handlers.h): this is what they reach
  * through q->w and q->w->srv.
@@ -44,7 +44,8 @@ struct server {
     uint64_t drain_deadline_ms; /* set before the loops are asked to stop; read by them */
     uint64_t started_ms;
     limit_rules rules;
-    offload_queue jobs; /* blocking library calls (admin), off the event loops */
+    offload_lane bulk;  /* admin work that scans Redis: clears, listings, pattern invalidations */
+    offload_lane quick; /* admin calls of a few round trips: stats' INFO, tag invalidations */
 };
 
 #endif

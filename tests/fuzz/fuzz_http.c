@@ -2,8 +2,8 @@
  *
  * Every input is one client connection: a socketpair whose one end is handed to
  * http_server_adopt on a
- * real worker (its own event_base, metrics, strata_loop on a memory-only cache, one offload
- * queue), the other end driven from here. The bytes arrive in pieces, with loop iterations in
+ * real worker (its own event_base, metrics, strata_loop on a memory-only cache, the two admin
+ * lanes), the other end driven from here. The bytes arrive in pieces, with loop iterations in
  * between, so the parser callbacks see URLs, headers and chunked bodies cut anywhere, and
  * requests pipelined behind one still in flight. Everything behind the layer runs for real:
  * routing, handlers, the cache, the offloaded admin jobs.
@@ -33,9 +33,9 @@
  *   hang (a bound on loop turns without progress): afterwards the worker has no connection left
  *   (no connection open or waiting to be freed), no request in flight and no offload job queued.
  *
- * The offload thread is replaced by running the queued jobs on this thread between loop turns,
- * exactly as offload_main does (fn, then done from the worker's loop): a crash reproduces with
- * the same interleaving every time. The cache (L1) lives across inputs; it is bounded.
+ * The admin lanes' threads are replaced by running the queued jobs on this thread between loop
+ * turns, exactly as a lane's thread does (fn, then done from the worker's loop): a crash reproduces
+ * with the same interleaving every time. The cache (L1) lives across inputs; it is bounded.
  */
 #include <errno.h>
 #include <signal.h>
@@ -169,7 +169,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     char err[256];
     pthread_rwlock_init(&srv.auth_lock, NULL);
-    offload_init(&srv.jobs);
+    offload_init(&srv.bulk, "bulk", 1, 64, 16, 1);
+    offload_init(&srv.quick, "quick", 1, 64, 16, 1);
     srv.started_ms = strata_now_ms();
     srv.auth = auth_load(NULL, NULL, err, sizeof err); /* no tokens: every caller is admin */
     CHECK(srv.auth != NULL && auth_count(srv.auth) == 0);
@@ -193,14 +194,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* offload_main's body, on this thread. Returns the number of jobs run. */
+/* A lane thread's body, on this thread, for both lanes. Returns the number of jobs run. */
 static int run_jobs(void)
 {
     int n = 0;
-    offload_job *j;
-    while ((j = offload_take(&srv.jobs)) != NULL) {
-        offload_run(j);
-        n++;
+    offload_lane *lanes[] = {&srv.bulk, &srv.quick};
+    for (int i = 0; i < 2; i++) {
+        offload_job *j;
+        while ((j = offload_take(lanes[i])) != NULL) {
+            offload_run(lanes[i], j);
+            n++;
+        }
     }
     return n;
 }
@@ -589,7 +593,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     /* Answers of jobs still queued would have nowhere to go. */
-    CHECK(srv.jobs.head == NULL);
+    CHECK(srv.bulk.q.turn == NULL && srv.quick.q.turn == NULL);
     CHECK(http_server_alive(w->http) == 0 && http_server_open(w->http) == 0);
     CHECK(http_server_body_held(w->http) == 0);
     CHECK(streamed == NULL); /* every streamed request ended */

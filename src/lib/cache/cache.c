@@ -6,7 +6,8 @@
  * changed. The two-tier logic of get, set, delete and touch lives in cache/twotier.c and
  * cache/touch.c and serves these synchronous calls over the client's pool and the asynchronous
  * ones (cache/loop.c) over a loop's connection alike. The bulk calls (clear, keys, flush, tag
- * invalidation, info, ping) are synchronous only and use the pool directly.
+ * invalidation) are synchronous only and use the pool directly; info and ping have both forms
+ * (the asynchronous ones in cache/loop.c, for health checks that must not wait for a thread).
  *
  * Without REDIS_URL the cache is its L1, and every call completes in L1.
  */
@@ -342,7 +343,9 @@ int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms)
 /* ---- bulk --------------------------------------------------------------------------------- */
 
 typedef struct clear_filter {
-    const char *prefix, *ns, *tenant, *pattern;
+    const char *prefix, *ns, *tenant;
+    const char *const *patterns; /* the user key matches any of them; npatterns 0: any key */
+    size_t npatterns;
 } clear_filter;
 
 /* SCAN MATCH is only a prefilter ('*' can span ':'); this decides, on the parsed user key. */
@@ -359,8 +362,10 @@ static int clear_keep(const char *key, size_t len, void *arg)
     if (f->tenant &&
         (strlen(f->tenant) != p.tenant_len || memcmp(f->tenant, p.tenant, p.tenant_len) != 0))
         return 0;
-    return f->pattern == NULL ||
-           strata_glob_match(f->pattern, strlen(f->pattern), p.key, p.key_len);
+    for (size_t i = 0; i < f->npatterns; i++)
+        if (strata_glob_match(f->patterns[i], strlen(f->patterns[i]), p.key, p.key_len))
+            return 1;
+    return f->npatterns == 0;
 }
 
 /* A bulk call Redis did not take (failure: the client's status) was done in L1 alone. */
@@ -373,9 +378,20 @@ static int l1_only(strata_cache *c, int failure)
 int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, const char *pattern,
                        size_t *removed)
 {
+    return strata_cache_clear_any(c, ns, tenant, &pattern, pattern != NULL, removed);
+}
+
+/* One pass over each tier whatever the number of patterns: the SCAN's MATCH can hold one
+ * pattern only, so with several it matches the scope (namespace, tenant) and clear_keep tries
+ * each pattern on every key of it; a SCAN costs the keyspace, not what it returns. */
+int strata_cache_clear_any(strata_cache *c, const char *ns, const char *tenant,
+                           const char *const *patterns, size_t npatterns, size_t *removed)
+{
     size_t n1 = 0;
     strata__reason_set(STRATA_REASON_NONE);
-    int rc = strata_l1_clear(c->l1, ns, tenant, pattern, &n1);
+    if (npatterns > 0 && patterns == NULL)
+        return STRATA_EINVAL;
+    int rc = strata__l1_clear_any(c->l1, ns, tenant, patterns, npatterns, &n1);
     if (rc != 0 || c->redis == NULL) {
         if (removed != NULL)
             *removed = n1;
@@ -383,13 +399,14 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
     }
     const char *prefix = strata__l1_prefix(c->l1);
     char match[STRATA_SCAN_MATCH_MAX];
-    strata__scan_match_build(prefix, ns, tenant, pattern, match, sizeof match);
+    strata__scan_match_build(prefix, ns, tenant, npatterns == 1 ? patterns[0] : NULL, match,
+                             sizeof match);
     if (strata__redis_readonly(c->redis)) { /* Redis cannot remove anything: say so */
         if (removed != NULL)
             *removed = n1;
         return l1_only(c, STRATA_EREADONLY);
     }
-    clear_filter f = {prefix, ns, tenant, pattern};
+    clear_filter f = {prefix, ns, tenant, patterns, npatterns};
     size_t n2 = 0;
     rc = strata__redis_scan_unlink(c->redis, match, clear_keep, &f, &n2);
     if (removed != NULL)
@@ -530,7 +547,7 @@ int strata_cache_keys(strata_cache *c, const char *ns, const char *tenant, const
     const char *prefix = strata__l1_prefix(c->l1);
     char match[STRATA_SCAN_MATCH_MAX];
     strata__scan_match_build(prefix, ns, tenant, pattern, match, sizeof match);
-    keys_scan ks = {{prefix, ns, tenant, pattern}, cb, arg, 0};
+    keys_scan ks = {{prefix, ns, tenant, &pattern, pattern != NULL}, cb, arg, 0};
     char count[24];
     snprintf(next, next_cap, "%llu", cur);
     /* SCAN's COUNT is work, not results: go on until a page is full or the scan is done, asking
@@ -563,20 +580,11 @@ static void info_str(const char *info, const char *field, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
 }
 
-int strata_cache_redis_info(strata_cache *c, strata_redis_info *out)
+int strata__redis_info_parse(const redisReply *r, strata_redis_info *out)
 {
     memset(out, 0, sizeof *out);
-    if (c->redis == NULL)
-        return STRATA_EUNAVAILABLE;
-    redis_cmd cmd = {.argc = 2, .argv = {"INFO", "everything"}, .argvlen = {4, 10}};
-    redisReply *r;
-    int rc = strata__redis_run(c->redis, &cmd, 1, &r);
-    if (rc != 0)
-        return rc;
-    if (r->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
+    if (r->type != REDIS_REPLY_STRING)
         return STRATA_EPROTO;
-    }
     info_str(r->str, "redis_version:", out->version, sizeof out->version);
     info_str(r->str, "maxmemory_policy:", out->maxmemory_policy, sizeof out->maxmemory_policy);
     info_str(r->str, "role:", out->role, sizeof out->role);
@@ -587,6 +595,20 @@ int strata_cache_redis_info(strata_cache *c, strata_redis_info *out)
     out->keyspace_misses = info_u64(r->str, "keyspace_misses:");
     for (const char *p = strstr(r->str, "\ndb"); p != NULL; p = strstr(p + 1, "\ndb"))
         out->keys += info_u64(p, "keys=");
-    freeReplyObject(r);
     return 0;
+}
+
+int strata_cache_redis_info(strata_cache *c, strata_redis_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (c->redis == NULL)
+        return STRATA_EUNAVAILABLE;
+    redis_cmd cmd = {.argc = 2, .argv = {"INFO", "everything"}, .argvlen = {4, 10}};
+    redisReply *r;
+    int rc = strata__redis_run(c->redis, &cmd, 1, &r);
+    if (rc != 0)
+        return rc;
+    rc = strata__redis_info_parse(r, out);
+    freeReplyObject(r);
+    return rc;
 }

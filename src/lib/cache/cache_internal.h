@@ -42,6 +42,9 @@ void strata__reason_set(int reason);
 /* The reason a failure of tier t (STRATA_EUNAVAILABLE, _ETIMEDOUT, ...) gives. */
 int strata__reason_of(tier t, int failure);
 
+/* Fills *out from an INFO reply. Returns 0, or STRATA_EPROTO for a reply that is not INFO's. */
+int strata__redis_info_parse(const redisReply *r, strata_redis_info *out);
+
 /* How a loop's calls reach Redis (its pipelined connection), for the features. */
 tier strata__loop_tier(strata_loop *lp);
 

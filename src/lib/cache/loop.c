@@ -5,13 +5,15 @@
  * thread ever waits. The calls are the two-tier logic of cache/twotier.c and cache/touch.c over
  * that connection, following cache.h's convention: a call answers at once when it can (an L1
  * hit, Redis known down, a bad argument) and otherwise returns STRATA_PENDING and calls back
- * exactly once.
+ * exactly once. Ping and INFO go through the same connection, so a health check measures the
+ * path the loop's requests take and never waits for a thread.
  */
 #include <stdlib.h>
 
 #include <strata/errors.h>
 
 #include "cache/cache_internal.h"
+#include "core/clock.h"
 #include "cache/touch.h"
 #include "cache/twotier.h"
 #include "redis/conn.h"
@@ -89,4 +91,61 @@ int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_
 {
     strata_cache *c = lp->cache;
     return strata__touch(c, lp->t, k, ttl_ms, c->clock(), cb, arg);
+}
+
+/* ---- ping and INFO ------------------------------------------------------------------------ */
+
+typedef struct probe {
+    strata_ping_cb ping; /* one of the two */
+    strata_info_cb info;
+    void *arg;
+    uint64_t start_us;
+} probe;
+
+static void on_probe(int status, redisReply **replies, size_t n, void *arg)
+{
+    probe *p = arg;
+    strata_redis_info info;
+    if (p->ping != NULL) {
+        uint64_t took = strata__mono_us() - p->start_us;
+        p->ping(status, status == 0 ? took : 0, p->arg);
+    } else {
+        if (status == 0)
+            status = n == 1 ? strata__redis_info_parse(replies[0], &info) : STRATA_EPROTO;
+        p->info(status, status == 0 ? &info : NULL, p->arg);
+    }
+    free(p);
+}
+
+static int probe_send(strata_loop *lp, const redis_cmd *cmd, probe *p)
+{
+    if (p == NULL)
+        return STRATA_ENOMEM;
+    if (lp->t.ops == NULL) { /* memory only */
+        free(p);
+        return STRATA_EUNAVAILABLE;
+    }
+    p->start_us = strata__mono_us();
+    int rc = lp->t.ops->send(lp->t.self, cmd, 1, on_probe, p);
+    if (rc != STRATA_PENDING)
+        free(p); /* failed at once: on_probe is never called */
+    return rc;
+}
+
+int strata_cache_ping_async(strata_loop *lp, strata_ping_cb cb, void *arg)
+{
+    redis_cmd cmd = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
+    probe *p = calloc(1, sizeof *p);
+    if (p != NULL)
+        p->ping = cb, p->arg = arg;
+    return probe_send(lp, &cmd, p);
+}
+
+int strata_cache_redis_info_async(strata_loop *lp, strata_info_cb cb, void *arg)
+{
+    redis_cmd cmd = {.argc = 2, .argv = {"INFO", "everything"}, .argvlen = {4, 10}};
+    probe *p = calloc(1, sizeof *p);
+    if (p != NULL)
+        p->info = cb, p->arg = arg;
+    return probe_send(lp, &cmd, p);
 }

@@ -647,23 +647,26 @@ int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint
 
 /* ---- bulk --------------------------------------------------------------------------------- */
 
-/* reserved: ns NULL takes the reserved namespaces too (they are otherwise only taken when
+/* ns and tenant as strata_l1_clear's; the user key matching any of patterns[0..n) (n 0: any
+ * key). reserved: ns NULL takes the reserved namespaces too (they are otherwise only taken when
  * named, so that a clear of the cache never logs everybody out). */
 static int clear_matches(const struct strata_value *e, const char *ns, const char *tenant,
-                         const char *pattern, int reserved)
+                         const char *const *patterns, size_t n, int reserved)
 {
     if (ns == NULL ? e->ns->name[0] == '_' && !reserved : strcmp(e->ns->name, ns) != 0)
         return 0;
     if (tenant != NULL && (strlen(tenant) != e->tenant_len ||
                            memcmp(entry_key(e) + e->tenant_off, tenant, e->tenant_len) != 0))
         return 0;
-    return pattern == NULL ||
-           strata_glob_match(pattern, strlen(pattern), entry_key(e) + e->user_off,
-                             (size_t)e->key_len - e->user_off);
+    for (size_t i = 0; i < n; i++)
+        if (strata_glob_match(patterns[i], strlen(patterns[i]), entry_key(e) + e->user_off,
+                              (size_t)e->key_len - e->user_off))
+            return 1;
+    return n == 0;
 }
 
-static size_t clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
-                    int reserved)
+static size_t clear(strata_l1 *l1, const char *ns, const char *tenant,
+                    const char *const *patterns, size_t npatterns, int reserved)
 {
     size_t n = 0;
     for (unsigned i = 0; i < l1->nshards; i++) {
@@ -672,7 +675,7 @@ static size_t clear(strata_l1 *l1, const char *ns, const char *tenant, const cha
         for (size_t b = 0; b < s->nbuckets; b++)
             for (struct strata_value *e = s->buckets[b], *next; e != NULL; e = next) {
                 next = e->hnext;
-                if (clear_matches(e, ns, tenant, pattern, reserved)) {
+                if (clear_matches(e, ns, tenant, patterns, npatterns, reserved)) {
                     strata__shard_remove_locked(s, e, RM_DELETE);
                     n++;
                 }
@@ -682,16 +685,22 @@ static size_t clear(strata_l1 *l1, const char *ns, const char *tenant, const cha
     return n;
 }
 
-int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
-                    size_t *removed)
+int strata__l1_clear_any(strata_l1 *l1, const char *ns, const char *tenant,
+                         const char *const *patterns, size_t npatterns, size_t *removed)
 {
     if ((ns != NULL && strata_name_check(ns) != 0) ||
         (tenant != NULL && strata_name_check(tenant) != 0))
         return STRATA_EBADNAME;
-    size_t n = clear(l1, ns, tenant, pattern, 0);
+    size_t n = clear(l1, ns, tenant, patterns, npatterns, 0);
     if (removed != NULL)
         *removed = n;
     return 0;
+}
+
+int strata_l1_clear(strata_l1 *l1, const char *ns, const char *tenant, const char *pattern,
+                    size_t *removed)
+{
+    return strata__l1_clear_any(l1, ns, tenant, &pattern, pattern != NULL, removed);
 }
 
 /* The cursor is (shard << 40 | bucket): a table may grow between pages (keys can then be seen
@@ -716,7 +725,8 @@ int strata_l1_scan(strata_l1 *l1, const char *ns, const char *tenant, const char
                 return 0;
             }
             for (struct strata_value *e = s->buckets[b]; e != NULL; e = e->hnext)
-                if (entry_fresh(e, now_ms) && clear_matches(e, ns, tenant, pattern, 0)) {
+                if (entry_fresh(e, now_ms) &&
+                    clear_matches(e, ns, tenant, &pattern, pattern != NULL, 0)) {
                     memcpy(t, entry_key(e) + e->tenant_off, e->tenant_len);
                     t[e->tenant_len] = '\0';
                     cb(e->ns->name, t, entry_key(e) + e->user_off, (size_t)e->key_len - e->user_off,
@@ -886,7 +896,7 @@ void strata__l1_invalidate_all(strata_l1 *l1)
 {
     atomic_fetch_add(&l1->ticket_epoch, 1); /* every ticket at once, before any entry goes */
     /* Sessions too: Redis is their truth, and it may have lost or changed them meanwhile. */
-    clear(l1, NULL, NULL, NULL, 1);
+    clear(l1, NULL, NULL, NULL, 0, 1);
     strata__tags_clear(l1->tags);
 }
 

@@ -66,6 +66,10 @@ int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *a, uint
 /* strata_l1_del for an address already resolved. */
 int strata__l1_del_at(strata_l1 *l1, const l1_addr *a, uint64_t now_ms);
 
+/* strata_l1_clear with several patterns in one pass: removes what matches any of
+ * patterns[0..npatterns) (npatterns 0: every key), each entry counted once. */
+int strata__l1_clear_any(strata_l1 *l1, const char *ns, const char *tenant,
+                         const char *const *patterns, size_t npatterns, size_t *removed);
 const char *strata__l1_prefix(strata_l1 *l1);
 strata_tags *strata__l1_tags(strata_l1 *l1);
 
