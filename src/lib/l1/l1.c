@@ -665,8 +665,8 @@ static int clear_matches(const struct strata_value *e, const char *ns, const cha
     return n == 0;
 }
 
-static size_t clear(strata_l1 *l1, const char *ns, const char *tenant,
-                    const char *const *patterns, size_t npatterns, int reserved)
+static size_t clear(strata_l1 *l1, const char *ns, const char *tenant, const char *const *patterns,
+                    size_t npatterns, int reserved)
 {
     size_t n = 0;
     for (unsigned i = 0; i < l1->nshards; i++) {
