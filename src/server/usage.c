@@ -22,6 +22,7 @@ typedef struct row {
     char ns[STRATA_NAME_MAX + 1];
     char tenant[STRATA_NAME_MAX + 1]; /* "" in the namespace table */
     _Atomic uint64_t n[USAGE_COUNT];
+    struct row *of; /* a pair's namespace row (NULL in the namespace table) */
 } row;
 
 typedef struct table {
@@ -34,6 +35,7 @@ struct usage {
     table ns, pairs;
     row other;       /* requests of pairs that found no room */
     atomic_int full; /* the pair table turned a pair away */
+    row *last;       /* the pair counted last: most requests repeat it (the owner's only) */
 };
 
 static int table_init(table *t, unsigned max)
@@ -112,24 +114,40 @@ static void count(row *r, int what)
         bump(&r->n[what]);
 }
 
-void usage_record(usage *u, strata_l1 *l1, const char *ns, const char *tenant, int what)
+/* The row of ns, claiming it on first sight; NULL for a namespace L1 does not hold, so reads of
+ * made-up namespaces claim nothing (their lookup fails before L1 sums anything). */
+static row *namespace_row(usage *u, strata_l1 *l1, const char *ns)
 {
     size_t slot;
     row *r = find(&u->ns, ns, "", &slot);
-    if (r == NULL) {
-        /* First sight on this worker: a row only for a namespace L1 holds, so reads of made-up
-         * namespaces claim nothing (their lookup fails before L1 sums anything). */
-        strata_stats s;
-        if (strata_l1_stats(l1, ns, &s) != 0 || (r = claim(&u->ns, ns, "", slot)) == NULL)
-            return;
-    }
-    count(r, what);
-    row *p = find(&u->pairs, ns, tenant, &slot);
-    if (p == NULL && (p = claim(&u->pairs, ns, tenant, slot)) == NULL) {
-        atomic_store_explicit(&u->full, 1, memory_order_relaxed);
-        p = &u->other;
+    strata_stats s;
+    if (r == NULL && strata_l1_stats(l1, ns, &s) == 0)
+        r = claim(&u->ns, ns, "", slot);
+    return r;
+}
+
+void usage_record(usage *u, strata_l1 *l1, const char *ns, const char *tenant, int what)
+{
+    /* The common case costs two string compares: the same pair as the request before. */
+    row *p = u->last;
+    if (p == NULL || strcmp(p->tenant, tenant) != 0 || strcmp(p->ns, ns) != 0) {
+        size_t slot;
+        if ((p = find(&u->pairs, ns, tenant, &slot)) == NULL) {
+            row *of = namespace_row(u, l1, ns);
+            if (of == NULL)
+                return;
+            if ((p = claim(&u->pairs, ns, tenant, slot)) == NULL) {
+                atomic_store_explicit(&u->full, 1, memory_order_relaxed);
+                count(&u->other, what);
+                count(of, what);
+                return;
+            }
+            p->of = of;
+        }
+        u->last = p;
     }
     count(p, what);
+    count(p->of, what);
 }
 
 static void add(uint64_t out[USAGE_COUNT], const row *r)

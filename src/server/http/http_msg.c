@@ -146,19 +146,20 @@ static int bare_lf(const http_msg *m)
 static int check_headers(http_msg *m)
 {
     const char *b = m->base;
+    int http10 = m->parser.http_minor == 0;
     unsigned hosts = 0, codings = 0;
     for (unsigned i = 0; i < m->nhdr; i++) {
         if (strpbrk(b + m->name[i].off, " \t") != NULL ||
             (m->value[i].len && memchr(b + m->value[i].off, '\n', m->value[i].len) != NULL))
             return refuse(m, 400, "bad_request", "malformed header line");
         hosts += strcasecmp(b + m->name[i].off, "Host") == 0;
-        codings += strcasecmp(b + m->name[i].off, "Transfer-Encoding") == 0;
+        codings += http10 && strcasecmp(b + m->name[i].off, "Transfer-Encoding") == 0;
     }
     if (m->parser.type != HTTP_REQUEST)
         return 0;
     if (hosts > 1 || (hosts == 0 && m->parser.http_minor >= 1))
         return refuse(m, 400, "bad_request", "an HTTP/1.1 request needs one Host header");
-    if (codings > 0 && m->parser.http_minor == 0)
+    if (codings > 0)
         return refuse(m, 400, "bad_request",
                       "Transfer-Encoding in an HTTP/1.0 request: its framing cannot be trusted");
     return 0;
