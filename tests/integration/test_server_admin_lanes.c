@@ -182,8 +182,9 @@ static void test_health_and_other_tenants_do_not_wait_for_bulk_work(void **state
 }
 
 /* One tenant cannot queue bulk work without bound: with STRATA_ADMIN_QUEUE=4 a tenant may have
- * one job waiting (a quarter), so of acme's heavy requests sent at once one runs, one waits and
- * the others are refused at once with 503 admin_busy and Retry-After; beta is still served. */
+ * one job waiting (a quarter), so of acme's heavy requests sent at once one runs, at most one
+ * waits and the others are refused at once with 503 admin_busy and Retry-After; beta is still
+ * served. */
 static void test_bulk_queue_of_a_tenant_is_bounded(void **state)
 {
     (void)state;
@@ -208,8 +209,10 @@ static void test_bulk_queue_of_a_tenant_is_bounded(void **state)
     }
     fprintf(stderr, "acme: %d answered, %d refused as busy\n", ok, busy);
     assert_int_equal(ok + busy, HEAVY);
-    assert_true(ok >= 2);
-    assert_true(busy >= 1);
+    /* One runs and at most one waits: whether the second sent finds the first already taken
+     * off the queue (and waits) or not yet (and is refused) depends on the scheduler. */
+    assert_true(ok >= 1 && ok <= 2);
+    assert_true(busy >= HEAVY - 2);
     free(body);
     assert_int_equal(sh_stop_check(s), 0);
 }
