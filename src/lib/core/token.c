@@ -15,6 +15,11 @@ static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 int strata__token_new(char out[STRATA__TOKEN_LEN + 1])
 {
+    return strata__token_new_marked(out, 0);
+}
+
+int strata__token_new_marked(char out[STRATA__TOKEN_LEN + 1], int mark)
+{
     unsigned char raw[17] = {0}; /* 128 bits, padded to a multiple of 3 bytes for encoding */
     if (RAND_bytes(raw, 16) != 1)
         return STRATA_ENOMEM;
@@ -27,7 +32,7 @@ int strata__token_new(char out[STRATA__TOKEN_LEN + 1])
         out[o++] = b64url[v & 63];
     }
     out[o++] = b64url[raw[15] >> 2];
-    out[o++] = b64url[(raw[15] & 3) << 4];
+    out[o++] = b64url[(raw[15] & 3) << 4 | (mark ? 1 : 0)];
     out[o] = '\0';
     return 0;
 }
@@ -40,4 +45,10 @@ int strata__token_check(const char *s)
         if (strchr(b64url, s[i]) == NULL)
             return STRATA_EINVAL;
     return 0;
+}
+
+int strata__token_mark(const char *token)
+{
+    const char *at = strchr(b64url, token[STRATA__TOKEN_LEN - 1]);
+    return at != NULL && ((at - b64url) & 1);
 }
