@@ -5,6 +5,7 @@
  * scripts run against a real redis-server in tests/integration/test_lease.c (the fake runs no
  * Lua). */
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -438,6 +439,51 @@ static void test_tokens(void **state)
     assert_int_equal(strata__token_check("AAAAAAAAAAAAAAAAAAAAA="), STRATA_EINVAL);
 }
 
+/* Threads of one process race for the same keys: each key has exactly one holder. */
+#define RACERS    8
+#define RACE_KEYS 200
+
+static strata_leases *race_ls;
+static int race_won[RACE_KEYS];
+static pthread_mutex_t race_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *racer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RACE_KEYS; i++) {
+        char uk[8];
+        snprintf(uk, sizeof uk, "r%d", i);
+        strata_key k = {"ns", NULL, uk, strlen(uk)};
+        strata_lease_grant g;
+        if (strata_lease_acquire(race_ls, &k, 60000, STRATA_LEASE_MISS, &g) == STRATA_OK) {
+            pthread_mutex_lock(&race_lock);
+            race_won[i]++;
+            pthread_mutex_unlock(&race_lock);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads_of_one_process_get_one_holder_per_key(void **state)
+{
+    (void)state;
+    strata_cache *c = instance(NULL);
+    assert_int_equal(strata_leases_new(c, &race_ls), 0);
+    pthread_t th[RACERS];
+    for (int i = 0; i < RACERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, racer, NULL), 0);
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < RACE_KEYS; i++)
+        assert_int_equal(race_won[i], 1);
+    strata_lease_stats st;
+    strata_leases_stats(race_ls, &st);
+    assert_int_equal(st.acquired, RACE_KEYS);
+    assert_int_equal(st.held, RACE_KEYS * (RACERS - 1));
+    strata_leases_free(race_ls);
+    strata_cache_free(c);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -475,6 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_table_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test(test_tokens),
+        cmocka_unit_test_setup_teardown(test_threads_of_one_process_get_one_holder_per_key, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
