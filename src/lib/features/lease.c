@@ -60,11 +60,13 @@ static redis_script acquire_script = REDIS_SCRIPT(
     "return {0, redis.call('PTTL', KEYS[2])}\n");
 
 /* KEYS[1] the lease; ARGV[1] token, ARGV[2] the channel, ARGV[3] the value's key (the message).
- * 1: released; 0: not the holder's token. */
+ * 1: released; 0: not the holder's token. PUBLISH comes before the writes: a script that fails
+ * midway keeps what it wrote, so a user whose ACL lacks the channel fails before changing
+ * anything; and no subscriber can act on the message before the script has ended. */
 static redis_script release_script =
     REDIS_SCRIPT("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-                 "redis.call('DEL', KEYS[1])\n"
                  "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+                 "redis.call('DEL', KEYS[1])\n"
                  "return 1\n");
 
 /* KEYS[1] the lease; ARGV[1] token, ARGV[2] lease ms. 1: extended; 0: not the holder's token. */
@@ -75,13 +77,13 @@ static redis_script extend_script =
 
 /* KEYS[1] the value, KEYS[2] its lease; ARGV[1] the encoded entry, ARGV[2] its PX ("0": none),
  * ARGV[3] token, ARGV[4] the channel (strata__tt_set_via's layout). 1: stored and released; 0:
- * not the holder's token, nothing changed. */
+ * not the holder's token, nothing changed. PUBLISH first, as in the release. */
 static redis_script fill_script =
     REDIS_SCRIPT("if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end\n"
+                 "redis.call('PUBLISH', ARGV[4], KEYS[1])\n"
                  "if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1])\n"
                  "else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end\n"
                  "redis.call('DEL', KEYS[2])\n"
-                 "redis.call('PUBLISH', ARGV[4], KEYS[1])\n"
                  "return 1\n");
 
 struct strata_leases {
