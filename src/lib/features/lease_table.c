@@ -96,23 +96,21 @@ int strata__lease_table_acquire(lease_table *t, const char *key, size_t klen, co
     if (e != NULL && e->deadline > now) {
         *left_ms = e->deadline - now;
         rc = STRATA_EHELD;
-    } else if (e == NULL) {
+    } else if (e == NULL) { /* a new entry; else a dead one, taken over */
         if (t->count >= t->max)
             sweep_locked(t, now);
-        if (t->count >= t->max)
+        if (t->count >= t->max) {
             rc = STRATA_ELIMIT;
-        else if ((e = malloc(sizeof *e + klen)) == NULL)
+        } else if ((e = malloc(sizeof *e + klen)) == NULL) {
             rc = STRATA_ENOMEM;
-        if (rc == 0) {
-            e->hash = h, e->klen = klen;
+        } else {
+            e->hash = h, e->klen = klen, e->next = NULL;
             memcpy(e->key, key, klen);
-            link = find_locked(t, h, key, klen); /* the sweep may have moved the end */
-            e->next = NULL;
-            *link = e;
+            *find_locked(t, h, key, klen) = e; /* the end of its chain (a sweep may move it) */
             t->count++;
         }
     }
-    if (rc == 0) { /* a new entry, or a dead one taken over */
+    if (rc == 0 && e != NULL) {
         memcpy(e->token, token, STRATA__TOKEN_LEN);
         e->deadline = now + lease_ms;
     }
