@@ -39,7 +39,10 @@ extern "C" {
     XX(ETIMEDOUT, -18, "operation timed out")                                                      \
     XX(EREADONLY, -19, "the shared tier is read-only")                                             \
     XX(EPROTO, -20, "unexpected reply from the shared tier")                                       \
-    XX(EBADURL, -21, "malformed URL")
+    XX(EBADURL, -21, "malformed URL")                                                              \
+    XX(EHELD, -22, "the lease is held by another caller")                                          \
+    XX(ENOTHOLDER, -23,                                                                            \
+       "the token is not the lease holder's (expired, taken over, or never issued)")
 
 enum strata_status {
 #define STRATA_STATUS_ENUM(name, value, msg) STRATA_##name = (value),

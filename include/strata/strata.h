@@ -10,6 +10,7 @@
 #include <strata/l1.h>
 #include <strata/cache.h>
 #include <strata/ratelimit.h>
+#include <strata/lease.h>
 #include <strata/session.h>
 
 #endif

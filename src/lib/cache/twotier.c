@@ -13,8 +13,10 @@
  * Writes: the entry is built once (TTL rules, jitter), its tags get their versions from Redis
  * (SET tagkey candidate NX GET, one round), it is written to Redis, then linked into L1. If Redis
  * cannot be asked or fails, the write lands in L1 alone and the call says so (STRATA_OK_L1_ONLY),
- * with tag versions from L1's table.
+ * with tag versions from L1's table. A write may go to Redis as a script instead of SET (a lease's
+ * fill: store only if the caller still holds the key's lease): the same write, another command.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +61,8 @@ typedef struct op {
     int strict; /* a delete: everywhere or not at all (no fallback to L1 alone) */
     int reason; /* why it was answered by L1 alone (STRATA_REASON_*) */
     op_tags *x;
+    tt_script_write *via; /* a write sent as this script instead of SET (heap ops: a copy) */
+    int own_via;
     /* Completed while the call that made it had not returned yet (an L1 fallback, or every
      * answer over the synchronous pool): the call returns this instead of calling back. */
     int in_call, done, status;
@@ -125,6 +129,8 @@ static void free_op(op *o)
     if (o->x != NULL)
         free(o->x->blob);
     free(o->x);
+    if (o->own_via)
+        free(o->via);
     if (!o->on_stack)
         free(o);
 }
@@ -503,6 +509,42 @@ int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
 
 /* ---- writes ------------------------------------------------------------------------------- */
 
+static void got_set(int status, redisReply **r, size_t n, void *arg);
+
+/* A write script's answer: 0 stored, via->refused, or an error (STRATA_EPROTO for an answer that
+ * is not the script's). */
+static int via_reply(const tt_script_write *via, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return strata__reply_error(r);
+    if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1))
+        return STRATA_EPROTO;
+    return r->integer == 1 ? 0 : via->refused;
+}
+
+/* EVALSHA script 1+nkeys key keys... entry px args... */
+static void send_via(op *o, const char *blob, size_t blen, uint64_t px)
+{
+    const tt_script_write *v = o->via;
+    char nkeys[4], pxs[24];
+    snprintf(nkeys, sizeof nkeys, "%u", 1 + v->nkeys);
+    snprintf(pxs, sizeof pxs, "%llu", (unsigned long long)px);
+    const char *args[REDIS_SCRIPT_MAX_ARGS];
+    size_t lens[REDIS_SCRIPT_MAX_ARGS];
+    int n = 0;
+    args[n] = nkeys, lens[n++] = strlen(nkeys);
+    args[n] = entry_key(o->e), lens[n++] = o->e->key_len;
+    for (unsigned i = 0; i < v->nkeys; i++)
+        args[n] = v->keys[i], lens[n++] = v->key_lens[i];
+    args[n] = blob, lens[n++] = blen;
+    args[n] = pxs, lens[n++] = strlen(pxs);
+    for (unsigned i = 0; i < v->nargs; i++)
+        args[n] = v->args[i], lens[n++] = v->arg_lens[i];
+    int rc = o->t.ops->script(o->t.self, v->script, n, args, lens, got_set, o);
+    if (rc != STRATA_PENDING)
+        fall_back(o, rc, 1);
+}
+
 static void got_set(int status, redisReply **r, size_t n, void *arg)
 {
     (void)n;
@@ -513,7 +555,9 @@ static void got_set(int status, redisReply **r, size_t n, void *arg)
     }
     struct strata_value *e = o->e;
     o->e = NULL;
-    complete(o, finish_set(o, e, o->ticket, strata__reply_set(r[0])), NULL);
+    complete(
+        o, finish_set(o, e, o->ticket, o->via ? via_reply(o->via, r[0]) : strata__reply_set(r[0])),
+        NULL);
 }
 
 /* The entry has its tag versions: write it. */
@@ -534,10 +578,14 @@ static void send_set(op *o)
         return;
     }
     o->ticket = strata__l1_ticket(o->c->l1, o->e->hash);
-    redis_cmd cmd;
-    strata__cmd_set(&cmd, entry_key(o->e), o->e->key_len, blob, blen, px,
-                    (o->flags & STRATA_SET_NX) != 0);
-    send(o, &cmd, 1, got_set);
+    if (o->via != NULL) {
+        send_via(o, blob, blen, px);
+    } else {
+        redis_cmd cmd;
+        strata__cmd_set(&cmd, entry_key(o->e), o->e->key_len, blob, blen, px,
+                        (o->flags & STRATA_SET_NX) != 0);
+        send(o, &cmd, 1, got_set);
+    }
     free(blob); /* the tier formatted its own copy */
 }
 
@@ -591,8 +639,35 @@ static int check_tags(const strata_set_opts *o)
     return 0;
 }
 
+/* A copy of via in one allocation, for an operation that outlives its call. */
+static tt_script_write *copy_via(const tt_script_write *via)
+{
+    size_t total = sizeof *via;
+    for (unsigned i = 0; i < via->nkeys; i++)
+        total += via->key_lens[i];
+    for (unsigned i = 0; i < via->nargs; i++)
+        total += via->arg_lens[i];
+    tt_script_write *v = malloc(total);
+    if (v == NULL)
+        return NULL;
+    *v = *via;
+    char *p = (char *)(v + 1);
+    for (unsigned i = 0; i < via->nkeys; i++)
+        memcpy(p, via->keys[i], via->key_lens[i]), v->keys[i] = p, p += via->key_lens[i];
+    for (unsigned i = 0; i < via->nargs; i++)
+        memcpy(p, via->args[i], via->arg_lens[i]), v->args[i] = p, p += via->arg_lens[i];
+    return v;
+}
+
 int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *value, size_t len,
                    const strata_set_opts *opts, uint64_t now, strata_done_cb cb, void *arg)
+{
+    return strata__tt_set_via(c, t, k, value, len, opts, NULL, now, cb, arg);
+}
+
+int strata__tt_set_via(strata_cache *c, tier t, const strata_key *k, const void *value, size_t len,
+                       const strata_set_opts *opts, const tt_script_write *via, uint64_t now,
+                       strata_done_cb cb, void *arg)
 {
     static const strata_set_opts no_opts;
     strata__reason_set(STRATA_REASON_NONE);
@@ -622,6 +697,14 @@ int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *val
         return STRATA_ENOMEM;
     }
     o->dcb = cb, o->arg = arg, o->e = e, o->flags = so->flags;
+    if (via != NULL) {
+        o->own_via = !o->on_stack;
+        o->via = o->own_via ? copy_via(via) : (tt_script_write *)via;
+        if (o->via == NULL) {
+            free_op(o);
+            return STRATA_ENOMEM;
+        }
+    }
     if (e->ntags == 0)
         send_set(o);
     else

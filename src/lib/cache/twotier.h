@@ -20,6 +20,24 @@ int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
                    void *arg, strata_value **out);
 int strata__tt_set(strata_cache *c, tier t, const strata_key *k, const void *value, size_t len,
                    const strata_set_opts *opts, uint64_t now, strata_done_cb cb, void *arg);
+/* A write that Redis takes through a script instead of SET (a lease's fill: features/lease.c):
+ * the entry is built exactly as strata__tt_set builds it (TTL rules, jitter, tag versions, the
+ * stored format), then sent as EVALSHA with KEYS = the entry's key, keys[0..nkeys); ARGV = the
+ * encoded entry, its PX in ms ("0": no expiry), args[0..nargs). The script answers 1 when it
+ * stored the entry (then L1 links it, as after a SET) and 0 when it refused: the write's status
+ * is then `refused` and L1 is left as it was. Redis unavailable, failing or read-only: the write
+ * lands in L1 alone (STRATA_OK_L1_ONLY), as a SET's would. The strings are copied. */
+typedef struct tt_script_write {
+    redis_script *script;
+    unsigned nkeys, nargs; /* at most 2 each */
+    const char *keys[2], *args[2];
+    size_t key_lens[2], arg_lens[2];
+    int refused; /* the status when the script answers 0 */
+} tt_script_write;
+
+int strata__tt_set_via(strata_cache *c, tier t, const strata_key *k, const void *value, size_t len,
+                       const strata_set_opts *opts, const tt_script_write *via, uint64_t now,
+                       strata_done_cb cb, void *arg);
 int strata__tt_del(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_done_cb cb,
                    void *arg);
 /* A delete that happens everywhere or not at all: Redis first, then L1. When Redis cannot take

@@ -9,6 +9,7 @@
 #include <strata/errors.h>
 #include <strata/key.h>
 
+#include "core/slot.h"
 #include "core/tag_key.h"
 
 static int name_byte_ok(unsigned char c)
@@ -136,6 +137,42 @@ int strata__untracked_key_build(const char *prefix, const char *kind, const char
         return STRATA_ERANGE;
     memcpy(buf + n, key, klen);
     *out_len = (size_t)n + klen;
+    return 0;
+}
+
+/* Lease keys: see core/tag_key.h for the three forms and why each keeps the value key's slot. */
+int strata__lease_key_build(const char *prefix, const char *vkey, size_t vlen, char *buf,
+                            size_t cap, size_t *out_len)
+{
+    if (strata_prefix_check(prefix) != 0)
+        return STRATA_EBADNAME;
+    char head[16] = "{", tag[12];
+    const char *tail = "}"; /* <prefix>!lease:{<value key>} */
+    size_t off, tlen;
+    if (strata__hash_tag(vkey, vlen, &off, &tlen)) {
+        head[0] = '\0', tail = ""; /* the value key's own tag comes first */
+    } else if (memchr(vkey, '}', vlen) != NULL) {
+        strata__slot_tag(strata__key_slot(vkey, vlen), tag);
+        snprintf(head, sizeof head, "{%s}", tag), tail = "";
+    }
+    int n = snprintf(buf, cap, "%s!lease:%s", prefix, head);
+    size_t tl = strlen(tail);
+    if (n < 0 || (size_t)n + vlen + tl > cap)
+        return STRATA_ERANGE;
+    memcpy(buf + n, vkey, vlen);
+    memcpy(buf + n + vlen, tail, tl);
+    *out_len = (size_t)n + vlen + tl;
+    return 0;
+}
+
+int strata__lease_channel_build(const char *prefix, char *buf, size_t cap, size_t *out_len)
+{
+    if (strata_prefix_check(prefix) != 0)
+        return STRATA_EBADNAME;
+    int n = snprintf(buf, cap, "%s!lease", prefix);
+    if (n < 0 || (size_t)n >= cap)
+        return STRATA_ERANGE;
+    *out_len = (size_t)n;
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /* core/tag_key.h: the stored keys of strata's own state in Redis (tag versions, state that no
- * instance caches) and SCAN patterns, built in key.c beside the entries' keys: every key strata
- * writes or scans for comes from that one file. */
+ * instance caches, leases) and SCAN patterns, built in key.c beside the entries' keys: every key
+ * strata writes or scans for comes from that one file. */
 #ifndef STRATA_TAG_KEY_H
 #define STRATA_TAG_KEY_H
 
@@ -26,6 +26,26 @@ int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, co
 int strata__untracked_key_build(const char *prefix, const char *kind, const char *tenant,
                                 const void *key, size_t klen, char *buf, size_t cap,
                                 size_t *out_len);
+
+/* The lease key of a value key (vkey[0..vlen), a stored key <prefix>:<ns>:<tenant>:<key>): in
+ * the value key's Redis Cluster slot, outside the tracked "<prefix>:" space (so lease churn sends
+ * no invalidations), under "<prefix>!":
+ *   - no '}' in the value key:          <prefix>!lease:{<value key>}
+ *   - a hash tag of its own ({T}):      <prefix>!lease:<value key>  (its first {...} is still T:
+ *                                       nothing before it has braces)
+ *   - a '}' but no hash tag ("a}b", "{}x", "}{"): <prefix>!lease:{<n>}<value key>, n the
+ *                                       smallest number in the value key's slot (core/slot.c).
+ * Distinct value keys have distinct lease keys (each holds the whole value key after a part
+ * fixed by it). Returns 0, STRATA_EBADNAME or STRATA_ERANGE (cap too small). */
+#define STRATA_LEASE_KEY_MAX                                                                       \
+    (2 * STRATA_PREFIX_MAX + 2 * STRATA_NAME_MAX + STRATA_KEY_MAX_LIMIT + 32)
+int strata__lease_key_build(const char *prefix, const char *vkey, size_t vlen, char *buf,
+                            size_t cap, size_t *out_len);
+
+/* The channel lease releases and fills are published on: <prefix>!lease. Returns 0,
+ * STRATA_EBADNAME or STRATA_ERANGE. */
+#define STRATA_LEASE_CHANNEL_MAX (STRATA_PREFIX_MAX + 8)
+int strata__lease_channel_build(const char *prefix, char *buf, size_t cap, size_t *out_len);
 
 /* The SCAN MATCH prefilter for the entries of (ns, tenant) whose user keys match pattern (NULL:
  * any of them): <prefix>:<ns|*>:<tenant|*>:<pattern|*>. A prefilter only ('*' may span ':'):

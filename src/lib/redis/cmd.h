@@ -8,7 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
-#define REDIS_CMD_MAX_ARGS 8
+#define REDIS_CMD_MAX_ARGS 10 /* a lease acquire: EVALSHA, sha, numkeys, 2 keys, 5 arguments */
 
 typedef struct redis_cmd {
     int argc;

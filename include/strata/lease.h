@@ -1,0 +1,153 @@
+/* lease.h: leases: exactly one caller among all instances sharing a Redis computes a missing value.
+ *
+ * A caller that misses a key asks for its lease. One caller, across every instance on the Redis,
+ * gets it, with a token (128 random bits, URL-safe base64); the others hear that the lease is held
+ * and for how long. The holder computes the value and fills it with its token: the value is
+ * stored (exactly as strata_cache_set stores it) and the lease released in one atomic step, and
+ * only while the token is still the holder's, so a holder that outlived its lease can never
+ * overwrite the one that took over. A holder that dies loses its lease after lease_ms.
+ *
+ * In Redis a lease is one key beside the value key, in the same Redis Cluster slot (the scripts
+ * run unchanged on a cluster; docs/architecture.md, "Leases"), taken with SET NX PX and released,
+ * extended or filled by compare-and-act scripts. A release or a fill is published on the channel
+ * "<prefix>!lease" (the message is the value's stored key), for waiters. When Redis is not
+ * configured or cannot answer, leases fall back to this process: a table in the leases object
+ * gives each key's lease to one caller of the process (tokens are checked there too), never an
+ * error. With Redis up, Redis alone decides.
+ *
+ * A leases object is its own object on a cache (the cache knows nothing of it); free it before
+ * the cache.
+ *
+ *     strata_leases *ls;
+ *     strata_leases_new(cache, &ls);
+ *     strata_lease_grant g;
+ *     int rc = strata_lease_acquire(ls, &k, 30000, STRATA_LEASE_MISS, &g);
+ *     if (rc == STRATA_OK) {                              // we compute
+ *         ... compute value ...
+ *         rc = strata_lease_fill(ls, &k, g.token, value, len, &opts);
+ *         // 0: stored and released; STRATA_ENOTHOLDER: our lease was lost, nothing written
+ *     } else if (rc == STRATA_EEXISTS) {                  // a value is there: read it
+ *     } else if (rc == STRATA_EHELD) {                    // someone computes: g.held_ms left
+ *     }
+ *
+ * Waiting for the holder's value, the per-process flight table, strata_cache_remember and the
+ * HTTP protocol build on these calls (issue 13's next steps).
+ */
+#ifndef STRATA_LEASE_H
+#define STRATA_LEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <strata/cache.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STRATA_LEASE_TOKEN_LEN 22                    /* URL-safe base64 of 128 random bits */
+#define STRATA_LEASE_MAX_MS    (24ull * 3600 * 1000) /* the longest lease_ms (a day) */
+/* The most leases this process holds for itself (Redis unavailable or not configured). */
+#define STRATA_LEASE_LOCAL_MAX 4096
+
+/* What the caller of an acquire found. */
+enum strata_lease_mode {
+    /* The caller missed the key: a fresh value already there is answered STRATA_EEXISTS. */
+    STRATA_LEASE_MISS = 0,
+    /* A value is there but is to be replaced (stale, in its grace period, tag-invalidated): the
+     * lease is taken whatever is stored. */
+    STRATA_LEASE_REFRESH = 1
+};
+
+/* What an acquire gives. */
+typedef struct strata_lease_grant {
+    char token[STRATA_LEASE_TOKEN_LEN + 1]; /* STRATA_OK: the holder's token; else "" */
+    uint64_t held_ms; /* STRATA_EHELD: how long the holder's lease still runs (0: unknown) */
+    int local;        /* STRATA_OK: granted by this process alone (Redis unavailable or not
+                         configured): other instances do not know of it */
+} strata_lease_grant;
+
+typedef struct strata_leases strata_leases;
+
+/* Creates the leases of cache c: its Redis, its prefix; the local table is the object's own.
+ * Returns 0 or STRATA_ENOMEM. */
+int strata_leases_new(strata_cache *c, strata_leases **out);
+/* Frees it (before its cache, after every loop call on it has answered). NULL is a no-op. */
+void strata_leases_free(strata_leases *ls);
+
+/* Takes k's lease for lease_ms (1 ms to STRATA_LEASE_MAX_MS) if nobody holds it. Returns
+ *   STRATA_OK          granted: out->token is the holder's (out->local: by this process alone);
+ *   STRATA_EEXISTS     STRATA_LEASE_MISS and a fresh value is stored (by its stored times: the
+ *                      reader may still miss it, e.g. a tag was invalidated; a reader who then
+ *                      misses asks again with STRATA_LEASE_REFRESH);
+ *   STRATA_EHELD       another caller holds it, for out->held_ms more;
+ *   STRATA_ELIMIT      Redis unavailable and this process already holds STRATA_LEASE_LOCAL_MAX
+ *                      live leases: no lease (compute and write with a plain set);
+ *   STRATA_EINVAL      (lease_ms, mode), STRATA_ENOMEM, or a key error.
+ * Redis failing is never an error: the local table decides instead. */
+int strata_lease_acquire(strata_leases *ls, const strata_key *k, uint64_t lease_ms, int mode,
+                         strata_lease_grant *out);
+
+/* Gives the lease up (compare-and-delete: only the holder's token does; the value is left as it
+ * is). Returns 0, STRATA_ENOTHOLDER (expired, taken over, never issued: nothing changed),
+ * STRATA_EINVAL (not a token's form), a key error, or, for a token Redis issued while Redis
+ * cannot be asked, its failure (STRATA_EUNAVAILABLE, STRATA_ETIMEDOUT, STRATA_EREADONLY,
+ * STRATA_EPROTO): the lease then expires by itself. */
+int strata_lease_release(strata_leases *ls, const strata_key *k, const char *token);
+
+/* Makes the holder's lease run lease_ms from now (compare-and-PEXPIRE). Returns as
+ * strata_lease_release, and STRATA_EINVAL for lease_ms. */
+int strata_lease_extend(strata_leases *ls, const strata_key *k, const char *token,
+                        uint64_t lease_ms);
+
+/* Stores value[0..len) under k (opts as strata_cache_set: TTL rules, jitter, content type, tags)
+ * and releases the lease, atomically, if token is the holder's. Returns
+ *   STRATA_OK          Redis took it (and the lease is released), or, for a lease this process
+ *                      holds alone, the cache's answer to the write;
+ *   STRATA_OK_L1_ONLY  Redis could not be asked: the value landed in this instance's L1 alone
+ *                      (a lease Redis issued then expires by itself);
+ *   STRATA_ENOTHOLDER  the token is not the holder's: nothing was written, the lease is as it was;
+ *   STRATA_EINVAL      (not a token's form, or STRATA_SET_NX: the lease decides who writes), and
+ *                      the errors of strata_cache_set (the lease then stays held).
+ */
+int strata_lease_fill(strata_leases *ls, const strata_key *k, const char *token, const void *value,
+                      size_t len, const strata_set_opts *opts);
+
+/* ---- on an event loop (cache.h's convention) ------------------------------------------------
+ * Each call returns what was decided during the call (its status as the synchronous call would
+ * return it, results in the out-parameters, cb NOT called: the local table, bad arguments), or
+ * STRATA_PENDING and cb follows exactly once on the loop's thread. lp must be a loop of the
+ * leases' cache. */
+
+/* g is valid during the callback only. */
+typedef void (*strata_lease_cb)(int status, const strata_lease_grant *g, void *arg);
+
+int strata_lease_acquire_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
+                               uint64_t lease_ms, int mode, strata_lease_cb cb, void *arg,
+                               strata_lease_grant *out);
+int strata_lease_release_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
+                               const char *token, strata_done_cb cb, void *arg);
+int strata_lease_extend_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
+                              const char *token, uint64_t lease_ms, strata_done_cb cb, void *arg);
+int strata_lease_fill_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
+                            const char *token, const void *value, size_t len,
+                            const strata_set_opts *opts, strata_done_cb cb, void *arg);
+
+/* Counters of the leases. */
+typedef struct strata_lease_stats {
+    uint64_t acquired; /* leases granted (by Redis or locally) */
+    uint64_t held;     /* acquires answered STRATA_EHELD */
+    uint64_t present;  /* acquires answered STRATA_EEXISTS */
+    uint64_t released, extended, filled;
+    uint64_t refused;    /* release, extend or fill with a token not the holder's */
+    uint64_t local;      /* calls decided by this process's table (Redis unavailable or absent) */
+    uint64_t local_full; /* acquires refused STRATA_ELIMIT: the local table was full */
+    uint64_t local_held; /* entries in the local table now (live or not yet swept) */
+} strata_lease_stats;
+
+void strata_leases_stats(strata_leases *ls, strata_lease_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
