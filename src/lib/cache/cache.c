@@ -219,6 +219,13 @@ static void on_lease_message(const char *key, size_t len, void *arg)
     tell_watchers(arg, CACHE_WATCH_LEASE, key, len);
 }
 
+/* The link is lost: L1 is not trusted meanwhile (the link's state says so); watchers that
+ * relied on hearing changes must look for themselves. */
+static void on_link_down(void *arg)
+{
+    tell_watchers(arg, CACHE_WATCH_ALL, NULL, 0);
+}
+
 /* After an outage, L1 may hold what Redis has since changed: drop it all. */
 static void on_recovered(void *arg)
 {
@@ -330,7 +337,8 @@ int strata_cache_shared(strata_cache *c)
 
 redis_events strata__cache_events(strata_cache *c)
 {
-    return (redis_events){on_recovered, on_link_up, on_invalidated, on_lease_message, c};
+    return (redis_events){on_recovered,     on_link_up,   on_invalidated,
+                          on_lease_message, on_link_down, c};
 }
 
 void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coherent,

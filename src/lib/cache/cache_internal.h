@@ -17,8 +17,8 @@
 enum cache_watch_what {
     CACHE_WATCH_KEY = 0,   /* a key under the prefix changed in Redis (an invalidation) */
     CACHE_WATCH_LEASE = 1, /* a message on <prefix>!lease: a lease was released or filled */
-    CACHE_WATCH_ALL = 2    /* anything may have changed (FLUSHDB, the link or Redis back); key
-                              NULL */
+    CACHE_WATCH_ALL = 2    /* anything may have changed, or changes are no longer heard (FLUSHDB,
+                              the link lost or back, Redis back); key NULL */
 };
 typedef void (*cache_watch_fn)(int what, const char *key, size_t len, void *arg);
 #define CACHE_WATCHERS_MAX 4

@@ -41,6 +41,9 @@ typedef struct redis_events {
     /* A message on <prefix>!lease (a lease was released or filled): the value's stored key.
      * From the link's thread. */
     void (*lease_message)(const char *key, size_t len, void *arg);
+    /* The invalidation link was lost: changes are not heard until link_up. From the link's
+     * thread. */
+    void (*link_down)(void *arg);
     void *arg;
 } redis_events;
 

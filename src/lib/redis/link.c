@@ -235,6 +235,8 @@ static void *link_main(void *arg)
         strata__sock_close(sk);
         if (rc < 0)
             break;
+        if (c->ev->link_down != NULL)
+            c->ev->link_down(c->ev->arg);
         atomic_fetch_add(&c->drops, 1);
         c->d.note_error(c->d.arg, "invalidation link lost");
         c->d.log(c->d.arg, 1,
