@@ -21,6 +21,7 @@
 
 #include <strata/strata.h>
 
+#include "features/lease_internal.h"
 #include "harness.h"
 
 static rh_server *srv;
@@ -136,7 +137,8 @@ static void *call(void *arg)
     } else if (rc == STRATA_EHELD) {
         atomic_fetch_add(&cr->held, 1);
     } else {
-        fprintf(stderr, "unexpected %s\n", strata_err_name(rc));
+        if (rc != STRATA_EBUSY)
+            fprintf(stderr, "unexpected %s\n", strata_err_name(rc));
         atomic_fetch_add(&cr->other, 1);
     }
     return NULL;
@@ -509,6 +511,63 @@ static void test_link_killed_mid_wait_still_delivers(void **state)
     close_inst(b);
 }
 
+/* ---- without Redis ----------------------------------------------------------------------------
+ */
+
+static inst open_memory_only(void)
+{
+    strata_cache_config cfg;
+    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
+    cfg.l1.max_memory = 8u << 20;
+    cfg.l1.prefix = "lw";
+    cfg.redis.url = NULL;
+    inst i;
+    assert_int_equal(strata_cache_new(&cfg, &i.c), 0);
+    assert_int_equal(strata_leases_new(i.c, &i.ls), 0);
+    return i;
+}
+
+/* No Redis: the same table makes one flight per process, and the local fill wakes the waiters
+ * at once (before the first poll would: the holder computes 20 ms, the first poll is at 50). */
+static void test_without_redis_single_flight_woken_by_the_fill(void **state)
+{
+    (void)state;
+    inst m = open_memory_only();
+    strata_key k = {"ns", "acme", "local", 5};
+    crowd cr = {.k = &k, .lease_ms = 10000, .wait_ms = 5000, .compute_ms = 20, .takeover = 1};
+    inst ms[1] = {m};
+    run_crowd(&cr, ms, 1, 50);
+    assert_int_equal(atomic_load(&cr.computed), 1);
+    assert_int_equal(atomic_load(&cr.got_value), 50);
+    assert_int_equal(atomic_load(&cr.other), 0);
+    strata_lease_stats st;
+    strata_leases_stats(m.ls, &st);
+    assert_int_equal(st.acquired, 1); /* the local table's, asked once */
+    assert_int_equal(st.local_held, 0);
+    close_inst(m);
+}
+
+/* Past the bound of waiters a wait is refused at once with STRATA_EBUSY. */
+static void test_too_many_waiters_are_refused(void **state)
+{
+    (void)state;
+    inst a = open_inst(), b = open_inst();
+    assert_int_equal(strata__leases_flight_max(b.ls, 2, 4), 0);
+    strata_key k = {"ns", "acme", "many", 4};
+    strata_lease_grant g;
+    assert_int_equal(strata_lease_acquire(a.ls, &k, 30000, STRATA_LEASE_MISS, &g), STRATA_OK);
+    crowd cr = {.k = &k, .lease_ms = 10000, .wait_ms = 300, .takeover = 0};
+    inst bs[1] = {b};
+    run_crowd(&cr, bs, 1, 10);
+    assert_int_equal(atomic_load(&cr.held), 4);
+    assert_int_equal(atomic_load(&cr.other), 6); /* STRATA_EBUSY */
+    strata_lease_stats st;
+    strata_leases_stats(b.ls, &st);
+    assert_int_equal(st.wait_busy, 6);
+    close_inst(a);
+    close_inst(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +580,8 @@ int main(void)
         cmocka_unit_test(test_redis_killed_mid_wait_falls_back_to_the_process),
         cmocka_unit_test(test_without_the_link_the_poll_delivers),
         cmocka_unit_test(test_link_killed_mid_wait_still_delivers),
+        cmocka_unit_test(test_without_redis_single_flight_woken_by_the_fill),
+        cmocka_unit_test(test_too_many_waiters_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
