@@ -62,7 +62,10 @@ static void on_value(wait_call *q, int status, strata_value *v)
         return;
     }
     strata_value_release(v);
-    if (q->after_exists) /* "a value is there", yet it reads as a miss (a tag moved): refresh */
+    int unread = strata_fallback_reason() != STRATA_REASON_NONE; /* Redis could not be read */
+    if (q->after_exists && unread) /* a value is there, unread: ask again soon, do not compute */
+        q->found.held = 1, q->stage = ST_END;
+    else if (q->after_exists) /* a value is there, yet it reads as a miss (a tag moved) */
         q->stage = ST_REFRESH;
     else if (q->w.wants_lease)
         q->stage = ST_ACQUIRE;
