@@ -157,7 +157,7 @@ static void wake_one(flight *f, int prefer_want, const flight_waiter *except)
 {
     flight_waiter *pick = NULL;
     for (flight_waiter *x = f->head; x != NULL; x = x->next) {
-        if (x->done || x == except)
+        if (x == except || x->done)
             continue;
         if (!prefer_want || x->wants_lease) {
             pick = x;
