@@ -19,6 +19,7 @@ extern "C" {
     XX(PENDING, 1, "in progress: the callback will be called once")                                \
     XX(OK_L1_ONLY, 2,                                                                              \
        "written to the memory tier only: the shared tier is unavailable or read-only")             \
+    XX(LEASED, 3, "the lease is the caller's: compute the value and fill it")                      \
     XX(ENOMEM, -1, "out of memory")                                                                \
     XX(EINVAL, -2, "invalid argument")                                                             \
     XX(ENOTFOUND, -3, "no such key")                                                               \
@@ -42,7 +43,8 @@ extern "C" {
     XX(EBADURL, -21, "malformed URL")                                                              \
     XX(EHELD, -22, "the lease is held by another caller")                                          \
     XX(ENOTHOLDER, -23,                                                                            \
-       "the token is not the lease holder's (expired, taken over, or never issued)")
+       "the token is not the lease holder's (expired, taken over, or never issued)")               \
+    XX(EBUSY, -24, "too many callers are waiting: try again later")
 
 enum strata_status {
 #define STRATA_STATUS_ENUM(name, value, msg) STRATA_##name = (value),

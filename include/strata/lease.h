@@ -30,8 +30,21 @@
  *     } else if (rc == STRATA_EHELD) {                    // someone computes: g.held_ms left
  *     }
  *
- * Waiting for the holder's value, the per-process flight table, strata_cache_remember and the
- * HTTP protocol build on these calls (issue 13's next steps).
+ * Callers that do not get the lease can wait for the holder's value instead of polling:
+ * strata_lease_wait (below) makes one process ask Redis once per key however many of its callers
+ * want it (a flight table), and wakes them when the value is stored, the lease released, or the
+ * holder's lease runs out.
+ *
+ *     strata_lease_wait_opts o = {.lease_ms = 30000, .wait_ms = 5000, .takeover = 1};
+ *     strata_lease_answer a;
+ *     switch (strata_lease_wait(ls, &k, &o, &a)) {      // after a miss
+ *     case STRATA_OK:     use(a.value); strata_value_release(a.value); break;
+ *     case STRATA_LEASED: compute; strata_lease_fill(ls, &k, a.grant.token, ...); break;
+ *     case STRATA_EHELD:  // not available: someone still computes (a.grant.held_ms left)
+ *     case STRATA_EBUSY:  // too many waiters in this process: try later
+ *     }
+ *
+ * strata_cache_remember and the HTTP protocol build on these calls (issue 13's next steps).
  */
 #ifndef STRATA_LEASE_H
 #define STRATA_LEASE_H
@@ -49,6 +62,10 @@ extern "C" {
 #define STRATA_LEASE_MAX_MS    (24ull * 3600 * 1000) /* the longest lease_ms (a day) */
 /* The most leases this process holds for itself (Redis unavailable or not configured). */
 #define STRATA_LEASE_LOCAL_MAX 4096
+/* The most keys this process's callers wait for at once (flights), and the most callers waiting
+ * (strata_lease_wait): past either a wait is refused with STRATA_EBUSY. */
+#define STRATA_LEASE_FLIGHT_MAX 4096
+#define STRATA_LEASE_WAIT_MAX   16384
 
 /* What the caller of an acquire found. */
 enum strata_lease_mode {
@@ -133,6 +150,71 @@ int strata_lease_fill_async(strata_leases *ls, strata_loop *lp, const strata_key
                             const char *token, const void *value, size_t len,
                             const strata_set_opts *opts, strata_done_cb cb, void *arg);
 
+/* ---- waiting for the holder's value --------------------------------------------------------- */
+
+/* How a caller waits. */
+typedef struct strata_lease_wait_opts {
+    uint64_t lease_ms; /* the lease this caller takes when it is given it (1 ms to
+                          STRATA_LEASE_MAX_MS) */
+    uint64_t wait_ms;  /* how long it waits for the holder's value (0 to STRATA_LEASE_MAX_MS) */
+    int takeover;      /* 1: while waiting, take the lease when the holder's ends without a value
+                          (it expired: the holder died or is late; it was released); 0: never
+                          compute after having waited, answer STRATA_EHELD at the end instead */
+} strata_lease_wait_opts;
+
+/* What a wait gives. */
+typedef struct strata_lease_answer {
+    strata_value *value;      /* STRATA_OK: the value; the caller releases it */
+    int coalesced;            /* STRATA_OK: it came from another caller's computation or read
+                                 (HTTP: X-Cache: HIT-COALESCED), not from this caller's own first
+                                 look */
+    strata_lease_grant grant; /* STRATA_LEASED: the lease (token, local); STRATA_EHELD:
+                                 held_ms, how long the holder's lease still ran as last heard
+                                 (0: unknown, or ended) */
+} strata_lease_answer;
+
+/* Waits for k's value, to be called after a miss. The process's callers of one key share one
+ * flight: its first caller asks Redis for the lease (an acquire in STRATA_LEASE_MISS mode); the
+ * others ride on it, with no Redis call of their own. Returns
+ *   STRATA_OK          out->value: the value was there, or was stored while the caller waited
+ *                      (filled by the holder, or any write: every write of the key wakes the
+ *                      waiters);
+ *   STRATA_LEASED      the caller holds the lease now (out->grant): it computes and fills, or
+ *                      releases. The first caller of a flight gets it when nobody held it; a
+ *                      waiter that chose takeover gets it when the holder's lease ends without
+ *                      a value (released, or expired: after lease_ms a dead holder's lease is
+ *                      the next waiter's);
+ *   STRATA_EHELD       not available: the wait ended without a value, the lease still held
+ *                      (out->grant.held_ms), or free but the caller did not choose takeover;
+ *   STRATA_ELIMIT      Redis cannot decide and this process holds STRATA_LEASE_LOCAL_MAX leases:
+ *                      no lease (compute and write with a plain set);
+ *   STRATA_EBUSY       STRATA_LEASE_FLIGHT_MAX keys or STRATA_LEASE_WAIT_MAX callers wait
+ *                      already (strata serve answers 503 with Retry-After);
+ *   STRATA_EINVAL      (options), STRATA_ENOMEM, or a key error.
+ * The wait ends by wait_ms (plus, for a caller that chose takeover and finds the lease ended at
+ * that moment, one Redis call to take it). How waiters are told (docs/architecture.md,
+ * "Leases"): a fill or a release is published on <prefix>!lease and any write of the key is an
+ * invalidation, both heard on the cache's invalidation link; the end of the holder's lease is a
+ * timer; while the link is down (or without Redis) the flight looks every 50 ms, doubling to 1 s.
+ * Redis failing is never an error: the lease is then this process's (single flight per
+ * instance), and a local fill or release wakes the waiters at once. Blocks the calling thread
+ * (never call it on an event loop: use the async form there). */
+int strata_lease_wait(strata_leases *ls, const strata_key *k, const strata_lease_wait_opts *o,
+                      strata_lease_answer *out);
+
+/* a is valid during the callback only, but a->value is the callback's to release. */
+typedef void (*strata_lease_wait_cb)(int status, strata_lease_answer *a, void *arg);
+
+/* strata_lease_wait on a loop (cache.h's convention: what is decided during the call is returned,
+ * cb not called; else STRATA_PENDING and cb once, on the loop's thread). Waiters are woken from
+ * other threads (the invalidation link's, a thread that fills) with event_active(), so the
+ * loop's event_base must have been made after evthread_use_pthreads() (strata serve calls it; a
+ * library user must too). Every wait on a loop must have answered (it does by wait_ms) before
+ * the loop is freed. */
+int strata_lease_wait_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
+                            const strata_lease_wait_opts *o, strata_lease_wait_cb cb, void *arg,
+                            strata_lease_answer *out);
+
 /* Counters of the leases. */
 typedef struct strata_lease_stats {
     uint64_t acquired; /* leases granted (by Redis or locally) */
@@ -143,6 +225,13 @@ typedef struct strata_lease_stats {
     uint64_t local;      /* calls decided by this process's table (Redis unavailable or absent) */
     uint64_t local_full; /* acquires refused STRATA_ELIMIT: the local table was full */
     uint64_t local_held; /* entries in the local table now (live or not yet swept) */
+    uint64_t waits;      /* strata_lease_wait calls (sync and async) */
+    uint64_t coalesced;  /* waits answered with a value another caller computed or read */
+    uint64_t takeovers;  /* waits answered STRATA_LEASED after the lease was found held */
+    uint64_t timeouts;   /* waits answered STRATA_EHELD: the wait ended without a value */
+    uint64_t wait_busy;  /* waits refused STRATA_EBUSY: too many flights or waiters */
+    uint64_t flights;    /* keys this process's callers wait for now */
+    uint64_t waiting;    /* callers waiting now */
 } strata_lease_stats;
 
 void strata_leases_stats(strata_leases *ls, strata_lease_stats *out);

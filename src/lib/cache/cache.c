@@ -183,6 +183,49 @@ int strata_redis_url_check(const char *url, const char **why)
 
 /* ---- what the Redis client tells the cache ------------------------------------------------ */
 
+/* Tells every watcher. */
+static void tell_watchers(strata_cache *c, int what, const char *key, size_t len)
+{
+    pthread_rwlock_rdlock(&c->watch_lock);
+    for (int i = 0; i < CACHE_WATCHERS_MAX; i++)
+        if (c->watchers[i].fn != NULL)
+            c->watchers[i].fn(what, key, len, c->watchers[i].arg);
+    pthread_rwlock_unlock(&c->watch_lock);
+}
+
+int strata__cache_watch(strata_cache *c, cache_watch_fn fn, void *arg)
+{
+    int rc = STRATA_ELIMIT;
+    pthread_rwlock_wrlock(&c->watch_lock);
+    for (int i = 0; i < CACHE_WATCHERS_MAX && rc != 0; i++)
+        if (c->watchers[i].fn == NULL)
+            c->watchers[i].fn = fn, c->watchers[i].arg = arg, rc = 0;
+    pthread_rwlock_unlock(&c->watch_lock);
+    return rc;
+}
+
+void strata__cache_unwatch(strata_cache *c, cache_watch_fn fn, void *arg)
+{
+    pthread_rwlock_wrlock(&c->watch_lock);
+    for (int i = 0; i < CACHE_WATCHERS_MAX; i++)
+        if (c->watchers[i].fn == fn && c->watchers[i].arg == arg)
+            c->watchers[i].fn = NULL, c->watchers[i].arg = NULL;
+    pthread_rwlock_unlock(&c->watch_lock);
+}
+
+/* A message on the lease channel: the cache keeps nothing for it, its watchers may. */
+static void on_lease_message(const char *key, size_t len, void *arg)
+{
+    tell_watchers(arg, CACHE_WATCH_LEASE, key, len);
+}
+
+/* The link is lost: L1 is not trusted meanwhile (the link's state says so); watchers that
+ * relied on hearing changes must look for themselves. */
+static void on_link_down(void *arg)
+{
+    tell_watchers(arg, CACHE_WATCH_ALL, NULL, 0);
+}
+
 /* After an outage, L1 may hold what Redis has since changed: drop it all. */
 static void on_recovered(void *arg)
 {
@@ -190,6 +233,7 @@ static void on_recovered(void *arg)
     c->log(2, "redis is back: dropping L1, which may have missed writes during the outage",
            c->log_arg);
     strata__l1_invalidate_all(c->l1);
+    tell_watchers(c, CACHE_WATCH_ALL, NULL, 0);
 }
 
 /* The link is (back) up: changes made while nobody listened are lost, so L1 starts empty. */
@@ -197,6 +241,7 @@ static void on_link_up(void *arg)
 {
     strata_cache *c = arg;
     strata__l1_invalidate_all(c->l1);
+    tell_watchers(c, CACHE_WATCH_ALL, NULL, 0);
 }
 
 /* A key changed in Redis: a tag version (forget it) or an entry (drop L1's copy). Our own
@@ -219,6 +264,7 @@ static void on_invalidated(const char *key, size_t len, void *arg)
     } else {
         strata__l1_invalidate_stored(c->l1, key, len);
     }
+    tell_watchers(c, key == NULL ? CACHE_WATCH_ALL : CACHE_WATCH_KEY, key, len);
 }
 
 static int start_l2(strata_cache *c, const strata_cache_config *cfg)
@@ -258,6 +304,7 @@ int strata_cache_new(const strata_cache_config *cfg, strata_cache **out)
     c->clock = strata_now_ms;
     c->rng = strata__rand_seed();
     pthread_mutex_init(&c->rng_lock, NULL);
+    pthread_rwlock_init(&c->watch_lock, NULL);
     strata_l1_config l1cfg = cfg->l1;
     if (cfg->default_ttl_ms != 0)
         l1cfg.default_ttl_ms = cfg->default_ttl_ms;
@@ -279,6 +326,7 @@ void strata_cache_free(strata_cache *c)
     strata__redis_free(c->redis); /* first: its link thread uses L1 */
     strata_l1_free(c->l1);
     pthread_mutex_destroy(&c->rng_lock);
+    pthread_rwlock_destroy(&c->watch_lock);
     free(c);
 }
 
@@ -289,7 +337,8 @@ int strata_cache_shared(strata_cache *c)
 
 redis_events strata__cache_events(strata_cache *c)
 {
-    return (redis_events){on_recovered, on_link_up, on_invalidated, c};
+    return (redis_events){on_recovered,     on_link_up,   on_invalidated,
+                          on_lease_message, on_link_down, c};
 }
 
 void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coherent,

@@ -13,6 +13,16 @@
 #include "cache/tier.h"
 #include "redis/client.h"
 
+/* What a watcher hears (strata__cache_watch): which change, and the stored key it concerns. */
+enum cache_watch_what {
+    CACHE_WATCH_KEY = 0,   /* a key under the prefix changed in Redis (an invalidation) */
+    CACHE_WATCH_LEASE = 1, /* a message on <prefix>!lease: a lease was released or filled */
+    CACHE_WATCH_ALL = 2    /* anything may have changed, or changes are no longer heard (FLUSHDB,
+                              the link lost or back, Redis back); key NULL */
+};
+typedef void (*cache_watch_fn)(int what, const char *key, size_t len, void *arg);
+#define CACHE_WATCHERS_MAX 4
+
 struct strata_cache {
     strata_l1 *l1;
     redis_client *redis; /* NULL: no shared tier */
@@ -25,6 +35,13 @@ struct strata_cache {
     atomic_uint_fast64_t hits, misses, errors, fallbacks;
     pthread_mutex_t rng_lock;
     uint64_t rng;
+    /* Watchers of changes (the features' leases): called from the link's thread under a read
+     * lock, registered under the write lock, so none runs once strata__cache_unwatch returned. */
+    pthread_rwlock_t watch_lock;
+    struct {
+        cache_watch_fn fn;
+        void *arg;
+    } watchers[CACHE_WATCHERS_MAX];
 };
 
 /* Replaces how the cache reaches Redis and reads the clock, for unit tests: a fake Redis behind
@@ -35,6 +52,18 @@ void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coh
                        uint64_t (*clock)(void));
 /* The handlers the cache gives its Redis client (what a fake Redis raises in tests). */
 redis_events strata__cache_events(strata_cache *c);
+
+/* Hands every change the client reports (invalidations, lease messages, "everything") to
+ * fn(what, key, len, arg) too, from whatever thread reports it (the link's, a test's fake): the
+ * cache knows nothing of who listens (the features register here, as libuv is handed
+ * callbacks). fn must not block, nor call back into the cache's watch calls. Returns 0, or
+ * STRATA_ELIMIT past CACHE_WATCHERS_MAX watchers. */
+int strata__cache_watch(strata_cache *c, cache_watch_fn fn, void *arg);
+/* Removes the watcher (fn, arg); once it returns, fn is not running and will not run. */
+void strata__cache_unwatch(strata_cache *c, cache_watch_fn fn, void *arg);
+
+/* The event loop a strata_loop runs on (for features that arm events on it). */
+struct event_base *strata__loop_base(strata_loop *lp);
 
 /* The thread's fallback reason (cache/reason.c): set by calls as they start (NONE) and fall
  * back, and by operations just before their callbacks. */

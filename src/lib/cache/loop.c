@@ -20,6 +20,7 @@
 
 struct strata_loop {
     strata_cache *cache;
+    struct event_base *base;
     redis_conn *conn; /* NULL: no Redis client (memory only, or a test's fake tier) */
     tier t;           /* how this loop's calls reach Redis */
 };
@@ -33,6 +34,7 @@ int strata_loop_new(strata_cache *c, struct event_base *base, strata_loop **out)
     if (lp == NULL)
         return STRATA_ENOMEM;
     lp->cache = c;
+    lp->base = base;
     lp->t = c->pool; /* memory only (ops NULL), or a test's fake shared by its loops */
     if (c->redis != NULL) {
         int rc = strata__conn_new(c->redis, base, &lp->conn);
@@ -57,6 +59,11 @@ void strata_loop_free(strata_loop *lp)
 tier strata__loop_tier(strata_loop *lp)
 {
     return lp->t;
+}
+
+struct event_base *strata__loop_base(strata_loop *lp)
+{
+    return lp->base;
 }
 
 int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,

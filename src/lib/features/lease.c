@@ -22,7 +22,6 @@
  * still away, never written over a newer holder's), any other by Redis. With Redis up, acquires
  * go to Redis alone.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +35,6 @@
 #include "core/tag_key.h"
 #include "core/token.h"
 #include "features/lease_internal.h"
-#include "features/lease_table.h"
 #include "l1/l1_internal.h"
 #include "redis/script.h"
 
@@ -86,14 +84,14 @@ static redis_script fill_script =
                  "redis.call('DEL', KEYS[2])\n"
                  "return 1\n");
 
-struct strata_leases {
-    strata_cache *c;
-    lease_table *local; /* this process's leases while Redis cannot decide */
-    char channel[STRATA_LEASE_CHANNEL_MAX];
-    size_t channel_len;
-    atomic_uint_fast64_t acquired, held, present, released, extended, filled, refused, local_n,
-        local_full;
-};
+/* Something changed about a key (an invalidation, a lease message) or every key: the flights
+ * waiting for it look again. From the link's thread (or a test's fake Redis). */
+static void on_change(int what, const char *key, size_t len, void *arg)
+{
+    (void)what;
+    strata_leases *ls = arg;
+    strata__flight_notify(ls->flights, key, len);
+}
 
 int strata_leases_new(strata_cache *c, strata_leases **out)
 {
@@ -102,11 +100,20 @@ int strata_leases_new(strata_cache *c, strata_leases **out)
     if (ls == NULL)
         return STRATA_ENOMEM;
     ls->c = c;
+    int rc = 0;
     if (strata__lease_table_new(STRATA_LEASE_LOCAL_MAX, &ls->local) != 0 ||
+        strata__flight_table_new(STRATA_LEASE_FLIGHT_MAX, STRATA_LEASE_WAIT_MAX, &ls->flights) !=
+            0 ||
         strata__lease_channel_build(strata__l1_prefix(c->l1), ls->channel, sizeof ls->channel,
-                                    &ls->channel_len) != 0) {
-        strata_leases_free(ls);
-        return STRATA_ENOMEM;
+                                    &ls->channel_len) != 0)
+        rc = STRATA_ENOMEM;
+    else
+        rc = strata__cache_watch(c, on_change, ls);
+    if (rc != 0) {
+        strata__lease_table_free(ls->local);
+        strata__flight_table_free(ls->flights);
+        free(ls);
+        return rc;
     }
     *out = ls;
     return 0;
@@ -116,8 +123,20 @@ void strata_leases_free(strata_leases *ls)
 {
     if (ls == NULL)
         return;
+    strata__cache_unwatch(ls->c, on_change, ls); /* first: the link's thread may be in it */
+    strata__flight_table_free(ls->flights);
     strata__lease_table_free(ls->local);
     free(ls);
+}
+
+int strata__leases_flight_max(strata_leases *ls, size_t max_flights, size_t max_waiters)
+{
+    flight_table *t;
+    if (strata__flight_table_new(max_flights, max_waiters, &t) != 0)
+        return STRATA_ENOMEM;
+    strata__flight_table_free(ls->flights);
+    ls->flights = t;
+    return 0;
 }
 
 int strata__leases_local_max(strata_leases *ls, size_t max)
@@ -212,6 +231,8 @@ static void count(strata_leases *ls, int kind, int status, int local)
 static void finish(lease_call *q, int status, int local)
 {
     count(q->ls, q->kind, status, local);
+    if (q->kind == L_RELEASE && status == 0) /* this process's waiters first, Redis' later */
+        strata__flight_notify(q->ls->flights, q->a.buf, q->a.len);
     if (q->kind == L_ACQUIRE && status != 0)
         q->g.token[0] = '\0';
     if (q->in_call) {
@@ -290,8 +311,9 @@ static void got_acquire(int status, redisReply **r, size_t n, void *arg)
 }
 
 /* EVALSHA acquire 2 value lease token ms mode version now */
-static int acquire(strata_leases *ls, tier t, const strata_key *k, uint64_t lease_ms, int mode,
-                   uint64_t now, strata_lease_cb cb, void *arg, strata_lease_grant *out)
+int strata__lease_acquire_on(strata_leases *ls, tier t, const strata_key *k, uint64_t lease_ms,
+                             int mode, uint64_t now, strata_lease_cb cb, void *arg,
+                             strata_lease_grant *out)
 {
     memset(out, 0, sizeof *out);
     if (lease_ms == 0 || lease_ms > STRATA_LEASE_MAX_MS ||
@@ -403,6 +425,7 @@ static void fill_done(fill_call *f, int status)
         atomic_fetch_add(&ls->filled, 1);
         if (f->local) /* kept until the value was stored, so no second caller computes it */
             strata__lease_table_release(ls->local, f->vkey, f->vlen, f->token, f->now);
+        strata__flight_notify(ls->flights, f->vkey, f->vlen); /* this process's waiters */
     }
 }
 
@@ -466,7 +489,8 @@ static int fill(strata_leases *ls, tier t, const strata_key *k, const char *toke
 int strata_lease_acquire(strata_leases *ls, const strata_key *k, uint64_t lease_ms, int mode,
                          strata_lease_grant *out)
 {
-    return acquire(ls, ls->c->pool, k, lease_ms, mode, ls->c->clock(), NULL, NULL, out);
+    return strata__lease_acquire_on(ls, ls->c->pool, k, lease_ms, mode, ls->c->clock(), NULL, NULL,
+                                    out);
 }
 
 int strata_lease_release(strata_leases *ls, const strata_key *k, const char *token)
@@ -490,7 +514,8 @@ int strata_lease_acquire_async(strata_leases *ls, strata_loop *lp, const strata_
                                uint64_t lease_ms, int mode, strata_lease_cb cb, void *arg,
                                strata_lease_grant *out)
 {
-    return acquire(ls, strata__loop_tier(lp), k, lease_ms, mode, ls->c->clock(), cb, arg, out);
+    return strata__lease_acquire_on(ls, strata__loop_tier(lp), k, lease_ms, mode, ls->c->clock(),
+                                    cb, arg, out);
 }
 
 int strata_lease_release_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
@@ -525,4 +550,12 @@ void strata_leases_stats(strata_leases *ls, strata_lease_stats *out)
     out->local = atomic_load(&ls->local_n);
     out->local_full = atomic_load(&ls->local_full);
     out->local_held = strata__lease_table_count(ls->local);
+    out->waits = atomic_load(&ls->waits);
+    out->coalesced = atomic_load(&ls->coalesced);
+    out->takeovers = atomic_load(&ls->takeovers);
+    out->timeouts = atomic_load(&ls->timeouts);
+    out->wait_busy = atomic_load(&ls->wait_busy);
+    size_t flights, waiters;
+    strata__flight_counts(ls->flights, &flights, &waiters);
+    out->flights = flights, out->waiting = waiters;
 }

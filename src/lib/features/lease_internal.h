@@ -1,14 +1,44 @@
-/* features/lease_internal.h: what unit tests set on a leases object beyond its public API. */
+/* features/lease_internal.h: the leases object, shared by the files of leases (lease.c: the
+ * calls on a lease; lease_wait.c: waiting for a holder's value), and what unit tests set on it
+ * beyond its public API. */
 #ifndef STRATA_FEATURES_LEASE_INTERNAL_H
 #define STRATA_FEATURES_LEASE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <strata/lease.h>
+
+#include "cache/cache_internal.h"
+#include "core/tag_key.h"
+#include "features/flight.h"
+#include "features/lease_table.h"
+
+struct strata_leases {
+    strata_cache *c;
+    lease_table *local;    /* this process's leases while Redis cannot decide */
+    flight_table *flights; /* the keys this process's callers wait for */
+    char channel[STRATA_LEASE_CHANNEL_MAX];
+    size_t channel_len;
+    atomic_uint_fast64_t acquired, held, present, released, extended, filled, refused, local_n,
+        local_full;
+    atomic_uint_fast64_t waits, coalesced, takeovers, timeouts, wait_busy;
+};
 
 /* Replaces the local table with an empty one of at most max leases (STRATA_LEASE_LOCAL_MAX by
  * default), so a test reaches the bound with a few keys. Call before use. Returns 0 or
  * STRATA_ENOMEM. */
 int strata__leases_local_max(strata_leases *ls, size_t max);
+
+/* Replaces the flight table with an empty one of at most max_flights flights and max_waiters
+ * waiters (STRATA_LEASE_FLIGHT_MAX, STRATA_LEASE_WAIT_MAX by default). Call before use. Returns
+ * 0 or STRATA_ENOMEM. */
+int strata__leases_flight_max(strata_leases *ls, size_t max_flights, size_t max_waiters);
+
+/* strata_lease_acquire over tier t at now (wall-clock ms), cb as the async call's: what
+ * lease_wait.c asks on a flight's behalf, over the pool or its loop's connection. */
+int strata__lease_acquire_on(strata_leases *ls, tier t, const strata_key *k, uint64_t lease_ms,
+                             int mode, uint64_t now, strata_lease_cb cb, void *arg,
+                             strata_lease_grant *out);
 
 #endif

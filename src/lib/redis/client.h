@@ -38,6 +38,12 @@ typedef struct redis_events {
     void (*link_up)(void *arg);
     /* A key under the tracked prefix changed in Redis; key NULL: everything (FLUSHDB). */
     void (*invalidated)(const char *key, size_t len, void *arg);
+    /* A message on <prefix>!lease (a lease was released or filled): the value's stored key.
+     * From the link's thread. */
+    void (*lease_message)(const char *key, size_t len, void *arg);
+    /* The invalidation link was lost: changes are not heard until link_up. From the link's
+     * thread. */
+    void (*link_down)(void *arg);
     void *arg;
 } redis_events;
 

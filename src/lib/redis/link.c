@@ -10,6 +10,11 @@
  * is one connection: it cannot half-fail (tracking alive, subscriber dead) without us seeing the
  * connection drop.
  *
+ * The same connection also subscribes to <prefix>!lease, where lease releases and fills publish
+ * the value's stored key (features/lease.c), and hands each message to the client's
+ * `lease_message` event: waiters for a lease holder's value hear it on the link that already
+ * exists, at no cost of a connection.
+ *
  * The link knows nothing of what the owner keeps: it hands each key (or "everything", for a
  * FLUSHDB) to the client's `invalidated` event, and says `link_up` before it reports itself up.
  * Invalidations of our own writes come back too (NOLOOP would only cover the writing
@@ -36,6 +41,7 @@
 #include <strata/errors.h>
 
 #include "core/clock.h"
+#include "core/tag_key.h"
 #include "redis/link.h"
 
 struct redis_link {
@@ -45,7 +51,10 @@ struct redis_link {
     int wake[2]; /* a pipe: written to stop the thread */
     atomic_int up, stop;
     atomic_uint_fast64_t invalidations, drops;
-    char prefix[STRATA_PREFIX_MAX + 2]; /* "<prefix>:" */
+    char prefix[STRATA_PREFIX_MAX + 2];     /* "<prefix>:" */
+    char channel[STRATA_LEASE_CHANNEL_MAX]; /* "<prefix>!lease" */
+    size_t channel_len;
+    int lease_warned; /* the lease channel was refused once: said in the log */
 };
 
 static void tell(redis_link *c, const char *key, size_t len)
@@ -55,8 +64,8 @@ static void tell(redis_link *c, const char *key, size_t len)
     atomic_fetch_add(&c->invalidations, 1);
 }
 
-/* A pushed message: ["message", "__redis__:invalidate", [keys...] or null]. Returns 1 for the
- * answer to our keep-alive. */
+/* A pushed message: ["message", "__redis__:invalidate", [keys...] or null], or ["message",
+ * "<prefix>!lease", value key]. Returns 1 for the answer to our keep-alive. */
 static int handle(redis_link *c, redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -66,8 +75,12 @@ static int handle(redis_link *c, redisReply *r)
         return 1;
     if (strcmp(r->element[0]->str, "message") != 0 || r->elements != 3)
         return 0;
-    redisReply *keys = r->element[2];
-    if (keys->type == REDIS_REPLY_NIL) { /* FLUSHDB / FLUSHALL */
+    redisReply *from = r->element[1], *keys = r->element[2];
+    if (from->type == REDIS_REPLY_STRING && from->len == c->channel_len &&
+        memcmp(from->str, c->channel, from->len) == 0) {
+        if (keys->type == REDIS_REPLY_STRING && c->ev->lease_message != NULL)
+            c->ev->lease_message(keys->str, keys->len, c->ev->arg);
+    } else if (keys->type == REDIS_REPLY_NIL) { /* FLUSHDB / FLUSHALL */
         tell(c, NULL, 0);
     } else if (keys->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < keys->elements; i++)
@@ -77,7 +90,8 @@ static int handle(redis_link *c, redisReply *r)
     return 0;
 }
 
-/* One command, its reply checked: 0, or -1 with err set. *r (may be NULL) gets the reply. */
+/* One command, its reply checked: 0, or with err set -1 (the connection failed) or -2 (Redis
+ * answered an error). *r (may be NULL) gets the reply. */
 static int ask(redis_link *c, redis_sock *sk, const redis_cmd *cmd, redisReply **r, char *err,
                size_t cap)
 {
@@ -90,7 +104,7 @@ static int ask(redis_link *c, redis_sock *sk, const redis_cmd *cmd, redisReply *
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(err, cap, "CLIENT TRACKING / SUBSCRIBE refused: %.100s", reply->str);
         freeReplyObject(reply);
-        return -1;
+        return -2;
     }
     if (r != NULL)
         *r = reply;
@@ -121,9 +135,31 @@ static redis_sock *subscribe(redis_link *c, char *err, size_t cap)
         .argv = {"CLIENT", "TRACKING", "on", "REDIRECT", my_id, "BCAST", "PREFIX", c->prefix},
         .argvlen = {6, 8, 2, 8, strlen(my_id), 5, 6, strlen(c->prefix)}};
     redis_cmd sub = {.argc = 2, .argv = {"SUBSCRIBE", "__redis__:invalidate"}, .argvlen = {9, 20}};
+    redis_cmd sub2 = {.argc = 2, .argv = {"SUBSCRIBE", c->channel}, .argvlen = {9, c->channel_len}};
     if (ask(c, sk, &track, NULL, err, cap) != 0 || ask(c, sk, &sub, NULL, err, cap) != 0) {
         strata__sock_close(sk);
         return NULL;
+    }
+    /* The lease channel is a help, not a condition of coherence: an ACL user without
+     * &<prefix>!lease keeps its link (waiters then hear fills as invalidations, and a release
+     * at the lease's expiry), with one warning. */
+    char why[160];
+    int rc = ask(c, sk, &sub2, NULL, why, sizeof why);
+    if (rc == -1) {
+        strata__sock_close(sk);
+        snprintf(err, cap, "%s", why);
+        return NULL;
+    }
+    if (rc == -2) {
+        if (!c->lease_warned) {
+            char line[400];
+            snprintf(line, sizeof line,
+                     "lease channel %s not subscribed (%.160s): waiters hear "
+                     "fills only",
+                     c->channel, why);
+            c->d.log(c->d.arg, 1, line);
+            c->lease_warned = 1;
+        }
     }
     return sk;
 }
@@ -199,6 +235,8 @@ static void *link_main(void *arg)
         strata__sock_close(sk);
         if (rc < 0)
             break;
+        if (c->ev->link_down != NULL)
+            c->ev->link_down(c->ev->arg);
         atomic_fetch_add(&c->drops, 1);
         c->d.note_error(c->d.arg, "invalidation link lost");
         c->d.log(c->d.arg, 1,
@@ -216,6 +254,12 @@ int strata__link_start(const link_deps *deps, const char *prefix, redis_link **o
     c->d = *deps;
     c->ev = deps->ev;
     snprintf(c->prefix, sizeof c->prefix, "%s", prefix);
+    char bare[STRATA_PREFIX_MAX + 1]; /* the prefix without its ':' */
+    snprintf(bare, sizeof bare, "%.*s", (int)(strlen(c->prefix) - 1), c->prefix);
+    if (strata__lease_channel_build(bare, c->channel, sizeof c->channel, &c->channel_len) != 0) {
+        free(c);
+        return STRATA_EINVAL;
+    }
     if (pipe(c->wake) != 0) {
         free(c);
         return STRATA_ETHREAD;

@@ -24,9 +24,10 @@ typedef struct link_deps {
     void *arg;
 } link_deps;
 
-/* Starts the link's thread for keys under prefix (e.g. "strata:"). It connects and reconnects
- * by itself and reports through deps->ev (link_up, invalidated). Returns 0, STRATA_ENOMEM or
- * STRATA_ETHREAD. */
+/* Starts the link's thread for keys under prefix (e.g. "strata:"), and for the lease channel
+ * of that prefix ("strata!lease"). It connects and reconnects by itself and reports through
+ * deps->ev (link_up, link_down, invalidated, lease_message). Returns 0, STRATA_ENOMEM,
+ * STRATA_EINVAL (not a prefix) or STRATA_ETHREAD. */
 int strata__link_start(const link_deps *deps, const char *prefix, redis_link **out);
 
 /* Stops the thread and closes the link. NULL is a no-op. */
