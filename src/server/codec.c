@@ -118,6 +118,28 @@ int codec_ttl(const char *s, uint64_t *ms)
     return 0;
 }
 
+int codec_seconds(const char *s, uint64_t lo_ms, uint64_t hi_ms, uint64_t *ms)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    uint64_t v = 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        if ((v = v * 10 + (uint64_t)(*s - '0')) > hi_ms / 1000 + 1)
+            return -1; /* before it can overflow */
+    v *= 1000;
+    if (*s == '.') {
+        uint64_t scale = 100;
+        for (s++; *s >= '0' && *s <= '9' && scale > 0; s++, scale /= 10)
+            v += (uint64_t)(*s - '0') * scale;
+        if (scale == 100) /* "1.": no digit */
+            return -1;
+    }
+    if (*s != '\0' || v < lo_ms || v > hi_ms)
+        return -1;
+    *ms = v;
+    return 0;
+}
+
 int codec_max_age(const char *cc, uint64_t *ms)
 {
     *ms = 0;

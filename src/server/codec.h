@@ -30,6 +30,10 @@ int codec_etag_listed(const char *header, const char *etag);
 /* A TTL in whole seconds (1..CODEC_TTL_MAX_S) into ms. Returns 0 or -1. */
 int codec_ttl(const char *s, uint64_t *ms);
 
+/* Seconds, whole or with up to 3 decimals ("30", "0.25": a lease or a wait over HTTP), into ms,
+ * if from lo_ms to hi_ms. Returns 0 or -1. */
+int codec_seconds(const char *s, uint64_t lo_ms, uint64_t hi_ms, uint64_t *ms);
+
 /* max-age from a Cache-Control header into ms; 0 if absent. -1 if malformed. */
 int codec_max_age(const char *cache_control, uint64_t *ms);
 

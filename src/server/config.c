@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "config.h"
 #include "log.h"
 
@@ -92,7 +93,9 @@ static void usage(FILE *f)
            "arrive whole within it of its head; past it: 408), STRATA_BODY_BUDGET (64 MiB of\n"
            "request bodies held at once per worker; past it: 503), STRATA_ADMIN_THREADS (2\n"
            "threads for clears and listings), STRATA_ADMIN_QUEUE (64 admin jobs waiting, a\n"
-           "quarter of them per tenant; past it: 503).\n"
+           "quarter of them per tenant; past it: 503), STRATA_LEASE_MAX (300 s: the longest\n"
+           "X-Cache-Lease), STRATA_LEASE_WAIT (5 s: a lease GET's wait without X-Cache-Wait),\n"
+           "STRATA_LEASE_WAITERS (10000 requests waiting for lease holders; past it: 503).\n"
            "\n"
            "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
            "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
@@ -174,6 +177,30 @@ void serve_defaults(serve_config *c)
     c->body_budget = 64u << 20;
     c->admin_threads = 2;
     c->admin_queue = 64;
+    c->lease_max_ms = 300000;
+    c->lease_wait_ms = 5000;
+    c->lease_waiters = 10000;
+}
+
+/* STRATA_LEASE_MAX, STRATA_LEASE_WAIT (seconds, fractions to the millisecond allowed) and
+ * STRATA_LEASE_WAITERS. Returns 0 or -1. */
+static int lease_settings(serve_config *c)
+{
+    const char *v;
+    unsigned long n;
+    if ((v = getenv("STRATA_LEASE_MAX")) && *v &&
+        codec_seconds(v, 1000, STRATA_LEASE_MAX_MS, &c->lease_max_ms) != 0)
+        return config_error("STRATA_LEASE_MAX", v, "must be seconds from 1 to 86400");
+    if ((v = getenv("STRATA_LEASE_WAIT")) && *v &&
+        codec_seconds(v, 0, SERVE_LEASE_WAIT_MAX_MS, &c->lease_wait_ms) != 0)
+        return config_error("STRATA_LEASE_WAIT", v, "must be seconds from 0 to 60");
+    if ((v = getenv("STRATA_LEASE_WAITERS")) && *v) {
+        /* The library's own bound is per process too: past it a wait would be refused anyway. */
+        if (parse_uint("STRATA_LEASE_WAITERS", v, 1, STRATA_LEASE_WAIT_MAX, &n) != 0)
+            return -1;
+        c->lease_waiters = (unsigned)n;
+    }
+    return 0;
 }
 
 int serve_config_load(serve_config *c, int argc, char **argv)
@@ -267,6 +294,8 @@ int serve_config_load(serve_config *c, int argc, char **argv)
             return -1;
         c->admin_queue = (unsigned)n;
     }
+    if (lease_settings(c) != 0)
+        return -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

@@ -35,8 +35,15 @@ typedef struct serve_config {
     unsigned admin_threads; /* STRATA_ADMIN_THREADS: threads of the bulk admin lane */
     unsigned admin_queue;   /* STRATA_ADMIN_QUEUE: admin jobs waiting per lane; a quarter each
                                tenant */
+    uint64_t lease_max_ms;  /* STRATA_LEASE_MAX: the longest X-Cache-Lease */
+    uint64_t lease_wait_ms; /* STRATA_LEASE_WAIT: the wait of a lease GET without X-Cache-Wait */
+    unsigned lease_waiters; /* STRATA_LEASE_WAITERS: requests waiting for a lease holder at once */
     strata_cache_config cache;
 } serve_config;
+
+/* The longest X-Cache-Wait and STRATA_LEASE_WAIT: a waiting request holds its connection and,
+ * at a drain, its worker (which stops only once every wait has answered). */
+#define SERVE_LEASE_WAIT_MAX_MS 60000u
 
 /* The settings before the environment and flags are read. */
 void serve_defaults(serve_config *c);

@@ -1,8 +1,11 @@
 /* kv.c: the key/value API.
  *
  *   GET|HEAD  /v1/cache/{ns}/{key}            the value, Content-Type, ETag, Age, X-Cache
- *   PUT       /v1/cache/{ns}/{key}?ttl=&tags=  body = value; If-None-Match: * / If-Match
+ *   PUT       /v1/cache/{ns}/{key}?ttl=&tags=  body = value; If-None-Match: * / If-Match;
+ *                                              X-Cache-Error: 1 (an error result)
  *   DELETE    /v1/cache/{ns}/{key}
+ *   (with X-Cache-Lease on a GET, X-Cache-Lease-Token on a PUT, PATCH or DELETE: the lease
+ *   protocol, kv_lease.c)
  *   POST      /v1/cache/{ns}/_mget             {"keys":[...]}
  *   POST      /v1/cache/{ns}/_mset             {"items":[{"key","value"|"value_b64","ttl",...}]}
  *   POST      /v1/invalidate                   {"tags":[...],"patterns":[...]}
@@ -18,56 +21,18 @@
 
 #include "codec.h"
 #include "handlers.h"
+#include "kv_lease.h"
 
 #define BATCH_MAX    1000
 #define PATTERNS_MAX 100 /* per /v1/invalidate */
 
-static strata_key key_of(req *q)
+/* A miss: a plain 404, or, when the GET asked for the lease, the lease protocol's wait. */
+static void miss(req *q, int why)
 {
-    strata_key k = {q->r.ns, q->tenant, q->r.key, q->r.key_len};
-    return k;
-}
-
-static void header_u64(req *q, const char *name, uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
-    add_header(q, name, buf);
-}
-
-/* 200 with the value (or 304 when the client has it). Consumes v. */
-static void send_value(req *q, strata_value *v, const char *tier)
-{
-    char etag[20];
-    uint64_t now = strata_now_ms();
-    q->tier = tier;
-    codec_etag(v, etag);
-    add_header(q, "ETag", etag);
-    add_header(q, "X-Cache", tier[1] == '1' ? "HIT-L1" : "HIT-L2");
-    uint64_t created = strata_value_created_ms(v);
-    header_u64(q, "Age", now > created ? (now - created) / 1000 : 0);
-    uint64_t left = strata_value_ttl_left_ms(v, now);
-    if (left != UINT64_MAX) {
-        char cc[48];
-        snprintf(cc, sizeof cc, "max-age=%llu", (unsigned long long)(left / 1000));
-        add_header(q, "Cache-Control", cc);
-    }
-    if (codec_etag_listed(get_header(q, "If-None-Match"), etag)) {
-        strata_value_release(v);
-        reply_empty(q, 304);
-        return;
-    }
-    const char *ct = strata_value_content_type(v);
-    add_header(q, "Content-Type", ct[0] ? ct : "application/octet-stream");
-    reply_value(q, 200, v);
-}
-
-static void send_miss(req *q, int reason)
-{
-    q->tier = "miss";
-    add_header(q, "X-Cache", "MISS");
-    add_reason(q, reason); /* a miss of this instance's memory: Redis was not asked */
-    reply_error(q, 404, "not_found", "no such key");
+    if (get_header(q, "X-Cache-Lease") != NULL)
+        kv_lease_wait(q);
+    else
+        kv_send_miss(q, why);
 }
 
 static void on_get(int status, strata_value *v, void *arg)
@@ -75,12 +40,12 @@ static void on_get(int status, strata_value *v, void *arg)
     req *q = arg;
     int why = strata_fallback_reason();
     if (status == STRATA_OK) {
-        send_value(q, v, "l2");
+        kv_send_value(q, v, "l2", "HIT-L2");
     } else if (status == STRATA_OK_L1_ONLY) { /* Redis failed: L1's copy, said so */
         add_reason(q, why);
-        send_value(q, v, "l1");
+        kv_send_value(q, v, "l1", "HIT-L1");
     } else if (status == STRATA_ENOTFOUND) {
-        send_miss(q, why);
+        miss(q, why);
     } else {
         reply_status(q, status);
     }
@@ -88,14 +53,16 @@ static void on_get(int status, strata_value *v, void *arg)
 
 static void kv_get(req *q)
 {
-    strata_key k = key_of(q);
+    if (kv_lease_asked(q) < 0) /* its headers are checked before anything is read */
+        return;
+    strata_key k = kv_key_of(q);
     strata_value *v;
     int rc = strata_cache_get_async(q->w->loop, &k, on_get, q, &v);
     if (rc == STRATA_OK || rc == STRATA_OK_L1_ONLY) {
         add_reason(q, strata_fallback_reason());
-        send_value(q, v, "l1");
+        kv_send_value(q, v, "l1", "HIT-L1");
     } else if (rc == STRATA_ENOTFOUND) {
-        send_miss(q, strata_fallback_reason());
+        miss(q, strata_fallback_reason());
     } else if (rc != STRATA_PENDING) {
         reply_status(q, rc);
     }
@@ -103,27 +70,10 @@ static void kv_get(req *q)
 
 /* ---- PUT ---------------------------------------------------------------------------------- */
 
-/* A PUT or DELETE is done: 204, saying when only this instance's memory took it. */
-static void on_written(int status, void *arg)
-{
-    req *q = arg;
-    if (status == STRATA_OK_L1_ONLY) {
-        add_header(q, "X-Cache-Write", "l1-only");
-        add_reason(q, strata_fallback_reason());
-    }
-    if (status == STRATA_OK || status == STRATA_OK_L1_ONLY)
-        reply_empty(q, 204);
-    else
-        reply_status(q, status);
-}
-
 /* A PUT waiting for the current value (If-Match): what to write once it is known. */
 typedef struct put_ctx {
     req *q;
-    strata_set_opts opts;
-    const char *tags[STRATA_TAGS_MAX_PER_ENTRY];
-    char tagbuf[2048];
-    char ctype[STRATA_CONTENT_TYPE_MAX + 1];
+    kv_put_opts o;
 } put_ctx;
 
 static void do_write(put_ctx *p)
@@ -131,11 +81,12 @@ static void do_write(put_ctx *p)
     req *q = p->q;
     size_t len;
     const char *body = get_body(q, &len);
-    strata_key k = key_of(q);
-    int rc = strata_cache_set_async(q->w->loop, &k, body ? body : "", len, &p->opts, on_written, q);
+    strata_key k = kv_key_of(q);
+    int rc =
+        strata_cache_set_async(q->w->loop, &k, body ? body : "", len, &p->o.opts, kv_on_written, q);
     free(p);
     if (rc != STRATA_PENDING)
-        on_written(rc, q);
+        kv_on_written(rc, q);
 }
 
 static void on_current(int status, strata_value *v, void *arg)
@@ -156,48 +107,6 @@ static void on_current(int status, strata_value *v, void *arg)
     do_write(p);
 }
 
-/* Fills the write options from ?ttl=, Cache-Control, ?tags= and Content-Type. Returns 0, or
- * answers 400 and returns -1. */
-static int put_options(req *q, put_ctx *p)
-{
-    const char *ttl = get_query(q, "ttl"), *tags = get_query(q, "tags");
-    if (ttl != NULL && codec_ttl(ttl, &p->opts.ttl_ms) != 0) {
-        reply_error(q, 400, "bad_ttl", "ttl must be " CODEC_TTL_RANGE);
-        return -1;
-    }
-    if (ttl == NULL && codec_max_age(get_header(q, "Cache-Control"), &p->opts.ttl_ms) != 0) {
-        reply_error(q, 400, "bad_ttl", "Cache-Control max-age must be " CODEC_TTL_RANGE);
-        return -1;
-    }
-    if (tags != NULL) {
-        int n = -1;
-        if (strlen(tags) < sizeof p->tagbuf) {
-            strcpy(p->tagbuf, tags);
-            n = codec_split_tags(p->tagbuf, p->tags, STRATA_TAGS_MAX_PER_ENTRY);
-        }
-        if (n < 0) {
-            reply_error(q, 400, "bad_tags",
-                        "tags must be 1 to 32 non-empty names, comma-separated");
-            return -1;
-        }
-        p->opts.tags = p->tags;
-        p->opts.ntags = (size_t)n;
-    }
-    const char *ct = get_header(q, "Content-Type");
-    if (ct != NULL) {
-        if (strlen(ct) > STRATA_CONTENT_TYPE_MAX) {
-            reply_error(q, 400, "bad_content_type", "Content-Type is longer than 255 bytes");
-            return -1;
-        }
-        strcpy(p->ctype, ct);
-        p->opts.content_type = p->ctype;
-    }
-    if (codec_etag_listed(get_header(q, "If-None-Match"), "\"*\"") ||
-        (get_header(q, "If-None-Match") && strcmp(get_header(q, "If-None-Match"), "*") == 0))
-        p->opts.flags |= STRATA_SET_NX;
-    return 0;
-}
-
 static void kv_put(req *q)
 {
     put_ctx *p = calloc(1, sizeof *p);
@@ -206,7 +115,12 @@ static void kv_put(req *q)
         return;
     }
     p->q = q;
-    if (put_options(q, p) != 0) {
+    if (kv_put_options(q, &p->o) != 0) {
+        free(p);
+        return;
+    }
+    if (get_header(q, "X-Cache-Lease-Token") != NULL) { /* the holder's fill */
+        kv_lease_fill(q, &p->o);
         free(p);
         return;
     }
@@ -216,7 +130,7 @@ static void kv_put(req *q)
     }
     /* If-Match: read the current value first. Checked, then written: a write racing in between
      * from another instance is not detected (see docs/api.md). */
-    strata_key k = key_of(q);
+    strata_key k = kv_key_of(q);
     strata_value *v;
     int rc = strata_cache_get_async(q->w->loop, &k, on_current, p, &v);
     if (rc != STRATA_PENDING)
@@ -227,10 +141,14 @@ static void kv_put(req *q)
 
 static void kv_delete(req *q)
 {
-    strata_key k = key_of(q);
-    int rc = strata_cache_del_async(q->w->loop, &k, on_written, q); /* answers like a write */
+    if (get_header(q, "X-Cache-Lease-Token") != NULL) { /* the holder gives the lease up */
+        kv_lease_release(q);
+        return;
+    }
+    strata_key k = kv_key_of(q);
+    int rc = strata_cache_del_async(q->w->loop, &k, kv_on_written, q); /* answers like a write */
     if (rc != STRATA_PENDING)
-        on_written(rc, q);
+        kv_on_written(rc, q);
 }
 
 void kv_handle(req *q)
@@ -242,6 +160,9 @@ void kv_handle(req *q)
         break;
     case M_PUT:
         kv_put(q);
+        break;
+    case M_PATCH: /* only the lease's holder patches: it extends its lease */
+        kv_lease_extend(q);
         break;
     default:
         kv_delete(q);

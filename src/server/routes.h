@@ -32,8 +32,8 @@
       admin_inspect)                                                                               \
     X(MGET,       "mget",       M_POST,          "/v1/cache/{ns}/_mget", RR_READ, 0, mget_handle) \
     X(MSET,       "mset",       M_POST,          "/v1/cache/{ns}/_mset", RR_WRITE, 0, mset_handle)\
-    X(KV,         "kv",         M_GET | M_HEAD | M_PUT | M_DELETE, "/v1/cache/{ns}/{key}",          \
-      RR_READ_WRITE, 0, kv_handle)                                                                 \
+    X(KV,         "kv",         M_GET | M_HEAD | M_PUT | M_PATCH | M_DELETE,                       \
+      "/v1/cache/{ns}/{key}", RR_READ_WRITE, 0, kv_handle)                                         \
     X(INVALIDATE, "invalidate", M_POST,          "/v1/invalidate",  RR_WRITE,   0,                \
       invalidate_handle)                                                                           \
     X(RATELIMIT,  "ratelimit",  M_POST,          "/v1/ratelimit/{key}", RR_WRITE, 0,              \

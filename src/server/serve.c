@@ -208,8 +208,10 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     worker *w = arg;
     int inflight = atomic_load(&w->inflight);
-    if ((inflight > 0 || http_server_unsent(w->http)) &&
-        strata_now_ms() < w->srv->drain_deadline_ms) {
+    /* A lease wait must answer before its loop is freed; it does within its X-Cache-Wait. */
+    if (((inflight > 0 || http_server_unsent(w->http)) &&
+         strata_now_ms() < w->srv->drain_deadline_ms) ||
+        w->lease_waits > 0) {
         struct timeval soon = {0, 10000};
         event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
         return;
@@ -275,6 +277,10 @@ static int start(server *s)
         fprintf(stderr, "strata serve: cannot create the rate limiter\n");
         return 1;
     }
+    if (strata_leases_new(s->cache, &s->leases) != 0) {
+        fprintf(stderr, "strata serve: cannot create the leases\n");
+        return 1;
+    }
     if (namespaces_apply(strata_cache_l1(s->cache), getenv("STRATA_NAMESPACES"), err, sizeof err) !=
         0) {
         fprintf(stderr, "strata serve: STRATA_NAMESPACES: %s\n", err);
@@ -322,6 +328,7 @@ static void stop(server *s)
             worker_destroy(&s->workers[i]);
     free(s->workers);
     strata_ratelimiter_free(s->rl);
+    strata_leases_free(s->leases); /* after the loops: every wait on them has answered */
     strata_cache_free(s->cache);
     auth_free(s->auth);
     limits_free(&s->rules);

@@ -31,12 +31,17 @@ typedef struct worker {
     strata_loop *loop; /* its Redis link */
     metrics_block *metrics;
     atomic_int inflight; /* requests between their head and their answer */
+    int lease_waits;     /* of them, waiting for a lease holder (worker thread only): a drain
+                            keeps the loop until they answered, as the library requires */
 } worker;
 
 struct server {
     serve_config cfg;
     strata_cache *cache;
-    strata_ratelimiter *rl; /* the server's own rules and /v1/ratelimit */
+    strata_ratelimiter *rl;         /* the server's own rules and /v1/ratelimit */
+    strata_leases *leases;          /* the lease protocol of the KV API (kv_lease.c) */
+    atomic_uint lease_waiting;      /* requests waiting for a lease holder, all workers */
+    _Atomic uint64_t lease_refused; /* lease GETs answered 503 lease_busy */
     worker *workers;
     pthread_rwlock_t auth_lock;
     auth_table *auth;

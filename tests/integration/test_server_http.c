@@ -749,7 +749,7 @@ static int build_cases(rcase *cs)
              "HEAD /v1/cache/http/absent HTTP/1.1\r\n" CLOSE "\r\n");
     add_case(cs, &n, "no route", 0, 404, "Not Found", "GET /nope HTTP/1.1\r\n" CLOSE "\r\n");
     add_case(cs, &n, "wrong method", 0, 405, "Method Not Allowed",
-             "PATCH /v1/cache/http/fr HTTP/1.1\r\n" CLOSE "Content-Length: 0\r\n\r\n");
+             "POST /v1/cache/http/fr HTTP/1.1\r\n" CLOSE "Content-Length: 0\r\n\r\n");
     add_case(cs, &n, "If-Match mismatch", 0, 412, "Precondition Failed",
              "PUT /v1/cache/http/fr HTTP/1.1\r\n" CLOSE
              "If-Match: \"nope\"\r\nContent-Length: 1\r\n\r\nx");

@@ -50,8 +50,8 @@ static void test_every_route(void **state)
         {"/cache/clear", R_CLEAR, "clear", M_POST | M_DELETE, RR_ADMIN, RF_TENANT_QUERY, "", ""},
         {"/cache/keys", R_KEYS, "keys", M_GET, RR_ADMIN, RF_TENANT_QUERY, "", ""},
         {"/cache/key/ns1/k1", R_INSPECT, "inspect", M_GET, RR_ADMIN, RF_TENANT_QUERY, "ns1", "k1"},
-        {"/v1/cache/ns2/k2", R_KV, "kv", M_GET | M_HEAD | M_PUT | M_DELETE, RR_READ_WRITE, 0, "ns2",
-         "k2"},
+        {"/v1/cache/ns2/k2", R_KV, "kv", M_GET | M_HEAD | M_PUT | M_PATCH | M_DELETE, RR_READ_WRITE,
+         0, "ns2", "k2"},
         {"/v1/cache/ns3/_mget", R_MGET, "mget", M_POST, RR_READ, 0, "ns3", ""},
         {"/v1/cache/ns4/_mset", R_MSET, "mset", M_POST, RR_WRITE, 0, "ns4", ""},
         {"/v1/invalidate", R_INVALIDATE, "invalidate", M_POST, RR_WRITE, 0, "", ""},
@@ -201,7 +201,7 @@ static void test_allow(void **state)
     char allow[96];
     match("/v1/cache/ns/k");
     route_allow(r.methods, allow, sizeof allow);
-    assert_string_equal(allow, "GET, HEAD, PUT, DELETE");
+    assert_string_equal(allow, "GET, HEAD, PUT, DELETE, PATCH");
     match("/v1/sessions/s");
     route_allow(r.methods, allow, sizeof allow);
     assert_string_equal(allow, "GET, PUT, DELETE, PATCH");
