@@ -185,6 +185,20 @@ static json_t *l1_json(const strata_stats *s, int totals)
     return l1;
 }
 
+/* The lease protocol's counters: the library's, and the waits this server refused itself. */
+static json_t *leases_json(server *srv)
+{
+    strata_lease_stats l;
+    strata_leases_stats(srv->leases, &l);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "granted",
+                     (json_int_t)l.acquired, "waits", (json_int_t)l.waits, "coalesced",
+                     (json_int_t)l.coalesced, "takeovers", (json_int_t)l.takeovers, "timeouts",
+                     (json_int_t)l.timeouts, "busy", (json_int_t)atomic_load(&srv->lease_refused),
+                     "waiting", (json_int_t)l.waiting, "filled", (json_int_t)l.filled, "extended",
+                     (json_int_t)l.extended, "released", (json_int_t)l.released, "refused",
+                     (json_int_t)l.refused, "local", (json_int_t)l.local);
+}
+
 static void stats_done(void *arg)
 {
     stats_job *j = arg;
@@ -211,9 +225,10 @@ static void stats_done(void *arg)
                       (json_int_t)j->info.keyspace_hits, "keyspace_misses",
                       (json_int_t)j->info.keyspace_misses, "keys", (json_int_t)j->info.keys));
     server *srv = q->w->srv;
-    json_t *body = json_pack("{s:o,s:o,s:{s:I,s:i}}", "l1", l1, "l2", l2j, "server", "uptime_s",
-                             (json_int_t)((strata_now_ms() - srv->started_ms) / 1000), "workers",
-                             (int)srv->cfg.workers);
+    json_t *body =
+        json_pack("{s:o,s:o,s:o,s:{s:I,s:i}}", "l1", l1, "l2", l2j, "leases", leases_json(srv),
+                  "server", "uptime_s", (json_int_t)((strata_now_ms() - srv->started_ms) / 1000),
+                  "workers", (int)srv->cfg.workers);
     free(j);
     reply_json(q, 200, body);
 }
@@ -563,6 +578,7 @@ void admin_metrics(req *q)
         blocks[i] = srv->workers[i].metrics;
     struct evbuffer *out = evbuffer_new();
     metrics_render(out, blocks, n, srv->cache, srv->rl, (strata_now_ms() - srv->started_ms) / 1000);
+    metrics_render_leases(out, srv->leases, atomic_load(&srv->lease_refused));
     limits_render(out, &srv->rules);
     size_t len = evbuffer_get_length(out);
     reply_text(q, 200, "text/plain; version=0.0.4; charset=utf-8",

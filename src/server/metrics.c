@@ -179,3 +179,26 @@ void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, st
     render_cache(out, blocks, n, c, limiter);
     gauge(out, "strata_uptime_seconds", "Seconds since the server started.", (double)uptime_s);
 }
+
+void metrics_render_leases(struct evbuffer *out, strata_leases *ls, uint64_t refused)
+{
+    strata_lease_stats l;
+    strata_leases_stats(ls, &l);
+    counter(out, "strata_lease_granted_total", "Leases granted (by Redis, or by this instance).",
+            l.acquired);
+    counter(out, "strata_lease_waits_total", "Lease waits answered.", l.waits);
+    counter(out, "strata_lease_coalesced_total",
+            "Waits answered with the value another caller stored.", l.coalesced);
+    counter(out, "strata_lease_takeovers_total",
+            "Waits given the lease after its holder's ended without a value.", l.takeovers);
+    counter(out, "strata_lease_timeouts_total",
+            "Waits that ended without a value, the lease still held.", l.timeouts);
+    counter(out, "strata_lease_busy_total",
+            "Lease requests refused: too many waiting (503 lease_busy).", refused);
+    counter(out, "strata_lease_refused_total",
+            "Fills, extensions and releases refused: the token was not the holder's.", l.refused);
+    counter(out, "strata_lease_local_total",
+            "Lease calls decided by this instance alone (Redis unavailable or absent).", l.local);
+    gauge(out, "strata_lease_waiting", "Callers waiting for a lease holder now.",
+          (double)l.waiting);
+}

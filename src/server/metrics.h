@@ -33,4 +33,8 @@ void metrics_record(metrics_block *m, int route_id, int status, uint64_t micros,
 void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
                     strata_ratelimiter *limiter, uint64_t uptime_s);
 
+/* The lease protocol's counters: the library's, and the lease GETs the server refused
+ * itself (503 lease_busy). */
+void metrics_render_leases(struct evbuffer *out, strata_leases *ls, uint64_t refused);
+
 #endif
