@@ -268,6 +268,50 @@ static void test_poll_backoff(void **state)
     strata__flight_table_free(t);
 }
 
+/* Regression: a waiter that went to sleep while the flight's first acquire was under way had
+ * its timer at its own deadline; when that acquire found the lease held, nothing woke it, so a
+ * dead holder's lease was taken over at the waiter's deadline instead of at the lease's end
+ * (seen over HTTP: 5 s instead of 1 s). Now the finding wakes it to set its timer. */
+static void test_waiter_asleep_while_busy_wakes_at_lease_end(void **state)
+{
+    (void)state;
+    flight_table *t;
+    assert_int_equal(strata__flight_table_new(8, 8, &t), 0);
+    strata__flight_lock(t);
+    flight_waiter a = waiter(1, 300), b = waiter(1, 5000), c = waiter(1, 500), d = waiter(0, 5000);
+    join(t, &a, 0, 1);
+    join(t, &b, 0, 0);
+    join(t, &c, 0, 0);
+    join(t, &d, 0, 0);
+    uint64_t until;
+    assert_int_equal(step(t, &a, 0, 0, NULL), FLIGHT_ACQUIRE);
+    assert_int_equal(step(t, &b, 1, 0, &until), FLIGHT_WAIT);
+    assert_int_equal(until, 5000); /* busy: its deadline only */
+    assert_int_equal(step(t, &c, 1, 0, &until), FLIGHT_WAIT);
+    assert_int_equal(step(t, &d, 1, 0, &until), FLIGHT_WAIT);
+    flight_found held = {.held = 1, .g = {.held_ms = 1000}};
+    strata__flight_found_locked(t, &a, &held, 10);
+    assert_true(b.woken);  /* asleep past the lease's end */
+    assert_false(c.woken); /* its deadline comes first: nothing to change */
+    assert_false(d.woken); /* does not want the lease */
+    assert_false(a.woken);
+    assert_int_equal(step(t, &b, 11, 0, &until), FLIGHT_WAIT);
+    assert_int_equal(until, 1010);
+    /* a leaves at its deadline; b still wakes at the lease's end and looks. */
+    assert_int_equal(step(t, &a, 300, 0, NULL), FLIGHT_DONE);
+    strata__flight_leave_locked(t, &a);
+    assert_int_equal(step(t, &b, 1010, 0, NULL), FLIGHT_LOOK);
+    flight_found granted = {.granted = 1, .lease_ms = 2000, .g = {.token = "tok"}};
+    strata__flight_found_locked(t, &b, &granted, 1020);
+    assert_int_equal(step(t, &b, 1020, 0, NULL), FLIGHT_DONE);
+    assert_int_equal(b.status, STRATA_LEASED);
+    strata__flight_leave_locked(t, &b);
+    strata__flight_leave_locked(t, &c);
+    strata__flight_leave_locked(t, &d);
+    strata__flight_unlock(t);
+    strata__flight_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_missing_value_hands_the_acquire_to_a_taker),
         cmocka_unit_test(test_end_of_wait),
         cmocka_unit_test(test_poll_backoff),
+        cmocka_unit_test(test_waiter_asleep_while_busy_wakes_at_lease_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -225,7 +225,19 @@ int strata__flight_step_locked(flight_table *t, flight_waiter *w, uint64_t now, 
         if (polling && f->poll_at < *until)
             *until = f->poll_at;
     }
+    w->until = *until;
     return FLIGHT_WAIT;
+}
+
+/* The holder's lease now ends at f->held_until: a waiter that wants the lease and went to sleep
+ * while the flight was busy (its timer set to its deadline only) is woken to set its timer to
+ * the lease's end, else a dead holder's lease would be taken over at the waiter's deadline, not
+ * at its expiry. */
+static void wake_for_lease_end(flight *f, const flight_waiter *except)
+{
+    for (flight_waiter *x = f->head; x != NULL; x = x->next)
+        if (x != except && !x->done && x->wants_lease && x->until > f->held_until)
+            strata__flight_wake_locked(x);
 }
 
 int strata__flight_found_locked(flight_table *t, flight_waiter *w, const flight_found *found,
@@ -259,6 +271,8 @@ int strata__flight_found_locked(flight_table *t, flight_waiter *w, const flight_
     } else if (found->missing && f->nwant > (size_t)(w->wants_lease != 0)) {
         f->acquire_next = 1;
     }
+    if (found->granted || found->held)
+        wake_for_lease_end(f, w);
     if (f->acquire_next)
         wake_one(f, 1, w);
     else if (f->dirty)

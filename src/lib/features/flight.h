@@ -42,6 +42,7 @@ typedef struct flight_waiter {
     flight *f;
     int wants_lease;     /* may be handed the lease (the caller chose takeover) */
     uint64_t deadline;   /* monotonic ms: the end of its wait */
+    uint64_t until;      /* when its last FLIGHT_WAIT told it to look again */
     pthread_cond_t *cv;  /* how it is woken: a thread's condition variable, */
     struct event *ev;    /* or a loop's event */
     int woken;           /* set by a wake, cleared by the waiter when it looks */
