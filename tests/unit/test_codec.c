@@ -56,11 +56,49 @@ static void test_malformed_base64_is_refused(void **state)
     assert_true(refused("aG-_")); /* the URL-safe alphabet is not this one */
 }
 
+/* X-Cache-Lease and X-Cache-Wait: seconds with up to three decimals, within a range. */
+static void test_seconds(void **state)
+{
+    (void)state;
+    uint64_t ms = 7;
+    assert_int_equal(codec_seconds("30", 1, 300000, &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(codec_seconds("0.5", 1, 300000, &ms), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(codec_seconds("1.25", 1, 300000, &ms), 0);
+    assert_int_equal(ms, 1250);
+    assert_int_equal(codec_seconds("0.001", 1, 300000, &ms), 0);
+    assert_int_equal(ms, 1);
+    assert_int_equal(codec_seconds("300", 1, 300000, &ms), 0);
+    assert_int_equal(codec_seconds("0", 0, 60000, &ms), 0);
+    assert_int_equal(ms, 0);
+    const char *bad[] = {"0",
+                         "300.001",
+                         "301",
+                         "1.2345",
+                         "-1",
+                         "1.",
+                         ".5",
+                         "1e3",
+                         "",
+                         " 1",
+                         "1 ",
+                         "abc",
+                         "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ms = 7;
+        assert_int_equal(codec_seconds(bad[i], 1, 300000, &ms), -1);
+        assert_int_equal(ms, 7); /* untouched */
+    }
+    assert_int_equal(codec_seconds(NULL, 0, 1000, &ms), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_base64_decodes),
         cmocka_unit_test(test_malformed_base64_is_refused),
+        cmocka_unit_test(test_seconds),
     };
     return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
