@@ -504,7 +504,10 @@ static void test_redis_killed_the_process_decides(void **state)
     assert_int_equal(strata_lease_extend(b.ls, &k, g2.token, 60000), STRATA_OK);
     assert_int_equal(strata_lease_fill(b.ls, &k, g2.token, "b", 1, NULL), STRATA_OK_L1_ONLY);
     strata_value *v = NULL;
-    assert_int_equal(strata_cache_get(b.c, &k, &v), STRATA_OK_L1_ONLY);
+    /* This instance's copy: a plain L1 hit while its link has not yet seen Redis go (the link
+     * notices on its own thread), a fallback once it has; the same value either way. */
+    int rc = strata_cache_get(b.c, &k, &v);
+    assert_true(rc == STRATA_OK || rc == STRATA_OK_L1_ONLY);
     assert_memory_equal(strata_value_data(v), "b", 1);
     strata_value_release(v);
     assert_int_equal(strata_lease_acquire(b.ls, &k, 30000, STRATA_LEASE_MISS, &g3),
