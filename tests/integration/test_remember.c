@@ -291,7 +291,7 @@ static void test_thousand_callers_on_two_instances_one_computation(void **state)
     strata_key k = {"ns", "acme", "thousand", 8};
     crowd cr = {.k = &k,
                 .o = {.ttl_ms = 60000, .lease_ms = 10000, .wait_ms = 10000},
-                .compute_ms = 100,
+                .compute_ms = 300,
                 .nthreads = 250,
                 .nloop = 250};
     run_crowd(&cr, in, 2);
@@ -302,9 +302,11 @@ static void test_thousand_callers_on_two_instances_one_computation(void **state)
     assert_int_equal(a.calls + b.calls, 1000);
     assert_int_equal(a.computations + b.computations, 1);
     assert_int_equal(a.fill_refused + b.fill_refused + a.fill_failed + b.fill_failed, 0);
-    /* Everyone but the one that computed had it from a wait, or from a read after the fill. */
+    /* Everyone but the one that computed had it from a wait, or from a read after the fill:
+     * how many of each depends on the scheduling (under a sanitizer, 250 threads of an instance
+     * share its 8 pool connections, and many first reads come after the fill). */
     assert_int_equal(a.coalesced + b.coalesced + a.hits + b.hits, 999);
-    assert_true(a.coalesced + b.coalesced >= 900);
+    assert_true(a.coalesced > 0 && b.coalesced > 0);
     /* It is stored: the next caller reads it. */
     strata_remember_answer ans;
     assert_int_equal(strata_cache_remember(in[1].ls, &k, NULL, compute_sync, &cr, &ans), STRATA_OK);
