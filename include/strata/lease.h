@@ -44,7 +44,8 @@
  *     case STRATA_EBUSY:  // too many waiters in this process: try later
  *     }
  *
- * strata_cache_remember and the HTTP protocol build on these calls (issue 13's next steps).
+ * strata_cache_remember (remember.h: get, or compute once and fill) builds on these calls, and so
+ * will the HTTP protocol (issue 13's next step).
  */
 #ifndef STRATA_LEASE_H
 #define STRATA_LEASE_H

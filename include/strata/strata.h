@@ -11,6 +11,7 @@
 #include <strata/cache.h>
 #include <strata/ratelimit.h>
 #include <strata/lease.h>
+#include <strata/remember.h>
 #include <strata/session.h>
 
 #endif

@@ -1,6 +1,6 @@
 /* features/lease_internal.h: the leases object, shared by the files of leases (lease.c: the
- * calls on a lease; lease_wait.c: waiting for a holder's value), and what unit tests set on it
- * beyond its public API. */
+ * calls on a lease; lease_wait.c: waiting for a holder's value; remember.c: get or compute once,
+ * whose counters it keeps), and what unit tests set on it beyond its public API. */
 #ifndef STRATA_FEATURES_LEASE_INTERNAL_H
 #define STRATA_FEATURES_LEASE_INTERNAL_H
 
@@ -23,6 +23,10 @@ struct strata_leases {
     atomic_uint_fast64_t acquired, held, present, released, extended, filled, refused, local_n,
         local_full;
     atomic_uint_fast64_t waits, coalesced, takeovers, timeouts, wait_busy;
+    struct { /* remember.c's: strata_remember_stats */
+        atomic_uint_fast64_t calls, hits, computations, coalesced, negative_hits, failures,
+            abandoned, fill_refused, fill_failed, unleased, not_available;
+    } rem;
 };
 
 /* Replaces the local table with an empty one of at most max leases (STRATA_LEASE_LOCAL_MAX by
