@@ -177,6 +177,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(limits_parse(NULL, &srv.rules, err, sizeof err) == 0);
     CHECK(strata_cache_new(&c->cache, &srv.cache) == 0);
     CHECK(strata_ratelimiter_new(srv.cache, &srv.rl) == 0); /* as serve.c's start() */
+    CHECK(strata_leases_new(srv.cache, &srv.leases) == 0);
 
     srv.workers = calloc(1, sizeof *srv.workers);
     CHECK(srv.workers != NULL);
