@@ -125,6 +125,20 @@ void limits_free(limit_rules *rules)
     rules->n = 0;
 }
 
+/* name as a Prometheus label value: \ and " escaped (names are printable ASCII, so no
+ * newline), else a name with a quote broke the whole /metrics page for a scraper. */
+static const char *label_value(const char *name, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (const char *c = name; *c != '\0' && o + 3 < cap; c++) {
+        if (*c == '"' || *c == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *c;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 void limits_render(struct evbuffer *out, const limit_rules *rules)
 {
     static const char *what[4] = {"allowed", "limited", "near_limit", "shadow_limited"};
@@ -134,11 +148,13 @@ void limits_render(struct evbuffer *out, const limit_rules *rules)
     for (size_t i = 0; i < rules->n; i++) {
         limit_rule *r = &rules->r[i];
         atomic_uint_fast64_t *v[4] = {&r->allowed, &r->limited, &r->near_limit, &r->shadow_limited};
+        char name[2 * LIMIT_NAME_MAX + 1];
+        label_value(r->name, name, sizeof name);
         for (int k = 0; k < 4; k++)
             evbuffer_add_printf(out,
                                 "strata_ratelimit_decisions_total{rule=\"%s\",decision=\"%s\"} "
                                 "%llu\n",
-                                r->name, what[k], (unsigned long long)atomic_load(v[k]));
+                                name, what[k], (unsigned long long)atomic_load(v[k]));
     }
 }
 

@@ -315,6 +315,17 @@ static void test_ratelimit_fields_of_the_rules(void **state)
         sh_resp_free(r);
     }
     assert_int_equal(sh_stop_check(s), 0);
+    /* A rule's name as a Prometheus label value: \ and " escaped, so the page still parses
+     * (another name: the one above is spent in this Redis). */
+    s = start_server("STRATA_RATE_LIMITS=q\"r\\s:route=kv,limit=1,period=60,by=tenant", NULL);
+    for (int i = 0; i < 2; i++)
+        SH_CALL_EXPECT(s, "GET", "/v1/cache/ns/k", NULL, NULL, NULL, NULL, (i == 0 ? 404 : 429));
+    sh_resp *m = sh_call(s, "GET", "/metrics", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(m, 200);
+    assert_non_null(strstr(m->body, "strata_ratelimit_decisions_total{rule=\"q\\\"r\\\\s\","
+                                    "decision=\"limited\"} 1\n"));
+    sh_resp_free(m);
+    assert_int_equal(sh_stop_check(s), 0);
 }
 
 int main(void)
