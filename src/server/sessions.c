@@ -83,12 +83,13 @@ static int write_session(req *q, const char *id, json_t *doc, uint64_t ttl_ms, u
 /* Memory only, or Redis unavailable: the session lives in this instance's L1 alone. */
 static void wrote_status(req *q, int status)
 {
-    if (status == STRATA_OK_L1_ONLY || !strata_cache_shared(q->w->srv->cache))
+    /* In the write's callback: the thread's reason is the write's. */
+    int reason = status == STRATA_OK_L1_ONLY              ? strata_fallback_reason()
+                 : !strata_cache_shared(q->w->srv->cache) ? STRATA_REASON_NO_REDIS
+                                                          : STRATA_REASON_NONE;
+    if (status == STRATA_OK_L1_ONLY || reason == STRATA_REASON_NO_REDIS)
         add_header(q, "X-Cache-Write", "l1-only");
-    if (status == STRATA_OK_L1_ONLY) /* in the write's callback: the thread's reason is its */
-        add_reason(q, strata_fallback_reason());
-    else if (!strata_cache_shared(q->w->srv->cache))
-        add_reason(q, STRATA_REASON_NO_REDIS);
+    add_reason(q, reason);
 }
 
 /* ---- create ------------------------------------------------------------------------------- */
