@@ -119,6 +119,14 @@ strata_l1 *strata_cache_l1(strata_cache *c);
  * when Redis could not be asked and L1's copy was served instead (it may be stale: writes made
  * elsewhere meanwhile cannot have reached it). */
 int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out);
+/* Reads k like strata_cache_get, and also answers a value past its expiry that is still kept
+ * (within its grace or stale-if-error window: strata_set_opts), with STRATA_OK_STALE: the
+ * caller judges it with strata_value_freshness (serve it marked stale and refresh it, or keep it
+ * for when a refresh fails). Returns STRATA_OK, STRATA_OK_L1_ONLY, STRATA_OK_STALE (also when
+ * Redis could not be asked: strata_fallback_reason() says so), or strata_cache_get's errors.
+ * A value flagged STRATA_VALUE_STALE (a copy kept after a failed refresh) is fresh for its error
+ * TTL but stale all the same: answer it marked stale. */
+int strata_cache_get_stale(strata_cache *c, const strata_key *k, strata_value **out);
 /* Why the last call this thread completed was answered by the memory tier alone: a
  * STRATA_REASON_* (errors.h), STRATA_REASON_NONE when both tiers answered or no Redis is
  * configured. Meaningful right after a call returns, or inside its callback (a callback runs on
@@ -241,6 +249,11 @@ typedef void (*strata_done_cb)(int status, void *arg);
  */
 int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,
                            strata_value **out);
+
+/* strata_cache_get_stale on a loop: as strata_cache_get_async, with STRATA_OK_STALE among the
+ * answers (returned, or given to cb). */
+int strata_cache_get_stale_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,
+                                 strata_value **out);
 
 /* Writes k. STRATA_OK / STRATA_OK_L1_ONLY: done, cb not called. STRATA_PENDING: cb follows
  * with the final status. Negative: failed (nothing was written), cb never called. */

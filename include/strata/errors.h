@@ -21,6 +21,7 @@ extern "C" {
        "written to the memory tier only: the shared tier is unavailable or read-only")             \
     XX(LEASED, 3, "the lease is the caller's: compute the value and fill it")                      \
     XX(OK_ERROR, 4, "the value is a cached error result: its computation failed")                  \
+    XX(OK_STALE, 5, "the value is past its TTL, served within its grace or stale-if-error window") \
     XX(ENOMEM, -1, "out of memory")                                                                \
     XX(EINVAL, -2, "invalid argument")                                                             \
     XX(ENOTFOUND, -3, "no such key")                                                               \

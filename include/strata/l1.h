@@ -88,12 +88,21 @@ typedef struct strata_ns_config {
     uint64_t error_ttl_ms;   /* TTL of entries flagged STRATA_VALUE_ERROR. Default 30 s */
     double jitter;           /* TTLs are spread by +-jitter (0..0.5). Default 0.10 */
     size_t tenant_quota;     /* most bytes one tenant may hold in this namespace (0: none) */
+    /* Freshness, for writes that do not say (strata_set_opts): */
+    uint64_t grace_ms;          /* served stale this long past expiry. Default 0 */
+    uint64_t stale_if_error_ms; /* served this long past expiry when a refresh fails. Default 0 */
+    double beta;                /* XFetch early refresh weight (0: never early; at most
+                                   STRATA_BETA_MAX). Default 1 */
 } strata_ns_config;
+
+/* The longest grace and stale-if-error windows (30 days), and the largest beta. */
+#define STRATA_STALE_MAX_MS (30ull * 24 * 3600 * 1000)
+#define STRATA_BETA_MAX     100.0
 
 void strata_ns_config_init(strata_ns_config *cfg);
 
-/* Returns 0, STRATA_EBADNAME, STRATA_EINVAL (jitter out of range), STRATA_ELIMIT or
- * STRATA_ENOMEM. */
+/* Returns 0, STRATA_EBADNAME, STRATA_EINVAL (jitter, grace, stale-if-error or beta out of
+ * range), STRATA_ELIMIT or STRATA_ENOMEM. */
 int strata_l1_ns_configure(strata_l1 *l1, const char *ns, const strata_ns_config *cfg);
 
 /* Copies a namespace's settings (the defaults if it was never configured). Returns 0 or
@@ -104,13 +113,20 @@ int strata_l1_ns_config(strata_l1 *l1, const char *ns, strata_ns_config *out);
 
 /* Options of a write; NULL means all defaults. */
 typedef struct strata_set_opts {
-    uint64_t ttl_ms;          /* 0: the namespace default; cut to the namespace maximum */
-    uint64_t grace_ms;        /* kept this long past expiry for stale serving (never served by
-                                 strata_l1_get) */
-    const char *content_type; /* NULL or text up to 255 bytes */
-    const char *const *tags;  /* tag names (text up to 255 bytes), tenant-scoped */
-    size_t ntags;             /* up to STRATA_TAGS_MAX_PER_ENTRY */
-    unsigned flags;           /* STRATA_VALUE_* and STRATA_SET_* below */
+    uint64_t ttl_ms;            /* 0: the namespace default; cut to the namespace maximum */
+    uint64_t grace_ms;          /* served stale this long past expiry (by strata_cache_get_stale,
+                                   never by strata_l1_get); 0: the namespace's; at most
+                                   STRATA_STALE_MAX_MS */
+    const char *content_type;   /* NULL or text up to 255 bytes */
+    const char *const *tags;    /* tag names (text up to 255 bytes), tenant-scoped */
+    size_t ntags;               /* up to STRATA_TAGS_MAX_PER_ENTRY */
+    unsigned flags;             /* STRATA_VALUE_* and STRATA_SET_* below */
+    uint64_t stale_if_error_ms; /* served this long past expiry when its refresh fails; 0: the
+                                   namespace's; at most STRATA_STALE_MAX_MS */
+    uint64_t compute_ms;        /* how long the value took to compute (0: unknown; XFetch then
+                                   never refreshes it early) */
+    double beta;                /* XFetch weight: 0 the namespace's, below 0 never early, at most
+                                   STRATA_BETA_MAX */
 } strata_set_opts;
 
 enum strata_set_flags {

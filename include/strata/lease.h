@@ -151,6 +151,38 @@ int strata_lease_fill_async(strata_leases *ls, strata_loop *lp, const strata_key
                             const char *token, const void *value, size_t len,
                             const strata_set_opts *opts, strata_done_cb cb, void *arg);
 
+/* ---- when the computation fails -------------------------------------------------------------- */
+
+/* The holder's computation failed: err[0..len) is its error result (an upstream's error body, a
+ * message). What is stored decides what every waiter and reader is answered until the
+ * namespace's error TTL ends, so a failing backend is asked once per error TTL, not by every
+ * caller (stale-if-error and negative caching):
+ *   STRATA_OK_STALE    a copy of k was still kept past its expiry (within its grace or
+ *                      stale-if-error window): it is kept instead, flagged STRATA_VALUE_STALE,
+ *                      fresh for the error TTL (exact) with what is left of its windows after
+ *                      that; *out is that copy (the caller's to release) and every waiter is
+ *                      answered it;
+ *   STRATA_OK_ERROR    no such copy: err is stored flagged STRATA_VALUE_ERROR for the error TTL
+ *                      (opts' ttl_ms if shorter; its content type and tags), *out NULL;
+ *   STRATA_OK          a fresh value was there (written meanwhile): left as it is, the lease
+ *                      released, *out is that value;
+ *   STRATA_EEXISTS     a value was written between this call's read and its write: nothing
+ *                      stored, the lease released;
+ *   STRATA_ENOTHOLDER  the token is not the holder's: nothing changed;
+ *   STRATA_EINVAL      (not a token's form, STRATA_SET_NX, tags), STRATA_ENOMEM, a key error,
+ *                      or the errors of strata_cache_set for the error result.
+ * The lease is released in every case but ENOTHOLDER and the argument errors. Redis failing is
+ * not an error: the copy or the error result lands in this instance's L1 (strata_lease_fill). */
+int strata_lease_fail(strata_leases *ls, const strata_key *k, const char *token, const void *err,
+                      size_t len, const strata_set_opts *opts, strata_value **out);
+
+/* strata_lease_fail on a loop (cache.h's convention): cb(status, value, arg) with the value
+ * *out would have held. */
+int strata_lease_fail_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
+                            const char *token, const void *err, size_t len,
+                            const strata_set_opts *opts, strata_get_cb cb, void *arg,
+                            strata_value **out);
+
 /* ---- waiting for the holder's value --------------------------------------------------------- */
 
 /* How a caller waits. */
@@ -233,6 +265,8 @@ typedef struct strata_lease_stats {
     uint64_t wait_busy;  /* waits refused STRATA_EBUSY: too many flights or waiters */
     uint64_t flights;    /* keys this process's callers wait for now */
     uint64_t waiting;    /* callers waiting now */
+    uint64_t stale_kept; /* failures answered with a stale copy kept (strata_lease_fail) */
+    uint64_t errors_stored; /* failures answered with the error result stored */
 } strata_lease_stats;
 
 void strata_leases_stats(strata_leases *ls, strata_lease_stats *out);

@@ -352,6 +352,11 @@ void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coh
         c->clock = clock;
 }
 
+void strata__cache_set_clock(strata_cache *c, uint64_t (*clock)(void))
+{
+    c->clock = clock;
+}
+
 strata_l1 *strata_cache_l1(strata_cache *c)
 {
     return c->l1;
@@ -366,6 +371,11 @@ strata_l1 *strata_cache_l1(strata_cache *c)
 int strata_cache_get(strata_cache *c, const strata_key *k, strata_value **out)
 {
     return strata__tt_get(c, c->pool, k, c->clock(), NULL, NULL, out);
+}
+
+int strata_cache_get_stale(strata_cache *c, const strata_key *k, strata_value **out)
+{
+    return strata__tt_get_ex(c, c->pool, k, c->clock(), 1, NULL, NULL, out);
 }
 
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,

@@ -50,6 +50,9 @@ struct strata_cache {
  * Call before any other use. */
 void strata__cache_use(strata_cache *c, const tier_ops *ops, void *self, int coherent,
                        uint64_t (*clock)(void));
+/* Replaces the clock alone (a test's fake, with a real Redis: stored times follow the fake clock,
+ * Redis' own expiry still runs on real time). Call before any other use. */
+void strata__cache_set_clock(strata_cache *c, uint64_t (*clock)(void));
 /* The handlers the cache gives its Redis client (what a fake Redis raises in tests). */
 redis_events strata__cache_events(strata_cache *c);
 

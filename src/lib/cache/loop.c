@@ -73,6 +73,13 @@ int strata_cache_get_async(strata_loop *lp, const strata_key *k, strata_get_cb c
     return strata__tt_get(c, lp->t, k, c->clock(), cb, arg, out);
 }
 
+int strata_cache_get_stale_async(strata_loop *lp, const strata_key *k, strata_get_cb cb, void *arg,
+                                 strata_value **out)
+{
+    strata_cache *c = lp->cache;
+    return strata__tt_get_ex(c, lp->t, k, c->clock(), 1, cb, arg, out);
+}
+
 int strata_cache_set_async(strata_loop *lp, const strata_key *k, const void *value, size_t len,
                            const strata_set_opts *opts, strata_done_cb cb, void *arg)
 {

@@ -4,9 +4,9 @@
  * another client landing in between is undone by it (a session read sliding its TTL would bring
  * back the cart the user just emptied). A touch only changes times: in Redis one Lua script
  * rewrites the stored header's created and expires fields in place (SETRANGE: they sit at fixed
- * offsets, see format.c) and sets the key's expiry to the new one plus the entry's grace, all
- * atomically; whatever value is there at that moment keeps its bytes. In L1 the entry is
- * restamped under its shard lock, the same way.
+ * offsets, see format.c) and sets the key's expiry to the new one plus what the entry is kept for
+ * past it, all atomically; whatever value is there at that moment keeps its bytes. In L1 the entry
+ * is restamped under its shard lock, the same way.
  *
  * With Redis the L1 copy is dropped instead of restamped: the touch's own invalidation would drop
  * it anyway (redis/link.c: every write's comes back), and the next read takes the new times from
@@ -25,20 +25,22 @@
 #include "cache/touch.h"
 #include "l1/l1_internal.h"
 
-/* KEYS[1] the entry; ARGV[1] the format version (decimal), ARGV[2] created and expires (16 bytes,
+/* KEYS[1] the entry; ARGV[1] the newest format version (decimal: 1 to it are read; the fields
+ * read and written sit at the same offsets in each), ARGV[2] created and expires (16 bytes,
  * little-endian), ARGV[3] the new TTL in ms, ARGV[4] now in ms (decimal). Returns 1 if touched, 0
- * if there is no fresh entry: none, one past its expiry (kept only for its grace period: a touch
+ * if there is no fresh entry: none, one past its expiry (kept only for its stale windows: a touch
  * does not revive it, as L1's does not), or one in a format this code does not know. */
 _Static_assert(STRATA_FORMAT_TIMES_OFF == 2, "the touch script rewrites the times at offset 2");
 static redis_script touch_script = REDIS_SCRIPT(
     "local h = redis.call('GETRANGE', KEYS[1], 0, 25)\n"
-    "if string.len(h) < 26 or string.byte(h, 1) ~= tonumber(ARGV[1]) then return 0 end\n"
-    "local expires, grace = 0, 0\n"
+    "if string.len(h) < 26 or string.byte(h, 1) < 1 or string.byte(h, 1) > tonumber(ARGV[1])\n"
+    "then return 0 end\n"
+    "local expires, keep = 0, 0\n"
     "for i = 18, 11, -1 do expires = expires * 256 + string.byte(h, i) end\n"
     "if expires ~= 0 and expires <= tonumber(ARGV[4]) then return 0 end\n"
-    "for i = 26, 19, -1 do grace = grace * 256 + string.byte(h, i) end\n"
+    "for i = 26, 19, -1 do keep = keep * 256 + string.byte(h, i) end\n"
     "redis.call('SETRANGE', KEYS[1], 2, ARGV[2])\n"
-    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + grace)\n"
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + keep)\n"
     "return 1\n");
 
 /* The longest TTL a touch gives: the HTTP API's ten years. */

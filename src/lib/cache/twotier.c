@@ -57,9 +57,10 @@ typedef struct op {
     uint64_t now, ticket;
     struct strata_value *e; /* a write's prepared entry, until finished */
     unsigned flags;
-    int l1rc;   /* a delete: what L1 said */
-    int strict; /* a delete: everywhere or not at all (no fallback to L1 alone) */
-    int reason; /* why it was answered by L1 alone (STRATA_REASON_*) */
+    int l1rc;     /* a delete: what L1 said */
+    int strict;   /* a delete: everywhere or not at all (no fallback to L1 alone) */
+    int stale_ok; /* a read: an entry past its expiry, still kept, is answered too */
+    int reason;   /* why it was answered by L1 alone (STRATA_REASON_*) */
     op_tags *x;
     tt_script_write *via; /* a write sent as this script instead of SET (heap ops: a copy) */
     int own_via;
@@ -228,6 +229,9 @@ static int encode(struct strata_value *e, uint64_t now, char **blob, size_t *ble
                      .created_ms = strata_value_created_ms(e),
                      .expires_ms = strata_value_expires_ms(e),
                      .grace_ms = strata_value_grace_ms(e),
+                     .stale_if_error_ms = strata_value_stale_if_error_ms(e),
+                     .compute_ms = strata_value_compute_ms(e),
+                     .beta_centi = e->beta_centi,
                      .content_type = strata_value_content_type(e),
                      .content_type_len = strlen(strata_value_content_type(e)),
                      .ntags = e->ntags,
@@ -242,7 +246,7 @@ static int encode(struct strata_value *e, uint64_t now, char **blob, size_t *ble
     *blob = NULL;
     *px = 0;
     if (f.expires_ms != 0) {
-        uint64_t deadline = f.expires_ms + f.grace_ms;
+        uint64_t deadline = entry_deadline(e);
         if (deadline <= now)
             return 0;
         *px = deadline - now;
@@ -267,6 +271,12 @@ static int l1_tag_versions(strata_cache *c, struct strata_value *e, const char *
     return 0;
 }
 
+/* A read's status for the value v it found: a stale read says when v is past its expiry. */
+static int read_status(const op *o, const struct strata_value *v, int fresh)
+{
+    return o->stale_ok && !entry_fresh(v, o->now) ? STRATA_OK_STALE : fresh;
+}
+
 /* ---- failures ----------------------------------------------------------------------------- */
 
 /* Redis could not answer o: L1 answers instead. immediate: the tier refused at once (errors are
@@ -288,8 +298,8 @@ static void fall_back(op *o, int status, int immediate)
     if (o->kind == OP_GET) {
         atomic_fetch_add(&c->fallbacks, 1);
         strata_value *v = NULL;
-        int rc = strata__l1_get_ex(c->l1, &o->k, o->now, 0, &v);
-        complete(o, rc == STRATA_OK ? STRATA_OK_L1_ONLY : rc, v);
+        int rc = strata__l1_get_ex(c->l1, &o->k, o->now, o->stale_ok ? L1_GET_STALE : 0, &v);
+        complete(o, rc == STRATA_OK ? read_status(o, v, STRATA_OK_L1_ONLY) : rc, v);
     } else if (o->kind == OP_DEL) {
         atomic_fetch_add(&c->fallbacks, 1);
         complete(o, STRATA_OK_L1_ONLY, NULL);
@@ -405,6 +415,11 @@ static void ask_tags(op *o, const char *data, size_t len, const uint64_t *have)
         send(o, cmds, n, got_tags);
 }
 
+static uint64_t cap_window(uint64_t ms)
+{
+    return ms < STRATA_STALE_MAX_MS ? ms : STRATA_STALE_MAX_MS;
+}
+
 /* Given the entry and its tags' current versions, answers the read: the value (promoted into L1
  * when L1 is trusted and no invalidation raced the read) or a miss. */
 static void judge(op *o, const format_view *f, const uint64_t *have)
@@ -427,11 +442,17 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
     if (rc == 0) {
         memcpy(ctype, f->content_type, f->content_type_len);
         ctype[f->content_type_len] = '\0';
-        strata_set_opts so = {.grace_ms = f->grace_ms,
+        /* Windows past the caps (an entry written before them) are cut, not refused. */
+        strata_set_opts so = {.grace_ms = cap_window(f->grace_ms),
                               .content_type = ctype,
                               .tags = tags,
                               .ntags = f->ntags,
-                              .flags = f->flags};
+                              .flags = f->flags,
+                              .stale_if_error_ms = cap_window(f->stale_if_error_ms),
+                              .compute_ms = f->compute_ms,
+                              .beta = f->beta_centi / 100.0 > STRATA_BETA_MAX
+                                          ? STRATA_BETA_MAX
+                                          : f->beta_centi / 100.0};
         l1_write w = {.k = &o->k,
                       .at = o->at, /* not resolved again when still at hand */
                       .value = f->value,
@@ -450,7 +471,17 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
         (!c->coherent || !l1_trusted(c) || strata__l1_store(c->l1, e, 0, o->now, o->ticket) != 0))
         strata__l1_detach(e); /* served once, not kept */
     atomic_fetch_add(rc == 0 ? &c->hits : &c->misses, 1);
-    complete(o, rc, e);
+    complete(o, rc == 0 ? read_status(o, e, 0) : rc, e);
+}
+
+/* Fresh, or, for a stale read, still kept (Redis' own expiry runs on Redis' clock: this is
+ * the reader's). */
+static int servable(const op *o, const format_view *f)
+{
+    if (f->expires_ms == 0 || o->now < f->expires_ms)
+        return 1;
+    uint64_t keep = f->grace_ms > f->stale_if_error_ms ? f->grace_ms : f->stale_if_error_ms;
+    return o->stale_ok && o->now - f->expires_ms < keep;
 }
 
 static void got_entry(int status, redisReply **r, size_t n, void *arg)
@@ -468,9 +499,8 @@ static void got_entry(int status, redisReply **r, size_t n, void *arg)
     format_view f;
     uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
     int rc = strata__reply_get(r[0], &data, &len);
-    if (rc == 0 && (strata__format_decode(data, len, &f) != 0 ||
-                    (f.expires_ms != 0 && o->now >= f.expires_ms)))
-        rc = STRATA_ENOTFOUND; /* unknown format, or in its grace period: not served */
+    if (rc == 0 && (strata__format_decode(data, len, &f) != 0 || !servable(o, &f)))
+        rc = STRATA_ENOTFOUND; /* unknown format, past its expiry (or past what it is kept for) */
     if (rc == STRATA_ENOTFOUND) {
         atomic_fetch_add(&o->c->misses, 1);
         complete(o, rc, NULL);
@@ -486,20 +516,30 @@ static void got_entry(int status, redisReply **r, size_t n, void *arg)
 int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, strata_get_cb cb,
                    void *arg, strata_value **out)
 {
+    return strata__tt_get_ex(c, t, k, now, 0, cb, arg, out);
+}
+
+int strata__tt_get_ex(strata_cache *c, tier t, const strata_key *k, uint64_t now, int stale_ok,
+                      strata_get_cb cb, void *arg, strata_value **out)
+{
     *out = NULL;
     strata__reason_set(STRATA_REASON_NONE);
-    if (t.ops == NULL)
-        return strata_l1_get(c->l1, k, now, out);
+    unsigned flags = stale_ok ? L1_GET_STALE : 0;
+    int rc;
+    if (t.ops == NULL) {
+        rc = strata__l1_get_ex(c->l1, k, now, flags, out);
+        return rc == 0 && stale_ok && !entry_fresh(*out, now) ? STRATA_OK_STALE : rc;
+    }
     l1_addr a;
-    int rc = strata__l1_resolve(c->l1, k, &a);
-    if (rc != 0)
+    if ((rc = strata__l1_resolve(c->l1, k, &a)) != 0)
         return rc;
-    if (l1_trusted(c) && (rc = strata__l1_get_at(c->l1, k, &a, now, 1, out)) != STRATA_ENOTFOUND)
-        return rc;
+    if (l1_trusted(c) && (rc = strata__l1_get_at(c->l1, k, &a, now, flags | L1_GET_UNKNOWN_TAGS_OK,
+                                                 out)) != STRATA_ENOTFOUND)
+        return rc == 0 && stale_ok && !entry_fresh(*out, now) ? STRATA_OK_STALE : rc;
     op stack, *o = new_op(c, t, k, OP_GET, now, &stack);
     if (o == NULL)
         return STRATA_ENOMEM;
-    o->gcb = cb, o->arg = arg, o->at = &a;
+    o->gcb = cb, o->arg = arg, o->at = &a, o->stale_ok = stale_ok;
     o->ticket = strata__l1_ticket(c->l1, a.hash); /* before the read: see judge */
     redis_cmd cmd;
     strata__cmd_get(&cmd, a.buf, a.len);
@@ -511,12 +551,14 @@ int strata__tt_get(strata_cache *c, tier t, const strata_key *k, uint64_t now, s
 
 static void got_set(int status, redisReply **r, size_t n, void *arg);
 
-/* A write script's answer: 0 stored, via->refused, or an error (STRATA_EPROTO for an answer that
- * is not the script's). */
+/* A write script's answer: 0 stored, via->refused, via->superseded, or an error (STRATA_EPROTO for
+ * an answer that is not the script's). */
 static int via_reply(const tt_script_write *via, const redisReply *r)
 {
     if (r->type == REDIS_REPLY_ERROR)
         return strata__reply_error(r);
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 2 && via->superseded != 0)
+        return via->superseded;
     if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1))
         return STRATA_EPROTO;
     return r->integer == 1 ? 0 : via->refused;

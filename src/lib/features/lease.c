@@ -42,13 +42,14 @@ _Static_assert(STRATA_LEASE_TOKEN_LEN == STRATA__TOKEN_LEN, "lease tokens are co
 _Static_assert(STRATA_FORMAT_TIMES_OFF == 2, "the acquire script reads expires at offset 10");
 
 /* KEYS[1] the value, KEYS[2] its lease; ARGV[1] token, ARGV[2] lease ms, ARGV[3] "1": MISS mode,
- * ARGV[4] the stored format's version, ARGV[5] now (ms). {1, 0}: granted; {2, 0}: a fresh value
- * is stored (MISS mode; known format, expires 0 or after now: the header's bytes 10..17,
- * little-endian); {0, PTTL}: held by another. */
+ * ARGV[4] the newest stored format version (1 to it are read), ARGV[5] now (ms). {1, 0}: granted;
+ * {2, 0}: a fresh value is stored (MISS mode; known format, expires 0 or after now: the header's
+ * bytes 10..17, little-endian); {0, PTTL}: held by another. */
 static redis_script acquire_script = REDIS_SCRIPT(
     "if ARGV[3] == '1' then\n"
     "  local h = redis.call('GETRANGE', KEYS[1], 0, 17)\n"
-    "  if string.len(h) == 18 and string.byte(h, 1) == tonumber(ARGV[4]) then\n"
+    "  local v = string.byte(h, 1)\n"
+    "  if string.len(h) == 18 and v >= 1 and v <= tonumber(ARGV[4]) then\n"
     "    local expires = 0\n"
     "    for i = 18, 11, -1 do expires = expires * 256 + string.byte(h, i) end\n"
     "    if expires == 0 or expires > tonumber(ARGV[5]) then return {2, 0} end\n"
@@ -79,6 +80,23 @@ static redis_script extend_script =
 static redis_script fill_script =
     REDIS_SCRIPT("if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end\n"
                  "redis.call('PUBLISH', ARGV[4], KEYS[1])\n"
+                 "if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1])\n"
+                 "else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end\n"
+                 "redis.call('DEL', KEYS[2])\n"
+                 "return 1\n");
+
+/* The fill of a stale copy kept after a failed refresh (lease_fail.c): fill_script's layout, and
+ * ARGV[5] the expires bytes (header offset 10..17) of the copy as the holder read it. 1: stored
+ * and released; 0: not the holder's token; 2: another value was written since the copy was read
+ * (its expires differ): nothing stored, the lease released. */
+static redis_script keep_script =
+    REDIS_SCRIPT("if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end\n"
+                 "redis.call('PUBLISH', ARGV[4], KEYS[1])\n"
+                 "local h = redis.call('GETRANGE', KEYS[1], 10, 17)\n"
+                 "if string.len(h) == 8 and h ~= ARGV[5] then\n"
+                 "  redis.call('DEL', KEYS[2])\n"
+                 "  return 2\n"
+                 "end\n"
                  "if ARGV[2] == '0' then redis.call('SET', KEYS[1], ARGV[1])\n"
                  "else redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end\n"
                  "redis.call('DEL', KEYS[2])\n"
@@ -421,8 +439,9 @@ static void fill_done(fill_call *f, int status)
         atomic_fetch_add(&ls->local_n, 1);
     if (status == STRATA_ENOTHOLDER) {
         atomic_fetch_add(&ls->refused, 1);
-    } else if (status == 0 || status == STRATA_OK_L1_ONLY) {
-        atomic_fetch_add(&ls->filled, 1);
+    } else if (status == 0 || status == STRATA_OK_L1_ONLY || status == STRATA_EEXISTS) {
+        if (status != STRATA_EEXISTS) /* EEXISTS: a kept copy superseded, the lease released */
+            atomic_fetch_add(&ls->filled, 1);
         if (f->local) /* kept until the value was stored, so no second caller computes it */
             strata__lease_table_release(ls->local, f->vkey, f->vlen, f->token, f->now);
         strata__flight_notify(ls->flights, f->vkey, f->vlen); /* this process's waiters */
@@ -439,10 +458,11 @@ static void filled(int status, void *arg)
 }
 
 /* A lease of this process: the cache's plain write (Redis, if it is back, takes it like any
- * set), then the lease is released. A lease of Redis': the write with the fill script. */
-static int fill(strata_leases *ls, tier t, const strata_key *k, const char *token,
-                const void *value, size_t len, const strata_set_opts *opts, uint64_t now,
-                strata_done_cb cb, void *arg)
+ * set), then the lease is released. A lease of Redis': the write with the fill script, or, for a
+ * kept copy (expect: its expires as read), the keep script. */
+int strata__lease_fill_on(strata_leases *ls, tier t, const strata_key *k, const char *token,
+                          const void *value, size_t len, const strata_set_opts *opts,
+                          const uint64_t *expect, uint64_t now, strata_done_cb cb, void *arg)
 {
     if (strata__token_check(token) != 0 || (opts != NULL && (opts->flags & STRATA_SET_NX)))
         return STRATA_EINVAL;
@@ -467,14 +487,18 @@ static int fill(strata_leases *ls, tier t, const strata_key *k, const char *toke
         char lk[STRATA_LEASE_KEY_MAX];
         size_t lklen = 0;
         strata__lease_key_build(strata__l1_prefix(ls->c->l1), a.buf, a.len, lk, sizeof lk, &lklen);
-        tt_script_write via = {.script = &fill_script,
+        char was[16];
+        if (expect != NULL)
+            strata__format_times(0, *expect, was); /* the expires bytes are the second 8 */
+        tt_script_write via = {.script = expect ? &keep_script : &fill_script,
                                .nkeys = 1,
                                .keys = {lk},
                                .key_lens = {lklen},
-                               .nargs = 2,
-                               .args = {f->token, ls->channel},
-                               .arg_lens = {STRATA__TOKEN_LEN, ls->channel_len},
-                               .refused = STRATA_ENOTHOLDER};
+                               .nargs = expect ? 3 : 2,
+                               .args = {f->token, ls->channel, was + 8},
+                               .arg_lens = {STRATA__TOKEN_LEN, ls->channel_len, 8},
+                               .refused = STRATA_ENOTHOLDER,
+                               .superseded = STRATA_EEXISTS};
         rc = strata__tt_set_via(ls->c, t, k, value, len, opts, &via, now, filled, f);
     }
     if (rc == STRATA_PENDING)
@@ -493,6 +517,12 @@ int strata_lease_acquire(strata_leases *ls, const strata_key *k, uint64_t lease_
                                     out);
 }
 
+int strata__lease_release_on(strata_leases *ls, tier t, const strata_key *k, const char *token,
+                             uint64_t now, strata_done_cb cb, void *arg)
+{
+    return with_token(ls, t, L_RELEASE, k, token, 0, now, cb, arg);
+}
+
 int strata_lease_release(strata_leases *ls, const strata_key *k, const char *token)
 {
     return with_token(ls, ls->c->pool, L_RELEASE, k, token, 0, ls->c->clock(), NULL, NULL);
@@ -507,7 +537,8 @@ int strata_lease_extend(strata_leases *ls, const strata_key *k, const char *toke
 int strata_lease_fill(strata_leases *ls, const strata_key *k, const char *token, const void *value,
                       size_t len, const strata_set_opts *opts)
 {
-    return fill(ls, ls->c->pool, k, token, value, len, opts, ls->c->clock(), NULL, NULL);
+    return strata__lease_fill_on(ls, ls->c->pool, k, token, value, len, opts, NULL, ls->c->clock(),
+                                 NULL, NULL);
 }
 
 int strata_lease_acquire_async(strata_leases *ls, strata_loop *lp, const strata_key *k,
@@ -535,7 +566,8 @@ int strata_lease_fill_async(strata_leases *ls, strata_loop *lp, const strata_key
                             const char *token, const void *value, size_t len,
                             const strata_set_opts *opts, strata_done_cb cb, void *arg)
 {
-    return fill(ls, strata__loop_tier(lp), k, token, value, len, opts, ls->c->clock(), cb, arg);
+    return strata__lease_fill_on(ls, strata__loop_tier(lp), k, token, value, len, opts, NULL,
+                                 ls->c->clock(), cb, arg);
 }
 
 void strata_leases_stats(strata_leases *ls, strata_lease_stats *out)
@@ -555,6 +587,8 @@ void strata_leases_stats(strata_leases *ls, strata_lease_stats *out)
     out->takeovers = atomic_load(&ls->takeovers);
     out->timeouts = atomic_load(&ls->timeouts);
     out->wait_busy = atomic_load(&ls->wait_busy);
+    out->stale_kept = atomic_load(&ls->stale_kept);
+    out->errors_stored = atomic_load(&ls->errors_stored);
     size_t flights, waiters;
     strata__flight_counts(ls->flights, &flights, &waiters);
     out->flights = flights, out->waiting = waiters;

@@ -1,6 +1,7 @@
 /* features/lease_internal.h: the leases object, shared by the files of leases (lease.c: the
- * calls on a lease; lease_wait.c: waiting for a holder's value; remember.c: get or compute once,
- * whose counters it keeps), and what unit tests set on it beyond its public API. */
+ * calls on a lease; lease_wait.c: waiting for a holder's value; lease_fail.c: what a failed
+ * computation leaves; remember.c: get or compute once, whose counters it keeps), and what unit
+ * tests set on it beyond its public API. */
 #ifndef STRATA_FEATURES_LEASE_INTERNAL_H
 #define STRATA_FEATURES_LEASE_INTERNAL_H
 
@@ -23,7 +24,8 @@ struct strata_leases {
     atomic_uint_fast64_t acquired, held, present, released, extended, filled, refused, local_n,
         local_full;
     atomic_uint_fast64_t waits, coalesced, takeovers, timeouts, wait_busy;
-    struct { /* remember.c's: strata_remember_stats */
+    atomic_uint_fast64_t stale_kept, errors_stored; /* lease_fail.c's */
+    struct {                                        /* remember.c's: strata_remember_stats */
         atomic_uint_fast64_t calls, hits, computations, coalesced, negative_hits, failures,
             abandoned, fill_refused, fill_failed, unleased, not_available;
     } rem;
@@ -44,5 +46,16 @@ int strata__leases_flight_max(strata_leases *ls, size_t max_flights, size_t max_
 int strata__lease_acquire_on(strata_leases *ls, tier t, const strata_key *k, uint64_t lease_ms,
                              int mode, uint64_t now, strata_lease_cb cb, void *arg,
                              strata_lease_grant *out);
+
+/* strata_lease_release over tier t at now, cb as the async call's. */
+int strata__lease_release_on(strata_leases *ls, tier t, const strata_key *k, const char *token,
+                             uint64_t now, strata_done_cb cb, void *arg);
+
+/* strata_lease_fill over tier t at now; with expect (lease_fail.c's kept copy: the expires of
+ * the copy as read), stored only if the value stored still has that expiry: otherwise
+ * STRATA_EEXISTS, nothing stored and the lease released. */
+int strata__lease_fill_on(strata_leases *ls, tier t, const strata_key *k, const char *token,
+                          const void *value, size_t len, const strata_set_opts *opts,
+                          const uint64_t *expect, uint64_t now, strata_done_cb cb, void *arg);
 
 #endif

@@ -5,6 +5,7 @@
  * frees, so an entry evicted while a reader is sending it stays valid for that reader.
  */
 #include <malloc.h>
+#include <math.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,10 @@ struct strata_value *strata__entry_new(const entry_spec *spec, const void *value
     e->hash = spec->hash;
     atomic_init(&e->created_ms, spec->created_ms);
     atomic_init(&e->expires_ms, spec->expires_ms);
-    e->grace_ms = spec->grace_ms;
+    e->grace_ms = (uint32_t)(spec->grace_ms < UINT32_MAX ? spec->grace_ms : UINT32_MAX);
+    e->sie_ms = (uint32_t)(spec->sie_ms < UINT32_MAX ? spec->sie_ms : UINT32_MAX);
+    e->compute_ms = (uint32_t)(spec->compute_ms < UINT32_MAX ? spec->compute_ms : UINT32_MAX);
+    e->beta_centi = (uint16_t)(spec->beta_centi < UINT16_MAX ? spec->beta_centi : UINT16_MAX);
     e->key_len = (uint16_t)spec->key_len;
     e->tenant_off = (uint16_t)spec->tenant_off;
     e->tenant_len = (uint16_t)spec->tenant_len;
@@ -99,6 +103,41 @@ uint64_t strata_value_expires_ms(const strata_value *v)
 uint64_t strata_value_grace_ms(const strata_value *v)
 {
     return v->grace_ms;
+}
+
+uint64_t strata_value_stale_if_error_ms(const strata_value *v)
+{
+    return v->sie_ms;
+}
+
+uint64_t strata_value_compute_ms(const strata_value *v)
+{
+    return v->compute_ms;
+}
+
+double strata_value_beta(const strata_value *v)
+{
+    return v->beta_centi / 100.0;
+}
+
+int strata_value_freshness(const strata_value *v, uint64_t now_ms, double u)
+{
+    uint64_t x = entry_expires(v);
+    if (x == 0)
+        return STRATA_FRESH;
+    if (now_ms < x) {
+        /* XFetch: -ln(u) is an exponential draw, so the chance of refreshing grows as the
+         * expiry nears, scaled by how long a refresh takes: one caller, early enough. */
+        if (v->compute_ms == 0 || v->beta_centi == 0 || !(u > 0 && u < 1))
+            return STRATA_FRESH;
+        double ahead = (double)v->compute_ms * (v->beta_centi / 100.0) * -log(u);
+        return (double)(x - now_ms) <= ahead ? STRATA_FRESH_EARLY : STRATA_FRESH;
+    }
+    if (now_ms - x < v->grace_ms)
+        return STRATA_STALE;
+    if (now_ms - x < v->sie_ms)
+        return STRATA_STALE_IF_ERROR;
+    return STRATA_EXPIRED;
 }
 
 uint64_t strata_value_ttl_left_ms(const strata_value *v, uint64_t now_ms)

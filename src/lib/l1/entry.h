@@ -48,7 +48,7 @@ struct strata_value {
     struct strata_value *sprev, *snext; /* the tenant scope's FIFO (scope lock) */
     _Atomic uint64_t created_ms;        /* the write, or the last restamp (a session's slide):
                                            written under the shard lock, hence atomic */
-    uint64_t grace_ms;
+    uint32_t grace_ms, sie_ms; /* stale windows past expiry (at most STRATA_STALE_MAX_MS) */
     struct l1_ns *ns;
     struct l1_scope *scope; /* NULL unless the namespace has a tenant quota */
     uint32_t value_len;
@@ -60,6 +60,8 @@ struct strata_value {
     uint16_t flags;
     uint8_t shard;           /* index of the owning shard */
     uint8_t pinned;          /* link into SEG_PINNED, not the policy */
+    uint32_t compute_ms;     /* what the value took to compute (0: unknown) */
+    uint16_t beta_centi;     /* XFetch beta in hundredths (0: never early) */
     _Alignas(8) char data[]; /* stored key, content type, tags, value; 8-aligned for tags */
 };
 
@@ -74,7 +76,8 @@ typedef struct entry_spec {
     const uint64_t *tag_hashes;
     const uint64_t *tag_versions;
     size_t ntags;
-    uint64_t created_ms, expires_ms, grace_ms;
+    uint64_t created_ms, expires_ms, grace_ms, sie_ms, compute_ms;
+    unsigned beta_centi;
     unsigned flags;
 } entry_spec;
 
@@ -92,7 +95,14 @@ static inline const entry_tag *entry_tags(const struct strata_value *e)
     return (const entry_tag *)(const void *)(e->data + e->tags_off);
 }
 
-/* The moment an entry may be dropped: its expiry plus its grace (UINT64_MAX if never). */
+/* How long past its expiry an entry is kept: the longer of its stale windows. */
+static inline uint64_t entry_keep(const struct strata_value *e)
+{
+    return e->grace_ms > e->sie_ms ? e->grace_ms : e->sie_ms;
+}
+
+/* The moment an entry may be dropped: its expiry plus what it is kept for (UINT64_MAX if
+ * never). */
 static inline uint64_t entry_expires(const struct strata_value *e)
 {
     return atomic_load_explicit(&e->expires_ms, memory_order_relaxed);
@@ -101,7 +111,7 @@ static inline uint64_t entry_expires(const struct strata_value *e)
 static inline uint64_t entry_deadline(const struct strata_value *e)
 {
     uint64_t x = entry_expires(e);
-    return x == 0 ? UINT64_MAX : x + e->grace_ms;
+    return x == 0 ? UINT64_MAX : x + entry_keep(e);
 }
 
 static inline int entry_fresh(const struct strata_value *e, uint64_t now_ms)

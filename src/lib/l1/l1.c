@@ -238,30 +238,33 @@ static int tags_valid(strata_l1 *l1, const struct strata_value *e, int unknown_o
 
 static struct strata_value *find_live_key_locked(strata_l1 *l1, l1_shard *s, uint64_t hash,
                                                  const char *key, size_t len, uint64_t now_ms,
-                                                 int unknown_tags_ok);
+                                                 unsigned flags);
 
-/* Looks k up under s's lock and returns it only if fresh and valid; drops it if it is past
- * its deadline or invalidated. */
+/* Looks k up under s's lock and returns it only if fresh (or, with L1_GET_STALE, still kept)
+ * and valid; drops it if it is past its deadline or invalidated. */
 static struct strata_value *find_live_locked(strata_l1 *l1, l1_shard *s, const addr *a,
-                                             uint64_t now_ms, int unknown_tags_ok)
+                                             uint64_t now_ms, unsigned flags)
 {
-    return find_live_key_locked(l1, s, a->hash, a->buf, a->len, now_ms, unknown_tags_ok);
+    return find_live_key_locked(l1, s, a->hash, a->buf, a->len, now_ms, flags);
 }
 
 static struct strata_value *find_live_key_locked(strata_l1 *l1, l1_shard *s, uint64_t hash,
                                                  const char *key, size_t len, uint64_t now_ms,
-                                                 int unknown_tags_ok)
+                                                 unsigned flags)
 {
     struct strata_value *e = strata__shard_find_locked(s, hash, key, len);
     if (e == NULL)
         return NULL;
     if (!entry_fresh(e, now_ms)) {
-        if (now_ms >= entry_deadline(e))
+        if (now_ms >= entry_deadline(e)) {
             strata__shard_remove_locked(s, e, RM_EXPIRE);
-        return NULL;
+            return NULL;
+        }
+        if (!(flags & L1_GET_STALE))
+            return NULL;
     }
     if (e->ntags != 0) {
-        int valid = tags_valid(l1, e, unknown_tags_ok);
+        int valid = tags_valid(l1, e, (flags & L1_GET_UNKNOWN_TAGS_OK) != 0);
         if (valid == 0)
             strata__shard_remove_locked(s, e, RM_INVALID);
         if (valid != 1)
@@ -298,6 +301,28 @@ static uint64_t effective_ttl(const strata_ns_config *c, uint64_t ttl, unsigned 
     return ttl;
 }
 
+/* An entry's freshness: its stale windows, compute time and XFetch beta (<= 0: never early). */
+typedef struct fresh_spec {
+    uint64_t grace_ms, sie_ms, compute_ms;
+    double beta;
+} fresh_spec;
+
+/* What a write's options leave unsaid comes from the namespace; an error result or a stale copy
+ * kept after a failure takes only what its writer says (its windows are its writer's to set). */
+static fresh_spec freshness_of(const strata_ns_config *c, const strata_set_opts *o)
+{
+    fresh_spec f = {o->grace_ms, o->stale_if_error_ms, o->compute_ms, o->beta};
+    if (o->flags & (STRATA_VALUE_ERROR | STRATA_VALUE_STALE))
+        return f;
+    if (f.grace_ms == 0)
+        f.grace_ms = c->grace_ms;
+    if (f.sie_ms == 0)
+        f.sie_ms = c->stale_if_error_ms;
+    if (f.beta == 0)
+        f.beta = c->beta;
+    return f;
+}
+
 /* Text fields (content type, tag names): no control bytes, within max bytes, and non-empty
  * when required. */
 static int text_ok(const char *s, size_t max, int allow_empty)
@@ -317,6 +342,9 @@ static int check_opts(const strata_set_opts *o)
         return STRATA_EBADTEXT;
     if (o->ntags > STRATA_TAGS_MAX_PER_ENTRY)
         return STRATA_ETOOMANYTAGS;
+    if (o->grace_ms > STRATA_STALE_MAX_MS || o->stale_if_error_ms > STRATA_STALE_MAX_MS ||
+        !(o->beta <= STRATA_BETA_MAX))
+        return STRATA_EINVAL;
     if (o->ntags > 0 && o->tags == NULL)
         return STRATA_EINVAL;
     for (size_t i = 0; i < o->ntags; i++)
@@ -342,23 +370,23 @@ int strata_l1_get(strata_l1 *l1, const strata_key *k, uint64_t now_ms, strata_va
     return strata__l1_get_ex(l1, k, now_ms, 0, out);
 }
 
-int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
+int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, unsigned flags,
                       strata_value **out)
 {
     addr a;
     *out = NULL;
     int rc = strata__l1_resolve(l1, k, &a);
-    return rc != 0 ? rc : strata__l1_get_at(l1, k, &a, now_ms, unknown_tags_ok, out);
+    return rc != 0 ? rc : strata__l1_get_at(l1, k, &a, now_ms, flags, out);
 }
 
 int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *at, uint64_t now_ms,
-                      int unknown_tags_ok, strata_value **out)
+                      unsigned flags, strata_value **out)
 {
     const addr *a = at;
     *out = NULL;
     l1_shard *s = shard_of(l1, a->hash);
     pthread_mutex_lock(&s->lock);
-    struct strata_value *e = find_live_locked(l1, s, a, now_ms, unknown_tags_ok);
+    struct strata_value *e = find_live_locked(l1, s, a, now_ms, flags);
     if (e != NULL) {
         strata__shard_hit_locked(s, e);
         stat_add(&s->stats.hits, 1);
@@ -429,11 +457,13 @@ static int make_entry(strata_l1 *l1, const addr *a, const l1_write *w, const str
             return rc;
     }
     uint64_t created = w->now_ms, expires = w->expires_ms;
-    if (w->absolute)
-        created = w->created_ms;
-    else {
+    fresh_spec fr = {o->grace_ms, o->stale_if_error_ms, o->compute_ms, o->beta};
+    if (w->absolute) {
+        created = w->created_ms; /* a copy: its freshness too, as it was written */
+    } else {
         uint64_t ttl = effective_ttl(cfg, o->ttl_ms, o->flags);
         expires = ttl ? w->now_ms + ttl : 0;
+        fr = freshness_of(cfg, o);
     }
     entry_spec spec = {
         .key = a->buf,
@@ -449,7 +479,11 @@ static int make_entry(strata_l1 *l1, const addr *a, const l1_write *w, const str
         .ntags = o->ntags,
         .created_ms = created,
         .expires_ms = expires,
-        .grace_ms = o->grace_ms,
+        .grace_ms = fr.grace_ms,
+        .sie_ms = fr.sie_ms,
+        .compute_ms = fr.compute_ms,
+        /* without a compute time there is nothing to weigh: never early, whatever the beta */
+        .beta_centi = fr.beta > 0 && fr.compute_ms > 0 ? (unsigned)llround(fr.beta * 100) : 0,
         .flags = o->flags & 0xffu,
     };
     *out = strata__entry_new(&spec, w->value, w->len);
@@ -796,7 +830,9 @@ int strata_l1_ns_configure(strata_l1 *l1, const char *ns, const strata_ns_config
 {
     if (strata_name_check(ns) != 0)
         return STRATA_EBADNAME;
-    if (cfg == NULL || !(cfg->jitter >= 0 && cfg->jitter <= 0.5))
+    if (cfg == NULL || !(cfg->jitter >= 0 && cfg->jitter <= 0.5) ||
+        cfg->grace_ms > STRATA_STALE_MAX_MS || cfg->stale_if_error_ms > STRATA_STALE_MAX_MS ||
+        !(cfg->beta >= 0 && cfg->beta <= STRATA_BETA_MAX))
         return STRATA_EINVAL;
     l1_ns *n;
     int rc = strata__ns_get(&l1->nsr, ns, 1, &n);

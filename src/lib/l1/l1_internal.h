@@ -57,12 +57,19 @@ void strata__l1_discard(struct strata_value *e);
 /* Fills *a for k. Returns 0 or a key error (strata_key_build's). */
 int strata__l1_resolve(const strata_l1 *l1, const strata_key *k, l1_addr *a);
 
-/* strata_l1_get, where a tag this L1 does not know makes a miss but not an invalidation. */
-int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int unknown_tags_ok,
+/* How strata__l1_get_ex reads. */
+enum l1_get_flags {
+    L1_GET_UNKNOWN_TAGS_OK = 1, /* a tag this L1 does not know makes a miss, not an invalidation */
+    L1_GET_STALE = 2            /* an entry past its expiry but still kept is answered too (its
+                                   freshness is the caller's to judge) */
+};
+
+/* strata_l1_get, read as flags (enum l1_get_flags) say. */
+int strata__l1_get_ex(strata_l1 *l1, const strata_key *k, uint64_t now_ms, unsigned flags,
                       strata_value **out);
 /* The same for an address already resolved from k. */
 int strata__l1_get_at(strata_l1 *l1, const strata_key *k, const l1_addr *a, uint64_t now_ms,
-                      int unknown_tags_ok, strata_value **out);
+                      unsigned flags, strata_value **out);
 /* strata_l1_del for an address already resolved. */
 int strata__l1_del_at(strata_l1 *l1, const l1_addr *a, uint64_t now_ms);
 

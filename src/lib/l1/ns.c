@@ -41,6 +41,7 @@ void strata_ns_config_init(strata_ns_config *cfg)
     cfg->default_ttl_ms = 300000;
     cfg->error_ttl_ms = 30000;
     cfg->jitter = 0.10;
+    cfg->beta = 1.0;
 }
 
 int strata__ns_init(ns_registry *r, unsigned max, unsigned nshards, uint64_t default_ttl_ms)
