@@ -15,6 +15,7 @@
 #define STRATA_KEY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +77,26 @@ typedef struct strata_key_parts {
 /* Splits stored[0..len) built under prefix into its parts. Returns 0, or STRATA_EINVAL when the
  * bytes were not built by strata_key_build() under this prefix (foreign keys in a shared Redis). */
 int strata_key_parse(const char *prefix, const char *stored, size_t len, strata_key_parts *out);
+
+/* Time-windowed keys, for answers valid for a window of time (a 15-second report cached in
+ * 30-second windows): writes key[0..len) followed by '@' and floor(now_ms / window_ms) in decimal
+ * into buf (cap bytes; len + 21 is always enough) and sets *out_len, and *left_ms (may be NULL)
+ * to the milliseconds left in the window: the TTL that ends the entry with its window. Every
+ * instance reading at the same moment builds the same key, and the next window's key is a miss,
+ * computed once (with a lease) instead of every caller recomputing when a TTL runs out.
+ * Returns 0, STRATA_EINVAL (window_ms 0, or a NULL argument), STRATA_EKEYEMPTY, or STRATA_ERANGE
+ * (buf too small; nothing is truncated). The result is a user key like any other: its limit is
+ * checked where it is used.
+ *
+ *     char wk[600];
+ *     size_t n;
+ *     uint64_t left;
+ *     strata_key_window("report:7", 8, 30000, strata_now_ms(), wk, sizeof wk, &n, &left);
+ *     strata_key k = {"api", "acme", wk, n};               // "report:7@58831666"
+ *     strata_set_opts o = {.ttl_ms = left};                // gone when its window ends
+ */
+int strata_key_window(const void *key, size_t len, uint64_t window_ms, uint64_t now_ms, char *buf,
+                      size_t cap, size_t *out_len, uint64_t *left_ms);
 
 /* Redis glob matching (*, ?, [abc], [^a-z], backslash escapes) over bytes, the same rules as
  * Redis' KEYS/SCAN MATCH, so a pattern selects the same user keys in L1 and in L2.

@@ -1069,9 +1069,41 @@ static void test_glob_user_keys_with_separators(void **state)
     run_glob_cases(cases, sizeof cases / sizeof cases[0]);
 }
 
+static void test_key_window(void **state)
+{
+    (void)state;
+    char buf[64];
+    size_t n = 0;
+    uint64_t left = 0;
+    /* 30 s windows: 1 000 000 ms is in window 33, with 20 000 ms left in it */
+    assert_int_equal(strata_key_window("report:7", 8, 30000, 1000000, buf, sizeof buf, &n, &left),
+                     0);
+    assert_int_equal(n, 11);
+    assert_memory_equal(buf, "report:7@33", 11);
+    assert_int_equal(left, 20000);
+    /* the last moment of a window, then the first of the next */
+    assert_int_equal(strata_key_window("k", 1, 30000, 1019999, buf, sizeof buf, &n, &left), 0);
+    assert_memory_equal(buf, "k@33", 4);
+    assert_int_equal(left, 1);
+    assert_int_equal(strata_key_window("k", 1, 30000, 1020000, buf, sizeof buf, &n, NULL), 0);
+    assert_memory_equal(buf, "k@34", 4);
+    /* key bytes are any bytes; nothing truncated; bad arguments */
+    assert_int_equal(strata_key_window("a\0b", 3, 1000, 5000, buf, sizeof buf, &n, NULL), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(buf, "a\0b@5", 5);
+    assert_int_equal(strata_key_window("abc", 3, 1000, 5000, buf, 4, &n, NULL), STRATA_ERANGE);
+    assert_int_equal(strata_key_window("abc", 3, 1000, 5000, buf, 5, &n, NULL), 0);
+    assert_int_equal(strata_key_window("abc", 3, 0, 5000, buf, sizeof buf, &n, NULL),
+                     STRATA_EINVAL);
+    assert_int_equal(strata_key_window("", 0, 10, 5000, buf, sizeof buf, &n, NULL),
+                     STRATA_EKEYEMPTY);
+    assert_int_equal(strata_key_window("abc", 3, 10, 5000, NULL, 9, &n, NULL), STRATA_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_window),
         cmocka_unit_test(test_name_check_valid),
         cmocka_unit_test(test_name_check_invalid),
         cmocka_unit_test(test_name_check_every_byte),

@@ -197,3 +197,22 @@ int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, co
     *tag_len = (size_t)(end - *tag);
     return 0;
 }
+
+int strata_key_window(const void *key, size_t len, uint64_t window_ms, uint64_t now_ms, char *buf,
+                      size_t cap, size_t *out_len, uint64_t *left_ms)
+{
+    if (window_ms == 0 || buf == NULL || out_len == NULL || (key == NULL && len > 0))
+        return STRATA_EINVAL;
+    if (len == 0)
+        return STRATA_EKEYEMPTY;
+    char n[24];
+    int w = snprintf(n, sizeof n, "@%llu", (unsigned long long)(now_ms / window_ms));
+    if (len + (size_t)w > cap)
+        return STRATA_ERANGE;
+    memcpy(buf, key, len);
+    memcpy(buf + len, n, (size_t)w);
+    *out_len = len + (size_t)w;
+    if (left_ms != NULL)
+        *left_ms = window_ms - now_ms % window_ms;
+    return 0;
+}
