@@ -51,11 +51,6 @@ typedef struct fail_call {
 
 static void finish(fail_call *q, int status, strata_value *v)
 {
-    strata_leases *ls = q->ls;
-    if (status == STRATA_OK_STALE)
-        atomic_fetch_add(&ls->stale_kept, 1);
-    else if (status == STRATA_OK_ERROR)
-        atomic_fetch_add(&ls->errors_stored, 1);
     strata_value_release(q->copy);
     q->copy = NULL;
     if (q->in_call) {
@@ -72,14 +67,19 @@ static void finish(fail_call *q, int status, strata_value *v)
 static void stored_error(int status, void *arg)
 {
     fail_call *q = arg;
-    finish(q, status == 0 || status == STRATA_OK_L1_ONLY ? STRATA_OK_ERROR : status, NULL);
+    int stored = status == 0 || status == STRATA_OK_L1_ONLY;
+    if (stored)
+        atomic_fetch_add(&q->ls->errors_stored, 1);
+    finish(q, stored ? STRATA_OK_ERROR : status, NULL);
 }
 
 static void kept(int status, void *arg)
 {
     fail_call *q = arg;
-    if (status == 0 || status == STRATA_OK_L1_ONLY)
+    if (status == 0 || status == STRATA_OK_L1_ONLY) {
+        atomic_fetch_add(&q->ls->stale_kept, 1);
         finish(q, STRATA_OK_STALE, strata_value_retain(q->copy));
+    }
     else
         finish(q, status, NULL); /* EEXISTS: a newer value was written; ENOTHOLDER; ... */
 }
