@@ -185,18 +185,42 @@ static json_t *l1_json(const strata_stats *s, int totals)
     return l1;
 }
 
-/* The lease protocol's counters: the library's, and the waits this server refused itself. */
+/* The metrics_fresh counters of srv's workers. */
+static void fresh_counts(server *srv, uint64_t out[METRICS_FRESH_COUNT])
+{
+    metrics_block *blocks[256];
+    unsigned n = srv->cfg.workers < 256 ? srv->cfg.workers : 256;
+    for (unsigned i = 0; i < n; i++)
+        blocks[i] = srv->workers[i].metrics;
+    metrics_fresh_sum(blocks, n, out);
+}
+
+/* The lease protocol's counters: the library's, the waits this server refused itself, and what
+ * the freshness of values made the reads answer. */
 static json_t *leases_json(server *srv)
 {
     strata_lease_stats l;
     strata_leases_stats(srv->leases, &l);
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "granted",
-                     (json_int_t)l.acquired, "waits", (json_int_t)l.waits, "coalesced",
-                     (json_int_t)l.coalesced, "takeovers", (json_int_t)l.takeovers, "timeouts",
-                     (json_int_t)l.timeouts, "busy", (json_int_t)atomic_load(&srv->lease_refused),
-                     "waiting", (json_int_t)l.waiting, "filled", (json_int_t)l.filled, "extended",
-                     (json_int_t)l.extended, "released", (json_int_t)l.released, "refused",
-                     (json_int_t)l.refused, "local", (json_int_t)l.local);
+    uint64_t f[METRICS_FRESH_COUNT];
+    fresh_counts(srv, f);
+    json_t *j = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "granted", (json_int_t)l.acquired,
+        "waits", (json_int_t)l.waits, "coalesced", (json_int_t)l.coalesced, "takeovers",
+        (json_int_t)l.takeovers, "timeouts", (json_int_t)l.timeouts, "busy",
+        (json_int_t)atomic_load(&srv->lease_refused), "waiting", (json_int_t)l.waiting, "filled",
+        (json_int_t)l.filled, "extended", (json_int_t)l.extended, "released",
+        (json_int_t)l.released, "refused", (json_int_t)l.refused, "local", (json_int_t)l.local);
+    const struct {
+        const char *name;
+        uint64_t v;
+    } more[] = {{"stale_served", f[METRICS_STALE]},
+                {"early_refreshes", f[METRICS_EARLY]},
+                {"stale_kept", l.stale_kept},
+                {"errors_stored", l.errors_stored},
+                {"negative_hits", f[METRICS_NEGATIVE]}};
+    for (size_t i = 0; i < sizeof more / sizeof *more; i++)
+        json_object_set_new(j, more[i].name, json_integer((json_int_t)more[i].v));
+    return j;
 }
 
 static void stats_done(void *arg)
@@ -247,10 +271,12 @@ static json_t *requests_json(const uint64_t c[USAGE_COUNT])
 /* A namespace's settings, named as STRATA_NAMESPACES names them (seconds, bytes). */
 static json_t *settings_json(const strata_ns_config *c)
 {
-    return json_pack("{s:I,s:I,s:I,s:f,s:I}", "ttl", (json_int_t)(c->default_ttl_ms / 1000),
-                     "max_ttl", (json_int_t)(c->max_ttl_ms / 1000), "error_ttl",
+    return json_pack("{s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:f}", "ttl",
+                     (json_int_t)(c->default_ttl_ms / 1000), "max_ttl",
+                     (json_int_t)(c->max_ttl_ms / 1000), "error_ttl",
                      (json_int_t)(c->error_ttl_ms / 1000), "jitter", c->jitter, "quota",
-                     (json_int_t)c->tenant_quota);
+                     (json_int_t)c->tenant_quota, "grace", (json_int_t)(c->grace_ms / 1000),
+                     "stale_if_error", (json_int_t)(c->stale_if_error_ms / 1000), "beta", c->beta);
 }
 
 static unsigned usage_tables(server *srv, usage **out, unsigned cap)
@@ -578,7 +604,9 @@ void admin_metrics(req *q)
         blocks[i] = srv->workers[i].metrics;
     struct evbuffer *out = evbuffer_new();
     metrics_render(out, blocks, n, srv->cache, srv->rl, (strata_now_ms() - srv->started_ms) / 1000);
-    metrics_render_leases(out, srv->leases, atomic_load(&srv->lease_refused));
+    uint64_t fresh[METRICS_FRESH_COUNT];
+    metrics_fresh_sum(blocks, n, fresh);
+    metrics_render_leases(out, srv->leases, atomic_load(&srv->lease_refused), fresh);
     limits_render(out, &srv->rules);
     size_t len = evbuffer_get_length(out);
     reply_text(q, 200, "text/plain; version=0.0.4; charset=utf-8",

@@ -100,7 +100,8 @@ static void usage(FILE *f)
            "The cache itself: REDIS_URL (unset: memory only), STRATA_L1_MAX_MEMORY, CACHE_TTL,\n"
            "STRATA_PREFIX, REDIS_SOCKET_TIMEOUT, ... (see docs/operations.md).\n"
            "Namespaces: STRATA_NAMESPACES=\"llm:ttl=86400,max_ttl=604800;api:ttl=30,quota=64M\"\n"
-           "(ttl, max_ttl, error_ttl in seconds, jitter 0..0.5, quota per tenant in L1).\n");
+           "(ttl, max_ttl, error_ttl in seconds, jitter 0..0.5, quota per tenant in L1;\n"
+           "grace, stale_if_error in seconds; beta 0..100 for early refresh, default 1).\n");
 }
 
 static int is_loopback(const char *host)

@@ -1,13 +1,17 @@
 /* kv.c: the key/value API.
  *
  *   GET|HEAD  /v1/cache/{ns}/{key}            the value, Content-Type, ETag, Age, X-Cache
- *   PUT       /v1/cache/{ns}/{key}?ttl=&tags=  body = value; If-None-Match: * / If-Match;
+ *   PUT       /v1/cache/{ns}/{key}?ttl=&tags=&grace=&stale_if_error=&beta=&compute_time=
+ *                                              body = value; If-None-Match: * / If-Match;
  *                                              X-Cache-Error: 1 (an error result)
  *   DELETE    /v1/cache/{ns}/{key}
  *   (with X-Cache-Lease on a GET, X-Cache-Lease-Token on a PUT, PATCH or DELETE: the lease
- *   protocol, kv_lease.c)
+ *   protocol, kv_lease.c, and the freshness of values, kv_fresh.c; ?window=S on any of them:
+ *   the key of the current time window, key@<n>, said by X-Cache-Key)
  *   POST      /v1/cache/{ns}/_mget             {"keys":[...]}
- *   POST      /v1/cache/{ns}/_mset             {"items":[{"key","value"|"value_b64","ttl",...}]}
+ *   POST      /v1/cache/{ns}/_mset             {"items":[{"key","value"|"value_b64","ttl",
+ *                                               "grace","stale_if_error","beta","compute_time",
+ *                                               ...}]}
  *   POST      /v1/invalidate                   {"tags":[...],"patterns":[...]}
  *
  * Every call goes through the worker's strata_loop: an L1 hit is answered during the request
@@ -53,8 +57,13 @@ static void on_get(int status, strata_value *v, void *arg)
 
 static void kv_get(req *q)
 {
-    if (kv_lease_asked(q) < 0) /* its headers are checked before anything is read */
+    int lease = kv_lease_asked(q); /* its headers are checked before anything is read */
+    if (lease < 0)
         return;
+    if (lease > 0) {
+        kv_fresh_get(q);
+        return;
+    }
     strata_key k = kv_key_of(q);
     strata_value *v;
     int rc = strata_cache_get_async(q->w->loop, &k, on_get, q, &v);
@@ -107,7 +116,7 @@ static void on_current(int status, strata_value *v, void *arg)
     do_write(p);
 }
 
-static void kv_put(req *q)
+static void kv_put(req *q, uint64_t window_left_ms)
 {
     put_ctx *p = calloc(1, sizeof *p);
     if (p == NULL) {
@@ -115,7 +124,7 @@ static void kv_put(req *q)
         return;
     }
     p->q = q;
-    if (kv_put_options(q, &p->o) != 0) {
+    if (kv_put_options(q, &p->o, window_left_ms) != 0) {
         free(p);
         return;
     }
@@ -153,13 +162,16 @@ static void kv_delete(req *q)
 
 void kv_handle(req *q)
 {
+    uint64_t window_left_ms;
+    if (kv_window(q, &window_left_ms) != 0)
+        return;
     switch (q->method) {
     case M_GET:
     case M_HEAD:
         kv_get(q);
         break;
     case M_PUT:
-        kv_put(q);
+        kv_put(q, window_left_ms);
         break;
     case M_PATCH: /* only the lease's holder patches: it extends its lease */
         kv_lease_extend(q);
@@ -332,9 +344,45 @@ static void on_mset(int status, void *arg)
     batch_done(b);
 }
 
+/* A number of seconds from 0 to max_ms (integer or real, to the millisecond) into *ms. */
+static int json_seconds(json_t *j, uint64_t max_ms, uint64_t *ms)
+{
+    if (!json_is_number(j))
+        return -1;
+    double s = json_number_value(j);
+    if (!(s >= 0 && s * 1000 <= (double)max_ms))
+        return -1;
+    *ms = (uint64_t)(s * 1000 + 0.5);
+    return 0;
+}
+
+/* An _mset item's freshness fields, as a PUT's ?grace= ... (kv_io.c). Returns NULL or why not. */
+static const char *mset_freshness(json_t *it, const strata_ns_config *ns, strata_set_opts *o)
+{
+    json_t *g = json_object_get(it, "grace"), *sie = json_object_get(it, "stale_if_error");
+    json_t *b = json_object_get(it, "beta"), *ct = json_object_get(it, "compute_time");
+    if (g != NULL && json_seconds(g, STRATA_STALE_MAX_MS, &o->grace_ms) != 0)
+        return "\"grace\" must be seconds from 0 to 2592000 (30 days)";
+    if (sie != NULL && json_seconds(sie, STRATA_STALE_MAX_MS, &o->stale_if_error_ms) != 0)
+        return "\"stale_if_error\" must be seconds from 0 to 2592000 (30 days)";
+    if (ct != NULL && json_seconds(ct, KV_COMPUTE_MAX_MS, &o->compute_ms) != 0)
+        return "\"compute_time\" must be seconds from 0 to 86400";
+    if (b != NULL && (!json_is_number(b) ||
+                      !(json_number_value(b) >= 0 && json_number_value(b) <= STRATA_BETA_MAX)))
+        return "\"beta\" must be a number from 0 to 100";
+    if (g != NULL)
+        o->grace_ms = kv_none_ms(o->grace_ms, ns->grace_ms);
+    if (sie != NULL)
+        o->stale_if_error_ms = kv_none_ms(o->stale_if_error_ms, ns->stale_if_error_ms);
+    if (b != NULL)
+        o->beta = json_number_value(b) > 0 ? json_number_value(b) : -1; /* 0: never early */
+    return NULL;
+}
+
 /* Validates one _mset item and extracts what to write. Returns NULL or why it is refused. */
-static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsigned char **owned,
-                             const char **val, size_t *len, strata_set_opts *o, const char **tags)
+static const char *mset_item(json_t *it, size_t key_max, size_t value_max,
+                             const strata_ns_config *ns, unsigned char **owned, const char **val,
+                             size_t *len, strata_set_opts *o, const char **tags)
 {
     if (!json_is_object(it))
         return "items must be objects";
@@ -364,6 +412,8 @@ static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsig
     if (ct != NULL && !json_is_string(ct))
         return "\"content_type\" must be a string";
     o->content_type = ct ? json_string_value(ct) : NULL;
+    if ((why = mset_freshness(it, ns, o)) != NULL)
+        return why;
     if (tg != NULL) {
         if (!json_is_array(tg) || json_array_size(tg) > STRATA_TAGS_MAX_PER_ENTRY)
             return "\"tags\" must be an array of at most 32 strings";
@@ -385,14 +435,16 @@ void mset_handle(req *q)
         return;
     size_t n = json_array_size(items), key_max = q->w->srv->cfg.cache.l1.max_key_len;
     size_t value_max = q->w->srv->cfg.cache.l1.max_value_len;
+    strata_ns_config ns;
+    strata_l1_ns_config(strata_cache_l1(q->w->srv->cache), q->r.ns, &ns);
     /* Validate everything first: a batch with a bad item writes nothing. */
     for (size_t i = 0; i < n; i++) {
         unsigned char *owned = NULL;
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        const char *why =
-            mset_item(json_array_get(items, i), key_max, value_max, &owned, &val, &len, &o, tags);
+        const char *why = mset_item(json_array_get(items, i), key_max, value_max, &ns, &owned, &val,
+                                    &len, &o, tags);
         free(owned);
         if (why != NULL) {
             json_decref(j);
@@ -410,7 +462,7 @@ void mset_handle(req *q)
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        mset_item(it, key_max, value_max, &owned, &val, &len, &o, tags);
+        mset_item(it, key_max, value_max, &ns, &owned, &val, &len, &o, tags);
         json_array_append_new(b->items, json_pack("{s:O}", "key", json_object_get(it, "key")));
         slot *s = malloc(sizeof *s);
         s->b = b, s->index = i;

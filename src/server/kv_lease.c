@@ -5,7 +5,11 @@
  *       a hit: as a plain GET. A miss: 404 with X-Cache-Lease-Token (this caller computes); or
  *       200 with the value another caller stored meanwhile (X-Cache: HIT-COALESCED); or 404
  *       without a token (the wait ended, the lease still held); 503 lease_busy past the bound
- *   PUT    /v1/cache/{ns}/{key}  X-Cache-Lease-Token: T  [X-Cache-Error: 1]    fill: 204 | 409
+ *   PUT    /v1/cache/{ns}/{key}  X-Cache-Lease-Token: T                        fill: 204 | 409
+ *   PUT    /v1/cache/{ns}/{key}  X-Cache-Lease-Token: T  X-Cache-Error: 1
+ *       the computation failed (strata_lease_fail): 204 with X-Cache: STALE when the stale copy
+ *       is kept for the error TTL, 204 when the error result is stored or a value was written
+ *       meanwhile; 409
  *   PATCH  /v1/cache/{ns}/{key}  X-Cache-Lease-Token: T  X-Cache-Lease: S     extend: 204 | 409
  *   DELETE /v1/cache/{ns}/{key}  X-Cache-Lease-Token: T                      release: 204 | 409
  *
@@ -18,13 +22,55 @@
  *
  * A token acts only on the key it was granted for, and the key holds the tenant and namespace
  * (key.h): another tenant's or namespace's token is simply not the holder's (409).
+ *
+ * Each worker remembers when it granted its latest GRANTS_MAX tokens (the oldest forgotten), so
+ * a fill that does not say how long its value took (?compute_time=) is given the time since its
+ * grant when the same worker issued the token: what XFetch weighs (kv_fresh.c).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
 #include "kv_lease.h"
 
 #define WAIT_RANGE "seconds from 0 to 60 (fractions to the millisecond allowed)"
+#define GRANTS_MAX 4096
+
+/* A ring of the worker's latest grants: token and when (worker thread only). */
+struct kv_grants {
+    unsigned next;
+    struct {
+        char token[STRATA_LEASE_TOKEN_LEN + 1];
+        uint64_t at_ms;
+    } e[GRANTS_MAX];
+};
+
+void kv_grant_note(worker *w, const char *token)
+{
+    if (w->grants == NULL && (w->grants = calloc(1, sizeof *w->grants)) == NULL)
+        return; /* out of memory: fills of its tokens have no compute time, nothing worse */
+    struct kv_grants *g = w->grants;
+    unsigned i = g->next++ % GRANTS_MAX;
+    memcpy(g->e[i].token, token, STRATA_LEASE_TOKEN_LEN + 1);
+    g->e[i].at_ms = strata_now_ms();
+}
+
+/* Milliseconds since this worker granted token (forgotten then), or 0 when it did not (or no
+ * longer remembers). Newest first: a fill usually follows its grant closely. */
+static uint64_t grant_age(worker *w, const char *token)
+{
+    struct kv_grants *g = w->grants;
+    unsigned n = g == NULL ? 0 : g->next < GRANTS_MAX ? g->next : GRANTS_MAX;
+    for (unsigned k = 1; k <= n; k++) {
+        unsigned i = (g->next - k) % GRANTS_MAX;
+        if (memcmp(g->e[i].token, token, STRATA_LEASE_TOKEN_LEN + 1) == 0) {
+            g->e[i].token[0] = '\0';
+            uint64_t now = strata_now_ms();
+            return now > g->e[i].at_ms ? now - g->e[i].at_ms : 1;
+        }
+    }
+    return 0;
+}
 
 static void lease_not_held(req *q)
 {
@@ -38,6 +84,13 @@ static void lease_busy(req *q, const char *why)
     atomic_fetch_add(&q->w->srv->lease_refused, 1);
     add_header(q, "Retry-After", "1");
     reply_error(q, 503, "lease_busy", "%s: retry later", why);
+}
+
+uint64_t kv_lease_ms(req *q)
+{
+    uint64_t ms = 0;
+    codec_seconds(get_header(q, "X-Cache-Lease"), 1, q->w->srv->cfg.lease_max_ms, &ms);
+    return ms;
 }
 
 /* X-Cache-Lease into ms (1 ms to STRATA_LEASE_MAX). Returns 0, or answers 400 and returns -1. */
@@ -117,6 +170,7 @@ static void on_waited(int status, strata_lease_answer *a, void *arg)
         kv_send_value(q, a->value, "l2", "HIT-COALESCED");
         break;
     case STRATA_LEASED: /* this caller computes */
+        kv_grant_note(q->w, a->grant.token);
         add_header(q, "X-Cache-Lease-Token", a->grant.token);
         kv_send_miss(q, why);
         break;
@@ -163,6 +217,31 @@ static void on_holder_done(int status, void *arg)
         kv_on_written(status, arg);
 }
 
+/* The failing holder's answer (strata_lease_fail): the lease is released in every case but
+ * ENOTHOLDER; what stands now is said by X-Cache: STALE (the stale copy is kept, answered to
+ * everyone for the error TTL), or nothing (the error result is stored, or a newer value). */
+static void on_failed(int status, strata_value *v, void *arg)
+{
+    req *q = arg;
+    strata_value_release(v);
+    switch (status) {
+    case STRATA_OK_STALE:
+        add_header(q, "X-Cache", "STALE");
+        reply_empty(q, 204);
+        break;
+    case STRATA_OK_ERROR: /* stored, as a fill stores a value */
+    case STRATA_OK:       /* a fresh value was written meanwhile: it stands */
+    case STRATA_EEXISTS:  /* one was written between the read and the write: it stands */
+        reply_empty(q, 204);
+        break;
+    case STRATA_ENOTHOLDER:
+        lease_not_held(q);
+        break;
+    default:
+        reply_status(q, status);
+    }
+}
+
 void kv_lease_fill(req *q, const kv_put_opts *o)
 {
     const char *token = token_of(q);
@@ -177,8 +256,19 @@ void kv_lease_fill(req *q, const kv_put_opts *o)
     size_t len;
     const char *body = get_body(q, &len);
     strata_key k = kv_key_of(q);
+    strata_set_opts so = o->opts;
+    if (!o->compute_given)
+        so.compute_ms = grant_age(q->w, token); /* 0 when another worker issued it */
+    if (so.flags & STRATA_VALUE_ERROR) {
+        strata_value *v = NULL;
+        int rc = strata_lease_fail_async(q->w->srv->leases, q->w->loop, &k, token, body ? body : "",
+                                         len, &so, on_failed, q, &v);
+        if (rc != STRATA_PENDING)
+            on_failed(rc, v, q);
+        return;
+    }
     int rc = strata_lease_fill_async(q->w->srv->leases, q->w->loop, &k, token, body ? body : "",
-                                     len, &o->opts, on_holder_done, q);
+                                     len, &so, on_holder_done, q);
     if (rc != STRATA_PENDING)
         on_holder_done(rc, q);
 }

@@ -55,6 +55,20 @@ void metrics_record(metrics_block *m, int route_id, int status, uint64_t micros,
         bump(&m->served[tier], 1);
 }
 
+void metrics_count(metrics_block *m, int what)
+{
+    bump(&m->fresh[what], 1);
+}
+
+void metrics_fresh_sum(metrics_block **blocks, unsigned n, uint64_t out[METRICS_FRESH_COUNT])
+{
+    for (int f = 0; f < METRICS_FRESH_COUNT; f++) {
+        out[f] = 0;
+        for (unsigned i = 0; i < n; i++)
+            out[f] += get(&blocks[i]->fresh[f]);
+    }
+}
+
 static void render_requests(struct evbuffer *out, metrics_block **blocks, unsigned n)
 {
     static const char *classes[6] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
@@ -180,7 +194,8 @@ void metrics_render(struct evbuffer *out, metrics_block **blocks, unsigned n, st
     gauge(out, "strata_uptime_seconds", "Seconds since the server started.", (double)uptime_s);
 }
 
-void metrics_render_leases(struct evbuffer *out, strata_leases *ls, uint64_t refused)
+void metrics_render_leases(struct evbuffer *out, strata_leases *ls, uint64_t refused,
+                           const uint64_t fresh[METRICS_FRESH_COUNT])
 {
     strata_lease_stats l;
     strata_leases_stats(ls, &l);
@@ -201,4 +216,16 @@ void metrics_render_leases(struct evbuffer *out, strata_leases *ls, uint64_t ref
             "Lease calls decided by this instance alone (Redis unavailable or absent).", l.local);
     gauge(out, "strata_lease_waiting", "Callers waiting for a lease holder now.",
           (double)l.waiting);
+    counter(out, "strata_lease_early_refreshes_total",
+            "Fresh hits given the lease to refresh the value early (XFetch).",
+            fresh[METRICS_EARLY]);
+    counter(out, "strata_lease_stale_kept_total",
+            "Failed refreshes answered by keeping the stale copy (stale-if-error).", l.stale_kept);
+    counter(out, "strata_lease_errors_stored_total",
+            "Failed computations stored as an error result (no copy to keep).", l.errors_stored);
+    counter(out, "strata_cache_stale_served_total",
+            "KV reads answered with a value marked stale (X-Cache: STALE).", fresh[METRICS_STALE]);
+    counter(out, "strata_cache_negative_hits_total",
+            "KV reads answered with a cached error result (X-Cache-Error: 1).",
+            fresh[METRICS_NEGATIVE]);
 }

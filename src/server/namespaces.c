@@ -4,11 +4,14 @@
  *
  * Each namespace named gets its TTL class (seconds; ttl=0: entries never expire unless a write
  * gives a TTL), a maximum TTL, the TTL of error entries, the jitter (0..0.5, default 0.1) and a
- * per-tenant memory quota in L1 (bytes, K/M/G suffixes). Namespaces not named keep the defaults
- * (CACHE_TTL or 300 s). Applied once at start; a bad entry stops the start with its reason.
- * The reserved namespace _sessions takes a quota alone: what each tenant's sessions may hold in
- * memory (past it, copies Redis holds are evicted; sessions only memory holds are never evicted,
- * a new one is refused instead).
+ * per-tenant memory quota in L1 (bytes, K/M/G suffixes), and the freshness of its values when a
+ * write does not say: grace (seconds served stale while one caller refreshes), stale_if_error
+ * (seconds served when the refresh fails) and the XFetch beta (0..100; 0: never refreshed early;
+ * default 1). Namespaces not named keep the defaults (CACHE_TTL or 300 s, no grace, beta 1:
+ * strata_ns_config_init's, as the library gives them). Applied once at start; a bad entry stops the
+ * start with its reason. The reserved namespace _sessions takes a quota alone: what each tenant's
+ * sessions may hold in memory (past it, copies Redis holds are evicted; sessions only memory holds
+ * are never evicted, a new one is refused instead).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,13 @@ static int field(strata_ns_config *c, const char *k, const char *v, char *err, s
         c->jitter = d;
         return 0;
     }
+    if (strcmp(k, "beta") == 0) {
+        double d = strtod(v, &end);
+        if (*v < '0' || *v > '9' || *end != '\0' || !(d >= 0 && d <= STRATA_BETA_MAX))
+            return snprintf(err, cap, "beta must be a number from 0 to 100"), -1;
+        c->beta = d;
+        return 0;
+    }
     if (strcmp(k, "quota") == 0) {
         if (strata_size_parse(v, &c->tenant_quota) != 0)
             return snprintf(err, cap, "quota must be a size in bytes (e.g. 64M)"), -1;
@@ -42,8 +52,18 @@ static int field(strata_ns_config *c, const char *k, const char *v, char *err, s
         c->max_ttl_ms = s * 1000;
     else if (strcmp(k, "error_ttl") == 0)
         c->error_ttl_ms = s * 1000;
+    else if ((strcmp(k, "grace") == 0 || strcmp(k, "stale_if_error") == 0) &&
+             s * 1000 > STRATA_STALE_MAX_MS)
+        return snprintf(err, cap, "%s must be whole seconds (0 to 30 days)", k), -1;
+    else if (strcmp(k, "grace") == 0)
+        c->grace_ms = s * 1000;
+    else if (strcmp(k, "stale_if_error") == 0)
+        c->stale_if_error_ms = s * 1000;
     else
-        return snprintf(err, cap, "unknown setting %s (ttl, max_ttl, error_ttl, jitter, quota)", k),
+        return snprintf(err, cap,
+                        "unknown setting %s (ttl, max_ttl, error_ttl, jitter, quota, grace, "
+                        "stale_if_error, beta)",
+                        k),
                -1;
     return 0;
 }

@@ -20,6 +20,8 @@
 #include "metrics.h"
 #include "request.h"
 
+#define HDR_MAX (64u << 10) /* the most header bytes an answer carries */
+
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -52,6 +54,8 @@ static const char *method_name(unsigned m)
 /* What q holds beyond the request itself, released; q counted out of the worker's in-flight. */
 static void release(req *q)
 {
+    free(q->hdr_spill);
+    q->hdr_spill = NULL;
     if (q->query != NULL) {
         evhttp_clear_headers(q->query);
         free(q->query);
@@ -111,18 +115,20 @@ static void send_reply(req *q, int status, const char *body, size_t len, strata_
     q->bytes_out = q->method == M_HEAD ? 0 : v ? strata_value_len(v) : len;
     if (q->close)
         http_conn_close_after(q->conn);
+    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr; /* copied by the HTTP layer */
     if (v != NULL)
-        http_conn_respond(q->conn, status, q->out_hdr, q->out_hlen, strata_value_data(v),
+        http_conn_respond(q->conn, status, hdr, q->out_hlen, strata_value_data(v),
                           strata_value_len(v), release_value, v);
     else
-        http_conn_respond(q->conn, status, q->out_hdr, q->out_hlen, body, len, NULL, NULL);
+        http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, NULL, NULL);
     finish(q, status);
 }
 
 void add_reason(req *q, int reason)
 {
     /* Once: a session's read and then its write may both fall back. */
-    if (reason != STRATA_REASON_NONE && !memmem(q->out_hdr, q->out_hlen, "X-Cache-Reason:", 15))
+    if (reason != STRATA_REASON_NONE &&
+        !memmem(q->hdr_spill ? q->hdr_spill : q->out_hdr, q->out_hlen, "X-Cache-Reason:", 15))
         add_header(q, "X-Cache-Reason", strata_reason_name(reason));
 }
 
@@ -134,13 +140,23 @@ void add_header(req *q, const char *name, const char *value)
         q->close |= strcasecmp(value, "close") == 0;
         return;
     }
-    size_t vl = strlen(value);
-    if (q->out_hlen + nl + vl + 4 > sizeof q->out_hdr) {
-        log_msg(LOG_ERROR, "response header %s dropped: the headers are over %zu bytes", name,
-                sizeof q->out_hdr);
-        return;
+    size_t vl = strlen(value), need = q->out_hlen + nl + vl + 4;
+    char *buf = q->hdr_spill ? q->hdr_spill : q->out_hdr;
+    if (need > (q->hdr_spill ? q->hdr_cap : sizeof q->out_hdr)) {
+        /* Past out_hdr (only a long X-Cache-Key gets there): the heap, up to HDR_MAX. */
+        size_t cap = need * 2 < HDR_MAX ? need * 2 : HDR_MAX;
+        char *grown = need <= HDR_MAX ? realloc(q->hdr_spill, cap) : NULL;
+        if (grown == NULL) {
+            log_msg(LOG_ERROR, "response header %s dropped: the headers are over %zu bytes", name,
+                    need <= HDR_MAX ? q->out_hlen : (size_t)HDR_MAX);
+            return;
+        }
+        if (q->hdr_spill == NULL)
+            memcpy(grown, q->out_hdr, q->out_hlen);
+        q->hdr_spill = buf = grown;
+        q->hdr_cap = cap;
     }
-    char *p = q->out_hdr + q->out_hlen;
+    char *p = buf + q->out_hlen;
     memcpy(p, name, nl);
     memcpy(p + nl, ": ", 2);
     memcpy(p + nl + 2, value, vl);

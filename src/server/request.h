@@ -33,6 +33,8 @@ typedef struct req {
     size_t bytes_out;
     const char *tier; /* "l1", "l2", "miss" or NULL, for metrics */
     size_t out_hlen;
+    char *hdr_spill; /* the headers once they outgrew out_hdr (a long X-Cache-Key), or NULL */
+    size_t hdr_cap;  /* hdr_spill's size */
     /* Not zeroed per request (the fields above are): */
     char out_hdr[1024]; /* headers added by add_header, "Name: value\r\n" each */
     route r;            /* its 4 KiB key buffer */

@@ -172,6 +172,7 @@ static void worker_destroy(worker *w)
     if (w->base != NULL)
         event_base_free(w->base);
     metrics_free(w->metrics);
+    free(w->grants); /* kv_lease.c's table of grants: one plain allocation */
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */

@@ -33,6 +33,9 @@ typedef struct worker {
     atomic_int inflight; /* requests between their head and their answer */
     int lease_waits;     /* of them, waiting for a lease holder (worker thread only): a drain
                             keeps the loop until they answered, as the library requires */
+    uint64_t rng;        /* the worker's XFetch draws (worker thread only; 0: not seeded yet) */
+    struct kv_grants *grants; /* when this worker granted its latest lease tokens (kv_lease.c;
+                                 NULL until the first) */
 } worker;
 
 struct server {
