@@ -154,6 +154,11 @@ static int take_head(upstream_conn *c, int event)
     upstream_req *r = c->r;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     unsigned status = c->msg.parser.status_code;
+    if (status < 100 || status > 999) { /* http-parser takes "HTTP/1.1 2 OK" (fuzz_upstream) */
+        set_errstr(r, "the origin's status %u is not three digits", status);
+        fail(c, UPSTREAM_EBADRESPONSE, 0);
+        return -1;
+    }
     if (status / 100 == 1) {
         if (status == 101 || event != HTTP_MSG_DONE) {
             set_errstr(r, "the origin answered %u, which a proxy request never asks for", status);
@@ -199,8 +204,9 @@ static void at_eof(upstream_conn *c)
         }
         return;
     }
+    static char none[1]; /* no bytes: the end of the stream (a null pointer would be UB) */
     size_t used;
-    int ev = http_msg_feed(&c->msg, NULL, NULL, 0, &used);
+    int ev = http_msg_feed(&c->msg, none, none, 0, &used);
     if (ev == HTTP_MSG_DONE) {
         complete(c); /* a body that runs to the close */
         return;
@@ -210,19 +216,21 @@ static void at_eof(upstream_conn *c)
     fail(c, UPSTREAM_ERESET, 0);
 }
 
-/* Parses what the input buffer holds, as far as the request lets it (pauses). */
-static void process(upstream_conn *c)
+/* Parses what the input buffer holds, as far as the request lets it (pauses). Returns -1 when c
+ * was handed back to its owner (which may have freed it), 0 otherwise. */
+static int process(upstream_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
         upstream_req *r = c->r;
         if (r == NULL || c->state != C_BUSY || r->paused)
-            return;
+            return 0;
         size_t len = evbuffer_get_length(in);
         if (len == 0 || (!c->head_done && len == c->fed)) {
-            if (c->eof)
-                at_eof(c);
-            return;
+            if (!c->eof)
+                return 0;
+            at_eof(c);
+            return -1;
         }
         if (!r->byte_seen) {
             r->byte_seen = 1;
@@ -236,7 +244,7 @@ static void process(upstream_conn *c)
             c->fed += used;
             if (ev == HTTP_MSG_HEAD || ev == HTTP_MSG_DONE) {
                 if (take_head(c, ev) != 0)
-                    return;
+                    return -1;
                 continue;
             }
         } else {
@@ -246,26 +254,24 @@ static void process(upstream_conn *c)
             evbuffer_drain(in, used);
             if (r->cancelled) {
                 fail(c, UPSTREAM_ECLOSED, 0);
-                return;
+                return -1;
             }
             if (ev == HTTP_MSG_DONE) {
                 complete(c);
-                return;
+                return -1;
             }
             if (ev == HTTP_MSG_HEAD) { /* paused by on_body */
                 bufferevent_disable(c->bev, EV_READ);
-                return;
+                return 0;
             }
         }
         if (ev == HTTP_MSG_ERROR) {
             set_errstr(r, "%s (%s)", c->msg.fail_msg ? c->msg.fail_msg : "bad response",
                        http_errno_name(HTTP_PARSER_ERRNO(&c->msg.parser)));
             fail(c, UPSTREAM_EBADRESPONSE, 0);
-            return;
+            return -1;
         }
         /* HTTP_MSG_MORE: everything given was parsed */
-        if (!c->head_done && c->fed < len)
-            return; /* cannot happen: feed parses all it is given */
     }
 }
 
@@ -285,8 +291,7 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     upstream_conn *c = arg;
-    process(c);
-    if (c->r != NULL && !c->r->paused && c->state == C_BUSY && !c->eof)
+    if (process(c) == 0 && c->r != NULL && !c->r->paused && !c->eof)
         bufferevent_enable(c->bev, EV_READ);
 }
 
