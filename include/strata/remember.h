@@ -79,7 +79,9 @@ enum strata_remember_wait_end {
 typedef struct strata_remember_opts {
     /* How the value is stored: as strata_set_opts (TTL rules, jitter, tags, content type). */
     uint64_t ttl_ms;          /* 0: the namespace default; error results: at most error_ttl */
-    uint64_t grace_ms;        /* kept this long past expiry (stored; stale serving comes later) */
+    uint64_t grace_ms;        /* past its TTL, served stale this long (STRATA_OK_STALE) while one
+                                 caller refreshes it; 0: the namespace's; at most
+                                 STRATA_STALE_MAX_MS */
     const char *content_type; /* NULL or text up to 255 bytes */
     const char *const *tags;  /* tag names, tenant-scoped */
     size_t ntags;             /* up to STRATA_TAGS_MAX_PER_ENTRY */
@@ -90,26 +92,36 @@ typedef struct strata_remember_opts {
     uint64_t wait_ms;  /* how long a caller waits for another's value (0: lease_ms, so a waiter
                           outlasts a holder that took the same lease_ms) */
     int wait_end;      /* enum strata_remember_wait_end */
-    /* Reserved for the freshness options of a later version (stale-if-error, early refresh):
-     * zero, or the call answers STRATA_EINVAL, so a program built for a later version that sets
-     * them fails loudly here instead of being silently ignored, and the struct keeps its size. */
-    uint64_t reserved[4];
+    /* Freshness of the value stored (strata_set_opts), served by later remembers: */
+    uint64_t stale_if_error_ms; /* past its TTL, kept this long for when a refresh fails: the
+                                   copy then answers everyone (STRATA_OK_STALE) for the error
+                                   TTL; 0: the namespace's; at most STRATA_STALE_MAX_MS */
+    double beta;                /* XFetch weight of the early refresh: 0 the namespace's (default
+                                   1), below 0 never early, at most STRATA_BETA_MAX */
+    /* Reserved for the options of a later version: zero, or the call answers STRATA_EINVAL, so
+     * a program built for a later version that sets them fails loudly here instead of being
+     * silently ignored, and the struct keeps its size. */
+    uint64_t reserved[2];
 } strata_remember_opts;
 
 /* Where an answer's value came from. */
 enum strata_remember_source {
-    STRATA_REMEMBER_HIT = 0,      /* it was there: the first read, or found by the wait's own
-                                     first look */
-    STRATA_REMEMBER_COMPUTED = 1, /* this caller computed it (its own bytes, not read back: also
-                                     when the fill was refused or failed) */
-    STRATA_REMEMBER_COALESCED = 2 /* another caller computed (or wrote) it while this one
-                                     waited (HTTP: X-Cache: HIT-COALESCED) */
+    STRATA_REMEMBER_HIT = 0,       /* it was there: the first read, or found by the wait's own
+                                      first look */
+    STRATA_REMEMBER_COMPUTED = 1,  /* this caller computed it (its own bytes, not read back: also
+                                      when the fill was refused or failed) */
+    STRATA_REMEMBER_COALESCED = 2, /* another caller computed (or wrote) it while this one
+                                      waited (HTTP: X-Cache: HIT-COALESCED) */
+    STRATA_REMEMBER_STALE = 3      /* a stale copy (STRATA_OK_STALE, and only then): past its TTL
+                                      within its grace while another caller refreshes it, or kept
+                                      because a refresh failed (stale-if-error) */
 };
 
 /* What a remember gives. */
 typedef struct strata_remember_answer {
-    strata_value *value; /* STRATA_OK, STRATA_OK_ERROR: the caller's reference to release */
-    int source;          /* STRATA_OK, STRATA_OK_ERROR: enum strata_remember_source */
+    strata_value *value; /* STRATA_OK, STRATA_OK_STALE, STRATA_OK_ERROR: the caller's reference
+                            to release */
+    int source;          /* with a value: enum strata_remember_source */
     uint64_t held_ms;    /* STRATA_EHELD: how long the holder's lease still ran as last heard
                             (0: unknown) */
 } strata_remember_answer;
@@ -178,18 +190,22 @@ int strata_cache_remember_async(strata_leases *ls, strata_loop *lp, const strata
 /* Counters of the remember calls made on a leases object (sync and async); the waiting and
  * leases under them are counted in strata_leases_stats too. */
 typedef struct strata_remember_stats {
-    uint64_t calls;         /* remember calls answered */
-    uint64_t hits;          /* answered with a value that was there (STRATA_REMEMBER_HIT) */
-    uint64_t computations;  /* compute callbacks run */
-    uint64_t coalesced;     /* answered with another caller's value (STRATA_REMEMBER_COALESCED) */
-    uint64_t negative_hits; /* answered STRATA_OK_ERROR with an error result this caller did not
-                               compute: read, or waited for */
-    uint64_t failures;      /* computations completed with STRATA_OK_ERROR (stored negative) */
-    uint64_t abandoned;     /* computations completed with a STRATA_E* code (nothing stored) */
-    uint64_t fill_refused;  /* fills refused STRATA_ENOTHOLDER: the lease had run out */
-    uint64_t fill_failed;   /* fills that failed otherwise (the value still answered) */
-    uint64_t unleased;      /* computations without a lease (STRATA_ELIMIT) */
-    uint64_t not_available; /* answered STRATA_EHELD */
+    uint64_t calls;           /* remember calls answered */
+    uint64_t hits;            /* answered with a value that was there (STRATA_REMEMBER_HIT) */
+    uint64_t computations;    /* compute callbacks run */
+    uint64_t coalesced;       /* answered with another caller's value (STRATA_REMEMBER_COALESCED) */
+    uint64_t negative_hits;   /* answered STRATA_OK_ERROR with an error result this caller did not
+                                 compute: read, or waited for */
+    uint64_t failures;        /* computations completed with STRATA_OK_ERROR (stored negative) */
+    uint64_t abandoned;       /* computations completed with a STRATA_E* code (nothing stored) */
+    uint64_t fill_refused;    /* fills refused STRATA_ENOTHOLDER: the lease had run out */
+    uint64_t fill_failed;     /* fills that failed otherwise (the value still answered) */
+    uint64_t unleased;        /* computations without a lease (STRATA_ELIMIT) */
+    uint64_t not_available;   /* answered STRATA_EHELD */
+    uint64_t stale;           /* answered STRATA_OK_STALE (STRATA_REMEMBER_STALE) */
+    uint64_t early_refreshes; /* computations started by an XFetch draw (the value was fresh) */
+    uint64_t stale_refreshes; /* computations started on a value stale within its grace */
+    uint64_t stale_if_error;  /* failed computations answered with a kept copy */
 } strata_remember_stats;
 
 void strata_leases_remember_stats(strata_leases *ls, strata_remember_stats *out);
