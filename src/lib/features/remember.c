@@ -206,6 +206,23 @@ static void filled(int status, void *arg)
     answer(h, h->result, v, STRATA_REMEMBER_COMPUTED);
 }
 
+/* What a failure found written meanwhile (its own write refused, the lease released): answered
+ * rather than the error result, when it is there to read. */
+static void on_reread(strata_remember_handle *h, int status, strata_value *v)
+{
+    if ((status == STRATA_OK || status == STRATA_OK_L1_ONLY) && v != NULL) {
+        answer_read(h, v, STRATA_REMEMBER_COALESCED);
+        return;
+    }
+    strata_value_release(v);
+    filled(STRATA_OK, h); /* the error result computed is the answer */
+}
+
+static void reread(int status, strata_value *v, void *arg)
+{
+    on_reread(arg, status, v);
+}
+
 /* strata_lease_fail's answer to a failed computation (the lease is released by it but in the
  * cases filled() handles the same way). */
 static void failed(int status, strata_value *v, void *arg)
@@ -219,10 +236,16 @@ static void failed(int status, strata_value *v, void *arg)
         h->leased = 0;
         answer_read(h, v,
                     h->mode == REFRESH_EARLY ? STRATA_REMEMBER_HIT : STRATA_REMEMBER_COALESCED);
+    } else if (status == STRATA_EEXISTS) { /* written meanwhile: the lease was released */
+        strata_value_release(v);
+        h->leased = 0;
+        v = NULL;
+        int rc = h->lp != NULL ? strata_cache_get_async(h->lp, &h->k, reread, h, &v)
+                               : strata_cache_get(h->ls->c, &h->k, &v);
+        if (rc != STRATA_PENDING)
+            on_reread(h, rc, v);
     } else {
         strata_value_release(v);
-        if (status == STRATA_EEXISTS) /* written meanwhile: the lease was released */
-            status = STRATA_OK;
         filled(status == STRATA_OK_ERROR ? STRATA_OK : status, h); /* the error result stored */
     }
 }
