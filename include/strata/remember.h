@@ -14,6 +14,26 @@
  * those that waited and those that read it later, is answered STRATA_OK_ERROR (a success status:
  * a->value is the error result, its flags carry STRATA_VALUE_ERROR), never STRATA_OK.
  *
+ * Freshness (the options' grace_ms, stale_if_error_ms and beta, stored with the value with the
+ * compute time measured on the cache's clock; strata_set_opts). The read is
+ * strata_cache_get_stale, and the value found is judged by strata_value_freshness:
+ * - fresh: answered (STRATA_REMEMBER_HIT). Unless this caller's XFetch draw chooses it to
+ *   refresh early (a hot key is refreshed shortly before it expires, by one caller: the closer
+ *   the expiry and the longer the value took to compute, the likelier): if it can take the
+ *   key's lease it computes and is answered its new value; if another holds it, a plain hit;
+ * - past its TTL within its grace (stale-while-revalidate): every caller is answered it at once,
+ *   STRATA_OK_STALE (source STRATA_REMEMBER_STALE), except the one, across all instances, given
+ *   the lease: that one recomputes and is answered the new value;
+ * - past its grace, expired, or missing: the wait above. A computation that fails while a copy
+ *   is still within its stale-if-error window (or its grace) keeps that copy instead of storing
+ *   the error (strata_lease_fail): the caller that computed, every waiter, and every caller for
+ *   the namespace's error TTL, is answered the copy, STRATA_OK_STALE, and nobody computes
+ *   before the error TTL ends. Without a copy the failure is an error result, as above.
+ * A value read after a refresh failed (flagged STRATA_VALUE_STALE) is answered STRATA_OK_STALE
+ * too. STRATA_OK_STALE is a success: a->value is the value to serve, marked stale (HTTP: a
+ * Warning or X-Cache: STALE). A refresh that gives up (a STRATA_E* code) is answered the value it
+ * read, fresh or stale, rather than that code.
+ *
  * The compute callback is given a handle and completes it with strata_remember_done: the value
  * (STRATA_OK), an error result (STRATA_OK_ERROR), or a negative STRATA_E* code to give the
  * lease up without storing anything (that code is the caller's answer; a waiter that chose
@@ -35,10 +55,14 @@
  *             strata_remember_done(h, STRATA_OK_ERROR, "origin: 502", 11); // cached error_ttl
  *     }
  *
- *     strata_remember_opts o = {.ttl_ms = 60000, .lease_ms = 10000};
+ *     // fresh for a minute; then served stale for 10 s while one caller refreshes it; kept an
+ *     // hour for when the origin fails (the copy is served instead of the error)
+ *     strata_remember_opts o = {.ttl_ms = 60000, .grace_ms = 10000,
+ *                               .stale_if_error_ms = 3600000, .lease_ms = 10000};
  *     strata_remember_answer a;
  *     switch (strata_cache_remember(ls, &k, &o, compute, NULL, &a)) {
  *     case STRATA_OK:       use(a.value); strata_value_release(a.value); break;
+ *     case STRATA_OK_STALE: use_marked_stale(a.value); strata_value_release(a.value); break;
  *     case STRATA_OK_ERROR: fail_with(a.value); strata_value_release(a.value); break;
  *     case STRATA_EHELD:    // not available: another caller still computes (wait_end option)
  *     case STRATA_EBUSY:    // too many callers wait in this process: try again later
@@ -46,7 +70,8 @@
  *     }
  *
  * Redis down or not configured is never an error: the leases fall back to this process (one
- * computation per instance instead of one across instances).
+ * computation per instance instead of one across instances; grace, stale-if-error and early
+ * refresh hold per instance alike).
  */
 #ifndef STRATA_REMEMBER_H
 #define STRATA_REMEMBER_H
@@ -139,7 +164,10 @@ typedef void (*strata_compute_fn)(const strata_key *k, strata_remember_handle *h
  *   STRATA_OK_ERROR  value[0..len) is an error result: stored flagged STRATA_VALUE_ERROR, for
  *                    the namespace's error TTL (or ttl_ms if shorter);
  *   a STRATA_E* code the computation gave up: nothing is stored, the lease is released (a
- *                    waiter that chose takeover computes next), the code is the caller's answer.
+ *                    waiter that chose takeover computes next), the code is the caller's answer
+ *                    (a refresh's caller is answered the value it read instead).
+ * The time from the callback's call to this call, on the cache's clock, is stored with the value
+ * (its compute time, which XFetch weighs).
  * value is copied before the call returns (value may be NULL when len is 0). Synchronous form:
  * call it from the callback, before it returns. On a loop: from the loop's thread, during the
  * callback or later; the remember's callback then follows from the loop, never from inside this
@@ -150,19 +178,27 @@ int strata_remember_done(strata_remember_handle *h, int status, const void *valu
 /* Reads k; on a miss, waits for the value or computes it with compute(k, h, arg) when given the
  * lease, and fills it. Blocks the calling thread (never call it on an event loop). Returns
  *   STRATA_OK          out->value is the value (out->source: read, computed, or coalesced);
+ *   STRATA_OK_STALE    out->value is a stale copy (out->source STRATA_REMEMBER_STALE): within
+ *                      its grace while another caller refreshes it, or kept because the
+ *                      computation (this caller's, or the one it waited for) failed;
  *   STRATA_OK_ERROR    out->value is an error result: computed by this caller, by another it
  *                      waited for, or cached (a negative hit);
  *   STRATA_EHELD       not available: the wait ended with the lease still held, or free but
  *                      the options chose STRATA_REMEMBER_NOT_AVAILABLE (out->held_ms);
  *   STRATA_EBUSY       too many callers of this process wait already (strata_lease_wait);
- *   STRATA_EINVAL      (options, reserved members not zero, compute NULL, or the callback
- *                      returned without completing its handle), STRATA_ENOMEM, a key error, the
- *                      errors of strata_cache_set for a value the cache cannot take (nothing
- *                      stored, the lease released), or the code the computation gave up with.
+ *   STRATA_EINVAL      (options out of range, reserved members not zero, compute NULL, or
+ *                      the callback returned without completing its handle), STRATA_ENOMEM, a
+ *                      key error, the errors of strata_cache_set for a value the cache cannot
+ *                      take (nothing stored, the lease released), or the code the computation
+ *                      gave up with.
  * When the lease could not be had because Redis is away and this process holds
  * STRATA_LEASE_LOCAL_MAX leases (STRATA_ELIMIT), the caller computes anyway and writes with a
  * plain set. A fill refused because the caller's lease had run out (STRATA_ENOTHOLDER: another
- * caller took it over) stores nothing, but the value computed is still the caller's answer. */
+ * caller took it over) stores nothing, but the value computed is still the caller's answer.
+ * A refresh lease is taken whatever is stored (STRATA_LEASE_REFRESH), so the caller given it
+ * reads the key again first: a value another caller stored meanwhile is answered
+ * (STRATA_REMEMBER_COALESCED), not computed a second time. Likewise a failure that finds a value
+ * written meanwhile answers that value. */
 int strata_cache_remember(strata_leases *ls, const strata_key *k, const strata_remember_opts *o,
                           strata_compute_fn compute, void *arg, strata_remember_answer *out);
 

@@ -16,6 +16,18 @@
  * is stored flagged STRATA_VALUE_ERROR, which L1's TTL rules cut to the namespace's error TTL (in
  * both tiers: the PX sent to Redis is the entry's); every answer carrying that flag is
  * STRATA_OK_ERROR.
+ *
+ * Freshness adds a stage before the wait. The read is strata_cache_get_stale; a value fresh but
+ * chosen by this caller's XFetch draw, or stale within its grace, is refreshed: the caller tries
+ * the key's lease in STRATA_LEASE_REFRESH mode, without waiting. Not given it, it answers what
+ * it read (a hit; or STRATA_OK_STALE). Given it, it reads once more, since a REFRESH acquire is
+ * granted whatever is stored and a caller whose read came just before another's fill would
+ * otherwise compute the same value again; then it computes like a holder from the wait. A
+ * failure under a lease goes through strata_lease_fail, which keeps a copy still within its
+ * windows (flagged STRATA_VALUE_STALE, for the error TTL) rather than storing the error: the
+ * waiters woken read that copy, and every answer of a STALE-flagged value is STRATA_OK_STALE.
+ * The compute time, from the callback's call to strata_remember_done on the cache's clock, is
+ * stored with every value written (strata_set_opts.compute_ms).
  */
 #include <stdlib.h>
 #include <string.h>
