@@ -232,7 +232,8 @@ typedef struct strata_remember_stats {
     uint64_t coalesced;       /* answered with another caller's value (STRATA_REMEMBER_COALESCED) */
     uint64_t negative_hits;   /* answered STRATA_OK_ERROR with an error result this caller did not
                                  compute: read, or waited for */
-    uint64_t failures;        /* computations completed with STRATA_OK_ERROR (stored negative) */
+    uint64_t failures;        /* computations completed with STRATA_OK_ERROR (stored negative,
+                                 or a copy kept instead: stale_if_error) */
     uint64_t abandoned;       /* computations completed with a STRATA_E* code (nothing stored) */
     uint64_t fill_refused;    /* fills refused STRATA_ENOTHOLDER: the lease had run out */
     uint64_t fill_failed;     /* fills that failed otherwise (the value still answered) */

@@ -10,7 +10,9 @@
  * to every caller for the error TTL without computing; without a copy the failure is an error as
  * before; an XFetch draw (forced through strata__remember_draw) makes a caller of a fresh value
  * recompute early, storing the compute time measured on the cache's clock; beta below 0 never
- * refreshes early; the asynchronous calls alike; with Redis down, each instance alone. */
+ * refreshes early; a caller given the refresh lease just after another refreshed the value, or
+ * whose failure finds a value written meanwhile, answers that value instead of its own; the
+ * asynchronous calls alike; with Redis down, each instance alone. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -442,6 +444,13 @@ static void sie_crowd(inst *in, int ninst, const char *key)
     assert_int_equal(after.failures - before.failures, 1);
     assert_int_equal(after.stale - before.stale, 20);
     assert_int_equal(after.stale_refreshes - before.stale_refreshes, 0);
+    uint64_t woken = 0; /* some were waiting for the computation, and were woken to the copy */
+    for (int i = 0; i < ninst; i++) {
+        strata_lease_stats ls;
+        strata_leases_stats(in[i].ls, &ls);
+        woken += ls.coalesced;
+    }
+    assert_true(woken > 0);
     /* During the error TTL: the copy, without computing. */
     advance(1000);
     for (int i = 0; i < ninst; i++) {

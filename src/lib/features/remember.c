@@ -371,10 +371,13 @@ static void on_recheck(strata_remember_handle *h, int status, strata_value *v)
         return;
     }
     strata_value_release(v);
-    if (status < 0 && status != STRATA_ENOTFOUND)
-        answer_seen(h); /* STRATA_ETIMEDOUT: the loop is being freed */
-    else
+    if (status < 0 && status != STRATA_ENOTFOUND) {
+        if (status == STRATA_ETIMEDOUT && h->lp != NULL)
+            h->leased = 0; /* the loop is being freed: the lease expires by itself */
+        answer_seen(h);
+    } else {
         compute_stage(h);
+    }
 }
 
 static void rechecked(int status, strata_value *v, void *arg)
