@@ -27,9 +27,15 @@ struct strata_leases {
     atomic_uint_fast64_t stale_kept, errors_stored; /* lease_fail.c's */
     struct {                                        /* remember.c's: strata_remember_stats */
         atomic_uint_fast64_t calls, hits, computations, coalesced, negative_hits, failures,
-            abandoned, fill_refused, fill_failed, unleased, not_available;
+            abandoned, fill_refused, fill_failed, unleased, not_available, stale, early_refreshes,
+            stale_refreshes, stale_if_error;
     } rem;
 };
+
+/* remember.c's XFetch draw: a uniform number in (0, 1] for strata_value_freshness, from a
+ * per-thread generator. A test sets it (before any remember runs) to force the draw: 1 never
+ * refreshes early, a small number does. NULL: the generator. */
+extern double (*strata__remember_draw)(void);
 
 /* Replaces the local table with an empty one of at most max leases (STRATA_LEASE_LOCAL_MAX by
  * default), so a test reaches the bound with a few keys. Call before use. Returns 0 or
