@@ -494,8 +494,9 @@ static void test_origin_killed_and_restarted(void **state)
     assert_int_equal(c.status, 0);
     assert_int_equal(c.body_len, 4);
     call_free(&c);
-    /* paused: the first-byte deadline answers; resumed: served again */
-    upstream_origin_free(o);
+    /* paused: the first-byte deadline answers; resumed: served again (the first origin is
+     * freed after the pool, whose idle connection still points at it) */
+    upstream_origin *first = o;
     upstream_options fast = {.first_byte_timeout_ms = 200};
     o = origin_for("http", oh_port(plain), &fast);
     assert_int_equal(oh_pause(plain), 0);
@@ -510,6 +511,7 @@ static void test_origin_killed_and_restarted(void **state)
     call_free(&c);
     rig_free(&g);
     upstream_origin_free(o);
+    upstream_origin_free(first);
 }
 
 /* The origin answers, then drops the connection's next request unanswered: what a kept-alive

@@ -193,12 +193,12 @@ static int write_body(io *c, const char *data, size_t len, int chunked, long pie
             n = (size_t)reset_after - off;
         if (n == 0)
             break;
-        const char *p = data + off;
-        if (data == NULL) {
+        const char *p = tmp;
+        if (data != NULL)
+            p = data + off;
+        else
             for (size_t i = 0; i < n; i++)
                 tmp[i] = pattern[(off + i) % 26];
-            p = tmp;
-        }
         char size[32];
         int sl = snprintf(size, sizeof size, "%zx\r\n", n);
         if ((chunked && io_write(c, size, (size_t)sl) != 0) || io_write(c, p, n) != 0 ||
