@@ -8,7 +8,10 @@
 # Environment: ROUNDS (default 5), QUICK=1 (a smoke run: 1 round), NS (the concurrent misses,
 # default "10 100 1000"), ROWS (a subset of the row kinds: strata_lease naive varnish nginx_lock),
 # COMPUTE_MS (the computation's time, 100), OUT (default bench/results/stampede-<date-time>/),
-# QUIET_WAIT (seconds to wait before each row for other processes to leave the CPUs, 30).
+# QUIET_WAIT (seconds to wait before each row for other processes to leave the CPUs, 30),
+# OTHER_MAX (a row's round is disturbed when other processes used more CPUs than this in the
+# second before it; left out of the medians unless fewer than half the rounds are clean; 0.3),
+# REPORT=DIR (no run: recompute DIR/results.txt and DIR/summary.txt from DIR/raw.txt).
 #
 # Every server is started here, pinned to CPU 1, on the ports 7400-7499, with its files in
 # /tmp/bench-stampede-*, and stopped by the exit trap: redis-server (7400), two `strata serve`
@@ -41,6 +44,7 @@ read -r -a NS <<<"${NS:-10 100 1000}"
 read -r -a KINDS <<<"${ROWS:-strata_lease naive varnish nginx_lock}"
 COMPUTE_MS=${COMPUTE_MS:-100}
 QUIET_WAIT=${QUIET_WAIT:-30}
+OTHER_MAX=${OTHER_MAX:-0.3}
 
 REDIS_PORT=7400
 STRATA_PORTS=(7401 7402)
@@ -48,6 +52,93 @@ ORIGIN_PORT=7410
 VARNISH_PORTS=(7421 7422)
 VARNISH_ADMIN=(7431 7432)
 NGINX_PORTS=(7441 7442)
+
+# ---- medians over the rounds; computations' range (over all rounds); targets -------------------
+report() {
+    awk -v omax="$OTHER_MAX" '
+        { split($2, p, "."); row = p[1]; met = substr($2, length(row) + 2)
+          if (met == "busy_before") { busy[$1 " " row] = $3 }
+          if (!(row in seen)) { seen[row] = 1; rows[nr++] = row }
+          if (!((row " " met) in ms)) { ms[row " " met] = 1; mets[row] = mets[row] " " met }
+          vals[row " " met] = vals[row " " met] " " $3; rnd[row " " met] = rnd[row " " met] " " $1 }
+        # the values of the rounds to use: the undisturbed ones, or all when fewer than half are
+        function use(row, met,    a, r, k, i, out, nc) {
+            k = split(vals[row " " met], a, " "); split(rnd[row " " met], r, " "); out = ""; nc = 0
+            for (i = 1; i <= k; i++) if (busy[r[i] " " row] + 0 <= omax) { out = out " " a[i]; nc++ }
+            clean[row] = nc "/" k
+            return nc * 2 >= k ? out : vals[row " " met]
+        }
+        function median(s,    a, m, i, j, t) {
+            m = split(s, a, " ")
+            for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        END {
+            for (i = 0; i < nr; i++) {
+                row = rows[i]; m = split(mets[row], ml, " ")
+                for (j = 1; j <= m; j++) printf "RESULT stampede.%s.%s=%s\n", row, ml[j], median(use(row, ml[j]))
+                printf "RESULT stampede.%s.clean_rounds=%s\n", row, clean[row]
+                k = split(vals[row " computations"], c, " "); lo = c[1]; hi = c[1]
+                for (x = 2; x <= k; x++) { if (c[x] + 0 < lo + 0) lo = c[x]; if (c[x] + 0 > hi + 0) hi = c[x] }
+                printf "RESULT stampede.%s.computations_min=%s\nRESULT stampede.%s.computations_max=%s\n", row, lo, row, hi
+                k = split(vals[row " errors"], c, " "); s = 0
+                for (x = 1; x <= k; x++) s += c[x]
+                printf "RESULT stampede.%s.errors_total=%d\n", row, s
+            }
+        }' "$OUT/raw.txt" >"$OUT/results.txt"
+
+    val() { sed -n "s/^RESULT stampede\.$1=//p" "$OUT/results.txt"; }
+    {
+        echo
+        echo "== bench/stampede: medians of $ROUNDS interleaved round(s); computation ${COMPUTE_MS} ms"
+        printf '%-24s %13s %9s %9s %9s %7s %6s\n' row computations p50_ms p99_ms max_ms errors clean
+        for entry in "${ALL[@]}"; do
+            read -r kind nodes n <<<"$entry"
+            row=${kind}_${nodes}node_$n
+            [ -n "$(val "$row.p50_ms")" ] || continue
+            cmin=$(val "$row.computations_min")
+            cmax=$(val "$row.computations_max")
+            if [ "$cmin" = "$cmax" ]; then comp=$cmin; else comp="$cmin-$cmax"; fi
+            printf '%-24s %13s %9.3f %9.3f %9.3f %7s %6s\n' "$row" "$comp" "$(val "$row.p50_ms")" \
+                "$(val "$row.p99_ms")" "$(val "$row.max_ms")" "$(val "$row.errors_total")" \
+                "$(val "$row.clean_rounds")"
+        done
+        echo "(computations: the range over all rounds; latencies: medians of the undisturbed rounds;"
+        echo " errors: over all rounds; clean: undisturbed rounds, other processes <= $OTHER_MAX CPUs)"
+        echo
+        limit=$((COMPUTE_MS + 10))
+        for entry in "${ALL[@]}"; do
+            read -r kind nodes n <<<"$entry"
+            row=${kind}_${nodes}node_$n
+            [ -n "$(val "$row.p50_ms")" ] || continue
+            case $kind in
+            strata_lease) want=1 ;;
+            varnish | nginx_lock) want=$nodes ;;
+            *) continue ;;
+            esac
+            cmin=$(val "$row.computations_min")
+            cmax=$(val "$row.computations_max")
+            p99=$(val "$row.p99_ms")
+            if [ "$cmin" = "$want" ] && [ "$cmax" = "$want" ]; then v=met; else v="NOT met"; fi
+            echo "target: $row: exactly $want computation(s) in every round: $cmin-$cmax -> $v"
+            if awk -v p="$p99" -v l="$limit" 'BEGIN { exit !(p <= l) }'; then v=met; else v="NOT met"; fi
+            echo "target: $row: waiter p99 <= $limit ms: $p99 ms -> $v"
+        done
+    } | tee "$OUT/summary.txt"
+}
+
+ALL=()
+for kind in "${KINDS[@]}"; do
+    for nodes in 1 2; do
+        for n in "${NS[@]}"; do ALL+=("$kind $nodes $n"); done
+    done
+done
+
+if [ -n "${REPORT:-}" ]; then
+    OUT=$REPORT
+    report
+    exit 0
+fi
 
 ensure_pkgs varnish nginx-light redis-server redis-tools util-linux curl
 
@@ -175,13 +266,6 @@ run_row() {
     fi
 }
 
-ALL=()
-for kind in "${KINDS[@]}"; do
-    for nodes in 1 2; do
-        for n in "${NS[@]}"; do ALL+=("$kind $nodes $n"); done
-    done
-done
-
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     echo "== round $ROUND/$ROUNDS"
     # rotate the order each round, so no row always runs first or after the same neighbour
@@ -203,66 +287,7 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     done
 done
 
-# ---- medians over the rounds; computations' range; targets ---------------------------------------
-awk '
-    { split($2, p, "."); row = p[1]; met = substr($2, length(row) + 2)
-      if (!(row in seen)) { seen[row] = 1; rows[nr++] = row }
-      if (!((row " " met) in ms)) { ms[row " " met] = 1; mets[row] = mets[row] " " met }
-      vals[row " " met] = vals[row " " met] " " $3 }
-    function median(s,    a, m, i, j, t) {
-        m = split(s, a, " ")
-        for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-        return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
-    END {
-        for (i = 0; i < nr; i++) {
-            row = rows[i]; m = split(mets[row], ml, " ")
-            for (j = 1; j <= m; j++) printf "RESULT stampede.%s.%s=%s\n", row, ml[j], median(vals[row " " ml[j]])
-            k = split(vals[row " computations"], c, " "); lo = c[1]; hi = c[1]
-            for (x = 2; x <= k; x++) { if (c[x] + 0 < lo + 0) lo = c[x]; if (c[x] + 0 > hi + 0) hi = c[x] }
-            printf "RESULT stampede.%s.computations_min=%s\nRESULT stampede.%s.computations_max=%s\n", row, lo, row, hi
-            k = split(vals[row " errors"], c, " "); s = 0
-            for (x = 1; x <= k; x++) s += c[x]
-            printf "RESULT stampede.%s.errors_total=%d\n", row, s
-        }
-    }' "$OUT/raw.txt" >"$OUT/results.txt"
-
-val() { sed -n "s/^RESULT stampede\.$1=//p" "$OUT/results.txt"; }
-{
-    echo
-    echo "== bench/stampede: medians of $ROUNDS interleaved round(s); computation ${COMPUTE_MS} ms"
-    printf '%-24s %13s %9s %9s %9s %7s\n' row computations p50_ms p99_ms max_ms errors
-    for entry in "${ALL[@]}"; do
-        read -r kind nodes n <<<"$entry"
-        row=${kind}_${nodes}node_$n
-        [ -n "$(val "$row.p50_ms")" ] || continue
-        cmin=$(val "$row.computations_min")
-        cmax=$(val "$row.computations_max")
-        if [ "$cmin" = "$cmax" ]; then comp=$cmin; else comp="$cmin-$cmax"; fi
-        printf '%-24s %13s %9.3f %9.3f %9.3f %7s\n' "$row" "$comp" "$(val "$row.p50_ms")" \
-            "$(val "$row.p99_ms")" "$(val "$row.max_ms")" "$(val "$row.errors_total")"
-    done
-    echo "(computations: the range over the rounds; latencies: medians; errors: over all rounds)"
-    echo
-    limit=$((COMPUTE_MS + 10))
-    for entry in "${ALL[@]}"; do
-        read -r kind nodes n <<<"$entry"
-        row=${kind}_${nodes}node_$n
-        [ -n "$(val "$row.p50_ms")" ] || continue
-        case $kind in
-        strata_lease) want=1 ;;
-        varnish | nginx_lock) want=$nodes ;;
-        *) continue ;;
-        esac
-        cmin=$(val "$row.computations_min")
-        cmax=$(val "$row.computations_max")
-        p99=$(val "$row.p99_ms")
-        if [ "$cmin" = "$want" ] && [ "$cmax" = "$want" ]; then v=met; else v="NOT met"; fi
-        echo "target: $row: exactly $want computation(s) in every round: $cmin-$cmax -> $v"
-        if awk -v p="$p99" -v l="$limit" 'BEGIN { exit !(p <= l) }'; then v=met; else v="NOT met"; fi
-        echo "target: $row: waiter p99 <= $limit ms: $p99 ms -> $v"
-    done
-} | tee "$OUT/summary.txt"
+report
 
 if [ -s "$OUT/warnings.txt" ]; then
     echo "== warnings"

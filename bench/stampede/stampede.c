@@ -536,6 +536,11 @@ int main(int argc, char **argv)
     /* lease: from the holder's PUT to the last waiter's answer: how long the servers and this
      * client take to hand the value to every waiter */
     printf("drain_ms=%.3f\n", holder_put_at > 0 ? last - holder_put_at : 0);
+    /* the same instants on CLOCK_MONOTONIC (ms), to line them up with `perf record -k
+     * CLOCK_MONOTONIC` samples of the servers and this client */
+    printf("clock_release_ms=%.3f\nclock_last_send_ms=%.3f\nclock_holder_put_ms=%.3f\n"
+           "clock_last_done_ms=%.3f\n",
+           t_release, t_last_send, holder_put_at, last);
     if (first_error[0])
         printf("first_error=%s\n", first_error);
     for (int i = 0; i < opt.n; i++) {
