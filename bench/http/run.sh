@@ -16,6 +16,8 @@
 # Pinning (2 cores): wrk on CPU 0 (one thread, 50 keep-alive connections); every server on CPU 1,
 # redis-server included. Rows (see bench/README.md for the method and figures):
 #   strata_l1_100, strata_l1_1k   strata serve, memory only, STRATA_WORKERS=1: one key, PUT first
+#   strata_l1_lease_100           strata_l1_100 with `X-Cache-Lease: 5` on every GET (a warm hit
+#                                 asked with a lease: bench/stampede's third target)
 #   strata_l1keys_100             the same over KEYS random keys (all in L1): wrk's Lua cost
 #   strata_l2_100                 strata serve with REDIS_URL and a 64 KiB L1: KEYS random keys
 #                                 that L1 cannot hold, so nearly every hit is an L2 (Redis) hit
@@ -215,8 +217,9 @@ print(s["l1"]["hits"], s["l2"]["hits"], s["l2"]["misses"], s["l1"]["misses"])'
 
 # ---- rows ---------------------------------------------------------------------------------------
 
-strata_l1() { # SIZE [ROW BINARY]: one key, memory only
+strata_l1() { # SIZE [ROW BINARY [WRK_ARGS...]]: one key, memory only
     local size=$1 row=${2:-strata_l1_$1} bin=${3:-$STRATA} port pid
+    shift $(($# < 3 ? $# : 3))
     port=$(free_port)
     start_server "$row" env -u REDIS_URL STRATA_WORKERS=1 STRATA_LISTEN="127.0.0.1:$port" \
         "$bin" serve
@@ -225,10 +228,12 @@ strata_l1() { # SIZE [ROW BINARY]: one key, memory only
     body_of "$size" | curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
         --data-binary @- "http://127.0.0.1:$port/v1/cache/bench/hot?ttl=86400"
     check_hit "$row" "http://127.0.0.1:$port/v1/cache/bench/hot" 'x-cache: HIT-L1' \
-        "$(bytes_of "$size")" && measure "$row" "$pid" "" "http://127.0.0.1:$port/v1/cache/bench/hot"
+        "$(bytes_of "$size")" && measure "$row" "$pid" "" "$@" "http://127.0.0.1:$port/v1/cache/bench/hot"
     stop_pids "$pid"
 }
 row_strata_l1_100() { strata_l1 100; }
+# the same hit asked with a lease (issue 13): a hit must cost no more than 5% over a plain one
+row_strata_l1_lease_100() { strata_l1 100 strata_l1_lease_100 "$STRATA" -H 'X-Cache-Lease: 5'; }
 row_strata_l1_1k() { strata_l1 1k; }
 
 row_strata_l1keys_100() { # KEYS random keys, all in a memory-only L1
@@ -354,7 +359,7 @@ nginx_return() { # SIZE
 row_nginx_return_100() { nginx_return 100; }
 row_nginx_return_1k() { nginx_return 1k; }
 
-ALL_ROWS=(strata_l1_100 varnish_100 nginx_cache_100 nginx_return_100 strata_l2_100 webdis_100
+ALL_ROWS=(strata_l1_100 strata_l1_lease_100 varnish_100 nginx_cache_100 nginx_return_100 strata_l2_100 webdis_100
     fastapi_100 strata_l1keys_100 fastapi_dict_100 strata_l1_1k varnish_1k nginx_cache_1k
     nginx_return_1k)
 if [ -n "${BASELINE:-}" ]; then
@@ -405,6 +410,7 @@ ratio l2_vs_webdis strata_l2_100 webdis_100
 ratio l2_vs_fastapi strata_l2_100 fastapi_100
 ratio l1keys_vs_fastapi strata_l1keys_100 fastapi_100
 ratio l2_vs_l1keys strata_l2_100 strata_l1keys_100
+ratio l1_lease_vs_plain strata_l1_lease_100 strata_l1_100
 ratio after_vs_before_l1_100 strata_l1_100 before_l1_100
 ratio after_vs_before_l2_100 strata_l2_100 before_l2_100
 
@@ -448,6 +454,7 @@ ratio after_vs_before_l2_100 strata_l2_100 before_l2_100
     verdict l1_1k_vs_nginx_return ">=" 0.8 "strata L1 hits (1 KB) >= 0.8x nginx return 200"
     verdict l2_vs_webdis ">=" 1.5 "strata L2 hits >= 1.5x webdis"
     verdict l2_vs_fastapi ">=" 10 "strata L2 hits >= 10x FastAPI + redis-py"
+    verdict l1_lease_vs_plain ">=" 0.952 "a hit asked with X-Cache-Lease costs <= 5% over a plain hit (req/s ratio >= 1/1.05)"
     for row in strata_l1_100 strata_l1_1k strata_l2_100; do
         p=$(val "$row.p99_ms")
         [ -n "$p" ] || continue
