@@ -79,8 +79,7 @@ static void kept(int status, void *arg)
     if (status == 0 || status == STRATA_OK_L1_ONLY) {
         atomic_fetch_add(&q->ls->stale_kept, 1);
         finish(q, STRATA_OK_STALE, strata_value_retain(q->copy));
-    }
-    else
+    } else
         finish(q, status, NULL); /* EEXISTS: a newer value was written; ENOTHOLDER; ... */
 }
 
