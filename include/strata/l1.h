@@ -122,7 +122,8 @@ typedef struct strata_set_opts {
     size_t ntags;               /* up to STRATA_TAGS_MAX_PER_ENTRY */
     unsigned flags;             /* STRATA_VALUE_* and STRATA_SET_* below */
     uint64_t stale_if_error_ms; /* served this long past expiry when its refresh fails; 0: the
-                                   namespace's; at most STRATA_STALE_MAX_MS */
+                                   namespace's (none with STRATA_SET_EXACT_STALE_IF_ERROR); at
+                                   most STRATA_STALE_MAX_MS */
     uint64_t compute_ms;        /* how long the value took to compute (0: unknown; XFetch then
                                    never refreshes it early) */
     double beta;                /* XFetch weight: 0 the namespace's, below 0 never early, at most
@@ -130,11 +131,14 @@ typedef struct strata_set_opts {
 } strata_set_opts;
 
 enum strata_set_flags {
-    STRATA_SET_NX = 1u << 8,        /* only if no fresh value exists: STRATA_EEXISTS otherwise */
-    STRATA_SET_NO_JITTER = 1u << 9, /* the TTL is exact (a TTL copied from another tier) */
-    STRATA_SET_PINNED = 1u << 10,   /* not a cache entry (a session): never evicted by the
-                                       policy, only by expiry or delete; pinned entries may take
-                                       at most half of a shard (STRATA_EQUOTA past it) */
+    STRATA_SET_NX = 1u << 8,           /* only if no fresh value exists: STRATA_EEXISTS otherwise */
+    STRATA_SET_NO_JITTER = 1u << 9,    /* the TTL is exact (a TTL copied from another tier) */
+    STRATA_SET_PINNED = 1u << 10,      /* not a cache entry (a session): never evicted by the
+                                          policy, only by expiry or delete; pinned entries may take
+                                          at most half of a shard (STRATA_EQUOTA past it) */
+    STRATA_SET_EXACT_GRACE = 1u << 11, /* grace_ms is the entry's as given, 0 meaning none,
+                                          not the namespace's */
+    STRATA_SET_EXACT_STALE_IF_ERROR = 1u << 12, /* the same for stale_if_error_ms */
 };
 
 /* Reads k. On a fresh hit sets *out to a reference the caller must release and returns 0;

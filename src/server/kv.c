@@ -357,7 +357,7 @@ static int json_seconds(json_t *j, uint64_t max_ms, uint64_t *ms)
 }
 
 /* An _mset item's freshness fields, as a PUT's ?grace= ... (kv_io.c). Returns NULL or why not. */
-static const char *mset_freshness(json_t *it, const strata_ns_config *ns, strata_set_opts *o)
+static const char *mset_freshness(json_t *it, strata_set_opts *o)
 {
     json_t *g = json_object_get(it, "grace"), *sie = json_object_get(it, "stale_if_error");
     json_t *b = json_object_get(it, "beta"), *ct = json_object_get(it, "compute_time");
@@ -371,18 +371,17 @@ static const char *mset_freshness(json_t *it, const strata_ns_config *ns, strata
                       !(json_number_value(b) >= 0 && json_number_value(b) <= STRATA_BETA_MAX)))
         return "\"beta\" must be a number from 0 to 100";
     if (g != NULL)
-        o->grace_ms = kv_none_ms(o->grace_ms, ns->grace_ms);
+        o->flags |= STRATA_SET_EXACT_GRACE; /* 0: none, whatever the namespace's */
     if (sie != NULL)
-        o->stale_if_error_ms = kv_none_ms(o->stale_if_error_ms, ns->stale_if_error_ms);
+        o->flags |= STRATA_SET_EXACT_STALE_IF_ERROR;
     if (b != NULL)
         o->beta = json_number_value(b) > 0 ? json_number_value(b) : -1; /* 0: never early */
     return NULL;
 }
 
 /* Validates one _mset item and extracts what to write. Returns NULL or why it is refused. */
-static const char *mset_item(json_t *it, size_t key_max, size_t value_max,
-                             const strata_ns_config *ns, unsigned char **owned, const char **val,
-                             size_t *len, strata_set_opts *o, const char **tags)
+static const char *mset_item(json_t *it, size_t key_max, size_t value_max, unsigned char **owned,
+                             const char **val, size_t *len, strata_set_opts *o, const char **tags)
 {
     if (!json_is_object(it))
         return "items must be objects";
@@ -412,7 +411,7 @@ static const char *mset_item(json_t *it, size_t key_max, size_t value_max,
     if (ct != NULL && !json_is_string(ct))
         return "\"content_type\" must be a string";
     o->content_type = ct ? json_string_value(ct) : NULL;
-    if ((why = mset_freshness(it, ns, o)) != NULL)
+    if ((why = mset_freshness(it, o)) != NULL)
         return why;
     if (tg != NULL) {
         if (!json_is_array(tg) || json_array_size(tg) > STRATA_TAGS_MAX_PER_ENTRY)
@@ -435,16 +434,14 @@ void mset_handle(req *q)
         return;
     size_t n = json_array_size(items), key_max = q->w->srv->cfg.cache.l1.max_key_len;
     size_t value_max = q->w->srv->cfg.cache.l1.max_value_len;
-    strata_ns_config ns;
-    strata_l1_ns_config(strata_cache_l1(q->w->srv->cache), q->r.ns, &ns);
     /* Validate everything first: a batch with a bad item writes nothing. */
     for (size_t i = 0; i < n; i++) {
         unsigned char *owned = NULL;
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        const char *why = mset_item(json_array_get(items, i), key_max, value_max, &ns, &owned, &val,
-                                    &len, &o, tags);
+        const char *why =
+            mset_item(json_array_get(items, i), key_max, value_max, &owned, &val, &len, &o, tags);
         free(owned);
         if (why != NULL) {
             json_decref(j);
@@ -462,7 +459,7 @@ void mset_handle(req *q)
         const char *val, *tags[STRATA_TAGS_MAX_PER_ENTRY];
         size_t len;
         strata_set_opts o = {0};
-        mset_item(it, key_max, value_max, &ns, &owned, &val, &len, &o, tags);
+        mset_item(it, key_max, value_max, &owned, &val, &len, &o, tags);
         json_array_append_new(b->items, json_pack("{s:O}", "key", json_object_get(it, "key")));
         slot *s = malloc(sizeof *s);
         s->b = b, s->index = i;

@@ -178,11 +178,6 @@ int kv_window(req *q, uint64_t *left_ms)
     return 0;
 }
 
-uint64_t kv_none_ms(uint64_t asked_ms, uint64_t ns_ms)
-{
-    return asked_ms == 0 && ns_ms != 0 ? 1 : asked_ms;
-}
-
 /* ?grace=, ?stale_if_error=, ?beta=, ?compute_time=. Returns 0, or answers 400 and returns -1. */
 static int put_freshness(req *q, kv_put_opts *p)
 {
@@ -190,21 +185,19 @@ static int put_freshness(req *q, kv_put_opts *p)
     const char *beta = get_query(q, "beta"), *compute = get_query(q, "compute_time");
     if (grace == NULL && sie == NULL && beta == NULL && compute == NULL)
         return 0;
-    strata_ns_config ns;
-    strata_l1_ns_config(strata_cache_l1(q->w->srv->cache), q->r.ns, &ns);
     if (grace != NULL) {
         if (codec_seconds(grace, 0, STRATA_STALE_MAX_MS, &p->opts.grace_ms) != 0) {
             reply_error(q, 400, "bad_grace", "grace must be " KV_STALE_RANGE);
             return -1;
         }
-        p->opts.grace_ms = kv_none_ms(p->opts.grace_ms, ns.grace_ms);
+        p->opts.flags |= STRATA_SET_EXACT_GRACE; /* ?grace=0: none, whatever the namespace's */
     }
     if (sie != NULL) {
         if (codec_seconds(sie, 0, STRATA_STALE_MAX_MS, &p->opts.stale_if_error_ms) != 0) {
             reply_error(q, 400, "bad_stale_if_error", "stale_if_error must be " KV_STALE_RANGE);
             return -1;
         }
-        p->opts.stale_if_error_ms = kv_none_ms(p->opts.stale_if_error_ms, ns.stale_if_error_ms);
+        p->opts.flags |= STRATA_SET_EXACT_STALE_IF_ERROR;
     }
     if (beta != NULL) {
         char *end;

@@ -52,8 +52,4 @@ int kv_put_options(req *q, kv_put_opts *p, uint64_t window_left_ms);
 #define KV_WINDOW_MAX_MS  (365ull * 24 * 3600 * 1000)
 #define KV_STALE_RANGE    "seconds from 0 to 2592000 (30 days), fractions to the millisecond allowed"
 
-/* A grace or stale-if-error of 0 asked for one write means none, but 0 in strata_set_opts is
- * the namespace's: when the namespace has one, 1 ms stands for none. */
-uint64_t kv_none_ms(uint64_t asked_ms, uint64_t ns_ms);
-
 #endif

@@ -347,6 +347,21 @@ static void test_xfetch_and_namespace_defaults(void **state)
     /* early when -2 s * ln u >= 1 s, i.e. u <= e^-0.5 = 0.6065: 606 of the 1000 draws */
     assert_in_range(early, 600, 612);
     strata_value_release(v);
+    /* An exact window: 0 is none, not the namespace's. */
+    strata_key ex1 = {"xf", "acme", "exact1", 6}, ex2 = {"xf", "acme", "exact2", 6};
+    strata_set_opts exact = {.ttl_ms = 60000, .flags = STRATA_SET_EXACT_GRACE};
+    assert_int_equal(strata_cache_set(a.c, &ex1, "v", 1, &exact), STRATA_OK);
+    assert_int_equal(strata_cache_get(fresh.c, &ex1, &v), STRATA_OK);
+    assert_int_equal(strata_value_grace_ms(v), 0);
+    assert_int_equal(strata_value_stale_if_error_ms(v), 9000); /* this one still the namespace's */
+    strata_value_release(v);
+    exact.flags = STRATA_SET_EXACT_GRACE | STRATA_SET_EXACT_STALE_IF_ERROR;
+    exact.stale_if_error_ms = 500;
+    assert_int_equal(strata_cache_set(a.c, &ex2, "v", 1, &exact), STRATA_OK);
+    assert_int_equal(strata_cache_get(fresh.c, &ex2, &v), STRATA_OK);
+    assert_int_equal(strata_value_grace_ms(v), 0);
+    assert_int_equal(strata_value_stale_if_error_ms(v), 500);
+    strata_value_release(v);
     /* beta below 0: never early; no compute time: never early. */
     strata_set_opts never = {.ttl_ms = 60000, .compute_ms = 1000, .beta = -1};
     assert_int_equal(strata_cache_set(a.c, &off, "v", 1, &never), STRATA_OK);

@@ -314,9 +314,9 @@ static fresh_spec freshness_of(const strata_ns_config *c, const strata_set_opts 
     fresh_spec f = {o->grace_ms, o->stale_if_error_ms, o->compute_ms, o->beta};
     if (o->flags & (STRATA_VALUE_ERROR | STRATA_VALUE_STALE))
         return f;
-    if (f.grace_ms == 0)
+    if (f.grace_ms == 0 && !(o->flags & STRATA_SET_EXACT_GRACE))
         f.grace_ms = c->grace_ms;
-    if (f.sie_ms == 0)
+    if (f.sie_ms == 0 && !(o->flags & STRATA_SET_EXACT_STALE_IF_ERROR))
         f.sie_ms = c->stale_if_error_ms;
     if (f.beta == 0)
         f.beta = c->beta;
