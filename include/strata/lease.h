@@ -172,7 +172,9 @@ int strata_lease_fill_async(strata_leases *ls, strata_loop *lp, const strata_key
  *   STRATA_EINVAL      (not a token's form, STRATA_SET_NX, tags), STRATA_ENOMEM, a key error,
  *                      or the errors of strata_cache_set for the error result.
  * The lease is released in every case but ENOTHOLDER and the argument errors. Redis failing is
- * not an error: the copy or the error result lands in this instance's L1 (strata_lease_fill). */
+ * not an error: the copy or the error result lands in this instance's L1 (strata_lease_fill),
+ * and strata_fallback_reason() (cache.h), right after the call or in its callback, is then not
+ * STRATA_REASON_NONE. */
 int strata_lease_fail(strata_leases *ls, const strata_key *k, const char *token, const void *err,
                       size_t len, const strata_set_opts *opts, strata_value **out);
 

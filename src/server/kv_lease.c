@@ -224,6 +224,11 @@ static void on_failed(int status, strata_value *v, void *arg)
 {
     req *q = arg;
     strata_value_release(v);
+    if ((status == STRATA_OK_STALE || status == STRATA_OK_ERROR) &&
+        strata_fallback_reason() != STRATA_REASON_NONE) {
+        add_header(q, "X-Cache-Write", "l1-only"); /* written to this instance alone */
+        add_reason(q, strata_fallback_reason());
+    }
     switch (status) {
     case STRATA_OK_STALE:
         add_header(q, "X-Cache", "STALE");

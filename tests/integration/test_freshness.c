@@ -433,6 +433,7 @@ static void test_redis_down_the_process_keeps_its_copy(void **state)
     assert_true(g.local);
     rc = strata_lease_fail(a.ls, &k, g.token, "boom", 4, NULL, &v);
     assert_value(rc, STRATA_OK_STALE, v, "mine");
+    assert_int_not_equal(strata_fallback_reason(), STRATA_REASON_NONE); /* L1 alone */
     strata_value_release(v);
     rc = strata_cache_get(a.c, &k, &v);
     assert_true(rc == STRATA_OK || rc == STRATA_OK_L1_ONLY);

@@ -692,6 +692,22 @@ static void test_redis_down_stale_single_flight(void **state)
     SH_EXPECT_HEADER(r, "X-Cache", "HIT-L1");
     assert_string_equal(r->body, "fresh");
     sh_resp_free(r);
+    /* A failed refresh keeps the copy in this instance alone, and says so. */
+    r = call(s, "PUT", "/v1/cache/rd/e?ttl=1&stale_if_error=30", NULL, "old", NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 204);
+    sh_resp_free(r);
+    sh_sleep_ms(1500);
+    r = lease_get(s, "/v1/cache/rd/e", NULL); /* past its TTL, within stale-if-error: compute */
+    SH_EXPECT_STATUS(r, 404);
+    char token[64];
+    snprintf(token, sizeof token, "%s", token_of(r));
+    assert_int_not_equal(token[0], '\0');
+    sh_resp_free(r);
+    r = fill(s, "/v1/cache/rd/e", NULL, token, "boom", 1);
+    SH_EXPECT_STATUS(r, 204);
+    SH_EXPECT_HEADER(r, "X-Cache", "STALE");
+    SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
+    sh_resp_free(r);
     assert_true(lease_stat(s, "local") > 0);
     assert_int_equal(sh_stop_check(s), 0);
     assert_int_equal(rh_restart(redis), 0);
