@@ -132,7 +132,7 @@ int hc_cc_from_headers(const upstream_header *h, size_t n, hc_cc *cc);
  * such year in the past (§5.6.7). Returns 0 and *out (seconds since the epoch) or HC_EINVAL. */
 int hc_date_parse(const char *s, size_t len, int64_t now, int64_t *out);
 /* Writes t as IMF-fixdate into buf (at least HC_DATE_LEN + 1 bytes), NUL-terminated. Returns
- * HC_DATE_LEN, or HC_ENOSPACE. */
+ * HC_DATE_LEN, HC_ENOSPACE, or HC_EINVAL for a year outside 0..9999. */
 int hc_date_format(int64_t t, char *buf, size_t cap);
 
 /* An entity tag (RFC 9110 §8.8.3): opaque points into the input, quotes excluded. */
@@ -330,10 +330,10 @@ const char *hc_outcome_name(int outcome);
 int hc_decide(const hc_request *rq, const hc_facts *f, int64_t now);
 /* The origin was asked (to revalidate or refetch f) and failed: origin_status is its 5xx
  * status (500, 502, 503 or 504), or 0 when it could not be reached or timed out. Returns
- * STALE_IF_ERROR_ALLOWED when f is within the response's or the request's stale-if-error window
- * (RFC 5861 §4), or fresh, and nothing forbids it (must-revalidate, proxy-revalidate,
- * unqualified no-cache); ERROR otherwise (also for any other status: it is the origin's answer).
- * f NULL: ERROR. */
+ * STALE_IF_ERROR_ALLOWED when the response or the request has a stale-if-error window (RFC 5861
+ * §4; the larger counts), f's staleness is within it (a fresh f always is) and nothing forbids
+ * it (must-revalidate, proxy-revalidate, unqualified no-cache); ERROR otherwise (also for any
+ * other status: it is the origin's answer). f NULL: ERROR. */
 int hc_decide_on_error(const hc_request *rq, const hc_facts *f, int origin_status, int64_t now);
 
 /* How long strata keeps a response just stored or revalidated at now, in the entry's terms
