@@ -162,18 +162,22 @@ static int compile_segment(proxy_pattern *p, const char *s, size_t n, char *err,
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
-        if (c == '{' || c == '}' || c == '*')
-            return snprintf(err, cap,
-                            "'%c' in \"%.*s\": a parameter is a whole segment ({name}), and '*' "
-                            "only the last one",
-                            c, (int)n, s),
-                   -1;
-        if (c == '?' || c == '#' || c <= 0x20 || c >= 0x7f)
-            return snprintf(err, cap, "a path pattern has no query, fragment, space or control"),
-                   -1;
+        if (c == '{' || c == '}' || c == '*') {
+            snprintf(err, cap,
+                     "'%c' in \"%.*s\": a parameter is a whole segment ({name}), and '*' only "
+                     "the last one",
+                     c, (int)n, s);
+            goto bad;
+        }
+        if (c == '?' || c == '#' || c <= 0x20 || c >= 0x7f) {
+            snprintf(err, cap, "a path pattern has no query, fragment, space or control");
+            goto bad;
+        }
         if (c == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-                return snprintf(err, cap, "'%%' must start an escape (%%2F)"), -1;
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+                snprintf(err, cap, "'%%' must start an escape (%%2F)");
+                goto bad;
+            }
             c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
             i += 2;
         }
@@ -183,6 +187,10 @@ static int compile_segment(proxy_pattern *p, const char *s, size_t n, char *err,
     g->len = o;
     p->nseg++;
     return 0;
+bad: /* the segment is not counted yet: proxy_pattern_free would not see it */
+    free(g->lit);
+    g->lit = NULL;
+    return -1;
 }
 
 int proxy_pattern_compile(const char *text, proxy_pattern *p, char *err, size_t cap)
