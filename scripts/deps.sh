@@ -7,7 +7,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libxxhash-dev
-      libhttp-parser-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server clang clang-format
+      libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server clang clang-format
       cppcheck prometheus python3 curl jq openssl)
 if [ "${1:-}" = "bench" ]; then
     pkgs+=(util-linux)

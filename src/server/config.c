@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "limits.h"
 #include "log.h"
 
 static int config_error(const char *what, const char *value, const char *why)
@@ -87,6 +88,9 @@ static void usage(FILE *f)
            "  --log-level LEVEL    error, warn, info, debug (STRATA_LOG_LEVEL, default info)\n"
            "  --metrics-auth       /metrics needs a read token (STRATA_METRICS_AUTH)\n"
            "  --require-redis      health is 503 while Redis is down (STRATA_REQUIRE_REDIS)\n"
+           "  --config FILE        the caching proxy's origins and routes, YAML (STRATA_CONFIG;\n"
+           "                       reloaded on SIGHUP)\n"
+           "  --upstream URL       proxy every path to URL, obeying its headers (STRATA_UPSTREAM)\n"
            "\n"
            "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
            "(60 s: idle and slow clients are closed), STRATA_BODY_TIMEOUT (60 s: a body must\n"
@@ -204,8 +208,63 @@ static int lease_settings(serve_config *c)
     return 0;
 }
 
+/* A route's rate limit, checked by the parser of STRATA_RATE_LIMITS. */
+static int check_rule(const char *rule, char *err, size_t cap)
+{
+    limit_rules r;
+    int rc = limits_parse(rule, &r, err, cap);
+    limits_free(&r);
+    return rc;
+}
+
+const proxy_load_options serve_proxy_options = {.check_rule = check_rule};
+
+/* The proxy's configuration: --config or --upstream, else STRATA_CONFIG or STRATA_UPSTREAM (a
+ * flag wins over a variable; two of one kind are refused, as they would say different things).
+ * Returns 0 or -1 (printed). */
+static int proxy_settings(serve_config *c, const char *flag_config, const char *flag_upstream)
+{
+    const char *env_config = getenv("STRATA_CONFIG"), *env_upstream = getenv("STRATA_UPSTREAM");
+    const char *file = NULL, *url = NULL;
+    if (env_config && !*env_config)
+        env_config = NULL;
+    if (env_upstream && !*env_upstream)
+        env_upstream = NULL;
+    if (flag_config && flag_upstream) {
+        fprintf(stderr, "strata serve: --config and --upstream: give one of them (the file "
+                        "declares its origins)\n");
+        return -1;
+    }
+    if (flag_config || flag_upstream) {
+        file = flag_config, url = flag_upstream;
+        c->proxy_from = flag_config ? "--config" : "--upstream";
+    } else if (env_config && env_upstream) {
+        fprintf(stderr, "strata serve: STRATA_CONFIG and STRATA_UPSTREAM: set one of them (the "
+                        "file declares its origins)\n");
+        return -1;
+    } else {
+        file = env_config, url = env_upstream;
+        c->proxy_from = env_config ? "STRATA_CONFIG" : "STRATA_UPSTREAM";
+    }
+    char err[1024];
+    int rc = 0;
+    if (file != NULL)
+        rc = proxy_config_load_file(file, &serve_proxy_options, &c->proxy, err, sizeof err);
+    else if (url != NULL)
+        rc = proxy_config_from_upstream(url, &c->proxy, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "strata serve: %s: %s\n", c->proxy_from, err);
+        return -1;
+    }
+    c->proxy_file = file;
+    if (file == NULL && url == NULL)
+        c->proxy_from = NULL;
+    return 0;
+}
+
 int serve_config_load(serve_config *c, int argc, char **argv)
 {
+    const char *flag_config = NULL, *flag_upstream = NULL;
     serve_defaults(c);
     const char *bad = NULL;
     int rc = strata_cache_config_init(&c->cache, &bad);
@@ -325,6 +384,10 @@ int serve_config_load(serve_config *c, int argc, char **argv)
             snprintf(c->workers_from, sizeof c->workers_from, "--workers");
         } else if (strcmp(a, "--tokens-file") == 0) {
             c->tokens_file = next, i++;
+        } else if (strcmp(a, "--config") == 0) {
+            flag_config = next, i++;
+        } else if (strcmp(a, "--upstream") == 0) {
+            flag_upstream = next, i++;
         } else if (strcmp(a, "--log-level") == 0) {
             if (parse_level("--log-level", next, &c->log_level) != 0)
                 return -1;
@@ -336,5 +399,5 @@ int serve_config_load(serve_config *c, int argc, char **argv)
         }
     }
     c->loopback = is_loopback(c->listen_host);
-    return 0;
+    return proxy_settings(c, flag_config, flag_upstream);
 }

@@ -9,6 +9,8 @@
 
 #include <strata/strata.h>
 
+#include "proxy/proxy_config.h"
+
 typedef struct serve_config {
     char listen_host[256];
     int listen_port;
@@ -39,6 +41,11 @@ typedef struct serve_config {
     uint64_t lease_wait_ms; /* STRATA_LEASE_WAIT: the wait of a lease GET without X-Cache-Wait */
     unsigned lease_waiters; /* STRATA_LEASE_WAITERS: requests waiting for a lease holder at once */
     strata_cache_config cache;
+    /* The caching proxy's origins and routes (not yet routed to): from --config FILE, or
+     * --upstream URL's one route; flags over STRATA_CONFIG / STRATA_UPSTREAM. NULL: no proxy. */
+    const char *proxy_file; /* the file loaded, for SIGHUP; NULL with --upstream */
+    const char *proxy_from; /* "--config", "STRATA_UPSTREAM", ...: where it came from */
+    proxy_config *proxy;    /* the server's; proxy_config_free at stop */
 } serve_config;
 
 /* The longest X-Cache-Wait and STRATA_LEASE_WAIT: a waiting request holds its connection and,
@@ -48,8 +55,12 @@ typedef struct serve_config {
 /* The settings before the environment and flags are read. */
 void serve_defaults(serve_config *c);
 
-/* Defaults, then the environment, then argv's flags (flags win). Returns 0, 1 (--help was
- * shown), or -1 (the reason was printed). */
+/* Defaults, then the environment, then argv's flags (flags win), then the proxy's configuration
+ * file or --upstream (loaded into c->proxy). Returns 0, 1 (--help was shown), or -1 (the reason
+ * was printed). */
 int serve_config_load(serve_config *c, int argc, char **argv);
+
+/* The loader's options for strata serve: route rate limits checked with limits_parse. */
+extern const proxy_load_options serve_proxy_options;
 
 #endif

@@ -177,6 +177,43 @@ static void worker_destroy(worker *w)
 
 /* ---- life cycle --------------------------------------------------------------------------- */
 
+/* SIGHUP: the proxy's file again; on a fault the old model stays. Nothing reads the model while
+ * requests run yet (the proxy is not routed to), so the swap needs no lock today; once requests
+ * read it, they will hold a reference across the swap. */
+static void reload_proxy(server *s)
+{
+    if (s->cfg.proxy_file == NULL)
+        return;
+    char err[1024];
+    if (proxy_config_reload(&s->cfg.proxy, s->cfg.proxy_file, &serve_proxy_options, err,
+                            sizeof err) != 0) {
+        log_msg(LOG_ERROR, "SIGHUP: %s not reloaded, the old one stays: %s", s->cfg.proxy_file,
+                err);
+        return;
+    }
+    log_msg(LOG_INFO, "SIGHUP: proxy: %zu routes, %zu origins", s->cfg.proxy->nroutes,
+            s->cfg.proxy->norigins);
+}
+
+/* The proxy's model at start: one line, and a warning per origin that verifies nothing. */
+static void report_proxy(const serve_config *c)
+{
+    if (c->proxy == NULL)
+        return;
+    log_msg(LOG_INFO,
+            "proxy: %zu route%s, %zu origin%s, %zu invalidation rule%s (from %s; not "
+            "yet routed to)",
+            c->proxy->nroutes, c->proxy->nroutes == 1 ? "" : "s", c->proxy->norigins,
+            c->proxy->norigins == 1 ? "" : "s", c->proxy->ninvalidations,
+            c->proxy->ninvalidations == 1 ? "" : "s", c->proxy_from);
+    for (size_t i = 0; i < c->proxy->norigins; i++)
+        if (c->proxy->origins[i].opts.tls_insecure)
+            log_msg(LOG_WARN,
+                    "proxy: origin %s: tls insecure: its certificate and name are not "
+                    "verified",
+                    c->proxy->origins[i].name);
+}
+
 static void reload_tokens(server *s)
 {
     char err[512];
@@ -333,6 +370,8 @@ static void stop(server *s)
     strata_cache_free(s->cache);
     auth_free(s->auth);
     limits_free(&s->rules);
+    proxy_config_free(s->cfg.proxy);
+    s->cfg.proxy = NULL;
 }
 
 int serve_main(int argc, char **argv)
@@ -340,8 +379,10 @@ int serve_main(int argc, char **argv)
     server s;
     memset(&s, 0, sizeof s);
     int rc = serve_config_load(&s.cfg, argc, argv);
-    if (rc != 0)
+    if (rc != 0) {
+        proxy_config_free(s.cfg.proxy);
         return rc > 0 ? 0 : 2;
+    }
     log_set_level(s.cfg.log_level);
     evthread_use_pthreads();
     /* Signals go to the main thread only: block them before any thread starts. */
@@ -376,11 +417,13 @@ int serve_main(int argc, char **argv)
             s.cfg.workers, s.cfg.workers == 1 ? "" : "s", s.cfg.workers_from,
             l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
             auth_count(s.auth), auth_count(s.auth) == 1 ? "" : "s");
+    report_proxy(&s.cfg);
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
             reload_tokens(&s);
+            reload_proxy(&s);
             continue;
         }
         log_msg(LOG_INFO, "%s: draining, then exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
