@@ -1016,9 +1016,54 @@ static void syntax_error(loader *L, struct fy_diag *d)
         fail(L, (pos){1, 1}, "the file is empty or not YAML; expected origins: and routes:");
 }
 
-static int load(loader *L, const char *path, const char *data, size_t len, proxy_config **out)
+/* The length of the UTF-8 sequence at p (1..4) that YAML allows as text, or 0: printable
+ * characters, tab, LF and CR (YAML 1.2, 5.1), no overlong forms, no surrogates. */
+static size_t yaml_char(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c != 0x7f);
+    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (n == 0 || c > 0xf4 || n > left)
+        return 0;
+    uint32_t cp = c & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
+        (cp >= 0x80 && cp <= 0x9f && cp != 0x85))
+        return 0;
+    return n;
+}
+
+/* A configuration file is UTF-8 text. Checked before libfyaml sees it: besides a clearer error,
+ * libfyaml 0.7.12 loops forever on some invalid bytes after a '%' directive (fuzz_proxy_config
+ * found it), so a file that is not text must never reach it. */
+static int text_check(loader *L, const char *data, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    pos at = {1, 1};
+    for (size_t i = 0; i < len;) {
+        size_t n = yaml_char(p + i, len - i);
+        if (n == 0)
+            return fail(L, at, "byte 0x%02x is not UTF-8 text YAML allows; expected a text file",
+                        p[i]);
+        if (p[i] == '\n')
+            at.line++, at.col = 0;
+        at.col++;
+        i += n;
+    }
+    return 0;
+}
+
+static int load(loader *L, const char *data, size_t len, proxy_config **out)
 {
     *out = NULL;
+    if (text_check(L, data, len) != 0)
+        return -1;
     proxy_config *c = calloc(1, sizeof *c);
     struct fy_diag_cfg dc;
     fy_diag_cfg_default(&dc);
@@ -1032,8 +1077,7 @@ static int load(loader *L, const char *path, const char *data, size_t len, proxy
     }
     fy_diag_set_collect_errors(d, true);
     struct fy_parse_cfg pc = {.flags = FYPCF_QUIET | FYPCF_DISABLE_RECYCLING, .diag = d};
-    struct fy_document *doc = path ? fy_document_build_from_file(&pc, path)
-                                   : fy_document_build_from_string(&pc, data, len);
+    struct fy_document *doc = fy_document_build_from_string(&pc, data, len);
     int rc;
     if (doc == NULL || fy_diag_got_error(d)) {
         syntax_error(L, d);
@@ -1055,21 +1099,34 @@ int proxy_config_load_bytes(const char *name, const char *data, size_t len,
                             const proxy_load_options *o, proxy_config **out, char *err, size_t cap)
 {
     loader L = {.file = name ? name : "(config)", .err = err, .cap = cap, .o = o};
-    return load(&L, NULL, data, len, out);
+    return load(&L, data, len, out);
 }
 
 int proxy_config_load_file(const char *path, const proxy_load_options *o, proxy_config **out,
                            char *err, size_t cap)
 {
     loader L = {.file = path, .err = err, .cap = cap, .o = o};
-    FILE *f = fopen(path, "r");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        *out = NULL;
         snprintf(err, cap, "%s: cannot be read: %s", path, strerror(errno));
         return -1;
     }
+    char *data = malloc(PROXY_CONFIG_MAX_BYTES + 1);
+    size_t len = data ? fread(data, 1, PROXY_CONFIG_MAX_BYTES + 1, f) : 0;
+    int bad = data == NULL || ferror(f);
     fclose(f);
-    return load(&L, path, NULL, 0, out);
+    int rc = -1;
+    if (bad)
+        snprintf(err, cap, "%s: cannot be read: %s", path,
+                 data ? strerror(errno) : "out of memory");
+    else if (len > PROXY_CONFIG_MAX_BYTES)
+        snprintf(err, cap, "%s: larger than %d bytes; expected a configuration file", path,
+                 PROXY_CONFIG_MAX_BYTES);
+    else
+        rc = load(&L, data, len, out);
+    free(data);
+    return rc;
 }
 
 int proxy_config_reload(proxy_config **cur, const char *path, const proxy_load_options *o,
@@ -1097,7 +1154,7 @@ int proxy_config_from_upstream(const char *url, proxy_config **out, char *err, s
              "routes: [{name: default, match: {methods: ['*'], path: '/*'}, rfc9111: obey}]\n",
              url);
     loader L = {.file = "--upstream", .err = err, .cap = cap};
-    if (load(&L, NULL, yaml, strlen(yaml), out) != 0) {
+    if (load(&L, yaml, strlen(yaml), out) != 0) {
         /* the position is the generated text's: say what was given instead */
         const char *why = strstr(err, "origin \"upstream\": ");
         char msg[512];

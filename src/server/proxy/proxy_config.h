@@ -136,6 +136,9 @@ typedef struct proxy_load_options {
     int (*check_rule)(const char *rule, char *err, size_t cap);
 } proxy_load_options;
 
+/* The largest configuration file read (bytes). */
+#define PROXY_CONFIG_MAX_BYTES (4 * 1024 * 1024)
+
 /* Loads the YAML file at path. Returns 0 and sets *out, or -1 with "FILE:LINE:COL: what is wrong;
  * what was expected" in err (cap bytes). */
 int proxy_config_load_file(const char *path, const proxy_load_options *o, proxy_config **out,

@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,18 +69,61 @@ static int is_ip(const char *s)
     return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }
 
-/* The context every connection to an https origin is made from: TLS 1.2 or later, ALPN
- * http/1.1 (an LLM provider that also speaks h2 must not pick it), and, unless insecure, peer
- * verification against ca_file or the system store. */
-static int make_tls(upstream_origin *o, char *err, size_t errcap)
+/* A context as every origin's starts: TLS 1.2 or later, ALPN http/1.1 (an LLM provider that
+ * also speaks h2 must not pick it). NULL when out of memory. */
+static SSL_CTX *new_ctx(void)
 {
     static const unsigned char alpn[] = "\x08http/1.1";
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
-        return fail(err, errcap, UPSTREAM_ENOMEM, "cannot make a TLS context");
+        return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+}
+
+/* The system store is loaded once per process and its context shared (reference-counted) by
+ * every origin verified against it: the bundle is ~140 certificates, parsed eagerly (tens of
+ * milliseconds and about a megabyte each time), and a configuration may name many https
+ * origins, or be reloaded. An SSL_CTX is safe to share between threads once set up. */
+static pthread_once_t system_once = PTHREAD_ONCE_INIT;
+static SSL_CTX *system_ctx;
+static char system_why[160];
+
+static void load_system_store(void)
+{
+    SSL_CTX *ctx = new_ctx();
+    if (ctx == NULL) {
+        snprintf(system_why, sizeof system_why, "out of memory");
+        return;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        ERR_error_string_n(ERR_get_error(), system_why, sizeof system_why);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return;
+    }
+    system_ctx = ctx;
+}
+
+/* The context every connection to an https origin is made from: new_ctx's, and, unless
+ * insecure, peer verification against ca_file or the (shared) system store. */
+static int make_tls(upstream_origin *o, char *err, size_t errcap)
+{
+    if (!o->opt.tls_insecure && o->opt.ca_file == NULL) {
+        pthread_once(&system_once, load_system_store);
+        if (system_ctx == NULL)
+            return fail(err, errcap, UPSTREAM_EINVAL,
+                        "cannot load the CA certificates (system store): %s", system_why);
+        SSL_CTX_up_ref(system_ctx);
+        o->ssl_ctx = system_ctx;
+        return 0;
+    }
+    SSL_CTX *ctx = new_ctx();
+    if (ctx == NULL)
+        return fail(err, errcap, UPSTREAM_ENOMEM, "cannot make a TLS context");
     if (!o->opt.tls_insecure) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         int ok = o->opt.ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, o->opt.ca_file, NULL)
