@@ -305,6 +305,14 @@ static void test_not_text(void **state)
             strstr(err, "not UTF-8 text") == NULL)
             fail_msg("case %zu: %s", i, err);
     }
+    /* One document per file: a second one is an error where it starts, never ignored. */
+    proxy_config *two = load("origins: [{name: a, url: 'http://127.0.0.1:1'}]\n"
+                             "routes: [{name: t, match: {path: /}}]\n"
+                             "---\n"
+                             "routes: [{name: u, match: {path: /u}}]\n");
+    assert_null(two);
+    if (strncmp(err, "t.yaml:4:", 9) != 0 || strstr(err, "a second YAML document") == NULL)
+        fail_msg("two documents: %s", err);
     /* UTF-8 text is text: a value in another script loads (it is then checked as any value) */
     proxy_config *c = load("origins: [{name: a, url: 'http://127.0.0.1:1'}]\n"
                            "routes: [{name: t, match: {path: /caf\xc3\xa9}}]\n");

@@ -1077,15 +1077,28 @@ static int load(loader *L, const char *data, size_t len, proxy_config **out)
     }
     fy_diag_set_collect_errors(d, true);
     struct fy_parse_cfg pc = {.flags = FYPCF_QUIET | FYPCF_DISABLE_RECYCLING, .diag = d};
-    struct fy_document *doc = fy_document_build_from_string(&pc, data, len);
-    int rc;
-    if (doc == NULL || fy_diag_got_error(d)) {
-        syntax_error(L, d);
-        rc = -1;
-    } else {
-        rc = document(L, fy_document_root(doc), c);
+    struct fy_parser *fyp = fy_parser_create(&pc);
+    if (fyp == NULL || fy_parser_set_string(fyp, data, len) != 0) {
+        fy_parser_destroy(fyp);
+        fy_diag_destroy(d);
+        proxy_config_free(c);
+        return fail(L, (pos){0, 0}, "out of memory");
     }
-    fy_document_destroy(doc);
+    /* One document: a second one (after a "---") would otherwise be ignored without a word. */
+    struct fy_document *doc = fy_parse_load_document(fyp), *more = NULL;
+    int rc = -1;
+    if (doc == NULL || fy_diag_got_error(d))
+        syntax_error(L, d);
+    else if ((more = fy_parse_load_document(fyp)) != NULL)
+        fail(L, at(fy_document_root(more), (pos){0, 0}),
+             "a second YAML document; expected one document per file");
+    else if (fy_diag_got_error(d))
+        syntax_error(L, d);
+    else
+        rc = document(L, fy_document_root(doc), c);
+    fy_parse_document_destroy(fyp, more);
+    fy_parse_document_destroy(fyp, doc);
+    fy_parser_destroy(fyp);
     fy_diag_destroy(d);
     if (rc != 0) {
         proxy_config_free(c);

@@ -154,7 +154,8 @@ typedef struct upstream_callbacks {
 /* A pool for the loop base. Returns NULL when out of memory. */
 upstream_pool *upstream_pool_new(struct event_base *base);
 /* Calls on_done(UPSTREAM_ECLOSED) for every request not done, closes every connection and frees
- * p. NULL is a no-op. */
+ * p. NULL is a no-op. Not from inside one of p's callbacks: free it from the loop's own code
+ * (a worker's shutdown), once its callbacks have returned. */
 void upstream_pool_free(upstream_pool *p);
 
 /* Sends a request to o through p: on an idle kept-alive connection, a new one (up to
