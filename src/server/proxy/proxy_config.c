@@ -251,6 +251,28 @@ static int key_index(loader *L, struct fy_node_pair *pr, pos p, const char *cons
     return fail(L, *kp, "unknown key \"%s\"; expected one of: %s", k, list);
 }
 
+/* Mapping n's values by key (keys: NULL-terminated, at most 16): by[i] and its key's position
+ * kps[i] for the keys present, NULL for the others. An unknown key, or a key without a value, is
+ * an error. */
+static int fields(loader *L, struct fy_node *n, pos p, const char *const *keys, struct fy_node **by,
+                  pos *kps)
+{
+    void *it = NULL;
+    struct fy_node_pair *pr;
+    while ((pr = fy_node_mapping_iterate(n, &it)) != NULL) {
+        char k[64];
+        pos kp;
+        int i = key_index(L, pr, p, keys, k, sizeof k, &kp);
+        if (i < 0)
+            return -1;
+        by[i] = fy_node_pair_value(pr);
+        kps[i] = kp;
+        if (by[i] == NULL)
+            return fail(L, kp, "%s has no value", k);
+    }
+    return 0;
+}
+
 /* The text of mapping n's "name" key, for messages before the name is read, or NULL. */
 static const char *peek_name(struct fy_node *n, char *buf, size_t cap)
 {
@@ -807,22 +829,12 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
     /* name and match first: the messages name the route, and key and tags need the path */
     struct fy_node *by[16] = {NULL};
     pos kps[16];
-    void *it = NULL;
-    struct fy_node_pair *pr;
-    while ((pr = fy_node_mapping_iterate(n, &it)) != NULL) {
-        char k[64];
-        int i = key_index(L, pr, p, keys, k, sizeof k, &kps[0]);
-        if (i < 0)
-            return -1;
-        by[i] = fy_node_pair_value(pr);
-        kps[i + 1] = kps[0];
-        if (by[i] == NULL)
-            return fail(L, kps[0], "%s has no value", k);
-    }
+    if (fields(L, n, p, keys, by, kps) != 0)
+        return -1;
     pos np = at(n, p);
     if (by[0] == NULL)
         return fail(L, np, "a route needs a name (name: tasks)");
-    if ((r->name = name_of(L, by[0], kps[1], "name")) == NULL)
+    if ((r->name = name_of(L, by[0], kps[0], "name")) == NULL)
         return -1;
     snprintf(L->what, sizeof L->what, "route \"%s\"", r->name);
     for (size_t j = 0; j + 1 < c->nroutes; j++)
@@ -831,21 +843,21 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
                         c->routes[j].line);
     if (by[1] == NULL)
         return fail(L, np, "a route needs match: {path: /tasks/{id}}");
-    if (match_rule(L, by[1], kps[2], PROXY_M_GET | PROXY_M_HEAD, &r->match) != 0)
+    if (match_rule(L, by[1], kps[1], PROXY_M_GET | PROXY_M_HEAD, &r->match) != 0)
         return -1;
     const char *own = proxy_pattern_claims_own(&r->match.path);
     if (own != NULL)
-        return fail(L, at(by[1], kps[2]),
+        return fail(L, at(by[1], kps[1]),
                     "the path %s claims strata's own %s; strata's endpoints (/cache/*, /metrics, "
                     "/livez, /readyz, /v1/cache*, /v1/sessions*, /v1/ratelimit*, /v1/invalidate) "
                     "cannot be routed to an origin",
                     r->match.path.text, own);
     if (by[2] != NULL) {
         char buf[NAME_MAX_LEN + 1];
-        if (text(L, by[2], kps[3], "origin", buf, sizeof buf) != 0)
+        if (text(L, by[2], kps[2], "origin", buf, sizeof buf) != 0)
             return -1;
         if ((r->origin = find_origin(c, buf)) == NULL)
-            return fail(L, at(by[2], kps[3]), "origin \"%s\" is not declared under origins", buf);
+            return fail(L, at(by[2], kps[2]), "origin \"%s\" is not declared under origins", buf);
     } else if (c->norigins == 1) {
         r->origin = &c->origins[0];
     } else {
@@ -853,29 +865,29 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
     }
     uint64_t *durations[4] = {&r->ttl_ms, &r->grace_ms, &r->stale_if_error_ms, &r->error_ttl_ms};
     for (int i = 3; i <= 6; i++)
-        if (by[i] != NULL && duration(L, by[i], kps[i + 1], keys[i], durations[i - 3]) != 0)
+        if (by[i] != NULL && duration(L, by[i], kps[i], keys[i], durations[i - 3]) != 0)
             return -1;
     r->ttl_set = by[3] != NULL;
-    if (by[7] != NULL && statuses(L, by[7], kps[8], keys[7], &r->error_statuses) != 0)
+    if (by[7] != NULL && statuses(L, by[7], kps[7], keys[7], &r->error_statuses) != 0)
         return -1;
-    if (by[8] != NULL && statuses(L, by[8], kps[9], keys[8], &r->cacheable_statuses) != 0)
+    if (by[8] != NULL && statuses(L, by[8], kps[8], keys[8], &r->cacheable_statuses) != 0)
         return -1;
     if (by[9] != NULL) {
         char buf[16];
-        if (text(L, by[9], kps[10], "rfc9111", buf, sizeof buf) != 0)
+        if (text(L, by[9], kps[9], "rfc9111", buf, sizeof buf) != 0)
             return -1;
         if (strcmp(buf, "obey") != 0 && strcmp(buf, "override") != 0)
-            return fail(L, at(by[9], kps[10]), "rfc9111: \"%s\": expected obey or override", buf);
+            return fail(L, at(by[9], kps[9]), "rfc9111: \"%s\": expected obey or override", buf);
         r->rfc9111 = buf[1] == 'v' ? PROXY_RFC9111_OVERRIDE : PROXY_RFC9111_OBEY;
     }
     if (r->rfc9111 == PROXY_RFC9111_OVERRIDE && !r->ttl_set)
         return fail(L, at(by[9], np), "rfc9111: override needs the route's ttl");
-    if (by[10] != NULL && key_spec(L, by[10], kps[11], r) != 0)
+    if (by[10] != NULL && key_spec(L, by[10], kps[10], r) != 0)
         return -1;
     if (by[11] != NULL &&
-        templates(L, by[11], kps[12], "tags", &r->match.path, &r->tags, &r->ntags) != 0)
+        templates(L, by[11], kps[11], "tags", &r->match.path, &r->tags, &r->ntags) != 0)
         return -1;
-    if (by[12] != NULL && rate_limit(L, by[12], kps[13], r) != 0)
+    if (by[12] != NULL && rate_limit(L, by[12], kps[12], r) != 0)
         return -1;
     return 0;
 }
@@ -895,19 +907,8 @@ static int invalidation(loader *L, struct fy_node *n, pos p, proxy_config *c)
     v->line = at(n, p).line;
     struct fy_node *by[4] = {NULL};
     pos kps[4] = {{0, 0}};
-    void *it = NULL;
-    struct fy_node_pair *pr;
-    while ((pr = fy_node_mapping_iterate(n, &it)) != NULL) {
-        char k[64];
-        pos kp;
-        int i = key_index(L, pr, p, keys, k, sizeof k, &kp);
-        if (i < 0)
-            return -1;
-        by[i] = fy_node_pair_value(pr);
-        kps[i] = kp;
-        if (by[i] == NULL)
-            return fail(L, kp, "%s has no value", k);
-    }
+    if (fields(L, n, p, keys, by, kps) != 0)
+        return -1;
     pos np = at(n, p);
     if (by[0] != NULL) {
         if ((v->name = name_of(L, by[0], kps[0], "name")) == NULL)
@@ -969,19 +970,8 @@ static int document(loader *L, struct fy_node *root, proxy_config *c)
         return -1;
     struct fy_node *by[4] = {NULL};
     pos kps[4];
-    void *it = NULL;
-    struct fy_node_pair *pr;
-    while ((pr = fy_node_mapping_iterate(root, &it)) != NULL) {
-        char k[64];
-        pos kp;
-        int i = key_index(L, pr, start, keys, k, sizeof k, &kp);
-        if (i < 0)
-            return -1;
-        by[i] = fy_node_pair_value(pr);
-        kps[i] = kp;
-        if (by[i] == NULL)
-            return fail(L, kp, "%s has no value", k);
-    }
+    if (fields(L, root, start, keys, by, kps) != 0)
+        return -1;
     if (by[0] != NULL) {
         unsigned long v;
         if (whole(L, by[0], kps[0], "version", 1, 1, &v) != 0)
