@@ -31,13 +31,13 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 #include <strata/errors.h>
 #include <strata/remember.h>
 
 #include "cache/cache_internal.h"
+#include "core/rand.h"
 #include "features/lease_internal.h"
 #include "l1/l1_internal.h"
 
@@ -80,19 +80,14 @@ enum mode {
 
 /* ---- the XFetch draw ------------------------------------------------------------------------- */
 
-/* xorshift64*, one state per thread (seeded from the clock and the state's address): a draw
- * per remember of a fresh value must cost nothing and never contend. */
+/* core/rand.h's generator, one state per thread (as L1's jitter): a draw per remember of a
+ * fresh value must cost nothing and never contend. */
 static double default_draw(void)
 {
-    static _Thread_local uint64_t x;
-    if (x == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&x;
-        x |= 1;
-    }
-    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
-    return (double)(((x * 0x2545F4914F6CDD1Dull) >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
+    static _Thread_local uint64_t state;
+    if (state == 0)
+        state = strata__rand_seed() | 1;
+    return 1.0 - strata__rand_unit(&state); /* (0, 1]: ln(u) is finite */
 }
 
 double (*strata__remember_draw)(void);
