@@ -1,12 +1,13 @@
-/* origin.c: the slow origin behind Varnish and nginx in bench/stampede: 100 ms per request.
+/* origin.c: the counting origin behind the caching proxies of bench/stampede and bench/proxy.
  *
  * Every GET is one "computation": it is counted, and answered after a timer of --delay-ms (no
  * blocking sleep: the event loop keeps accepting, so concurrent requests overlap as a real
- * origin's would) with a small body and `Cache-Control: public, max-age=3600`, which both
- * proxies cache. `GET /count` answers the number of computations so far, at once and uncounted:
- * bench/stampede/run.sh reads it before and after each round.
+ * origin's would; 0 answers at once) with a small body and `Cache-Control: public,
+ * max-age=3600`, which every proxy caches. The body is a sentence, or --body-bytes N bytes of
+ * 'x' (bench/proxy's 100 B and 1 KB responses). `GET /count` answers the number of computations
+ * so far, at once and uncounted: the scripts read it before and after a run.
  *
- *   stampede_origin --port 7410 [--delay-ms 100]
+ *   stampede_origin --port 7410 [--delay-ms 100] [--body-bytes 1024]
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -18,24 +19,34 @@
 static struct event_base *base;
 static unsigned long computations;
 static struct timeval delay = {0, 100000};
+static char *body_bytes; /* --body-bytes: the body, else NULL for the sentence */
+static size_t body_len;
 
 struct pending {
     struct evhttp_request *req;
     struct event *timer;
 };
 
+static void reply(struct evhttp_request *req)
+{
+    struct evbuffer *body = evbuffer_new();
+    if (body_bytes)
+        evbuffer_add(body, body_bytes, body_len);
+    else
+        evbuffer_add_printf(body, "the value, computed once\n");
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "text/plain");
+    evhttp_add_header(h, "Cache-Control", "public, max-age=3600");
+    evhttp_send_reply(req, 200, "OK", body);
+    evbuffer_free(body);
+}
+
 static void answer(evutil_socket_t fd, short what, void *arg)
 {
     struct pending *p = arg;
     (void)fd;
     (void)what;
-    struct evbuffer *body = evbuffer_new();
-    evbuffer_add_printf(body, "the value, computed once\n");
-    struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
-    evhttp_add_header(h, "Content-Type", "text/plain");
-    evhttp_add_header(h, "Cache-Control", "public, max-age=3600");
-    evhttp_send_reply(p->req, 200, "OK", body);
-    evbuffer_free(body);
+    reply(p->req);
     event_free(p->timer);
     free(p);
 }
@@ -52,6 +63,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     computations++;
+    if (delay.tv_sec == 0 && delay.tv_usec == 0) {
+        reply(req);
+        return;
+    }
     struct pending *p = malloc(sizeof *p);
     if (!p) {
         evhttp_send_error(req, 500, NULL);
@@ -72,10 +87,18 @@ int main(int argc, char **argv)
             int ms = atoi(argv[i + 1]);
             delay.tv_sec = ms / 1000;
             delay.tv_usec = (ms % 1000) * 1000;
+        } else if (strcmp(argv[i], "--body-bytes") == 0) {
+            long n = atol(argv[i + 1]);
+            if (n <= 0 || n > (1L << 20) || !(body_bytes = malloc((size_t)n))) {
+                fprintf(stderr, "stampede_origin: --body-bytes: 1 to 1048576\n");
+                return 2;
+            }
+            memset(body_bytes, 'x', (size_t)n);
+            body_len = (size_t)n;
         }
     }
     if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: stampede_origin --port PORT [--delay-ms MS]\n");
+        fprintf(stderr, "usage: stampede_origin --port PORT [--delay-ms MS] [--body-bytes N]\n");
         return 2;
     }
     base = event_base_new();
@@ -88,5 +111,6 @@ int main(int argc, char **argv)
     event_base_dispatch(base);
     evhttp_free(http);
     event_base_free(base);
+    free(body_bytes);
     return 0;
 }
