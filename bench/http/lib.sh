@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/http/lib.sh: helpers shared by bench/http/run.sh and bench/ratelimit/run.sh (sourced).
+# bench/http/lib.sh: helpers shared by the scripts of bench/http, bench/ratelimit, bench/stampede
+# and bench/proxy (sourced).
 #
 # Servers are started by the scripts themselves, on free loopback ports, pinned to CPU 1, and
 # stopped by the EXIT trap (only the processes started here, by pid). Clients run on CPU 0.
@@ -261,4 +262,78 @@ median_table() {
                 }
             }
         }' "$1"
+}
+
+# fill TEMPLATE DEST KEY=VALUE...: the template with @KEY@ replaced.
+fill() {
+    local src=$1 dst=$2 kv expr=()
+    shift 2
+    for kv in "$@"; do expr+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${expr[@]}" "$src" >"$dst"
+}
+
+# ---- one measured run: measure and check_hit use the caller's TMP, OUT, ROUND (the round's
+# number, in file names and warnings), CONNS, WARMUP and DURATION (seconds) --------------------
+
+# measure ROW "SERVER_PIDS" "ALSO_PIDS" WRK_ARGS...: wrk for WARMUP s (discarded), then for
+# DURATION s with --latency; prints "ROW.metric value" lines: rps, p50_ms, p99_ms, errors, rss_kb
+# (VmRSS of the server's processes at the end of the run), cpu1_idle (CPU 1's idle share during
+# the run), server_cpu (CPUs used by the server's processes and ALSO_PIDS, e.g. redis-server),
+# client_cpu (wrk), other_cpu (everything else on the machine: a disturbed run shows here).
+measure() {
+    local row=$1 spids=$2 also=$3 tree also_pids f times real user sys
+    shift 3
+    read -r -a tree <<<"$(tree_pids "$spids")"
+    read -r -a also_pids <<<"$also"
+    taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$@" >"$TMP/warm.txt" 2>&1 || true
+    local c0 c1 s0 s1 m0 m1 rss redis_rss
+    c0=$(cpu_line 1)
+    s0=$(tree_cpu "${tree[@]}" "${also_pids[@]}")
+    m0=$(machine_busy)
+    f=$OUT/$row.r$ROUND.txt
+    times=$( { TIMEFORMAT='%R %U %S'; time taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" \
+        --latency "$@" >"$f" 2>&1; } 2>&1)
+    m1=$(machine_busy)
+    s1=$(tree_cpu "${tree[@]}" "${also_pids[@]}")
+    c1=$(cpu_line 1)
+    rss=$(tree_rss "${tree[@]}")
+    redis_rss=$(tree_rss "${also_pids[@]}")
+    read -r real user sys <<<"$times"
+    local rps p50 p99 err
+    read -r rps p50 p99 err _ < <(wrk_fields "$f")
+    {
+        echo "server processes: ${tree[*]} (+ $also); rss ${rss} KiB; redis rss ${redis_rss} KiB"
+        echo "cpu1 before: $c0"
+        echo "cpu1 after:  $c1"
+    } >>"$f"
+    echo "$row.rps $rps"
+    echo "$row.p50_ms $p50"
+    echo "$row.p99_ms $p99"
+    echo "$row.errors $err"
+    echo "$row.rss_kb $rss"
+    [ -n "$also" ] && echo "$row.redis_rss_kb $redis_rss"
+    echo "$row.cpu1_idle $(idle_share "$c0" "$c1")"
+    awk -v r="$real" -v u="$user" -v s="$sys" -v s0="$s0" -v s1="$s1" -v m0="$m0" -v m1="$m1" \
+        -v row="$row" 'BEGIN {
+            printf "%s.client_cpu %.2f\n", row, (u + s) / r
+            printf "%s.server_cpu %.2f\n", row, (s1 - s0) / r
+            o = (m1 - m0 - (u + s) - (s1 - s0)) / r
+            printf "%s.other_cpu %.2f\n", row, (o > 0 ? o : 0) }'
+    if [ "${err:-0}" != 0 ]; then
+        echo "round $ROUND: $row: $err errors or non-2xx answers (see $f)" >>"$OUT/warnings.txt"
+    fi
+}
+
+# check_hit ROW URL HEADER_REGEX SIZE: one GET must answer 200, SIZE bytes, with a header line
+# matching HEADER_REGEX (case-insensitive): the hit header, or for a miss row the miss header.
+check_hit() {
+    local row=$1 url=$2 want=$3 size=$4 h
+    h=$(curl -s -D - -o "$TMP/body" "$url" | tr -d '\r')
+    if ! grep -q '^HTTP/1.1 200' <<<"$h" || ! grep -Eqi "$want" <<<"$h" ||
+        [ "$(stat -c %s "$TMP/body")" != "$size" ]; then
+        echo "round $ROUND: $row: not a 200 of $size bytes with /$want/ ($url):" \
+            "$(tr '\n' ' ' <<<"$h")" | tee -a "$OUT/warnings.txt" >&2
+        return 1
+    fi
+    echo "$h" >"$OUT/$row.headers.txt"
 }

@@ -102,14 +102,6 @@ BODY1K=$(head -c 1024 /dev/zero | tr '\0' x)
 body_of() { case $1 in 100) printf %s "$BODY100" ;; 1k) printf %s "$BODY1K" ;; esac; }
 bytes_of() { case $1 in 100) echo 100 ;; 1k) echo 1024 ;; esac; }
 
-# fill TEMPLATE DEST KEY=VALUE...: the template with @KEY@ replaced.
-fill() {
-    local src=$1 dst=$2 kv expr=()
-    shift 2
-    for kv in "$@"; do expr+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
-    sed "${expr[@]}" "$src" >"$dst"
-}
-
 # ---- Redis, shared by the rows that use it, and its data ---------------------------------------
 start_redis
 echo "redis-server on port $REDIS_PORT (pid $REDIS_PID, CPU 1)"
@@ -145,68 +137,6 @@ mset "$port"
 stop_pids "$SPID"
 echo "keys in redis: $(redis-cli -p "$REDIS_PORT" dbsize) (plain bench:k*, and strata's entries)" |
     tee -a "$OUT/preload.txt"
-
-# ---- one measured run ---------------------------------------------------------------------------
-# measure ROW "SERVER_PIDS" "ALSO_PIDS" WRK_ARGS...: wrk for WARMUP s (discarded), then for
-# DURATION s with --latency; prints "ROW.metric value" lines: rps, p50_ms, p99_ms, errors, rss_kb
-# (VmRSS of the server's processes at the end of the run), cpu1_idle (CPU 1's idle share during
-# the run), server_cpu (CPUs used by the server's processes and ALSO_PIDS, e.g. redis-server),
-# client_cpu (wrk), other_cpu (everything else on the machine: a disturbed run shows here).
-measure() {
-    local row=$1 spids=$2 also=$3 tree f times real user sys
-    shift 3
-    tree=$(tree_pids $spids)
-    taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$@" >"$TMP/warm.txt" 2>&1 || true
-    local c0 c1 s0 s1 m0 m1 rss redis_rss
-    c0=$(cpu_line 1)
-    s0=$(tree_cpu $tree $also)
-    m0=$(machine_busy)
-    f=$OUT/$row.r$ROUND.txt
-    times=$( { TIMEFORMAT='%R %U %S'; time taskset -c 0 wrk -t1 -c"$CONNS" -d"${DURATION}s" \
-        --latency "$@" >"$f" 2>&1; } 2>&1)
-    m1=$(machine_busy)
-    s1=$(tree_cpu $tree $also)
-    c1=$(cpu_line 1)
-    rss=$(tree_rss $tree)
-    redis_rss=$(tree_rss $also)
-    read -r real user sys <<<"$times"
-    local rps p50 p99 err reqs
-    read -r rps p50 p99 err reqs < <(wrk_fields "$f")
-    {
-        echo "server processes: $tree (+ $also); rss ${rss} KiB; redis rss ${redis_rss} KiB"
-        echo "cpu1 before: $c0"
-        echo "cpu1 after:  $c1"
-    } >>"$f"
-    echo "$row.rps $rps"
-    echo "$row.p50_ms $p50"
-    echo "$row.p99_ms $p99"
-    echo "$row.errors $err"
-    echo "$row.rss_kb $rss"
-    [ -n "$also" ] && echo "$row.redis_rss_kb $redis_rss"
-    echo "$row.cpu1_idle $(idle_share "$c0" "$c1")"
-    awk -v r="$real" -v u="$user" -v s="$sys" -v s0="$s0" -v s1="$s1" -v m0="$m0" -v m1="$m1" \
-        -v row="$row" 'BEGIN {
-            printf "%s.client_cpu %.2f\n", row, (u + s) / r
-            printf "%s.server_cpu %.2f\n", row, (s1 - s0) / r
-            o = (m1 - m0 - (u + s) - (s1 - s0)) / r
-            printf "%s.other_cpu %.2f\n", row, (o > 0 ? o : 0) }'
-    if [ "${err:-0}" != 0 ]; then
-        echo "round $ROUND: $row: $err errors or non-2xx answers (see $f)" >>"$OUT/warnings.txt"
-    fi
-}
-
-# check ROW URL HEADER_REGEX SIZE: one GET must answer 200, SIZE bytes, with the hit header.
-check_hit() {
-    local row=$1 url=$2 want=$3 size=$4 h
-    h=$(curl -s -D - -o "$TMP/body" "$url" | tr -d '\r')
-    if ! grep -q '^HTTP/1.1 200' <<<"$h" || ! grep -Eqi "$want" <<<"$h" ||
-        [ "$(stat -c %s "$TMP/body")" != "$size" ]; then
-        echo "round $ROUND: $row: not a cache hit of $size bytes ($url):" \
-            "$(tr '\n' ' ' <<<"$h")" | tee -a "$OUT/warnings.txt" >&2
-        return 1
-    fi
-    echo "$h" >"$OUT/$row.headers.txt"
-}
 
 # stats_hits PORT: "l1_hits l2_hits l2_misses l1_misses" of a strata serve
 stats_hits() {

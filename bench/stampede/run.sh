@@ -187,14 +187,6 @@ done
     echo "rounds: $ROUNDS ns: ${NS[*]} rows: ${KINDS[*]} compute: ${COMPUTE_MS} ms quick: $QUICK"
 } | tee "$OUT/machine.txt"
 
-# fill TEMPLATE DEST KEY=VALUE...: the template with @KEY@ replaced.
-fill() {
-    local src=$1 dst=$2 kv expr=()
-    shift 2
-    for kv in "$@"; do expr+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
-    sed "${expr[@]}" "$src" >"$dst"
-}
-
 # ---- the servers: started once, idle between rows; every row uses fresh keys -------------------
 start_server redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
     --dir "$TMP" --daemonize no
