@@ -1202,6 +1202,20 @@ const char *http_conn_header(const http_conn *c, const char *name)
     return http_msg_header(&c->m, c->in + c->msg_start, name);
 }
 
+unsigned http_conn_header_count(const http_conn *c)
+{
+    return c->m.nhdr;
+}
+
+const char *http_conn_header_at(const http_conn *c, unsigned i, const char **value)
+{
+    const char *base = c->in + c->msg_start;
+    if (i >= c->m.nhdr)
+        return *value = NULL, NULL;
+    *value = c->m.value[i].len ? base + c->m.value[i].off : "";
+    return base + c->m.name[i].off;
+}
+
 const char *http_conn_body(const http_conn *c, size_t *len)
 {
     *len = c->m.body.len;

@@ -135,6 +135,10 @@ const char *http_conn_path(const http_conn *c);
 const char *http_conn_query(const http_conn *c);
 /* A header's value (case-insensitive name), or NULL. */
 const char *http_conn_header(const http_conn *c, const char *name);
+/* The request's header lines, in order: how many, and line i's name and value (NUL-terminated;
+ * i out of range: NULL). A proxy forwards them all. */
+unsigned http_conn_header_count(const http_conn *c);
+const char *http_conn_header_at(const http_conn *c, unsigned i, const char **value);
 /* The gathered body (contiguous, chunks joined), or NULL with *len 0. */
 const char *http_conn_body(const http_conn *c, size_t *len);
 /* The client's address, as text ("?" when unknown). */
