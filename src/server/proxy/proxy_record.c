@@ -74,8 +74,8 @@ static void put_facts(wbuf *b, const hc_facts *f)
 
 static int record_ok(const proxy_record *r, size_t etag_len, size_t lm_len)
 {
-    return (r->kind == PROXY_RECORD_RESPONSE || r->kind == PROXY_RECORD_VARY) &&
-           r->status >= 100 && r->status <= 599 && r->head_len <= PROXY_RECORD_HEAD_MAX &&
+    return (r->kind == PROXY_RECORD_RESPONSE || r->kind == PROXY_RECORD_VARY) && r->status >= 100 &&
+           r->status <= 599 && r->head_len <= PROXY_RECORD_HEAD_MAX &&
            r->vary_len <= PROXY_RECORD_VARY_MAX && etag_len < HC_ETAG_MAX &&
            lm_len < HC_DATE_TEXT_MAX && r->flags <= 0xff && r->facts.status == r->status &&
            (r->head_len == 0 || r->head != NULL) && (r->vary_len == 0 || r->vary != NULL) &&
