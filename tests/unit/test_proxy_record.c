@@ -717,6 +717,29 @@ static void test_head_format(void **state)
         assert_int_equal(proxy_head_format(&bad[i], 1, out, sizeof out), -1);
 }
 
+/* A value with "\r\n" inside wrote a second, well-formed line, which the whole-head check let
+ * through: a header injected into every answer from the cache. */
+static void test_head_format_refuses_crlf_in_value(void **state)
+{
+    (void)state;
+    char out[128];
+    const upstream_header h[] = {{"X-Note", "a\r\nSet-Cookie: session=evil"}};
+    assert_int_equal(proxy_head_format(h, 1, out, sizeof out), -1);
+    const upstream_header two[] = {{"A", "b"}, {"X", "c\r\nLocation: /elsewhere"}};
+    assert_int_equal(proxy_head_format(two, 2, out, sizeof out), -1);
+}
+
+/* A name with ':' in it wrote a line that reads as another name and value ("a:b: c" is a, "b:
+ * c"), which proxy_record_headers then split differently from what was given. */
+static void test_head_format_refuses_colon_in_name(void **state)
+{
+    (void)state;
+    char out[128];
+    static const upstream_header bad[] = {{"a:b", "c"}, {"Host:", "x"}, {":", "x"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(proxy_head_format(&bad[i], 1, out, sizeof out), -1);
+}
+
 static void test_head_ok(void **state)
 {
     (void)state;
@@ -772,6 +795,8 @@ int main(void)
         cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_head_format),
+        cmocka_unit_test(test_head_format_refuses_crlf_in_value),
+        cmocka_unit_test(test_head_format_refuses_colon_in_name),
         cmocka_unit_test(test_head_ok),
     };
     return cmocka_run_group_tests_name("proxy_record", tests, NULL, NULL);
