@@ -19,11 +19,13 @@
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "request.h"
 
 /* The handlers, by route id: the handler column of routes.h. */
 #define ROUTE_HANDLER(id, name, methods, pattern, role, flags, handler) [R_##id] = handler,
-static void (*const handlers[R_COUNT])(req *q) = {STRATA_ROUTES(ROUTE_HANDLER)};
+static void (*const handlers[R_COUNT])(req *q) = {
+    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle};
 #undef ROUTE_HANDLER
 
 static unsigned method_bit(unsigned m)
@@ -76,14 +78,17 @@ static int authenticate(req *q)
 {
     server *s = q->w->srv;
     const char *bound = NULL;
-    const char *hdr = get_header(q, "Authorization");
+    /* On a proxied route Authorization is the origin's: strata's token is X-Strata-Token. */
+    int proxied = q->r.id == R_PROXY;
+    const char *hdr = get_header(q, proxied ? "X-Strata-Token" : "Authorization");
+    const char *token = proxied && hdr && !auth_bearer(hdr) ? hdr : auth_bearer(hdr);
     pthread_rwlock_rdlock(&s->auth_lock);
     size_t ntokens = auth_count(s->auth);
     int role = ROLE_NONE;
     if (ntokens == 0) {
         role = ROLE_ADMIN; /* no tokens: loopback development mode (checked at start) */
-    } else if (auth_bearer(hdr) != NULL) {
-        role = auth_check(s->auth, auth_bearer(hdr), strlen(auth_bearer(hdr)), &bound);
+    } else if (token != NULL) {
+        role = auth_check(s->auth, token, strlen(token), &bound);
         if (bound != NULL)
             snprintf(q->tenant, sizeof q->tenant, "%s", bound);
     }
@@ -133,13 +138,16 @@ static void start(req *q, http_conn *c, worker *w)
         q->close = 1;
 }
 
-/* The head is in: route and authenticate. Returns an enum http_head_verdict. */
+/* The head is in: route (strata's own routes first, then the proxy's) and authenticate. Returns
+ * an enum http_head_verdict. */
 static int on_head(http_conn *c, void *arg)
 {
     worker *w = arg;
     req *q = http_conn_ctx(c);
     start(q, c, w);
     route_match(http_conn_path(c), w->srv->cfg.cache.l1.max_key_len, &q->r);
+    if (q->r.id == R_NOT_FOUND)
+        proxy_match(q); /* a request of the proxy's keeps its state in q->px from here */
     if (q->r.id == R_NOT_FOUND) {
         reply_error(q, 404, "not_found", "no such route");
     } else if (!(q->r.methods & q->method)) {
@@ -152,6 +160,7 @@ static int on_head(http_conn *c, void *arg)
     } else if (authenticate(q) == 0) {
         return HTTP_HEAD_GATHER;
     }
+    proxy_abandon(q);
     return HTTP_HEAD_ANSWERED;
 }
 
@@ -171,7 +180,18 @@ static void on_request(http_conn *c, void *arg)
 static void on_drop(http_conn *c, void *arg)
 {
     (void)arg;
-    request_abandon(http_conn_ctx(c));
+    req *q = http_conn_ctx(c);
+    proxy_abandon(q);
+    request_abandon(q);
+}
+
+/* A client took what was queued of an answer written in pieces: its writer goes on. */
+static void on_writable(http_conn *c, void *arg)
+{
+    (void)arg;
+    req *q = http_conn_ctx(c);
+    if (q->on_writable != NULL)
+        q->on_writable(q);
 }
 
 /* The HTTP layer refuses a message: a JSON error like every other, counted with the requests
@@ -210,6 +230,7 @@ void dispatch_setup(worker *w, http_callbacks *cb, http_limits *limits)
     cb->on_head = on_head;
     cb->on_request = on_request;
     cb->on_drop = on_drop;
+    cb->on_writable = on_writable;
     cb->on_refusal = on_refusal;
     cb->on_accept_error = on_accept_error;
     memset(limits, 0, sizeof *limits);

@@ -124,12 +124,80 @@ static void send_reply(req *q, int status, const char *body, size_t len, strata_
     finish(q, status);
 }
 
+void reply_value_part(req *q, int status, strata_value *v, const void *body, size_t len)
+{
+    q->status = status;
+    q->bytes_out = q->method == M_HEAD ? 0 : len;
+    if (q->close)
+        http_conn_close_after(q->conn);
+    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
+    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, release_value, v);
+    finish(q, status);
+}
+
+int reply_start(req *q, int status, long long content_length)
+{
+    q->status = status;
+    if (q->close)
+        http_conn_close_after(q->conn);
+    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
+    return http_conn_start(q->conn, status, hdr, q->out_hlen, content_length);
+}
+
+int reply_write(req *q, const void *data, size_t len)
+{
+    q->bytes_out += len;
+    return http_conn_write(q->conn, data, len);
+}
+
+void reply_end(req *q)
+{
+    http_conn_end(q->conn);
+    finish(q, q->status);
+}
+
+void reply_cut(req *q)
+{
+    http_conn_close_after(q->conn);
+    finish(q, q->status);
+}
+
 void add_reason(req *q, int reason)
 {
     /* Once: a session's read and then its write may both fall back. */
     if (reason != STRATA_REASON_NONE &&
         !memmem(q->hdr_spill ? q->hdr_spill : q->out_hdr, q->out_hlen, "X-Cache-Reason:", 15))
         add_header(q, "X-Cache-Reason", strata_reason_name(reason));
+}
+
+/* Room for need more header bytes (out_hdr, then the heap up to HDR_MAX); NULL when past it. */
+static char *header_room(req *q, size_t need)
+{
+    need += q->out_hlen;
+    char *buf = q->hdr_spill ? q->hdr_spill : q->out_hdr;
+    if (need <= (q->hdr_spill ? q->hdr_cap : sizeof q->out_hdr))
+        return buf + q->out_hlen;
+    size_t cap = need * 2 < HDR_MAX ? need * 2 : HDR_MAX;
+    char *grown = need <= HDR_MAX ? realloc(q->hdr_spill, cap) : NULL;
+    if (grown == NULL)
+        return NULL;
+    if (q->hdr_spill == NULL)
+        memcpy(grown, q->out_hdr, q->out_hlen);
+    q->hdr_spill = grown;
+    q->hdr_cap = cap;
+    return grown + q->out_hlen;
+}
+
+void add_header_lines(req *q, const char *lines, size_t len)
+{
+    char *p = header_room(q, len);
+    if (p == NULL) {
+        log_msg(LOG_ERROR, "%zu bytes of response headers dropped: over %zu bytes", len,
+                (size_t)HDR_MAX);
+        return;
+    }
+    memcpy(p, lines, len);
+    q->out_hlen += len;
 }
 
 void add_header(req *q, const char *name, const char *value)
@@ -140,23 +208,13 @@ void add_header(req *q, const char *name, const char *value)
         q->close |= strcasecmp(value, "close") == 0;
         return;
     }
-    size_t vl = strlen(value), need = q->out_hlen + nl + vl + 4;
-    char *buf = q->hdr_spill ? q->hdr_spill : q->out_hdr;
-    if (need > (q->hdr_spill ? q->hdr_cap : sizeof q->out_hdr)) {
-        /* Past out_hdr (only a long X-Cache-Key gets there): the heap, up to HDR_MAX. */
-        size_t cap = need * 2 < HDR_MAX ? need * 2 : HDR_MAX;
-        char *grown = need <= HDR_MAX ? realloc(q->hdr_spill, cap) : NULL;
-        if (grown == NULL) {
-            log_msg(LOG_ERROR, "response header %s dropped: the headers are over %zu bytes", name,
-                    need <= HDR_MAX ? q->out_hlen : (size_t)HDR_MAX);
-            return;
-        }
-        if (q->hdr_spill == NULL)
-            memcpy(grown, q->out_hdr, q->out_hlen);
-        q->hdr_spill = buf = grown;
-        q->hdr_cap = cap;
+    size_t vl = strlen(value);
+    char *p = header_room(q, nl + vl + 4);
+    if (p == NULL) {
+        log_msg(LOG_ERROR, "response header %s dropped: the headers are over %zu bytes", name,
+                (size_t)HDR_MAX);
+        return;
     }
-    char *p = buf + q->out_hlen;
     memcpy(p, name, nl);
     memcpy(p + nl, ": ", 2);
     memcpy(p + nl + 2, value, vl);
@@ -233,6 +291,11 @@ void reply_value(req *q, int status, strata_value *v)
 void reply_text(req *q, int status, const char *content_type, const char *body, size_t len)
 {
     add_header(q, "Content-Type", content_type);
+    send_reply(q, status, body, len, NULL);
+}
+
+void reply_bytes(req *q, int status, const void *body, size_t len)
+{
     send_reply(q, status, body, len, NULL);
 }
 

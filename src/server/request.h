@@ -19,7 +19,8 @@
 /* A request being answered: the HTTP layer's context of the request (http_conn_ctx). Lives from
  * its head until its reply is sent, which may be in a later callback (an asynchronous cache call,
  * an offloaded job). */
-typedef struct req {
+typedef struct req req;
+struct req {
     http_conn *conn;
     worker *w;
     unsigned method;                  /* one M_* bit */
@@ -35,10 +36,13 @@ typedef struct req {
     size_t out_hlen;
     char *hdr_spill; /* the headers once they outgrew out_hdr (a long X-Cache-Key), or NULL */
     size_t hdr_cap;  /* hdr_spill's size */
+    void *px;        /* the caching proxy's state of the request (proxy.c), or NULL */
+    /* An answer written in pieces may go on (the client took what was queued), or NULL. */
+    void (*on_writable)(req *q);
     /* Not zeroed per request (the fields above are): */
     char out_hdr[1024]; /* headers added by add_header, "Name: value\r\n" each */
     route r;            /* its 4 KiB key buffer */
-} req;
+};
 
 /* ---- answering (reply.c) ------------------------------------------------------------------ */
 
@@ -49,10 +53,27 @@ void reply_empty(req *q, int status);
 /* The value's bytes as the body, without copying (the value is released when sent). */
 void reply_value(req *q, int status, strata_value *v);
 void reply_text(req *q, int status, const char *content_type, const char *body, size_t len);
+/* body[0..len) (copied), with the headers added so far and nothing else. */
+void reply_bytes(req *q, int status, const void *body, size_t len);
 /* Maps a library status to an HTTP error reply. */
 void reply_status(req *q, int rc);
 
+/* The bytes body[0..len) of v as the body, without copying; v is released when sent. */
+void reply_value_part(req *q, int status, strata_value *v, const void *body, size_t len);
+
+/* An answer in pieces (a response streamed from an origin): reply_start sends the status and
+ * the headers added so far, with content_length (-1: unknown, chunked); reply_write queues a
+ * piece (copied) and returns an enum http_write_result (HTTP_WRITE_FULL: stop until
+ * q->on_writable); reply_end finishes q; reply_cut finishes q with the answer cut short (the
+ * connection is closed, so the client sees it incomplete). */
+int reply_start(req *q, int status, long long content_length);
+int reply_write(req *q, const void *data, size_t len);
+void reply_end(req *q);
+void reply_cut(req *q);
+
 void add_header(req *q, const char *name, const char *value);
+/* Adds header lines as they are ("Name: value\r\n" each, checked by the caller). */
+void add_header_lines(req *q, const char *lines, size_t len);
 /* X-Cache-Reason: why the answer came from this instance's memory alone (a STRATA_REASON_*,
  * read with strata_fallback_reason() right after the call or in its callback); NONE adds
  * nothing. */

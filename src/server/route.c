@@ -152,7 +152,7 @@ typedef struct row {
     [R_##id] = {name, pattern, methods, role, flags, 0, 0, 0, {{0}}, {{0}}},
 static row rows[R_COUNT] = {
     [R_NOT_FOUND] = {"not_found", NULL, 0, RR_ADMIN, 0, -1, 0, 0, {{0}}, {{0}}},
-    STRATA_ROUTES(ROUTE_ROW)};
+    STRATA_ROUTES(ROUTE_ROW)[R_PROXY] = {"proxy", NULL, 0, RR_NONE, 0, -1, 0, 0, {{0}}, {{0}}}};
 #undef ROUTE_ROW
 /* The rows with n segments, in table order, 0-terminated: a request looks at those alone. */
 _Static_assert(R_COUNT <= 255, "route ids fit the by_count table");
@@ -187,7 +187,7 @@ static void compile_row(int id)
 static void compile(void)
 {
     int count[SEG_MAX + 1] = {0};
-    for (int id = 1; id < R_COUNT; id++) {
+    for (int id = 1; id < R_PROXY; id++) {
         compile_row(id);
         by_count[rows[id].nseg][count[rows[id].nseg]++] = (unsigned char)id;
     }

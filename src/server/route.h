@@ -13,7 +13,9 @@
 #include "routes.h"
 
 #define ROUTE_ENUM(id, name, methods, pattern, role, flags, handler) R_##id,
-enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_COUNT };
+/* R_PROXY: a request the caching proxy forwards (no row: the configuration file's routes decide,
+ * proxy.h), counted like the rows. */
+enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_PROXY, R_COUNT };
 #undef ROUTE_ENUM
 
 /* HTTP methods as a bit set (the same bits as libevent's EVHTTP_REQ_*). */

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
+#include "proxy.h"
 #include "namespaces.h"
 #include "server.h"
 
@@ -177,41 +178,22 @@ static void worker_destroy(worker *w)
 
 /* ---- life cycle --------------------------------------------------------------------------- */
 
-/* SIGHUP: the proxy's file again; on a fault the old model stays. Nothing reads the model while
- * requests run yet (the proxy is not routed to), so the swap needs no lock today; once requests
- * read it, they will hold a reference across the swap. */
+/* SIGHUP: the proxy's file again; on a fault the old model stays. Requests hold a reference to
+ * the model they started with (proxy_model.c), so the swap frees nothing they read. */
 static void reload_proxy(server *s)
 {
     if (s->cfg.proxy_file == NULL)
         return;
     char err[1024];
-    if (proxy_config_reload(&s->cfg.proxy, s->cfg.proxy_file, &serve_proxy_options, err,
-                            sizeof err) != 0) {
+    proxy_config *pc;
+    if (proxy_config_load_file(s->cfg.proxy_file, &serve_proxy_options, &pc, err, sizeof err) !=
+        0) {
         log_msg(LOG_ERROR, "SIGHUP: %s not reloaded, the old one stays: %s", s->cfg.proxy_file,
                 err);
         return;
     }
-    log_msg(LOG_INFO, "SIGHUP: proxy: %zu routes, %zu origins", s->cfg.proxy->nroutes,
-            s->cfg.proxy->norigins);
-}
-
-/* The proxy's model at start: one line, and a warning per origin that verifies nothing. */
-static void report_proxy(const serve_config *c)
-{
-    if (c->proxy == NULL)
-        return;
-    log_msg(LOG_INFO,
-            "proxy: %zu route%s, %zu origin%s, %zu invalidation rule%s (from %s; not "
-            "yet routed to)",
-            c->proxy->nroutes, c->proxy->nroutes == 1 ? "" : "s", c->proxy->norigins,
-            c->proxy->norigins == 1 ? "" : "s", c->proxy->ninvalidations,
-            c->proxy->ninvalidations == 1 ? "" : "s", c->proxy_from);
-    for (size_t i = 0; i < c->proxy->norigins; i++)
-        if (c->proxy->origins[i].opts.tls_insecure)
-            log_msg(LOG_WARN,
-                    "proxy: origin %s: tls insecure: its certificate and name are not "
-                    "verified",
-                    c->proxy->origins[i].name);
+    log_msg(LOG_INFO, "SIGHUP: proxy: %zu routes, %zu origins", pc->nroutes, pc->norigins);
+    proxy_reload(s, pc);
 }
 
 static void reload_tokens(server *s)
@@ -249,7 +231,7 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
     /* A lease wait must answer before its loop is freed; it does within its X-Cache-Wait. */
     if (((inflight > 0 || http_server_unsent(w->http)) &&
          strata_now_ms() < w->srv->drain_deadline_ms) ||
-        w->lease_waits > 0) {
+        w->lease_waits > 0 || w->proxy_background > 0) {
         struct timeval soon = {0, 10000};
         event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
         return;
@@ -319,6 +301,10 @@ static int start(server *s)
         fprintf(stderr, "strata serve: cannot create the leases\n");
         return 1;
     }
+    if (proxy_start(s) != 0) {
+        fprintf(stderr, "strata serve: out of memory\n");
+        return 1;
+    }
     if (namespaces_apply(strata_cache_l1(s->cache), getenv("STRATA_NAMESPACES"), err, sizeof err) !=
         0) {
         fprintf(stderr, "strata serve: STRATA_NAMESPACES: %s\n", err);
@@ -361,6 +347,9 @@ static void stop(server *s)
     /* The lanes first: a job they finish hands its result to a worker's loop. */
     offload_stop(&s->bulk);
     offload_stop(&s->quick);
+    /* The proxy's pools close their connections on the loops' bases, before those are freed;
+     * nothing is in flight any more (the drain waited for background refreshes too). */
+    proxy_stop(s);
     if (s->workers != NULL)
         for (unsigned i = 0; i < s->cfg.workers; i++)
             worker_destroy(&s->workers[i]);
@@ -394,6 +383,7 @@ int serve_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_rwlock_init(&s.auth_lock, NULL);
+    pthread_mutex_init(&s.proxy_lock, NULL);
     lanes_init(&s);
     s.started_ms = strata_now_ms();
     fit_descriptors(&s.cfg);
@@ -417,7 +407,7 @@ int serve_main(int argc, char **argv)
             s.cfg.workers, s.cfg.workers == 1 ? "" : "s", s.cfg.workers_from,
             l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
             auth_count(s.auth), auth_count(s.auth) == 1 ? "" : "s");
-    report_proxy(&s.cfg);
+    proxy_report(&s);
     for (;;) {
         int sig = 0;
         sigwait(&set, &sig);

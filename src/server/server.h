@@ -36,6 +36,8 @@ typedef struct worker {
     uint64_t rng;        /* the worker's XFetch draws (worker thread only; 0: not seeded yet) */
     struct kv_grants *grants; /* when this worker granted its latest lease tokens (kv_lease.c;
                                  NULL until the first) */
+    int proxy_background;     /* the proxy's refreshes after their client was answered (worker
+                                 thread only): a drain waits for them, as for lease waits */
 } worker;
 
 struct server {
@@ -54,6 +56,11 @@ struct server {
     limit_rules rules;
     offload_lane bulk;  /* admin work that scans Redis: clears, listings, pattern invalidations */
     offload_lane quick; /* admin calls of a few round trips: stats' INFO, tag invalidations */
+    /* The caching proxy's running model (proxy_model.c), or NULL without a proxy; the lock
+     * guards the pointer and the list of retired models still to free. */
+    struct proxy_model *proxy;
+    struct proxy_model *proxy_retired;
+    pthread_mutex_t proxy_lock;
 };
 
 #endif

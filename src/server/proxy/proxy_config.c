@@ -514,8 +514,10 @@ static int origin(loader *L, struct fy_node *n, pos p, proxy_config *c)
                                        "tls",
                                        "token_env",
                                        "token_header",
+                                       "breaker_failures",
                                        NULL};
     proxy_origin *o = &c->origins[c->norigins];
+    o->breaker_failures = 5;
     object_name(L, n, "origin", "origins", c->norigins);
     if (expect(L, n, p, L->what, FYNT_MAPPING) != 0)
         return -1;
@@ -581,6 +583,10 @@ static int origin(loader *L, struct fy_node *n, pos p, proxy_config *c)
             break;
         case 11:
             rc = (o->token_header = text_dup(L, v, kp, k)) ? 0 : -1;
+            break;
+        case 12:
+            if ((rc = whole(L, v, kp, k, 1, 1000000, &u)) == 0)
+                o->breaker_failures = (unsigned)u;
             break;
         }
         if (rc != 0)

@@ -63,6 +63,7 @@ typedef struct proxy_origin {
     char *token_env;       /* the variable holding the origin's token, or NULL */
     char *token_header;    /* where it is sent ("Authorization": as "Bearer <token>") */
     upstream_origin *up;   /* made at load from url and opts (the URL and CA file are checked) */
+    unsigned breaker_failures; /* failures in a row that open its breaker (default 5) */
     int line;
 } proxy_origin;
 

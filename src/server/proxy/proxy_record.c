@@ -74,8 +74,8 @@ static void put_facts(wbuf *b, const hc_facts *f)
 
 static int record_ok(const proxy_record *r, size_t etag_len, size_t lm_len)
 {
-    return (r->kind == PROXY_RECORD_RESPONSE || r->kind == PROXY_RECORD_VARY) &&
-           r->status >= 100 && r->status <= 599 && r->head_len <= PROXY_RECORD_HEAD_MAX &&
+    return (r->kind == PROXY_RECORD_RESPONSE || r->kind == PROXY_RECORD_VARY) && r->status >= 100 &&
+           r->status <= 599 && r->head_len <= PROXY_RECORD_HEAD_MAX &&
            r->vary_len <= PROXY_RECORD_VARY_MAX && etag_len < HC_ETAG_MAX &&
            lm_len < HC_DATE_TEXT_MAX && r->flags <= 0xff && r->facts.status == r->status &&
            (r->head_len == 0 || r->head != NULL) && (r->vary_len == 0 || r->vary != NULL) &&
@@ -235,12 +235,22 @@ long proxy_record_headers(const proxy_record *r, upstream_header *out, size_t ca
     return count;
 }
 
+/* Checked pair by pair: the written head being header lines is not enough, since a value
+ * "a\r\nX: y" writes two well-formed lines and a name "a:b" one that reads as name a. */
+static int pair_ok(const char *name, size_t nl, const char *value)
+{
+    for (size_t i = 0; i < nl; i++)
+        if (!tchar((unsigned char)name[i]))
+            return 0;
+    return nl > 0 && strpbrk(value, "\r\n") == NULL;
+}
+
 long proxy_head_format(const upstream_header *h, size_t n, char *out, size_t cap)
 {
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(h[i].name), vl = strlen(h[i].value);
-        if (at + nl + vl + 4 > cap)
+        if (!pair_ok(h[i].name, nl, h[i].value) || at + nl + vl + 4 > cap)
             return -1;
         memcpy(out + at, h[i].name, nl);
         memcpy(out + at + nl, ": ", 2);
@@ -248,5 +258,5 @@ long proxy_head_format(const upstream_header *h, size_t n, char *out, size_t cap
         memcpy(out + at + nl + 2 + vl, "\r\n", 2);
         at += nl + vl + 4;
     }
-    return proxy_record_head_ok(out, at) ? (long)at : -1;
+    return (long)at;
 }
