@@ -19,6 +19,9 @@
  * In lease mode the computing caller's latency is left out of the waiters' figures (it is the
  * one that does the work); in naive and proxy mode every caller is a waiter.
  *
+ * Every request's Host header is its target's HOST:PORT, or the one --host NAME: two instances
+ * behind one name, as a load balancer shows them (a caching proxy's key holds the host).
+ *
  *   bench_stampede --mode lease --n 1000 --path /v1/cache/stampede/k1 127.0.0.1:7401 127.0.0.1:7402
  */
 #include <arpa/inet.h>
@@ -80,7 +83,8 @@ static struct {
     int ntargets;
     struct sockaddr_in targets[16];
     const char *hosts[16];
-} opt = {MODE_LEASE, 10, NULL, "5", "5", 100, 200, 15000, 0, {{0}}, {0}};
+    const char *host; /* --host: every request's Host header, else its target's HOST:PORT */
+} opt = {MODE_LEASE, 10, NULL, "5", "5", 100, 200, 15000, 0, {{0}}, {0}, NULL};
 
 static struct event_base *base;
 static struct conn *conns;
@@ -131,7 +135,7 @@ static void send_get(struct conn *c)
 {
     char req[512];
     int len;
-    const char *host = opt.hosts[c->target];
+    const char *host = opt.host ? opt.host : opt.hosts[c->target];
     if (opt.mode == MODE_LEASE)
         len =
             snprintf(req, sizeof req,
@@ -153,16 +157,17 @@ static void send_put(struct conn *c)
     static const char body[] = "the value, computed once";
     char req[768];
     int len;
+    const char *host = opt.host ? opt.host : opt.hosts[c->target];
     if (opt.mode == MODE_LEASE)
         len = snprintf(req, sizeof req,
                        "PUT %s?ttl=600 HTTP/1.1\r\nHost: %s\r\nX-Cache-Lease-Token: %s\r\n"
                        "Content-Type: text/plain\r\nContent-Length: %zu\r\n\r\n%s",
-                       opt.path, opt.hosts[c->target], c->token, sizeof body - 1, body);
+                       opt.path, host, c->token, sizeof body - 1, body);
     else
         len = snprintf(req, sizeof req,
                        "PUT %s?ttl=600 HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\n"
                        "Content-Length: %zu\r\n\r\n%s",
-                       opt.path, opt.hosts[c->target], sizeof body - 1, body);
+                       opt.path, host, sizeof body - 1, body);
     c->len = 0;
     c->t_put = now_ms();
     if (send_all(c, req, (size_t)len) != 0) {
@@ -392,7 +397,7 @@ static void usage(void)
     fprintf(
         stderr,
         "usage: bench_stampede --mode lease|naive|proxy --n N --path PATH [--lease S] [--wait S]\n"
-        "       [--compute-ms MS] [--settle-ms MS] [--timeout-ms MS] HOST:PORT...\n");
+        "       [--compute-ms MS] [--settle-ms MS] [--timeout-ms MS] [--host NAME] HOST:PORT...\n");
     exit(2);
 }
 
@@ -427,6 +432,8 @@ int main(int argc, char **argv)
             opt.n = atoi(v);
         else if (strcmp(a, "--path") == 0)
             opt.path = v;
+        else if (strcmp(a, "--host") == 0)
+            opt.host = v;
         else if (strcmp(a, "--lease") == 0)
             opt.lease = v;
         else if (strcmp(a, "--wait") == 0)
