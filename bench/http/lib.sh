@@ -54,6 +54,20 @@ ensure_pkgs() {
     fi
 }
 
+# machine_lines [BUILD_DIR]: the lines every run's machine.txt starts with: date, CPUs, memory,
+# kernel, commit, and the build's directory and type.
+machine_lines() {
+    echo "date: $(date)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
+    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
+    echo "kernel: $(uname -r)"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+    if [ -n "${1:-}" ]; then
+        echo "build: $1 ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$1/CMakeCache.txt"))"
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -77,13 +77,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 {
-    echo "date: $(date)"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
-    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
-    echo "kernel: $(uname -r)"
-    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-    echo "build: $BUILD_DIR ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt"))"
+    machine_lines "$BUILD_DIR"
     echo "wrk: $(dpkg-query -W -f='${Version}' wrk) (1 thread, $CONNS connections, keep-alive, on CPU 0)"
     echo "redis-server: $(redis-server --version | sed 's/^Redis server //')"
     echo "nginx: $(dpkg-query -W -f='${Version}' nginx) varnish: $(dpkg-query -W -f='${Version}' varnish)" \

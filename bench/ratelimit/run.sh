@@ -89,12 +89,7 @@ trap 'exit 130' INT TERM
 start_redis
 URL=redis://127.0.0.1:$REDIS_PORT
 {
-    echo "date: $(date)"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
-    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
-    echo "kernel: $(uname -r)"
-    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+    machine_lines
     echo "redis-server: $(redis-server --version | sed 's/^Redis server //')"
     echo "wrk: $(dpkg-query -W -f='${Version}' wrk)"
     echo "pinning: redis-server and strata serve on CPU 1, clients on CPU 0"

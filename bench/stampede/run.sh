@@ -173,13 +173,7 @@ for p in "$REDIS_PORT" "${STRATA_PORTS[@]}" "$ORIGIN_PORT" "${VARNISH_PORTS[@]}"
 done
 
 {
-    echo "date: $(date)"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
-    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
-    echo "kernel: $(uname -r)"
-    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-    echo "build: $BUILD_DIR ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt"))"
+    machine_lines "$BUILD_DIR"
     echo "redis-server: $(redis-server --version | sed 's/^Redis server //')"
     echo "varnish: $(varnishd -V 2>&1 | head -n1)"
     echo "nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //')"
