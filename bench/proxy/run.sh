@@ -236,13 +236,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 {
-    echo "date: $(date)"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
-    echo "memory: $(free -h | awk '/^Mem:/ {print $2}')"
-    echo "kernel: $(uname -r)"
-    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-    echo "build: $BUILD_DIR ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt"))"
+    machine_lines "$BUILD_DIR"
     echo "wrk: $(dpkg-query -W -f='${Version}' wrk) (1 thread, $CONNS connections, keep-alive, on CPU 0)"
     echo "redis-server: $(redis-server --version | sed 's/^Redis server //')"
     echo "nginx: $(dpkg-query -W -f='${Version}' nginx) varnish: $(dpkg-query -W -f='${Version}' varnish)"
@@ -470,8 +464,9 @@ profile() { # KIND
     stop_pids "$PID"
     {
         echo "== profile: $kind, hits of 100 B ($(wrk_fields "$OUT/profile.$kind.wrk.txt" | cut -d' ' -f1) req/s)"
-        perf report -i "$TMP/perf.$kind.data" --no-children --sort dso,sym --stdio 2>/dev/null |
-            grep -v '^#' | grep -v '^$' | grep -E '^ +[0-9]' | head -30
+        # (awk, not head: perf report must not die of SIGPIPE under pipefail)
+        perf report -i "$TMP/perf.$kind.data" --no-children -g none --sort dso,sym --stdio \
+            2>/dev/null | awk '/^ +[0-9.]+%/ && n++ < 30' || true
     } | tee "$OUT/profile.$kind.txt"
 }
 if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && grep -q '^target: strata.*NOT met' "$OUT/summary.txt"; then
