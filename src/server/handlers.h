@@ -17,6 +17,9 @@ void ratelimit_handle(req *q);
 void limits_apply(req *q, void (*then)(req *q));
 /* sessions.c */
 void session_handle(req *q);
+/* purge.c: POST /cache/purge, and the PURGE method on a URL (R_PURGE_URL) */
+void purge_handle(req *q);
+void purge_url_handle(req *q);
 /* admin.c */
 void admin_livez(req *q);
 void admin_readyz(req *q);

@@ -32,6 +32,11 @@ void proxy_abandon(req *q);
 int proxy_start(server *s);
 void proxy_reload(server *s, struct proxy_config *pc);
 void proxy_stop(server *s);
+/* The proxy's counters: /cache/stats' "proxy" member (JSON null without a proxy), and the
+ * strata_proxy_* series of /metrics (nothing without a proxy). */
+json_t *proxy_stats_json(server *s);
+struct evbuffer;
+void proxy_metrics_render(struct evbuffer *out, server *s);
 /* The start's log line of the proxy's routes and origins (nothing without a proxy). */
 void proxy_report(server *s);
 

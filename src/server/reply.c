@@ -247,6 +247,11 @@ const char *get_body(req *q, size_t *len)
     return http_conn_body(q->conn, len);
 }
 
+const char *get_path(req *q)
+{
+    return http_conn_path(q->conn);
+}
+
 const char *get_peer(req *q)
 {
     return http_conn_peer(q->conn);

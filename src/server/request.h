@@ -83,6 +83,8 @@ const char *get_header(req *q, const char *name);
 const char *get_query(req *q, const char *name);
 /* The request body (contiguous), or NULL with *len 0. */
 const char *get_body(req *q, size_t *len);
+/* The request's path, still percent-encoded, without the query. */
+const char *get_path(req *q);
 /* The client's address, as text. */
 const char *get_peer(req *q);
 
