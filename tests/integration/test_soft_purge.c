@@ -25,6 +25,7 @@
 #include <strata/strata.h>
 
 #include "cache/cache_internal.h"
+#include "l1/l1_internal.h"
 #include "harness.h"
 
 static rh_server *srv;
@@ -114,6 +115,21 @@ static int not_fresh(void *arg)
 {
     const probe *p = arg;
     return get(p->c, p->k) == STRATA_ENOTFOUND;
+}
+
+static int fresh(void *arg)
+{
+    const probe *p = arg;
+    return get(p->c, p->k) == 0;
+}
+
+static int stale_gone(void *arg)
+{
+    const probe *p = arg;
+    strata_value *v = NULL;
+    int rc = strata_cache_get_stale(p->c, p->k, &v);
+    strata_value_release(v);
+    return rc == STRATA_ENOTFOUND;
 }
 
 static int stored_version(const char *stored)
@@ -237,8 +253,9 @@ static void test_expire_any_patterns_and_tenants(void **state)
     assert_int_equal(exists("sp:ea:acme:user:ng"), 0);
     probe p = {b, &a1};
     assert_true(rh_wait_for(not_fresh, &p, 500));
+    probe p2 = {b, &a2};
+    assert_true(rh_wait_for(not_fresh, &p2, 500));
     assert_int_equal(get_stale(b, &a1, "v"), STRATA_OK_STALE);
-    assert_int_equal(get(b, &a2), STRATA_ENOTFOUND);
     assert_int_equal(get_stale(a, &a2, "v"), STRATA_OK_STALE);
     assert_int_equal(get(b, &a3), 0);
     assert_int_equal(get(b, &t1), 0);
@@ -250,6 +267,8 @@ static void test_expire_any_patterns_and_tenants(void **state)
     const char *one[] = {"user:1"};
     assert_int_equal(strata_cache_expire_any(b, NULL, "acme", one, 1, &n), STRATA_OK);
     assert_int_equal(n, 1); /* eo's; ea's is stale already */
+    probe ao = {a, &o1};
+    assert_true(rh_wait_for(not_fresh, &ao, 500));
     assert_int_equal(get_stale(a, &o1, "v"), STRATA_OK_STALE);
     assert_int_equal(get(a, &t1), 0);
     strata_cache_free(a);
@@ -288,20 +307,19 @@ static void test_soft_tag_then_hard_on_both_instances(void **state)
     fake_now += 1;
     strata_key n = {"ns", "acme", "new", 3};
     put(b, &n, "new", 4000, 0, "product:9");
-    assert_int_equal(get(a, &n), 0);
-    assert_int_equal(get(c, &n), 0);
+    probe an = {a, &n}, cn = {c, &n}; /* once each has heard the purge's own writes */
+    assert_true(rh_wait_for(fresh, &an, 500));
+    assert_true(rh_wait_for(fresh, &cn, 500));
     /* Within the window from the purge, then gone. */
     fake_now = purged + 3999;
     assert_int_equal(get_stale(b, &k, "old"), STRATA_OK_STALE);
     fake_now = purged + 1000;
     /* Hard: misses, the newer entry too. */
     assert_int_equal(strata_cache_tag_invalidate(b, "acme", "product:9"), STRATA_OK);
-    probe q = {a, &n};
-    assert_true(rh_wait_for(not_fresh, &q, 500));
-    assert_int_equal(get_stale(a, &k, ""), STRATA_ENOTFOUND);
-    assert_int_equal(get_stale(b, &k, ""), STRATA_ENOTFOUND);
-    assert_int_equal(get_stale(c, &k, ""), STRATA_ENOTFOUND);
-    assert_int_equal(get_stale(c, &n, ""), STRATA_ENOTFOUND);
+    /* Each instance hears it within the coherence window. */
+    probe gone[] = {{a, &k}, {b, &k}, {c, &k}, {a, &n}, {c, &n}};
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++)
+        assert_true(rh_wait_for(stale_gone, &gone[i], 500));
     strata_cache_free(c);
     strata_cache_free(a);
     strata_cache_free(b);
@@ -313,14 +331,30 @@ static void test_redis_down_purges_this_instance(void **state)
     fake_now = rh_now_ms() + 86400000;
     strata_cache *a = open_on(srv);
     strata_key k = {"ns", "acme", "down", 4};
-    put(a, &k, "v", 3000, 0, NULL);
-    assert_int_equal(get(a, &k), 0);
+    /* Straight into this instance's L1 (a write to Redis would send an invalidation that could
+     * drop the copy at any moment). */
+    strata_set_opts o = {.ttl_ms = 60000,
+                         .grace_ms = 3000,
+                         .content_type = "text/plain",
+                         .flags = STRATA_SET_NO_JITTER};
+    assert_int_equal(strata_l1_set(strata_cache_l1(a), &k, "v", 1, &o, fake_now), 0);
     assert_int_equal(rh_pause(srv), 0);
     fake_now += 1;
-    assert_int_equal(strata_cache_expire(a, &k), STRATA_OK_L1_ONLY);
-    assert_int_not_equal(strata_fallback_reason(), STRATA_REASON_NONE);
-    assert_int_equal(strata_cache_tag_invalidate_soft(a, "acme", "x"), STRATA_OK_L1_ONLY);
+    int rc = strata_cache_expire(a, &k), reason = strata_fallback_reason();
+    strata_value *v = NULL;
+    int l1rc = strata__l1_get_ex(strata_cache_l1(a), &k, fake_now, L1_GET_STALE, &v);
+    strata_value *f = NULL;
+    int fresh = strata_l1_get(strata_cache_l1(a), &k, fake_now, &f);
+    strata_value_release(f);
+    int trc = strata_cache_tag_invalidate_soft(a, "acme", "x");
     assert_int_equal(rh_resume(srv), 0);
+    assert_int_equal(rc, STRATA_OK_L1_ONLY);
+    assert_int_not_equal(reason, STRATA_REASON_NONE);
+    assert_int_equal(l1rc, 0);
+    assert_int_equal(strata_value_expires_ms(v), fake_now); /* stale from now, in L1 */
+    strata_value_release(v);
+    assert_int_equal(fresh, STRATA_ENOTFOUND);
+    assert_int_equal(trc, STRATA_OK_L1_ONLY);
     strata_cache_free(a);
 }
 
