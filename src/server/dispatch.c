@@ -25,7 +25,7 @@
 /* The handlers, by route id: the handler column of routes.h. */
 #define ROUTE_HANDLER(id, name, methods, pattern, role, flags, handler) [R_##id] = handler,
 static void (*const handlers[R_COUNT])(req *q) = {
-    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle};
+    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle, [R_PURGE_URL] = purge_url_handle};
 #undef ROUTE_HANDLER
 
 static unsigned method_bit(unsigned m)

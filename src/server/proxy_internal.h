@@ -97,6 +97,7 @@ typedef struct proxy_req {
     proxy_record rec;
     int found_tier;  /* 1: L1, 2: L2 */
     int found_stale; /* the library holds it past its expiry (or a copy kept after a failure) */
+    int found_kept;  /* a copy kept after the origin failed, within the error TTL */
     /* The lease on the key used, when this request fetches for everyone. */
     char token[STRATA_LEASE_TOKEN_LEN + 1];
     int leased, coalesced, waiting;

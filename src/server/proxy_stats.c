@@ -48,8 +48,8 @@ void proxy_metrics_render(struct evbuffer *out, server *s)
     proxy_model *m = proxy_model_ref(s);
     if (m == NULL)
         return;
-    static const char *const results[] = {"hit",         "coalesced", "miss", "stale",
-                                          "revalidated", "bypass"};
+    static const char *const results[] = {"hit",   "coalesced",   "miss",
+                                          "stale", "revalidated", "bypass"};
     evbuffer_add_printf(out, "# HELP strata_proxy_requests_total Proxied requests by route and "
                              "how they were answered.\n"
                              "# TYPE strata_proxy_requests_total counter\n");
@@ -58,7 +58,8 @@ void proxy_metrics_render(struct evbuffer *out, server *s)
         const json_int_t v[] = {LOAD(r->hits),  LOAD(r->coalesced),   LOAD(r->misses),
                                 LOAD(r->stale), LOAD(r->revalidated), LOAD(r->bypass)};
         for (size_t k = 0; k < sizeof v / sizeof *v; k++)
-            evbuffer_add_printf(out, "strata_proxy_requests_total{route=\"%s\",result=\"%s\"} %lld\n",
+            evbuffer_add_printf(out,
+                                "strata_proxy_requests_total{route=\"%s\",result=\"%s\"} %lld\n",
                                 m->pc->routes[i].name, results[k], (long long)v[k]);
     }
     evbuffer_add_printf(out, "# HELP strata_proxy_bytes_saved_total Body bytes answered from the "
@@ -83,8 +84,9 @@ void proxy_metrics_render(struct evbuffer *out, server *s)
         evbuffer_add_printf(out, "strata_proxy_origin_breaker_open{origin=\"%s\"} %d\n", name,
                             atomic_load(&b->open_until_ms) > now);
     }
-    evbuffer_add_printf(out, "# TYPE strata_proxy_purges_total counter\n"
-                             "strata_proxy_purges_total %lld\n",
+    evbuffer_add_printf(out,
+                        "# TYPE strata_proxy_purges_total counter\n"
+                        "strata_proxy_purges_total %lld\n",
                         (long long)LOAD(s->purges));
     proxy_model_unref(m);
 }

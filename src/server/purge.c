@@ -173,8 +173,8 @@ void purge_handle(req *q)
     json_t *patterns = json_object_get(b, "patterns"), *soft = json_object_get(b, "soft");
     /* Every member is one of the four: a misspelt "tag" must not purge nothing silently. */
     size_t known = (tags != NULL) + (urls != NULL) + (patterns != NULL) + (soft != NULL);
-    if (known != json_object_size(b) || (!tags && !urls && !patterns) || !strings_ok(tags) || !strings_ok(urls) ||
-        !strings_ok(patterns) || (soft && !json_is_boolean(soft))) {
+    if (known != json_object_size(b) || (!tags && !urls && !patterns) || !strings_ok(tags) ||
+        !strings_ok(urls) || !strings_ok(patterns) || (soft && !json_is_boolean(soft))) {
         json_decref(b);
         reply_error(q, 400, "bad_request",
                     "expected {\"tags\": [..], \"urls\": [..], \"patterns\": [..], \"soft\": "
@@ -186,8 +186,9 @@ void purge_handle(req *q)
     j->soft = soft && json_is_true(soft);
     j->tags = tags ? json_copy(tags) : json_array();
     j->patterns = patterns ? json_incref(patterns) : json_array();
+    int rc = add_urls(q, j, urls); /* urls is b's: b goes after */
     json_decref(b);
-    if (add_urls(q, j, urls) != 0) {
+    if (rc != 0) {
         json_decref(j->tags);
         json_decref(j->patterns);
         free(j);

@@ -244,9 +244,9 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
     worker *w = arg;
     int inflight = atomic_load(&w->inflight);
     /* A lease wait must answer before its loop is freed; it does within its X-Cache-Wait. */
-    int unsent = http_server_unsent(w->http) || (w->admin_http && http_server_unsent(w->admin_http));
-    if (((inflight > 0 || unsent) &&
-         strata_now_ms() < w->srv->drain_deadline_ms) ||
+    int unsent =
+        http_server_unsent(w->http) || (w->admin_http && http_server_unsent(w->admin_http));
+    if (((inflight > 0 || unsent) && strata_now_ms() < w->srv->drain_deadline_ms) ||
         w->lease_waits > 0 || w->proxy_background > 0) {
         struct timeval soon = {0, 10000};
         event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
@@ -426,7 +426,8 @@ int serve_main(int argc, char **argv)
             l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
             auth_count(s.auth), auth_count(s.auth) == 1 ? "" : "s");
     if (s.cfg.admin_port)
-        log_msg(LOG_INFO, "strata's own API on http://%s%s%s:%d; http://%s%s%s:%d proxies every path",
+        log_msg(LOG_INFO,
+                "strata's own API on http://%s%s%s:%d; http://%s%s%s:%d proxies every path",
                 strchr(s.cfg.admin_host, ':') ? "[" : "", s.cfg.admin_host,
                 strchr(s.cfg.admin_host, ':') ? "]" : "", s.cfg.admin_port, v6 ? "[" : "",
                 s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port);
