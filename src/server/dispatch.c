@@ -180,7 +180,6 @@ static int on_head(http_conn *c, void *arg)
     } else if (authenticate(q) == 0) {
         return HTTP_HEAD_GATHER;
     }
-    proxy_abandon(q);
     return HTTP_HEAD_ANSWERED;
 }
 
@@ -200,9 +199,7 @@ static void on_request(http_conn *c, void *arg)
 static void on_drop(http_conn *c, void *arg)
 {
     (void)arg;
-    req *q = http_conn_ctx(c);
-    proxy_abandon(q);
-    request_abandon(q);
+    request_abandon(http_conn_ctx(c));
 }
 
 /* A client took what was queued of an answer written in pieces: its writer goes on. */

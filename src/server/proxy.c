@@ -23,6 +23,7 @@
 
 #include <http_parser.h>
 
+#include "handlers.h"
 #include "log.h"
 #include "proxy_internal.h"
 
@@ -49,6 +50,7 @@ int proxy_match(req *q)
     px->params = params;
     snprintf(px->method, sizeof px->method, "%s", method);
     q->px = px;
+    q->on_end = proxy_abandon; /* whoever answers q, what px holds goes with it */
     q->r.id = R_PROXY;
     q->r.methods = ~0u;
     q->r.role = RR_NONE;
@@ -346,11 +348,20 @@ static int primary_key(proxy_req *px)
     return 0;
 }
 
+static void run(req *q);
+
 void proxy_handle(req *q)
 {
     proxy_req *px = q->px;
     px->q = q;
     px->w = q->w;
+    limits_apply_rules(q, proxy_limits_of(px->model, px->route), run);
+}
+
+/* Past the route's rate limit (a 429 ends q there; proxy_abandon has nothing left then). */
+static void run(req *q)
+{
+    proxy_req *px = q->px;
     read_request(px);
     atomic_fetch_add_explicit(&proxy_stats_of(px->model, px->route)->requests, 1,
                               memory_order_relaxed);

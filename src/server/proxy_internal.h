@@ -51,6 +51,7 @@ typedef struct proxy_model {
     upstream_pool **pools;    /* per worker, made by that worker on its first origin request */
     proxy_route_stats *route; /* per route of pc */
     proxy_breaker *breaker;   /* per origin of pc */
+    limit_rules *limits;      /* per route of pc: its rate_limit rule (n 0: none) */
     struct proxy_model *next_retired;
 } proxy_model;
 
@@ -67,6 +68,7 @@ int proxy_breaker_allows(proxy_model *m, const proxy_origin *o, uint64_t now_ms)
 void proxy_breaker_result(proxy_model *m, const proxy_origin *o, int ok, uint64_t now_ms);
 proxy_route_stats *proxy_stats_of(proxy_model *m, const proxy_route *r);
 proxy_breaker *proxy_breaker_of(proxy_model *m, const proxy_origin *o);
+limit_rules *proxy_limits_of(proxy_model *m, const proxy_route *r);
 
 /* ---- a proxied request -------------------------------------------------------------------- */
 

@@ -22,10 +22,12 @@ proxy_model *proxy_model_new(server *s, proxy_config *pc)
         m->pools = calloc(s->cfg.workers, sizeof *m->pools);
         m->route = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->route);
         m->breaker = calloc(pc->norigins ? pc->norigins : 1, sizeof *m->breaker);
+        m->limits = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->limits);
     }
-    if (m == NULL || m->pools == NULL || m->route == NULL || m->breaker == NULL) {
+    if (m == NULL || m->pools == NULL || m->route == NULL || m->breaker == NULL ||
+        m->limits == NULL) {
         if (m != NULL)
-            free(m->pools), free(m->route), free(m->breaker);
+            free(m->pools), free(m->route), free(m->breaker), free(m->limits);
         free(m);
         proxy_config_free(pc);
         return NULL;
@@ -33,6 +35,14 @@ proxy_model *proxy_model_new(server *s, proxy_config *pc)
     m->pc = pc;
     m->srv = s;
     atomic_init(&m->refs, 1);
+    /* The routes' rate limits, checked when the file was loaded (serve_proxy_options). */
+    for (size_t i = 0; i < pc->nroutes; i++) {
+        char err[256];
+        if (pc->routes[i].rate_limit != NULL &&
+            limits_parse(pc->routes[i].rate_limit, &m->limits[i], err, sizeof err) != 0)
+            log_msg(LOG_ERROR, "proxy: route %s: rate_limit not applied: %s", pc->routes[i].name,
+                    err);
+    }
     return m;
 }
 
@@ -40,6 +50,9 @@ static void model_free(proxy_model *m)
 {
     for (unsigned i = 0; i < m->srv->cfg.workers; i++)
         upstream_pool_free(m->pools[i]);
+    for (size_t i = 0; i < m->pc->nroutes; i++)
+        limits_free(&m->limits[i]);
+    free(m->limits);
     proxy_config_free(m->pc);
     free(m->pools);
     free(m->route);
@@ -125,6 +138,11 @@ upstream_pool *proxy_model_pool(proxy_model *m, worker *w)
 proxy_route_stats *proxy_stats_of(proxy_model *m, const proxy_route *r)
 {
     return &m->route[r - m->pc->routes];
+}
+
+limit_rules *proxy_limits_of(proxy_model *m, const proxy_route *r)
+{
+    return &m->limits[r - m->pc->routes];
 }
 
 proxy_breaker *proxy_breaker_of(proxy_model *m, const proxy_origin *o)

@@ -54,6 +54,11 @@ static const char *method_name(unsigned m)
 /* What q holds beyond the request itself, released; q counted out of the worker's in-flight. */
 static void release(req *q)
 {
+    if (q->on_end != NULL) {
+        void (*end)(req *) = q->on_end;
+        q->on_end = NULL;
+        end(q);
+    }
     free(q->hdr_spill);
     q->hdr_spill = NULL;
     if (q->query != NULL) {
