@@ -441,13 +441,12 @@ void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
     snprintf(j->tenant, sizeof j->tenant, "%s", px->tenant);
     uri_tags(px, j);
     rule_drops(px, j);
-    if (j->npatterns > 0) { /* a scan of Redis: the bulk lane */
-        if (offload_bounded(px->q, &px->w->srv->bulk, run_invalidation, invalidated, j) != 0) {
-            /* refused (answered 503): the response was started, so cut it */
-            free(j);
-            done(px);
-        }
-        return;
+    /* Always queued, past the lanes' bounds too: the origin has made the write, so what it
+     * invalidates is dropped whatever the queue holds (a scan of Redis on the bulk lane). */
+    server *srv = px->w->srv;
+    offload_lane *lane = j->npatterns > 0 ? &srv->bulk : &srv->quick;
+    if (offload_submit(lane, px->w->base, j->tenant, 1, run_invalidation, invalidated, j) != 0) {
+        run_invalidation(j); /* out of memory: here, on the loop, rather than not at all */
+        invalidated(j);
     }
-    offload(px->q, run_invalidation, invalidated, j);
 }
