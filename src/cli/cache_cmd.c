@@ -137,14 +137,6 @@ static const option_def option_defs[] = {
     {"--soft", 0, OPT_SOFT},
 };
 
-int cli_usage_error(const char *fmt, const char *arg)
-{
-    fputs("strata cache: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n  (strata cache --help lists the commands and options)\n", stderr);
-    return CLI_USAGE;
-}
-
 /* A whole number from lo to hi, or -1. */
 static long parse_long(const char *s, long lo, long hi)
 {

@@ -116,11 +116,11 @@ double cli_jf(const json_t *o, const char *name);
 const char *cli_js(const json_t *o, const char *name);
 int cli_jb(const json_t *o, const char *name);
 
-/* ---- subcommands ---------------------------------------------------------------------------- */
-
-/* "strata cache: " + fmt (one %s: arg) on stderr, then the hint to --help. Returns CLI_USAGE.
- * Example: return cli_usage_error("unknown option %s", argv[i]); */
+/* "strata cache: " + fmt (one %s: arg) on stderr, then the hint to --help. Returns CLI_USAGE
+ * (cache_out.c). Example: return cli_usage_error("unknown option %s", argv[i]); */
 int cli_usage_error(const char *fmt, const char *arg);
+
+/* ---- subcommands ---------------------------------------------------------------------------- */
 
 int cache_main(int argc, char **argv);
 void cache_usage(FILE *f);

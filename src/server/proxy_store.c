@@ -262,8 +262,9 @@ void proxy_store(proxy_req *px, const proxy_record *rec, void (*done)(proxy_req 
     /* A response with a validator is kept past its windows as long again as it was fresh (a
      * minute to a day): expired or soft-purged, it is revalidated with a 304 instead of being
      * fetched whole. */
-    int64_t keep = rec->facts.lifetime < 60 ? 60 : rec->facts.lifetime > 86400 ? 86400
-                                                                                : rec->facts.lifetime;
+    int64_t keep = rec->facts.lifetime < 60      ? 60
+                   : rec->facts.lifetime > 86400 ? 86400
+                                                 : rec->facts.lifetime;
     hc_entry_times t;
     hc_entry_times_of(&rec->facts, proxy_now(), keep, &t);
     sc->opts = (strata_set_opts){.ttl_ms = t.ttl_ms,
