@@ -60,17 +60,16 @@ static void model_free(proxy_model *m)
     free(m);
 }
 
-/* On worker i's loop: its pool of a retired model goes; the last worker frees the model. */
-static void retire_pool(evutil_socket_t fd, short what, void *arg)
+/* Which worker's pool of which model a retiring step frees. */
+typedef struct retire_step {
+    proxy_model *m;
+    unsigned worker;
+} retire_step;
+
+/* A retiring step is done: the last one frees the model. */
+static void retired_one(proxy_model *m)
 {
-    (void)fd, (void)what;
-    proxy_model *m = arg;
     server *s = m->srv;
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        if (pthread_equal(s->workers[i].thread, pthread_self())) {
-            upstream_pool_free(m->pools[i]);
-            m->pools[i] = NULL;
-        }
     if (atomic_fetch_sub(&m->retiring, 1) == 1) {
         pthread_mutex_lock(&s->proxy_lock);
         proxy_model **p = &s->proxy_retired;
@@ -83,33 +82,42 @@ static void retire_pool(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The last reference went: each worker frees its own pool, then the model is freed. The model
- * waits on the server's retired list, so a stop that comes first frees it (proxy_stop). */
+/* On one worker's loop: its pool of a retired model goes. */
+static void retire_pool(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    retire_step step = *(retire_step *)arg;
+    free(arg);
+    upstream_pool_free(step.m->pools[step.worker]);
+    step.m->pools[step.worker] = NULL;
+    retired_one(step.m);
+}
+
+/* The last reference went: each worker frees its own pool (a pool is its loop's, and only
+ * its worker reads its slot), then the last of them frees the model. The model waits on the
+ * server's retired list meanwhile, so a stop that comes first frees it (proxy_stop). */
 static void retire(proxy_model *m)
 {
     server *s = m->srv;
-    unsigned pools = 0;
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        pools += m->pools[i] != NULL;
-    if (pools == 0 || atomic_load(&s->draining)) {
-        pthread_mutex_lock(&s->proxy_lock);
-        m->next_retired = s->proxy_retired; /* freed by proxy_stop, after the loops ended */
-        s->proxy_retired = m;
-        pthread_mutex_unlock(&s->proxy_lock);
-        if (pools == 0 && !atomic_load(&s->draining)) {
-            atomic_store(&m->retiring, 1);
-            retire_pool(-1, 0, m);
-        }
-        return;
-    }
-    atomic_store(&m->retiring, s->cfg.workers);
     pthread_mutex_lock(&s->proxy_lock);
     m->next_retired = s->proxy_retired;
     s->proxy_retired = m;
     pthread_mutex_unlock(&s->proxy_lock);
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        if (event_base_once(s->workers[i].base, -1, EV_TIMEOUT, retire_pool, m, NULL) != 0)
-            atomic_fetch_sub(&m->retiring, 1); /* left for proxy_stop */
+    if (atomic_load(&s->draining))
+        return; /* the loops are ending: proxy_stop frees it */
+    atomic_store(&m->retiring, s->cfg.workers + 1);
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        retire_step *step = malloc(sizeof *step);
+        if (step != NULL)
+            *step = (retire_step){m, i};
+        if (step == NULL ||
+            event_base_once(s->workers[i].base, -1, EV_TIMEOUT, retire_pool, step, NULL) != 0) {
+            free(step);
+            atomic_store(&m->retiring, 0); /* never reaches 0 by steps: proxy_stop frees it */
+            return;
+        }
+    }
+    retired_one(m); /* the +1: no step can free m before every step was posted */
 }
 
 proxy_model *proxy_model_ref(server *s)

@@ -259,8 +259,14 @@ void proxy_store(proxy_req *px, const proxy_record *rec, void (*done)(proxy_req 
     sc->px = px;
     sc->done = done;
     tags_of(px, &sc->tags);
+    /* A response with a validator is kept past its windows as long again as it was fresh (a
+     * minute to a day): expired or soft-purged, it is revalidated with a 304 instead of being
+     * fetched whole. */
+    int64_t keep = rec->facts.lifetime < 60      ? 60
+                   : rec->facts.lifetime > 86400 ? 86400
+                                                 : rec->facts.lifetime;
     hc_entry_times t;
-    hc_entry_times_of(&rec->facts, proxy_now(), 0, &t);
+    hc_entry_times_of(&rec->facts, proxy_now(), keep, &t);
     sc->opts = (strata_set_opts){.ttl_ms = t.ttl_ms,
                                  .grace_ms = t.grace_ms,
                                  .stale_if_error_ms = t.stale_if_error_ms,

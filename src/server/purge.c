@@ -98,6 +98,10 @@ static int url_tag_of(req *q, const char *url, char *tag)
         for (size_t i = 0; i < hl; i++)
             host[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
         host[hl] = '\0';
+        /* The scheme's own port is the one a client's Host leaves out. */
+        const char *dflt = url[4] == ':' ? ":80" : ":443";
+        if (hl > strlen(dflt) && strcmp(host + hl - strlen(dflt), dflt) == 0)
+            host[hl - strlen(dflt)] = '\0';
         path = h[hl] == '/' ? h + hl : "/";
     } else if (url[0] == '/') {
         const char *h = get_header(q, "Host");
@@ -112,7 +116,8 @@ static int url_tag_of(req *q, const char *url, char *tag)
     return 0;
 }
 
-static int strings_ok(json_t *a)
+/* 1 if a is absent or an array of at most PURGE_MAX non-empty texts of at most max bytes. */
+static int strings_ok(json_t *a, size_t max)
 {
     if (a == NULL)
         return 1;
@@ -120,7 +125,7 @@ static int strings_ok(json_t *a)
         return 0;
     for (size_t i = 0; i < json_array_size(a); i++) {
         json_t *s = json_array_get(a, i);
-        if (!json_is_string(s) || json_string_length(s) == 0 ||
+        if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > max ||
             !route_text_ok(json_string_value(s), json_string_length(s)))
             return 0;
     }
@@ -173,16 +178,24 @@ void purge_handle(req *q)
     json_t *patterns = json_object_get(b, "patterns"), *soft = json_object_get(b, "soft");
     /* Every member is one of the four: a misspelt "tag" must not purge nothing silently. */
     size_t known = (tags != NULL) + (urls != NULL) + (patterns != NULL) + (soft != NULL);
-    if (known != json_object_size(b) || (!tags && !urls && !patterns) || !strings_ok(tags) ||
-        !strings_ok(urls) || !strings_ok(patterns) || (soft && !json_is_boolean(soft))) {
+    /* Everything is checked before anything is purged: never half a purge and then a 400. */
+    if (known != json_object_size(b) || (!tags && !urls && !patterns) ||
+        !strings_ok(tags, STRATA_TAG_MAX) || !strings_ok(urls, 16384) ||
+        !strings_ok(patterns, 1024) || (soft && !json_is_boolean(soft))) {
         json_decref(b);
         reply_error(q, 400, "bad_request",
                     "expected {\"tags\": [..], \"urls\": [..], \"patterns\": [..], \"soft\": "
-                    "false}: at least one list, of at most %d non-empty strings each",
-                    PURGE_MAX);
+                    "false}: at least one list, of at most %d texts each (tags up to %d bytes, "
+                    "patterns up to 1024)",
+                    PURGE_MAX, STRATA_TAG_MAX);
         return;
     }
     purge_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        json_decref(b);
+        reply_error(q, 503, "server_busy", "out of memory");
+        return;
+    }
     j->soft = soft && json_is_true(soft);
     j->tags = tags ? json_copy(tags) : json_array();
     j->patterns = patterns ? json_incref(patterns) : json_array();
@@ -201,6 +214,10 @@ void purge_url_handle(req *q)
 {
     char tag[STRATA_TAG_MAX + 1];
     purge_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        reply_error(q, 503, "server_busy", "out of memory");
+        return;
+    }
     const char *soft = get_header(q, "X-Purge-Soft");
     j->soft = soft != NULL && strcmp(soft, "1") == 0;
     j->tags = json_array();
