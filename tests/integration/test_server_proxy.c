@@ -304,6 +304,30 @@ static void test_etag_revalidated_with_304(void **state)
     assert_int_equal(sh_stop_check(s), 0);
 }
 
+/* ETag and max-age=1, no stale window: once expired, the copy is still kept for its validators,
+ * and strata asks with If-None-Match (RFC 9111 §4.3.1). /__echo/...: the origin answers the
+ * request's head, so the body shows what it saw. */
+static void test_etag_revalidated_after_plain_expiry(void **state)
+{
+    (void)state;
+    sh_server *s = px_start_upstream(origin, NULL);
+    assert_non_null(s);
+    px_align_second();
+    sh_resp *r = px_get(s, "GET", "/__echo/rv-plain", CC1, ETAG_V1, (const char *)NULL);
+    SH_EXPECT_STATUS(r, 200);
+    px_expect_xcache(r, "MISS");
+    assert_false(px_contains_ci(r->body, r->body_len, "If-None-Match"));
+    sh_resp_free(r);
+    sh_sleep_ms(1200);
+    r = px_get(s, "GET", "/__echo/rv-plain", CC1, ETAG_V1, (const char *)NULL);
+    SH_EXPECT_STATUS(r, 200);
+    if (!px_contains_ci(r->body, r->body_len, "\r\nIf-None-Match: \"v1\"\r\n"))
+        fail_msg("the request after expiry carried no If-None-Match: \"v1\"; the origin saw:\n%s",
+                 r->body);
+    sh_resp_free(r);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
 /* ---- 6. a client's conditional request ----------------------------------------------------- */
 
 static void test_client_conditionals_answered_from_cache(void **state)
@@ -510,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_not_cacheable_reaches_origin_every_time),
         cmocka_unit_test(test_max_age_s_maxage_expires),
         cmocka_unit_test(test_etag_revalidated_with_304),
+        cmocka_unit_test(test_etag_revalidated_after_plain_expiry),
         cmocka_unit_test(test_client_conditionals_answered_from_cache),
         cmocka_unit_test(test_vary_keeps_one_entry_per_variant),
         cmocka_unit_test(test_stale_while_revalidate),
