@@ -111,9 +111,13 @@ typedef struct proxy_req {
     int mode;         /* enum proxy_body_mode */
     int revalidation; /* the request carried the stored copy's validators */
     int paused;
-    int started;    /* the client's answer was started (PX_STREAM) */
-    hc_facts facts; /* the response's, the route applied */
-    char *head;     /* the response's header lines, as stored and sent */
+    int started;              /* the client's answer was started (PX_STREAM) */
+    int inval_pending;        /* a write's invalidation runs: the answer waits for it */
+    int origin_ended;         /* ... and the origin's response ended meanwhile, */
+    int origin_status;        /* ... with this status (0, or a negative UPSTREAM_E*) */
+    long long content_length; /* the origin's, for the answer started later */
+    hc_facts facts;           /* the response's, the route applied */
+    char *head;               /* the response's header lines, as stored and sent */
     size_t head_len;
     char *vary; /* the response's Vary value (NULL: none) */
     char *buf;  /* PX_BUFFER: the body so far */
@@ -180,8 +184,9 @@ void proxy_lease_release(proxy_req *px);
 void proxy_keep_stale(proxy_req *px, void (*done)(proxy_req *px));
 /* After a successful unsafe request: drops what it invalidates (RFC 9111 §4.4: the target,
  * Location, Content-Location, by their URL tags; the matching invalidation rule's tags and key
- * patterns), on an admin lane, then calls done(px) back on the loop. */
-void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px));
+ * patterns), on an admin lane, then calls done(px) back on the loop, never during this call.
+ * Returns 0, or -1 when it could not be queued (out of memory): done is not called. */
+int proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px));
 /* The key px's lease is on. */
 strata_key proxy_lease_key(const proxy_req *px);
 /* A variant's key for the Vary value vary (proxy.c). Returns 0 or -1. */

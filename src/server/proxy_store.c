@@ -79,7 +79,9 @@ const char *proxy_not_storable(proxy_req *px, const upstream_header *h, size_t n
     if (px->background && (px->vary != NULL) != (px->vkey_len > 0))
         return "the response's Vary changed: stored by the next request";
     if (r->rfc9111 != PROXY_RFC9111_OVERRIDE) {
-        int why = hc_storable(&px->rq, &px->facts);
+        hc_request rq = px->rq;
+        rq.method = HC_M_GET; /* a HEAD that missed was fetched as the GET it is answered from */
+        int why = hc_storable(&rq, &px->facts);
         if (why != HC_STORE_OK)
             return hc_store_reason_text(why);
         if (has_header(h, n, "Set-Cookie"))
@@ -433,13 +435,12 @@ static void rule_drops(proxy_req *px, inval_job *j)
                 proxy_invalidation_key(v, i, &m, out, sizeof out));
 }
 
-void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
+int proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
 {
     inval_job *j = calloc(1, sizeof *j);
     if (j == NULL || px->q == NULL || px->target_path == NULL) {
         free(j);
-        done(px);
-        return;
+        return -1;
     }
     j->px = px;
     j->done = done;
@@ -452,7 +453,10 @@ void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
     server *srv = px->w->srv;
     offload_lane *lane = j->npatterns > 0 ? &srv->bulk : &srv->quick;
     if (offload_submit(lane, px->w->base, j->tenant, 1, run_invalidation, invalidated, j) != 0) {
-        run_invalidation(j); /* out of memory: here, on the loop, rather than not at all */
-        invalidated(j);
+        log_msg(LOG_ERROR, "proxy: route %s: out of memory: a write's invalidation is skipped",
+                px->route->name);
+        free(j);
+        return -1;
     }
+    return 0;
 }
