@@ -708,6 +708,47 @@ static void test_invalidation_rules_and_origin_tags(void **state)
     free(yaml);
 }
 
+/* An https origin: verified against the CA the route's origin names (made at test time), with
+ * the URL's host as SNI; a CA that signed nothing is a 502 that says why, never a request. */
+static void test_https_origin_verified(void **state)
+{
+    (void)state;
+    oh_tls tls;
+    assert_int_equal(oh_make_tls(&tls), 0);
+    oh_origin *o = oh_start(&tls);
+    assert_non_null(o);
+    char *yaml =
+        it_xasprintf("origins:\n"
+                     "  - {name: good, url: 'https://localhost:%d', tls: {ca_file: '%s'}}\n"
+                     "  - {name: bad, url: 'https://localhost:%d', tls: {ca_file: '%s'}}\n"
+                     "routes:\n"
+                     "  - {name: bad, match: {path: '/bad/*'}, origin: bad}\n"
+                     "  - {name: good, match: {path: '/*'}, origin: good}\n",
+                     oh_port(o), tls.ca, oh_port(o), tls.other_ca);
+    char *path = px_write_file(dir, "tls.yaml", yaml);
+    sh_server *s = px_start_config(path, NULL);
+    assert_non_null(s);
+    sh_resp *r = px_get(s, "GET", "/secure", CC60, "X-Origin-Body: over tls", (const char *)NULL);
+    SH_EXPECT_STATUS(r, 200);
+    px_expect_xcache(r, "MISS");
+    assert_string_equal(r->body, "over tls");
+    assert_true(px_header_has(r, "X-Origin-SNI", "localhost"));
+    sh_resp_free(r);
+    r = px_get(s, "GET", "/secure", "X-Origin-Body: not this", (const char *)NULL);
+    px_expect_xcache(r, "HIT-L1");
+    assert_string_equal(r->body, "over tls");
+    sh_resp_free(r);
+    r = px_get(s, "GET", "/bad/x", CC60, (const char *)NULL);
+    SH_EXPECT_ERROR(r, 502, "origin_unavailable");
+    assert_true(px_contains_ci(r->body, r->body_len, "certificate"));
+    sh_resp_free(r);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+    oh_free_tls(&tls);
+    free(path);
+    free(yaml);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -746,6 +787,7 @@ int main(void)
         cmocka_unit_test(test_write_then_read_misses),
         cmocka_unit_test(test_unsafe_method_invalidates_its_url),
         cmocka_unit_test(test_invalidation_rules_and_origin_tags),
+        cmocka_unit_test(test_https_origin_verified),
     };
     SH_TEST_FILTER();
     return cmocka_run_group_tests(tests, setup, teardown);
