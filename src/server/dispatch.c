@@ -116,6 +116,13 @@ static int authenticate(req *q)
         return 0;
     /* The tenant: X-Tenant, or ?tenant= on the admin API; a bound token allows only its own. */
     const char *asked = get_header(q, "X-Tenant");
+    if (proxied && asked != NULL && ntokens > 0 && role == ROLE_NONE) {
+        /* A public route: a client without a token cannot read another tenant's entries. */
+        reply_error(q, 403, "forbidden",
+                    "X-Tenant on a proxied route needs a strata token in "
+                    "X-Strata-Token");
+        return -1;
+    }
     if (asked == NULL && (q->r.flags & RF_TENANT_QUERY))
         asked = get_query(q, "tenant");
     if (asked != NULL && strata_name_check(asked) != 0) {

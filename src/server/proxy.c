@@ -53,7 +53,9 @@ int proxy_match(req *q)
     q->on_end = proxy_abandon; /* whoever answers q, what px holds goes with it */
     q->r.id = R_PROXY;
     q->r.methods = ~0u;
-    q->r.role = RR_NONE;
+    q->r.role = r->auth == PROXY_AUTH_WRITE  ? RR_WRITE
+                : r->auth == PROXY_AUTH_READ ? RR_READ
+                                             : RR_NONE;
     q->r.flags = 0;
     return 1;
 }

@@ -3,9 +3,9 @@
  * one of three ways:
  *   - kept whole (PX_BUFFER) when it may be stored: then stored, then answered (MISS), so a
  *     coalesced waiter and the next request find it;
- *   - streamed (PX_STREAM) when it may not, or grows past PROXY_STORE_MAX: piece by piece to the
- *     client, the origin's socket paused while the client is slow (upstream.h), never buffered
- *     whole;
+ *   - streamed (PX_STREAM) when it may not, or grows past its route's max_object: piece by
+ *     piece to the client, the origin's socket paused while the client is slow (upstream.h),
+ *     never buffered whole;
  *   - read and dropped (PX_DRAIN) when the stored copy answers instead: a 304 that revalidated
  *     it, or an error that stale-if-error covers.
  * A failure (no connection, a timeout, a reset) is never stored and never handed to waiters as
@@ -463,7 +463,7 @@ static int on_body(upstream_req *r, const char *data, size_t len, void *arg)
         return UPSTREAM_PAUSE;
     }
     if (px->mode == PX_BUFFER) {
-        if (px->len + len <= PROXY_STORE_MAX - px->head_len - 4096 && hold(px, data, len) == 0)
+        if (px->len + len <= px->route->max_object && hold(px, data, len) == 0)
             return UPSTREAM_GO;
         int v = spill(px); /* too large to store (or no memory): what was kept streams */
         if (v != UPSTREAM_GO)

@@ -23,11 +23,11 @@
 
 #define PROXY_NS              "_proxy" /* the namespace of every cached response */
 #define PROXY_KEY_CAP         (ROUTE_KEY_MAX + 1)
-#define PROXY_VARIANT         " v:" /* primary key, this, 32 hex digits: a variant's key */
-#define PROXY_STORE_MAX       ((size_t)1 << 20) /* the largest record stored: larger streams through */
-#define PROXY_HDRS_MAX        100               /* request header lines (the HTTP layer's bound) */
-#define PROXY_URL_TAG         "url:"            /* each entry's tag of its host and path (purges) */
-#define PROXY_BREAKER_OPEN_MS 5000 /* an open breaker lets one request try after this */
+#define PROXY_VARIANT         " v:"  /* primary key, this, 32 hex digits: a variant's key */
+#define PROXY_HDRS_MAX        100    /* request header lines (the HTTP layer's bound) */
+#define PROXY_URL_TAG         "url:" /* each entry's tag of its host and path (purges) */
+#define PROXY_BREAKER_OPEN_MS 5000   /* an open breaker lets one request try after this, */
+#define PROXY_BREAKER_MAX_MS  60000  /* doubling each time it opens again, up to this */
 
 /* Counters of a route (atomics: every worker adds to them). Reset when the file is reloaded. */
 typedef struct proxy_route_stats {
@@ -35,10 +35,11 @@ typedef struct proxy_route_stats {
         origin_errors, bytes_saved, stored;
 } proxy_route_stats;
 
-/* A per-origin circuit breaker: after `threshold` failures in a row the origin is not asked for
- * PROXY_BREAKER_OPEN_MS; then one request tries, and a success closes it. */
+/* A per-origin circuit breaker: after breaker_failures failures in a row the origin is not
+ * asked for PROXY_BREAKER_OPEN_MS; then one request tries: a success closes it, a failure opens
+ * it for twice as long (streak), up to PROXY_BREAKER_MAX_MS. */
 typedef struct proxy_breaker {
-    atomic_uint failures;
+    atomic_uint failures, streak;
     _Atomic uint64_t open_until_ms;
     _Atomic uint64_t errors, requests, opened;
 } proxy_breaker;
@@ -120,7 +121,7 @@ typedef struct proxy_req {
     char *head;               /* the response's header lines, as stored and sent */
     size_t head_len;
     char *vary; /* the response's Vary value (NULL: none) */
-    char *buf;  /* PX_BUFFER: the body so far */
+    char *buf;  /* PX_BUFFER: the body so far (at most the route's max_object) */
     size_t len, cap;
     int lease_on_variant;              /* the lease is the variant key's (else the primary's) */
     char *location, *content_location; /* an unsafe request's response's, or NULL */

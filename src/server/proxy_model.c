@@ -158,6 +158,14 @@ proxy_breaker *proxy_breaker_of(proxy_model *m, const proxy_origin *o)
     return &m->breaker[o - m->pc->origins];
 }
 
+/* How long a breaker stays open: PROXY_BREAKER_OPEN_MS, doubled for each time it opened again
+ * without a success between (a backoff), at most PROXY_BREAKER_MAX_MS. */
+static uint64_t open_ms(unsigned streak)
+{
+    uint64_t ms = PROXY_BREAKER_OPEN_MS << (streak < 8 ? streak : 8);
+    return ms < PROXY_BREAKER_MAX_MS ? ms : PROXY_BREAKER_MAX_MS;
+}
+
 int proxy_breaker_allows(proxy_model *m, const proxy_origin *o, uint64_t now_ms)
 {
     proxy_breaker *b = proxy_breaker_of(m, o);
@@ -167,7 +175,7 @@ int proxy_breaker_allows(proxy_model *m, const proxy_origin *o, uint64_t now_ms)
          * as long as another pause. */
         if (until != 0)
             atomic_compare_exchange_strong(&b->open_until_ms, &until,
-                                           now_ms + PROXY_BREAKER_OPEN_MS);
+                                           now_ms + open_ms(atomic_load(&b->streak)));
         return 1;
     }
     return 0;
@@ -179,21 +187,24 @@ void proxy_breaker_result(proxy_model *m, const proxy_origin *o, int ok, uint64_
     atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
     if (ok) {
         atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->streak, 0, memory_order_relaxed);
         if (atomic_exchange(&b->open_until_ms, 0) != 0)
             log_msg(LOG_INFO, "proxy: origin %s answers again: its breaker is closed", o->name);
         return;
     }
     atomic_fetch_add_explicit(&b->errors, 1, memory_order_relaxed);
     unsigned n = atomic_fetch_add(&b->failures, 1) + 1;
-    if (n >= o->breaker_failures && atomic_load(&b->open_until_ms) == 0) {
-        atomic_store(&b->open_until_ms, now_ms + PROXY_BREAKER_OPEN_MS);
+    if (n < o->breaker_failures)
+        return;
+    /* Open, or open again after the half-open try failed: each time for longer. */
+    unsigned streak = atomic_fetch_add(&b->streak, 1);
+    uint64_t ms = open_ms(streak);
+    if (atomic_exchange(&b->open_until_ms, now_ms + ms) == 0) {
         atomic_fetch_add_explicit(&b->opened, 1, memory_order_relaxed);
         log_msg(LOG_WARN,
                 "proxy: origin %s failed %u times in a row: its breaker is open, it is asked "
-                "again in %u ms",
-                o->name, n, PROXY_BREAKER_OPEN_MS);
-    } else if (n >= o->breaker_failures) {
-        atomic_store(&b->open_until_ms, now_ms + PROXY_BREAKER_OPEN_MS);
+                "again in %llu ms",
+                o->name, n, (unsigned long long)ms);
     }
 }
 

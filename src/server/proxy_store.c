@@ -68,8 +68,8 @@ const char *proxy_not_storable(proxy_req *px, const upstream_header *h, size_t n
         return "the request is not a GET or HEAD the cache keys";
     if (!px->store_ok)
         return "the request said no-store";
-    if (cl > (long long)(PROXY_STORE_MAX / 2))
-        return "the response is larger than the cache stores: streamed";
+    if (cl > (long long)r->max_object)
+        return "the response is larger than the route's max_object: streamed";
     if (proxy_status_in(&r->error_statuses, status))
         return r->error_ttl_ms ? NULL : "an error status, and the route has no error_ttl";
     if (!proxy_status_in(&r->cacheable_statuses, status))

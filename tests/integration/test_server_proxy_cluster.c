@@ -158,11 +158,11 @@ static void test_breaker_opens_then_lets_one_try(void **state)
     long opened = sh_now_ms();
     assert_true(
         px_wait_log(s, "proxy: origin flaky failed 3 times in a row: its breaker is open", 3000));
-    /* open: 502 at once, without asking; even once the origin is back */
+    /* open: 502 without asking (the body says the breaker; the origin's count below stays 0),
+     * even once the origin is back */
     sh_resp *r = px_get(s, "GET", "/br/x", (const char *)NULL);
     SH_EXPECT_ERROR(r, 502, "origin_unavailable");
     assert_true(px_contains_ci(r->body, r->body_len, "circuit breaker"));
-    assert_true(r->elapsed_ms < 500);
     sh_resp_free(r);
     assert_int_equal(oh_restart(o), 0);
     r = px_get(s, "GET", "/br/x", (const char *)NULL);
@@ -397,10 +397,13 @@ static void test_slow_client_holds_back_no_one(void **state)
     for (int i = 0; i < 20; i++) {
         char path[32];
         snprintf(path, sizeof path, i % 2 ? "/fast/cached" : "/fast/%d", i);
-        sh_resp *r = px_get(s, "GET", path, "X-Origin-Body: c", (const char *)NULL);
+        /* a loop stalled by the slow client would answer nothing until it reads (10 s on) */
+        const char *const h[] = {"X-Origin-Body: c", NULL};
+        sh_resp *r = px_send(s, "GET", path, NULL, 5000, h);
+        if (r->status == 0)
+            fail_msg("%s got no answer within 5 s beside a client that does not read: %s", path,
+                     r->err);
         expect_body(r, "c");
-        if (r->elapsed_ms > 2000)
-            fail_msg("%s took %ld ms beside a client that does not read", path, r->elapsed_ms);
         sh_resp_free(r);
     }
     /* and the slow client, once it reads, gets its answer whole */
