@@ -132,7 +132,7 @@ int strata_cache_get_stale(strata_cache *c, const strata_key *k, strata_value **
  * configured. Meaningful right after a call returns, or inside its callback (a callback runs on
  * the loop's thread): a STRATA_OK_L1_ONLY says why, and a miss (STRATA_ENOTFOUND) that is not
  * REASON_NONE is a miss of L1 only, Redis could not be asked. Like errno, without the locks: a
- * thread's own. Set by the get, set, del, touch, clear, flush and tag_invalidate calls. */
+ * thread's own. Set by the get, set, del, touch, expire, clear, flush and tag_invalidate calls. */
 int strata_fallback_reason(void);
 int strata_cache_set(strata_cache *c, const strata_key *k, const void *value, size_t len,
                      const strata_set_opts *opts);
@@ -152,6 +152,23 @@ int strata_cache_del_strict(strata_cache *c, const strata_key *k);
  * STRATA_ENOTFOUND (no fresh value), STRATA_OK_L1_ONLY (Redis unavailable or read-only: only
  * this instance's copy was touched), STRATA_EINVAL (ttl_ms), or a key error. */
 int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms);
+
+/* Soft purge: k's value expires now instead of being deleted. Its grace and stale-if-error
+ * windows (strata_set_opts) keep their lengths and count from now, so strata_cache_get misses it
+ * and strata_cache_get_stale answers it with STRATA_OK_STALE within them (to be revalidated, or
+ * served while the origin is down); its value, tags, content type and flags are unchanged. A
+ * value with no window (written without grace or stale-if-error) is simply gone. A value already
+ * past its expiry keeps its times: a soft purge never lengthens a stale life. In Redis this is
+ * atomic (one script rewrites the stored expiry in place, as a touch does), and it is a write
+ * every instance hears: their L1 copies stop answering it as fresh. Returns 0, STRATA_ENOTFOUND
+ * (no value, or one already past its windows), STRATA_OK_L1_ONLY (Redis unavailable or
+ * read-only: only this instance's copy was purged; strata_fallback_reason() says why), or a key
+ * error.
+ *
+ *     if (strata_cache_expire(c, &k) == STRATA_OK_L1_ONLY)
+ *         log("purged here only: %s", strata_reason_name(strata_fallback_reason()));
+ */
+int strata_cache_expire(strata_cache *c, const strata_key *k);
 
 /* Removes every entry of namespace ns (NULL: all) and tenant (NULL: all) whose user key matches
  * the glob pattern (NULL: all), in both tiers (Redis with SCAN + UNLINK in batches, never KEYS),
@@ -173,6 +190,20 @@ int strata_cache_clear(strata_cache *c, const char *ns, const char *tenant, cons
 int strata_cache_clear_any(strata_cache *c, const char *ns, const char *tenant,
                            const char *const *patterns, size_t npatterns, size_t *removed);
 
+/* strata_cache_clear_any, soft: every entry it would remove is expired as strata_cache_expire
+ * expires one (stale within its windows from now, gone without any), in one pass over each tier
+ * (one SCAN of Redis however many patterns; each key's expiry rewritten by a script, batched per
+ * page). *expired counts the entries made stale (in Redis; in L1 when there is no Redis), not
+ * those stale already. Returns as strata_cache_clear_any. Synchronous only: admin work, run it
+ * off any event loop.
+ *
+ *     const char *pats[] = {"product:42*"};
+ *     size_t n;
+ *     int rc = strata_cache_expire_any(c, "pages", "acme", pats, 1, &n);
+ */
+int strata_cache_expire_any(strata_cache *c, const char *ns, const char *tenant,
+                            const char *const *patterns, size_t npatterns, size_t *expired);
+
 /* Empties the whole cache: L1, and the Redis database with FLUSHDB ASYNC, everything in it, not
  * only strata's keys. For an explicit "clear everything" only; strata_cache_clear with no filter
  * removes strata's keys alone. Returns 0, or STRATA_OK_L1_ONLY when Redis could not be flushed
@@ -182,6 +213,16 @@ int strata_cache_flush(strata_cache *c);
 /* Invalidates a tag of a tenant (NULL: default) in every instance sharing the Redis: one write.
  * Returns 0, STRATA_OK_L1_ONLY, STRATA_EBADNAME or STRATA_EBADTEXT. */
 int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char *tag);
+
+/* A soft tag invalidation: every entry of the tenant (NULL: default) written with tag before this
+ * call reads as expired now (strata_cache_expire: stale within its windows, counted from this
+ * call; gone without any) instead of missing; entries written afterwards are fresh, and a later
+ * strata_cache_tag_invalidate makes the older ones misses. O(1) like the hard one, in every
+ * instance sharing the Redis. An entry outlives at most the last STRATA_TAG_SOFT_KEEP soft
+ * invalidations of a tag as stale: older ones read as misses. Instances of a strata without soft
+ * invalidations take it for a hard one (docs/architecture.md, "Tags"). Returns 0,
+ * STRATA_OK_L1_ONLY, STRATA_EBADNAME or STRATA_EBADTEXT. */
+int strata_cache_tag_invalidate_soft(strata_cache *c, const char *tenant, const char *tag);
 
 /* Lists user keys like strata_l1_scan, from Redis (SCAN, so keys in Redis but not in this
  * instance's L1 are listed) or, without a shared tier, from L1. cursor is "" or "0" to start; the
@@ -216,6 +257,8 @@ typedef struct strata_l2_stats {
     uint64_t fallbacks;     /* calls answered from L1 alone because Redis could not be used */
     uint64_t breaker_opens; /* times the breaker opened */
     uint64_t invalidations; /* invalidation messages applied to L1 */
+    uint64_t expired_soft;  /* entries a soft purge made stale in Redis (strata_cache_expire,
+                               strata_cache_expire_any; L1's are in strata_stats) */
     uint64_t link_drops;    /* times the invalidation link was lost */
     char last_error[128];   /* the last failure, "" if none */
 } strata_l2_stats;
@@ -271,6 +314,9 @@ int strata_cache_del_strict_async(strata_loop *lp, const strata_key *k, strata_d
 /* Touches k (see strata_cache_touch); the same convention as strata_cache_set_async. */
 int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_ms,
                              strata_done_cb cb, void *arg);
+
+/* Expires k (see strata_cache_expire); the same convention as strata_cache_set_async. */
+int strata_cache_expire_async(strata_loop *lp, const strata_key *k, strata_done_cb cb, void *arg);
 
 typedef void (*strata_ping_cb)(int status, uint64_t latency_us, void *arg);
 typedef void (*strata_info_cb)(int status, const strata_redis_info *info, void *arg);

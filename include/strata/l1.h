@@ -48,6 +48,7 @@ typedef struct strata_l1 strata_l1;
 #define STRATA_VALUE_MAX_DEFAULT     ((size_t)1 << 20)
 #define STRATA_TAGS_MAX_PER_ENTRY    32
 #define STRATA_TAG_MAX               255 /* longest tag name, bytes */
+#define STRATA_TAG_SOFT_KEEP         4   /* soft invalidations of a tag an entry outlives, stale */
 #define STRATA_CONTENT_TYPE_MAX      255
 
 typedef struct strata_l1_config {

@@ -23,6 +23,8 @@ typedef struct strata_stats {
     uint64_t expirations;   /* entries removed because their time was up */
     uint64_t rejections;    /* writes refused: too large for the tier or over a tenant quota */
     uint64_t invalidations; /* entries found invalid because a tag was invalidated */
+    uint64_t expired_soft;  /* entries this tier made stale before their time by a soft purge
+                               (strata_cache_expire, strata_cache_expire_any) */
     uint64_t entries;       /* entries held now */
     uint64_t bytes;         /* bytes charged now, allocator overhead included */
     uint64_t max_bytes;     /* the bound on bytes (totals only; 0 in a namespace snapshot) */

@@ -1,6 +1,6 @@
 /* cache_cmd.c: `strata cache`: the command line that operates a strata server over its HTTP API.
  *
- *   strata cache [options] stats | health | clear | keys | get | set | del | warm [arguments]
+ *   strata cache [options] stats | health | clear | keys | get | set | del | warm | purge [args]
  *
  * Every subcommand is one or a few HTTP requests (cache_http.c) and a way of showing the answer:
  * for people, aligned rows with units, coloured on a terminal (cache_out.c); with --json, the
@@ -8,7 +8,7 @@
  * STRATA_TOKEN, STRATA_TENANT, STRATA_TIMEOUT), then from flags, which may stand before or after
  * the subcommand. The exit code says who failed: 0 done, 1 the server said no (4xx), 2 bad usage
  * (nothing was sent), 3 the server could not be reached or failed (5xx). `warm` lives in
- * cache_warm.c.
+ * cache_warm.c, `purge` in cache_purge.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@
 #define DEFAULT_URL     "http://127.0.0.1:8080"
 #define PAGE_MAX        1000
 #define TTL_MAX_SECONDS (10L * 365 * 86400)
+#define ARGS_ANY        (-1) /* never equal to a count of arguments */
 
 /* ---- usage -------------------------------------------------------------------------------- */
 
@@ -58,6 +59,13 @@ void cache_usage(FILE *f)
         "      {\"namespace\":\"ns\",\"key\":\"k\",\"value\":\"text\" | \"value_b64\":\"...\",\n"
         "       \"ttl\":60,\"tags\":[\"t\"],\"content_type\":\"...\"}\n"
         "      bad lines are reported by number and skipped\n"
+        "  purge [URL...] [--tag TAG]... [--pattern GLOB]... [--soft]\n"
+        "                                 drop what the caching proxy stored, in one request\n"
+        "                                 (write token): each URL (/PATH: on the host of --url;\n"
+        "                                 else http://HOST/PATH, every query string), each tag,\n"
+        "                                 each key matching a glob ('GET api.example.com/t/*');\n"
+        "                                 --soft marks them stale instead. URLs are arguments,\n"
+        "                                 not a flag: --url is always the server\n"
         "\n"
         "options (before or after the command):\n"
         "  --url URL          the server (STRATA_URL, default " DEFAULT_URL ")\n"
@@ -93,12 +101,14 @@ enum {
     OPT_CTYPE = 1 << 6,
     OPT_BATCH = 1 << 7,
     OPT_OUTPUT = 1 << 8,
+    OPT_TAG = 1 << 9,
+    OPT_SOFT = 1 << 10,
 };
 
 typedef struct command {
     const char *name;
-    unsigned opts; /* OPT_* it takes besides the global options */
-    int min_args, max_args;
+    unsigned opts;          /* OPT_* it takes besides the global options */
+    int min_args, max_args; /* max_args ARGS_ANY: no bound */
     int (*run)(const cli_opts *o, cli_http *h);
 } command;
 
@@ -123,15 +133,9 @@ static const option_def option_defs[] = {
     {"--content-type", 1, OPT_CTYPE},
     {"--batch", 1, OPT_BATCH},
     {"--output", 1, OPT_OUTPUT},
+    {"--tag", 1, OPT_TAG},
+    {"--soft", 0, OPT_SOFT},
 };
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("strata cache: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\n  (strata cache --help lists the commands and options)\n", stderr);
-    return CLI_USAGE;
-}
 
 /* A whole number from lo to hi, or -1. */
 static long parse_long(const char *s, long lo, long hi)
@@ -173,7 +177,7 @@ static int set_option(cli_opts *o, const char *name, const char *v)
                 char why[96];
                 snprintf(why, sizeof why, "%s needs a whole number from %ld to %ld", name,
                          numbers[i].lo, numbers[i].hi);
-                return usage_error("%s", why);
+                return cli_usage_error("%s", why);
             }
             if (numbers[i].dst == &o->timeout_ms)
                 o->timeout_ms *= 1000;
@@ -186,6 +190,10 @@ static int set_option(cli_opts *o, const char *name, const char *v)
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(name, names[i]) == 0)
             *strings[i] = v;
+    if (strcmp(name, "--pattern") == 0) /* purge takes several; clear and keys the last */
+        o->pattern_list[o->npatterns++] = v;
+    else if (strcmp(name, "--tag") == 0)
+        o->tag_list[o->ntags++] = v;
     return 0;
 }
 
@@ -195,20 +203,22 @@ static int take_option(cli_opts *o, int argc, char **argv, int *i, unsigned *see
     const char *value;
     const option_def *d = find_option(argv[*i], &value);
     if (d == NULL)
-        return usage_error("unknown option %s", argv[*i]);
+        return cli_usage_error("unknown option %s", argv[*i]);
     *seen |= d->bit;
     if (!d->has_value) {
         if (value != NULL)
-            return usage_error("%s takes no value", d->name);
+            return cli_usage_error("%s takes no value", d->name);
         if (strcmp(d->name, "--json") == 0)
             o->json = 1;
+        else if (strcmp(d->name, "--soft") == 0)
+            o->soft = 1;
         else
             o->force = 1;
         return 0;
     }
     if (value == NULL) {
         if (*i + 1 >= argc)
-            return usage_error("%s needs a value", d->name);
+            return cli_usage_error("%s needs a value", d->name);
         value = argv[++*i];
     }
     return set_option(o, d->name, value);
@@ -649,7 +659,7 @@ static int address_path(const cli_opts *o, cli_http *h, const char *prefix, cli_
 {
     const char *a = o->args[0], *slash = strchr(a, '/');
     if (slash == NULL || slash == a || slash[1] == '\0')
-        return usage_error("expected NAMESPACE/KEY (e.g. demo/greeting), got '%s'", a);
+        return cli_usage_error("expected NAMESPACE/KEY (e.g. demo/greeting), got '%s'", a);
     char *ns = cli_escape(h, a, (size_t)(slash - a));
     char *key = cli_escape(h, slash + 1, strlen(slash + 1));
     cli_buf_addf(path, "%s/%s/%s", prefix, ns, key);
@@ -750,7 +760,7 @@ static int cmd_get(const cli_opts *o, cli_http *h)
     FILE *out = o->output != NULL ? fopen(o->output, "ab") : NULL;
     if (o->output != NULL && out == NULL) {
         cli_buf_free(&path);
-        return usage_error("get: cannot open the output file: %s", strerror(errno));
+        return cli_usage_error("get: cannot open the output file: %s", strerror(errno));
     }
     cli_buf_addf(&what, "get %s", o->args[0]);
     cli_resp r;
@@ -782,15 +792,15 @@ static int read_value(const cli_opts *o, cli_buf *v)
         return CLI_OK;
     }
     if (o->nargs < 2 && isatty(STDIN_FILENO))
-        return usage_error("set: give the value as an argument, or on stdin (%s)",
-                           "e.g. echo hi | strata cache set demo/k");
+        return cli_usage_error("set: give the value as an argument, or on stdin (%s)",
+                               "e.g. echo hi | strata cache set demo/k");
     char chunk[65536];
     size_t n;
     cli_buf_add(v, "", 0);
     while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
         cli_buf_add(v, chunk, n);
     if (ferror(stdin))
-        return usage_error("set: cannot read stdin: %s", strerror(errno));
+        return cli_usage_error("set: cannot read stdin: %s", strerror(errno));
     return CLI_OK;
 }
 
@@ -881,6 +891,7 @@ static const command commands[] = {
     {"set", OPT_TTL | OPT_TAGS | OPT_CTYPE, 1, 2, cmd_set},
     {"del", 0, 1, 1, cmd_del},
     {"warm", OPT_BATCH, 1, 1, cache_warm},
+    {"purge", OPT_TAG | OPT_PATTERN | OPT_SOFT, 0, ARGS_ANY, cache_purge},
 };
 
 static const command *find_command(const char *name)
@@ -909,9 +920,9 @@ static int parse(int argc, char **argv, cli_opts *o, const command **cmd, unsign
                 return CLI_USAGE;
         } else if (*cmd == NULL) {
             if ((*cmd = find_command(a)) == NULL)
-                return usage_error("unknown command '%s'", a);
+                return cli_usage_error("unknown command '%s'", a);
         } else if (o->nargs == (*cmd)->max_args) {
-            return usage_error("unexpected argument '%s'", a);
+            return cli_usage_error("unexpected argument '%s'", a);
         } else {
             o->args[o->nargs++] = a;
         }
@@ -922,47 +933,67 @@ static int parse(int argc, char **argv, cli_opts *o, const command **cmd, unsign
 static int check(const cli_opts *o, const command *cmd, unsigned seen)
 {
     if (cmd == NULL)
-        return usage_error("%s", "which command? stats, health, clear, keys, get, set, del, warm");
+        return cli_usage_error(
+            "%s", "which command? stats, health, clear, keys, get, set, del, warm, purge");
     for (size_t i = 0; i < sizeof option_defs / sizeof *option_defs; i++)
         if (seen & option_defs[i].bit & ~cmd->opts)
-            return usage_error("this command takes no %s option", option_defs[i].name);
+            return cli_usage_error("this command takes no %s option", option_defs[i].name);
     if (o->nargs < cmd->min_args)
-        return usage_error("%s: missing argument", cmd->name);
+        return cli_usage_error("%s: missing argument", cmd->name);
+    if (o->url[0] == '/') /* --url is the server; what purge drops are its arguments */
+        return cli_usage_error("--url is the server, http:// or https:// (got '%s'); a URL to "
+                               "purge is an argument: strata cache purge /PATH",
+                               o->url);
     if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
-        return usage_error("the server URL must start with http:// or https:// (got '%s')", o->url);
+        return cli_usage_error("the server URL must start with http:// or https:// (got '%s')",
+                               o->url);
     return CLI_OK;
+}
+
+/* Parses, checks and runs the command on o (its arrays allocated). Returns the exit code. */
+static int cache_run(int argc, char **argv, cli_opts *o)
+{
+    const command *cmd;
+    unsigned seen = 0;
+    int rc = parse(argc, argv, o, &cmd, &seen);
+    if (rc != 0)
+        return rc < 0 ? CLI_OK : rc;
+    if ((rc = check(o, cmd, seen)) != CLI_OK)
+        return rc;
+    char *url = strdup(o->url);
+    if (url == NULL)
+        return CLI_UNREACHABLE;
+    for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
+        url[n - 1] = '\0';
+    o->url = url;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    cli_http *h = cli_http_open(o);
+    rc = h ? cmd->run(o, h) : CLI_UNREACHABLE;
+    cli_http_close(h);
+    curl_global_cleanup();
+    free(url);
+    fflush(stdout);
+    return rc;
 }
 
 int cache_main(int argc, char **argv)
 {
     cli_opts o;
-    const command *cmd;
-    unsigned seen = 0;
     defaults(&o);
     const char *timeout = getenv("STRATA_TIMEOUT");
     if (timeout != NULL && *timeout != '\0') {
         o.timeout_ms = parse_long(timeout, 1, 3600) * 1000;
         if (o.timeout_ms < 0)
-            return usage_error("STRATA_TIMEOUT=%s: needs a whole number of seconds from 1 to 3600",
-                               timeout);
+            return cli_usage_error(
+                "STRATA_TIMEOUT=%s: needs a whole number of seconds from 1 to 3600", timeout);
     }
-    int rc = parse(argc, argv, &o, &cmd, &seen);
-    if (rc != 0)
-        return rc < 0 ? CLI_OK : rc;
-    if ((rc = check(&o, cmd, seen)) != CLI_OK)
-        return rc;
-    char *url = strdup(o.url);
-    if (url == NULL)
+    /* A slot per word for the arguments and for each list: purge takes any number of each. */
+    size_t words = (size_t)argc + 1;
+    const char **slots = calloc(3 * words, sizeof *slots);
+    if (slots == NULL)
         return CLI_UNREACHABLE;
-    for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
-        url[n - 1] = '\0';
-    o.url = url;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    cli_http *h = cli_http_open(&o);
-    rc = h ? cmd->run(&o, h) : CLI_UNREACHABLE;
-    cli_http_close(h);
-    curl_global_cleanup();
-    free(url);
-    fflush(stdout);
+    o.args = slots, o.tag_list = slots + words, o.pattern_list = slots + 2 * words;
+    int rc = cache_run(argc, argv, &o);
+    free(slots);
     return rc;
 }

@@ -1,6 +1,6 @@
 /* cache_cmd.h: what the pieces of `strata cache` share: the options every subcommand takes, the
  * HTTP client (cache_http.c), the presentation helpers (cache_out.c) and the subcommands
- * (cache_cmd.c, cache_warm.c). Internal to the strata binary. */
+ * (cache_cmd.c, cache_warm.c, cache_purge.c). Internal to the strata binary. */
 #ifndef STRATA_CLI_CACHE_CMD_H
 #define STRATA_CLI_CACHE_CMD_H
 
@@ -29,12 +29,14 @@ typedef struct cli_opts {
     int color;          /* stdout is a terminal and NO_COLOR is not set */
     int err_color;      /* the same for stderr */
     int err_tty;        /* stderr is a terminal (progress bar) */
-    /* subcommand options; NULL / -1 when not given */
+    /* subcommand options; NULL / -1 when not given (pattern: the last --pattern) */
     const char *pattern, *ns, *tags, *content_type, *output;
     long limit, ttl, batch;
-    int force;
-    const char *args[2]; /* positional arguments */
-    int nargs;
+    int force, soft;
+    /* positional arguments, and every --tag and --pattern in order (purge takes several); each
+     * array has a slot per word of the command line and points into argv */
+    const char **args, **tag_list, **pattern_list;
+    int nargs, ntags, npatterns;
 } cli_opts;
 
 /* ---- growable strings (cache_out.c) ---------------------------------------------------------- */
@@ -114,10 +116,15 @@ double cli_jf(const json_t *o, const char *name);
 const char *cli_js(const json_t *o, const char *name);
 int cli_jb(const json_t *o, const char *name);
 
+/* "strata cache: " + fmt (one %s: arg) on stderr, then the hint to --help. Returns CLI_USAGE
+ * (cache_out.c). Example: return cli_usage_error("unknown option %s", argv[i]); */
+int cli_usage_error(const char *fmt, const char *arg);
+
 /* ---- subcommands ---------------------------------------------------------------------------- */
 
 int cache_main(int argc, char **argv);
 void cache_usage(FILE *f);
 int cache_warm(const cli_opts *o, cli_http *h);
+int cache_purge(const cli_opts *o, cli_http *h);
 
 #endif

@@ -197,3 +197,11 @@ int cli_jb(const json_t *o, const char *name)
 {
     return json_is_true(json_object_get(o, name));
 }
+
+int cli_usage_error(const char *fmt, const char *arg)
+{
+    fputs("strata cache: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n  (strata cache --help lists the commands and options)\n", stderr);
+    return CLI_USAGE;
+}

@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "               [--listen HOST:PORT] [--workers N] [--tokens-file PATH] [--insecure]\n"
             "               [--access-log] [--log-level LEVEL] [--metrics-auth] [--require-redis]\n"
             "  cache      operate a running server over HTTP    (strata cache --help):\n"
-            "               stats, health, clear, keys, get, set, del, warm\n"
+            "               stats, health, clear, keys, get, set, del, warm, purge\n"
             "\n"
             "  --version  print the version\n"
             "  --help     this text\n"

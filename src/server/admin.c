@@ -22,6 +22,7 @@
 
 #include "codec.h"
 #include "handlers.h"
+#include "proxy.h"
 
 void admin_livez(req *q)
 {
@@ -250,9 +251,9 @@ static void stats_done(void *arg)
                       (json_int_t)j->info.keyspace_misses, "keys", (json_int_t)j->info.keys));
     server *srv = q->w->srv;
     json_t *body =
-        json_pack("{s:o,s:o,s:o,s:{s:I,s:i}}", "l1", l1, "l2", l2j, "leases", leases_json(srv),
+        json_pack("{s:o,s:o,s:o,s:{s:I,s:i},s:o}", "l1", l1, "l2", l2j, "leases", leases_json(srv),
                   "server", "uptime_s", (json_int_t)((strata_now_ms() - srv->started_ms) / 1000),
-                  "workers", (int)srv->cfg.workers);
+                  "workers", (int)srv->cfg.workers, "proxy", proxy_stats_json(srv));
     free(j);
     reply_json(q, 200, body);
 }
@@ -608,6 +609,7 @@ void admin_metrics(req *q)
     metrics_fresh_sum(blocks, n, fresh);
     metrics_render_leases(out, srv->leases, atomic_load(&srv->lease_refused), fresh);
     limits_render(out, &srv->rules);
+    proxy_metrics_render(out, srv);
     size_t len = evbuffer_get_length(out);
     reply_text(q, 200, "text/plain; version=0.0.4; charset=utf-8",
                (const char *)evbuffer_pullup(out, -1), len);

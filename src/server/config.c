@@ -21,7 +21,8 @@ static int config_error(const char *what, const char *value, const char *why)
     return -1;
 }
 
-static int parse_listen(serve_config *c, const char *s, const char *what)
+/* HOST:PORT into host (hostcap bytes) and *port. Returns 0, or -1 with the message printed. */
+static int parse_addr(const char *s, const char *what, char *host, size_t hostcap, int *port)
 {
     const char *colon = strrchr(s, ':');
     if (colon == NULL || colon == s)
@@ -30,16 +31,26 @@ static int parse_listen(serve_config *c, const char *s, const char *what)
     const char *h = s;
     if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
         h++, hl -= 2;
-    if (hl == 0 || hl >= sizeof c->listen_host)
+    if (hl == 0 || hl >= hostcap)
         return config_error(what, s, "bad host");
-    memcpy(c->listen_host, h, hl);
-    c->listen_host[hl] = '\0';
+    memcpy(host, h, hl);
+    host[hl] = '\0';
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535)
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 1 || p > 65535)
         return config_error(what, s, "port must be a number from 1 to 65535");
-    c->listen_port = (int)port;
+    *port = (int)p;
     return 0;
+}
+
+static int parse_listen(serve_config *c, const char *s, const char *what)
+{
+    return parse_addr(s, what, c->listen_host, sizeof c->listen_host, &c->listen_port);
+}
+
+static int parse_admin_listen(serve_config *c, const char *s, const char *what)
+{
+    return parse_addr(s, what, c->admin_host, sizeof c->admin_host, &c->admin_port);
 }
 
 static int parse_uint(const char *what, const char *s, unsigned long lo, unsigned long hi,
@@ -80,6 +91,8 @@ static void usage(FILE *f)
         f, "usage: strata serve [options]\n"
            "\n"
            "  --listen HOST:PORT   address to listen on (STRATA_LISTEN, default 127.0.0.1:8080)\n"
+           "  --admin-listen HOST:PORT  strata's own API there alone; --listen then proxies\n"
+           "                       every path (STRATA_ADMIN_LISTEN)\n"
            "  --workers N          worker threads (STRATA_WORKERS, default: the CPUs it may use)\n"
            "  --tokens-file PATH   TOKEN:ROLE[:TENANT] per line, reloaded on SIGHUP\n"
            "                       (STRATA_TOKENS_FILE; STRATA_TOKENS gives them inline)\n"
@@ -279,6 +292,9 @@ int serve_config_load(serve_config *c, int argc, char **argv)
     c->cache.log = log_from_lib;
     unsigned long n;
     const char *v;
+    if ((v = getenv("STRATA_ADMIN_LISTEN")) && *v &&
+        parse_admin_listen(c, v, "STRATA_ADMIN_LISTEN") != 0)
+        return -1;
     if ((v = getenv("STRATA_LISTEN")) && *v && parse_listen(c, v, "STRATA_LISTEN") != 0)
         return -1;
     if ((v = getenv("STRATA_WORKERS")) && *v) {
@@ -373,6 +389,10 @@ int serve_config_load(serve_config *c, int argc, char **argv)
             fprintf(stderr, "strata serve: unknown option or missing value: %s\n", a);
             usage(stderr);
             return -1;
+        } else if (strcmp(a, "--admin-listen") == 0) {
+            if (parse_admin_listen(c, next, "--admin-listen") != 0)
+                return -1;
+            i++;
         } else if (strcmp(a, "--listen") == 0) {
             if (parse_listen(c, next, "--listen") != 0)
                 return -1;
@@ -398,6 +418,20 @@ int serve_config_load(serve_config *c, int argc, char **argv)
             return -1;
         }
     }
-    c->loopback = is_loopback(c->listen_host);
-    return proxy_settings(c, flag_config, flag_upstream);
+    c->loopback = is_loopback(c->listen_host) && (c->admin_port == 0 || is_loopback(c->admin_host));
+    if (proxy_settings(c, flag_config, flag_upstream) != 0)
+        return -1;
+    if (c->admin_port != 0 && c->proxy == NULL) {
+        fprintf(stderr, "strata serve: STRATA_ADMIN_LISTEN (--admin-listen) moves strata's own API "
+                        "away from --listen, which then proxies every path: it needs --config or "
+                        "--upstream\n");
+        return -1;
+    }
+    if (c->admin_port != 0 && c->admin_port == c->listen_port &&
+        strcmp(c->admin_host, c->listen_host) == 0) {
+        fprintf(stderr, "strata serve: STRATA_ADMIN_LISTEN (--admin-listen) is the --listen "
+                        "address: give the admin API an address of its own\n");
+        return -1;
+    }
+    return 0;
 }

@@ -14,7 +14,9 @@
 typedef struct serve_config {
     char listen_host[256];
     int listen_port;
-    int loopback; /* the listen address is a loopback address */
+    char admin_host[256]; /* STRATA_ADMIN_LISTEN: strata's own API alone (admin_port 0: none) */
+    int admin_port;
+    int loopback; /* the listen addresses are loopback addresses */
     unsigned workers;
     char workers_from[64];   /* where the worker count came from, for the start line */
     const char *tokens;      /* STRATA_TOKENS */

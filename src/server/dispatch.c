@@ -25,7 +25,7 @@
 /* The handlers, by route id: the handler column of routes.h. */
 #define ROUTE_HANDLER(id, name, methods, pattern, role, flags, handler) [R_##id] = handler,
 static void (*const handlers[R_COUNT])(req *q) = {
-    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle};
+    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle, [R_PURGE_URL] = purge_url_handle};
 #undef ROUTE_HANDLER
 
 static unsigned method_bit(unsigned m)
@@ -49,6 +49,8 @@ static unsigned method_bit(unsigned m)
         return M_TRACE;
     case HTTP_CONNECT:
         return M_CONNECT;
+    case HTTP_PURGE:
+        return M_PURGE;
     default:
         return 0; /* answered 405 by every route */
     }
@@ -78,10 +80,15 @@ static int authenticate(req *q)
 {
     server *s = q->w->srv;
     const char *bound = NULL;
-    /* On a proxied route Authorization is the origin's: strata's token is X-Strata-Token. */
+    /* On a proxied route Authorization is the origin's: strata's token is X-Strata-Token. A
+     * purge takes either (Varnish users script PURGE with their own headers). */
     int proxied = q->r.id == R_PROXY;
-    const char *hdr = get_header(q, proxied ? "X-Strata-Token" : "Authorization");
-    const char *token = proxied && hdr && !auth_bearer(hdr) ? hdr : auth_bearer(hdr);
+    int purge = q->r.id == R_PURGE || q->r.id == R_PURGE_URL;
+    const char *own = get_header(q, "X-Strata-Token");
+    int use_own = proxied || (purge && own != NULL);
+    const char *hdr = use_own ? own : get_header(q, "Authorization");
+    /* X-Strata-Token holds the token itself ("Bearer " before it is allowed). */
+    const char *token = use_own && hdr && !auth_bearer(hdr) ? hdr : auth_bearer(hdr);
     pthread_rwlock_rdlock(&s->auth_lock);
     size_t ntokens = auth_count(s->auth);
     int role = ROLE_NONE;
@@ -109,6 +116,13 @@ static int authenticate(req *q)
         return 0;
     /* The tenant: X-Tenant, or ?tenant= on the admin API; a bound token allows only its own. */
     const char *asked = get_header(q, "X-Tenant");
+    if (proxied && asked != NULL && ntokens > 0 && role == ROLE_NONE) {
+        /* A public route: a client without a token cannot read another tenant's entries. */
+        reply_error(q, 403, "forbidden",
+                    "X-Tenant on a proxied route needs a strata token in "
+                    "X-Strata-Token");
+        return -1;
+    }
     if (asked == NULL && (q->r.flags & RF_TENANT_QUERY))
         asked = get_query(q, "tenant");
     if (asked != NULL && strata_name_check(asked) != 0) {
@@ -142,12 +156,25 @@ static void start(req *q, http_conn *c, worker *w)
  * an enum http_head_verdict. */
 static int on_head(http_conn *c, void *arg)
 {
-    worker *w = arg;
+    listener *l = arg;
+    worker *w = l->w;
     req *q = http_conn_ctx(c);
     start(q, c, w);
-    route_match(http_conn_path(c), w->srv->cfg.cache.l1.max_key_len, &q->r);
-    if (q->r.id == R_NOT_FOUND)
+    if (l->kind == LISTEN_PROXY) /* strata's own routes are the admin listener's */
+        route_none(&q->r);
+    else
+        route_match(http_conn_path(c), w->srv->cfg.cache.l1.max_key_len, &q->r);
+    if (l->kind == LISTEN_ADMIN) {
+        /* strata's own routes alone */
+    } else if (http_conn_method(c) == HTTP_PURGE) { /* PURGE on any URL: the proxy's purge */
+        q->r.id = R_PURGE_URL;
+        q->r.methods = ~0u;
+        q->r.role = RR_WRITE;
+        q->r.flags = 0;
+        q->r.error = NULL;
+    } else if (q->r.id == R_NOT_FOUND) {
         proxy_match(q); /* a request of the proxy's keeps its state in q->px from here */
+    }
     if (q->r.id == R_NOT_FOUND) {
         reply_error(q, 404, "not_found", "no such route");
     } else if (!(q->r.methods & q->method)) {
@@ -160,7 +187,6 @@ static int on_head(http_conn *c, void *arg)
     } else if (authenticate(q) == 0) {
         return HTTP_HEAD_GATHER;
     }
-    proxy_abandon(q);
     return HTTP_HEAD_ANSWERED;
 }
 
@@ -180,9 +206,7 @@ static void on_request(http_conn *c, void *arg)
 static void on_drop(http_conn *c, void *arg)
 {
     (void)arg;
-    req *q = http_conn_ctx(c);
-    proxy_abandon(q);
-    request_abandon(q);
+    request_abandon(http_conn_ctx(c));
 }
 
 /* A client took what was queued of an answer written in pieces: its writer goes on. */
@@ -199,7 +223,7 @@ static void on_writable(http_conn *c, void *arg)
 static size_t on_refusal(http_conn *c, int status, const char *code, const char *why, char *body,
                          size_t cap, const char **content_type, void *arg)
 {
-    worker *w = arg;
+    worker *w = ((listener *)arg)->w;
     int n = snprintf(body, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"status\":%d}}\n",
                      code, why, status);
     *content_type = "application/json";
@@ -214,7 +238,7 @@ static size_t on_refusal(http_conn *c, int status, const char *code, const char 
 /* The HTTP layer pauses accepting after each failure and tells us at most every 10 s. */
 static void on_accept_error(int err, unsigned long failures, void *arg)
 {
-    worker *w = arg;
+    worker *w = ((listener *)arg)->w;
     log_msg(LOG_WARN,
             "worker %u: cannot accept connections: %s (%lu time%s); pausing accepts 250 ms at a "
             "time and serving the open connections%s",
@@ -222,11 +246,11 @@ static void on_accept_error(int err, unsigned long failures, void *arg)
             err == EMFILE || err == ENFILE ? "; raise the descriptor limit (ulimit -n)" : "");
 }
 
-void dispatch_setup(worker *w, http_callbacks *cb, http_limits *limits)
+void dispatch_setup(listener *l, http_callbacks *cb, http_limits *limits)
 {
-    const serve_config *cfg = &w->srv->cfg;
+    const serve_config *cfg = &l->w->srv->cfg;
     memset(cb, 0, sizeof *cb);
-    cb->arg = w;
+    cb->arg = l;
     cb->on_head = on_head;
     cb->on_request = on_request;
     cb->on_drop = on_drop;

@@ -9,8 +9,9 @@
 #include "http/http_server.h"
 #include "server.h"
 
-/* Fills cb with the callbacks that serve w's requests (routing, authentication, rate limits,
- * the handlers, refusals as JSON) and limits with the server's settings for one worker. */
-void dispatch_setup(worker *w, http_callbacks *cb, http_limits *limits);
+/* Fills cb with the callbacks that serve the requests of a worker's listener l (routing as l's
+ * kind says, authentication, rate limits, the handlers, refusals as JSON) and limits with the
+ * server's settings for one worker. l must outlive the HTTP server it is given to. */
+void dispatch_setup(listener *l, http_callbacks *cb, http_limits *limits);
 
 #endif

@@ -15,8 +15,13 @@ void invalidate_handle(req *q);
 void ratelimit_handle(req *q);
 /* Checks the server's own rate-limit rules for q, then calls then(q) (or answers 429). */
 void limits_apply(req *q, void (*then)(req *q));
+/* The same with a set of rules of its own (a proxy route's rate_limit), whatever their route. */
+void limits_apply_rules(req *q, limit_rules *rules, void (*then)(req *q));
 /* sessions.c */
 void session_handle(req *q);
+/* purge.c: POST /cache/purge, and the PURGE method on a URL (R_PURGE_URL) */
+void purge_handle(req *q);
+void purge_url_handle(req *q);
 /* admin.c */
 void admin_livez(req *q);
 void admin_readyz(req *q);

@@ -26,15 +26,17 @@ static void header_u64(req *q, const char *name, uint64_t v)
 }
 
 /* Cache-Control of an answer: max-age=0 for a stale one (past its TTL, or a copy kept after a
- * failed refresh); else the seconds left, with the windows a downstream cache may use (RFC 5861)
- * when the value has them. Nothing for a value that never expires. */
-static void cache_control(req *q, const strata_value *v, uint64_t left, int stale)
+ * failed refresh); else its lifetime (created to expires: with Age beside it, a downstream cache
+ * computes what is left as RFC 9111 §4.2 says, max-age - Age), with the windows it may use (RFC
+ * 5861) when the value has them. Nothing for a value that never expires. */
+static void cache_control(req *q, const strata_value *v, int stale)
 {
-    if (left == UINT64_MAX)
+    uint64_t expires = strata_value_expires_ms(v), created = strata_value_created_ms(v);
+    if (expires == 0)
         return;
+    uint64_t life = expires > created ? (expires - created) / 1000 : 0;
     char cc[128];
-    int n =
-        snprintf(cc, sizeof cc, "max-age=%llu", stale ? 0ull : (unsigned long long)(left / 1000));
+    int n = snprintf(cc, sizeof cc, "max-age=%llu", stale ? 0ull : (unsigned long long)life);
     uint64_t grace = strata_value_grace_ms(v) / 1000,
              sie = strata_value_stale_if_error_ms(v) / 1000;
     if (!stale && grace > 0)
@@ -59,7 +61,7 @@ void kv_send_value(req *q, strata_value *v, const char *tier, const char *label)
     add_header(q, "X-Cache", label);
     uint64_t created = strata_value_created_ms(v);
     header_u64(q, "Age", now > created ? (now - created) / 1000 : 0);
-    cache_control(q, v, strata_value_ttl_left_ms(v, now), stale);
+    cache_control(q, v, stale);
     if (stale)
         metrics_count(q->w->metrics, METRICS_STALE);
     /* A client must be able to tell a cached failure from a result without reading the body. */

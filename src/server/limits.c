@@ -338,6 +338,7 @@ static int identity(req *q, const limit_rule *r, char *out, size_t cap)
 
 typedef struct rule_walk {
     req *q;
+    limit_rules *rules; /* the server's, or a proxy route's */
     size_t next;
     void (*then)(req *q);
     rl_fields f; /* the rules that applied and were not shadows */
@@ -349,7 +350,7 @@ static void rule_decided(int status, const strata_rl_result *r, void *arg)
 {
     rule_walk *w = arg;
     req *q = w->q;
-    limit_rule *rule = &q->w->srv->rules.r[w->next - 1];
+    limit_rule *rule = &w->rules->r[w->next - 1];
     if (status != 0 || r->allowed) {
         atomic_fetch_add(&rule->allowed, 1);
         if (status == 0 && r->remaining * 5 < r->limit) /* under 20% left */
@@ -375,7 +376,7 @@ static void rule_decided(int status, const strata_rl_result *r, void *arg)
 static void walk(rule_walk *w)
 {
     req *q = w->q;
-    const limit_rules *rules = &q->w->srv->rules;
+    const limit_rules *rules = w->rules;
     while (w->next < rules->n) {
         limit_rule *r = &rules->r[w->next++];
         char key[512];
@@ -395,18 +396,23 @@ static void walk(rule_walk *w)
     then(q);
 }
 
-void limits_apply(req *q, void (*then)(req *q))
+void limits_apply_rules(req *q, limit_rules *rules, void (*then)(req *q))
 {
-    if (q->w->srv->rules.n == 0 || q->r.id == R_LIVEZ || q->r.id == R_READYZ) {
-        then(q);
-        return;
-    }
-    rule_walk *w = calloc(1, sizeof *w);
+    rule_walk *w = rules->n ? calloc(1, sizeof *w) : NULL;
     if (w == NULL) {
         then(q);
         return;
     }
     w->q = q;
+    w->rules = rules;
     w->then = then;
     walk(w);
+}
+
+void limits_apply(req *q, void (*then)(req *q))
+{
+    if (q->r.id == R_LIVEZ || q->r.id == R_READYZ)
+        then(q);
+    else
+        limits_apply_rules(q, &q->w->srv->rules, then);
 }

@@ -23,6 +23,7 @@
 
 #include <http_parser.h>
 
+#include "handlers.h"
 #include "log.h"
 #include "proxy_internal.h"
 
@@ -49,9 +50,12 @@ int proxy_match(req *q)
     px->params = params;
     snprintf(px->method, sizeof px->method, "%s", method);
     q->px = px;
+    q->on_end = proxy_abandon; /* whoever answers q, what px holds goes with it */
     q->r.id = R_PROXY;
     q->r.methods = ~0u;
-    q->r.role = RR_NONE;
+    q->r.role = r->auth == PROXY_AUTH_WRITE  ? RR_WRITE
+                : r->auth == PROXY_AUTH_READ ? RR_READ
+                                             : RR_NONE;
     q->r.flags = 0;
     return 1;
 }
@@ -108,7 +112,13 @@ static void found(proxy_req *px, int rc, strata_value *v, int tier)
     px->found = v;
     px->rec = rec;
     px->found_tier = tier;
-    px->found_stale = rc == STRATA_OK_STALE || (strata_value_flags(v) & STRATA_VALUE_STALE);
+    px->found_kept = rc != STRATA_OK_STALE && (strata_value_flags(v) & STRATA_VALUE_STALE);
+    px->found_stale = rc == STRATA_OK_STALE || px->found_kept;
+    /* Held past its expiry (a soft purge, a copy kept after a failed refresh): stale whatever its
+     * headers said, for the decision and for what the answer says (Cache-Status ttl). */
+    int64_t age = hc_current_age(&px->rec.facts, px->now);
+    if (px->found_stale && px->rec.facts.lifetime > age)
+        px->rec.facts.lifetime = age;
     decide(px);
 }
 
@@ -144,8 +154,7 @@ static void answer_found(proxy_req *px, int x)
 
 static void refresh_in_background(proxy_req *px);
 
-/* RFC 9111 on what was found. A copy the library holds past its expiry (a soft purge, a copy
- * kept after a failed refresh) is stale whatever its headers said. */
+/* RFC 9111 on what was found (found() made a copy held past its expiry stale). */
 static void decide(proxy_req *px)
 {
     if (px->found == NULL) {
@@ -155,11 +164,17 @@ static void decide(proxy_req *px)
             through_lease(px);
         return;
     }
-    hc_facts f = px->rec.facts;
-    int64_t age = hc_current_age(&f, px->now);
-    if (px->found_stale && f.lifetime > age)
-        f.lifetime = age;
-    switch (hc_decide(&px->rq, &f, px->now)) {
+    /* A copy kept after the origin failed, within the error TTL: the origin is asked again once
+     * that ends, not by every request (strata_lease_fail). */
+    if (px->found_kept &&
+        hc_decide_on_error(&px->rq, &px->rec.facts, 0, px->now) == HC_STALE_IF_ERROR_ALLOWED) {
+        strata_value *v = px->found;
+        px->found = NULL;
+        proxy_answer_record(px, v, &px->rec, HC_XC_STALE, 0, 0);
+        proxy_req_free(px);
+        return;
+    }
+    switch (hc_decide(&px->rq, &px->rec.facts, px->now)) {
     case HC_FRESH:
         answer_found(px, px->coalesced         ? HC_XC_HIT_COALESCED
                          : px->found_tier == 1 ? HC_XC_HIT_L1
@@ -335,11 +350,20 @@ static int primary_key(proxy_req *px)
     return 0;
 }
 
+static void run(req *q);
+
 void proxy_handle(req *q)
 {
     proxy_req *px = q->px;
     px->q = q;
     px->w = q->w;
+    limits_apply_rules(q, proxy_limits_of(px->model, px->route), run);
+}
+
+/* Past the route's rate limit (a 429 ends q there; proxy_abandon has nothing left then). */
+static void run(req *q)
+{
+    proxy_req *px = q->px;
     read_request(px);
     atomic_fetch_add_explicit(&proxy_stats_of(px->model, px->route)->requests, 1,
                               memory_order_relaxed);

@@ -17,12 +17,13 @@
 #include "request.h"
 
 /* Matches q's head against the proxy's routes: 1 and q routed to R_PROXY (the model referenced
- * in q->px), or 0 when no route matches (or there is no proxy). Allocates q->px: a request
- * routed here ends in proxy_handle, or in proxy_abandon when its body never came. */
+ * in q->px), or 0 when no route matches (or there is no proxy). Allocates q->px and sets
+ * q->on_end to proxy_abandon, so the state goes when q ends however it ends (a 401, a 429, a
+ * body that never came). */
 int proxy_match(req *q);
 /* Answers a request proxy_match routed (handlers.h's convention). */
 void proxy_handle(req *q);
-/* Releases a routed request's state when it ends without proxy_handle. */
+/* Releases what q->px still holds for q (q->on_end). */
 void proxy_abandon(req *q);
 
 /* The server's running model: made at start from the loaded configuration (cfg.proxy, taken
@@ -32,6 +33,11 @@ void proxy_abandon(req *q);
 int proxy_start(server *s);
 void proxy_reload(server *s, struct proxy_config *pc);
 void proxy_stop(server *s);
+/* The proxy's counters: /cache/stats' "proxy" member (JSON null without a proxy), and the
+ * strata_proxy_* series of /metrics (nothing without a proxy). */
+json_t *proxy_stats_json(server *s);
+struct evbuffer;
+void proxy_metrics_render(struct evbuffer *out, server *s);
 /* The start's log line of the proxy's routes and origins (nothing without a proxy). */
 void proxy_report(server *s);
 

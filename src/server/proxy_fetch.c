@@ -3,9 +3,9 @@
  * one of three ways:
  *   - kept whole (PX_BUFFER) when it may be stored: then stored, then answered (MISS), so a
  *     coalesced waiter and the next request find it;
- *   - streamed (PX_STREAM) when it may not, or grows past PROXY_STORE_MAX: piece by piece to the
- *     client, the origin's socket paused while the client is slow (upstream.h), never buffered
- *     whole;
+ *   - streamed (PX_STREAM) when it may not, or grows past its route's max_object: piece by
+ *     piece to the client, the origin's socket paused while the client is slow (upstream.h),
+ *     never buffered whole;
  *   - read and dropped (PX_DRAIN) when the stored copy answers instead: a 304 that revalidated
  *     it, or an error that stale-if-error covers.
  * A failure (no connection, a timeout, a reset) is never stored and never handed to waiters as
@@ -75,6 +75,7 @@ static int on_head(upstream_req *r, const upstream_head *h, void *arg);
 static int on_body(upstream_req *r, const char *data, size_t len, void *arg);
 static void on_done(upstream_req *r, int status, void *arg);
 static void failed(proxy_req *px, int status, const char *detail);
+static void stream_ended(proxy_req *px);
 
 static void on_client_writable(req *q)
 {
@@ -249,6 +250,7 @@ static void keep_vary(proxy_req *px, const upstream_header *h, size_t n)
  * UPSTREAM_ABORT, for the callback to return. */
 static int stop(proxy_req *px)
 {
+    upstream_req_cancel(px->up); /* inside its own callbacks too: then as returning ABORT */
     px->up = NULL;
     proxy_lease_release(px);
     if (px->q != NULL && px->started) {
@@ -279,6 +281,30 @@ static int start_stream(proxy_req *px, long long content_length)
     return w == HTTP_WRITE_GONE ? stop(px) : UPSTREAM_GO;
 }
 
+/* The stored headers without the "1.1 strata" make_head added to their Via when they were
+ * stored (it is added again once they are merged), in place. Returns the count left. */
+static size_t drop_own_via(upstream_header *h, size_t n)
+{
+    static const char own[] = "1.1 strata";
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(h[i].name, "Via") == 0) {
+            char *v = (char *)h[i].value; /* in proxy_record_headers' buffer, ours */
+            size_t len = strlen(v), ol = sizeof own - 1;
+            if (len >= ol && strcmp(v + len - ol, own) == 0) {
+                len -= ol;
+                while (len > 0 && (v[len - 1] == ',' || v[len - 1] == ' '))
+                    len--;
+                v[len] = '\0';
+            }
+            if (len == 0)
+                continue;
+        }
+        h[w++] = h[i];
+    }
+    return w;
+}
+
 /* A 304 to the stored copy's validators: the stored headers updated (hc_merge_304), the facts
  * computed again; stored and answered when the response is done. */
 static int not_modified(proxy_req *px, const upstream_header *h, size_t n)
@@ -288,6 +314,8 @@ static int not_modified(proxy_req *px, const upstream_header *h, size_t n)
     hc_facts upd;
     hc_facts_compute(304, h, n, px->request_time, px->response_time, NULL, &upd);
     long ns = proxy_record_headers(&px->rec, stored, ORIGIN_HDRS_MAX, buf, sizeof buf);
+    if (ns > 0)
+        ns = (long)drop_own_via(stored, (size_t)ns);
     int nm = ns < 0 || !hc_304_selects(&px->rec.facts, &upd)
                  ? -1
                  : hc_merge_304(stored, (size_t)ns, h, n, merged, 2 * ORIGIN_HDRS_MAX);
@@ -299,6 +327,54 @@ static int not_modified(proxy_req *px, const upstream_header *h, size_t n)
     if (make_head(px, merged, (size_t)nm) != 0)
         return -1;
     px->mode = PX_DRAIN;
+    return 0;
+}
+
+/* A successful write: what it invalidates is dropped before the client hears of it, so the
+ * client's next read never finds what the write replaced. The answer starts once that is done
+ * (after_invalidation); meanwhile the body is held and the origin paused. */
+static void after_invalidation(proxy_req *px)
+{
+    px->inval_pending = 0;
+    if (start_stream(px, px->content_length) != UPSTREAM_GO)
+        return; /* stopped: px is gone */
+    if (px->len > 0) {
+        int w = reply_write(px->q, px->buf, px->len);
+        px->len = 0;
+        if (w == HTTP_WRITE_GONE) {
+            stop(px);
+            return;
+        }
+    }
+    if (px->origin_ended) {
+        if (px->origin_status != 0)
+            stop(px); /* cut short: the client sees it incomplete */
+        else
+            stream_ended(px);
+        return;
+    }
+    if (px->paused && px->up != NULL) {
+        px->paused = 0;
+        upstream_req_resume(px->up);
+    }
+}
+
+/* Starts the invalidation of a successful unsafe request's targets. Returns 0 (the answer
+ * waits for it), or -1 when it could not be queued (the answer goes on at once). */
+static int invalidate_first(proxy_req *px, const upstream_head *h, long long cl)
+{
+    const char *loc = upstream_head_header(h, "Location");
+    const char *cloc = upstream_head_header(h, "Content-Location");
+    px->location = loc ? strdup(loc) : NULL;
+    px->content_location = cloc ? strdup(cloc) : NULL;
+    px->content_length = cl;
+    px->mode = PX_STREAM;
+    px->inval_pending = 1;
+    if (proxy_invalidate(px, after_invalidation) != 0) {
+        px->inval_pending = 0;
+        px->mode = PX_NONE;
+        return -1;
+    }
     return 0;
 }
 
@@ -329,13 +405,10 @@ static int on_head(upstream_req *r, const upstream_head *h, void *arg)
         return UPSTREAM_ABORT;
     }
     keep_vary(px, hs, n);
-    if (!hc_method_safe(px->hmethod)) { /* what it invalidates, once it is done */
-        const char *loc = upstream_head_header(h, "Location");
-        const char *cloc = upstream_head_header(h, "Content-Location");
-        px->location = loc ? strdup(loc) : NULL;
-        px->content_location = cloc ? strdup(cloc) : NULL;
-    }
     long long cl = upstream_head_content_length(h);
+    if (!hc_method_safe(px->hmethod) && px->ostatus >= 200 && px->ostatus < 400 && px->q != NULL &&
+        invalidate_first(px, h, cl) == 0)
+        return UPSTREAM_GO;
     const char *why = proxy_not_storable(px, hs, n, cl);
     if (why != NULL) {
         log_msg(LOG_DEBUG, "proxy: route %s: not stored: %s", px->route->name, why);
@@ -363,34 +436,39 @@ static int spill(proxy_req *px)
     return w == HTTP_WRITE_GONE ? stop(px) : UPSTREAM_GO;
 }
 
+/* Appends data to px->buf. Returns 0 or -1 (out of memory). */
+static int hold(proxy_req *px, const char *data, size_t len)
+{
+    if (px->len + len > px->cap) {
+        size_t cap = px->cap * 2 > px->len + len ? px->cap * 2 : px->len + len;
+        char *b = realloc(px->buf, cap);
+        if (b == NULL)
+            return -1;
+        px->buf = b;
+        px->cap = cap;
+    }
+    memcpy(px->buf + px->len, data, len);
+    px->len += len;
+    return 0;
+}
+
 static int on_body(upstream_req *r, const char *data, size_t len, void *arg)
 {
     (void)r;
     proxy_req *px = arg;
-    if (px->mode == PX_BUFFER) {
-        if (px->len + len > PROXY_STORE_MAX - px->head_len - 4096) {
-            int v = spill(px);
-            if (v != UPSTREAM_GO)
-                return v;
-        } else {
-            if (px->len + len > px->cap) {
-                size_t cap = px->cap * 2 > px->len + len ? px->cap * 2 : px->len + len;
-                char *b = realloc(px->buf, cap);
-                if (b == NULL) {
-                    int v = spill(px);
-                    if (v != UPSTREAM_GO)
-                        return v;
-                    goto stream;
-                }
-                px->buf = b;
-                px->cap = cap;
-            }
-            memcpy(px->buf + px->len, data, len);
-            px->len += len;
-            return UPSTREAM_GO;
-        }
+    if (px->inval_pending) { /* held until the invalidation is done; the origin waits */
+        if (hold(px, data, len) != 0)
+            return stop(px);
+        px->paused = 1;
+        return UPSTREAM_PAUSE;
     }
-stream:
+    if (px->mode == PX_BUFFER) {
+        if (px->len + len <= px->route->max_object && hold(px, data, len) == 0)
+            return UPSTREAM_GO;
+        int v = spill(px); /* too large to store (or no memory): what was kept streams */
+        if (v != UPSTREAM_GO)
+            return v;
+    }
     if (px->mode != PX_STREAM || px->q == NULL)
         return UPSTREAM_GO;
     int w = reply_write(px->q, data, len);
@@ -455,6 +533,13 @@ static void on_done(upstream_req *r, int status, void *arg)
     (void)r;
     proxy_req *px = arg;
     px->up = NULL;
+    if (px->inval_pending) { /* the answer waits for the invalidation: it ends it */
+        px->origin_ended = 1;
+        px->origin_status = status;
+        if (status != 0)
+            proxy_breaker_result(px->model, px->route->origin, 0, proxy_now_ms());
+        return;
+    }
     if (status != 0) {
         proxy_breaker_result(px->model, px->route->origin, 0, proxy_now_ms());
         if (px->mode == PX_STREAM && px->started) {
@@ -478,10 +563,6 @@ static void on_done(upstream_req *r, int status, void *arg)
         }
         return;
     default:
-        if (hc_method_safe(px->hmethod) || px->ostatus >= 400 || px->q == NULL) {
-            stream_ended(px);
-            return;
-        }
-        proxy_invalidate(px, stream_ended);
+        stream_ended(px);
     }
 }

@@ -23,11 +23,11 @@
 
 #define PROXY_NS              "_proxy" /* the namespace of every cached response */
 #define PROXY_KEY_CAP         (ROUTE_KEY_MAX + 1)
-#define PROXY_VARIANT         " v:" /* primary key, this, 32 hex digits: a variant's key */
-#define PROXY_STORE_MAX       ((size_t)1 << 20) /* the largest record stored: larger streams through */
-#define PROXY_HDRS_MAX        100               /* request header lines (the HTTP layer's bound) */
-#define PROXY_URL_TAG         "url:"            /* each entry's tag of its host and path (purges) */
-#define PROXY_BREAKER_OPEN_MS 5000 /* an open breaker lets one request try after this */
+#define PROXY_VARIANT         " v:"  /* primary key, this, 32 hex digits: a variant's key */
+#define PROXY_HDRS_MAX        100    /* request header lines (the HTTP layer's bound) */
+#define PROXY_URL_TAG         "url:" /* each entry's tag of its host and path (purges) */
+#define PROXY_BREAKER_OPEN_MS 5000   /* an open breaker lets one request try after this, */
+#define PROXY_BREAKER_MAX_MS  60000  /* doubling each time it opens again, up to this */
 
 /* Counters of a route (atomics: every worker adds to them). Reset when the file is reloaded. */
 typedef struct proxy_route_stats {
@@ -35,10 +35,11 @@ typedef struct proxy_route_stats {
         origin_errors, bytes_saved, stored;
 } proxy_route_stats;
 
-/* A per-origin circuit breaker: after `threshold` failures in a row the origin is not asked for
- * PROXY_BREAKER_OPEN_MS; then one request tries, and a success closes it. */
+/* A per-origin circuit breaker: after breaker_failures failures in a row the origin is not
+ * asked for PROXY_BREAKER_OPEN_MS; then one request tries: a success closes it, a failure opens
+ * it for twice as long (streak), up to PROXY_BREAKER_MAX_MS. */
 typedef struct proxy_breaker {
-    atomic_uint failures;
+    atomic_uint failures, streak;
     _Atomic uint64_t open_until_ms;
     _Atomic uint64_t errors, requests, opened;
 } proxy_breaker;
@@ -51,6 +52,7 @@ typedef struct proxy_model {
     upstream_pool **pools;    /* per worker, made by that worker on its first origin request */
     proxy_route_stats *route; /* per route of pc */
     proxy_breaker *breaker;   /* per origin of pc */
+    limit_rules *limits;      /* per route of pc: its rate_limit rule (n 0: none) */
     struct proxy_model *next_retired;
 } proxy_model;
 
@@ -67,6 +69,7 @@ int proxy_breaker_allows(proxy_model *m, const proxy_origin *o, uint64_t now_ms)
 void proxy_breaker_result(proxy_model *m, const proxy_origin *o, int ok, uint64_t now_ms);
 proxy_route_stats *proxy_stats_of(proxy_model *m, const proxy_route *r);
 proxy_breaker *proxy_breaker_of(proxy_model *m, const proxy_origin *o);
+limit_rules *proxy_limits_of(proxy_model *m, const proxy_route *r);
 
 /* ---- a proxied request -------------------------------------------------------------------- */
 
@@ -97,6 +100,7 @@ typedef struct proxy_req {
     proxy_record rec;
     int found_tier;  /* 1: L1, 2: L2 */
     int found_stale; /* the library holds it past its expiry (or a copy kept after a failure) */
+    int found_kept;  /* a copy kept after the origin failed, within the error TTL */
     /* The lease on the key used, when this request fetches for everyone. */
     char token[STRATA_LEASE_TOKEN_LEN + 1];
     int leased, coalesced, waiting;
@@ -108,12 +112,16 @@ typedef struct proxy_req {
     int mode;         /* enum proxy_body_mode */
     int revalidation; /* the request carried the stored copy's validators */
     int paused;
-    int started;    /* the client's answer was started (PX_STREAM) */
-    hc_facts facts; /* the response's, the route applied */
-    char *head;     /* the response's header lines, as stored and sent */
+    int started;              /* the client's answer was started (PX_STREAM) */
+    int inval_pending;        /* a write's invalidation runs: the answer waits for it */
+    int origin_ended;         /* ... and the origin's response ended meanwhile, */
+    int origin_status;        /* ... with this status (0, or a negative UPSTREAM_E*) */
+    long long content_length; /* the origin's, for the answer started later */
+    hc_facts facts;           /* the response's, the route applied */
+    char *head;               /* the response's header lines, as stored and sent */
     size_t head_len;
     char *vary; /* the response's Vary value (NULL: none) */
-    char *buf;  /* PX_BUFFER: the body so far */
+    char *buf;  /* PX_BUFFER: the body so far (at most the route's max_object) */
     size_t len, cap;
     int lease_on_variant;              /* the lease is the variant key's (else the primary's) */
     char *location, *content_location; /* an unsafe request's response's, or NULL */
@@ -177,8 +185,9 @@ void proxy_lease_release(proxy_req *px);
 void proxy_keep_stale(proxy_req *px, void (*done)(proxy_req *px));
 /* After a successful unsafe request: drops what it invalidates (RFC 9111 §4.4: the target,
  * Location, Content-Location, by their URL tags; the matching invalidation rule's tags and key
- * patterns), on an admin lane, then calls done(px) back on the loop. */
-void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px));
+ * patterns), on an admin lane, then calls done(px) back on the loop, never during this call.
+ * Returns 0, or -1 when it could not be queued (out of memory): done is not called. */
+int proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px));
 /* The key px's lease is on. */
 strata_key proxy_lease_key(const proxy_req *px);
 /* A variant's key for the Vary value vary (proxy.c). Returns 0 or -1. */

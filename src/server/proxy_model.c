@@ -22,10 +22,12 @@ proxy_model *proxy_model_new(server *s, proxy_config *pc)
         m->pools = calloc(s->cfg.workers, sizeof *m->pools);
         m->route = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->route);
         m->breaker = calloc(pc->norigins ? pc->norigins : 1, sizeof *m->breaker);
+        m->limits = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->limits);
     }
-    if (m == NULL || m->pools == NULL || m->route == NULL || m->breaker == NULL) {
+    if (m == NULL || m->pools == NULL || m->route == NULL || m->breaker == NULL ||
+        m->limits == NULL) {
         if (m != NULL)
-            free(m->pools), free(m->route), free(m->breaker);
+            free(m->pools), free(m->route), free(m->breaker), free(m->limits);
         free(m);
         proxy_config_free(pc);
         return NULL;
@@ -33,6 +35,14 @@ proxy_model *proxy_model_new(server *s, proxy_config *pc)
     m->pc = pc;
     m->srv = s;
     atomic_init(&m->refs, 1);
+    /* The routes' rate limits, checked when the file was loaded (serve_proxy_options). */
+    for (size_t i = 0; i < pc->nroutes; i++) {
+        char err[256];
+        if (pc->routes[i].rate_limit != NULL &&
+            limits_parse(pc->routes[i].rate_limit, &m->limits[i], err, sizeof err) != 0)
+            log_msg(LOG_ERROR, "proxy: route %s: rate_limit not applied: %s", pc->routes[i].name,
+                    err);
+    }
     return m;
 }
 
@@ -40,6 +50,9 @@ static void model_free(proxy_model *m)
 {
     for (unsigned i = 0; i < m->srv->cfg.workers; i++)
         upstream_pool_free(m->pools[i]);
+    for (size_t i = 0; i < m->pc->nroutes; i++)
+        limits_free(&m->limits[i]);
+    free(m->limits);
     proxy_config_free(m->pc);
     free(m->pools);
     free(m->route);
@@ -47,17 +60,16 @@ static void model_free(proxy_model *m)
     free(m);
 }
 
-/* On worker i's loop: its pool of a retired model goes; the last worker frees the model. */
-static void retire_pool(evutil_socket_t fd, short what, void *arg)
+/* Which worker's pool of which model a retiring step frees. */
+typedef struct retire_step {
+    proxy_model *m;
+    unsigned worker;
+} retire_step;
+
+/* A retiring step is done: the last one frees the model. */
+static void retired_one(proxy_model *m)
 {
-    (void)fd, (void)what;
-    proxy_model *m = arg;
     server *s = m->srv;
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        if (pthread_equal(s->workers[i].thread, pthread_self())) {
-            upstream_pool_free(m->pools[i]);
-            m->pools[i] = NULL;
-        }
     if (atomic_fetch_sub(&m->retiring, 1) == 1) {
         pthread_mutex_lock(&s->proxy_lock);
         proxy_model **p = &s->proxy_retired;
@@ -70,33 +82,42 @@ static void retire_pool(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The last reference went: each worker frees its own pool, then the model is freed. The model
- * waits on the server's retired list, so a stop that comes first frees it (proxy_stop). */
+/* On one worker's loop: its pool of a retired model goes. */
+static void retire_pool(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    retire_step step = *(retire_step *)arg;
+    free(arg);
+    upstream_pool_free(step.m->pools[step.worker]);
+    step.m->pools[step.worker] = NULL;
+    retired_one(step.m);
+}
+
+/* The last reference went: each worker frees its own pool (a pool is its loop's, and only
+ * its worker reads its slot), then the last of them frees the model. The model waits on the
+ * server's retired list meanwhile, so a stop that comes first frees it (proxy_stop). */
 static void retire(proxy_model *m)
 {
     server *s = m->srv;
-    unsigned pools = 0;
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        pools += m->pools[i] != NULL;
-    if (pools == 0 || atomic_load(&s->draining)) {
-        pthread_mutex_lock(&s->proxy_lock);
-        m->next_retired = s->proxy_retired; /* freed by proxy_stop, after the loops ended */
-        s->proxy_retired = m;
-        pthread_mutex_unlock(&s->proxy_lock);
-        if (pools == 0 && !atomic_load(&s->draining)) {
-            atomic_store(&m->retiring, 1);
-            retire_pool(-1, 0, m);
-        }
-        return;
-    }
-    atomic_store(&m->retiring, s->cfg.workers);
     pthread_mutex_lock(&s->proxy_lock);
     m->next_retired = s->proxy_retired;
     s->proxy_retired = m;
     pthread_mutex_unlock(&s->proxy_lock);
-    for (unsigned i = 0; i < s->cfg.workers; i++)
-        if (event_base_once(s->workers[i].base, -1, EV_TIMEOUT, retire_pool, m, NULL) != 0)
-            atomic_fetch_sub(&m->retiring, 1); /* left for proxy_stop */
+    if (atomic_load(&s->draining))
+        return; /* the loops are ending: proxy_stop frees it */
+    atomic_store(&m->retiring, s->cfg.workers + 1);
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        retire_step *step = malloc(sizeof *step);
+        if (step != NULL)
+            *step = (retire_step){m, i};
+        if (step == NULL ||
+            event_base_once(s->workers[i].base, -1, EV_TIMEOUT, retire_pool, step, NULL) != 0) {
+            free(step);
+            atomic_store(&m->retiring, 0); /* never reaches 0 by steps: proxy_stop frees it */
+            return;
+        }
+    }
+    retired_one(m); /* the +1: no step can free m before every step was posted */
 }
 
 proxy_model *proxy_model_ref(server *s)
@@ -127,9 +148,22 @@ proxy_route_stats *proxy_stats_of(proxy_model *m, const proxy_route *r)
     return &m->route[r - m->pc->routes];
 }
 
+limit_rules *proxy_limits_of(proxy_model *m, const proxy_route *r)
+{
+    return &m->limits[r - m->pc->routes];
+}
+
 proxy_breaker *proxy_breaker_of(proxy_model *m, const proxy_origin *o)
 {
     return &m->breaker[o - m->pc->origins];
+}
+
+/* How long a breaker stays open: PROXY_BREAKER_OPEN_MS, doubled for each time it opened again
+ * without a success between (a backoff), at most PROXY_BREAKER_MAX_MS. */
+static uint64_t open_ms(unsigned streak)
+{
+    uint64_t ms = PROXY_BREAKER_OPEN_MS << (streak < 8 ? streak : 8);
+    return ms < PROXY_BREAKER_MAX_MS ? ms : PROXY_BREAKER_MAX_MS;
 }
 
 int proxy_breaker_allows(proxy_model *m, const proxy_origin *o, uint64_t now_ms)
@@ -141,7 +175,7 @@ int proxy_breaker_allows(proxy_model *m, const proxy_origin *o, uint64_t now_ms)
          * as long as another pause. */
         if (until != 0)
             atomic_compare_exchange_strong(&b->open_until_ms, &until,
-                                           now_ms + PROXY_BREAKER_OPEN_MS);
+                                           now_ms + open_ms(atomic_load(&b->streak)));
         return 1;
     }
     return 0;
@@ -153,21 +187,24 @@ void proxy_breaker_result(proxy_model *m, const proxy_origin *o, int ok, uint64_
     atomic_fetch_add_explicit(&b->requests, 1, memory_order_relaxed);
     if (ok) {
         atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->streak, 0, memory_order_relaxed);
         if (atomic_exchange(&b->open_until_ms, 0) != 0)
             log_msg(LOG_INFO, "proxy: origin %s answers again: its breaker is closed", o->name);
         return;
     }
     atomic_fetch_add_explicit(&b->errors, 1, memory_order_relaxed);
     unsigned n = atomic_fetch_add(&b->failures, 1) + 1;
-    if (n >= o->breaker_failures && atomic_load(&b->open_until_ms) == 0) {
-        atomic_store(&b->open_until_ms, now_ms + PROXY_BREAKER_OPEN_MS);
+    if (n < o->breaker_failures)
+        return;
+    /* Open, or open again after the half-open try failed: each time for longer. */
+    unsigned streak = atomic_fetch_add(&b->streak, 1);
+    uint64_t ms = open_ms(streak);
+    if (atomic_exchange(&b->open_until_ms, now_ms + ms) == 0) {
         atomic_fetch_add_explicit(&b->opened, 1, memory_order_relaxed);
         log_msg(LOG_WARN,
                 "proxy: origin %s failed %u times in a row: its breaker is open, it is asked "
-                "again in %u ms",
-                o->name, n, PROXY_BREAKER_OPEN_MS);
-    } else if (n >= o->breaker_failures) {
-        atomic_store(&b->open_until_ms, now_ms + PROXY_BREAKER_OPEN_MS);
+                "again in %llu ms",
+                o->name, n, (unsigned long long)ms);
     }
 }
 

@@ -68,8 +68,8 @@ const char *proxy_not_storable(proxy_req *px, const upstream_header *h, size_t n
         return "the request is not a GET or HEAD the cache keys";
     if (!px->store_ok)
         return "the request said no-store";
-    if (cl > (long long)(PROXY_STORE_MAX / 2))
-        return "the response is larger than the cache stores: streamed";
+    if (cl > (long long)r->max_object)
+        return "the response is larger than the route's max_object: streamed";
     if (proxy_status_in(&r->error_statuses, status))
         return r->error_ttl_ms ? NULL : "an error status, and the route has no error_ttl";
     if (!proxy_status_in(&r->cacheable_statuses, status))
@@ -79,7 +79,9 @@ const char *proxy_not_storable(proxy_req *px, const upstream_header *h, size_t n
     if (px->background && (px->vary != NULL) != (px->vkey_len > 0))
         return "the response's Vary changed: stored by the next request";
     if (r->rfc9111 != PROXY_RFC9111_OVERRIDE) {
-        int why = hc_storable(&px->rq, &px->facts);
+        hc_request rq = px->rq;
+        rq.method = HC_M_GET; /* a HEAD that missed was fetched as the GET it is answered from */
+        int why = hc_storable(&rq, &px->facts);
         if (why != HC_STORE_OK)
             return hc_store_reason_text(why);
         if (has_header(h, n, "Set-Cookie"))
@@ -259,8 +261,14 @@ void proxy_store(proxy_req *px, const proxy_record *rec, void (*done)(proxy_req 
     sc->px = px;
     sc->done = done;
     tags_of(px, &sc->tags);
+    /* A response with a validator is kept past its windows as long again as it was fresh (a
+     * minute to a day): expired or soft-purged, it is revalidated with a 304 instead of being
+     * fetched whole. */
+    int64_t keep = rec->facts.lifetime < 60      ? 60
+                   : rec->facts.lifetime > 86400 ? 86400
+                                                 : rec->facts.lifetime;
     hc_entry_times t;
-    hc_entry_times_of(&rec->facts, proxy_now(), 0, &t);
+    hc_entry_times_of(&rec->facts, proxy_now(), keep, &t);
     sc->opts = (strata_set_opts){.ttl_ms = t.ttl_ms,
                                  .grace_ms = t.grace_ms,
                                  .stale_if_error_ms = t.stale_if_error_ms,
@@ -427,13 +435,12 @@ static void rule_drops(proxy_req *px, inval_job *j)
                 proxy_invalidation_key(v, i, &m, out, sizeof out));
 }
 
-void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
+int proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
 {
     inval_job *j = calloc(1, sizeof *j);
     if (j == NULL || px->q == NULL || px->target_path == NULL) {
         free(j);
-        done(px);
-        return;
+        return -1;
     }
     j->px = px;
     j->done = done;
@@ -441,13 +448,15 @@ void proxy_invalidate(proxy_req *px, void (*done)(proxy_req *px))
     snprintf(j->tenant, sizeof j->tenant, "%s", px->tenant);
     uri_tags(px, j);
     rule_drops(px, j);
-    if (j->npatterns > 0) { /* a scan of Redis: the bulk lane */
-        if (offload_bounded(px->q, &px->w->srv->bulk, run_invalidation, invalidated, j) != 0) {
-            /* refused (answered 503): the response was started, so cut it */
-            free(j);
-            done(px);
-        }
-        return;
+    /* Always queued, past the lanes' bounds too: the origin has made the write, so what it
+     * invalidates is dropped whatever the queue holds (a scan of Redis on the bulk lane). */
+    server *srv = px->w->srv;
+    offload_lane *lane = j->npatterns > 0 ? &srv->bulk : &srv->quick;
+    if (offload_submit(lane, px->w->base, j->tenant, 1, run_invalidation, invalidated, j) != 0) {
+        log_msg(LOG_ERROR, "proxy: route %s: out of memory: a write's invalidation is skipped",
+                px->route->name);
+        free(j);
+        return -1;
     }
-    offload(px->q, run_invalidation, invalidated, j);
+    return 0;
 }

@@ -54,6 +54,11 @@ static const char *method_name(unsigned m)
 /* What q holds beyond the request itself, released; q counted out of the worker's in-flight. */
 static void release(req *q)
 {
+    if (q->on_end != NULL) {
+        void (*end)(req *) = q->on_end;
+        q->on_end = NULL;
+        end(q);
+    }
     free(q->hdr_spill);
     q->hdr_spill = NULL;
     if (q->query != NULL) {
@@ -245,6 +250,11 @@ const char *get_query(req *q, const char *name)
 const char *get_body(req *q, size_t *len)
 {
     return http_conn_body(q->conn, len);
+}
+
+const char *get_path(req *q)
+{
+    return http_conn_path(q->conn);
 }
 
 const char *get_peer(req *q)

@@ -39,6 +39,9 @@ struct req {
     void *px;        /* the caching proxy's state of the request (proxy.c), or NULL */
     /* An answer written in pieces may go on (the client took what was queued), or NULL. */
     void (*on_writable)(req *q);
+    /* Called once when q ends (answered by anyone, or abandoned), or NULL: a handler's state
+     * that a reply made elsewhere (a 429, a refusal) would otherwise leave behind. */
+    void (*on_end)(req *q);
     /* Not zeroed per request (the fields above are): */
     char out_hdr[1024]; /* headers added by add_header, "Name: value\r\n" each */
     route r;            /* its 4 KiB key buffer */
@@ -83,6 +86,8 @@ const char *get_header(req *q, const char *name);
 const char *get_query(req *q, const char *name);
 /* The request body (contiguous), or NULL with *len 0. */
 const char *get_body(req *q, size_t *len);
+/* The request's path, still percent-encoded, without the query. */
+const char *get_path(req *q);
 /* The client's address, as text. */
 const char *get_peer(req *q);
 

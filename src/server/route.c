@@ -152,7 +152,8 @@ typedef struct row {
     [R_##id] = {name, pattern, methods, role, flags, 0, 0, 0, {{0}}, {{0}}},
 static row rows[R_COUNT] = {
     [R_NOT_FOUND] = {"not_found", NULL, 0, RR_ADMIN, 0, -1, 0, 0, {{0}}, {{0}}},
-    STRATA_ROUTES(ROUTE_ROW)[R_PROXY] = {"proxy", NULL, 0, RR_NONE, 0, -1, 0, 0, {{0}}, {{0}}}};
+    STRATA_ROUTES(ROUTE_ROW)[R_PROXY] = {"proxy", NULL, 0, RR_NONE, 0, -1, 0, 0, {{0}}, {{0}}},
+    [R_PURGE_URL] = {"purge_url", NULL, 0, RR_WRITE, 0, -1, 0, 0, {{0}}, {{0}}}};
 #undef ROUTE_ROW
 /* The rows with n segments, in table order, 0-terminated: a request looks at those alone. */
 _Static_assert(R_COUNT <= 255, "route ids fit the by_count table");
@@ -243,11 +244,8 @@ static int fits(const row *r, const char **seg, const size_t *len)
     return 1;
 }
 
-void route_match(const char *path, size_t key_max, route *r)
+void route_none(route *r)
 {
-    const char *seg[SEG_MAX];
-    size_t len[SEG_MAX];
-    pthread_once(&compiled, compile);
     /* Field by field, not memset: the key buffer is 4 KiB, and this runs for every request. */
     r->id = R_NOT_FOUND;
     r->methods = 0;
@@ -256,6 +254,14 @@ void route_match(const char *path, size_t key_max, route *r)
     r->ns[0] = r->key[0] = '\0';
     r->key_len = 0;
     r->error = r->error_code = NULL;
+}
+
+void route_match(const char *path, size_t key_max, route *r)
+{
+    const char *seg[SEG_MAX];
+    size_t len[SEG_MAX];
+    pthread_once(&compiled, compile);
+    route_none(r);
     int n = split(path, seg, len, SEG_MAX);
     if (n < 1)
         return;

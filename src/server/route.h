@@ -13,9 +13,9 @@
 #include "routes.h"
 
 #define ROUTE_ENUM(id, name, methods, pattern, role, flags, handler) R_##id,
-/* R_PROXY: a request the caching proxy forwards (no row: the configuration file's routes decide,
- * proxy.h), counted like the rows. */
-enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_PROXY, R_COUNT };
+/* Ids without a row, counted like the rows: R_PROXY, a request the caching proxy forwards (the
+ * configuration file's routes decide, proxy.h); R_PURGE_URL, the PURGE method on any URL. */
+enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_PROXY, R_PURGE_URL, R_COUNT };
 #undef ROUTE_ENUM
 
 /* HTTP methods as a bit set (the same bits as libevent's EVHTTP_REQ_*). */
@@ -29,6 +29,7 @@ enum route_method {
     M_TRACE = 1 << 6,
     M_CONNECT = 1 << 7,
     M_PATCH = 1 << 8,
+    M_PURGE = 1 << 9, /* the proxy's purge of a URL (not libevent's) */
 };
 
 #define ROUTE_KEY_MAX STRATA_KEY_MAX_LIMIT
@@ -51,6 +52,9 @@ typedef struct route {
  * key_max bytes) sets r->error / r->error_code and the handler answers 400 (414 for a key over the
  * limit: see route_error_status). Never reads past path's NUL, never writes past r. */
 void route_match(const char *path, size_t key_max, route *r);
+
+/* Sets r to no route (R_NOT_FOUND, nothing decoded). */
+void route_none(route *r);
 
 /* The HTTP status for a route's parameter error. */
 int route_error_status(const route *r);

@@ -26,6 +26,7 @@
     X(STATS,      "stats",      M_GET,           "/cache/stats",    RR_ADMIN,   0, admin_stats)   \
     X(CLEAR,      "clear",      M_POST | M_DELETE, "/cache/clear",  RR_ADMIN,   RF_TENANT_QUERY,  \
       admin_clear)                                                                                 \
+    X(PURGE,      "purge",      M_POST,          "/cache/purge",    RR_WRITE,   0, purge_handle)  \
     X(KEYS,       "keys",       M_GET,           "/cache/keys",     RR_ADMIN,   RF_TENANT_QUERY,  \
       admin_keys)                                                                                  \
     X(INSPECT,    "inspect",    M_GET,           "/cache/key/{ns}/{key}", RR_ADMIN, RF_TENANT_QUERY, \

@@ -43,7 +43,7 @@
 static unsigned fixed_descriptors(const serve_config *c)
 {
     unsigned pool = c->cache.redis.max_connections ? c->cache.redis.max_connections : 8;
-    return 32 + c->workers * 6 + pool + 2;
+    return 32 + c->workers * (c->admin_port ? 7 : 6) + pool + 2;
 }
 
 /* Raises the soft descriptor limit to the hard one (the usual soft 1024 is below the default
@@ -96,25 +96,25 @@ static int already_served(const struct addrinfo *a)
     return busy;
 }
 
-/* The listening socket of a worker; the first checks nobody else listens there. */
-static int listen_socket(const serve_config *c, int first, char *err, size_t errcap)
+/* The listening socket of a worker on host:port; the first checks nobody else listens there. */
+static int listen_socket(const char *host, int port_no, int first, char *err, size_t errcap)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *res = NULL;
     char port[8];
-    snprintf(port, sizeof port, "%d", c->listen_port);
-    int gai = getaddrinfo(c->listen_host, port, &hints, &res);
+    snprintf(port, sizeof port, "%d", port_no);
+    int gai = getaddrinfo(host, port, &hints, &res);
     if (gai != 0) {
-        snprintf(err, errcap, "cannot resolve %s: %s", c->listen_host, gai_strerror(gai));
+        snprintf(err, errcap, "cannot resolve %s: %s", host, gai_strerror(gai));
         return -1;
     }
-    if (first && c->listen_port != 0 && already_served(res)) {
+    if (first && port_no != 0 && already_served(res)) {
         snprintf(err, errcap,
                  "cannot listen on %s:%d: another process already listens there (a second "
-                 "strata serve would share its traffic); stop it or choose another --listen",
-                 c->listen_host, c->listen_port);
+                 "strata serve would share its traffic); stop it or choose another address",
+                 host, port_no);
         freeaddrinfo(res);
         return -1;
     }
@@ -123,14 +123,30 @@ static int listen_socket(const serve_config *c, int first, char *err, size_t err
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        snprintf(err, errcap, "cannot listen on %s:%d: %s", c->listen_host, c->listen_port,
-                 strerror(errno));
+        snprintf(err, errcap, "cannot listen on %s:%d: %s", host, port_no, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
     return fd;
+}
+
+/* An HTTP server of w for listener l on host:port, into *out. Returns 0 or -1 (err says why). */
+static int serve_on(worker *w, listener *l, http_server **out, const char *host, int port,
+                    char *err, size_t errcap)
+{
+    http_callbacks cb;
+    http_limits limits;
+    dispatch_setup(l, &cb, &limits);
+    if ((*out = http_server_new(w->base, &limits, &cb)) == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    int fd = listen_socket(host, port, w->index == 0, err, errcap);
+    if (fd < 0)
+        return -1;
+    return http_server_listen(*out, fd, err, errcap);
 }
 
 static int worker_init(server *s, worker *w, unsigned index, char *err, size_t errcap)
@@ -144,17 +160,15 @@ static int worker_init(server *s, worker *w, unsigned index, char *err, size_t e
         snprintf(err, errcap, "out of memory");
         return -1;
     }
-    http_callbacks cb;
-    http_limits limits;
-    dispatch_setup(w, &cb, &limits);
-    if ((w->http = http_server_new(w->base, &limits, &cb)) == NULL) {
-        snprintf(err, errcap, "out of memory");
+    const serve_config *c = &s->cfg;
+    w->main_listener = (listener){w, c->admin_port ? LISTEN_PROXY : LISTEN_ALL};
+    w->admin_listener = (listener){w, LISTEN_ADMIN};
+    if (serve_on(w, &w->main_listener, &w->http, c->listen_host, c->listen_port, err, errcap) != 0)
         return -1;
-    }
-    int fd = listen_socket(&s->cfg, index == 0, err, errcap);
-    if (fd < 0)
-        return -1;
-    return http_server_listen(w->http, fd, err, errcap);
+    if (c->admin_port == 0)
+        return 0;
+    return serve_on(w, &w->admin_listener, &w->admin_http, c->admin_host, c->admin_port, err,
+                    errcap);
 }
 
 static void *worker_main(void *arg)
@@ -170,6 +184,7 @@ static void worker_destroy(worker *w)
      * are then closed with the rest. */
     strata_loop_free(w->loop);
     http_server_free(w->http);
+    http_server_free(w->admin_http);
     if (w->base != NULL)
         event_base_free(w->base);
     metrics_free(w->metrics);
@@ -229,8 +244,9 @@ static void stop_when_idle(evutil_socket_t fd, short what, void *arg)
     worker *w = arg;
     int inflight = atomic_load(&w->inflight);
     /* A lease wait must answer before its loop is freed; it does within its X-Cache-Wait. */
-    if (((inflight > 0 || http_server_unsent(w->http)) &&
-         strata_now_ms() < w->srv->drain_deadline_ms) ||
+    int unsent =
+        http_server_unsent(w->http) || (w->admin_http && http_server_unsent(w->admin_http));
+    if (((inflight > 0 || unsent) && strata_now_ms() < w->srv->drain_deadline_ms) ||
         w->lease_waits > 0 || w->proxy_background > 0) {
         struct timeval soon = {0, 10000};
         event_base_once(w->base, -1, EV_TIMEOUT, stop_when_idle, w, &soon);
@@ -246,6 +262,8 @@ static void start_drain(evutil_socket_t fd, short what, void *arg)
 {
     worker *w = arg;
     http_server_stop_listening(w->http);
+    if (w->admin_http != NULL)
+        http_server_stop_listening(w->admin_http);
     stop_when_idle(fd, what, w);
 }
 
@@ -407,6 +425,12 @@ int serve_main(int argc, char **argv)
             s.cfg.workers, s.cfg.workers == 1 ? "" : "s", s.cfg.workers_from,
             l2.configured ? "L1 + Redis" : "memory only (set REDIS_URL for Redis)",
             auth_count(s.auth), auth_count(s.auth) == 1 ? "" : "s");
+    if (s.cfg.admin_port)
+        log_msg(LOG_INFO,
+                "strata's own API on http://%s%s%s:%d; http://%s%s%s:%d proxies every path",
+                strchr(s.cfg.admin_host, ':') ? "[" : "", s.cfg.admin_host,
+                strchr(s.cfg.admin_host, ':') ? "]" : "", s.cfg.admin_port, v6 ? "[" : "",
+                s.cfg.listen_host, v6 ? "]" : "", s.cfg.listen_port);
     proxy_report(&s);
     for (;;) {
         int sig = 0;

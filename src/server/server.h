@@ -21,13 +21,29 @@
 #include "offload.h"
 
 typedef struct server server;
+typedef struct worker worker;
 
-typedef struct worker {
+/* What a listener serves (STRATA_ADMIN_LISTEN splits them). */
+enum listener_kind {
+    LISTEN_ALL = 0,   /* strata's own routes first, then the proxy's */
+    LISTEN_PROXY = 1, /* every path proxied (strata's own routes are on the admin listener) */
+    LISTEN_ADMIN = 2, /* strata's own routes alone */
+};
+
+/* The argument of a listener's callbacks: its worker, and what it serves. */
+typedef struct listener {
+    worker *w;
+    int kind; /* enum listener_kind */
+} listener;
+
+struct worker {
     server *srv;
     unsigned index;
     pthread_t thread;
     struct event_base *base;
-    http_server *http; /* its connections (the HTTP layer) */
+    http_server *http;       /* its connections (the HTTP layer) */
+    http_server *admin_http; /* with STRATA_ADMIN_LISTEN: the admin listener's; else NULL */
+    listener main_listener, admin_listener;
     strata_loop *loop; /* its Redis link */
     metrics_block *metrics;
     atomic_int inflight; /* requests between their head and their answer */
@@ -38,7 +54,7 @@ typedef struct worker {
                                  NULL until the first) */
     int proxy_background;     /* the proxy's refreshes after their client was answered (worker
                                  thread only): a drain waits for them, as for lease waits */
-} worker;
+};
 
 struct server {
     serve_config cfg;
@@ -61,6 +77,7 @@ struct server {
     struct proxy_model *proxy;
     struct proxy_model *proxy_retired;
     pthread_mutex_t proxy_lock;
+    _Atomic uint64_t purges; /* purges done (POST /cache/purge, PURGE) */
 };
 
 #endif

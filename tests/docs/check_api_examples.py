@@ -246,7 +246,7 @@ class Server:
                 env[name] = value
             else:
                 args.append(w)
-        self.port = free_port()
+        self.port = self.port or free_port()
         env["STRATA_LISTEN"] = f"127.0.0.1:{self.port}"
         self.n += 1
         self.log = os.path.join(self.tmp, f"serve-{self.n}.log")
@@ -362,6 +362,8 @@ class Run:
         kind, lineno, arg = st[0], st[1], st[2]
         if kind == "server":
             self.redis.reset()
+            # The new server's port first: the directive may name it (a proxy of itself).
+            self.server.port = free_port()
             self.server.start(shlex.split(self.to_live(arg)), lineno)
         elif kind == "redis":
             self.redis.start() if arg == "start" else self.redis.stop()

@@ -8,7 +8,9 @@
  *
  * Servers: one memory-only development server (no tokens) shared by most tests, each test in
  * namespaces of its own; one with tokens; one whose Redis is down with --require-redis (5xx);
- * one with a tiny request-body limit (warm splits its batches).
+ * one with a tiny request-body limit (warm splits its batches); for purge, a caching proxy whose
+ * origin is its own KV API (--upstream http://127.0.0.1:{PORT}/v1/cache/pages), and one in front
+ * of the test origin, which sends Surrogate-Key tags.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "origin_harness.h"
 #include "server_harness.h"
 
 #define RUN_TIMEOUT_MS 30000
@@ -260,10 +263,10 @@ static void test_help(void **state)
     run_free(r);
     r = cli(NULL, NULL, NULL, "cache", "--help", NULL);
     expect_status(r, 0, "strata cache --help");
-    const char *cache[] = {"stats",       "health",  "clear",    "keys",       "get",
-                           "set",         "del",     "warm",     "--force",    "--pattern",
-                           "--namespace", "--limit", "--ttl",    "--tags",     "--json",
-                           "--url",       "--token", "--tenant", "STRATA_URL", "exit codes"};
+    const char *cache[] = {
+        "stats",  "health",  "clear", "keys",    "get",      "set",        "del",         "warm",
+        "purge",  "--force", "--tag", "--soft",  "--limit",  "--pattern",  "--namespace", "--ttl",
+        "--tags", "--json",  "--url", "--token", "--tenant", "STRATA_URL", "exit codes"};
     for (size_t i = 0; i < sizeof cache / sizeof *cache; i++)
         expect_contains(r->out, cache[i]);
     run_free(r);
@@ -1000,6 +1003,256 @@ static void test_warm_splits_batches_too_large(void **state)
     assert_int_equal(sh_stop_check(small), 0);
 }
 
+/* ---- purge -------------------------------------------------------------------------------- */
+
+/* GET path through s's proxy, with headers (NULL-ended, or NULL): expects X-Cache want. */
+static void expect_x_cache(const sh_server *s, const char *path, const char *const *headers,
+                           const char *want)
+{
+    sh_resp *r = sh_request(s, "GET", path, headers, NULL, 0);
+    SH_EXPECT_STATUS(r, 200);
+    SH_EXPECT_HEADER(r, "X-Cache", want);
+    sh_resp_free(r);
+}
+
+/* GET path through s's proxy: answered by the origin (a fetch or a revalidation), not a hit. */
+static void expect_not_hit(const sh_server *s, const char *path, const char *const *headers)
+{
+    sh_resp *r = sh_request(s, "GET", path, headers, NULL, 0);
+    SH_EXPECT_STATUS(r, 200);
+    const char *x = sh_resp_header(r, "X-Cache");
+    if (x == NULL || strncmp(x, "HIT", 3) == 0)
+        fprintf(stderr, "GET %s: expected the origin to be asked, got X-Cache %s\n", path,
+                x ? x : "(absent)");
+    assert_true(x != NULL && strncmp(x, "HIT", 3) != 0);
+    sh_resp_free(r);
+}
+
+/* Fetches path through the proxy once (stored), and checks the next GET is a hit. */
+static void cache_through(const sh_server *s, const char *path, const char *const *headers)
+{
+    expect_x_cache(s, path, headers, "MISS");
+    expect_x_cache(s, path, headers, "HIT-L1");
+}
+
+/* The server's count of purges done (/cache/stats, proxy.purges). */
+static long long purges_done(const sh_server *s)
+{
+    sh_resp *r = sh_call(s, "GET", "/cache/stats", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    json_t *j = sh_resp_json(r);
+    json_t *n = json_object_get(json_object_get(j, "proxy"), "purges");
+    assert_true(json_is_integer(n));
+    long long v = json_integer_value(n);
+    json_decref(j);
+    sh_resp_free(r);
+    return v;
+}
+
+static json_t *out_json(const run *r)
+{
+    json_t *j = json_loads(r->out, 0, NULL);
+    if (j == NULL)
+        fprintf(stderr, "not JSON:\n%s\n", r->out);
+    assert_non_null(j);
+    return j;
+}
+
+static void expect_counts(const json_t *j, long tags, long urls, long keys, int soft)
+{
+    assert_int_equal(json_integer_value(json_object_get(j, "tags")), tags);
+    assert_int_equal(json_integer_value(json_object_get(j, "urls")), urls);
+    assert_int_equal(json_integer_value(json_object_get(j, "keys")), keys);
+    assert_true(json_is_boolean(json_object_get(j, "soft")));
+    assert_int_equal(json_is_true(json_object_get(j, "soft")), soft);
+}
+
+/* Nothing is sent for a purge that names nothing, or something the server would refuse. */
+static void purge_usage_errors(const sh_server *s, const char *url)
+{
+    char long_tag[300];
+    memset(long_tag, 't', sizeof long_tag - 1);
+    long_tag[sizeof long_tag - 1] = '\0';
+    const char *cases[][6] = {
+        {"cache", "purge", NULL},
+        {"cache", "purge", "--soft", NULL},
+        {"cache", "purge", "--json", NULL},
+        {"cache", "purge", "task:7", NULL},
+        {"cache", "purge", "ftp://127.0.0.1/x", NULL},
+        {"cache", "purge", "http:///x", NULL},
+        {"cache", "purge", "/x", "", NULL},
+        {"cache", "purge", "--tag", "", NULL},
+        {"cache", "purge", "--tag", long_tag, NULL},
+        {"cache", "purge", "--tag", "bad\xff", NULL},
+        {"cache", "purge", "--tag", "a\tb", NULL},
+        {"cache", "purge", "--pattern", "", NULL},
+        {"cache", "purge", "--tag", NULL},
+        {"cache", "purge", "--tags", "a", NULL},
+        {"cache", "purge", "--soft=1", "/x", NULL},
+        {"cache", "--url", "/x", "purge", NULL},
+        {"cache", "stats", "--soft", NULL},
+        {"cache", "get", "cli_purge/k", "--tag", "x", NULL},
+    };
+    long long before = purges_done(s);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char u[128], what[64];
+        snprintf(u, sizeof u, "STRATA_URL=%s", url);
+        snprintf(what, sizeof what, "purge usage case %zu", i);
+        const char *env[] = {u, NULL};
+        run *r = cli_run(env, NULL, 0, cases[i]);
+        expect_status(r, 2, what);
+        assert_true(r->err_len > 0);
+        assert_int_equal(r->out_len, 0);
+        if (i == 0)
+            expect_contains(r->err, "--tag TAG or --pattern GLOB");
+        if (cases[i][2] != NULL && strcmp(cases[i][2], "task:7") == 0)
+            expect_contains(r->err, "a tag is --tag task:7");
+        if (strcmp(cases[i][1], "--url") == 0)
+            expect_contains(r->err, "strata cache purge /PATH");
+        run_free(r);
+    }
+    assert_int_equal(purges_done(s), before);
+}
+
+/* A proxy whose origin is its own KV API: /x is fetched from /v1/cache/pages/x. URLs (both
+ * forms), patterns, --soft, --tenant, --json, a 4xx and the usage errors. */
+static void test_purge_urls_patterns_soft(void **state)
+{
+    (void)state;
+    const char *args[] = {"--upstream", "http://127.0.0.1:{PORT}/v1/cache/pages", NULL};
+    sh_server *s = sh_start(NULL, args);
+    assert_non_null(s);
+    const char *url = url_of(s);
+    char host[64], abs[128], pat_y[128], pat_z[128], pat_w[128];
+    snprintf(host, sizeof host, "127.0.0.1:%d", sh_port(s));
+    const char *pages[] = {"x", "y", "z", "w"};
+    for (size_t i = 0; i < sizeof pages / sizeof *pages; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/cache/pages/%s?ttl=600", pages[i]);
+        SH_CALL_EXPECT(s, "PUT", path, NULL, NULL, "text/plain", "a page", 204);
+    }
+
+    cache_through(s, "/x", NULL);
+    run *r = cli(url, NULL, NULL, "cache", "purge", "/x", NULL);
+    expect_status(r, 0, "purge /x");
+    assert_string_equal(r->out, "purged: 0 tags, 1 url, 0 keys\n");
+    assert_int_equal(r->err_len, 0);
+    run_free(r);
+    cache_through(s, "/x", NULL);
+    /* The absolute form; a query string: every query string of the path goes. */
+    snprintf(abs, sizeof abs, "http://%s/x?page=2", host);
+    r = cli(url, NULL, NULL, "cache", "purge", abs, NULL);
+    expect_status(r, 0, "purge http://HOST/x?page=2");
+    run_free(r);
+    expect_x_cache(s, "/x", NULL, "MISS");
+
+    /* Patterns: globs over the cache keys, "GET host/path"; /w is left alone. */
+    cache_through(s, "/y", NULL);
+    cache_through(s, "/z", NULL);
+    cache_through(s, "/w", NULL);
+    snprintf(pat_y, sizeof pat_y, "GET %s/y", host);
+    snprintf(pat_z, sizeof pat_z, "--pattern=GET %s/[z]*", host);
+    r = cli(url, NULL, NULL, "cache", "purge", "--pattern", pat_y, pat_z, NULL);
+    expect_status(r, 0, "purge --pattern --pattern");
+    assert_string_equal(r->out, "purged: 0 tags, 0 urls, 2 keys\n");
+    run_free(r);
+    expect_x_cache(s, "/y", NULL, "MISS");
+    expect_x_cache(s, "/z", NULL, "MISS");
+    expect_x_cache(s, "/w", NULL, "HIT-L1");
+
+    /* --soft: stale, so the next request asks the origin; the JSON says so. */
+    expect_x_cache(s, "/x", NULL, "HIT-L1");
+    r = cli(url, NULL, NULL, "cache", "purge", "--soft", "/x", "--json", NULL);
+    expect_status(r, 0, "purge --soft --json");
+    json_t *j = out_json(r);
+    expect_counts(j, 0, 1, 0, 1);
+    json_decref(j);
+    run_free(r);
+    expect_not_hit(s, "/x", NULL);
+    snprintf(pat_w, sizeof pat_w, "GET %s/w", host);
+    r = cli(url, NULL, NULL, "cache", "purge", "--soft", "--pattern", pat_w, NULL);
+    expect_status(r, 0, "purge --soft --pattern");
+    assert_string_equal(r->out, "purged: 0 tags, 0 urls, 1 key (soft)\n");
+    run_free(r);
+    expect_not_hit(s, "/w", NULL);
+
+    /* Everything in one request: one purge on the server. */
+    long long before = purges_done(s);
+    expect_x_cache(s, "/y", NULL, "HIT-L1");
+    r = cli(url, NULL, NULL, "cache", "purge", "/y", "--tag", "nothing:here", "--pattern",
+            "GET nohost/*", "--json", NULL);
+    expect_status(r, 0, "purge with a URL, a tag and a pattern");
+    j = out_json(r);
+    expect_counts(j, 1, 1, 0, 0);
+    json_decref(j);
+    run_free(r);
+    assert_int_equal(purges_done(s), before + 1);
+    expect_x_cache(s, "/y", NULL, "MISS");
+
+    /* --tenant: a purge acts in one tenant's entries. */
+    const char *acme[] = {"X-Tenant: acme", NULL};
+    cache_through(s, "/z", acme);
+    r = cli(url, NULL, NULL, "cache", "purge", "/z", NULL);
+    expect_status(r, 0, "purge /z in tenant default");
+    run_free(r);
+    expect_x_cache(s, "/z", acme, "HIT-L1");
+    r = cli(url, NULL, NULL, "cache", "purge", "--tenant", "acme", "/z", NULL);
+    expect_status(r, 0, "purge --tenant acme /z");
+    run_free(r);
+    expect_x_cache(s, "/z", acme, "MISS");
+
+    /* The server says no: exit 1, its error on stdout with --json. */
+    r = cli(url, NULL, NULL, "cache", "purge", "--tenant", "not a tenant", "/z", "--json", NULL);
+    expect_status(r, 1, "purge --tenant 'not a tenant'");
+    expect_contains(r->err, "400 bad_tenant");
+    expect_contains(r->out, "\"bad_tenant\"");
+    run_free(r);
+
+    purge_usage_errors(s, url);
+    assert_int_equal(sh_stop_check(s), 0);
+}
+
+/* Tags: the test origin sends Surrogate-Key, and --tag drops what carries it. */
+static void test_purge_tags(void **state)
+{
+    (void)state;
+    oh_origin *origin = oh_start(NULL);
+    assert_non_null(origin);
+    char upstream[64];
+    snprintf(upstream, sizeof upstream, "http://127.0.0.1:%d", oh_port(origin));
+    const char *args[] = {"--upstream", upstream, NULL};
+    sh_server *s = sh_start(NULL, args);
+    assert_non_null(s);
+    const char *url = url_of(s);
+    const char *t7[] = {"X-Origin-Header: Surrogate-Key: tasks task:7",
+                        "X-Origin-Header: Cache-Control: max-age=600", NULL};
+    const char *t8[] = {"X-Origin-Header: Surrogate-Key: tasks task:8",
+                        "X-Origin-Header: Cache-Control: max-age=600", NULL};
+    cache_through(s, "/tasks/7", t7);
+    cache_through(s, "/tasks/8", t8);
+    run *r = cli(url, NULL, NULL, "cache", "purge", "--tag", "task:7", NULL);
+    expect_status(r, 0, "purge --tag task:7");
+    assert_string_equal(r->out, "purged: 1 tag, 0 urls, 0 keys\n");
+    run_free(r);
+    expect_x_cache(s, "/tasks/7", t7, "MISS");
+    expect_x_cache(s, "/tasks/8", t8, "HIT-L1");
+    r = cli(url, NULL, NULL, "cache", "purge", "--tag", "tasks", "--tag=task:8", "--json", NULL);
+    expect_status(r, 0, "purge --tag tasks --tag=task:8");
+    json_t *j = out_json(r);
+    expect_counts(j, 2, 0, 0, 0);
+    json_decref(j);
+    run_free(r);
+    expect_x_cache(s, "/tasks/7", t7, "MISS");
+    expect_x_cache(s, "/tasks/8", t8, "MISS");
+    r = cli(url, NULL, NULL, "cache", "purge", "--soft", "--tag", "tasks", NULL);
+    expect_status(r, 0, "purge --soft --tag tasks");
+    assert_string_equal(r->out, "purged: 1 tag, 0 urls, 0 keys (soft)\n");
+    run_free(r);
+    expect_not_hit(s, "/tasks/7", t7);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(origin);
+}
+
 /* ---- exit 3 ------------------------------------------------------------------------------- */
 
 static void test_unreachable_exit_3(void **state)
@@ -1017,7 +1270,8 @@ static void test_unreachable_exit_3(void **state)
     const char *cases[][5] = {{"stats", NULL},      {"health", NULL},
                               {"keys", NULL},       {"clear", "--force", NULL},
                               {"get", "n/k", NULL}, {"set", "n/k", "v", NULL},
-                              {"del", "n/k", NULL}, {"warm", path, NULL}};
+                              {"del", "n/k", NULL}, {"warm", path, NULL},
+                              {"purge", "/x", NULL}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *args[8] = {"cache", "--url", url};
         for (int k = 0; cases[i][k] != NULL; k++)
@@ -1157,6 +1411,11 @@ static void test_with_redis(void **state)
     expect_status(r, 0, "set with Redis down");
     expect_contains(r->err, "only this instance's memory");
     run_free(r);
+    r = cli(url, NULL, NULL, "cache", "purge", "--tag", "cli_redis", NULL);
+    expect_status(r, 0, "purge with Redis down");
+    assert_string_equal(r->out, "purged: 1 tag, 0 urls, 0 keys\n");
+    expect_contains(r->err, "only this instance's memory");
+    run_free(r);
     r = cli(url, NULL, NULL, "cache", "health", NULL);
     expect_status(r, 0, "health with Redis down (not required)");
     expect_contains(r->out, "degraded");
@@ -1248,6 +1507,13 @@ static void test_tokens_roles_and_tenants(void **state)
     r = cli(url, WRITER, NULL, "cache", "warm", path, NULL);
     expect_status(r, 0, "warm with a write token");
     run_free(r);
+    r = cli(url, READER, NULL, "cache", "purge", "--tag", "cli_t", NULL);
+    expect_status(r, 1, "purge with a read token");
+    expect_contains(r->err, "403");
+    run_free(r);
+    r = cli(url, WRITER, NULL, "cache", "purge", "--tag", "cli_t", NULL);
+    expect_status(r, 0, "purge with a write token");
+    run_free(r);
     unlink(path);
     free(path);
     assert_int_equal(sh_stop_check(s), 0);
@@ -1286,6 +1552,8 @@ int main(void)
         cmocka_unit_test(test_terminal_binary_and_error_colour),
         cmocka_unit_test(test_warm_good_and_bad_lines),
         cmocka_unit_test(test_warm_splits_batches_too_large),
+        cmocka_unit_test(test_purge_urls_patterns_soft),
+        cmocka_unit_test(test_purge_tags),
         cmocka_unit_test(test_unreachable_exit_3),
         cmocka_unit_test(test_server_error_exit_3),
         cmocka_unit_test(test_with_redis),

@@ -239,6 +239,10 @@ static const struct bad {
      "override needs the route's ttl"},
     {O "routes:\n  - name: t\n    match: {path: /t}\n    rfc9111: maybe\n", "t.yaml:5:14",
      "expected obey or override"},
+    {O "routes:\n  - name: t\n    match: {path: /t}\n    auth: admin\n", "t.yaml:5:11",
+     "expected none, read or write"},
+    {O "routes:\n  - name: t\n    match: {path: /t}\n    max_object: 2000000\n", "t.yaml:5:17",
+     "expected a whole number from 1 to 983040"},
     {O "routes:\n  - name: t\n    match: {path: /t}\ninvalidations:\n  - match: {methods: [GET], "
        "path: /t}\n    tags: [x]\n",
      "t.yaml:6:13", "unsafe methods only"},

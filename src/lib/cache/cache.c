@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_internal.h"
+#include "cache/soft_tag.h"
 #include "cache/touch.h"
 #include "cache/twotier.h"
 #include "core/clock.h"
@@ -244,23 +245,35 @@ static void on_link_up(void *arg)
     tell_watchers(c, CACHE_WATCH_ALL, NULL, 0);
 }
 
-/* A key changed in Redis: a tag version (forget it) or an entry (drop L1's copy). Our own
- * writes come back too and cannot be proven ours: they drop the copy like any other. */
+/* A tag's version key or its soft record key changed: forget what L1 learnt of the tag. Both
+ * bump the version key's ticket (what a reader of the two captured), so a read of either that
+ * raced the change is not learnt. */
+static void forget_tag(strata_cache *c, const char *tenant, size_t tl, const char *tag, size_t gl)
+{
+    char t[STRATA_NAME_MAX + 1], g[STRATA_TAG_MAX + 1], vkey[STRATA_TAG_KEY_MAX];
+    size_t vlen;
+    if (tl > STRATA_NAME_MAX || gl > STRATA_TAG_MAX)
+        return;
+    memcpy(t, tenant, tl), t[tl] = '\0';
+    memcpy(g, tag, gl), g[gl] = '\0';
+    if (strata__tag_key_build(strata__l1_prefix(c->l1), t, g, vkey, sizeof vkey, &vlen) != 0)
+        return;
+    strata__l1_tag_forget(c->l1, strata__tag_hash(t, g), XXH3_64bits(vkey, vlen));
+}
+
+/* A key changed in Redis: a tag version or soft record (forget the tag) or an entry (drop L1's
+ * copy). Our own writes come back too and cannot be proven ours: they drop the copy like any
+ * other. */
 static void on_invalidated(const char *key, size_t len, void *arg)
 {
     strata_cache *c = arg;
-    const char *tenant, *tag;
+    const char *prefix = strata__l1_prefix(c->l1), *tenant, *tag;
     size_t tl, gl;
     if (key == NULL) {
         strata__l1_invalidate_all(c->l1); /* FLUSHDB / FLUSHALL */
-    } else if (strata__tag_key_parse(strata__l1_prefix(c->l1), key, len, &tenant, &tl, &tag, &gl) ==
-               0) {
-        char t[STRATA_NAME_MAX + 1], g[STRATA_TAG_MAX + 1];
-        if (tl > STRATA_NAME_MAX || gl > STRATA_TAG_MAX)
-            return;
-        memcpy(t, tenant, tl), t[tl] = '\0';
-        memcpy(g, tag, gl), g[gl] = '\0';
-        strata__l1_tag_forget(c->l1, strata__tag_hash(t, g), XXH3_64bits(key, len));
+    } else if (strata__tag_key_parse(prefix, key, len, &tenant, &tl, &tag, &gl) == 0 ||
+               strata__soft_tag_key_parse(prefix, key, len, &tenant, &tl, &tag, &gl) == 0) {
+        forget_tag(c, tenant, tl, tag, gl);
     } else {
         strata__l1_invalidate_stored(c->l1, key, len);
     }
@@ -399,6 +412,11 @@ int strata_cache_touch(strata_cache *c, const strata_key *k, uint64_t ttl_ms)
     return strata__touch(c, c->pool, k, ttl_ms, c->clock(), NULL, NULL);
 }
 
+int strata_cache_expire(strata_cache *c, const strata_key *k)
+{
+    return strata__expire(c, c->pool, k, c->clock(), NULL, NULL);
+}
+
 /* ---- bulk --------------------------------------------------------------------------------- */
 
 typedef struct clear_filter {
@@ -473,6 +491,38 @@ int strata_cache_clear_any(strata_cache *c, const char *ns, const char *tenant,
     return rc == 0 ? 0 : l1_only(c, rc);
 }
 
+/* strata_cache_clear_any's pass, expiring instead of removing: L1 in place, then Redis (one SCAN
+ * for every pattern, a pipelined batch of expire scripts per page). */
+int strata_cache_expire_any(strata_cache *c, const char *ns, const char *tenant,
+                            const char *const *patterns, size_t npatterns, size_t *expired)
+{
+    size_t n1 = 0;
+    uint64_t now = c->clock();
+    strata__reason_set(STRATA_REASON_NONE);
+    if (npatterns > 0 && patterns == NULL)
+        return STRATA_EINVAL;
+    int rc = strata__l1_expire_any(c->l1, ns, tenant, patterns, npatterns, now, &n1);
+    if (rc != 0 || c->redis == NULL) {
+        if (expired != NULL)
+            *expired = n1;
+        return rc;
+    }
+    if (expired != NULL)
+        *expired = n1;
+    if (strata__redis_readonly(c->redis))
+        return l1_only(c, STRATA_EREADONLY);
+    const char *prefix = strata__l1_prefix(c->l1);
+    char match[STRATA_SCAN_MATCH_MAX];
+    strata__scan_match_build(prefix, ns, tenant, npatterns == 1 ? patterns[0] : NULL, match,
+                             sizeof match);
+    clear_filter f = {prefix, ns, tenant, patterns, npatterns};
+    size_t n2 = 0;
+    rc = strata__expire_scan(c, match, clear_keep, &f, now, &n2);
+    if (rc == 0 && expired != NULL)
+        *expired = n2;
+    return rc == 0 ? 0 : l1_only(c, rc);
+}
+
 int strata_cache_flush(strata_cache *c)
 {
     strata__reason_set(STRATA_REASON_NONE);
@@ -515,6 +565,24 @@ int strata_cache_tag_invalidate(strata_cache *c, const char *tenant, const char 
     return rc == 0 ? 0 : l1_only(c, rc);
 }
 
+int strata_cache_tag_invalidate_soft(strata_cache *c, const char *tenant, const char *tag)
+{
+    uint64_t now = c->clock();
+    strata__reason_set(STRATA_REASON_NONE);
+    int rc = strata__l1_tag_soften(c->l1, tenant, tag, now);
+    if (rc != 0 || c->redis == NULL)
+        return rc;
+    char key[STRATA_TAG_KEY_MAX];
+    size_t len;
+    if ((rc = strata__tag_key_build(strata__l1_prefix(c->l1), tenant, tag, key, sizeof key,
+                                    &len)) != 0)
+        return rc;
+    if (strata__redis_readonly(c->redis))
+        return l1_only(c, STRATA_EREADONLY);
+    rc = strata__soft_tag_redis(c, tenant, tag, now);
+    return rc == 0 ? 0 : l1_only(c, rc);
+}
+
 /* ---- stats and health --------------------------------------------------------------------- */
 
 void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
@@ -538,6 +606,7 @@ void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
     out->misses = atomic_load(&c->misses);
     out->errors = atomic_load(&c->errors);
     out->fallbacks = atomic_load(&c->fallbacks);
+    out->expired_soft = atomic_load(&c->expired_soft);
     out->breaker_opens = st.breaker_opens;
     out->invalidations = st.invalidations;
     out->link_drops = st.link_drops;

@@ -1,5 +1,6 @@
 /* cache/cache_internal.h: the cache object, shared by the files of the two-tier layer
- * (cache.c, twotier.c, touch.c, loop.c) and by the features that run on a cache's Redis. */
+ * (cache.c, twotier.c, touch.c, soft_tag.c, loop.c) and by the features that run on a cache's
+ * Redis. */
 #ifndef STRATA_CACHE_INTERNAL_H
 #define STRATA_CACHE_INTERNAL_H
 
@@ -33,6 +34,7 @@ struct strata_cache {
     tier pool;               /* how the synchronous calls reach Redis (ops NULL: no shared tier) */
     uint64_t (*clock)(void); /* wall-clock ms: strata_now_ms, or a test's fake */
     atomic_uint_fast64_t hits, misses, errors, fallbacks;
+    atomic_uint_fast64_t expired_soft; /* entries Redis' copies of which a soft purge made stale */
     pthread_mutex_t rng_lock;
     uint64_t rng;
     /* Watchers of changes (the features' leases): called from the link's thread under a read

@@ -107,6 +107,12 @@ int strata_cache_touch_async(strata_loop *lp, const strata_key *k, uint64_t ttl_
     return strata__touch(c, lp->t, k, ttl_ms, c->clock(), cb, arg);
 }
 
+int strata_cache_expire_async(strata_loop *lp, const strata_key *k, strata_done_cb cb, void *arg)
+{
+    strata_cache *c = lp->cache;
+    return strata__expire(c, lp->t, k, c->clock(), cb, arg);
+}
+
 /* ---- ping and INFO ------------------------------------------------------------------------ */
 
 typedef struct probe {

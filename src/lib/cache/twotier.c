@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_internal.h"
+#include "cache/soft_record.h"
 #include "cache/twotier.h"
 #include "core/rand.h"
 #include "core/tag_key.h"
@@ -36,10 +37,17 @@ void *strata__test_arg;
 
 enum op_kind { OP_GET, OP_SET, OP_DEL };
 
+/* A read's verdict on an entry's tags: invalid, or valid and stale from stale_from (0: not). */
+typedef struct tag_verdict {
+    int invalid;
+    uint64_t stale_from;
+} tag_verdict;
+
 /* What a round of tag commands needs, allocated only then: most operations carry no tags. */
 typedef struct op_tags {
     char *blob;    /* a read: the entry as Redis had it (the reply is freed after the callback) */
     format_view f; /* decoded from blob */
+    tag_verdict v; /* of the tags known before asking */
     uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
     uint64_t tag_tickets[STRATA_TAGS_MAX_PER_ENTRY], tag_key_hash[STRATA_TAGS_MAX_PER_ENTRY];
     unsigned asked[STRATA_TAGS_MAX_PER_ENTRY];
@@ -325,26 +333,44 @@ static void send(op *o, const redis_cmd *cmds, size_t n, redis_reply_cb cb)
 
 /* ---- reads -------------------------------------------------------------------------------- */
 
-static void judge(op *o, const format_view *f, const uint64_t *have);
+static void judge(op *o, const format_view *f, const tag_verdict *v);
 
-/* The tag versions L1 knows (when trusted) into have; returns how many it does not. */
-static unsigned known_tags(op *o, const format_view *f, uint64_t *have)
+/* Adds one tag's judgement (strata__tags_judge's, or _check's) to v. */
+static void verdict_add(tag_verdict *v, int valid, uint64_t stale_from)
+{
+    if (valid != 1)
+        v->invalid = 1;
+    else if (stale_from != 0 && (v->stale_from == 0 || stale_from < v->stale_from))
+        v->stale_from = stale_from;
+}
+
+/* Judges the tags L1 knows (when trusted) into v; marks the others UINT64_MAX in have (to ask
+ * Redis) and returns how many they are. */
+static unsigned known_tags(op *o, const format_view *f, uint64_t *have, tag_verdict *v)
 {
     strata_cache *c = o->c;
     int trusted = l1_trusted(c);
     unsigned unknown = 0;
+    *v = (tag_verdict){0, 0};
     for (unsigned i = 0; i < f->ntags; i++) {
         char tag[STRATA_TAG_MAX + 1];
         memcpy(tag, f->tags[i].name, f->tags[i].name_len);
         tag[f->tags[i].name_len] = '\0';
         have[i] = 0;
-        if (!trusted || strata__tags_current(strata__l1_tags(c->l1),
-                                             strata__tag_hash(o->k.tenant, tag), 0, &have[i]) != 0)
+        uint64_t from = 0;
+        int rc = !trusted ? STRATA_ENOTFOUND
+                          : strata__tags_check(strata__l1_tags(c->l1),
+                                               strata__tag_hash(o->k.tenant, tag),
+                                               f->tags[i].version, &from);
+        if (rc == STRATA_ENOTFOUND)
             unknown++, have[i] = UINT64_MAX; /* to ask Redis */
+        else
+            verdict_add(v, rc, from);
     }
     return unknown;
 }
 
+/* Each asked tag is two replies: its version, then its soft record. */
 static void got_tags(int status, redisReply **r, size_t n, void *arg)
 {
     op *o = arg;
@@ -353,32 +379,43 @@ static void got_tags(int status, redisReply **r, size_t n, void *arg)
         fall_back(o, status, 0);
         return;
     }
-    for (size_t j = 0; j < n; j++) {
-        unsigned i = x->asked[j];
+    for (size_t j = 0; j + 1 < n; j += 2) {
+        unsigned i = x->asked[j / 2];
         const char *s;
         size_t len;
+        tag_soft soft = {0};
         int rc = strata__reply_get(r[j], &s, &len);
         if (rc == 0)
             rc = strata__tag_version_parse(s, len, &x->have[i]);
         if (rc == STRATA_ENOTFOUND)
             x->have[i] = 0, rc = 0; /* missing: invalidates what carries it */
+        int src = rc == 0 ? strata__reply_get(r[j + 1], &s, &len) : 0;
+        if (src == 0 && rc == 0 && strata__soft_tag_parse(s, len, &soft) != 0)
+            memset(&soft, 0, sizeof soft); /* unreadable: what it spoke for is invalid */
+        else if (src != 0 && src != STRATA_ENOTFOUND)
+            rc = src;
         if (rc != 0) {
             fall_back(o, rc, 0);
             return;
         }
+        uint64_t from;
+        int valid = strata__tags_judge(x->f.tags[i].version, x->have[i], &soft, &from);
+        verdict_add(&x->v, valid, from);
         if (x->have[i] != 0 && l1_trusted(o->c)) {
             char tag[STRATA_TAG_MAX + 1];
             memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
             tag[x->f.tags[i].name_len] = '\0';
-            strata__l1_tag_learn(o->c->l1, strata__tag_hash(o->k.tenant, tag), x->tag_key_hash[j],
-                                 x->have[i], x->tag_tickets[j]);
+            strata__l1_tag_learn(o->c->l1, strata__tag_hash(o->k.tenant, tag),
+                                 x->tag_key_hash[j / 2], x->have[i], &soft, x->tag_tickets[j / 2]);
         }
     }
-    judge(o, &x->f, x->have);
+    judge(o, &x->f, &x->v);
 }
 
-/* The entry carries tags L1 does not know: keep it (the reply goes once we return) and ask. */
-static void ask_tags(op *o, const char *data, size_t len, const uint64_t *have)
+/* The entry carries tags L1 does not know: keep it (the reply goes once we return) and ask for
+ * each its version and soft record, one batch. */
+static void ask_tags(op *o, const char *data, size_t len, const uint64_t *have,
+                     const tag_verdict *v)
 {
     strata_cache *c = o->c;
     op_tags *x = tags_of(o);
@@ -389,30 +426,37 @@ static void ask_tags(op *o, const char *data, size_t len, const uint64_t *have)
     memcpy(x->blob, data, len);
     strata__format_decode(x->blob, len, &x->f);
     memcpy(x->have, have, sizeof x->have);
-    redis_cmd cmds[STRATA_TAGS_MAX_PER_ENTRY];
-    char keys[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_KEY_MAX];
+    x->v = *v;
+    redis_cmd cmds[2 * STRATA_TAGS_MAX_PER_ENTRY];
+    char keys[2 * STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_KEY_MAX];
     unsigned n = 0;
+    const char *prefix = strata__l1_prefix(c->l1);
     for (unsigned i = 0; i < x->f.ntags; i++) {
         if (x->have[i] != UINT64_MAX)
             continue;
         char tag[STRATA_TAG_MAX + 1];
-        size_t klen;
+        size_t klen, slen;
         memcpy(tag, x->f.tags[i].name, x->f.tags[i].name_len);
         tag[x->f.tags[i].name_len] = '\0';
         x->have[i] = 0;
-        if (strata__tag_key_build(strata__l1_prefix(c->l1), o->k.tenant, tag, keys[n],
-                                  STRATA_TAG_KEY_MAX, &klen) != 0)
-            continue; /* cannot be: it was stored with this name */
-        x->tag_key_hash[n] = XXH3_64bits(keys[n], klen);
+        if (strata__tag_key_build(prefix, o->k.tenant, tag, keys[2 * n], STRATA_TAG_KEY_MAX,
+                                  &klen) != 0 ||
+            strata__soft_tag_key_build(prefix, o->k.tenant, tag, keys[2 * n + 1],
+                                       STRATA_TAG_KEY_MAX, &slen) != 0) {
+            x->v.invalid = 1; /* cannot be: it was stored with this name */
+            continue;
+        }
+        x->tag_key_hash[n] = XXH3_64bits(keys[2 * n], klen);
         x->tag_tickets[n] = strata__l1_ticket(c->l1, x->tag_key_hash[n]); /* before the read */
         x->asked[n] = i;
-        strata__cmd_get(&cmds[n], keys[n], klen);
+        strata__cmd_get(&cmds[2 * n], keys[2 * n], klen);
+        strata__cmd_get(&cmds[2 * n + 1], keys[2 * n + 1], slen);
         n++;
     }
     if (n == 0)
-        judge(o, &x->f, x->have);
+        judge(o, &x->f, &x->v);
     else
-        send(o, cmds, n, got_tags);
+        send(o, cmds, 2 * n, got_tags);
 }
 
 static uint64_t cap_window(uint64_t ms)
@@ -420,9 +464,12 @@ static uint64_t cap_window(uint64_t ms)
     return ms < STRATA_STALE_MAX_MS ? ms : STRATA_STALE_MAX_MS;
 }
 
-/* Given the entry and its tags' current versions, answers the read: the value (promoted into L1
- * when L1 is trusted and no invalidation raced the read) or a miss. */
-static void judge(op *o, const format_view *f, const uint64_t *have)
+static int servable_at(const op *o, const format_view *f, uint64_t expires_ms);
+
+/* Given the entry and the verdict on its tags, answers the read: the value (promoted into L1
+ * when L1 is trusted and no invalidation raced the read) or a miss. A soft tag invalidation
+ * since the write makes the entry expire then: judged, and promoted, with that expiry. */
+static void judge(op *o, const format_view *f, const tag_verdict *v)
 {
     strata_cache *c = o->c;
     char names[STRATA_TAGS_MAX_PER_ENTRY][STRATA_TAG_MAX + 1];
@@ -435,9 +482,13 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
         names[i][f->tags[i].name_len] = '\0';
         tags[i] = names[i];
         want[i] = f->tags[i].version;
-        if (have[i] != want[i])
-            rc = STRATA_ENOTFOUND; /* a tag was invalidated (or lost) since the write */
     }
+    uint64_t expires = f->expires_ms;
+    if (v->stale_from != 0 && (expires == 0 || v->stale_from < expires))
+        expires = v->stale_from;
+    if (v->invalid || !servable_at(o, f, expires))
+        rc = STRATA_ENOTFOUND; /* a tag was invalidated (or lost) since the write, or a soft
+                                  invalidation ended the entry's life */
     struct strata_value *e = NULL;
     if (rc == 0) {
         memcpy(ctype, f->content_type, f->content_type_len);
@@ -462,7 +513,7 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
                       .tag_versions = want,
                       .absolute = 1,
                       .created_ms = f->created_ms,
-                      .expires_ms = f->expires_ms};
+                      .expires_ms = expires};
         rc = strata__l1_prepare(c->l1, &w, &e);
         if (rc == STRATA_ETOOBIG || rc == STRATA_EVALUELARGE)
             rc = STRATA_ENOTFOUND; /* too big for L1: served as a miss, as L1 alone would */
@@ -474,14 +525,19 @@ static void judge(op *o, const format_view *f, const uint64_t *have)
     complete(o, rc == 0 ? read_status(o, e, 0) : rc, e);
 }
 
-/* Fresh, or, for a stale read, still kept (Redis' own expiry runs on Redis' clock: this is
- * the reader's). */
-static int servable(const op *o, const format_view *f)
+/* Fresh, or, for a stale read, still kept, were f to expire at expires_ms (Redis' own expiry
+ * runs on Redis' clock: this is the reader's). */
+static int servable_at(const op *o, const format_view *f, uint64_t expires_ms)
 {
-    if (f->expires_ms == 0 || o->now < f->expires_ms)
+    if (expires_ms == 0 || o->now < expires_ms)
         return 1;
     uint64_t keep = f->grace_ms > f->stale_if_error_ms ? f->grace_ms : f->stale_if_error_ms;
-    return o->stale_ok && o->now - f->expires_ms < keep;
+    return o->stale_ok && o->now - expires_ms < keep;
+}
+
+static int servable(const op *o, const format_view *f)
+{
+    return servable_at(o, f, f->expires_ms);
 }
 
 static void got_entry(int status, redisReply **r, size_t n, void *arg)
@@ -498,6 +554,7 @@ static void got_entry(int status, redisReply **r, size_t n, void *arg)
     size_t len;
     format_view f;
     uint64_t have[STRATA_TAGS_MAX_PER_ENTRY];
+    tag_verdict v;
     int rc = strata__reply_get(r[0], &data, &len);
     if (rc == 0 && (strata__format_decode(data, len, &f) != 0 || !servable(o, &f)))
         rc = STRATA_ENOTFOUND; /* unknown format, past its expiry (or past what it is kept for) */
@@ -506,10 +563,10 @@ static void got_entry(int status, redisReply **r, size_t n, void *arg)
         complete(o, rc, NULL);
     } else if (rc != 0) {
         fall_back(o, rc, 0); /* an error reply: Redis could not answer */
-    } else if (known_tags(o, &f, have) == 0) {
-        judge(o, &f, have); /* the common case, straight from the reply without a copy */
+    } else if (known_tags(o, &f, have, &v) == 0) {
+        judge(o, &f, &v); /* the common case, straight from the reply without a copy */
     } else {
-        ask_tags(o, data, len, have);
+        ask_tags(o, data, len, have, &v);
     }
 }
 

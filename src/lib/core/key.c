@@ -107,20 +107,33 @@ int strata_key_parse(const char *prefix, const char *stored, size_t len, strata_
     return 0;
 }
 
-/* Tag version keys: <prefix>:!tag:<tenant>:<tag>. '!' is outside the name alphabet, so no
- * (namespace, tenant, key) address can ever produce one, and strata_key_parse rejects them. */
-int strata__tag_key_build(const char *prefix, const char *tenant, const char *tag, char *buf,
-                          size_t cap, size_t *out_len)
+/* Tag version keys: <prefix>:!tag:<tenant>:<tag> (and soft records: <prefix>:!stag:...). '!' is
+ * outside the name alphabet, so no (namespace, tenant, key) address can ever produce one, and
+ * strata_key_parse rejects them. */
+static int tag_key_build(const char *prefix, const char *kind, const char *tenant, const char *tag,
+                         char *buf, size_t cap, size_t *out_len)
 {
     if (tenant == NULL)
         tenant = STRATA_DEFAULT_TENANT;
     if (strata_prefix_check(prefix) != 0 || strata_name_check(tenant) != 0)
         return STRATA_EBADNAME;
-    int n = snprintf(buf, cap, "%s:!tag:%s:%s", prefix, tenant, tag);
+    int n = snprintf(buf, cap, "%s:!%s:%s:%s", prefix, kind, tenant, tag);
     if (n < 0 || (size_t)n >= cap)
         return STRATA_ERANGE;
     *out_len = (size_t)n;
     return 0;
+}
+
+int strata__tag_key_build(const char *prefix, const char *tenant, const char *tag, char *buf,
+                          size_t cap, size_t *out_len)
+{
+    return tag_key_build(prefix, "tag", tenant, tag, buf, cap, out_len);
+}
+
+int strata__soft_tag_key_build(const char *prefix, const char *tenant, const char *tag, char *buf,
+                               size_t cap, size_t *out_len)
+{
+    return tag_key_build(prefix, "stag", tenant, tag, buf, cap, out_len);
 }
 
 /* Keys of state no instance caches or waits on: <prefix>!<kind>:<tenant>:<key>. */
@@ -183,19 +196,32 @@ void strata__scan_match_build(const char *prefix, const char *ns, const char *te
              pattern && strlen(pattern) < 900 ? pattern : "*");
 }
 
-int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
-                          size_t *tenant_len, const char **tag, size_t *tag_len)
+static int tag_key_parse(const char *prefix, const char *marker, const char *stored, size_t len,
+                         const char **tenant, size_t *tenant_len, const char **tag, size_t *tag_len)
 {
-    size_t pl = strlen(prefix);
-    if (len <= pl + 6 || memcmp(stored, prefix, pl) != 0 || memcmp(stored + pl, ":!tag:", 6) != 0)
+    size_t pl = strlen(prefix), ml = strlen(marker);
+    if (len <= pl + ml || memcmp(stored, prefix, pl) != 0 || memcmp(stored + pl, marker, ml) != 0)
         return STRATA_EINVAL;
-    const char *p = stored + pl + 6, *end = stored + len;
+    const char *p = stored + pl + ml, *end = stored + len;
     size_t n = take_name(p, (size_t)(end - p), tenant, tenant_len);
     if (n == 0 || p + n >= end)
         return STRATA_EINVAL;
     *tag = p + n;
     *tag_len = (size_t)(end - *tag);
     return 0;
+}
+
+int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
+                          size_t *tenant_len, const char **tag, size_t *tag_len)
+{
+    return tag_key_parse(prefix, ":!tag:", stored, len, tenant, tenant_len, tag, tag_len);
+}
+
+int strata__soft_tag_key_parse(const char *prefix, const char *stored, size_t len,
+                               const char **tenant, size_t *tenant_len, const char **tag,
+                               size_t *tag_len)
+{
+    return tag_key_parse(prefix, ":!stag:", stored, len, tenant, tenant_len, tag, tag_len);
 }
 
 int strata_key_window(const void *key, size_t len, uint64_t window_ms, uint64_t now_ms, char *buf,

@@ -8,7 +8,7 @@
 
 #include <strata/l1.h>
 
-#define STRATA_TAG_KEY_MAX (STRATA_PREFIX_MAX + STRATA_NAME_MAX + STRATA_TAG_MAX + 8)
+#define STRATA_TAG_KEY_MAX (STRATA_PREFIX_MAX + STRATA_NAME_MAX + STRATA_TAG_MAX + 9)
 
 /* <prefix>:!tag:<tenant>:<tag>. Returns 0, STRATA_EBADNAME or STRATA_ERANGE. */
 int strata__tag_key_build(const char *prefix, const char *tenant, const char *tag, char *buf,
@@ -17,6 +17,15 @@ int strata__tag_key_build(const char *prefix, const char *tenant, const char *ta
 /* The tenant and tag of a tag key (pointing into stored), or STRATA_EINVAL if it is not one. */
 int strata__tag_key_parse(const char *prefix, const char *stored, size_t len, const char **tenant,
                           size_t *tenant_len, const char **tag, size_t *tag_len);
+
+/* A tag's soft record (what its soft invalidations retired: l1/tags.h, cache/soft_tag.c):
+ * <prefix>:!stag:<tenant>:<tag>, under "<prefix>:" so its changes are heard like the version's.
+ * Build and parse as the two above. */
+int strata__soft_tag_key_build(const char *prefix, const char *tenant, const char *tag, char *buf,
+                               size_t cap, size_t *out_len);
+int strata__soft_tag_key_parse(const char *prefix, const char *stored, size_t len,
+                               const char **tenant, size_t *tenant_len, const char **tag,
+                               size_t *tag_len);
 
 /* The key of state that no instance caches or waits on (rate-limit buckets: kind "rl"):
  * <prefix>!<kind>:<tenant>:<key>. It lies outside "<prefix>:", the prefix the invalidation link

@@ -215,25 +215,46 @@ static size_t shared_share(strata_l1 *l1)
     return shared / l1->nshards;
 }
 
-/* An entry is valid while every tag it carries still has the version it was written under.
- * Returns 1 (valid), 0 (invalid), or -1 when a tag's version is not known here and unknown_ok
- * is set: with a shared tier, the tag table is a cache of Redis' versions, so "unknown" means
- * "ask Redis", not "invalid". */
-static int tags_valid(strata_l1 *l1, const struct strata_value *e, int unknown_ok)
+/* An entry is valid while every tag it carries still has the version it was written under, or
+ * one a soft invalidation retired (then *stale_from is the earliest such moment: the entry is
+ * stale from then on; 0: none). Returns 1 (valid), 0 (invalid), or -1 when a tag's version is
+ * not known here and unknown_ok is set: with a shared tier, the tag table is a cache of Redis'
+ * versions, so "unknown" means "ask Redis", not "invalid". */
+static int tags_valid(strata_l1 *l1, const struct strata_value *e, int unknown_ok,
+                      uint64_t *stale_from)
 {
     const entry_tag *t = entry_tags(e);
     int unknown = 0;
+    *stale_from = 0;
     for (unsigned i = 0; i < e->ntags; i++) {
-        uint64_t v;
-        if (strata__tags_current(l1->tags, t[i].hash, 0, &v) != 0) {
+        uint64_t from;
+        int rc = strata__tags_check(l1->tags, t[i].hash, t[i].version, &from);
+        if (rc == STRATA_ENOTFOUND) {
             if (!unknown_ok)
                 return 0;
             unknown = 1;
-        } else if (v != t[i].version) {
+        } else if (rc == 0) {
             return 0;
+        } else if (from != 0 && (*stale_from == 0 || from < *stale_from)) {
+            *stale_from = from;
         }
     }
     return unknown ? -1 : 1;
+}
+
+/* Makes e, still fresh, expire at at_ms (a soft purge): its stale windows now count from then. A
+ * stale entry keeps its times (a soft purge never lengthens a stale life), and one with no window
+ * left is removed. Returns 1 if e was made stale, 0 if it already was, -1 if it is gone (removed,
+ * or no memory for the expiry heap: removed too, which a purge may always do). */
+static int expire_locked(l1_shard *s, struct strata_value *e, uint64_t at_ms)
+{
+    if (!entry_fresh(e, at_ms))
+        return 0;
+    if (entry_keep(e) == 0 || strata__shard_retime_locked(s, e, at_ms) != 0) {
+        strata__shard_remove_locked(s, e, RM_EXPIRE);
+        return -1;
+    }
+    return 1;
 }
 
 static struct strata_value *find_live_key_locked(strata_l1 *l1, l1_shard *s, uint64_t hash,
@@ -264,10 +285,20 @@ static struct strata_value *find_live_key_locked(strata_l1 *l1, l1_shard *s, uin
             return NULL;
     }
     if (e->ntags != 0) {
-        int valid = tags_valid(l1, e, (flags & L1_GET_UNKNOWN_TAGS_OK) != 0);
+        uint64_t stale_from;
+        int valid = tags_valid(l1, e, (flags & L1_GET_UNKNOWN_TAGS_OK) != 0, &stale_from);
         if (valid == 0)
             strata__shard_remove_locked(s, e, RM_INVALID);
         if (valid != 1)
+            return NULL;
+        /* A soft tag invalidation after e was written: e expires then (once, in place). */
+        if (stale_from != 0 && expire_locked(s, e, stale_from) < 0)
+            return NULL;
+        if (stale_from != 0 && now_ms >= entry_deadline(e)) {
+            strata__shard_remove_locked(s, e, RM_EXPIRE);
+            return NULL;
+        }
+        if (!entry_fresh(e, now_ms) && !(flags & L1_GET_STALE))
             return NULL;
     }
     return e;
@@ -679,6 +710,35 @@ int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint
     return ttl_ms == 0 ? STRATA_EINVAL : retime(l1, k, ttl_ms, now_ms, 1, only_pinned);
 }
 
+/* A soft purge of e at now_ms (expire_locked), counted when it made e stale. Returns 1 if it did,
+ * 0 if e was stale already. */
+static int soft_purge_locked(l1_shard *s, struct strata_value *e, uint64_t now_ms)
+{
+    shard_stats *ns = &e->ns->stats[s->index];
+    if (expire_locked(s, e, now_ms) == 0)
+        return 0;
+    stat_add(&s->stats.expired_soft, 1);
+    stat_add(&ns->expired_soft, 1);
+    return 1;
+}
+
+int strata__l1_expire(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int only_pinned)
+{
+    addr a;
+    int rc = strata__l1_resolve(l1, k, &a);
+    if (rc != 0)
+        return rc;
+    l1_shard *s = shard_of(l1, a.hash);
+    pthread_mutex_lock(&s->lock);
+    struct strata_value *e = find_live_locked(l1, s, &a, now_ms, L1_GET_STALE);
+    if (e == NULL || (only_pinned && !e->pinned))
+        rc = STRATA_ENOTFOUND;
+    else
+        soft_purge_locked(s, e, now_ms);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 /* ---- bulk --------------------------------------------------------------------------------- */
 
 /* ns and tenant as strata_l1_clear's; the user key matching any of patterns[0..n) (n 0: any
@@ -728,6 +788,30 @@ int strata__l1_clear_any(strata_l1 *l1, const char *ns, const char *tenant,
     size_t n = clear(l1, ns, tenant, patterns, npatterns, 0);
     if (removed != NULL)
         *removed = n;
+    return 0;
+}
+
+int strata__l1_expire_any(strata_l1 *l1, const char *ns, const char *tenant,
+                          const char *const *patterns, size_t npatterns, uint64_t now_ms,
+                          size_t *expired)
+{
+    if ((ns != NULL && strata_name_check(ns) != 0) ||
+        (tenant != NULL && strata_name_check(tenant) != 0))
+        return STRATA_EBADNAME;
+    size_t n = 0;
+    for (unsigned i = 0; i < l1->nshards; i++) {
+        l1_shard *s = &l1->shards[i];
+        pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nbuckets; b++)
+            for (struct strata_value *e = s->buckets[b], *next; e != NULL; e = next) {
+                next = e->hnext;
+                if (clear_matches(e, ns, tenant, patterns, npatterns, 0))
+                    n += (size_t)soft_purge_locked(s, e, now_ms);
+            }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (expired != NULL)
+        *expired = n;
     return 0;
 }
 
@@ -783,6 +867,17 @@ int strata_l1_tag_invalidate(strata_l1 *l1, const char *tenant, const char *tag)
     if (tag == NULL || !text_ok(tag, STRATA_TAG_MAX, 0))
         return STRATA_EBADTEXT;
     return strata__tags_bump(l1->tags, strata__tag_hash(tenant, tag));
+}
+
+int strata__l1_tag_soften(strata_l1 *l1, const char *tenant, const char *tag, uint64_t now_ms)
+{
+    if (tenant == NULL)
+        tenant = STRATA_DEFAULT_TENANT;
+    if (strata_name_check(tenant) != 0)
+        return STRATA_EBADNAME;
+    if (tag == NULL || !text_ok(tag, STRATA_TAG_MAX, 0))
+        return STRATA_EBADTEXT;
+    return strata__tags_soften(l1->tags, strata__tag_hash(tenant, tag), now_ms);
 }
 
 void strata_l1_maintain(strata_l1 *l1, uint64_t now_ms, size_t *expired)
@@ -937,10 +1032,10 @@ void strata__l1_invalidate_all(strata_l1 *l1)
 }
 
 void strata__l1_tag_learn(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash, uint64_t version,
-                          uint64_t ticket)
+                          const tag_soft *soft, uint64_t ticket)
 {
     _Atomic uint64_t *t = l1->tickets ? &l1->tickets[key_hash & l1->ticket_mask] : NULL;
-    strata__tags_put(l1->tags, tag_hash, version, t, &l1->ticket_epoch, ticket);
+    strata__tags_put(l1->tags, tag_hash, version, soft, t, &l1->ticket_epoch, ticket);
 }
 
 void strata__l1_tag_forget(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash)

@@ -87,15 +87,33 @@ strata_tags *strata__l1_tags(strata_l1 *l1);
 int strata__l1_restamp(strata_l1 *l1, const strata_key *k, uint64_t ttl_ms, uint64_t now_ms,
                        int only_pinned);
 
+/* A soft purge of k's value at now_ms: a fresh value expires now, its stale windows counting from
+ * now (one with no window is removed); a stale one keeps its times. With only_pinned, only a
+ * pinned value (one written to L1 alone). Returns 0, STRATA_ENOTFOUND (none, or past its
+ * windows) or a key error. What strata_cache_expire does to this instance's copy. */
+int strata__l1_expire(strata_l1 *l1, const strata_key *k, uint64_t now_ms, int only_pinned);
+
+/* strata__l1_expire on every entry strata__l1_clear_any would remove; *expired (may be NULL)
+ * counts those made stale (not those stale already). Returns 0 or STRATA_EBADNAME. */
+int strata__l1_expire_any(strata_l1 *l1, const char *ns, const char *tenant,
+                          const char *const *patterns, size_t npatterns, uint64_t now_ms,
+                          size_t *expired);
+
+/* A soft invalidation of a tag of a tenant (NULL: default) at now_ms: entries written with the
+ * tag before it are stale from now_ms instead of invalid (l1/tags.h). Returns 0, STRATA_EBADNAME,
+ * STRATA_EBADTEXT or STRATA_ENOMEM. */
+int strata__l1_tag_soften(strata_l1 *l1, const char *tenant, const char *tag, uint64_t now_ms);
+
 /* Tickets: enable (once, before any other thread uses L1), read, and the invalidations that
  * bump them. */
 int strata__l1_enable_tickets(strata_l1 *l1, size_t slots);
 uint64_t strata__l1_ticket(strata_l1 *l1, uint64_t hash);
 void strata__l1_invalidate_stored(strata_l1 *l1, const char *stored, size_t len);
-/* Learns a tag's version read from Redis (tag_hash: strata__tag_hash; key_hash: the hash of the
- * tag's stored key, whose ticket was read before the version), unless invalidated meanwhile. */
+/* Learns a tag's version and soft record (NULL: none) read from Redis (tag_hash:
+ * strata__tag_hash; key_hash: the hash of the tag's stored key, whose ticket was read before the
+ * version), unless invalidated meanwhile. */
 void strata__l1_tag_learn(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash, uint64_t version,
-                          uint64_t ticket);
+                          const tag_soft *soft, uint64_t ticket);
 /* A tag's stored key changed in Redis: bump its ticket, forget its version. */
 void strata__l1_tag_forget(strata_l1 *l1, uint64_t tag_hash, uint64_t key_hash);
 

@@ -31,6 +31,7 @@ void strata__stats_sum(const shard_stats *s, size_t n, strata_stats *out)
         out->invalidations += atomic_load_explicit(&s[i].invalidations, memory_order_relaxed);
         out->entries += atomic_load_explicit(&s[i].entries, memory_order_relaxed);
         out->bytes += atomic_load_explicit(&s[i].bytes, memory_order_relaxed);
+        out->expired_soft += atomic_load_explicit(&s[i].expired_soft, memory_order_relaxed);
     }
 }
 

@@ -18,8 +18,8 @@
  * do not share lines. */
 typedef struct shard_stats {
     _Atomic uint64_t hits, misses, sets, deletes, evictions, expirations, rejections, invalidations,
-        entries, bytes;
-    char pad[128 - 10 * sizeof(uint64_t)];
+        entries, bytes, expired_soft;
+    char pad[128 - 11 * sizeof(uint64_t)];
 } shard_stats;
 
 static inline void stat_add(_Atomic uint64_t *c, uint64_t d)

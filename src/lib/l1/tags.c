@@ -7,6 +7,11 @@
  * past `max` it drops its oldest tags first) or, with Redis, when Redis loses one, the entries that
  * carried it can only become misses, never come back to life.
  *
+ * A soft invalidation also gives the tag a new version, and keeps the old one in the tag's soft
+ * record (tags.h): entries carrying it are stale from then on instead of invalid, until a hard
+ * invalidation changes the version the record was made for. Only tags that were soft-invalidated
+ * carry a record (a separate allocation), so the others cost no byte more.
+ *
  * The table is split into stripes, each a chained hash map with its own lock and a FIFO of
  * insertion order for the bound. Only tagged entries ever look here, so untagged reads pay
  * nothing.
@@ -27,6 +32,7 @@
 typedef struct tag_node {
     uint64_t hash;
     uint64_t version;
+    tag_soft *soft; /* NULL: none */
     struct tag_node *hnext;
     struct tag_node *older_next; /* FIFO: toward the newest */
 } tag_node;
@@ -72,6 +78,7 @@ void strata__tags_free(strata_tags *t)
         stripe *s = &t->stripes[i];
         for (tag_node *n = s->oldest, *next; n != NULL; n = next) {
             next = n->older_next;
+            free(n->soft);
             free(n);
         }
         free(s->buckets);
@@ -135,6 +142,7 @@ static tag_node *insert_locked(strata_tags *t, stripe *s, uint64_t hash)
         return NULL;
     n->hash = hash;
     n->version = strata__rand_next(&s->rng);
+    n->soft = NULL;
     n->older_next = NULL;
     size_t i = hash & (s->nbuckets - 1);
     n->hnext = s->buckets[i];
@@ -165,6 +173,82 @@ int strata__tags_current(strata_tags *t, uint64_t hash, int create, uint64_t *ve
     return rc;
 }
 
+int strata__tags_judge(uint64_t want, uint64_t have, const tag_soft *soft, uint64_t *stale_from)
+{
+    *stale_from = 0;
+    if (want == have)
+        return 1;
+    if (soft == NULL || soft->cur != have)
+        return 0; /* no record, or one a hard invalidation made obsolete */
+    for (unsigned i = 0; i < soft->n && i < STRATA_TAG_SOFT_MAX; i++)
+        if (soft->retired[i].version == want) {
+            *stale_from = soft->retired[i].at_ms;
+            return 1;
+        }
+    return 0;
+}
+
+void strata__tags_soft_next(const tag_soft *old, uint64_t have, uint64_t next, uint64_t at_ms,
+                            tag_soft *out)
+{
+    tag_soft r = {.cur = next, .n = 1};
+    r.retired[0].version = have, r.retired[0].at_ms = at_ms;
+    for (unsigned i = 0; old != NULL && old->cur == have && i < old->n && r.n < STRATA_TAG_SOFT_MAX;
+         i++)
+        r.retired[r.n++] = old->retired[i];
+    *out = r;
+}
+
+int strata__tags_check(strata_tags *t, uint64_t hash, uint64_t want, uint64_t *stale_from)
+{
+    stripe *s = stripe_of(t, hash);
+    pthread_mutex_lock(&s->lock);
+    tag_node *n = find_locked(s, hash);
+    int rc =
+        n != NULL ? strata__tags_judge(want, n->version, n->soft, stale_from) : STRATA_ENOTFOUND;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Replaces n's soft record with a copy of soft (NULL: none). Returns 0 or STRATA_ENOMEM (n then
+ * has none, which can only make entries invalid). */
+static int set_soft_locked(strata_tags *t, tag_node *n, const tag_soft *soft)
+{
+    if (n->soft != NULL)
+        atomic_fetch_sub(&t->bytes, charge_of(n->soft));
+    if (soft == NULL || soft->cur == 0) {
+        free(n->soft);
+        n->soft = NULL;
+        return 0;
+    }
+    if (n->soft == NULL && (n->soft = malloc(sizeof *n->soft)) == NULL)
+        return STRATA_ENOMEM;
+    *n->soft = *soft;
+    atomic_fetch_add(&t->bytes, charge_of(n->soft));
+    return 0;
+}
+
+int strata__tags_soften(strata_tags *t, uint64_t hash, uint64_t now_ms)
+{
+    stripe *s = stripe_of(t, hash);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    tag_node *n = find_locked(s, hash);
+    if (n == NULL) {
+        rc = insert_locked(t, s, hash) != NULL ? 0 : STRATA_ENOMEM;
+    } else {
+        uint64_t old = n->version;
+        do
+            n->version = strata__rand_next(&s->rng);
+        while (n->version == old || n->version == 0);
+        tag_soft next;
+        strata__tags_soft_next(n->soft, old, n->version, now_ms, &next);
+        rc = set_soft_locked(t, n, &next);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int strata__tags_bump(strata_tags *t, uint64_t hash)
 {
     stripe *s = stripe_of(t, hash);
@@ -176,6 +260,7 @@ int strata__tags_bump(strata_tags *t, uint64_t hash)
         do
             n->version = strata__rand_next(&s->rng);
         while (n->version == old);
+        set_soft_locked(t, n, NULL); /* obsolete now: its entries are invalid */
     } else if (insert_locked(t, s, hash) == NULL) {
         rc = STRATA_ENOMEM;
     }
@@ -199,8 +284,8 @@ size_t strata__tags_count(strata_tags *t)
     return n;
 }
 
-int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic uint64_t *slot,
-                     _Atomic uint64_t *epoch, uint64_t expect)
+int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, const tag_soft *soft,
+                     _Atomic uint64_t *slot, _Atomic uint64_t *epoch, uint64_t expect)
 {
     stripe *s = stripe_of(t, hash);
     int rc = 0;
@@ -212,10 +297,12 @@ int strata__tags_put(strata_tags *t, uint64_t hash, uint64_t version, _Atomic ui
     tag_node *n = find_locked(s, hash);
     if (n == NULL)
         n = insert_locked(t, s, hash);
-    if (n != NULL)
+    if (n != NULL) {
         n->version = version;
-    else
+        rc = set_soft_locked(t, n, soft);
+    } else {
         rc = STRATA_ENOMEM;
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -234,6 +321,7 @@ static void unlink_locked(strata_tags *t, stripe *s, tag_node *victim)
         s->newest = prev;
     s->count--;
     atomic_fetch_sub(&t->bytes, charge_of(victim));
+    set_soft_locked(t, victim, NULL);
     free(victim);
 }
 

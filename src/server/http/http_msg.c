@@ -193,12 +193,16 @@ static int on_headers_complete(http_parser *p)
     if (check_headers(m) != 0)
         return -1;
     int chunked = (p->flags & F_CHUNKED) != 0;
-    if (!chunked && p->content_length != UINT64_MAX && p->content_length > m->max_body)
+    /* RFC 9112 6.3: 1xx, 204 and 304 responses end with their head, whatever Content-Length or
+     * Transfer-Encoding say (a 304 may carry the length of the body it stands for). */
+    unsigned st = p->status_code;
+    int bodiless = !request && (st / 100 == 1 || st == 204 || st == 304);
+    if (!chunked && !bodiless && p->content_length != UINT64_MAX && p->content_length > m->max_body)
         return refuse(m, 413, "body_too_large", "the request body is over STRATA_MAX_BODY");
     m->headers_done = 1;
     m->head_len = (uint32_t)head_size(m);
-    if (m->skip_body)
-        return 1; /* a response to HEAD (the owner knows): no body, whatever it says */
+    if (m->skip_body || bodiless)
+        return 1; /* a response to HEAD (the owner knows), or a status without a body */
     if (body_follows(p)) {
         /* Stop before the body: its owner decides what becomes of it (kept, streamed or
          * refused) before a byte of it is parsed. */

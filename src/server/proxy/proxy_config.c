@@ -804,6 +804,7 @@ static void route_defaults(proxy_route *r)
 {
     static const int cacheable[] = {200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501};
     r->match.methods = PROXY_M_GET | PROXY_M_HEAD;
+    r->max_object = PROXY_MAX_OBJECT_DEFAULT;
     status_add(&r->error_statuses, 500, 599);
     for (size_t i = 0; i < sizeof cacheable / sizeof cacheable[0]; i++)
         status_add(&r->cacheable_statuses, cacheable[i], cacheable[i]);
@@ -824,6 +825,8 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
                                        "key",
                                        "tags",
                                        "rate_limit",
+                                       "auth",
+                                       "max_object",
                                        NULL};
     proxy_route *r = &c->routes[c->nroutes];
     object_name(L, n, "route", "routes", c->nroutes);
@@ -895,6 +898,23 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
         return -1;
     if (by[12] != NULL && rate_limit(L, by[12], kps[12], r) != 0)
         return -1;
+    if (by[13] != NULL) {
+        char buf[16];
+        if (text(L, by[13], kps[13], "auth", buf, sizeof buf) != 0)
+            return -1;
+        r->auth = strcmp(buf, "none") == 0    ? PROXY_AUTH_NONE
+                  : strcmp(buf, "read") == 0  ? PROXY_AUTH_READ
+                  : strcmp(buf, "write") == 0 ? PROXY_AUTH_WRITE
+                                              : -1;
+        if (r->auth < 0)
+            return fail(L, at(by[13], kps[13]), "auth: \"%s\": expected none, read or write", buf);
+    }
+    unsigned long bytes;
+    if (by[14] != NULL) {
+        if (whole(L, by[14], kps[14], "max_object", 1, PROXY_MAX_OBJECT_LIMIT, &bytes) != 0)
+            return -1;
+        r->max_object = (size_t)bytes;
+    }
     return 0;
 }
 

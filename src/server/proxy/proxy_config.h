@@ -93,6 +93,14 @@ typedef struct proxy_key_spec {
     uint64_t window_s; /* 0: none; else the key carries floor(now / window_s) */
 } proxy_key_spec;
 
+/* Who may use a route where strata has tokens (X-Strata-Token): anyone, or the role. */
+enum proxy_auth { PROXY_AUTH_NONE = 0, PROXY_AUTH_READ = 1, PROXY_AUTH_WRITE = 2 };
+
+/* The largest response body a route stores (bytes): its default, and the most it may say (the
+ * rest of a cached value's megabyte is the record's head). */
+#define PROXY_MAX_OBJECT_DEFAULT (512u * 1024)
+#define PROXY_MAX_OBJECT_LIMIT   (960ul * 1024)
+
 typedef struct proxy_route {
     char *name;
     int line;
@@ -106,7 +114,9 @@ typedef struct proxy_route {
     proxy_key_spec key;
     proxy_template *tags;
     size_t ntags;
-    char *rate_limit; /* a STRATA_RATE_LIMITS rule, "NAME:limit=..,period=..[,...]", or NULL */
+    char *rate_limit;  /* a STRATA_RATE_LIMITS rule, "NAME:limit=..,period=..[,...]", or NULL */
+    int auth;          /* enum proxy_auth */
+    size_t max_object; /* bodies larger than this stream through, not stored */
 } proxy_route;
 
 /* After a successful unsafe request matching the rule: drop these tags and key patterns. */
