@@ -48,7 +48,8 @@ int proxy_match(req *q)
     px->model = m;
     px->route = r;
     px->params = params;
-    snprintf(px->method, sizeof px->method, "%s", method);
+    size_t ml = strlen(method); /* http-parser's names: the longest is 11 bytes */
+    memcpy(px->method, method, ml < sizeof px->method ? ml + 1 : 1);
     q->px = px;
     q->on_end = proxy_abandon; /* whoever answers q, what px holds goes with it */
     q->r.id = R_PROXY;
@@ -320,8 +321,7 @@ static void read_request(proxy_req *px)
     px->hmethod = hc_method_of(px->method);
     hc_request_parse(px->method, px->hdr, px->nhdr, &px->rq);
     px->now = proxy_now();
-    snprintf(px->ns, sizeof px->ns, "%s", PROXY_NS);
-    snprintf(px->tenant, sizeof px->tenant, "%s", q->tenant);
+    memcpy(px->tenant, q->tenant, sizeof px->tenant); /* both STRATA_NAME_MAX + 1 bytes */
 }
 
 /* The primary key (cache_key.h); 0, or -1 when the request cannot have one. */

@@ -132,7 +132,7 @@ typedef struct proxy_req {
     upstream_header hdr[PROXY_HDRS_MAX];
     char host[256];
     char url_tag[STRATA_TAG_MAX + 1]; /* PROXY_URL_TAG of the host and path, set by the fetch */
-    char ns[STRATA_NAME_MAX + 1], tenant[STRATA_NAME_MAX + 1];
+    char tenant[STRATA_NAME_MAX + 1];
     char key[PROXY_KEY_CAP];  /* the primary key */
     char vkey[PROXY_KEY_CAP]; /* a variant's key, once a Vary marker was found */
 } proxy_req;

@@ -83,6 +83,18 @@ void proxy_cache_headers(proxy_req *px, int x, const hc_facts *f, int fwd_status
     q->tier = xcache_tier[x];
 }
 
+/* v in decimal into buf (24 bytes), NUL-terminated: no printf on a hit's path. */
+static void decimal(char *buf, uint64_t v)
+{
+    char t[24];
+    size_t n = sizeof t;
+    do
+        t[--n] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    memcpy(buf, t + n, sizeof t - n);
+    buf[sizeof t - n] = '\0';
+}
+
 /* Hands q over to be answered: px no longer reaches it. */
 static req *take_client(proxy_req *px)
 {
@@ -111,7 +123,7 @@ void proxy_answer_record(proxy_req *px, strata_value *v, const proxy_record *rec
         return;
     }
     char age[24];
-    snprintf(age, sizeof age, "%lld", (long long)hc_current_age(&rec->facts, px->now));
+    decimal(age, (uint64_t)hc_current_age(&rec->facts, px->now));
     add_header_lines(px->q, rec->head, rec->head_len);
     add_header(px->q, "Age", age);
     proxy_cache_headers(px, x, &rec->facts, fwd_status, stored);

@@ -64,6 +64,21 @@ static void adds(out *o, const char *s)
     add(o, s, strlen(s));
 }
 
+/* name then v in decimal (no printf: this is on every cache hit's path). */
+static void add_num(out *o, const char *name, int64_t v)
+{
+    char num[24];
+    size_t n = sizeof num;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do
+        num[--n] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        num[--n] = '-';
+    adds(o, name);
+    add(o, num + n, sizeof num - n);
+}
+
 /* A structured-field token (RFC 8941 §3.3.4) as is, anything else as a quoted string. */
 static void add_detail(out *o, const char *d)
 {
@@ -109,17 +124,12 @@ int hc_cache_status_format(const hc_cache_status *cs, char *buf, size_t cap)
     } else {
         adds(&o, params);
     }
-    char num[32];
-    if (!hit && cs->fwd_status > 0) {
-        snprintf(num, sizeof num, "; fwd-status=%d", cs->fwd_status);
-        adds(&o, num);
-    }
+    if (!hit && cs->fwd_status > 0)
+        add_num(&o, "; fwd-status=", cs->fwd_status);
     if (cs->stored)
         adds(&o, "; stored");
-    if (cs->has_ttl) {
-        snprintf(num, sizeof num, "; ttl=%" PRId64, cs->ttl);
-        adds(&o, num);
-    }
+    if (cs->has_ttl)
+        add_num(&o, "; ttl=", cs->ttl);
     if (cs->detail && cs->detail[0])
         add_detail(&o, cs->detail);
     if (o.len >= cap)
