@@ -134,7 +134,8 @@ static void stream_on_drop(http_conn *c, void *arg)
 
 static void callbacks(http_callbacks *cb, http_limits *limits)
 {
-    dispatch_setup(w, cb, limits);
+    w->main_listener = (listener){w, LISTEN_ALL};
+    dispatch_setup(&w->main_listener, cb, limits);
     server_cb = *cb;
     cb->on_head = stream_on_head;
     cb->on_body = stream_on_body;
@@ -179,6 +180,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(strata_ratelimiter_new(srv.cache, &srv.rl) == 0); /* as serve.c's start() */
     CHECK(strata_leases_new(srv.cache, &srv.leases) == 0);
 
+    pthread_mutex_init(&srv.proxy_lock, NULL); /* no proxy: proxy_match finds no model */
     srv.workers = calloc(1, sizeof *srv.workers);
     CHECK(srv.workers != NULL);
     w = &srv.workers[0];
