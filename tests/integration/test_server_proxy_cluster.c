@@ -321,6 +321,86 @@ static void test_two_instances_share_one_origin_request(void **state)
     free(url);
 }
 
+/* Purges reach every instance: what instance a purges (by URL, by tag, by pattern; hard or
+ * soft), instance b no longer answers from its memory or from Redis. */
+static void test_purges_seen_on_a_second_instance(void **state)
+{
+    (void)state;
+    rh_server *redis = rh_start(NULL);
+    assert_non_null(redis);
+    oh_origin *o = oh_start(NULL);
+    assert_non_null(o);
+    char *url = it_xasprintf("REDIS_URL=%s", rh_url(redis));
+    const char *env[] = {"STRATA_WORKERS=2", url, "REDIS_SOCKET_TIMEOUT=2", NULL};
+    sh_server *a = px_start_upstream(o, env), *b = px_start_upstream(o, env);
+    assert_non_null(a);
+    assert_non_null(b);
+    const char *tagged = "X-Origin-Header: Surrogate-Key: shared-tag";
+    const char *etag = "X-Origin-Header: ETag: \"v1\"";
+    const char *const paths[] = {"/pg/url", "/pg/tag", "/pg/pattern", "/pg/soft"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *const h[] = {"Host: shared.example", CC60, tagged, etag, "X-Origin-Body: old",
+                                 NULL};
+        sh_resp *r = px_send(a, "GET", paths[i], NULL, 0, h);
+        px_expect_xcache(r, "MISS");
+        sh_resp_free(r);
+        r = px_send(b, "GET", paths[i], NULL, 0, h); /* b's L1 holds it now */
+        px_expect_xcache(r, "HIT-L2");
+        sh_resp_free(r);
+        r = px_send(b, "GET", paths[i], NULL, 0, h);
+        px_expect_xcache(r, "HIT-L1");
+        sh_resp_free(r);
+    }
+    /* each purge on a; each path read on b, whose memory held it */
+    const char *const purges[] = {"{\"urls\":[\"http://shared.example/pg/url\"]}",
+                                  "{\"tags\":[\"shared-tag\"]}",
+                                  "{\"patterns\":[\"GET shared.example/pg/pattern\"]}",
+                                  "{\"urls\":[\"http://shared.example/pg/soft\"],\"soft\":true}"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *const ph[] = {"Content-Type: application/json", NULL};
+        sh_resp *r = px_send(a, "POST", "/cache/purge", purges[i], 0, ph);
+        SH_EXPECT_STATUS(r, 200);
+        sh_resp_free(r);
+        if (i == 1) /* the tag purge dropped every path: the others are fetched again first */
+            for (size_t k = 2; k < 4; k++) {
+                const char *const h[] = {"Host: shared.example", CC60, etag,
+                                         "X-Origin-Body: old", NULL};
+                r = px_send(b, "GET", paths[k], NULL, 0, h);
+                px_expect_xcache(r, "MISS");
+                sh_resp_free(r);
+            }
+        /* the invalidation reaches b's memory through Redis' link: within the coherence bound */
+        const char *want = i == 3 ? "REVALIDATED" : "MISS";
+        const char *const h[] = {"Host: shared.example", CC60, etag, "X-Origin-Status: 304",
+                                 "X-Origin-Body: new", NULL};
+        const char *const h200[] = {"Host: shared.example", CC60, etag, "X-Origin-Body: new",
+                                    NULL};
+        long t0 = sh_now_ms();
+        for (;;) {
+            /* a soft purge is revalidated (the origin answers 304 to its ETag); a hard one is a
+             * miss, fetched whole */
+            r = px_send(b, "GET", paths[i == 1 ? 1 : i], NULL, 0, i == 3 ? h : h200);
+            const char *x = sh_resp_header(r, "X-Cache");
+            int done = x != NULL && strcmp(x, want) == 0;
+            if (!done && (x == NULL || strcmp(x, "HIT-L1") != 0))
+                fail_msg("purge %zu: %s on b answered X-Cache %s (expected %s, or HIT-L1 until "
+                         "the invalidation arrives)",
+                         i, paths[i], x ? x : "(none)", want);
+            sh_resp_free(r);
+            if (done)
+                break;
+            if (sh_now_ms() - t0 > 5000)
+                fail_msg("purge %zu: b still answers %s from its memory 5 s later", i, paths[i]);
+            sh_sleep_ms(20);
+        }
+    }
+    assert_int_equal(sh_stop_check(a), 0);
+    assert_int_equal(sh_stop_check(b), 0);
+    oh_stop(o);
+    rh_stop(redis);
+    free(url);
+}
+
 /* ---- 15. a reset mid-body ------------------------------------------------------------------ */
 
 static void test_origin_reset_mid_body(void **state)
@@ -514,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_breaker_opens_then_lets_one_try),
         cmocka_unit_test(test_one_instance_coalesces_200_clients),
         cmocka_unit_test(test_two_instances_share_one_origin_request),
+        cmocka_unit_test(test_purges_seen_on_a_second_instance),
         cmocka_unit_test(test_origin_reset_mid_body),
         cmocka_unit_test(test_slow_client_holds_back_no_one),
         cmocka_unit_test(test_sighup_adds_a_route_and_refuses_a_bad_file),
