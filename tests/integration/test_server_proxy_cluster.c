@@ -339,8 +339,8 @@ static void test_purges_seen_on_a_second_instance(void **state)
     const char *etag = "X-Origin-Header: ETag: \"v1\"";
     const char *const paths[] = {"/pg/url", "/pg/tag", "/pg/pattern", "/pg/soft"};
     for (size_t i = 0; i < 4; i++) {
-        const char *const h[] = {"Host: shared.example", CC60, tagged, etag, "X-Origin-Body: old",
-                                 NULL};
+        const char *const h[] = {"Host: shared.example", CC60, tagged, etag,
+                                 "X-Origin-Body: old",   NULL};
         sh_resp *r = px_send(a, "GET", paths[i], NULL, 0, h);
         px_expect_xcache(r, "MISS");
         sh_resp_free(r);
@@ -363,8 +363,8 @@ static void test_purges_seen_on_a_second_instance(void **state)
         sh_resp_free(r);
         if (i == 1) /* the tag purge dropped every path: the others are fetched again first */
             for (size_t k = 2; k < 4; k++) {
-                const char *const h[] = {"Host: shared.example", CC60, etag,
-                                         "X-Origin-Body: old", NULL};
+                const char *const h[] = {"Host: shared.example", CC60, etag, "X-Origin-Body: old",
+                                         NULL};
                 r = px_send(b, "GET", paths[k], NULL, 0, h);
                 px_expect_xcache(r, "MISS");
                 sh_resp_free(r);
@@ -372,9 +372,8 @@ static void test_purges_seen_on_a_second_instance(void **state)
         /* the invalidation reaches b's memory through Redis' link: within the coherence bound */
         const char *want = i == 3 ? "REVALIDATED" : "MISS";
         const char *const h[] = {"Host: shared.example", CC60, etag, "X-Origin-Status: 304",
-                                 "X-Origin-Body: new", NULL};
-        const char *const h200[] = {"Host: shared.example", CC60, etag, "X-Origin-Body: new",
-                                    NULL};
+                                 "X-Origin-Body: new",   NULL};
+        const char *const h200[] = {"Host: shared.example", CC60, etag, "X-Origin-Body: new", NULL};
         long t0 = sh_now_ms();
         for (;;) {
             /* a soft purge is revalidated (the origin answers 304 to its ETag); a hard one is a
