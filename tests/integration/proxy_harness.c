@@ -149,3 +149,12 @@ int px_is_pattern(const char *body, size_t len)
             return 0;
     return 1;
 }
+
+int px_body_is(const sh_resp *r, const char *body)
+{
+    if (r->status == 200 && r->body_len == strlen(body) && memcmp(r->body, body, r->body_len) == 0)
+        return 1;
+    fprintf(stderr, "%s: HTTP %ld, body \"%.200s\", expected 200 and \"%s\"\n", r->what, r->status,
+            r->body ? r->body : "", body);
+    return 0;
+}

@@ -49,6 +49,8 @@ void px_align_second(void);
 
 /* 1 if r's X-Cache is one of the values (a NULL-terminated list), else 0 (printing it). */
 int px_xcache_in(const sh_resp *r, ...) __attribute__((sentinel));
+/* 1 if r is a 200 whose body is the text body, else 0 (printing what it is). */
+int px_body_is(const sh_resp *r, const char *body);
 /* 1 if r's header name contains needle, else 0 (printing what it is). */
 int px_header_has(const sh_resp *r, const char *name, const char *needle);
 /* 1 if the bytes hay[0..len) contain needle compared case-insensitively. */
@@ -59,6 +61,16 @@ int px_is_pattern(const char *body, size_t len);
 #ifdef cmocka_unit_test
 /* Asserts X-Cache, printing the answer's head when it differs. */
 #define px_expect_xcache(r, value) assert_true(px_xcache_in((r), (value), (const char *)NULL))
+/* Asserts status 200 and the body text. */
+#define px_expect_body(r, body) assert_true(px_body_is((r), (body)))
+/* GET path with headers (then NULL); asserts 200, the body and X-Cache; frees the answer. */
+#define PX_GET_EXPECT(s, path, body, xcache, ...)                                                  \
+    do {                                                                                           \
+        sh_resp *r_ = px_get((s), "GET", (path), __VA_ARGS__, (const char *)NULL);                 \
+        px_expect_body(r_, (body));                                                                \
+        px_expect_xcache(r_, (xcache));                                                            \
+        sh_resp_free(r_);                                                                          \
+    } while (0)
 #endif
 
 #endif

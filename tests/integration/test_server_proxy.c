@@ -48,23 +48,6 @@ static unsigned long asked_since(unsigned long before)
     return px_origin_requests(origin) - before;
 }
 
-/* Asserts status 200 and the body text. */
-static void expect_body(const sh_resp *r, const char *body)
-{
-    SH_EXPECT_STATUS(r, 200);
-    if (r->body_len != strlen(body) || memcmp(r->body, body, r->body_len) != 0)
-        fail_msg("%s: body \"%.200s\", expected \"%s\"", r->what, r->body, body);
-}
-
-/* GET path with headers; asserts 200, body and X-Cache; frees. */
-#define GET_EXPECT(s, path, body, xcache, ...)                                                     \
-    do {                                                                                           \
-        sh_resp *r_ = px_get((s), "GET", (path), __VA_ARGS__, (const char *)NULL);                 \
-        expect_body(r_, (body));                                                                   \
-        px_expect_xcache(r_, (xcache));                                                            \
-        sh_resp_free(r_);                                                                          \
-    } while (0)
-
 static long header_long(const sh_resp *r, const char *name)
 {
     const char *v = sh_resp_header(r, name);
@@ -94,7 +77,7 @@ static void test_own_endpoints_win_and_forwarded_headers(void **state)
     /* anything else goes to the origin, and its answer comes back through strata */
     sh_resp *r = px_get(s, "GET", "/anything/at/all?x=1", "X-Origin-Body: from the origin",
                         (const char *)NULL);
-    expect_body(r, "from the origin");
+    px_expect_body(r, "from the origin");
     assert_true(px_header_has(r, "Via", "1.1 strata"));
     assert_non_null(sh_resp_header(r, "X-Origin-Conn"));
     sh_resp_free(r);
@@ -132,7 +115,7 @@ static void test_miss_then_hit_age_and_head(void **state)
     assert_non_null(s);
     unsigned long before = px_origin_requests(origin);
     sh_resp *r = px_get(s, "GET", "/hit/a", CC60, "X-Origin-Body: first", (const char *)NULL);
-    expect_body(r, "first");
+    px_expect_body(r, "first");
     px_expect_xcache(r, "MISS");
     SH_EXPECT_HEADER(r, "Cache-Status", "strata; fwd=uri-miss; fwd-status=200; stored; ttl=60");
     SH_EXPECT_HEADER(r, "Age", "0");
@@ -142,7 +125,7 @@ static void test_miss_then_hit_age_and_head(void **state)
 
     /* the stored answer, whatever the origin would say now */
     r = px_get(s, "GET", "/hit/a", CC60, "X-Origin-Body: second", (const char *)NULL);
-    expect_body(r, "first");
+    px_expect_body(r, "first");
     px_expect_xcache(r, "HIT-L1");
     assert_true(px_header_has(r, "Cache-Status", "strata; hit; ttl="));
     long ttl = strtol(strstr(sh_resp_header(r, "Cache-Status"), "ttl=") + 4, NULL, 10);
@@ -155,7 +138,7 @@ static void test_miss_then_hit_age_and_head(void **state)
 
     sh_sleep_ms(1100);
     r = px_get(s, "GET", "/hit/a", (const char *)NULL);
-    expect_body(r, "first");
+    px_expect_body(r, "first");
     px_expect_xcache(r, "HIT-L1");
     long age1 = header_long(r, "Age"); /* at least a second more: it grows */
     assert_in_range(age1, age0 + 1, age0 + 2);
@@ -194,7 +177,7 @@ static void test_not_cacheable_reaches_origin_every_time(void **state)
             const char *extra = i == 3 ? CC60 : "X-Origin-Header: X-Other: 1";
             sh_resp *r = px_get(s, "GET", cases[i].path, cases[i].hdr, extra,
                                 "X-Origin-Body: fresh every time", (const char *)NULL);
-            expect_body(r, "fresh every time");
+            px_expect_body(r, "fresh every time");
             assert_true(px_xcache_in(r, "MISS", "BYPASS", (const char *)NULL));
             const char *cs = sh_resp_header(r, "Cache-Status");
             if (cs != NULL && strstr(cs, "stored") != NULL)
@@ -209,11 +192,11 @@ static void test_not_cacheable_reaches_origin_every_time(void **state)
     /* the request's no-store: not stored, so a plain request after it misses; then it is */
     unsigned long before = px_origin_requests(origin);
     for (int k = 0; k < 2; k++)
-        GET_EXPECT(s, "/nc/request-no-store", "x", "MISS", "Cache-Control: no-store", CC60,
-                   "X-Origin-Body: x");
+        PX_GET_EXPECT(s, "/nc/request-no-store", "x", "MISS", "Cache-Control: no-store", CC60,
+                      "X-Origin-Body: x");
     assert_int_equal(asked_since(before), 2);
-    GET_EXPECT(s, "/nc/request-no-store", "x", "MISS", CC60, "X-Origin-Body: x");
-    GET_EXPECT(s, "/nc/request-no-store", "x", "HIT-L1", CC60, "X-Origin-Body: y");
+    PX_GET_EXPECT(s, "/nc/request-no-store", "x", "MISS", CC60, "X-Origin-Body: x");
+    PX_GET_EXPECT(s, "/nc/request-no-store", "x", "HIT-L1", CC60, "X-Origin-Body: y");
     assert_int_equal(asked_since(before), 3);
     assert_int_equal(sh_stop_check(s), 0);
 }
@@ -238,28 +221,28 @@ static void test_max_age_s_maxage_expires(void **state)
              gmtime_r(&before_now, &tm));
     unsigned long before = px_origin_requests(origin);
     /* stored, then a hit within the second */
-    GET_EXPECT(s, "/fr/max-age", "1", "MISS", CC1, "X-Origin-Body: 1");
-    GET_EXPECT(s, "/fr/s-maxage", "1", "MISS",
-               "X-Origin-Header: Cache-Control: max-age=60, s-maxage=1", "X-Origin-Body: 1");
-    GET_EXPECT(s, "/fr/expires", "1", "MISS", date, expires, "X-Origin-Body: 1");
-    GET_EXPECT(s, "/fr/max-age", "1", "HIT-L1", CC1, "X-Origin-Body: 2");
-    GET_EXPECT(s, "/fr/s-maxage", "1", "HIT-L1",
-               "X-Origin-Header: Cache-Control: max-age=60, s-maxage=1", "X-Origin-Body: 2");
-    GET_EXPECT(s, "/fr/expires", "1", "HIT-L1", date, expires, "X-Origin-Body: 2");
+    PX_GET_EXPECT(s, "/fr/max-age", "1", "MISS", CC1, "X-Origin-Body: 1");
+    PX_GET_EXPECT(s, "/fr/s-maxage", "1", "MISS",
+                  "X-Origin-Header: Cache-Control: max-age=60, s-maxage=1", "X-Origin-Body: 1");
+    PX_GET_EXPECT(s, "/fr/expires", "1", "MISS", date, expires, "X-Origin-Body: 1");
+    PX_GET_EXPECT(s, "/fr/max-age", "1", "HIT-L1", CC1, "X-Origin-Body: 2");
+    PX_GET_EXPECT(s, "/fr/s-maxage", "1", "HIT-L1",
+                  "X-Origin-Header: Cache-Control: max-age=60, s-maxage=1", "X-Origin-Body: 2");
+    PX_GET_EXPECT(s, "/fr/expires", "1", "HIT-L1", date, expires, "X-Origin-Body: 2");
     assert_int_equal(asked_since(before), 3);
     /* an Expires in the past is stale on arrival: never reused */
-    GET_EXPECT(s, "/fr/expired", "e", "MISS", date, past, "X-Origin-Body: e");
-    GET_EXPECT(s, "/fr/expired", "e", "MISS", date, past, "X-Origin-Body: e");
+    PX_GET_EXPECT(s, "/fr/expired", "e", "MISS", date, past, "X-Origin-Body: e");
+    PX_GET_EXPECT(s, "/fr/expired", "e", "MISS", date, past, "X-Origin-Body: e");
     assert_int_equal(asked_since(before), 5);
 
     /* 1.2 s later all three are stale (s-maxage wins over max-age in a shared cache) */
     sh_sleep_ms(1200);
-    GET_EXPECT(s, "/fr/max-age", "2", "MISS", CC60, "X-Origin-Body: 2");
-    GET_EXPECT(s, "/fr/s-maxage", "2", "MISS", CC60, "X-Origin-Body: 2");
-    GET_EXPECT(s, "/fr/expires", "2", "MISS", CC60, "X-Origin-Body: 2");
+    PX_GET_EXPECT(s, "/fr/max-age", "2", "MISS", CC60, "X-Origin-Body: 2");
+    PX_GET_EXPECT(s, "/fr/s-maxage", "2", "MISS", CC60, "X-Origin-Body: 2");
+    PX_GET_EXPECT(s, "/fr/expires", "2", "MISS", CC60, "X-Origin-Body: 2");
     assert_int_equal(asked_since(before), 8);
     /* and what came back is stored again */
-    GET_EXPECT(s, "/fr/max-age", "2", "HIT-L1", "X-Origin-Body: 3");
+    PX_GET_EXPECT(s, "/fr/max-age", "2", "HIT-L1", "X-Origin-Body: 3");
     assert_int_equal(asked_since(before), 8);
     assert_int_equal(sh_stop_check(s), 0);
 }
@@ -276,7 +259,7 @@ static sh_resp *revalidated(const sh_server *s, const char *path, const char *ex
     const char *const h[] = {
         SIE60, ETAG_V1, "X-Origin-Status: 304", "X-Origin-Header: X-Refreshed: yes", extra, NULL};
     sh_resp *r = px_send(s, "GET", path, NULL, 4000, h);
-    expect_body(r, "stored body");
+    px_expect_body(r, "stored body");
     px_expect_xcache(r, "REVALIDATED");
     assert_true(px_header_has(r, "Cache-Status", "fwd=stale; fwd-status=304"));
     SH_EXPECT_HEADER(r, "X-Refreshed", "yes");
@@ -294,13 +277,13 @@ static void test_etag_revalidated_with_304(void **state)
     assert_non_null(s);
     unsigned long before = px_origin_requests(origin);
     px_align_second();
-    GET_EXPECT(s, "/rv/window", "stored body", "MISS", SIE60, ETAG_V1,
-               "X-Origin-Body: stored body");
+    PX_GET_EXPECT(s, "/rv/window", "stored body", "MISS", SIE60, ETAG_V1,
+                  "X-Origin-Body: stored body");
     sh_sleep_ms(1200);
     sh_resp_free(revalidated(s, "/rv/window", "X-Origin-Header: X-Nothing: 1"));
     assert_int_equal(asked_since(before), 2);
     sh_resp *r = px_get(s, "GET", "/rv/window", "X-Origin-Body: not this", (const char *)NULL);
-    expect_body(r, "stored body");
+    px_expect_body(r, "stored body");
     px_expect_xcache(r, "HIT-L1");
     SH_EXPECT_HEADER(r, "X-Refreshed", "yes");
     sh_resp_free(r);
@@ -342,7 +325,7 @@ static void test_client_conditionals_answered_from_cache(void **state)
     const char *lm = "X-Origin-Header: Last-Modified: Wed, 01 Jan 2020 00:00:00 GMT";
     const char *et = "X-Origin-Header: ETag: \"e1\"";
     unsigned long before = px_origin_requests(origin);
-    GET_EXPECT(s, "/cond/a", "conditional", "MISS", CC60, lm, et, "X-Origin-Body: conditional");
+    PX_GET_EXPECT(s, "/cond/a", "conditional", "MISS", CC60, lm, et, "X-Origin-Body: conditional");
     static const struct {
         const char *hdr;
         long status;
@@ -361,7 +344,7 @@ static void test_client_conditionals_answered_from_cache(void **state)
             assert_int_equal(r->body_len, 0);
             SH_EXPECT_HEADER(r, "ETag", "\"e1\"");
         } else {
-            expect_body(r, "conditional");
+            px_expect_body(r, "conditional");
         }
         sh_resp_free(r);
     }
@@ -378,23 +361,23 @@ static void test_vary_keeps_one_entry_per_variant(void **state)
     assert_non_null(s);
     const char *vary = "X-Origin-Header: Vary: Accept-Language";
     unsigned long before = px_origin_requests(origin);
-    GET_EXPECT(s, "/vary", "english", "MISS", CC60, vary, "Accept-Language: en",
-               "X-Origin-Body: english");
-    GET_EXPECT(s, "/vary", "english", "HIT-L1", CC60, vary, "Accept-Language: en",
-               "X-Origin-Body: wrong");
-    GET_EXPECT(s, "/vary", "francais", "MISS", CC60, vary, "Accept-Language: fr",
-               "X-Origin-Body: francais");
-    GET_EXPECT(s, "/vary", "francais", "HIT-L1", CC60, vary, "Accept-Language: fr",
-               "X-Origin-Body: wrong");
-    GET_EXPECT(s, "/vary", "english", "HIT-L1", "Accept-Language: EN", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/vary", "english", "MISS", CC60, vary, "Accept-Language: en",
+                  "X-Origin-Body: english");
+    PX_GET_EXPECT(s, "/vary", "english", "HIT-L1", CC60, vary, "Accept-Language: en",
+                  "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/vary", "francais", "MISS", CC60, vary, "Accept-Language: fr",
+                  "X-Origin-Body: francais");
+    PX_GET_EXPECT(s, "/vary", "francais", "HIT-L1", CC60, vary, "Accept-Language: fr",
+                  "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/vary", "english", "HIT-L1", "Accept-Language: EN", "X-Origin-Body: wrong");
     assert_int_equal(asked_since(before), 2);
-    GET_EXPECT(s, "/vary", "deutsch", "MISS", CC60, vary, "Accept-Language: de",
-               "X-Origin-Body: deutsch");
+    PX_GET_EXPECT(s, "/vary", "deutsch", "MISS", CC60, vary, "Accept-Language: de",
+                  "X-Origin-Body: deutsch");
     assert_int_equal(asked_since(before), 3);
     /* no Accept-Language at all is a variant of its own */
-    GET_EXPECT(s, "/vary", "none", "MISS", CC60, vary, "X-Origin-Body: none");
-    GET_EXPECT(s, "/vary", "none", "HIT-L1", "X-Origin-Body: wrong");
-    GET_EXPECT(s, "/vary", "francais", "HIT-L1", "Accept-Language: fr");
+    PX_GET_EXPECT(s, "/vary", "none", "MISS", CC60, vary, "X-Origin-Body: none");
+    PX_GET_EXPECT(s, "/vary", "none", "HIT-L1", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/vary", "francais", "HIT-L1", "Accept-Language: fr");
     assert_int_equal(asked_since(before), 4);
     assert_int_equal(sh_stop_check(s), 0);
 }
@@ -414,7 +397,7 @@ static void test_stale_while_revalidate(void **state)
     const char *swr = "X-Origin-Header: Cache-Control: max-age=1, stale-while-revalidate=30";
     unsigned long before = px_origin_requests(origin);
     px_align_second();
-    GET_EXPECT(s, "/swr", "old", "MISS", swr, "X-Origin-Body: old");
+    PX_GET_EXPECT(s, "/swr", "old", "MISS", swr, "X-Origin-Body: old");
     sh_sleep_ms(1200);
     /* stale: answered without waiting for the refresh, which the origin takes 3 s to answer
      * (and which comes back with max-age=60, so the poll below sees it fresh): an answer that
@@ -424,7 +407,7 @@ static void test_stale_while_revalidate(void **state)
     if (r->status == 0)
         fail_msg("the stale answer did not come within 2 s: it waited for the refresh (%s)",
                  r->err);
-    expect_body(r, "old");
+    px_expect_body(r, "old");
     px_expect_xcache(r, "STALE");
     assert_true(px_header_has(r, "Cache-Status", "strata; hit; ttl="));
     sh_resp_free(r);
@@ -463,12 +446,12 @@ static void test_tenants_do_not_share_entries(void **state)
     sh_server *s = px_start_upstream(origin, NULL);
     assert_non_null(s);
     unsigned long before = px_origin_requests(origin);
-    GET_EXPECT(s, "/tenant", "for a", "MISS", CC60, "X-Tenant: a", "X-Origin-Body: for a");
-    GET_EXPECT(s, "/tenant", "for b", "MISS", CC60, "X-Tenant: b", "X-Origin-Body: for b");
-    GET_EXPECT(s, "/tenant", "for a", "HIT-L1", "X-Tenant: a", "X-Origin-Body: wrong");
-    GET_EXPECT(s, "/tenant", "for b", "HIT-L1", "X-Tenant: b", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/tenant", "for a", "MISS", CC60, "X-Tenant: a", "X-Origin-Body: for a");
+    PX_GET_EXPECT(s, "/tenant", "for b", "MISS", CC60, "X-Tenant: b", "X-Origin-Body: for b");
+    PX_GET_EXPECT(s, "/tenant", "for a", "HIT-L1", "X-Tenant: a", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/tenant", "for b", "HIT-L1", "X-Tenant: b", "X-Origin-Body: wrong");
     assert_int_equal(asked_since(before), 2);
-    GET_EXPECT(s, "/tenant", "default", "MISS", CC60, "X-Origin-Body: default");
+    PX_GET_EXPECT(s, "/tenant", "default", "MISS", CC60, "X-Origin-Body: default");
     assert_int_equal(asked_since(before), 3);
     assert_int_equal(sh_stop_check(s), 0);
 }
@@ -534,7 +517,7 @@ static void test_head_miss_fetches_and_stores_the_get(void **state)
     assert_true(px_header_has(r, "Cache-Status", "stored"));
     sh_resp_free(r);
     assert_int_equal(asked_since(before), 1);
-    GET_EXPECT(s, "/head/miss", "body of the GET", "HIT-L1", "X-Origin-Body: not this");
+    PX_GET_EXPECT(s, "/head/miss", "body of the GET", "HIT-L1", "X-Origin-Body: not this");
     r = px_get(s, "HEAD", "/head/miss", (const char *)NULL);
     SH_EXPECT_STATUS(r, 200);
     px_expect_xcache(r, "HIT-L1");
@@ -551,8 +534,8 @@ static void test_304_with_content_length_has_no_body(void **state)
     sh_server *s = px_start_upstream(origin, NULL);
     assert_non_null(s);
     px_align_second();
-    GET_EXPECT(s, "/rv/length", "stored body", "MISS", SIE60, ETAG_V1,
-               "X-Origin-Body: stored body");
+    PX_GET_EXPECT(s, "/rv/length", "stored body", "MISS", SIE60, ETAG_V1,
+                  "X-Origin-Body: stored body");
     sh_sleep_ms(1200);
     /* the origin's 304 says Content-Length: 11 (the X-Origin-Body's) and sends no body */
     sh_resp_free(revalidated(s, "/rv/length", "X-Origin-Body: ignored 304"));
@@ -567,7 +550,8 @@ static void test_revalidation_adds_via_once(void **state)
     sh_server *s = px_start_upstream(origin, NULL);
     assert_non_null(s);
     px_align_second();
-    GET_EXPECT(s, "/rv/via", "stored body", "MISS", SIE60, ETAG_V1, "X-Origin-Body: stored body");
+    PX_GET_EXPECT(s, "/rv/via", "stored body", "MISS", SIE60, ETAG_V1,
+                  "X-Origin-Body: stored body");
     for (int i = 0; i < 2; i++) {
         sh_sleep_ms(1200);
         sh_resp *r = revalidated(s, "/rv/via", "X-Origin-Header: X-Nothing: 1");
@@ -588,7 +572,7 @@ static void test_write_then_read_misses(void **state)
     for (int i = 0; i < 30; i++) {
         char path[32];
         snprintf(path, sizeof path, "/rw/%d", i);
-        GET_EXPECT(s, path, "before", "MISS", CC60, "X-Origin-Body: before");
+        PX_GET_EXPECT(s, path, "before", "MISS", CC60, "X-Origin-Body: before");
         sh_resp *r =
             px_get(s, i % 2 ? "PUT" : "DELETE", path, "X-Origin-Status: 204", (const char *)NULL);
         SH_EXPECT_STATUS(r, 204);
@@ -602,13 +586,13 @@ static void test_write_then_read_misses(void **state)
         fail_msg("%d of 30 GETs right after a successful PUT/DELETE got the entry it invalidates",
                  stale);
     /* a write in tenant a invalidates a's entry only */
-    GET_EXPECT(s, "/rw/tenant", "for a", "MISS", CC60, "X-Tenant: a", "X-Origin-Body: for a");
-    GET_EXPECT(s, "/rw/tenant", "for b", "MISS", CC60, "X-Tenant: b", "X-Origin-Body: for b");
+    PX_GET_EXPECT(s, "/rw/tenant", "for a", "MISS", CC60, "X-Tenant: a", "X-Origin-Body: for a");
+    PX_GET_EXPECT(s, "/rw/tenant", "for b", "MISS", CC60, "X-Tenant: b", "X-Origin-Body: for b");
     sh_resp *r = px_get(s, "PUT", "/rw/tenant", "X-Tenant: a", (const char *)NULL);
     SH_EXPECT_STATUS(r, 200);
     sh_resp_free(r);
-    GET_EXPECT(s, "/rw/tenant", "for b", "HIT-L1", "X-Tenant: b", "X-Origin-Body: wrong");
-    GET_EXPECT(s, "/rw/tenant", "a2", "MISS", CC60, "X-Tenant: a", "X-Origin-Body: a2");
+    PX_GET_EXPECT(s, "/rw/tenant", "for b", "HIT-L1", "X-Tenant: b", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/rw/tenant", "a2", "MISS", CC60, "X-Tenant: a", "X-Origin-Body: a2");
     assert_int_equal(sh_stop_check(s), 0);
 }
 
@@ -622,32 +606,32 @@ static void test_unsafe_method_invalidates_its_url(void **state)
     const char *const paths[] = {"/tasks/7", "/tasks/7?a=1", "/tasks/7?b=2", "/tasks/8",
                                  "/tasks/9"};
     for (size_t i = 0; i < 5; i++) {
-        GET_EXPECT(s, paths[i], "v1", "MISS", CC60, "X-Origin-Body: v1");
-        GET_EXPECT(s, paths[i], "v1", "HIT-L1", CC60, "X-Origin-Body: v2");
+        PX_GET_EXPECT(s, paths[i], "v1", "MISS", CC60, "X-Origin-Body: v1");
+        PX_GET_EXPECT(s, paths[i], "v1", "HIT-L1", CC60, "X-Origin-Body: v2");
     }
     assert_int_equal(asked_since(before), 5);
     /* a failed PUT changes nothing */
     sh_resp *r = px_get(s, "PUT", "/tasks/7", "X-Origin-Status: 500", (const char *)NULL);
     SH_EXPECT_STATUS(r, 500);
     sh_resp_free(r);
-    GET_EXPECT(s, "/tasks/7", "v1", "HIT-L1", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/7", "v1", "HIT-L1", CC60, "X-Origin-Body: v2");
     /* a PUT that succeeds drops the URL with every query; the others stay */
     r = px_get(s, "PUT", "/tasks/7", "X-Origin-Status: 204", (const char *)NULL);
     SH_EXPECT_STATUS(r, 204);
     sh_resp_free(r);
     assert_int_equal(asked_since(before), 7);
-    GET_EXPECT(s, "/tasks/7", "v2", "MISS", CC60, "X-Origin-Body: v2");
-    GET_EXPECT(s, "/tasks/7?a=1", "v2", "MISS", CC60, "X-Origin-Body: v2");
-    GET_EXPECT(s, "/tasks/7?b=2", "v2", "MISS", CC60, "X-Origin-Body: v2");
-    GET_EXPECT(s, "/tasks/8", "v1", "HIT-L1", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/7", "v2", "MISS", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/7?a=1", "v2", "MISS", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/7?b=2", "v2", "MISS", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/8", "v1", "HIT-L1", CC60, "X-Origin-Body: v2");
     assert_int_equal(asked_since(before), 10);
     /* a POST whose answer names another URL of the origin in Location drops that one too */
     r = px_get(s, "POST", "/tasks/8", "X-Origin-Status: 201", "X-Origin-Header: Location: /tasks/9",
                (const char *)NULL);
     SH_EXPECT_STATUS(r, 201);
     sh_resp_free(r);
-    GET_EXPECT(s, "/tasks/8", "v2", "MISS", CC60, "X-Origin-Body: v2");
-    GET_EXPECT(s, "/tasks/9", "v2", "MISS", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/8", "v2", "MISS", CC60, "X-Origin-Body: v2");
+    PX_GET_EXPECT(s, "/tasks/9", "v2", "MISS", CC60, "X-Origin-Body: v2");
     assert_int_equal(asked_since(before), 13);
     assert_int_equal(sh_stop_check(s), 0);
 }
@@ -673,41 +657,41 @@ static void test_invalidation_rules_and_origin_tags(void **state)
     sh_server *s = px_start_config(path, NULL);
     assert_non_null(s);
     unsigned long before = px_origin_requests(origin);
-    GET_EXPECT(s, "/lists/all", "list", "MISS", CC60, "X-Origin-Body: list");
-    GET_EXPECT(s, "/lists/open?page=2", "list", "MISS", CC60, "X-Origin-Body: list");
-    GET_EXPECT(s, "/other/sk", "sk", "MISS", CC60, "X-Origin-Body: sk",
-               "X-Origin-Header: Surrogate-Key: grp-one grp-two");
-    GET_EXPECT(s, "/other/ct", "ct", "MISS", CC60, "X-Origin-Body: ct",
-               "X-Origin-Header: Cache-Tag: grp-three,grp-four");
-    GET_EXPECT(s, "/other/xk", "xk", "MISS", CC60, "X-Origin-Body: xk",
-               "X-Origin-Header: xkey: grp-five");
-    GET_EXPECT(s, "/other/plain", "pl", "MISS", CC60, "X-Origin-Body: pl");
+    PX_GET_EXPECT(s, "/lists/all", "list", "MISS", CC60, "X-Origin-Body: list");
+    PX_GET_EXPECT(s, "/lists/open?page=2", "list", "MISS", CC60, "X-Origin-Body: list");
+    PX_GET_EXPECT(s, "/other/sk", "sk", "MISS", CC60, "X-Origin-Body: sk",
+                  "X-Origin-Header: Surrogate-Key: grp-one grp-two");
+    PX_GET_EXPECT(s, "/other/ct", "ct", "MISS", CC60, "X-Origin-Body: ct",
+                  "X-Origin-Header: Cache-Tag: grp-three,grp-four");
+    PX_GET_EXPECT(s, "/other/xk", "xk", "MISS", CC60, "X-Origin-Body: xk",
+                  "X-Origin-Header: xkey: grp-five");
+    PX_GET_EXPECT(s, "/other/plain", "pl", "MISS", CC60, "X-Origin-Body: pl");
     assert_int_equal(asked_since(before), 6);
 
     /* PUT /tasks/7: the rule drops the lists (another path) and nothing else */
     sh_resp *r = px_get(s, "PUT", "/tasks/7", (const char *)NULL);
     SH_EXPECT_STATUS(r, 200);
     sh_resp_free(r);
-    GET_EXPECT(s, "/lists/all", "list2", "MISS", CC60, "X-Origin-Body: list2");
-    GET_EXPECT(s, "/lists/open?page=2", "list2", "MISS", CC60, "X-Origin-Body: list2");
-    GET_EXPECT(s, "/other/sk", "sk", "HIT-L1", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/lists/all", "list2", "MISS", CC60, "X-Origin-Body: list2");
+    PX_GET_EXPECT(s, "/lists/open?page=2", "list2", "MISS", CC60, "X-Origin-Body: list2");
+    PX_GET_EXPECT(s, "/other/sk", "sk", "HIT-L1", "X-Origin-Body: wrong");
     assert_int_equal(asked_since(before), 9);
 
     /* the origin's tags: each name of Surrogate-Key, Cache-Tag (comma-separated) and xkey */
     const char *const groups[] = {"/groups/grp-two", "/groups/grp-four", "/groups/grp-five"};
     const char *const tagged[] = {"/other/sk", "/other/ct", "/other/xk"};
     for (size_t i = 0; i < 3; i++) {
-        GET_EXPECT(s, tagged[i],
-                   i == 0   ? "sk"
-                   : i == 1 ? "ct"
-                            : "xk",
-                   "HIT-L1", "X-Origin-Body: wrong");
+        PX_GET_EXPECT(s, tagged[i],
+                      i == 0   ? "sk"
+                      : i == 1 ? "ct"
+                               : "xk",
+                      "HIT-L1", "X-Origin-Body: wrong");
         r = px_get(s, "POST", groups[i], (const char *)NULL);
         SH_EXPECT_STATUS(r, 200);
         sh_resp_free(r);
-        GET_EXPECT(s, tagged[i], "again", "MISS", CC60, "X-Origin-Body: again");
+        PX_GET_EXPECT(s, tagged[i], "again", "MISS", CC60, "X-Origin-Body: again");
     }
-    GET_EXPECT(s, "/other/plain", "pl", "HIT-L1", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/other/plain", "pl", "HIT-L1", "X-Origin-Body: wrong");
     assert_int_equal(asked_since(before), 9 + 6);
     assert_int_equal(sh_stop_check(s), 0);
     free(path);
@@ -796,20 +780,20 @@ static void test_tokens_max_object_and_admin_listener(void **state)
     assert_non_null(s);
 
     /* a public route: anyone; X-Tenant only with a token */
-    GET_EXPECT(s, "/pub/a", "a", "MISS", CC60, "X-Origin-Body: a");
-    GET_EXPECT(s, "/pub/a", "a", "HIT-L1", "X-Origin-Body: wrong");
+    PX_GET_EXPECT(s, "/pub/a", "a", "MISS", CC60, "X-Origin-Body: a");
+    PX_GET_EXPECT(s, "/pub/a", "a", "HIT-L1", "X-Origin-Body: wrong");
     sh_resp *r = px_get(s, "GET", "/pub/a", "X-Tenant: other", (const char *)NULL);
     SH_EXPECT_ERROR(r, 403, "forbidden");
     sh_resp_free(r);
-    GET_EXPECT(s, "/pub/a", "other", "MISS", CC60, "X-Origin-Body: other", "X-Tenant: other",
-               "X-Strata-Token: readtok123");
+    PX_GET_EXPECT(s, "/pub/a", "other", "MISS", CC60, "X-Origin-Body: other", "X-Tenant: other",
+                  "X-Strata-Token: readtok123");
 
     /* a route with auth: read: X-Strata-Token, not Authorization (which the origin gets) */
     assert_int_equal(status_of(px_get(s, "GET", "/private/p", (const char *)NULL)), 401);
     assert_int_equal(
         status_of(px_get(s, "GET", "/private/p", "Authorization: Bearer readtok123", NULL)), 401);
-    GET_EXPECT(s, "/private/p", "p", "MISS", CC60, "X-Origin-Body: p",
-               "X-Strata-Token: readtok123");
+    PX_GET_EXPECT(s, "/private/p", "p", "MISS", CC60, "X-Origin-Body: p",
+                  "X-Strata-Token: readtok123");
 
     /* PURGE: the write role */
     assert_int_equal(status_of(px_get(s, "PURGE", "/pub/a", (const char *)NULL)), 401);
@@ -817,7 +801,7 @@ static void test_tokens_max_object_and_admin_listener(void **state)
                      403);
     assert_int_equal(status_of(px_get(s, "PURGE", "/pub/a", "X-Strata-Token: writetok123", NULL)),
                      200);
-    GET_EXPECT(s, "/pub/a", "a2", "MISS", CC60, "X-Origin-Body: a2");
+    PX_GET_EXPECT(s, "/pub/a", "a2", "MISS", CC60, "X-Origin-Body: a2");
 
     /* max_object: a body past it streams and is not stored; one within it is */
     const char *big = "X-Origin-Body-Size: 2000", *fits = "X-Origin-Body-Size: 900";
@@ -845,8 +829,8 @@ static void test_tokens_max_object_and_admin_listener(void **state)
     assert_null(sh_resp_header(r, "X-Cache"));
     sh_resp_free(r);
     assert_int_equal(status_of(sh_request_port(admin, "GET", "/pub/a", NULL, NULL, 0, 0)), 404);
-    GET_EXPECT(s, "/cache/health", "from the origin", "MISS", CC60,
-               "X-Origin-Body: from the origin");
+    PX_GET_EXPECT(s, "/cache/health", "from the origin", "MISS", CC60,
+                  "X-Origin-Body: from the origin");
     const char *purge[] = {"Authorization: Bearer writetok123", "Content-Type: application/json",
                            NULL};
     const char body[] = "{\"urls\":[\"http://127.0.0.1/cache/health\"]}";

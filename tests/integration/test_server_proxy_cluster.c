@@ -39,21 +39,6 @@
 
 static char *dir;
 
-static void expect_body(const sh_resp *r, const char *body)
-{
-    SH_EXPECT_STATUS(r, 200);
-    if (r->body_len != strlen(body) || memcmp(r->body, body, r->body_len) != 0)
-        fail_msg("%s: body \"%.200s\", expected \"%s\"", r->what, r->body, body);
-}
-
-#define GET_EXPECT(s, path, body, xcache, ...)                                                     \
-    do {                                                                                           \
-        sh_resp *r_ = px_get((s), "GET", (path), __VA_ARGS__, (const char *)NULL);                 \
-        expect_body(r_, (body));                                                                   \
-        px_expect_xcache(r_, (xcache));                                                            \
-        sh_resp_free(r_);                                                                          \
-    } while (0)
-
 /* GET path; asserts a JSON error with that status and code; returns the time it took. */
 static long expect_error(const sh_server *s, const char *path, long status, const char *code)
 {
@@ -73,7 +58,7 @@ static long expect_error(const sh_server *s, const char *path, long status, cons
 static void expect_stale_if_error(const sh_server *s, const char *path, const char *body, int asked)
 {
     sh_resp *r = px_get(s, "GET", path, "X-Origin-Body: not this", (const char *)NULL);
-    expect_body(r, body);
+    px_expect_body(r, body);
     px_expect_xcache(r, "STALE");
     if (asked) {
         assert_true(px_header_has(r, "Cache-Status", "strata; fwd=stale; fwd-status="));
@@ -102,9 +87,9 @@ static void test_origin_down_stale_if_error_502_504(void **state)
     assert_non_null(cf);
 
     px_align_second();
-    GET_EXPECT(up, "/sie/kept", "kept", "MISS", SIE, "X-Origin-Body: kept");
-    GET_EXPECT(up, "/sie/plain", "plain", "MISS", CC1, "X-Origin-Body: plain");
-    GET_EXPECT(cf, "/slow/kept", "slow kept", "MISS", SIE, "X-Origin-Body: slow kept");
+    PX_GET_EXPECT(up, "/sie/kept", "kept", "MISS", SIE, "X-Origin-Body: kept");
+    PX_GET_EXPECT(up, "/sie/plain", "plain", "MISS", CC1, "X-Origin-Body: plain");
+    PX_GET_EXPECT(cf, "/slow/kept", "slow kept", "MISS", SIE, "X-Origin-Body: slow kept");
     sh_sleep_ms(1200); /* all three are stale now */
 
     /* the origin hangs: past first_byte_timeout, 504; a stale copy answers instead */
@@ -114,7 +99,7 @@ static void test_origin_down_stale_if_error_502_504(void **state)
         fail_msg("the 504 came after %ld ms; first_byte_timeout is 500 ms", ms);
     expect_stale_if_error(cf, "/slow/kept", "slow kept", 1);
     assert_int_equal(oh_resume(o), 0);
-    GET_EXPECT(cf, "/slow/new", "back", "MISS", CC60, "X-Origin-Body: back");
+    PX_GET_EXPECT(cf, "/slow/new", "back", "MISS", CC60, "X-Origin-Body: back");
 
     /* the origin is gone: stale-if-error, else 502 (and it was not stored) */
     assert_int_equal(oh_kill(o), 0);
@@ -124,8 +109,8 @@ static void test_origin_down_stale_if_error_502_504(void **state)
     expect_error(up, "/sie/never", 502, "origin_unavailable");
     assert_true(sh_healthy(up));
     assert_int_equal(oh_restart(o), 0);
-    GET_EXPECT(up, "/sie/plain", "plain again", "MISS", CC60, "X-Origin-Body: plain again");
-    GET_EXPECT(up, "/sie/never", "now", "MISS", CC60, "X-Origin-Body: now");
+    PX_GET_EXPECT(up, "/sie/plain", "plain again", "MISS", CC60, "X-Origin-Body: plain again");
+    PX_GET_EXPECT(up, "/sie/never", "now", "MISS", CC60, "X-Origin-Body: now");
     /* the copy kept after the failure answers for its error TTL (30 s) without asking */
     unsigned long before = px_origin_requests(o);
     expect_stale_if_error(up, "/sie/kept", "kept", 0);
@@ -151,7 +136,7 @@ static void test_breaker_opens_then_lets_one_try(void **state)
     char *path = px_write_file(dir, "breaker.yaml", yaml);
     sh_server *s = px_start_config(path, NULL);
     assert_non_null(s);
-    GET_EXPECT(s, "/br/warm", "up", "MISS", "X-Origin-Body: up");
+    PX_GET_EXPECT(s, "/br/warm", "up", "MISS", "X-Origin-Body: up");
     assert_int_equal(oh_kill(o), 0);
     for (int i = 0; i < 3; i++)
         expect_error(s, "/br/x", 502, "origin_unavailable");
@@ -189,7 +174,7 @@ static void test_breaker_opens_then_lets_one_try(void **state)
         fail_msg("the origin was asked again %ld ms after the breaker opened (5 s)", t);
     assert_int_equal(px_origin_requests(o), 1);
     assert_true(px_wait_log(s, "proxy: origin flaky answers again: its breaker is closed", 2000));
-    GET_EXPECT(s, "/br/y", "fine", "MISS", "X-Origin-Body: fine");
+    PX_GET_EXPECT(s, "/br/y", "fine", "MISS", "X-Origin-Body: fine");
     assert_int_equal(sh_stop_check(s), 0);
     oh_stop(o);
     free(path);
@@ -304,12 +289,12 @@ static void test_two_instances_share_one_origin_request(void **state)
     unsigned long before = px_origin_requests(o);
     const char *const h2[] = {"Host: shared.example", CC60, "X-Origin-Body: from a", NULL};
     sh_resp *r = px_send(a, "GET", "/co/l2", NULL, 0, h2);
-    expect_body(r, "from a");
+    px_expect_body(r, "from a");
     px_expect_xcache(r, "MISS");
     sh_resp_free(r);
     const char *const h3[] = {"Host: shared.example", "X-Origin-Body: not this", NULL};
     r = px_send(b, "GET", "/co/l2", NULL, 0, h3);
-    expect_body(r, "from a");
+    px_expect_body(r, "from a");
     px_expect_xcache(r, "HIT-L2");
     assert_true(px_header_has(r, "Cache-Status", "strata; hit"));
     sh_resp_free(r);
@@ -472,7 +457,7 @@ static void test_slow_client_holds_back_no_one(void **state)
                        "X-Origin-Body-Size: " SLOW_SIZE "\r\nConnection: close\r\n\r\n";
     assert_int_equal(sh_raw_send(fd, req, sizeof req - 1), 0);
     sh_sleep_ms(300); /* the stream fills the buffers and pauses */
-    GET_EXPECT(s, "/fast/cached", "c", "MISS", CC60, "X-Origin-Body: c");
+    PX_GET_EXPECT(s, "/fast/cached", "c", "MISS", CC60, "X-Origin-Body: c");
     for (int i = 0; i < 20; i++) {
         char path[32];
         snprintf(path, sizeof path, i % 2 ? "/fast/cached" : "/fast/%d", i);
@@ -482,7 +467,7 @@ static void test_slow_client_holds_back_no_one(void **state)
         if (r->status == 0)
             fail_msg("%s got no answer within 5 s beside a client that does not read: %s", path,
                      r->err);
-        expect_body(r, "c");
+        px_expect_body(r, "c");
         sh_resp_free(r);
     }
     /* and the slow client, once it reads, gets its answer whole */
@@ -540,7 +525,7 @@ static void test_sighup_adds_a_route_and_refuses_a_bad_file(void **state)
     char *path = px_write_file(dir, "reload.yaml", v1);
     sh_server *s = px_start_config(path, NULL);
     assert_non_null(s);
-    GET_EXPECT(s, "/a/x", "a", "MISS", "X-Origin-Body: a");
+    PX_GET_EXPECT(s, "/a/x", "a", "MISS", "X-Origin-Body: a");
     sh_resp *r = px_get(s, "GET", "/b/x", "X-Origin-Body: b", (const char *)NULL);
     SH_EXPECT_ERROR(r, 404, "not_found");
     sh_resp_free(r);
@@ -551,13 +536,13 @@ static void test_sighup_adds_a_route_and_refuses_a_bad_file(void **state)
     free(px_write_file(dir, "reload.yaml", v2));
     assert_int_equal(sh_signal(s, SIGHUP), 0);
     assert_true(px_wait_log(s, "SIGHUP: proxy: 2 routes", 5000));
-    GET_EXPECT(s, "/b/x", "b", "MISS", "X-Origin-Body: b");
+    PX_GET_EXPECT(s, "/b/x", "b", "MISS", "X-Origin-Body: b");
     sh_sleep_ms(100);
     free(px_write_file(dir, "reload.yaml", "routes: [\n"));
     assert_int_equal(sh_signal(s, SIGHUP), 0);
     assert_true(px_wait_log(s, "not reloaded, the old one stays", 5000));
-    GET_EXPECT(s, "/a/x", "a", "MISS", "X-Origin-Body: a");
-    GET_EXPECT(s, "/b/x", "b", "MISS", "X-Origin-Body: b");
+    PX_GET_EXPECT(s, "/a/x", "a", "MISS", "X-Origin-Body: a");
+    PX_GET_EXPECT(s, "/b/x", "b", "MISS", "X-Origin-Body: b");
     sh_sleep_ms(100);
     atomic_store(&f.stop, 1);
     pthread_join(f.thread, NULL);
