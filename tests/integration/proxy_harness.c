@@ -154,7 +154,8 @@ int px_body_is(const sh_resp *r, const char *body)
 {
     if (r->status == 200 && r->body_len == strlen(body) && memcmp(r->body, body, r->body_len) == 0)
         return 1;
-    fprintf(stderr, "%s: HTTP %ld, body \"%.200s\", expected 200 and \"%s\"\n", r->what, r->status,
+    fprintf(stderr, "%s: HTTP %ld%s%s, body \"%.200s\", expected 200 and \"%s\"\n", r->what,
+            r->status, r->status == 0 ? ": " : "", r->status == 0 ? r->err : "",
             r->body ? r->body : "", body);
     return 0;
 }

@@ -23,6 +23,8 @@ static int tchar(unsigned char c)
  * values with memchr. */
 int proxy_record_head_ok(const char *head, size_t len)
 {
+    if (len == 0)
+        return 1; /* a Vary marker's head, NULL */
     const unsigned char *p = (const unsigned char *)head, *end = p + len;
     while (p < end) {
         const unsigned char *name = p;
