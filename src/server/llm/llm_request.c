@@ -1,0 +1,286 @@
+/* llm_request.c: parsing an OpenAI-compatible request, its cache controls, and its keys
+ * (llm_request.h).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "llm_request.h"
+
+/* Members that do not change the answer: left out of the key. */
+static const char *const not_keyed[] = {"stream", "stream_options", "user", "metadata",
+                                        "store",  "cache",          NULL};
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- canonical JSON ----------------------------------------------------------------------- */
+
+/* A copy of v with integral reals as integers (0.0 and 0 are one number), or NULL. */
+static json_t *normalised(const json_t *v)
+{
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d == floor(d) && fabs(d) < 9007199254740992.0) /* 2^53: exact as an integer */
+            return json_integer((json_int_t)d);
+        return json_real(d);
+    }
+    if (json_is_object(v)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m)
+        {
+            json_t *c = normalised(m);
+            if (o == NULL || c == NULL || json_object_set_new(o, k, c) != 0) {
+                json_decref(c);
+                json_decref(o);
+                return NULL;
+            }
+        }
+        return o;
+    }
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        for (size_t i = 0; a != NULL && i < json_array_size(v); i++) {
+            json_t *c = normalised(json_array_get(v, i));
+            if (c == NULL || json_array_append_new(a, c) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    return json_deep_copy(v);
+}
+
+char *llm_canonical(const json_t *v)
+{
+    json_t *n = normalised(v);
+    char *s =
+        n ? json_dumps(n, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
+          : NULL;
+    json_decref(n);
+    return s;
+}
+
+/* The SHA-256 of v's canonical JSON in hex into out. Returns 0 or -1. */
+static int key_of(const json_t *v, char *out)
+{
+    char *s = llm_canonical(v);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    int ok = s != NULL && EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) == 1 && n == 32;
+    free(s);
+    if (!ok)
+        return -1;
+    for (unsigned i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* ---- the cache member --------------------------------------------------------------------- */
+
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return 0;
+    }
+    return s[0] != '_';
+}
+
+/* {"no-cache": bool, "no-store": bool, "ttl": seconds, "namespace": name}; other members (a
+ * newer client's) are ignored. */
+static int cache_ctl(json_t *c, llm_cache_ctl *ctl, char *err, size_t cap)
+{
+    ctl->ttl_s = -1;
+    if (c == NULL)
+        return 0;
+    if (!json_is_object(c))
+        return fail(err, cap,
+                    "cache must be an object: {\"no-cache\", \"no-store\", \"ttl\", "
+                    "\"namespace\"}");
+    ctl->given = 1;
+    json_t *nc = json_object_get(c, "no-cache"), *ns = json_object_get(c, "no-store");
+    json_t *ttl = json_object_get(c, "ttl"), *name = json_object_get(c, "namespace");
+    if ((nc && !json_is_boolean(nc)) || (ns && !json_is_boolean(ns)))
+        return fail(err, cap, "cache.no-cache and cache.no-store are booleans");
+    ctl->no_cache = nc && json_is_true(nc);
+    ctl->no_store = ns && json_is_true(ns);
+    if (ttl != NULL) {
+        if (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
+            json_integer_value(ttl) > 315360000)
+            return fail(err, cap, "cache.ttl is whole seconds from 0 to 315360000");
+        ctl->ttl_s = json_integer_value(ttl);
+    }
+    if (name != NULL) {
+        if (!json_is_string(name) || !name_ok(json_string_value(name)))
+            return fail(err, cap,
+                        "cache.namespace is 1-64 characters of A-Z a-z 0-9 _ . -, not "
+                        "starting with _");
+        snprintf(ctl->ns, sizeof ctl->ns, "%s", json_string_value(name));
+    }
+    return 0;
+}
+
+/* ---- chat and completions ----------------------------------------------------------------- */
+
+static int generation(llm_request *r, char *err, size_t cap)
+{
+    json_t *b = r->body;
+    json_t *what = json_object_get(b, r->kind == LLM_CHAT ? "messages" : "prompt");
+    if (r->kind == LLM_CHAT && !json_is_array(what))
+        return fail(err, cap, "messages must be an array");
+    if (r->kind == LLM_COMPLETION && !json_is_string(what) && !json_is_array(what))
+        return fail(err, cap, "prompt must be a string or an array");
+    json_t *stream = json_object_get(b, "stream"), *so = json_object_get(b, "stream_options");
+    if (stream != NULL && !json_is_boolean(stream))
+        return fail(err, cap, "stream must be a boolean");
+    r->stream = stream && json_is_true(stream);
+    if (so != NULL && !json_is_object(so))
+        return fail(err, cap, "stream_options must be an object");
+    json_t *iu = so ? json_object_get(so, "include_usage") : NULL;
+    r->include_usage = iu && json_is_true(iu);
+    json_t *t = json_object_get(b, "temperature"), *seed = json_object_get(b, "seed");
+    r->deterministic = (t != NULL && json_is_number(t) && json_number_value(t) == 0) ||
+                       (seed != NULL && json_is_integer(seed));
+    /* The key: the request without what does not change the answer. */
+    json_t *keyed = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v)
+    {
+        int skip = 0;
+        for (int i = 0; not_keyed[i] && !skip; i++)
+            skip = strcmp(k, not_keyed[i]) == 0;
+        if (!skip && keyed != NULL)
+            json_object_set(keyed, k, v);
+    }
+    int rc = keyed != NULL ? key_of(keyed, r->key) : -1;
+    json_decref(keyed);
+    return rc == 0 ? 0 : fail(err, cap, "out of memory");
+}
+
+/* ---- embeddings --------------------------------------------------------------------------- */
+
+static int token_ids(const json_t *a)
+{
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return 0;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (!json_is_integer(json_array_get(a, i)))
+            return 0;
+    return 1;
+}
+
+static int embeddings(llm_request *r, char *err, size_t cap)
+{
+    json_t *b = r->body, *in = json_object_get(b, "input");
+    json_t *dim = json_object_get(b, "dimensions"), *fmt = json_object_get(b, "encoding_format");
+    r->dimensions = -1;
+    if (dim != NULL) {
+        if (!json_is_integer(dim) || json_integer_value(dim) < 1 || json_integer_value(dim) > 65536)
+            return fail(err, cap, "dimensions must be a whole number from 1 to 65536");
+        r->dimensions = json_integer_value(dim);
+    }
+    if (fmt != NULL && (!json_is_string(fmt) || (strcmp(json_string_value(fmt), "float") != 0 &&
+                                                 strcmp(json_string_value(fmt), "base64") != 0)))
+        return fail(err, cap, "encoding_format must be \"float\" or \"base64\"");
+    r->base64 = fmt != NULL && strcmp(json_string_value(fmt), "base64") == 0;
+    /* a string, token ids, or a list of either */
+    int one = json_is_string(in) || token_ids(in);
+    size_t n = one ? 1 : json_is_array(in) ? json_array_size(in) : 0;
+    if (n == 0)
+        return fail(err, cap,
+                    "input must be a string, an array of strings, an array of token "
+                    "ids or an array of token arrays, not empty");
+    if (n > LLM_INPUTS_MAX)
+        return fail(err, cap, "input has more than %d items", LLM_INPUTS_MAX);
+    r->input_was_list = !json_is_string(in);
+    r->inputs = calloc(n, sizeof *r->inputs);
+    if (r->inputs == NULL)
+        return fail(err, cap, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = one ? in : json_array_get(in, i);
+        if (json_is_string(item))
+            r->inputs[i] = (llm_input){json_string_value(item), json_string_length(item), NULL};
+        else if (token_ids(item))
+            r->inputs[i] = (llm_input){NULL, 0, item};
+        else
+            return fail(err, cap, "input[%zu] must be a string or an array of token ids", i);
+    }
+    r->ninputs = n;
+    return 0;
+}
+
+int llm_input_key(const llm_request *r, size_t i, char *out)
+{
+    if (i >= r->ninputs)
+        return -1;
+    const llm_input *in = &r->inputs[i];
+    json_t *item = in->text ? json_stringn(in->text, in->len) : json_incref(in->tokens);
+    json_t *k =
+        json_pack("{s:s,s:o,s:o}", "model", r->model, "dimensions",
+                  r->dimensions >= 0 ? json_integer(r->dimensions) : json_null(), "input", item);
+    int rc = k != NULL ? key_of(k, out) : -1;
+    json_decref(k);
+    return rc;
+}
+
+/* ---- the request -------------------------------------------------------------------------- */
+
+int llm_request_parse(int kind, const char *body, size_t len, llm_request *out, char *err,
+                      size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    out->ctl.ttl_s = -1;
+    json_error_t je;
+    out->body = body ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (out->body == NULL)
+        return fail(err, cap, "the body is not JSON: %s", body ? je.text : "empty");
+    if (!json_is_object(out->body)) {
+        llm_request_free(out);
+        return fail(err, cap, "the body must be a JSON object");
+    }
+    out->upstream = out->body;
+    json_t *model = json_object_get(out->body, "model");
+    int rc;
+    if (!json_is_string(model) || json_string_length(model) == 0 ||
+        json_string_length(model) >= LLM_MODEL_MAX ||
+        strlen(json_string_value(model)) != json_string_length(model))
+        rc = fail(err, cap, "model must be a non-empty string of at most %d bytes",
+                  LLM_MODEL_MAX - 1);
+    else if ((rc = cache_ctl(json_object_get(out->body, "cache"), &out->ctl, err, cap)) == 0)
+        rc = kind == LLM_EMBEDDINGS ? embeddings(out, err, cap) : generation(out, err, cap);
+    if (rc == 0) {
+        snprintf(out->model, sizeof out->model, "%s", json_string_value(model));
+        json_object_del(out->body, "cache"); /* strata's: never sent upstream */
+        return 0;
+    }
+    llm_request_free(out);
+    return -1;
+}
+
+void llm_request_free(llm_request *r)
+{
+    free(r->inputs);
+    json_decref(r->body);
+    memset(r, 0, sizeof *r);
+}
