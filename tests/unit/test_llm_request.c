@@ -51,16 +51,16 @@ static void test_same_answer_same_key(void **state)
     /* order of members, spacing, 0 vs 0.0, stream, stream_options, user, metadata, store and
      * strata's cache member do not change the answer */
     const char *same[] = {
-        "{\"temperature\":0.0,\"model\":\"m\"," MSG "}",
-        "{ \"model\" : \"m\" , " MSG " , \"temperature\" : 0e0 }",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"stream\":true,"
-        "\"stream_options\":{\"include_usage\":true}}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"user\":\"u1\",\"metadata\":{\"a\":1},"
-        "\"store\":false}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"cache\":{\"ttl\":60}}",
+        ("{\"temperature\":0.0,\"model\":\"m\"," MSG "}"),
+        ("{ \"model\" : \"m\" , " MSG " , \"temperature\" : 0e0 }"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"stream\":true,"
+         "\"stream_options\":{\"include_usage\":true}}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"user\":\"u1\",\"metadata\":{\"a\":1},"
+         "\"store\":false}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"cache\":{\"ttl\":60}}"),
         "{\"model\":\"m\",\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],\"temperature\":0}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u0068i\"}],"
-        "\"temperature\":0}",
+        ("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\\u0068i\"}],"
+         "\"temperature\":0}"),
     };
     for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
         key(same[i], b);
@@ -75,17 +75,17 @@ static void test_other_answer_other_key(void **state)
     char a[LLM_KEY_HEX + 1], b[LLM_KEY_HEX + 1];
     key("{\"model\":\"m\"," MSG ",\"temperature\":0}", a);
     const char *other[] = {
-        "{\"model\":\"m2\"," MSG ",\"temperature\":0}",
-        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}],"
-        "\"temperature\":0}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0.5}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"seed\":1}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"max_tokens\":10}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"tools\":[]}",
-        "{\"model\":\"m\"," MSG ",\"temperature\":0,\"n\":2}",
-        "{\"model\":\"m\"," MSG
-        ",\"temperature\":0,\"response_format\":{\"type\":\"json_object\"}}",
-        "{\"model\":\"m\"," MSG "}",
+        ("{\"model\":\"m2\"," MSG ",\"temperature\":0}"),
+        ("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi!\"}],"
+         "\"temperature\":0}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0.5}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"seed\":1}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"max_tokens\":10}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"tools\":[]}"),
+        ("{\"model\":\"m\"," MSG ",\"temperature\":0,\"n\":2}"),
+        ("{\"model\":\"m\"," MSG
+         ",\"temperature\":0,\"response_format\":{\"type\":\"json_object\"}}"),
+        ("{\"model\":\"m\"," MSG "}"),
     };
     for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
         key(other[i], b);
