@@ -377,6 +377,17 @@ static void test_xfetch_gives_one_early_token(void **state)
     r = fill(a, "/v1/cache/xf/hot?ttl=60", NULL, token, "v2", 0);
     SH_EXPECT_STATUS(r, 204);
     sh_resp_free(r);
+    /* b's memory drops v1 when Redis' invalidation reaches it: within the coherence bound, not
+     * at once (docs/architecture.md, "Coherence"). */
+    for (long t0 = sh_now_ms();; sh_sleep_ms(20)) {
+        r = call(b, "GET", path, NULL, NULL, NULL, NULL, NULL);
+        int seen = r->status == 200 && strcmp(r->body, "v2") == 0;
+        sh_resp_free(r);
+        if (seen)
+            break;
+        if (sh_now_ms() - t0 > 5000)
+            fail_msg("b still answers v1 5 s after a stored v2");
+    }
     /* v2's compute time is the time since the grant (a few ms), the namespace's beta 1: not
      * early an hour before its expiry. */
     for (int i = 0; i < 10; i++) {
