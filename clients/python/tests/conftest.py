@@ -7,6 +7,7 @@ source tree (test_install.py checks the pip-installed copy).
 """
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -193,5 +194,5 @@ def auth_server(strata_bin: str, tmpdir_session: str, redis: Redis) -> Iterator[
 @pytest.fixture
 def ns(request: pytest.FixtureRequest) -> str:
     """A namespace of the test's own, so tests sharing a server do not see each other's keys."""
-    name = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")
+    name = re.sub(r"[^A-Za-z0-9.-]+", "-", request.node.name)
     return ("t-" + name)[:64]
