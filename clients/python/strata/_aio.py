@@ -123,6 +123,14 @@ class _AsyncPool:
             return resp
         raise AssertionError("unreachable")
 
+    def close_nowait(self) -> None:
+        idle, self.idle = self.idle, []
+        for _, writer in idle:
+            try:
+                writer.close()
+            except (OSError, RuntimeError):  # its loop is closed already
+                pass
+
     async def close(self) -> None:
         idle, self.idle = self.idle, []
         for _, writer in idle:

@@ -12,9 +12,11 @@ import inspect
 import socket
 import ssl
 import threading
+import weakref
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Tuple, TypeVar)
 
+from ._aio import _AsyncPool
 from ._cached import KeySpec, TagSpec, call_key, call_tags
 from ._codec import JsonSerializer, Serializer
 from ._config import resolve
@@ -145,7 +147,22 @@ class Strata:
         self._ops = Ops(token, tenant, namespace, serializer or JsonSerializer(), fail_open,
                         lease, wait)
         self._pool = _Pool(scheme, host, port, prefix, timeout, max_connections)
+        self._pool_args = (scheme, host, port, prefix, timeout, max_connections)
+        # cached() on an async def function speaks asyncio on the caller's loop: a blocking
+        # request in an executor thread would hold the thread while the lease waits, and the
+        # holder's fill could queue behind the waiters it would answer.
+        self._apools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncPool]" = \
+            weakref.WeakKeyDictionary()
+        self._apools_lock = threading.Lock()
         self.sessions = Sessions(self)
+
+    def _async_pool(self) -> _AsyncPool:
+        loop = asyncio.get_running_loop()
+        with self._apools_lock:
+            pool = self._apools.get(loop)
+            if pool is None:
+                pool = self._apools[loop] = _AsyncPool(*self._pool_args)
+            return pool
 
     def _run(self, op: Op, compute: Optional[Callable[[], Any]] = None) -> Any:
         return run_sync(op, self._pool.request, compute)
@@ -154,6 +171,11 @@ class Strata:
 
     def close(self) -> None:
         self._pool.close()
+        with self._apools_lock:
+            pools = list(self._apools.values())
+            self._apools.clear()
+        for pool in pools:
+            pool.close_nowait()
 
     def __enter__(self) -> "Strata":
         return self
@@ -245,8 +267,8 @@ class Strata:
                stale_if_error: Optional[float] = None, lease: Optional[float] = None,
                wait: Optional[float] = None) -> Callable[[F], F]:
         """Decorator: remember() for each call, keyed by the function and its arguments (see
-        README, "Keys"). Works on plain and `async def` functions (the HTTP calls of an async
-        one run in the loop's default executor). `wrapper.key(*args, **kwargs)` gives the key."""
+        README, "Keys"). Works on plain and `async def` functions (for an async one the client
+        speaks asyncio on the caller's event loop). `wrapper.key(*args, **kwargs)` gives the key."""
 
         def decorate(fn: F) -> F:
             if inspect.iscoroutinefunction(fn):
@@ -255,12 +277,8 @@ class Strata:
                     op = self._ops.remember(call_key(fn, key, args, kwargs), ttl, ns,
                                             call_tags(fn, tags, args, kwargs), grace,
                                             stale_if_error, lease, wait)
-                    loop = asyncio.get_running_loop()
-
-                    def send(req: Request) -> "asyncio.Future[Response]":
-                        return loop.run_in_executor(None, self._pool.request, req)
-
-                    return await run_async(op, send, lambda: fn(*args, **kwargs))
+                    return await run_async(op, self._async_pool().request,
+                                           lambda: fn(*args, **kwargs))
 
                 awrapper.key = lambda *a, **kw: call_key(fn, key, a, kw)  # type: ignore
                 return awrapper  # type: ignore
