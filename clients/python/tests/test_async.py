@@ -1,7 +1,6 @@
 """AsyncStrata: the same calls as coroutines, against a real server; cached() on async def
 functions with both clients."""
 import asyncio
-import time
 from typing import List
 
 import pytest
@@ -127,9 +126,8 @@ async def test_stale_within_grace(a):
 
     refresher = asyncio.ensure_future(a.remember("g", refresh, ttl=60, grace=60))
     await started.wait()
-    began = time.monotonic()
+    # answered the old value while the refresh runs (a wait would have answered v2)
     assert await a.remember("g", lambda: pytest.fail("computed")) == "v1"
-    assert time.monotonic() - began < 0.3
     assert await refresher == "v2"
     assert await a.get("g") == "v2"
 

