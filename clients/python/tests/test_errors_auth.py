@@ -4,8 +4,8 @@ import asyncio
 import pytest
 
 from conftest import TOKENS, free_port
-from strata import (AsyncStrata, BadRequest, Forbidden, StrataError, StrataUnavailable, Strata,
-                    TooLarge, Unauthorized)
+from strata import (AsyncStrata, BadRequest, Forbidden, NotFound, RateLimited, StrataError,
+                    StrataUnavailable, Strata, TooLarge, Unauthorized)
 
 
 @pytest.fixture
@@ -116,3 +116,22 @@ def test_unreachable_raises_or_fails_open(ns):
             assert await a.remember("k", lambda: "computed") == "computed"
 
     asyncio.run(run())
+
+
+def test_the_servers_own_rate_limits_raise_rate_limited(make_server, ns):
+    s = make_server(STRATA_RATE_LIMITS="per-ip:route=kv,limit=2,period=10,by=ip")
+    with Strata(s.url, namespace=ns) as c:
+        c.get("k")
+        c.get("k")
+        with pytest.raises(RateLimited) as e:
+            c.get("k")
+        assert (e.value.status, e.value.code) == (429, "rate_limited")
+        assert e.value.retry_after >= 1
+
+
+def test_missing_sessions(c):
+    with pytest.raises(NotFound) as e:
+        c.sessions.update("A" * 22, {"x": 1})
+    assert (e.value.status, e.value.code) == (404, "not_found")
+    assert c.sessions.get("A" * 22) is None
+    assert c.sessions.delete("A" * 22) is False
