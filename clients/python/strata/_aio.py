@@ -21,6 +21,7 @@ from ._protocol import Op, Ops, Request, Response
 from ._results import InvalidateResult, PurgeResult, RateLimitDecision, WriteResult
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 _Conn = Tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -181,7 +182,7 @@ class AsyncStrata:
         self._pool = _AsyncPool(scheme, host, port, prefix, timeout, max_connections)
         self.sessions = AsyncSessions(self)
 
-    async def _run(self, op: Op, compute: Optional[Callable[[], Any]] = None) -> Any:
+    async def _run(self, op: Op[T], compute: Optional[Callable[[], Any]] = None) -> T:
         return await run_async(op, self._pool.request, compute)
 
     async def aclose(self) -> None:

@@ -7,7 +7,7 @@ as is; `self` and `cls` are left out. Past 512 bytes the JSON is replaced by `sh
 Arguments JSON cannot write are a TypeError: give key= then.
 """
 import inspect
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._protocol import stable_key
 
@@ -15,7 +15,7 @@ KeySpec = Union[None, str, Callable[..., str]]
 TagSpec = Union[None, Iterable[str], Callable[..., Iterable[str]]]
 
 
-def bound_arguments(fn: Callable[..., Any], args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+def bound_arguments(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     bound = inspect.signature(fn).bind(*args, **kwargs)
     bound.apply_defaults()
     out: Dict[str, Any] = {}
@@ -26,7 +26,7 @@ def bound_arguments(fn: Callable[..., Any], args: tuple, kwargs: Dict[str, Any])
     return out
 
 
-def call_key(fn: Callable[..., Any], spec: KeySpec, args: tuple, kwargs: Dict[str, Any]) -> str:
+def call_key(fn: Callable[..., Any], spec: KeySpec, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> str:
     """key=None: the rule above; a str: a template formatted with the bound arguments
     ("user:{user_id}"); a callable: called with the call's arguments."""
     if callable(spec):
@@ -37,7 +37,7 @@ def call_key(fn: Callable[..., Any], spec: KeySpec, args: tuple, kwargs: Dict[st
     return stable_key(f"{fn.__module__}.{fn.__qualname__}", arguments)
 
 
-def call_tags(fn: Callable[..., Any], spec: TagSpec, args: tuple,
+def call_tags(fn: Callable[..., Any], spec: TagSpec, args: Tuple[Any, ...],
               kwargs: Dict[str, Any]) -> Optional[List[str]]:
     """tags=: a list of templates formatted with the bound arguments, or a callable."""
     if spec is None:

@@ -7,20 +7,23 @@ which decides (fail_open, stale-if-error) and may raise it on.
 import asyncio
 import inspect
 import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 from ._protocol import Compute, Op, Request, Response, Sleep
 
+T = TypeVar("T")
 
-def run_sync(op: Op, send: Callable[[Request], Response],
-             compute: Optional[Callable[[], Any]] = None) -> Any:
+
+def run_sync(op: Op[T], send: Callable[[Request], Response],
+             compute: Optional[Callable[[], Any]] = None) -> T:
     reply: Any = None
     error: Optional[BaseException] = None
     while True:
         try:
             step = op.throw(error) if error is not None else op.send(reply)
         except StopIteration as stop:
-            return stop.value
+            value: T = stop.value
+            return value
         reply, error = None, None
         try:
             if isinstance(step, Request):
@@ -35,15 +38,16 @@ def run_sync(op: Op, send: Callable[[Request], Response],
             error = exc
 
 
-async def run_async(op: Op, send: Callable[[Request], Awaitable[Response]],
-                    compute: Optional[Callable[[], Any]] = None) -> Any:
+async def run_async(op: Op[T], send: Callable[[Request], Awaitable[Response]],
+                    compute: Optional[Callable[[], Any]] = None) -> T:
     reply: Any = None
     error: Optional[BaseException] = None
     while True:
         try:
             step = op.throw(error) if error is not None else op.send(reply)
         except StopIteration as stop:
-            return stop.value
+            value: T = stop.value
+            return value
         reply, error = None, None
         try:
             if isinstance(step, Request):

@@ -11,7 +11,8 @@ import base64
 import hashlib
 import json
 import time
-from typing import Any, Dict, Generator, Iterable, List, Mapping, Optional, Sequence
+from typing import (Any, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Tuple,
+                    TypeVar)
 from urllib.parse import quote, urlencode
 
 from ._codec import TEXT, Serializer, batch_item, batch_value, decode, encode
@@ -42,6 +43,12 @@ class Response:
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8")) if self.body else None
 
+    def json_object(self) -> Dict[str, Any]:
+        doc = self.json()
+        if not isinstance(doc, dict):
+            raise ValueError(f"expected a JSON object from the server, got {self.body[:80]!r}")
+        return doc
+
 
 class Compute:
     __slots__ = ()
@@ -55,7 +62,9 @@ class Sleep:
 
 
 COMPUTE = Compute()
-Op = Generator[Any, Any, Any]
+T = TypeVar("T")
+# A call: yields Request, Compute or Sleep; is sent their answers; returns the call's result.
+Op = Generator[Any, Any, T]
 
 
 def raise_for(resp: Response) -> None:
@@ -133,7 +142,7 @@ class Ops:
 
     # ---- KV ---------------------------------------------------------------------------------
 
-    def get(self, key: str, default: Any, ns: Optional[str]) -> Op:
+    def get(self, key: str, default: Any, ns: Optional[str]) -> Op[Any]:
         """GET /v1/cache/{ns}/{key}: the value, or default on a miss."""
         try:
             resp = yield self._req("GET", key_path(ns or self.namespace, key))
@@ -149,7 +158,7 @@ class Ops:
 
     def set(self, key: str, value: Any, ttl: Optional[int], tags: Optional[Iterable[str]],
             ns: Optional[str], create: bool, grace: Optional[float],
-            stale_if_error: Optional[float]) -> Op:
+            stale_if_error: Optional[float]) -> Op[WriteResult]:
         """PUT /v1/cache/{ns}/{key}?ttl=&tags=&grace=&stale_if_error= [If-None-Match: *]"""
         body, ctype = encode(value, self.serializer)
         headers = {"Content-Type": ctype}
@@ -170,7 +179,7 @@ class Ops:
             raise_for(resp)
         return _write_result(resp)
 
-    def delete(self, key: str, ns: Optional[str]) -> Op:
+    def delete(self, key: str, ns: Optional[str]) -> Op[bool]:
         """DELETE /v1/cache/{ns}/{key}: True when a key was removed (or, l1-only, may have been)."""
         try:
             resp = yield self._req("DELETE", key_path(ns or self.namespace, key))
@@ -188,7 +197,7 @@ class Ops:
             raise_for(resp)
         return True
 
-    def get_many(self, keys: Sequence[str], ns: Optional[str]) -> Op:
+    def get_many(self, keys: Sequence[str], ns: Optional[str]) -> Op[Dict[str, Any]]:
         """POST /v1/cache/{ns}/_mget {"keys": [...]}: {key: value} of the hits."""
         keys = list(keys)
         if not keys:
@@ -209,7 +218,7 @@ class Ops:
         return out
 
     def set_many(self, items: Mapping[str, Any], ttl: Optional[int],
-                 tags: Optional[Iterable[str]], ns: Optional[str]) -> Op:
+                 tags: Optional[Iterable[str]], ns: Optional[str]) -> Op[WriteResult]:
         """POST /v1/cache/{ns}/_mset {"items": [...]}: not atomic; `.items` has each key's status."""
         batch: List[Dict[str, Any]] = []
         tag_list = list(tags) if tags else None
@@ -236,7 +245,7 @@ class Ops:
         return WriteResult(not bad, resp.header("X-Cache-Write") == "l1-only",
                            resp.header("X-Cache-Reason"), statuses)
 
-    def invalidate(self, tags: Optional[Iterable[str]], patterns: Optional[Iterable[str]]) -> Op:
+    def invalidate(self, tags: Optional[Iterable[str]], patterns: Optional[Iterable[str]]) -> Op[InvalidateResult]:
         """POST /v1/invalidate {"tags": [...], "patterns": [...]}"""
         body: Dict[str, Any] = {}
         if tags:
@@ -251,7 +260,7 @@ class Ops:
                                 resp.header("X-Cache-Write") == "l1-only")
 
     def keys_page(self, ns: Optional[str], pattern: Optional[str], page_size: int,
-                  cursor: str) -> Op:
+                  cursor: str) -> Op[Tuple[List[str], str]]:
         """GET /cache/keys?namespace=&pattern=&limit=&cursor=: (keys, next cursor; "0" = done)."""
         resp = yield self._req("GET", "/cache/keys", query={
             "namespace": ns or self.namespace, "pattern": pattern, "limit": page_size,
@@ -267,17 +276,17 @@ class Ops:
                 keys.append(base64.b64decode(k["key_b64"]).decode("utf-8", "surrogateescape"))
         return keys, str(doc.get("cursor", "0"))
 
-    def admin_get(self, path: str, query: Optional[Dict[str, Any]] = None) -> Op:
+    def admin_get(self, path: str, query: Optional[Dict[str, Any]] = None) -> Op[Dict[str, Any]]:
         """GET /cache/stats, /cache/health: the JSON document (health also when 503)."""
-        resp = yield self._req("GET", path, query=query)
+        resp: Response = yield self._req("GET", path, query=query)
         if resp.status != 200 and not (path == "/cache/health" and resp.status == 503):
             raise_for(resp)
-        return resp.json()
+        return resp.json_object()
 
     # ---- rate limits, sessions, purges -------------------------------------------------------
 
     def ratelimit(self, key: str, limit: int, period: float, burst: Optional[int],
-                  cost: int) -> Op:
+                  cost: int) -> Op[RateLimitDecision]:
         """POST /v1/ratelimit/{key} {"limit", "period", "burst", "cost"}: 200 allowed, 429 not."""
         body: Dict[str, Any] = {"limit": limit, "period": period}
         if burst is not None:
@@ -298,34 +307,34 @@ class Ops:
         return RateLimitDecision(bool(doc["allowed"]), int(doc["limit"]), int(doc["remaining"]),
                                  doc["reset"], doc["retry_after"])
 
-    def session_create(self, data: Mapping[str, Any], ttl: Optional[int]) -> Op:
+    def session_create(self, data: Mapping[str, Any], ttl: Optional[int]) -> Op[str]:
         """POST /v1/sessions?ttl= {...}: the new session's id."""
         resp = yield self._json_req("POST", "/v1/sessions", dict(data), {"ttl": ttl})
         if resp.status != 201:
             raise_for(resp)
         return str(resp.json()["id"])
 
-    def session_get(self, sid: str) -> Op:
-        resp = yield self._req("GET", "/v1/sessions/" + quote(sid, safe=""))
+    def session_get(self, sid: str) -> Op[Optional[Dict[str, Any]]]:
+        resp: Response = yield self._req("GET", "/v1/sessions/" + quote(sid, safe=""))
         if resp.status == 404:
             return None
         if resp.status != 200:
             raise_for(resp)
-        return resp.json()
+        return resp.json_object()
 
-    def session_update(self, sid: str, data: Mapping[str, Any]) -> Op:
+    def session_update(self, sid: str, data: Mapping[str, Any]) -> Op[WriteResult]:
         resp = yield self._json_req("PUT", "/v1/sessions/" + quote(sid, safe=""), dict(data))
         if resp.status != 204:
             raise_for(resp)
         return _write_result(resp)
 
-    def session_patch(self, sid: str, patch: Mapping[str, Any]) -> Op:
-        resp = yield self._json_req("PATCH", "/v1/sessions/" + quote(sid, safe=""), dict(patch))
+    def session_patch(self, sid: str, patch: Mapping[str, Any]) -> Op[Dict[str, Any]]:
+        resp: Response = yield self._json_req("PATCH", "/v1/sessions/" + quote(sid, safe=""), dict(patch))
         if resp.status != 200:
             raise_for(resp)
-        return resp.json()
+        return resp.json_object()
 
-    def session_delete(self, sid: str) -> Op:
+    def session_delete(self, sid: str) -> Op[bool]:
         resp = yield self._req("DELETE", "/v1/sessions/" + quote(sid, safe=""))
         if resp.status == 404:
             return False
@@ -334,7 +343,7 @@ class Ops:
         return True
 
     def purge(self, urls: Optional[Iterable[str]], tags: Optional[Iterable[str]],
-              patterns: Optional[Iterable[str]], soft: bool) -> Op:
+              patterns: Optional[Iterable[str]], soft: bool) -> Op[PurgeResult]:
         """POST /cache/purge {"urls", "tags", "patterns", "soft"}: the caching proxy's purge."""
         body: Dict[str, Any] = {"soft": bool(soft)}
         for name, value in (("urls", urls), ("tags", tags), ("patterns", patterns)):
@@ -351,7 +360,7 @@ class Ops:
     def remember(self, key: str, ttl: Optional[int], ns: Optional[str],
                  tags: Optional[Iterable[str]], grace: Optional[float],
                  stale_if_error: Optional[float], lease: Optional[float],
-                 wait: Optional[float]) -> Op:
+                 wait: Optional[float]) -> Op[Any]:
         """The value of key; on a miss exactly one caller, among every process and instance,
         computes it (docs/api.md, "Leases" and "Freshness"):
 
@@ -404,7 +413,7 @@ class Ops:
             raise_for(resp)
 
     def _fill(self, path: str, token: str, ttl: Optional[int], tags: Optional[Iterable[str]],
-              grace: Optional[float], stale_if_error: Optional[float]) -> Op:
+              grace: Optional[float], stale_if_error: Optional[float]) -> Op[Any]:
         """The lease holder's part: compute, then store the value (or the failure) with the
         token. A 409 means the lease ran out and another caller took over: the value computed
         here is still good, so it is answered."""

@@ -26,6 +26,7 @@ from ._protocol import Op, Ops, Request, Response
 from ._results import InvalidateResult, PurgeResult, RateLimitDecision, WriteResult
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 _RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
@@ -67,7 +68,8 @@ class _Pool:
                     conn.sock.settimeout(timeout)
                 else:
                     conn.connect()
-                    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    sock: Any = conn.sock
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.request(req.method, self.prefix + req.path, body=req.body,
                              headers=req.headers)
                 r = conn.getresponse()
@@ -164,7 +166,7 @@ class Strata:
                 pool = self._apools[loop] = _AsyncPool(*self._pool_args)
             return pool
 
-    def _run(self, op: Op, compute: Optional[Callable[[], Any]] = None) -> Any:
+    def _run(self, op: Op[T], compute: Optional[Callable[[], Any]] = None) -> T:
         return run_sync(op, self._pool.request, compute)
 
     # ---- lifecycle --------------------------------------------------------------------------
