@@ -144,3 +144,16 @@ async def test_a_server_that_goes_away_while_callers_wait(make_server, ns):
         done = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(done[0], StrataUnavailable)
     assert done[1] == "computed"
+
+
+async def test_a_connection_the_server_closed_is_renewed(make_server, ns):
+    s = make_server()
+    async with AsyncStrata(s.url, namespace=ns) as a:
+        await a.set("k", "before")
+        assert len(a._pool.idle) == 1
+        port = s.port
+        s.kill()
+        make_server(port=port)  # the idle connection is dead: the next call takes a new one
+        assert await a.get("k") is None
+        await a.set("k", "after")
+        assert await a.get("k") == "after"
