@@ -3,12 +3,16 @@
 #
 # Root runs apt-get itself; anyone else is told the exact apt-get line to run and the script
 # stops, so a build never half-works with a missing library. `deps.sh bench` adds the tools the
-# benchmarks need (wrk and the peers are added by later benchmark issues).
+# benchmarks need (wrk and the peers are added by later benchmark issues). The python3-*
+# packages are for Debian's /usr/bin/python3, which runs the Python client's tests
+# (clients/python/tests: pytest, pytest-asyncio, pip with setuptools for the install test, and
+# mypy for the typing check).
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libxxhash-dev
       libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server clang clang-format
-      cppcheck prometheus python3 curl jq openssl)
+      cppcheck prometheus python3 curl jq openssl
+      python3-pytest python3-pytest-asyncio python3-pip python3-setuptools python3-wheel mypy)
 if [ "${1:-}" = "bench" ]; then
     pkgs+=(util-linux)
 fi
