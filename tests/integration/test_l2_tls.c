@@ -4,7 +4,8 @@
  * script over TLS; a certificate that does not verify (wrong CA, wrong name) is a Redis that is
  * down, named in last_error, while L1 serves; REDIS_TLS_INSECURE=1 skips verification; client
  * certificates when the server requires them; strata serve with rediss:// is healthy, and its
- * TLS settings that cannot be used are refused at start with exit 2. */
+ * TLS settings that cannot be used are refused at start with exit 2; REDIS_TLS_INSECURE=1 is a
+ * warning at start. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -317,6 +318,17 @@ static void test_serve(void **state)
     sh_resp_free(r);
     assert_int_equal(sh_stop_check(s), 0); /* and frees s */
 
+    /* REDIS_TLS_INSECURE=1 (with a CA that signed nothing): it works, and says so at start. */
+    char *other = NULL;
+    assert_true(asprintf(&other, "REDIS_TLS_CA_CERT=%s", tls.other_ca) > 0);
+    const char *insecure_env[] = {url, other, "REDIS_TLS_INSECURE=1", NULL};
+    s = sh_start(insecure_env, NULL);
+    assert_non_null(s);
+    SH_CALL_EXPECT(s, "PUT", "/v1/cache/tls/k", NULL, NULL, "text/plain", "v", 204);
+    assert_true(sh_log_contains(s, "REDIS_TLS_INSECURE=1: Redis' certificate and name are not "
+                                   "verified"));
+    assert_int_equal(sh_stop_check(s), 0);
+
     const char *missing[] = {url, "REDIS_TLS_CA_CERT=/nonexistent/ca.pem", NULL};
     const char *half[] = {url, ca, "REDIS_TLS_CERT=/etc/hostname", NULL};
     const char *insecure[] = {url, "REDIS_TLS_INSECURE=maybe", NULL};
@@ -333,6 +345,7 @@ static void test_serve(void **state)
     }
     free(url);
     free(ca);
+    free(other);
 }
 
 int main(void)
