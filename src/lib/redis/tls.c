@@ -83,6 +83,31 @@ static void make_sock_method(void)
         BIO_meth_free(m);
 }
 
+/* Remembers a fatal alert the server sent, in the session's app data (unused otherwise): Redis
+ * refuses a missing client certificate after the client's TLS 1.3 handshake is over, and the
+ * call that then fails may be a write that sees the connection closed, not the alert itself. */
+static void on_info(const SSL *ssl, int where, int ret)
+{
+    if ((where & SSL_CB_ALERT) && (where & SSL_CB_READ) && (ret >> 8) == SSL3_AL_FATAL)
+        SSL_set_app_data((SSL *)ssl, (void *)(intptr_t)(0x100 | (ret & 0xff)));
+}
+
+/* The fatal alert the server sent, as text, or NULL. */
+static const char *server_alert(const SSL *ssl)
+{
+    intptr_t a = (intptr_t)SSL_get_app_data(ssl);
+    if (a == 0)
+        return NULL;
+    switch (a & 0xff) {
+    case 116: /* TLS 1.3's certificate_required, which OpenSSL 3.0 does not name */
+        return "certificate required (set REDIS_TLS_CERT and REDIS_TLS_KEY)";
+    case 48:
+        return "unknown CA (of the client certificate)";
+    default:
+        return SSL_alert_desc_string_long((int)(a & 0xff));
+    }
+}
+
 /* The last OpenSSL error as text, and the queue emptied. */
 static void ssl_why(char *err, size_t cap, const char *what)
 {
@@ -112,6 +137,7 @@ int strata__tls_new(const strata_redis_config *cfg, const char *host, redis_tls 
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                  SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(t->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_info_callback(t->ctx, on_info);
     t->verify = !cfg->tls_insecure;
     const char *name = cfg->tls_server_name && *cfg->tls_server_name ? cfg->tls_server_name : host;
     snprintf(t->name, sizeof t->name, "%s", name ? name : "");
@@ -183,6 +209,13 @@ SSL *strata__tls_session(const redis_tls *t, int fd, char *err, size_t cap)
 static int outcome(SSL *ssl, int ret, char *err, size_t cap)
 {
     int e = SSL_get_error(ssl, ret);
+    const char *alert =
+        e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? NULL : server_alert(ssl);
+    if (alert != NULL) {
+        ERR_clear_error();
+        snprintf(err, cap, "TLS: redis refused the connection: %s", alert);
+        return REDIS_TLS_FAILED;
+    }
     switch (e) {
     case SSL_ERROR_WANT_READ:
         return REDIS_TLS_WANT_READ;
