@@ -46,7 +46,7 @@ typedef struct strata_loop strata_loop;
 
 /* The shared tier. Times are milliseconds; the environment gives them in seconds. */
 typedef struct strata_redis_config {
-    const char *url;             /* REDIS_URL: redis://[[user]:password@]host[:port][/db] or
+    const char *url;             /* REDIS_URL: redis[s]://[[user]:password@]host[:port][/db] or
                                     unix://[[user]:password@]/path[?db=N]; NULL: no shared tier */
     int enabled;                 /* REDIS_ENABLED (default 1): 0 ignores url */
     unsigned max_connections;    /* REDIS_MAX_CONNECTIONS: synchronous pool size (default 8) */
@@ -59,6 +59,16 @@ typedef struct strata_redis_config {
     int coherence;        /* keep L1 coherent through Redis invalidations (default 1);
                              0: L1 is not used for shared keys at all */
     unsigned max_pending; /* asynchronous calls queued per connection (default 1024) */
+    /* TLS (docs/operations.md, "TLS"): on with a rediss:// URL or tls; the certificate and the
+     * server name are verified unless tls_insecure. Paths are PEM files. */
+    int tls;                     /* REDIS_TLS: TLS with a redis:// URL too (default 0) */
+    const char *tls_ca_cert;     /* REDIS_TLS_CA_CERT: the CAs to trust; NULL: the system's */
+    const char *tls_cert;        /* REDIS_TLS_CERT: a client certificate (chain), with ... */
+    const char *tls_key;         /* REDIS_TLS_KEY: ... its private key; both or neither */
+    const char *tls_server_name; /* REDIS_TLS_SERVER_NAME: the name sent (SNI) and verified;
+                                    NULL: the URL's host */
+    int tls_insecure;            /* REDIS_TLS_INSECURE: no verification at all (default 0; a
+                                    warning is logged when the cache starts) */
 } strata_redis_config;
 
 /* Where the cache's log lines go: level is 0 error, 1 warning, 2 info. */
@@ -75,7 +85,9 @@ typedef struct strata_cache_config {
 
 /* Fills cfg with defaults, reading the environment (STRATA_L1_MAX_MEMORY, STRATA_PREFIX,
  * CACHE_TTL, REDIS_URL, REDIS_ENABLED, REDIS_MAX_CONNECTIONS, REDIS_CONNECT_TIMEOUT,
- * REDIS_SOCKET_TIMEOUT, REDIS_READONLY). Strings point into the environment.
+ * REDIS_SOCKET_TIMEOUT, REDIS_READONLY, REDIS_TLS, REDIS_TLS_CA_CERT, REDIS_TLS_CERT,
+ * REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_INSECURE; a TLS file that cannot be read is
+ * refused here). Strings point into the environment.
  * Returns 0, or the first malformed variable's error (STRATA_ERANGE, STRATA_EBADNAME) with
  * *bad_var (may be NULL) set to its name. */
 int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var);

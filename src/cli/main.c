@@ -45,6 +45,8 @@ static void usage(FILE *f)
             "  STRATA_RATELIMIT_FALLBACK STRATA_INSTANCES STRATA_NAMESPACES\n"
             "  and for the cache: REDIS_URL (unset: memory only) REDIS_ENABLED\n"
             "  REDIS_MAX_CONNECTIONS REDIS_CONNECT_TIMEOUT REDIS_SOCKET_TIMEOUT REDIS_READONLY\n"
+            "  REDIS_TLS REDIS_TLS_CA_CERT REDIS_TLS_CERT REDIS_TLS_KEY REDIS_TLS_SERVER_NAME\n"
+            "  REDIS_TLS_INSECURE (rediss:// URLs: TLS)\n"
             "  STRATA_L1_MAX_MEMORY STRATA_PREFIX CACHE_TTL\n"
             "\n"
             "More: man strata, docs/operations.md, docs/api.md.\n");

@@ -54,7 +54,9 @@ struct rh_server {
     pid_t pid;    /* -1 while not running */
     pid_t owner;  /* getpid() of the process that created the handle */
     int paused;
-    rh_server *next; /* registry link */
+    int tls_port;      /* rh_start_tls: the TLS port, else 0 */
+    char tls_url[300]; /* "rediss://127.0.0.1:TLS_PORT" */
+    rh_server *next;   /* registry link */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -578,6 +580,44 @@ rh_server *rh_start(const char *const *extra)
     }
     snprintf(s->url, sizeof s->url, "redis://%s:%d", s->host, s->port);
     return s;
+}
+
+rh_server *rh_start_tls(const char *cert, const char *key, const char *ca, int auth_clients)
+{
+    int port = free_port();
+    if (port <= 0) {
+        fprintf(stderr, "harness: no free port for TLS: %s\n", strerror(errno));
+        return NULL;
+    }
+    char tls_port[16];
+    snprintf(tls_port, sizeof tls_port, "%d", port);
+    const char *const args[] = {"--tls-port",
+                                tls_port,
+                                "--tls-cert-file",
+                                cert,
+                                "--tls-key-file",
+                                key,
+                                "--tls-ca-cert-file",
+                                ca,
+                                "--tls-auth-clients",
+                                auth_clients ? "yes" : "no",
+                                NULL};
+    rh_server *s = rh_start(args);
+    if (s != NULL) {
+        s->tls_port = port;
+        snprintf(s->tls_url, sizeof s->tls_url, "rediss://%s:%d", s->host, port);
+    }
+    return s;
+}
+
+int rh_tls_port(const rh_server *s)
+{
+    return s->tls_port;
+}
+
+const char *rh_tls_url(const rh_server *s)
+{
+    return s->tls_url;
 }
 
 int rh_port(const rh_server *s)

@@ -60,6 +60,18 @@ typedef struct rh_server rh_server;
  * on stderr. */
 rh_server *rh_start(const char *const *extra);
 
+/* rh_start, and the server also listens with TLS on a second free port: its certificate cert
+ * and key, client certificates checked against ca and required when auth_clients. The plain
+ * port stays (the readiness check and rh_command use it); strata is pointed at rh_tls_url():
+ *     oh_tls t;  oh_make_tls(&t);                       // origin_harness.h
+ *     rh_server *s = rh_start_tls(t.cert, t.key, t.ca, 0);
+ *     cfg.redis.url = rh_tls_url(s); cfg.redis.tls_ca_cert = t.ca;
+ * Never the external server. NULL with a message on failure. */
+rh_server *rh_start_tls(const char *cert, const char *key, const char *ca, int auth_clients);
+/* The TLS port and "rediss://127.0.0.1:PORT" (rh_start_tls only). */
+int rh_tls_port(const rh_server *s);
+const char *rh_tls_url(const rh_server *s);
+
 /* The TCP port; stays the same across rh_restart(). */
 int rh_port(const rh_server *s);
 

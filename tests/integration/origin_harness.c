@@ -265,6 +265,8 @@ int oh_make_tls(oh_tls *t)
     t->cert = it_xasprintf("%s/server.pem", t->dir);
     t->key = it_xasprintf("%s/server.key", t->dir);
     t->other_ca = it_xasprintf("%s/other-ca.pem", t->dir);
+    t->client_cert = it_xasprintf("%s/client.pem", t->dir);
+    t->client_key = it_xasprintf("%s/client.key", t->dir);
     char *cmd = it_xasprintf(
         "set -e; cd '%s'; "
         "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=strata test CA' "
@@ -276,7 +278,11 @@ int oh_make_tls(oh_tls *t)
         "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' "
         "  > ext.cnf; "
         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-        "  -extfile ext.cnf -out server.pem",
+        "  -extfile ext.cnf -out server.pem; "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "  -subj '/CN=strata test client' -keyout client.key -out client.csr; "
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "  -out client.pem; chmod 644 server.key client.key",
         t->dir);
     char *full = it_xasprintf("(%s) > '%s/openssl.log' 2>&1", cmd, t->dir);
     int rc = system(full);
@@ -297,5 +303,7 @@ void oh_free_tls(oh_tls *t)
     free(t->cert);
     free(t->key);
     free(t->other_ca);
+    free(t->client_cert);
+    free(t->client_key);
     memset(t, 0, sizeof *t);
 }

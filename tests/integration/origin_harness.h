@@ -18,9 +18,10 @@
 typedef struct oh_origin oh_origin;
 
 /* PEM files made by oh_make_tls in a temp dir of their own: a CA, a server certificate it signed
- * for DNS:localhost and IP:127.0.0.1 (and its key), and another CA that signed nothing. */
+ * for DNS:localhost and IP:127.0.0.1 (and its key), a client certificate it signed (and its
+ * key), and another CA that signed nothing. */
 typedef struct oh_tls {
-    char *dir, *ca, *cert, *key, *other_ca;
+    char *dir, *ca, *cert, *key, *other_ca, *client_cert, *client_key;
 } oh_tls;
 
 /* Makes the files with the openssl command line. Returns 0, or -1 with a message. */

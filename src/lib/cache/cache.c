@@ -11,6 +11,7 @@
  *
  * Without REDIS_URL the cache is its L1, and every call completes in L1.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <strata/cache.h>
 #include <strata/errors.h>
@@ -92,6 +94,41 @@ static void redis_defaults(strata_redis_config *r)
     r->max_pending = 1024;
 }
 
+/* A TLS file setting: unset, or a file this process can read (a typo is an error at start, not a
+ * Redis that is down). */
+static int env_file(const char *name, const char **out, const char **bad)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (access(v, R_OK) != 0)
+        return *bad = name, STRATA_ERANGE;
+    *out = v;
+    return 0;
+}
+
+/* REDIS_TLS*: which settings are wrong is said by strata_cache_config_why. */
+static int env_tls(strata_redis_config *r, const char **bad)
+{
+    int rc = env_bool("REDIS_TLS", &r->tls, bad);
+    if (rc == 0)
+        rc = env_bool("REDIS_TLS_INSECURE", &r->tls_insecure, bad);
+    if (rc == 0)
+        rc = env_file("REDIS_TLS_CA_CERT", &r->tls_ca_cert, bad);
+    if (rc == 0)
+        rc = env_file("REDIS_TLS_CERT", &r->tls_cert, bad);
+    if (rc == 0)
+        rc = env_file("REDIS_TLS_KEY", &r->tls_key, bad);
+    if (rc == 0 && (r->tls_cert == NULL) != (r->tls_key == NULL))
+        return *bad = r->tls_cert ? "REDIS_TLS_KEY" : "REDIS_TLS_CERT", STRATA_ERANGE;
+    const char *name = getenv("REDIS_TLS_SERVER_NAME");
+    if (rc == 0 && name != NULL && *name != '\0')
+        r->tls_server_name = name;
+    if (rc == 0 && r->tls && r->url != NULL && strncmp(r->url, "unix://", 7) == 0)
+        return *bad = "REDIS_TLS", STRATA_ERANGE;
+    return rc;
+}
+
 static int env_redis(strata_redis_config *r, const char **bad)
 {
     unsigned long n;
@@ -111,6 +148,8 @@ static int env_redis(strata_redis_config *r, const char **bad)
         rc = env_seconds("REDIS_SOCKET_TIMEOUT", &r->socket_timeout_ms, bad);
     if (rc == 0)
         rc = env_bool("REDIS_READONLY", &r->readonly, bad);
+    if (rc == 0)
+        rc = env_tls(r, bad);
     return rc;
 }
 
@@ -150,6 +189,8 @@ static const struct {
     {"CACHE_TTL", "expected whole seconds from 0 to 315360000 (10 years)"},
     {"REDIS_ENABLED", "expected true or false (also 1/0, yes/no, on/off)"},
     {"REDIS_READONLY", "expected true or false (also 1/0, yes/no, on/off)"},
+    {"REDIS_TLS", "expected true or false (also 1/0, yes/no, on/off)"},
+    {"REDIS_TLS_INSECURE", "expected true or false (also 1/0, yes/no, on/off)"},
     {"REDIS_MAX_CONNECTIONS", "expected a whole number from 1 to 1024"},
     {"REDIS_CONNECT_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.5)"},
     {"REDIS_SOCKET_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.25)"},
@@ -165,6 +206,22 @@ const char *strata_cache_config_why(const char *var, const char *value, char *bu
     if (var != NULL && strcmp(var, "REDIS_URL") == 0 && value != NULL &&
         strata_redis_url_check(value, &why) != 0 && why != NULL) {
         snprintf(buf, cap, "%s", why);
+        return buf;
+    }
+    if (var != NULL && strncmp(var, "REDIS_TLS_", 10) == 0 && strcmp(var, "REDIS_TLS_INSECURE")) {
+        if (value == NULL || *value == '\0')
+            snprintf(buf, cap, "REDIS_TLS_CERT and REDIS_TLS_KEY go together: set both or neither");
+        else
+            snprintf(buf, cap, "cannot read the file: %s",
+                     strerror(access(value, R_OK) ? errno : 0));
+        return buf;
+    }
+    int on;
+    if (var != NULL && strcmp(var, "REDIS_TLS") == 0 && value &&
+        strata__parse_bool(value, &on) == 0) {
+        snprintf(buf, cap,
+                 "TLS needs a redis:// or rediss:// REDIS_URL (Redis has no TLS on a "
+                 "unix socket)");
         return buf;
     }
     for (size_t i = 0; var != NULL && i < sizeof env_takes / sizeof *env_takes; i++)

@@ -25,6 +25,7 @@
 #include "redis/client.h"
 #include "redis/link.h"
 #include "redis/sock.h"
+#include "redis/tls.h"
 
 typedef struct slot {
     redis_sock *conn;
@@ -38,6 +39,7 @@ struct redis_client {
     void *log_arg;
     redis_events ev;
     redis_link *link; /* NULL: no invalidation link */
+    redis_tls *tls;   /* NULL: plain TCP */
     breaker brk;
     atomic_int replica;       /* a replica was detected */
     atomic_int warned_ro;     /* the read-only warning was logged */
@@ -132,6 +134,20 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
         free(l);
         return STRATA_ENOMEM;
     }
+    if (url->tls || cfg->tls) {
+        char err[400];
+        int rc = strata__tls_new(cfg, url->host, &l->tls, err, sizeof err);
+        if (rc != 0) {
+            logf_(l, 0, "%s", err);
+            free(l->slots);
+            free(l);
+            return rc;
+        }
+        if (cfg->tls_insecure)
+            logf_(l, 1,
+                  "REDIS_TLS_INSECURE=1: Redis' certificate and name are not verified; "
+                  "anyone on the path can read and change what the cache stores");
+    }
     resolve_host(&l->url);
     strata__breaker_init(&l->brk, cfg->breaker_failures, cfg->breaker_min_backoff_ms,
                          cfg->breaker_max_backoff_ms);
@@ -160,11 +176,17 @@ void strata__redis_free(redis_client *l)
         if (l->slots[i].conn != NULL)
             strata__sock_close(l->slots[i].conn);
     free(l->slots);
+    strata__tls_free(l->tls);
     strata__breaker_destroy(&l->brk);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->freed);
     pthread_mutex_destroy(&l->err_lock);
     free(l);
+}
+
+const struct redis_tls *strata__redis_tls(redis_client *l)
+{
+    return l->tls;
 }
 
 const strata_redis_config *strata__redis_config(redis_client *l)
@@ -241,7 +263,7 @@ static int handshake(redis_client *l, redis_sock *c, char *errbuf, size_t errcap
 redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
 {
     unsigned ct = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
-    redis_sock *c = strata__sock_connect(&l->url, ct, errbuf, errcap);
+    redis_sock *c = strata__sock_connect(&l->url, l->tls, ct, errbuf, errcap);
     if (c == NULL)
         return NULL;
     const redis_url *u = &l->url;

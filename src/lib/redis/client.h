@@ -10,7 +10,7 @@
  *
  * hiredis is used for what it does well, the RESP reader and command formatting; the client owns
  * every socket: the pool's and the link's (redis/sock.c, for threads that may wait) and each
- * loop's pipelined connection (redis/conn.c, on libevent events).
+ * loop's pipelined connection (redis/conn.c, on libevent events), plain or TLS (redis/tls.c).
  */
 #ifndef STRATA_REDIS_CLIENT_H
 #define STRATA_REDIS_CLIENT_H
@@ -104,6 +104,8 @@ const strata_redis_config *strata__redis_config(redis_client *cl);
 
 /* The parsed URL; host already resolved to a numeric address when it was a name. */
 const redis_url *strata__redis_url(redis_client *cl);
+/* The TLS context every connection makes its session from; NULL for plain TCP. */
+const struct redis_tls *strata__redis_tls(redis_client *cl);
 /* A connected, authenticated connection (db selected), or NULL with the reason in errbuf. The
  * pool's and the link's. */
 struct redis_sock *strata__redis_connect(redis_client *cl, char *errbuf, size_t errcap);

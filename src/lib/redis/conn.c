@@ -14,6 +14,11 @@
  * active rather than a write event added and removed (no epoll_ctl in the steady state). Only a
  * kernel that will not take everything makes us wait for the socket to be writable.
  *
+ * TLS (rediss://) runs under the same events: an SSL session on the same socket, SSL_read in
+ * place of recv and SSL_write from the same output buffer, and when OpenSSL needs the socket the
+ * other way round (a handshake, a key update) the other event is waited for once. The TLS
+ * handshake is a state of its own before AUTH/SELECT, bounded by the connect deadline.
+ *
  * Deadlines: every call has one (the socket timeout from when it was made) and the oldest call is
  * the only one that can pass it first, so a 10 ms tick compares the clock with one deadline. Past
  * it, or past the connect deadline, the connection is dropped: every call in it fails at once and
@@ -36,10 +41,11 @@
 #include "core/clock.h"
 #include "redis/conn.h"
 #include "redis/sock.h"
+#include "redis/tls.h"
 
 #define TICK_MS 10
 
-enum { C_DOWN, C_CONNECTING, C_HANDSHAKE, C_READY };
+enum { C_DOWN, C_CONNECTING, C_TLS, C_HANDSHAKE, C_READY };
 
 typedef struct rcall rcall;
 struct rcall {
@@ -64,6 +70,9 @@ struct redis_conn {
     redis_client *cl;
     struct event_base *base;
     evutil_socket_t fd;      /* -1: no connection */
+    SSL *ssl;                /* NULL: plain TCP */
+    int read_wants_write;    /* TLS: a read waits for the socket to be writable */
+    int write_wants_read;    /* TLS: a write waits for the socket to be readable */
     struct event *rev, *wev; /* the socket: readable; writable (connecting, or kernel full) */
     struct event *flush;     /* made active when bytes are queued: one write per loop turn */
     struct evbuffer *out;    /* bytes for Redis the kernel has not taken yet */
@@ -192,6 +201,9 @@ static void drop(redis_conn *c, const char *why, int status)
         event_free(c->rev), c->rev = NULL;
     if (c->wev != NULL)
         event_free(c->wev), c->wev = NULL;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->read_wants_write = c->write_wants_read = 0;
     if (c->fd >= 0)
         evutil_closesocket(c->fd), c->fd = -1;
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
@@ -208,9 +220,46 @@ static void drop(redis_conn *c, const char *why, int status)
     fail_all(&waiting, status);
 }
 
+/* write_out over TLS: a record at most at a time, from the front of the buffer (a write that
+ * must be retried is retried with the same bytes, and at least as many). */
+static void write_out_tls(redis_conn *c)
+{
+    c->write_wants_read = 0;
+    while (c->ssl != NULL && evbuffer_get_length(c->out) > 0) {
+        size_t len = evbuffer_get_length(c->out);
+        len = len < 16384 ? len : 16384;
+        char why[160];
+        const unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)len);
+        long n = p == NULL ? REDIS_TLS_FAILED : strata__tls_write(c->ssl, p, len, why, sizeof why);
+        if (n > 0) {
+            evbuffer_drain(c->out, (size_t)n);
+            continue;
+        }
+        if (n == REDIS_TLS_WANT_WRITE) {
+            event_add(c->wev, NULL);
+            return;
+        }
+        if (n == REDIS_TLS_WANT_READ) { /* the persistent read event calls us back */
+            c->write_wants_read = 1;
+            return;
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg, "redis connection lost: %s",
+                 p == NULL ? "out of memory"
+                 : n == 0  ? "closed"
+                           : why);
+        drop(c, msg, STRATA_EUNAVAILABLE);
+        return;
+    }
+}
+
 /* Writes what the kernel takes; waits for the socket to be writable when it takes less. */
 static void write_out(redis_conn *c)
 {
+    if (c->ssl != NULL) {
+        write_out_tls(c);
+        return;
+    }
     while (c->fd >= 0 && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, c->fd);
         if (n > 0)
@@ -319,14 +368,43 @@ static void start_handshake(redis_conn *c)
     }
 }
 
-/* The socket is connected: read from now on, and say who we are before anything else. */
+/* One step of the TLS handshake, each time the socket is ready the way it asked; once done,
+ * AUTH and SELECT go first as on a plain connection. */
+static void tls_step(redis_conn *c)
+{
+    char why[160];
+    int rc = strata__tls_handshake(c->ssl, why, sizeof why);
+    if (rc == 1) {
+        start_handshake(c);
+    } else if (rc == REDIS_TLS_WANT_WRITE) {
+        event_add(c->wev, NULL);
+    } else if (rc != REDIS_TLS_WANT_READ) { /* a read is waited for by the persistent rev */
+        char msg[200];
+        snprintf(msg, sizeof msg, "TLS handshake with redis failed: %s", why);
+        drop(c, msg, STRATA_EUNAVAILABLE);
+    }
+}
+
+/* The socket is connected: read from now on, and say who we are before anything else (over
+ * TLS, once the TLS handshake is done). */
 static void connected(redis_conn *c)
 {
     int one = 1;
     if (strata__redis_url(c->cl)->path[0] == '\0')
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as hiredis does */
     event_add(c->rev, NULL);
-    start_handshake(c);
+    const redis_tls *tls = strata__redis_tls(c->cl);
+    if (tls == NULL) {
+        start_handshake(c);
+        return;
+    }
+    char why[160];
+    if ((c->ssl = strata__tls_session(tls, c->fd, why, sizeof why)) == NULL) {
+        drop(c, why, STRATA_EUNAVAILABLE);
+        return;
+    }
+    c->state = C_TLS;
+    tls_step(c);
 }
 
 static void on_reply(redis_conn *c, redisReply *r)
@@ -371,13 +449,49 @@ static int take_replies(redis_conn *c)
 /* Reads 16 KiB at a time and takes its replies before reading more: hiredis' reader moves what
  * is left of its buffer down every 1 KiB consumed, so a buffer fed a deep pipeline's whole
  * answer at once would be moved over and over (quadratic in the depth). */
+/* One read: > 0 bytes; -1 nothing more now; 0 closed or failed, with why set. */
+static ssize_t read_some(redis_conn *c, char *buf, size_t cap, char *why, size_t whycap)
+{
+    if (c->ssl == NULL) {
+        ssize_t n = recv(c->fd, buf, cap, 0);
+        if (n > 0)
+            return n;
+        if (n < 0 && retriable(EVUTIL_SOCKET_ERROR()))
+            return -1;
+        snprintf(why, whycap, "redis connection lost: %s",
+                 n == 0 ? "closed by the server"
+                        : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return 0;
+    }
+    char tls[160];
+    long n = strata__tls_read(c->ssl, buf, cap, tls, sizeof tls);
+    if (n > 0)
+        return n;
+    if (n == REDIS_TLS_WANT_READ)
+        return -1;
+    if (n == REDIS_TLS_WANT_WRITE) {
+        c->read_wants_write = 1;
+        event_add(c->wev, NULL);
+        return -1;
+    }
+    snprintf(why, whycap, "redis connection lost: %s", n == 0 ? "closed by the server" : tls);
+    return 0;
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
+    (void)what, (void)fd;
     redis_conn *c = arg;
+    if (c->state == C_TLS) {
+        tls_step(c);
+        return;
+    }
+    if (c->write_wants_read)
+        write_out(c);
     char buf[16 * 1024];
-    for (;;) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
+    while (c->fd >= 0) {
+        char why[200];
+        ssize_t n = read_some(c, buf, sizeof buf, why, sizeof why);
         if (n > 0) {
             if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
                 drop(c, "redis reply buffer exhausted", STRATA_EUNAVAILABLE);
@@ -385,16 +499,14 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             }
             if (take_replies(c) != 0)
                 return;
-            if (n == (ssize_t)sizeof buf)
-                continue; /* there may be more */
+            /* There may be more: a full buffer on TCP; over TLS, until OpenSSL has nothing
+             * left (a record is at most 16 KiB, and what it holds decrypted, epoll cannot see). */
+            if (n == (ssize_t)sizeof buf || c->ssl != NULL)
+                continue;
             break;
         }
-        if (n < 0 && retriable(EVUTIL_SOCKET_ERROR()))
+        if (n < 0)
             break;
-        char why[160];
-        snprintf(why, sizeof why, "redis connection lost: %s",
-                 n == 0 ? "closed by the server"
-                        : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         drop(c, why, STRATA_EUNAVAILABLE);
         return;
     }
@@ -406,7 +518,17 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     redis_conn *c = arg;
+    if (c->state == C_TLS) {
+        tls_step(c);
+        return;
+    }
     if (c->state != C_CONNECTING) {
+        if (c->read_wants_write) {
+            c->read_wants_write = 0;
+            on_readable(fd, EV_READ, c);
+            if (c->fd < 0)
+                return;
+        }
         write_out(c);
         return;
     }
@@ -473,6 +595,9 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         uint64_t waited = now + c->connect_ms - c->connect_deadline;
         if (c->state == C_CONNECTING)
             snprintf(why, sizeof why, "connect to redis: no connection after %llu ms",
+                     (unsigned long long)waited);
+        else if (c->state == C_TLS)
+            snprintf(why, sizeof why, "TLS handshake with redis: not done after %llu ms",
                      (unsigned long long)waited);
         else
             snprintf(why, sizeof why, "redis did not answer AUTH or SELECT within %llu ms",

@@ -3,6 +3,7 @@
  *
  * Hand-written because hiredis 0.14 has no URL parser and the forms are small:
  *   redis://[[user]:password@]host[:port][/db]      (port 6379, db 0 by default)
+ *   rediss://...                                    (the same, over TLS)
  *   unix://[[user]:password@]/path/to/socket[?db=N]
  * Only user and password are percent-decoded (passwords often hold '@' or ':').
  */
@@ -154,7 +155,11 @@ int strata__redis_url_parse(const char *url, redis_url *out, const char **why)
     const char *end = url + n;
     if (strncmp(url, "redis://", 8) == 0)
         return parse_tcp(url + 8, end, out, why);
+    if (strncmp(url, "rediss://", 9) == 0) {
+        out->tls = 1;
+        return parse_tcp(url + 9, end, out, why);
+    }
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix(url + 7, end, out, why);
-    return fail(why, "scheme must be redis:// or unix:// (rediss:// TLS is not supported yet)");
+    return fail(why, "scheme must be redis://, rediss:// (TLS) or unix://");
 }

@@ -11,9 +11,10 @@ typedef struct redis_url {
     char user[REDIS_URL_PART_MAX]; /* ACL user, or empty */
     char password[REDIS_URL_PART_MAX];
     int db;
+    int tls; /* rediss:// */
 } redis_url;
 
-/* Parses redis://[[user]:password@]host[:port][/db] (host may be [ipv6]) or
+/* Parses redis[s]://[[user]:password@]host[:port][/db] (host may be [ipv6]) or
  * unix://[[user]:password@]/path[?db=N]; user and password are percent-decoded.
  * Returns 0 or STRATA_EBADURL; *why (may be NULL) says what is wrong. */
 int strata__redis_url_parse(const char *url, redis_url *out, const char **why);

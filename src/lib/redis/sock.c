@@ -16,16 +16,24 @@
 
 #include "core/clock.h"
 #include "redis/sock.h"
+#include "redis/tls.h"
 
 struct redis_sock {
     int fd;
+    SSL *ssl; /* NULL: plain TCP */
     redisReader *reader;
-    char err[128];
+    char err[160];
 };
 
 static int fail(redis_sock *s, const char *what, int e)
 {
     snprintf(s->err, sizeof s->err, "%s: %s", what, e ? strerror(e) : "closed by the server");
+    return -1;
+}
+
+static int fail_tls(redis_sock *s, const char *what, const char *why)
+{
+    snprintf(s->err, sizeof s->err, "%.40s: %.110s", what, why);
     return -1;
 }
 
@@ -66,8 +74,30 @@ int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, sock
     return 0;
 }
 
-redis_sock *strata__sock_connect(const redis_url *u, unsigned connect_ms, char *err, size_t cap)
+/* The TLS handshake on the connected socket, within the connect deadline. 0, or -1 (s->err). */
+static int start_tls(redis_sock *s, const redis_tls *tls, uint64_t deadline)
 {
+    char why[128];
+    if ((s->ssl = strata__tls_session(tls, s->fd, why, sizeof why)) == NULL)
+        return fail_tls(s, "connect to redis", why);
+    for (;;) {
+        int rc = strata__tls_handshake(s->ssl, why, sizeof why);
+        if (rc == 1)
+            return 0;
+        if (rc == REDIS_TLS_FAILED)
+            return fail_tls(s, "TLS handshake with redis failed", why);
+        int w = wait_until(s, rc == REDIS_TLS_WANT_READ ? POLLIN : POLLOUT, deadline);
+        if (w == 0)
+            return fail_tls(s, "TLS handshake with redis", "timed out");
+        if (w < 0)
+            return fail(s, "TLS handshake with redis", errno);
+    }
+}
+
+redis_sock *strata__sock_connect(const redis_url *u, const redis_tls *tls, unsigned connect_ms,
+                                 char *err, size_t cap)
+{
+    uint64_t deadline = strata__mono_ms() + connect_ms;
     struct sockaddr_storage ss;
     socklen_t len;
     if (strata__redis_sockaddr(u, &ss, &len) != 0) {
@@ -87,7 +117,7 @@ redis_sock *strata__sock_connect(const redis_url *u, unsigned connect_ms, char *
         socklen_t el = sizeof e;
         if (w < 0)
             rc = fail(s, "connect to redis", errno);
-        else if ((w = wait_until(s, POLLOUT, strata__mono_ms() + connect_ms)) == 0)
+        else if ((w = wait_until(s, POLLOUT, deadline)) == 0)
             rc = -1, snprintf(s->err, sizeof s->err, "connect to redis: timed out");
         else if (w < 0)
             rc = fail(s, "connect to redis", errno);
@@ -99,6 +129,8 @@ redis_sock *strata__sock_connect(const redis_url *u, unsigned connect_ms, char *
         setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
+    if (rc == 0 && tls != NULL)
+        rc = start_tls(s, tls, deadline);
     if (rc != 0) {
         snprintf(err, cap, "%s", s->err);
         strata__sock_close(s);
@@ -111,6 +143,7 @@ void strata__sock_close(redis_sock *s)
 {
     if (s == NULL)
         return;
+    SSL_free(s->ssl); /* no close_notify: Redis drops the connection either way */
     if (s->fd >= 0)
         close(s->fd);
     redisReaderFree(s->reader);
@@ -120,6 +153,19 @@ void strata__sock_close(redis_sock *s)
 /* Writes len bytes by deadline. Returns 1 written, 0 timed out, -1 failed. */
 static int write_all(redis_sock *s, const char *p, size_t len, uint64_t deadline)
 {
+    while (len > 0 && s->ssl != NULL) {
+        char why[128];
+        long n = strata__tls_write(s->ssl, p, len, why, sizeof why);
+        if (n > 0) {
+            p += n, len -= (size_t)n;
+            continue;
+        }
+        if (n == 0 || n == REDIS_TLS_FAILED)
+            return fail_tls(s, "write to redis", n == 0 ? "closed by the server" : why);
+        int w = wait_until(s, n == REDIS_TLS_WANT_READ ? POLLIN : POLLOUT, deadline);
+        if (w <= 0)
+            return w < 0 ? fail(s, "write to redis", errno) : 0;
+    }
     while (len > 0) {
         ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -152,9 +198,29 @@ static int send_cmds(redis_sock *s, const redis_cmd *cmds, size_t n, uint64_t de
     return 1;
 }
 
+/* strata__sock_read over TLS: until OpenSSL wants the socket again, so nothing it decrypted is
+ * left in its buffers where poll() cannot see it. */
+static int read_tls(redis_sock *s)
+{
+    char buf[16 * 1024], why[128];
+    for (;;) {
+        long n = strata__tls_read(s->ssl, buf, sizeof buf, why, sizeof why);
+        if (n > 0) {
+            if (redisReaderFeed(s->reader, buf, (size_t)n) != REDIS_OK)
+                return fail(s, "redis reply buffer", ENOMEM);
+            continue;
+        }
+        if (n == REDIS_TLS_WANT_READ || n == REDIS_TLS_WANT_WRITE)
+            return 0;
+        return n == 0 ? fail(s, "read from redis", 0) : fail_tls(s, "read from redis", why);
+    }
+}
+
 int strata__sock_read(redis_sock *s)
 {
     char buf[16 * 1024];
+    if (s->ssl != NULL)
+        return read_tls(s);
     for (;;) {
         ssize_t n = recv(s->fd, buf, sizeof buf, 0);
         if (n > 0) {

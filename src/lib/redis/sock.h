@@ -5,7 +5,8 @@
  * bounded as a whole (not per system call); hiredis is used only to format commands and parse
  * replies, as on the pipelined connections (conn.c). The address was resolved once, when the
  * client was made: connecting never looks a name up. Owning the socket is what lets TLS come in
- * under the same code.
+ * under the same code: with TLS, each send and recv is an SSL_write and SSL_read (redis/tls.c)
+ * that says which way to poll, against the same deadlines.
  */
 #ifndef STRATA_REDIS_SOCK_H
 #define STRATA_REDIS_SOCK_H
@@ -25,9 +26,12 @@ struct sockaddr_storage;
  * Returns 0, or -1 when the host is not numeric or the path too long. */
 int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, socklen_t *len);
 
-/* Connects to u within connect_ms (TCP_NODELAY and keep-alive on TCP). Returns the connection,
- * or NULL with the reason in err. */
-redis_sock *strata__sock_connect(const redis_url *u, unsigned connect_ms, char *err, size_t cap);
+struct redis_tls;
+/* Connects to u within connect_ms (TCP_NODELAY and keep-alive on TCP), and with tls (NULL:
+ * plain) does the TLS handshake within the same connect_ms. Returns the connection, or NULL with
+ * the reason in err ("TLS handshake with redis failed: TLS: certificate verify failed: ..."). */
+redis_sock *strata__sock_connect(const redis_url *u, const struct redis_tls *tls,
+                                 unsigned connect_ms, char *err, size_t cap);
 
 /* Closes and frees. NULL is a no-op. */
 void strata__sock_close(redis_sock *s);
