@@ -104,6 +104,10 @@ static void usage(FILE *f)
            "  --config FILE        the caching proxy's origins and routes, YAML (STRATA_CONFIG;\n"
            "                       reloaded on SIGHUP)\n"
            "  --upstream URL       proxy every path to URL, obeying its headers (STRATA_UPSTREAM)\n"
+           "  --llm-upstream URL   an OpenAI-compatible API cached: /v1/X is URL/X, URL as the\n"
+           "                       SDKs write it (https://api.openai.com/v1); OPENAI_API_KEY, if\n"
+           "                       set, is sent upstream (STRATA_LLM_UPSTREAM; LLM_CACHE_TTL,\n"
+           "                       LLM_CACHE_ENABLED)\n"
            "\n"
            "Limits: STRATA_MAX_CONNECTIONS (10000), STRATA_MAX_BODY (16 MiB), STRATA_IDLE_TIMEOUT\n"
            "(60 s: idle and slow clients are closed), STRATA_BODY_TIMEOUT (60 s: a body must\n"
@@ -230,54 +234,80 @@ static int check_rule(const char *rule, char *err, size_t cap)
     return rc;
 }
 
-const proxy_load_options serve_proxy_options = {.check_rule = check_rule};
+proxy_load_options serve_proxy_options = {.check_rule = check_rule};
 
-/* The proxy's configuration: --config or --upstream, else STRATA_CONFIG or STRATA_UPSTREAM (a
- * flag wins over a variable; two of one kind are refused, as they would say different things).
- * Returns 0 or -1 (printed). */
-static int proxy_settings(serve_config *c, const char *flag_config, const char *flag_upstream)
+/* The seed services' LLM_CACHE_ENABLED and LLM_CACHE_TTL (seconds): openai routes' defaults. */
+static int llm_defaults(void)
 {
-    const char *env_config = getenv("STRATA_CONFIG"), *env_upstream = getenv("STRATA_UPSTREAM");
-    const char *file = NULL, *url = NULL;
-    if (env_config && !*env_config)
-        env_config = NULL;
-    if (env_upstream && !*env_upstream)
-        env_upstream = NULL;
-    if (flag_config && flag_upstream) {
-        fprintf(stderr, "strata serve: --config and --upstream: give one of them (the file "
-                        "declares its origins)\n");
+    const char *v;
+    unsigned long n;
+    int on = 1;
+    if ((v = getenv("LLM_CACHE_ENABLED")) && *v && parse_flag("LLM_CACHE_ENABLED", v, &on) != 0)
+        return -1;
+    serve_proxy_options.llm_cache_off = !on;
+    if ((v = getenv("LLM_CACHE_TTL")) && *v) {
+        if (parse_uint("LLM_CACHE_TTL", v, 1, 10ul * 365 * 86400, &n) != 0)
+            return -1;
+        serve_proxy_options.llm_ttl_ms = (uint64_t)n * 1000;
+    }
+    return 0;
+}
+
+/* A flag, else the variable (empty counts as unset). */
+static const char *flag_or_env(const char *flag, const char *env)
+{
+    const char *v = getenv(env);
+    return flag ? flag : v && *v ? v : NULL;
+}
+
+/* The proxy's configuration: --config, or --upstream and/or --llm-upstream, else STRATA_CONFIG,
+ * STRATA_UPSTREAM, STRATA_LLM_UPSTREAM (a flag wins over a variable; a file and a URL are refused
+ * together, as they would say different things). Returns 0 or -1 (printed). */
+static int proxy_settings(serve_config *c, const char *flag_config, const char *flag_upstream,
+                          const char *flag_llm)
+{
+    int flags = flag_config || flag_upstream || flag_llm;
+    const char *file = flags ? flag_config : flag_or_env(NULL, "STRATA_CONFIG");
+    const char *url = flags ? flag_upstream : flag_or_env(NULL, "STRATA_UPSTREAM");
+    const char *llm = flags ? flag_llm : flag_or_env(NULL, "STRATA_LLM_UPSTREAM");
+    if (file && (url || llm)) {
+        fprintf(stderr,
+                "strata serve: %s and %s: give one of them (the file declares its "
+                "origins and routes)\n",
+                flags ? "--config" : "STRATA_CONFIG",
+                url ? (flags ? "--upstream" : "STRATA_UPSTREAM")
+                    : (flags ? "--llm-upstream" : "STRATA_LLM_UPSTREAM"));
         return -1;
     }
-    if (flag_config || flag_upstream) {
-        file = flag_config, url = flag_upstream;
-        c->proxy_from = flag_config ? "--config" : "--upstream";
-    } else if (env_config && env_upstream) {
-        fprintf(stderr, "strata serve: STRATA_CONFIG and STRATA_UPSTREAM: set one of them (the "
-                        "file declares its origins)\n");
+    c->proxy_from = file  ? (flags ? "--config" : "STRATA_CONFIG")
+                    : llm ? (flags ? "--llm-upstream" : "STRATA_LLM_UPSTREAM")
+                          : (flags ? "--upstream" : "STRATA_UPSTREAM");
+    if (llm_defaults() != 0)
         return -1;
-    } else {
-        file = env_config, url = env_upstream;
-        c->proxy_from = env_config ? "STRATA_CONFIG" : "STRATA_UPSTREAM";
-    }
     char err[1024];
     int rc = 0;
-    if (file != NULL)
+    if (file != NULL) {
         rc = proxy_config_load_file(file, &serve_proxy_options, &c->proxy, err, sizeof err);
-    else if (url != NULL)
+    } else if (llm != NULL) {
+        const char *key = getenv("OPENAI_API_KEY");
+        rc = proxy_config_from_llm_upstream(llm, key && *key ? "OPENAI_API_KEY" : NULL, url,
+                                            &serve_proxy_options, &c->proxy, err, sizeof err);
+    } else if (url != NULL) {
         rc = proxy_config_from_upstream(url, &c->proxy, err, sizeof err);
+    }
     if (rc != 0) {
         fprintf(stderr, "strata serve: %s: %s\n", c->proxy_from, err);
         return -1;
     }
     c->proxy_file = file;
-    if (file == NULL && url == NULL)
+    if (file == NULL && url == NULL && llm == NULL)
         c->proxy_from = NULL;
     return 0;
 }
 
 int serve_config_load(serve_config *c, int argc, char **argv)
 {
-    const char *flag_config = NULL, *flag_upstream = NULL;
+    const char *flag_config = NULL, *flag_upstream = NULL, *flag_llm = NULL;
     serve_defaults(c);
     const char *bad = NULL;
     int rc = strata_cache_config_init(&c->cache, &bad);
@@ -408,6 +438,8 @@ int serve_config_load(serve_config *c, int argc, char **argv)
             flag_config = next, i++;
         } else if (strcmp(a, "--upstream") == 0) {
             flag_upstream = next, i++;
+        } else if (strcmp(a, "--llm-upstream") == 0) {
+            flag_llm = next, i++;
         } else if (strcmp(a, "--log-level") == 0) {
             if (parse_level("--log-level", next, &c->log_level) != 0)
                 return -1;
@@ -419,7 +451,7 @@ int serve_config_load(serve_config *c, int argc, char **argv)
         }
     }
     c->loopback = is_loopback(c->listen_host) && (c->admin_port == 0 || is_loopback(c->admin_host));
-    if (proxy_settings(c, flag_config, flag_upstream) != 0)
+    if (proxy_settings(c, flag_config, flag_upstream, flag_llm) != 0)
         return -1;
     if (c->admin_port != 0 && c->proxy == NULL) {
         fprintf(stderr, "strata serve: STRATA_ADMIN_LISTEN (--admin-listen) moves strata's own API "

@@ -63,6 +63,6 @@ void serve_defaults(serve_config *c);
 int serve_config_load(serve_config *c, int argc, char **argv);
 
 /* The loader's options for strata serve: route rate limits checked with limits_parse. */
-extern const proxy_load_options serve_proxy_options;
+extern proxy_load_options serve_proxy_options;
 
 #endif

@@ -19,13 +19,15 @@
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
+#include "llm_gateway.h"
 #include "proxy.h"
 #include "request.h"
 
 /* The handlers, by route id: the handler column of routes.h. */
 #define ROUTE_HANDLER(id, name, methods, pattern, role, flags, handler) [R_##id] = handler,
 static void (*const handlers[R_COUNT])(req *q) = {
-    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle, [R_PURGE_URL] = purge_url_handle};
+    STRATA_ROUTES(ROUTE_HANDLER)[R_PROXY] = proxy_handle, [R_PURGE_URL] = purge_url_handle,
+    [R_LLM] = llm_handle};
 #undef ROUTE_HANDLER
 
 static unsigned method_bit(unsigned m)
@@ -82,7 +84,7 @@ static int authenticate(req *q)
     const char *bound = NULL;
     /* On a proxied route Authorization is the origin's: strata's token is X-Strata-Token. A
      * purge takes either (Varnish users script PURGE with their own headers). */
-    int proxied = q->r.id == R_PROXY;
+    int proxied = (q->r.id == R_PROXY || q->r.id == R_LLM) && !(q->r.flags & RF_BEARER_OWN);
     int purge = q->r.id == R_PURGE || q->r.id == R_PURGE_URL;
     const char *own = get_header(q, "X-Strata-Token");
     int use_own = proxied || (purge && own != NULL);
@@ -116,7 +118,8 @@ static int authenticate(req *q)
         return 0;
     /* The tenant: X-Tenant, or ?tenant= on the admin API; a bound token allows only its own. */
     const char *asked = get_header(q, "X-Tenant");
-    if (proxied && asked != NULL && ntokens > 0 && role == ROLE_NONE) {
+    if ((q->r.id == R_PROXY || q->r.id == R_LLM) && asked != NULL && ntokens > 0 &&
+        role == ROLE_NONE) {
         /* A public route: a client without a token cannot read another tenant's entries. */
         reply_error(q, 403, "forbidden",
                     "X-Tenant on a proxied route needs a strata token in "

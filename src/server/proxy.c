@@ -52,12 +52,17 @@ int proxy_match(req *q)
     memcpy(px->method, method, ml < sizeof px->method ? ml + 1 : 1);
     q->px = px;
     q->on_end = proxy_abandon; /* whoever answers q, what px holds goes with it */
-    q->r.id = R_PROXY;
+    q->r.id = r->kind == PROXY_KIND_OPENAI ? R_LLM : R_PROXY;
     q->r.methods = ~0u;
     q->r.role = r->auth == PROXY_AUTH_WRITE  ? RR_WRITE
                 : r->auth == PROXY_AUTH_READ ? RR_READ
                                              : RR_NONE;
-    q->r.flags = 0;
+    /* An openai route whose provider key strata sends: the SDK's api_key is a strata token. */
+    const proxy_origin *o = r->origin;
+    q->r.flags = r->kind == PROXY_KIND_OPENAI && o->token_env && getenv(o->token_env) &&
+                         strcasecmp(o->token_header, "Authorization") == 0
+                     ? RF_BEARER_OWN
+                     : 0;
     return 1;
 }
 
@@ -77,6 +82,11 @@ static void decide(proxy_req *px);
 static void through_lease(proxy_req *px);
 
 static void lookup(proxy_req *px);
+
+void proxy_lookup(proxy_req *px)
+{
+    lookup(px);
+}
 
 /* What a lookup found (rc and v as strata_cache_get_stale gives them; tier 1 for L1, 2 for
  * L2): a record to decide on, a Vary marker to follow, or nothing. */
@@ -304,7 +314,7 @@ static void refresh_in_background(proxy_req *px)
 /* ---- the request -------------------------------------------------------------------------- */
 
 /* The request's headers, its host, its method, its cache-relevant parts. */
-static void read_request(proxy_req *px)
+void proxy_read_request(proxy_req *px)
 {
     req *q = px->q;
     unsigned n = http_conn_header_count(q->conn);
@@ -364,7 +374,7 @@ void proxy_handle(req *q)
 static void run(req *q)
 {
     proxy_req *px = q->px;
-    read_request(px);
+    proxy_read_request(px);
     atomic_fetch_add_explicit(&proxy_stats_of(px->model, px->route)->requests, 1,
                               memory_order_relaxed);
     int get = px->hmethod == HC_M_GET || px->hmethod == HC_M_HEAD;

@@ -24,10 +24,20 @@
 
 /* ---- the request out ---------------------------------------------------------------------- */
 
+/* The client's path as the origin is asked for it: without the route's strip_prefix. */
+static const char *origin_path(const proxy_req *px, const char *path)
+{
+    const char *sp = px->route->strip_prefix;
+    size_t n = sp ? strlen(sp) : 0;
+    if (n > 0 && strncmp(path, sp, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+        return path[n] ? path + n : "/";
+    return path;
+}
+
 int proxy_detach(proxy_req *px)
 {
     req *q = px->q;
-    const char *path = http_conn_path(q->conn), *query = http_conn_query(q->conn);
+    const char *path = origin_path(px, http_conn_path(q->conn)), *query = http_conn_query(q->conn);
     size_t need = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
     for (size_t i = 0; i < px->nhdr; i++)
         need += strlen(px->hdr[i].name) + strlen(px->hdr[i].value) + 2;
@@ -65,6 +75,11 @@ static int not_forwarded(const proxy_req *px, const char *name)
     for (int i = 0; own[i]; i++)
         if (strcasecmp(name, own[i]) == 0)
             return 1;
+    /* Where strata sends the origin's token, the client's value of that header is not sent (on
+     * an openai route it is the client's strata token). */
+    const proxy_origin *o = px->route->origin;
+    if (o->token_env != NULL && strcasecmp(name, o->token_header) == 0 && getenv(o->token_env))
+        return 1;
     for (int i = 0; px->cacheable && cond[i]; i++)
         if (strcasecmp(name, cond[i]) == 0)
             return 1;
@@ -91,7 +106,8 @@ static char *target_of(proxy_req *px)
 {
     if (px->target != NULL)
         return strdup(px->target);
-    const char *path = http_conn_path(px->q->conn), *query = http_conn_query(px->q->conn);
+    const char *path = origin_path(px, http_conn_path(px->q->conn));
+    const char *query = http_conn_query(px->q->conn);
     size_t n = strlen(path) + (query ? strlen(query) + 1 : 0) + 1;
     char *t = malloc(n);
     if (t != NULL)
@@ -133,8 +149,10 @@ void proxy_fetch(proxy_req *px, int conditional)
         snprintf(bearer, sizeof bearer, "%s%s", bearer_form ? "Bearer " : "", secret);
         out[n++] = (upstream_header){o->token_header, bearer};
     }
-    size_t blen = 0;
-    const char *body = px->q && !px->background ? get_body(px->q, &blen) : NULL;
+    size_t blen = px->body_out_len;
+    const char *body = px->body_out;
+    if (body == NULL)
+        body = px->q && !px->background ? get_body(px->q, &blen) : NULL;
     free(px->target_path);
     char *target = px->target_path = target_of(px);
     if (target != NULL)
@@ -281,6 +299,20 @@ static int start_stream(proxy_req *px, long long content_length)
     return w == HTTP_WRITE_GONE ? stop(px) : UPSTREAM_GO;
 }
 
+/* Starts streaming a response that is recorded beside (px->hooks->recorded) to be stored once
+ * complete: the lease is kept, for the store to fill. */
+static int start_tee(proxy_req *px, long long content_length)
+{
+    px->mode = PX_TEE;
+    if (px->q == NULL)
+        return UPSTREAM_GO; /* recorded, stored, never answered */
+    add_header_lines(px->q, px->head, px->head_len);
+    proxy_cache_headers(px, HC_XC_MISS, NULL, px->ostatus, 0);
+    px->started = 1;
+    int w = reply_start(px->q, px->ostatus, content_length);
+    return w == HTTP_WRITE_GONE ? stop(px) : UPSTREAM_GO;
+}
+
 /* The stored headers without the "1.1 strata" make_head added to their Via when they were
  * stored (it is added again once they are merged), in place. Returns the count left. */
 static size_t drop_own_via(upstream_header *h, size_t n)
@@ -400,20 +432,24 @@ static int on_head(upstream_req *r, const upstream_head *h, void *arg)
     }
     hc_facts_compute(px->ostatus, hs, n, px->request_time, px->response_time, NULL, &px->facts);
     proxy_route_facts(px->route, &px->facts);
+    if (px->ttl_s > 0)
+        px->facts.lifetime = px->facts.corrected_initial_age + px->ttl_s;
     if (make_head(px, hs, n) != 0) {
         failed(px, UPSTREAM_EBADRESPONSE, "its response headers are too large to forward");
         return UPSTREAM_ABORT;
     }
     keep_vary(px, hs, n);
     long long cl = upstream_head_content_length(h);
-    if (!hc_method_safe(px->hmethod) && px->ostatus >= 200 && px->ostatus < 400 && px->q != NULL &&
-        invalidate_first(px, h, cl) == 0)
+    if (!hc_method_safe(px->hmethod) && px->hooks == NULL && px->ostatus >= 200 &&
+        px->ostatus < 400 && px->q != NULL && invalidate_first(px, h, cl) == 0)
         return UPSTREAM_GO;
     const char *why = proxy_not_storable(px, hs, n, cl);
     if (why != NULL) {
         log_msg(LOG_DEBUG, "proxy: route %s: not stored: %s", px->route->name, why);
         return start_stream(px, cl);
     }
+    if (px->tee)
+        return start_tee(px, cl);
     px->mode = PX_BUFFER;
     px->cap = cl > 0 ? (size_t)cl : 16384;
     px->len = 0;
@@ -469,7 +505,9 @@ static int on_body(upstream_req *r, const char *data, size_t len, void *arg)
         if (v != UPSTREAM_GO)
             return v;
     }
-    if (px->mode != PX_STREAM || px->q == NULL)
+    if (px->mode == PX_TEE)
+        px->hooks->recorded(px, data, len);
+    if ((px->mode != PX_STREAM && px->mode != PX_TEE) || px->q == NULL)
         return UPSTREAM_GO;
     int w = reply_write(px->q, data, len);
     if (w == HTTP_WRITE_GONE)
@@ -542,7 +580,7 @@ static void on_done(upstream_req *r, int status, void *arg)
     }
     if (status != 0) {
         proxy_breaker_result(px->model, px->route->origin, 0, proxy_now_ms());
-        if (px->mode == PX_STREAM && px->started) {
+        if ((px->mode == PX_STREAM || px->mode == PX_TEE) && px->started) {
             stop(px);
             return;
         }
@@ -551,8 +589,24 @@ static void on_done(upstream_req *r, int status, void *arg)
     }
     switch (px->mode) {
     case PX_BUFFER:
+        if (px->hooks != NULL && px->hooks->complete(px) != 0) {
+            proxy_lease_release(px); /* not an answer to keep: the client gets it as it came */
+            make_record(px);
+            proxy_answer_record(px, NULL, &px->rec, HC_XC_MISS, px->ostatus, 0);
+            proxy_req_free(px);
+            return;
+        }
         make_record(px);
         proxy_store(px, &px->rec, answer_stored);
+        return;
+    case PX_TEE:
+        if (px->hooks->complete(px) != 0) {
+            proxy_lease_release(px);
+            stream_ended(px);
+            return;
+        }
+        make_record(px);
+        proxy_store(px, &px->rec, stream_ended);
         return;
     case PX_DRAIN:
         if (px->ostatus == 304) { /* revalidated: stored again with the new headers */

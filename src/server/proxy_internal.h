@@ -75,12 +75,33 @@ limit_rules *proxy_limits_of(proxy_model *m, const proxy_route *r);
 
 enum proxy_body_mode {
     PX_NONE = 0,
+    PX_TEE,    /* the response goes to the client as it comes, and is recorded to be stored */
     PX_BUFFER, /* the response is kept whole, to be stored, then answered */
     PX_STREAM, /* the response goes to the client as it comes */
     PX_DRAIN,  /* the response is read and dropped (a stale copy answers instead) */
 };
 
-typedef struct proxy_req {
+typedef struct proxy_req proxy_req;
+
+/* What a request of another kind than RFC 9111's (an openai route's, src/server/llm_gateway.c)
+ * does at the steps where it differs; the flow, the lease, the fetch and the store stay the
+ * proxy's. Every hook is called on px's loop. */
+typedef struct proxy_hooks {
+    /* The response was read whole (PX_BUFFER) or recorded (PX_TEE): 0 to store px->buf (with
+     * px->head), which the hook may have replaced; -1 not to store it. */
+    int (*complete)(proxy_req *px);
+    /* Bytes of a PX_TEE response, as they go to the client. */
+    void (*recorded)(proxy_req *px, const char *data, size_t len);
+    /* Answers the client from a record (proxy_answer_record's arguments). */
+    void (*answer)(proxy_req *px, strata_value *v, const proxy_record *rec, int x, int fwd_status,
+                   int stored);
+    /* Answers an error made here (proxy_answer_error's). */
+    void (*error)(proxy_req *px, int status, const char *code, const char *msg);
+    /* px is being freed. */
+    void (*free)(proxy_req *px);
+} proxy_hooks;
+
+struct proxy_req {
     req *q; /* the client's request; NULL once answered (a background refresh) */
     worker *w;
     proxy_model *model; /* referenced */
@@ -128,6 +149,15 @@ typedef struct proxy_req {
     char *target_path;                 /* the path and query sent to the origin (malloc) */
     char *detached;                    /* proxy_detach's copy of the headers and target, or NULL */
     const char *target;                /* the path and query sent to the origin, when detached */
+    /* Another kind of request (proxy_hooks): its hooks and state, its keys' namespace (NULL:
+     * PROXY_NS), the body sent instead of the client's, its entry's TTL (0: the route's). */
+    const proxy_hooks *hooks;
+    void *hook_arg;
+    const char *ns;
+    const char *body_out;
+    size_t body_out_len;
+    int64_t ttl_s;
+    int tee; /* a response that may be stored goes to the client as it comes (PX_TEE) */
     /* From here on: buffers written before they are read, not zeroed per request. */
     upstream_header hdr[PROXY_HDRS_MAX];
     char host[256];
@@ -135,7 +165,7 @@ typedef struct proxy_req {
     char tenant[STRATA_NAME_MAX + 1];
     char key[PROXY_KEY_CAP];  /* the primary key */
     char vkey[PROXY_KEY_CAP]; /* a variant's key, once a Vary marker was found */
-} proxy_req;
+};
 
 /* ---- proxy.c ------------------------------------------------------------------------------ */
 
@@ -156,6 +186,16 @@ int proxy_detach(proxy_req *px);
 void proxy_cache_headers(proxy_req *px, int x, const hc_facts *f, int fwd_status, int stored);
 /* The key looked up: a variant's, or the primary. */
 strata_key proxy_key_used(const proxy_req *px);
+/* Counts an answer of kind x (enum hc_xcache) with body_len bytes from the cache in px's route. */
+void proxy_count_answer(proxy_req *px, int x, size_t body_len);
+/* Hands px's client over to be answered: px no longer reaches it. */
+req *proxy_take_client(proxy_req *px);
+/* Looks px's key up and goes on as a cacheable GET does: an answer from the cache, or a fetch
+ * through the key's lease (proxy.c). */
+void proxy_lookup(proxy_req *px);
+/* Reads what px needs of its client's request: headers, host, method, Cache-Control, tenant. */
+void proxy_read_request(proxy_req *px);
+
 /* The wall clock in seconds, and in milliseconds. */
 int64_t proxy_now(void);
 uint64_t proxy_now_ms(void);

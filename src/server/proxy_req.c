@@ -28,6 +28,8 @@ uint64_t proxy_now_ms(void)
 
 void proxy_req_free(proxy_req *px)
 {
+    if (px->hooks != NULL && px->hooks->free != NULL)
+        px->hooks->free(px);
     if (px->q != NULL)
         px->q->px = NULL;
     if (px->background)
@@ -53,7 +55,7 @@ static const char *const xcache_tier[] = {
 };
 
 /* The route's counters for an answer of kind x with body_len bytes from the cache. */
-static void count_answer(proxy_req *px, int x, size_t body_len)
+void proxy_count_answer(proxy_req *px, int x, size_t body_len)
 {
     proxy_route_stats *st = proxy_stats_of(px->model, px->route);
     _Atomic uint64_t *c = x == HC_XC_HIT_L1 || x == HC_XC_HIT_L2 ? &st->hits
@@ -96,7 +98,7 @@ static void decimal(char *buf, uint64_t v)
 }
 
 /* Hands q over to be answered: px no longer reaches it. */
-static req *take_client(proxy_req *px)
+req *proxy_take_client(proxy_req *px)
 {
     req *q = px->q;
     px->q = NULL;
@@ -112,13 +114,17 @@ void proxy_answer_record(proxy_req *px, strata_value *v, const proxy_record *rec
         strata_value_release(v);
         return;
     }
+    if (px->hooks != NULL) {
+        px->hooks->answer(px, v, rec, x, fwd_status, stored);
+        return;
+    }
     int cond = px->rq.flags & HC_RQ_CONDITIONAL
                    ? hc_client_conditional(px->hdr, px->nhdr, px->hmethod, &rec->facts, px->now)
                    : HC_COND_FULL;
-    count_answer(px, x, rec->body_len);
+    proxy_count_answer(px, x, rec->body_len);
     if (cond == HC_COND_FAILED) {
         strata_value_release(v);
-        reply_error(take_client(px), 412, "precondition_failed",
+        reply_error(proxy_take_client(px), 412, "precondition_failed",
                     "a precondition of the request failed against the cached response");
         return;
     }
@@ -127,7 +133,7 @@ void proxy_answer_record(proxy_req *px, strata_value *v, const proxy_record *rec
     add_header_lines(px->q, rec->head, rec->head_len);
     add_header(px->q, "Age", age);
     proxy_cache_headers(px, x, &rec->facts, fwd_status, stored);
-    req *q = take_client(px);
+    req *q = proxy_take_client(px);
     if (cond == HC_COND_NOT_MOD) {
         strata_value_release(v);
         reply_empty(q, 304);
@@ -147,15 +153,18 @@ void proxy_answer_error(proxy_req *px, int status, const char *code, const char 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    count_answer(px, HC_XC_MISS, 0);
+    proxy_count_answer(px, HC_XC_MISS, 0);
     proxy_cache_headers(px, HC_XC_MISS, NULL, 0, 0);
-    reply_error(take_client(px), status, code, "%s", msg);
+    if (px->hooks != NULL)
+        px->hooks->error(px, status, code, msg);
+    else
+        reply_error(proxy_take_client(px), status, code, "%s", msg);
 }
 
 /* The key looked up now: the variant's once a Vary marker was found, else the primary. */
 strata_key proxy_key_used(const proxy_req *px)
 {
-    strata_key k = {PROXY_NS, px->tenant, px->vkey_len ? px->vkey : px->key,
+    strata_key k = {px->ns ? px->ns : PROXY_NS, px->tenant, px->vkey_len ? px->vkey : px->key,
                     px->vkey_len ? px->vkey_len : px->key_len};
     return k;
 }

@@ -153,7 +153,8 @@ typedef struct row {
 static row rows[R_COUNT] = {
     [R_NOT_FOUND] = {"not_found", NULL, 0, RR_ADMIN, 0, -1, 0, 0, {{0}}, {{0}}},
     STRATA_ROUTES(ROUTE_ROW)[R_PROXY] = {"proxy", NULL, 0, RR_NONE, 0, -1, 0, 0, {{0}}, {{0}}},
-    [R_PURGE_URL] = {"purge_url", NULL, 0, RR_WRITE, 0, -1, 0, 0, {{0}}, {{0}}}};
+    [R_PURGE_URL] = {"purge_url", NULL, 0, RR_WRITE, 0, -1, 0, 0, {{0}}, {{0}}},
+    [R_LLM] = {"llm", NULL, 0, RR_NONE, 0, -1, 0, 0, {{0}}, {{0}}}};
 #undef ROUTE_ROW
 /* The rows with n segments, in table order, 0-terminated: a request looks at those alone. */
 _Static_assert(R_COUNT <= 255, "route ids fit the by_count table");

@@ -14,8 +14,9 @@
 
 #define ROUTE_ENUM(id, name, methods, pattern, role, flags, handler) R_##id,
 /* Ids without a row, counted like the rows: R_PROXY, a request the caching proxy forwards (the
- * configuration file's routes decide, proxy.h); R_PURGE_URL, the PURGE method on any URL. */
-enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_PROXY, R_PURGE_URL, R_COUNT };
+ * configuration file's routes decide, proxy.h); R_PURGE_URL, the PURGE method on any URL; R_LLM,
+ * a request to a route of kind openai (llm_gateway.h). */
+enum route_id { R_NOT_FOUND = 0, STRATA_ROUTES(ROUTE_ENUM) R_PROXY, R_PURGE_URL, R_LLM, R_COUNT };
 #undef ROUTE_ENUM
 
 /* HTTP methods as a bit set (the same bits as libevent's EVHTTP_REQ_*). */

@@ -57,6 +57,8 @@ enum route_role {
 enum route_flag {
     RF_NO_TENANT = 1 << 0,    /* acts in no tenant: a stray X-Tenant must not fail a probe */
     RF_TENANT_QUERY = 1 << 1, /* ?tenant= names the tenant when X-Tenant does not (admin API) */
+    RF_BEARER_OWN = 1 << 2,   /* a proxied route whose Authorization is strata's token (an openai
+                                 route whose provider key strata sends) */
 };
 
 #endif

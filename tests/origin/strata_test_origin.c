@@ -31,7 +31,8 @@
  * or "-").
  *
  * Special targets: GET /__count answers "connections=C requests=R\n" (heads received, itself not
- * counted); GET /__echo answers the request's head and body as received.
+ * counted); GET /__echo answers the request's head and body as received; an OpenAI-compatible
+ * API's paths (.../chat/completions, .../embeddings, GET /__openai, ...) are fake_openai.h's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +51,8 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include "fake_openai.h"
 
 enum { HEAD_MAX = 65536 };
 
@@ -217,6 +220,46 @@ static int write_body(io *c, const char *data, size_t len, int chunked, long pie
     return 0;
 }
 
+static const char *header1(const char *head, const char *name, char *out, size_t cap)
+{
+    return header(head, name, 0, out, cap);
+}
+
+/* Answers with the fake OpenAI API's answer a (freed): a plain body, or events, one chunk each,
+ * X-Origin-Chunk-Delay-Ms apart. Returns 0, or -1 to close the connection. */
+static int answer_api(io *c, const char *head, fake_answer *a, unsigned long nreq)
+{
+    char out[1024];
+    int n = snprintf(out, sizeof out,
+                     "HTTP/1.1 %d Status\r\nX-Origin-Conn: %lu\r\nX-Origin-Req: %lu\r\n"
+                     "Content-Type: %s\r\n",
+                     a->status, c->id, nreq, a->content_type);
+    if (a->stream)
+        n += snprintf(out + n, sizeof out - (size_t)n, "Transfer-Encoding: chunked\r\n\r\n");
+    else
+        n += snprintf(out + n, sizeof out - (size_t)n, "Content-Length: %zu\r\n\r\n", a->len);
+    int rc = io_write(c, out, (size_t)n);
+    if (rc == 0 && !a->stream)
+        rc = io_write(c, a->body, a->len);
+    long delay = num(head, "X-Origin-Chunk-Delay-Ms", 0);
+    for (size_t off = 0; rc == 0 && a->stream && off < a->len;) {
+        const char *e = strstr(a->body + off, "\n\n");
+        size_t len = e ? (size_t)(e + 2 - (a->body + off)) : a->len - off;
+        char size[32];
+        int sl = snprintf(size, sizeof size, "%zx\r\n", len);
+        if (io_write(c, size, (size_t)sl) != 0 || io_write(c, a->body + off, len) != 0 ||
+            io_write(c, "\r\n", 2) != 0)
+            rc = -1;
+        off += len;
+        if (off < a->len)
+            sleep_ms(delay);
+    }
+    if (rc == 0 && a->stream)
+        rc = io_write(c, "0\r\n\r\n", 5);
+    free(a->body);
+    return rc;
+}
+
 /* Answers one request; returns 0 to go on with the connection, -1 to close it. */
 static int answer(io *c, const char *head, const char *body, size_t body_len, unsigned long nreq,
                   int *drop_next)
@@ -241,6 +284,9 @@ static int answer(io *c, const char *head, const char *body, size_t body_len, un
         return -1;
     }
     sleep_ms(num(head, "X-Origin-Delay-Ms", 0));
+    fake_answer fa;
+    if (fake_openai(head, body, body_len, header1, &fa))
+        return answer_api(c, head, &fa, nreq);
     int status = (int)num(head, "X-Origin-Status", 200);
     int chunked = num(head, "X-Origin-Chunked", 0) != 0;
     int no_length = num(head, "X-Origin-No-Length", 0) != 0;

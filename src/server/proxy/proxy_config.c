@@ -810,6 +810,58 @@ static void route_defaults(proxy_route *r)
         status_add(&r->cacheable_statuses, cacheable[i], cacheable[i]);
 }
 
+static int route_kind(loader *L, struct fy_node *n, pos p, proxy_route *r)
+{
+    char buf[16];
+    if (text(L, n, p, "kind", buf, sizeof buf) != 0)
+        return -1;
+    if (strcmp(buf, "http") != 0 && strcmp(buf, "openai") != 0)
+        return fail(L, at(n, p), "kind: \"%s\": expected http or openai", buf);
+    r->kind = buf[0] == 'o' ? PROXY_KIND_OPENAI : PROXY_KIND_HTTP;
+    return 0;
+}
+
+/* An openai route: its answers are keyed by their requests and kept for the route's ttl (or
+ * LLM_CACHE_TTL's), whatever the provider's headers say (they say nothing of caching). */
+static int openai_defaults(loader *L, struct fy_node **by, pos *kps, proxy_route *r)
+{
+    if (by[9] != NULL && r->rfc9111 != PROXY_RFC9111_OVERRIDE)
+        return fail(L, at(by[9], kps[9]),
+                    "rfc9111: a route of kind openai caches by its requests (override)");
+    if (by[10] != NULL)
+        return fail(L, at(by[10], kps[10]),
+                    "key: a route of kind openai keys its answers by their requests");
+    r->rfc9111 = PROXY_RFC9111_OVERRIDE;
+    const proxy_load_options *o = L->o;
+    if (!r->ttl_set) {
+        r->ttl_ms = o && o->llm_ttl_ms ? o->llm_ttl_ms : PROXY_LLM_TTL_DEFAULT_S * 1000ull;
+        r->ttl_set = 1;
+    }
+    r->llm_cache = !(o && o->llm_cache_off);
+    /* strata spends its own provider key for the caller: not for anyone who can reach it. */
+    if (r->origin->token_env != NULL)
+        r->auth = PROXY_AUTH_READ;
+    r->cacheable_statuses = (proxy_statuses){{0}};
+    status_add(&r->cacheable_statuses, 200, 200); /* never the provider's errors */
+    return 0;
+}
+
+static int strip_prefix(loader *L, struct fy_node *n, pos p, proxy_route *r)
+{
+    if ((r->strip_prefix = text_dup(L, n, p, "strip_prefix")) == NULL)
+        return -1;
+    size_t len = strlen(r->strip_prefix);
+    if (r->strip_prefix[0] != '/' || len < 2 || r->strip_prefix[len - 1] == '/' ||
+        strpbrk(r->strip_prefix, "?#*{} ") != NULL)
+        return fail(L, at(n, p), "strip_prefix \"%s\": expected a path prefix like /v1",
+                    r->strip_prefix);
+    const char *pat = r->match.path.text;
+    if (strncmp(pat, r->strip_prefix, len) != 0 || (pat[len] != '/' && pat[len] != '\0'))
+        return fail(L, at(n, p), "strip_prefix %s: the route's path %s does not start with it",
+                    r->strip_prefix, pat);
+    return 0;
+}
+
 static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
 {
     static const char *const keys[] = {"name",
@@ -827,6 +879,9 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
                                        "rate_limit",
                                        "auth",
                                        "max_object",
+                                       "kind",
+                                       "strip_prefix",
+                                       "cache_sampled",
                                        NULL};
     proxy_route *r = &c->routes[c->nroutes];
     object_name(L, n, "route", "routes", c->nroutes);
@@ -836,8 +891,8 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
     route_defaults(r);
     r->line = at(n, p).line;
     /* name and match first: the messages name the route, and key and tags need the path */
-    struct fy_node *by[16] = {NULL};
-    pos kps[16];
+    struct fy_node *by[20] = {NULL};
+    pos kps[20];
     if (fields(L, n, p, keys, by, kps) != 0)
         return -1;
     pos np = at(n, p);
@@ -850,9 +905,13 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
         if (strcmp(c->routes[j].name, r->name) == 0)
             return fail(L, at(by[0], np), "the name is already the route's on line %d",
                         c->routes[j].line);
+    if (by[15] != NULL && route_kind(L, by[15], kps[15], r) != 0)
+        return -1;
     if (by[1] == NULL)
         return fail(L, np, "a route needs match: {path: /tasks/{id}}");
-    if (match_rule(L, by[1], kps[1], PROXY_M_GET | PROXY_M_HEAD, &r->match) != 0)
+    /* An OpenAI-compatible API is POSTed to (and its models listed with GET). */
+    unsigned dflt = r->kind == PROXY_KIND_OPENAI ? ~0u : PROXY_M_GET | PROXY_M_HEAD;
+    if (match_rule(L, by[1], kps[1], dflt, &r->match) != 0)
         return -1;
     const char *own = proxy_pattern_claims_own(&r->match.path);
     if (own != NULL)
@@ -889,6 +948,8 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
             return fail(L, at(by[9], kps[9]), "rfc9111: \"%s\": expected obey or override", buf);
         r->rfc9111 = buf[1] == 'v' ? PROXY_RFC9111_OVERRIDE : PROXY_RFC9111_OBEY;
     }
+    if (r->kind == PROXY_KIND_OPENAI && openai_defaults(L, by, kps, r) != 0)
+        return -1;
     if (r->rfc9111 == PROXY_RFC9111_OVERRIDE && !r->ttl_set)
         return fail(L, at(by[9], np), "rfc9111: override needs the route's ttl");
     if (by[10] != NULL && key_spec(L, by[10], kps[10], r) != 0)
@@ -914,6 +975,14 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
         if (whole(L, by[14], kps[14], "max_object", 1, PROXY_MAX_OBJECT_LIMIT, &bytes) != 0)
             return -1;
         r->max_object = (size_t)bytes;
+    }
+    if (by[16] != NULL && strip_prefix(L, by[16], kps[16], r) != 0)
+        return -1;
+    if (by[17] != NULL) {
+        if (r->kind != PROXY_KIND_OPENAI)
+            return fail(L, at(by[17], kps[17]), "cache_sampled is for routes of kind openai");
+        if (boolean(L, by[17], kps[17], "cache_sampled", &r->cache_sampled) != 0)
+            return -1;
     }
     return 0;
 }
@@ -1195,6 +1264,47 @@ int proxy_config_from_upstream(const char *url, proxy_config **out, char *err, s
     return 0;
 }
 
+int proxy_config_from_llm_upstream(const char *url, const char *key_env, const char *upstream,
+                                   const proxy_load_options *o, proxy_config **out, char *err,
+                                   size_t cap)
+{
+    char yaml[5000], key[160] = "", up_origin[2100] = "", up_route[160] = "";
+    *out = NULL;
+    const char *bad =
+        url == NULL || strlen(url) > 2000 || strpbrk(url, "\"\\\n\r") != NULL ? url
+        : upstream != NULL && (strlen(upstream) > 2000 || strpbrk(upstream, "\"\\\n\r") != NULL)
+            ? upstream
+            : NULL;
+    if (url == NULL || bad != NULL)
+        return snprintf(err, cap, "%s: expected http://HOST[:PORT][/PATH] or https://...",
+                        bad == url ? "--llm-upstream" : "--upstream"),
+               -1;
+    if (key_env != NULL && strlen(key_env) < 100)
+        snprintf(key, sizeof key, ", token_env: %s", key_env);
+    if (upstream != NULL) {
+        snprintf(up_origin, sizeof up_origin, ", {name: upstream, url: \"%s\"}", upstream);
+        snprintf(up_route, sizeof up_route,
+                 ", {name: default, origin: upstream, match: {methods: ['*'], path: '/*'}, "
+                 "rfc9111: obey}");
+    }
+    /* Written as the file would be, so it is checked and built by the same code as every file.
+     * A provider takes its time before the first token: two minutes, not the origin's default. */
+    snprintf(yaml, sizeof yaml,
+             "origins: [{name: llm, url: \"%s\", first_byte_timeout: 120s%s}%s]\n"
+             "routes: [{name: llm, kind: openai, origin: llm, match: {path: '/v1/*'}, "
+             "strip_prefix: /v1}%s]\n",
+             url, key, up_origin, up_route);
+    loader L = {.file = "--llm-upstream", .err = err, .cap = cap, .o = o};
+    if (load(&L, yaml, strlen(yaml), out) != 0) {
+        const char *why = strstr(err, "\": ");
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: %s", url, why ? why + 3 : err);
+        snprintf(err, cap, "%s", msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- freeing ------------------------------------------------------------------------------ */
 
 static void match_free(proxy_match_rule *m)
@@ -1229,6 +1339,7 @@ void proxy_config_free(proxy_config *c)
         strings_free(r->key.headers, r->key.nheaders);
         templates_free(r->tags, r->ntags);
         free(r->rate_limit);
+        free(r->strip_prefix);
     }
     for (size_t i = 0; i < c->ninvalidations; i++) {
         proxy_invalidation *v = &c->invalidations[i];

@@ -96,6 +96,13 @@ typedef struct proxy_key_spec {
 /* Who may use a route where strata has tokens (X-Strata-Token): anyone, or the role. */
 enum proxy_auth { PROXY_AUTH_NONE = 0, PROXY_AUTH_READ = 1, PROXY_AUTH_WRITE = 2 };
 
+/* What a route serves: an HTTP origin's responses cached by RFC 9111 (and the route's rules), or
+ * an OpenAI-compatible API whose answers are cached by their requests (src/server/llm/). */
+enum proxy_kind { PROXY_KIND_HTTP = 0, PROXY_KIND_OPENAI = 1 };
+
+/* An openai route's TTL when neither the route nor LLM_CACHE_TTL says (seconds). */
+#define PROXY_LLM_TTL_DEFAULT_S 3600
+
 /* The largest response body a route stores (bytes): its default, and the most it may say (the
  * rest of a cached value's megabyte is the record's head). */
 #define PROXY_MAX_OBJECT_DEFAULT (512u * 1024)
@@ -114,9 +121,14 @@ typedef struct proxy_route {
     proxy_key_spec key;
     proxy_template *tags;
     size_t ntags;
-    char *rate_limit;  /* a STRATA_RATE_LIMITS rule, "NAME:limit=..,period=..[,...]", or NULL */
-    int auth;          /* enum proxy_auth */
-    size_t max_object; /* bodies larger than this stream through, not stored */
+    char *rate_limit;   /* a STRATA_RATE_LIMITS rule, "NAME:limit=..,period=..[,...]", or NULL */
+    int auth;           /* enum proxy_auth */
+    size_t max_object;  /* bodies larger than this stream through, not stored */
+    int kind;           /* enum proxy_kind */
+    char *strip_prefix; /* taken off the path before the origin's base path is put before it */
+    /* openai routes */
+    int llm_cache;     /* chat and completion answers are cached (LLM_CACHE_ENABLED) */
+    int cache_sampled; /* answers to sampled requests (temperature > 0, no seed) are cached too */
 } proxy_route;
 
 /* After a successful unsafe request matching the rule: drop these tags and key patterns. */
@@ -145,6 +157,10 @@ typedef struct proxy_load_options {
     /* Checks a route's rate-limit rule, "NAME:limit=100,period=1,...", with the server's own rule
      * parser (limits_parse); 0, or -1 with the reason in err. NULL: rules are not checked. */
     int (*check_rule)(const char *rule, char *err, size_t cap);
+    /* openai routes' defaults where the file says nothing (LLM_CACHE_TTL, LLM_CACHE_ENABLED):
+     * 0 and 0: PROXY_LLM_TTL_DEFAULT_S, enabled. */
+    uint64_t llm_ttl_ms;
+    int llm_cache_off;
 } proxy_load_options;
 
 /* The largest configuration file read (bytes). */
@@ -162,6 +178,14 @@ int proxy_config_load_bytes(const char *name, const char *data, size_t len,
 /* `--upstream URL` alone: one origin ("upstream") and one route ("default": every method, every
  * path: "/" then "*") that obeys the origin's headers. Returns 0, or -1 with the reason in err. */
 int proxy_config_from_upstream(const char *url, proxy_config **out, char *err, size_t cap);
+
+/* `--llm-upstream URL` (with `--upstream` too when upstream is not NULL): an origin "llm" at url
+ * (its key from the variable key_env when that is not NULL) and a route "llm" of kind openai
+ * serving /v1/<x> as url/<x>; then upstream's route, as proxy_config_from_upstream. Returns 0, or
+ * -1 with the reason in err. */
+int proxy_config_from_llm_upstream(const char *url, const char *key_env, const char *upstream,
+                                   const proxy_load_options *o, proxy_config **out, char *err,
+                                   size_t cap);
 
 /* Loads path into a new model; on success frees *cur and sets it, on error leaves *cur as it was.
  * Returns 0 or -1 (err as proxy_config_load_file). The caller makes sure no thread still reads
