@@ -60,8 +60,7 @@ static void hook_error(proxy_req *px, int status, const char *code, const char *
                        : status < 500 ? "invalid_request_error"
                                       : "api_error";
     reply_json(proxy_take_client(px), status,
-               json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", type, "code",
-                         code));
+               json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", type, "code", code));
 }
 
 static void hook_recorded(proxy_req *px, const char *data, size_t len)
@@ -238,8 +237,7 @@ static int make_key(proxy_req *px, llm_state *st)
     static const char *const api[] = {"chat", "completion", "embedding"};
     int n = snprintf(px->key, sizeof px->key, "%s:%s:%s:%s:%s", o->name,
                      st->r.ctl.ns[0] ? st->r.ctl.ns : "-", who, api[st->r.kind], st->r.key);
-    if (n < 0 || (size_t)n >= sizeof px->key ||
-        (size_t)n > px->w->srv->cfg.cache.l1.max_key_len)
+    if (n < 0 || (size_t)n >= sizeof px->key || (size_t)n > px->w->srv->cfg.cache.l1.max_key_len)
         return -1;
     px->key_len = (size_t)n;
     return 0;

@@ -304,7 +304,8 @@ void proxy_store(proxy_req *px, const proxy_record *rec, void (*done)(proxy_req 
 
 strata_key proxy_lease_key(const proxy_req *px)
 {
-    strata_key k = {PROXY_NS, px->tenant, px->lease_on_variant ? px->vkey : px->key,
+    strata_key k = {px->ns ? px->ns : PROXY_NS, px->tenant,
+                    px->lease_on_variant ? px->vkey : px->key,
                     px->lease_on_variant ? px->vkey_len : px->key_len};
     return k;
 }

@@ -14,7 +14,7 @@
 #include "fake_openai.h"
 
 static atomic_ulong n_chat, n_completions, n_embeddings, n_inputs, n_streams, n_answers;
-static char last_auth[512];
+static char last_auth[512], last_body[8192];
 static _Atomic int auth_lock;
 
 static int ends_with(const char *s, size_t len, const char *suffix)
@@ -34,9 +34,9 @@ static fake_answer json_answer(int status, json_t *j)
 
 static fake_answer error_answer(int status, const char *msg)
 {
-    return json_answer(status, json_pack("{s:{s:s,s:s,s:n}}", "error", "message", msg, "type",
-                                         status == 429 ? "rate_limit_error" : "server_error",
-                                         "code"));
+    return json_answer(status,
+                       json_pack("{s:{s:s,s:s,s:n}}", "error", "message", msg, "type",
+                                 status == 429 ? "rate_limit_error" : "server_error", "code"));
 }
 
 /* "Echo: " and the text, padded with " lorem" to size bytes when size is larger. */
@@ -119,8 +119,7 @@ static fake_answer stream_answer(int chat, const char *id, const char *model, co
     if (include_usage)
         add_event(&a.body, &a.len,
                   json_pack("{s:s,s:s,s:i,s:s,s:[],s:o}", "id", id, "object", object, "created",
-                            1700000000, "model", model, "choices", "usage",
-                            usage_of(prompt, cl)));
+                            1700000000, "model", model, "choices", "usage", usage_of(prompt, cl)));
     if (!cut)
         add_event(&a.body, &a.len, NULL);
     return a;
@@ -130,7 +129,8 @@ static fake_answer completion(json_t *req, int chat, long size, int finish, int 
 {
     atomic_fetch_add(chat ? &n_chat : &n_completions, 1);
     char id[64];
-    snprintf(id, sizeof id, "%s-%lu", chat ? "chatcmpl" : "cmpl", atomic_fetch_add(&n_answers, 1) + 1);
+    snprintf(id, sizeof id, "%s-%lu", chat ? "chatcmpl" : "cmpl",
+             atomic_fetch_add(&n_answers, 1) + 1);
     json_t *m = json_object_get(req, "model");
     const char *model = json_is_string(m) ? json_string_value(m) : "fake-model";
     const char *last = last_content(req, chat);
@@ -145,12 +145,12 @@ static fake_answer completion(json_t *req, int chat, long size, int finish, int 
         a = stream_answer(chat, id, model, content, finish, cut,
                           json_is_true(json_object_get(so, "include_usage")), prompt);
     } else {
-        json_t *choice = chat ? json_pack("{s:i,s:{s:s,s:s},s:n,s:o}", "index", 0, "message",
-                                          "role", "assistant", "content", content, "logprobs",
-                                          "finish_reason", finish ? json_string("stop") : json_null())
-                              : json_pack("{s:i,s:s,s:n,s:o}", "index", 0, "text", content,
-                                          "logprobs", "finish_reason",
-                                          finish ? json_string("stop") : json_null());
+        json_t *choice =
+            chat ? json_pack("{s:i,s:{s:s,s:s},s:n,s:o}", "index", 0, "message", "role",
+                             "assistant", "content", content, "logprobs", "finish_reason",
+                             finish ? json_string("stop") : json_null())
+                 : json_pack("{s:i,s:s,s:n,s:o}", "index", 0, "text", content, "logprobs",
+                             "finish_reason", finish ? json_string("stop") : json_null());
         a = json_answer(200, json_pack("{s:s,s:s,s:i,s:s,s:[o],s:o}", "id", id, "object",
                                        chat ? "chat.completion" : "text_completion", "created",
                                        1700000000, "model", model, "choices", choice, "usage",
@@ -208,8 +208,8 @@ static fake_answer embeddings(json_t *req)
     json_t *data = json_array();
     size_t n = 0, chars = 0;
     /* One input: a string, or an array of token ids; else a list of either. */
-    int single = json_is_string(in) ||
-                 (json_is_array(in) && json_is_integer(json_array_get(in, 0)));
+    int single =
+        json_is_string(in) || (json_is_array(in) && json_is_integer(json_array_get(in, 0)));
     if (single) {
         json_array_append_new(data, embedding(in, dims, b64, 0));
         n = 1;
@@ -240,6 +240,7 @@ static fake_answer counters(void)
                           (json_int_t)atomic_load(&n_embeddings), "embedding_inputs",
                           (json_int_t)atomic_load(&n_inputs), "streams",
                           (json_int_t)atomic_load(&n_streams), "last_authorization", last_auth);
+    json_object_set_new(j, "last_body", json_string(last_body));
     atomic_store(&auth_lock, 0);
     return json_answer(200, j);
 }
@@ -261,13 +262,14 @@ int fake_openai(const char *head, const char *body, size_t body_len,
     int compl = post && !chat && ends_with(target, tlen, "/completions");
     int emb = post && ends_with(target, tlen, "/embeddings");
     int models = get && ends_with(target, tlen, "/models");
-    if (!chat && !compl && !emb && !models)
+    if (!chat && !compl &&!emb && !models)
         return 0;
     char v[512];
     while (atomic_exchange(&auth_lock, 1))
         ;
     snprintf(last_auth, sizeof last_auth, "%s",
              header(head, "Authorization", v, sizeof v) ? v : "");
+    snprintf(last_body, sizeof last_body, "%.*s", (int)(body_len < 8000 ? body_len : 8000), body);
     atomic_store(&auth_lock, 0);
     if (header(head, "X-Origin-Status", v, sizeof v) && atoi(v) != 200)
         return *a = error_answer(atoi(v), "the fake upstream was told to fail"), 1;

@@ -5,9 +5,9 @@
  *
  * Answers (POST, any path ending so, any base path):
  *   .../chat/completions  {"id": "chatcmpl-<n>", ..., "choices": [{"message": {"role":
- *                         "assistant", "content": "Echo: <last message's content>"}, "finish_reason":
- *                         "stop"}], "usage": {...}}; n counts the answers, so a test can tell a
- *                         cached answer (the same id) from a new one;
+ *                         "assistant", "content": "Echo: <last message's content>"},
+ * "finish_reason": "stop"}], "usage": {...}}; n counts the answers, so a test can tell a cached
+ * answer (the same id) from a new one;
  *   .../completions       the same with "text": "Echo: <prompt>";
  *   .../embeddings        per input i, dimensions (default 8) floats made from the input's bytes;
  *   GET .../models        one model, "fake-model".
@@ -15,7 +15,8 @@
  * X-Origin-Chunk-Delay-Ms (between events), X-Origin-Completion-Size: N (content padded to N
  * bytes), X-Origin-No-Finish: 1 (no finish reason), X-Origin-Stream-Cut: 1 (no [DONE]).
  * GET /__openai answers the counters as JSON: chat, completions, embeddings, embedding_inputs,
- * streams, and last_authorization (the Authorization header of the last API request, or "").
+ * streams, last_authorization (the Authorization header of the last API request, or "") and
+ * last_body (its body, cut at 8000 bytes).
  */
 #ifndef STRATA_TEST_FAKE_OPENAI_H
 #define STRATA_TEST_FAKE_OPENAI_H

@@ -12,8 +12,8 @@
 #include "llm_request.h"
 #include "llm_sse.h"
 
-#define CHOICES_MAX 128     /* choices one answer may have ("n") */
-#define REPLAY_PIECE 96     /* bytes of content per replayed chunk, at most */
+#define CHOICES_MAX  128 /* choices one answer may have ("n") */
+#define REPLAY_PIECE 96  /* bytes of content per replayed chunk, at most */
 
 typedef struct text {
     char *p;
@@ -175,7 +175,8 @@ static int choice_add(llm_sse_rec *r, json_t *ch)
     size_t i;
     json_t *tc;
     if (json_is_array(tcs))
-        json_array_foreach(tcs, i, tc) if (!json_is_object(tc) || tool_call_add(c, tc) != 0) return -1;
+        json_array_foreach(tcs, i,
+                           tc) if (!json_is_object(tc) || tool_call_add(c, tc) != 0) return -1;
     json_t *fr = json_object_get(ch, "finish_reason");
     if (json_is_string(fr)) {
         json_decref(c->finish_reason);
@@ -466,8 +467,8 @@ char *llm_sse_replay(int kind, const char *body, size_t len, int include_usage, 
             json_object_set(head, keep[k], json_object_get(j, keep[k]));
     size_t i;
     json_t *c;
-    json_array_foreach(choices, i, c) if (ok && replay_choice(&out, kind, head, object, c) != 0) ok =
-        0;
+    json_array_foreach(choices, i, c) if (ok && replay_choice(&out, kind, head, object, c) != 0)
+        ok = 0;
     if (ok && include_usage && json_is_object(usage))
         ok = emit(&out, head, object, json_array(), usage) == 0;
     if (ok)

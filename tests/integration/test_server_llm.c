@@ -1,0 +1,588 @@
+/* test_server_llm.c: strata serve as a caching gateway to an OpenAI-compatible API
+ * (--llm-upstream, routes of kind openai), against the test origin's fake API
+ * (tests/origin/fake_openai.c), with and without a real Redis, over two instances.
+ *
+ * What is proved: a deterministic chat or completion is answered once by the upstream and then
+ * from the cache (the same id, X-Cache HIT-*, X-Cache-Tokens-Saved); a streamed and a plain request
+ * share one entry both ways (a streamed miss streams and is stored; a stored answer is replayed as
+ * events that rebuild the same content); sampled requests, no-store, incomplete answers, cut
+ * streams and the provider's errors are never stored; no-cache refreshes; strata's "cache" body
+ * member never goes upstream; tenants, namespaces and provider keys never share entries; with
+ * OPENAI_API_KEY the SDK's api_key is a strata token and the provider's key goes upstream; a bad
+ * body is a 400 in OpenAI's shape and never forwarded; 100 identical requests over two instances
+ * sharing Redis make one upstream call; what strata does not cache passes through.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "it_tmp.h"
+#include "proxy_harness.h"
+
+#define JSON_CT "Content-Type: application/json"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static sh_server *start_llm(const oh_origin *o, const char *const *env)
+{
+    static const char *const dflt[] = {"STRATA_WORKERS=2", NULL};
+    char *url = it_xasprintf("http://127.0.0.1:%d/v1", oh_port(o));
+    const char *args[] = {"--llm-upstream", url, NULL};
+    sh_server *s = sh_start(env ? env : dflt, args);
+    free(url);
+    return s;
+}
+
+/* POST path with body and headers (NULL-terminated, JSON_CT added). */
+static sh_resp *post(const sh_server *s, const char *path, const char *body, ...)
+{
+    const char *h[16] = {JSON_CT};
+    size_t n = 1;
+    va_list ap;
+    va_start(ap, body);
+    for (const char *v; (v = va_arg(ap, const char *)) != NULL && n < 15;)
+        h[n++] = v;
+    va_end(ap);
+    h[n] = NULL;
+    return px_send(s, "POST", path, body, 0, h);
+}
+
+/* The fake upstream's counters (GET /__openai). The caller json_decrefs. */
+static json_t *upstream_counters(const oh_origin *o)
+{
+    sh_resp *r = sh_request_port(oh_port(o), "GET", "/__openai", NULL, NULL, 0, 0);
+    SH_EXPECT_STATUS(r, 200);
+    json_t *j = sh_resp_json(r);
+    assert_non_null(j);
+    sh_resp_free(r);
+    return j;
+}
+
+static long long counter(const oh_origin *o, const char *name)
+{
+    json_t *j = upstream_counters(o);
+    long long v = json_integer_value(json_object_get(j, name));
+    json_decref(j);
+    return v;
+}
+
+/* A chat request for content, deterministic unless extra says otherwise. */
+static char *chat_body(const char *content, const char *extra)
+{
+    return it_xasprintf("{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]"
+                        "%s%s}",
+                        content, extra ? "," : "", extra ? extra : "");
+}
+
+/* The answer's id and first choice's content (a plain answer). */
+static void answer_of(const sh_resp *r, char *id, size_t idcap, char *content, size_t ccap)
+{
+    SH_EXPECT_STATUS(r, 200);
+    json_t *j = sh_resp_json(r);
+    assert_non_null(j);
+    json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+    json_t *msg = json_object_get(c0, "message");
+    json_t *text = msg ? json_object_get(msg, "content") : json_object_get(c0, "text");
+    assert_true(json_is_string(text));
+    assert_true(json_is_string(json_object_get(c0, "finish_reason")));
+    snprintf(id, idcap, "%s", json_string_value(json_object_get(j, "id")));
+    snprintf(content, ccap, "%s", json_string_value(text));
+    json_decref(j);
+}
+
+/* A stream's events rebuilt: the id, the content joined, the finish reason, whether a usage
+ * chunk came, and that it ended with [DONE]. */
+typedef struct streamed {
+    char id[64], content[8192], finish[32];
+    int usage, done, events;
+} streamed;
+
+static void read_stream(const sh_resp *r, streamed *out)
+{
+    SH_EXPECT_STATUS(r, 200);
+    assert_true(px_header_has(r, "Content-Type", "text/event-stream"));
+    memset(out, 0, sizeof *out);
+    const char *p = r->body;
+    while ((p = strstr(p, "data: ")) != NULL) {
+        p += 6;
+        const char *end = strstr(p, "\n\n");
+        assert_non_null(end);
+        out->events++;
+        if ((size_t)(end - p) == 6 && memcmp(p, "[DONE]", 6) == 0) {
+            out->done = 1;
+            p = end;
+            continue;
+        }
+        assert_false(out->done); /* nothing after [DONE] */
+        json_t *j = json_loadb(p, (size_t)(end - p), 0, NULL);
+        assert_non_null(j);
+        snprintf(out->id, sizeof out->id, "%s", json_string_value(json_object_get(j, "id")));
+        assert_string_equal(json_string_value(json_object_get(j, "object")),
+                            "chat.completion.chunk");
+        if (json_is_object(json_object_get(j, "usage")))
+            out->usage = 1;
+        json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+        json_t *content = json_object_get(json_object_get(c0, "delta"), "content");
+        if (json_is_string(content))
+            strncat(out->content, json_string_value(content),
+                    sizeof out->content - strlen(out->content) - 1);
+        json_t *fr = json_object_get(c0, "finish_reason");
+        if (json_is_string(fr))
+            snprintf(out->finish, sizeof out->finish, "%s", json_string_value(fr));
+        json_decref(j);
+        p = end;
+    }
+}
+
+/* Asserts a JSON error in OpenAI's shape: {"error": {"message", "type", "code"}}. */
+static void expect_openai_error(const sh_resp *r, long status, const char *code)
+{
+    SH_EXPECT_STATUS(r, status);
+    json_t *j = sh_resp_json(r), *e = json_object_get(j, "error");
+    assert_true(json_is_string(json_object_get(e, "message")));
+    assert_true(json_is_string(json_object_get(e, "type")));
+    if (code != NULL)
+        assert_string_equal(json_string_value(json_object_get(e, "code")), code);
+    json_decref(j);
+}
+
+#define CHAT "/v1/chat/completions"
+
+/* ---- plain answers ------------------------------------------------------------------------ */
+
+static void test_chat_cached_once(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    char *b = chat_body("what is a cache", "\"temperature\":0");
+    char id1[64], id2[64], c1[256], c2[256];
+    sh_resp *r = post(s, CHAT, b, NULL);
+    answer_of(r, id1, sizeof id1, c1, sizeof c1);
+    px_expect_xcache(r, "MISS");
+    assert_true(px_header_has(r, "Cache-Status", "stored"));
+    sh_resp_free(r);
+    /* The same request spelt otherwise (key order, 0.0 for 0, a user and stream false): a hit. */
+    r = post(s, CHAT,
+             "{\"temperature\":0.0,\"stream\":false,\"user\":\"u1\",\"messages\":[{\"content\":"
+             "\"what is a cache\",\"role\":\"user\"}],\"model\":\"gpt-test\"}",
+             NULL);
+    answer_of(r, id2, sizeof id2, c2, sizeof c2);
+    px_expect_xcache(r, "HIT-L1");
+    assert_string_equal(id1, id2);
+    assert_string_equal(c1, c2);
+    assert_string_equal(c1, "Echo: what is a cache");
+    const char *saved = sh_resp_header(r, "X-Cache-Tokens-Saved");
+    assert_non_null(saved);
+    assert_true(atol(saved) > 0);
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 1);
+    /* Another message is another entry. */
+    free(b);
+    b = chat_body("what is a cache?", "\"seed\":7");
+    r = post(s, CHAT, b, NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 2);
+    /* Legacy completions too. */
+    const char *cb = "{\"model\":\"m\",\"prompt\":\"say hi\",\"temperature\":0}";
+    r = post(s, "/v1/completions", cb, NULL);
+    answer_of(r, id1, sizeof id1, c1, sizeof c1);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    r = post(s, "/v1/completions", cb, NULL);
+    answer_of(r, id2, sizeof id2, c2, sizeof c2);
+    px_expect_xcache(r, "HIT-L1");
+    assert_string_equal(id1, id2);
+    assert_string_equal(c2, "Echo: say hi");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "completions"), 1);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* ---- streams ------------------------------------------------------------------------------ */
+
+static void test_stream_and_plain_share_an_entry(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    /* A streamed miss streams (events as the upstream sends them) and is stored ... */
+    char *b = chat_body("tell me a long story about caches", "\"seed\":1,\"stream\":true");
+    sh_resp *r = post(s, CHAT, b, "X-Origin-Chunk-Delay-Ms: 5", NULL);
+    streamed st;
+    read_stream(r, &st);
+    px_expect_xcache(r, "MISS");
+    assert_true(st.done);
+    assert_true(st.events > 4);
+    assert_string_equal(st.content, "Echo: tell me a long story about caches");
+    assert_string_equal(st.finish, "stop");
+    sh_resp_free(r);
+    /* ... so the plain request is a hit with the same answer. */
+    free(b);
+    b = chat_body("tell me a long story about caches", "\"seed\":1");
+    char id[64], content[256];
+    r = post(s, CHAT, b, NULL);
+    answer_of(r, id, sizeof id, content, sizeof content);
+    px_expect_xcache(r, "HIT-L1");
+    assert_string_equal(id, st.id);
+    assert_string_equal(content, st.content);
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 1);
+    assert_int_equal(counter(o, "streams"), 1);
+
+    /* A plain miss, then a streamed hit replayed as events, usage included when asked. */
+    free(b);
+    b = chat_body("a plain question", "\"temperature\":0");
+    r = post(s, CHAT, b, NULL);
+    answer_of(r, id, sizeof id, content, sizeof content);
+    sh_resp_free(r);
+    free(b);
+    b = chat_body("a plain question",
+                  "\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    r = post(s, CHAT, b, NULL);
+    read_stream(r, &st);
+    px_expect_xcache(r, "HIT-L1");
+    assert_true(st.done);
+    assert_true(st.usage);
+    assert_string_equal(st.id, id);
+    assert_string_equal(st.content, content);
+    assert_string_equal(st.finish, "stop");
+    sh_resp_free(r);
+    /* Without include_usage: no usage chunk. */
+    free(b);
+    b = chat_body("a plain question", "\"temperature\":0,\"stream\":true");
+    r = post(s, CHAT, b, NULL);
+    read_stream(r, &st);
+    assert_false(st.usage);
+    assert_true(st.done);
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 2);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* ---- what is never stored ------------------------------------------------------------------ */
+
+/* Sends b twice (with header h, or none) and asserts the upstream was asked both times. */
+static void expect_not_stored(sh_server *s, oh_origin *o, const char *b, const char *h,
+                              const char *xcache)
+{
+    long long before = counter(o, "chat");
+    for (int i = 0; i < 2; i++) {
+        sh_resp *r = post(s, CHAT, b, h, NULL);
+        if (xcache != NULL)
+            px_expect_xcache(r, xcache);
+        sh_resp_free(r);
+    }
+    assert_int_equal(counter(o, "chat"), before + 2);
+}
+
+static void test_never_stored(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    char *b = chat_body("sampled", "\"temperature\":0.7");
+    expect_not_stored(s, o, b, NULL, "BYPASS"); /* sampled: each its own answer */
+    free(b);
+    b = chat_body("no default temperature", NULL);
+    expect_not_stored(s, o, b, NULL, "BYPASS"); /* the provider's default is 1: sampled */
+    free(b);
+    b = chat_body("told not to", "\"temperature\":0");
+    expect_not_stored(s, o, b, "Cache-Control: no-store", "BYPASS");
+    free(b);
+    b = chat_body("told in the body", "\"temperature\":0,\"cache\":{\"no-store\":true}");
+    expect_not_stored(s, o, b, NULL, "BYPASS");
+    /* strata's member never reaches the provider. */
+    json_t *c = upstream_counters(o);
+    const char *last = json_string_value(json_object_get(c, "last_body"));
+    assert_non_null(strstr(last, "told in the body"));
+    assert_null(strstr(last, "\"cache\""));
+    json_decref(c);
+    free(b);
+    b = chat_body("unfinished", "\"temperature\":0");
+    expect_not_stored(s, o, b, "X-Origin-No-Finish: 1", "MISS");
+    free(b);
+    b = chat_body("cut stream", "\"temperature\":0,\"stream\":true");
+    expect_not_stored(s, o, b, "X-Origin-Stream-Cut: 1", "MISS");
+    free(b);
+    /* The provider's errors pass through as it sent them, never stored. */
+    b = chat_body("rate limited", "\"temperature\":0");
+    long long before = counter(o, "chat");
+    for (int i = 0; i < 2; i++) {
+        sh_resp *r = post(s, CHAT, b, "X-Origin-Status: 429", NULL);
+        expect_openai_error(r, 429, NULL);
+        assert_true(px_contains_ci(r->body, r->body_len, "the fake upstream was told to fail"));
+        sh_resp_free(r);
+    }
+    (void)before; /* the fake counts errors it was told to make before the API's counters */
+    sh_resp *r = post(s, CHAT, b, NULL);
+    px_expect_xcache(r, "MISS"); /* the 429s left nothing behind */
+    sh_resp_free(r);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+static void test_no_cache_refreshes_and_max_age(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    char *b = chat_body("refresh me", "\"temperature\":0");
+    char id1[64], id2[64], id3[64], c[256];
+    sh_resp *r = post(s, CHAT, b, NULL);
+    answer_of(r, id1, sizeof id1, c, sizeof c);
+    sh_resp_free(r);
+    r = post(s, CHAT, b, "Cache-Control: no-cache", NULL);
+    answer_of(r, id2, sizeof id2, c, sizeof c);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    assert_string_not_equal(id1, id2);
+    r = post(s, CHAT, b, NULL); /* the refreshed entry */
+    answer_of(r, id3, sizeof id3, c, sizeof c);
+    px_expect_xcache(r, "HIT-L1");
+    assert_string_equal(id2, id3);
+    sh_resp_free(r);
+    /* max-age=N: this entry's TTL. */
+    free(b);
+    b = chat_body("short lived", "\"temperature\":0");
+    r = post(s, CHAT, b, "Cache-Control: max-age=1", NULL);
+    assert_true(px_header_has(r, "Cache-Status", "ttl=1"));
+    sh_resp_free(r);
+    sh_sleep_ms(2100);
+    r = post(s, CHAT, b, NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* ---- keys ---------------------------------------------------------------------------------- */
+
+static void test_keys_tenants_namespaces_provider_keys(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    char *b = chat_body("shared?", "\"temperature\":0");
+    const char *who[][2] = {{"X-Tenant: acme", NULL},
+                            {"X-Tenant: globex", NULL},
+                            {"X-Tenant: acme", "X-Cache-Namespace: experiment"},
+                            {"X-Tenant: acme", "Authorization: Bearer sk-other"}};
+    for (size_t i = 0; i < 4; i++) {
+        sh_resp *r = post(s, CHAT, b, who[i][0], who[i][1], NULL);
+        px_expect_xcache(r, "MISS");
+        sh_resp_free(r);
+    }
+    for (size_t i = 0; i < 4; i++) {
+        sh_resp *r = post(s, CHAT, b, who[i][0], who[i][1], NULL);
+        px_expect_xcache(r, "HIT-L1");
+        sh_resp_free(r);
+    }
+    assert_int_equal(counter(o, "chat"), 4);
+    /* Without a provider key configured, the client's own goes upstream untouched. */
+    json_t *c = upstream_counters(o);
+    assert_string_equal(json_string_value(json_object_get(c, "last_authorization")),
+                        "Bearer sk-other");
+    json_decref(c);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+static void test_provider_key_and_strata_tokens(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    const char *env[] = {"STRATA_WORKERS=2", "OPENAI_API_KEY=sk-provider-secret",
+                         "STRATA_TOKENS=reader-token-1:read:acme,writer-token-1:write", NULL};
+    sh_server *s = start_llm(o, env);
+    assert_non_null(s);
+    char *b = chat_body("who pays", "\"temperature\":0");
+    sh_resp *r = post(s, CHAT, b, NULL); /* no token: strata's key is not for anyone */
+    SH_EXPECT_STATUS(r, 401);
+    sh_resp_free(r);
+    r = post(s, CHAT, b, "Authorization: Bearer not-a-token", NULL);
+    SH_EXPECT_STATUS(r, 401);
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 0);
+    r = post(s, CHAT, b, "Authorization: Bearer reader-token-1", NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    json_t *c = upstream_counters(o);
+    assert_string_equal(json_string_value(json_object_get(c, "last_authorization")),
+                        "Bearer sk-provider-secret");
+    json_decref(c);
+    /* The token's tenant keys the entry: acme's answer is not the default tenant's. */
+    r = post(s, CHAT, b, "Authorization: Bearer writer-token-1", NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    r = post(s, CHAT, b, "Authorization: Bearer reader-token-1", NULL);
+    px_expect_xcache(r, "HIT-L1");
+    sh_resp_free(r);
+    /* The secret never reaches the log. */
+    assert_false(sh_log_contains(s, "sk-provider-secret"));
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+static void test_bad_bodies_and_unreachable_upstream(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    const char *bad[] = {"not json",
+                         "[1,2]",
+                         "{\"model\":\"m\",\"messages\":\"hi\"}",
+                         "{\"model\":\"m\",\"model\":\"n\",\"messages\":[]}",
+                         "{\"model\":7,\"messages\":[]}",
+                         "{\"model\":\"m\",\"messages\":[],\"cache\":{\"ttl\":\"x\"}}",
+                         ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sh_resp *r = post(s, CHAT, bad[i], NULL);
+        expect_openai_error(r, 400, "invalid_request");
+        sh_resp_free(r);
+        assert_true(sh_healthy(s));
+    }
+    char *b = chat_body("x", "\"temperature\":0");
+    sh_resp *r = post(s, CHAT, b, "X-Cache-Namespace: bad name!", NULL);
+    expect_openai_error(r, 400, "invalid_request");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 0); /* none of them went upstream */
+    oh_kill(o);
+    r = post(s, CHAT, b, NULL);
+    expect_openai_error(r, 502, "origin_unavailable");
+    sh_resp_free(r);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* ---- what passes through ------------------------------------------------------------------ */
+
+static void test_passthrough_and_own_routes(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    sh_resp *r = px_get(s, "GET", "/v1/models", (const char *)NULL);
+    SH_EXPECT_STATUS(r, 200);
+    px_expect_xcache(r, "BYPASS");
+    assert_true(px_contains_ci(r->body, r->body_len, "fake-model"));
+    sh_resp_free(r);
+    /* strata's own /v1/cache keeps winning over the route's /v1 paths. */
+    r = sh_call(s, "PUT", "/v1/cache/default/k", NULL, NULL, "text/plain", "v");
+    assert_true(r->status == 200 || r->status == 201 || r->status == 204);
+    sh_resp_free(r);
+    r = sh_call(s, "GET", "/v1/cache/default/k", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    assert_string_equal(r->body, "v");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 0);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* ---- one upstream call across instances ---------------------------------------------------- */
+
+typedef struct crowd {
+    sh_server *s[2];
+    const char *body;
+    atomic_int ok, hits;
+    char first_id[64];
+} crowd;
+
+static void *crowd_client(void *arg)
+{
+    crowd *c = arg;
+    static atomic_int n;
+    int i = atomic_fetch_add(&n, 1);
+    sh_resp *r = post(c->s[i % 2], CHAT, c->body, "X-Origin-Delay-Ms: 400", NULL);
+    if (r->status == 200 && strstr(r->body, c->first_id) != NULL)
+        atomic_fetch_add(&c->ok, 1);
+    sh_resp_free(r);
+    return NULL;
+}
+
+static void test_one_upstream_call_over_two_instances(void **state)
+{
+    (void)state;
+    rh_server *redis = rh_start(NULL);
+    assert_non_null(redis);
+    oh_origin *o = oh_start(NULL);
+    char *url = it_xasprintf("REDIS_URL=%s", rh_url(redis));
+    const char *env[] = {"STRATA_WORKERS=2", url, NULL};
+    crowd c = {.s = {start_llm(o, env), start_llm(o, env)}};
+    assert_non_null(c.s[0]);
+    assert_non_null(c.s[1]);
+    char *b = chat_body("one call for all", "\"temperature\":0");
+    c.body = b;
+    /* The id the fake will give its next answer: the one all 100 must get. */
+    json_t *j = upstream_counters(o);
+    snprintf(c.first_id, sizeof c.first_id, "\"chatcmpl-%lld\"",
+             json_integer_value(json_object_get(j, "chat")) + 1);
+    json_decref(j);
+    pthread_t t[100];
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, crowd_client, &c), 0);
+    for (int i = 0; i < 100; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&c.ok), 100);
+    assert_int_equal(counter(o, "chat"), 1);
+    /* A third instance starts cold and answers from Redis. */
+    sh_server *third = start_llm(o, env);
+    assert_non_null(third);
+    sh_resp *r = post(third, CHAT, b, NULL);
+    px_expect_xcache(r, "HIT-L2");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 1);
+    free(b);
+    assert_int_equal(sh_stop_check(third), 0);
+    assert_int_equal(sh_stop_check(c.s[0]), 0);
+    assert_int_equal(sh_stop_check(c.s[1]), 0);
+    free(url);
+    oh_stop(o);
+    rh_stop(redis);
+}
+
+int main(void)
+{
+    SH_TEST_FILTER();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chat_cached_once),
+        cmocka_unit_test(test_stream_and_plain_share_an_entry),
+        cmocka_unit_test(test_never_stored),
+        cmocka_unit_test(test_no_cache_refreshes_and_max_age),
+        cmocka_unit_test(test_keys_tenants_namespaces_provider_keys),
+        cmocka_unit_test(test_provider_key_and_strata_tokens),
+        cmocka_unit_test(test_bad_bodies_and_unreachable_upstream),
+        cmocka_unit_test(test_passthrough_and_own_routes),
+        cmocka_unit_test(test_one_upstream_call_over_two_instances),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
