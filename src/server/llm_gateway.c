@@ -287,13 +287,13 @@ static void run(req *q)
     char err[256];
     const char *why = NULL;
     if (llm_request_parse(kind, body ? body : "", len, &st->r, err, sizeof err) != 0) {
-        proxy_answer_error(px, 400, "invalid_request", err);
+        proxy_answer_error(px, 400, "invalid_request", "%s", err);
         proxy_req_free(px);
         return;
     }
     st->parsed = 1;
     if (header_controls(q, &st->r.ctl, &why) != 0) {
-        proxy_answer_error(px, 400, "invalid_request", why);
+        proxy_answer_error(px, 400, "invalid_request", "%s", why);
         proxy_req_free(px);
         return;
     }

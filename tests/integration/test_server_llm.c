@@ -78,9 +78,10 @@ static long long counter(const oh_origin *o, const char *name)
 /* A chat request for content, deterministic unless extra says otherwise. */
 static char *chat_body(const char *content, const char *extra)
 {
-    return it_xasprintf("{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]"
-                        "%s%s}",
-                        content, extra ? "," : "", extra ? extra : "");
+    return it_xasprintf(
+        "{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"%s\"}]"
+        "%s%s}",
+        content, extra ? "," : "", extra ? extra : "");
 }
 
 /* The answer's id and first choice's content (a plain answer). */

@@ -294,8 +294,13 @@ static json_t *choice_json(const llm_sse_rec *r, const choice *c)
                                 c->content.p ? c->content.p : "", c->content.len);
         if (msg != NULL && !c->has_content)
             json_object_set_new(msg, "content", json_null());
-        if (msg != NULL && c->tool_calls != NULL)
-            json_object_set(msg, "tool_calls", c->tool_calls);
+        if (msg != NULL && c->tool_calls != NULL) {
+            /* A plain answer's tool calls have no index: their place in the array is it. */
+            json_t *calls = json_deep_copy(c->tool_calls), *tc;
+            size_t i;
+            json_array_foreach(calls, i, tc) json_object_del(tc, "index");
+            json_object_set_new(msg, "tool_calls", calls);
+        }
         o = json_pack("{s:I,s:o,s:n,s:O}", "index", c->index, "message", msg, "logprobs",
                       "finish_reason", c->finish_reason);
     } else {
@@ -406,10 +411,12 @@ static int replay_choice(text *out, int kind, json_t *head, const char *object, 
     json_t *content = json_object_get(msg, kind == LLM_CHAT ? "content" : "text");
     const char *field = kind == LLM_CHAT ? "content" : "text";
     if (kind == LLM_CHAT) {
+        /* The role chunk: content "" before text, null before tool calls (as OpenAI sends). */
         json_t *role = json_object_get(msg, "role");
         if (emit(out, head, object,
-                 json_pack("[{s:O,s:{s:O,s:s},s:n,s:n}]", "index", ix, "delta", "role",
-                           json_is_string(role) ? role : json_null(), "content", "", "logprobs",
+                 json_pack("[{s:O,s:{s:O,s:o},s:n,s:n}]", "index", ix, "delta", "role",
+                           json_is_string(role) ? role : json_null(), "content",
+                           json_is_string(content) ? json_string("") : json_null(), "logprobs",
                            "finish_reason"),
                  NULL) != 0)
             return -1;
