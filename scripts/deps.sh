@@ -13,6 +13,10 @@ pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-de
       libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server clang clang-format
       cppcheck prometheus python3 curl jq openssl
       python3-pytest python3-pytest-asyncio python3-pip python3-setuptools python3-wheel mypy)
+# Node.js for the openai npm SDK's test (tests/npm): Debian's nodejs and npm, unless a nodejs
+# package that carries its own npm (NodeSource's) is there already.
+pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 if [ "${1:-}" = "bench" ]; then
     pkgs+=(util-linux)
 fi

@@ -81,9 +81,8 @@ static void test_provider_stream_recorded_at_every_split(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(tc, "function"), "arguments")),
         "{\"a\":1}");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"),
-                                                        "total_tokens")),
-                     7);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "usage"), "total_tokens")), 7);
     assert_true(llm_answer_complete(LLM_CHAT, whole, n0));
     assert_int_equal(llm_answer_tokens(whole, n0), 7);
     json_decref(j);
@@ -159,8 +158,8 @@ static void test_streams_not_recorded(void **state)
     size_t len = sizeof provider_stream - 1, n;
     /* No [DONE]: cut short. */
     const char *done = strstr(provider_stream, "data: [DONE]");
-    assert_null(record(LLM_CHAT, provider_stream, (size_t)(done - provider_stream), 5, 1 << 20,
-                       &n));
+    assert_null(
+        record(LLM_CHAT, provider_stream, (size_t)(done - provider_stream), 5, 1 << 20, &n));
     /* Past the bound. */
     assert_null(record(LLM_CHAT, provider_stream, len, 5, 100, &n));
     /* No finish reason. */
