@@ -12,8 +12,8 @@ are written for authors in docs/api.md, "How the examples are checked"; in short
   - "..." in an output line stands for any text within that line; a line that is only "..."
     stands for any number of lines; everything else must match exactly (after removing CRs,
     trailing spaces, trailing blank lines, and the Date header lines of curl -i);
-  - the document's ports, 8080 (strata) and 6379 (Redis), are replaced by the real ones in
-    commands and directives, and back in outputs;
+  - the document's ports, 8080 (strata), 6379 (Redis) and 8090 (the test origin), are replaced by
+    the real ones in commands and directives, and back in outputs;
   - HTML comments outside the fences are directives, read in order:
       <!-- server: [NAME=VALUE ...] [ARGS ...] -->  a new strata serve with exactly these
           settings and arguments, on an emptied Redis made primary again; the examples that
@@ -21,6 +21,9 @@ are written for authors in docs/api.md, "How the examples are checked"; in short
       <!-- run: COMMAND -->    a setup step the reader does not need to see; it must succeed
       <!-- wait: COMMAND -->   repeated until it succeeds (at most 30 s)
       <!-- redis: stop -->, <!-- redis: start -->   Redis goes away; comes back (empty)
+      <!-- origin: start -->   the test origin (build/strata_test_origin, whose paths include a
+          fake OpenAI-compatible API, tests/origin/fake_openai.h) on port 8090, restarted
+          (its counters back to 0) if it runs
       <!-- not checked: REASON -->   the next fenced block is not run (a reason is required)
   - a fenced block with curl in a line before any "$ " command (an example written without its
     prompt) is an error unless marked "not checked": every curl example is run.
@@ -41,11 +44,11 @@ import sys
 import tempfile
 import time
 
-DOC_PORT, DOC_REDIS_PORT = 8080, 6379
+DOC_PORT, DOC_REDIS_PORT, DOC_ORIGIN_PORT = 8080, 6379, 8090
 COMMAND_TIMEOUT_S = 60
 WAIT_TIMEOUT_S = 30
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DIRECTIVE = re.compile(r"^\s*<!--\s*(server|run|wait|redis|not checked):\s*(.*?)\s*-->\s*$")
+DIRECTIVE = re.compile(r"^\s*<!--\s*(server|run|wait|redis|origin|not checked):\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -69,6 +72,8 @@ def parse(path):
                 if not arg:
                     raise DocError(f"line {i + 1}: 'not checked' needs a reason")
                 skip_next = i + 1
+            elif kind == "origin" and arg != "start":
+                raise DocError(f"line {i + 1}: origin: expects start, not {arg!r}")
             elif kind == "redis" and arg not in ("stop", "start"):
                 raise DocError(f"line {i + 1}: redis: expects stop or start, not {arg!r}")
             elif not arg and kind != "server":
@@ -104,7 +109,7 @@ def examples(body, first_lineno):
             cmd = line[2:]
             while cmd.endswith("\\") and k + 1 < len(body):
                 k += 1
-                cmd = cmd[:-1] + "\n" + body[k]
+                cmd = cmd + "\n" + body[k]  # bash reads the backslash-newline as a space
             cur = ["example", lineno, cmd, []]
             out.append(cur)
         elif cur is not None:
@@ -343,16 +348,20 @@ class Run:
         self.tmp = tempfile.mkdtemp(prefix="strata-docs-")
         self.redis = Redis(self.tmp)
         self.server = Server(binary, self.tmp)
+        self.origin_bin = os.path.join(os.path.dirname(binary), "strata_test_origin")
+        self.origin, self.origin_port = None, free_port()
         self.shell = Shell(self.tmp, os.path.dirname(binary) + os.pathsep
                            + os.environ.get("PATH", "/usr/bin:/bin"))
 
     def to_live(self, text):
         text = re.sub(rf"\b{DOC_PORT}\b", str(self.server.port or DOC_PORT), text)
+        text = re.sub(rf"\b{DOC_ORIGIN_PORT}\b", str(self.origin_port), text)
         return re.sub(rf"\b{DOC_REDIS_PORT}\b", str(self.redis.port), text)
 
     def to_doc(self, text):
         if self.server.port:
             text = text.replace(f"127.0.0.1:{self.server.port}", f"127.0.0.1:{DOC_PORT}")
+        text = text.replace(f"127.0.0.1:{self.origin_port}", f"127.0.0.1:{DOC_ORIGIN_PORT}")
         return text.replace(f"127.0.0.1:{self.redis.port}", f"127.0.0.1:{DOC_REDIS_PORT}")
 
     def fail(self, lineno, what, detail):
@@ -365,6 +374,8 @@ class Run:
             # The new server's port first: the directive may name it (a proxy of itself).
             self.server.port = free_port()
             self.server.start(shlex.split(self.to_live(arg)), lineno)
+        elif kind == "origin":
+            self.start_origin(lineno)
         elif kind == "redis":
             self.redis.start() if arg == "start" else self.redis.stop()
         elif kind == "run":
@@ -385,6 +396,22 @@ class Run:
         else:
             self.need_server(lineno)
             self.example(lineno, arg, st[3])
+
+    def start_origin(self, lineno):
+        stop_process(self.origin)
+        if not os.access(self.origin_bin, os.X_OK):
+            raise DocError(f"line {lineno}: {self.origin_bin} is not built (make build)")
+        log = open(os.path.join(self.tmp, "origin.log"), "ab")
+        self.origin = subprocess.Popen([self.origin_bin, "--port", str(self.origin_port)],
+                                       stdout=log, stderr=log, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.origin_port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise DocError(f"line {lineno}: the test origin does not listen on {self.origin_port}")
 
     def need_server(self, lineno):
         if self.server.p is None:
@@ -407,6 +434,7 @@ class Run:
             self.fail(lineno, f"$ {cmd}", "\n".join(diff))
 
     def close(self):
+        stop_process(self.origin)
         for x in (self.shell, self.server, self.redis):
             try:
                 x.close() if x is self.shell else x.stop()

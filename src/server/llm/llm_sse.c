@@ -311,6 +311,24 @@ static json_t *choice_json(const llm_sse_rec *r, const choice *c)
     return o;
 }
 
+/* head's fields with "object" second, in the order OpenAI writes them (id, object, created,
+ * model, system_fingerprint). */
+static json_t *with_object(json_t *head, const char *object)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_t *id = json_object_get(head, "id");
+    if (id != NULL)
+        json_object_set(o, "id", id);
+    json_object_set_new(o, "object", json_string(object));
+    const char *rest[] = {"created", "model", "system_fingerprint"};
+    for (int k = 0; k < 3; k++)
+        if (json_object_get(head, rest[k]) != NULL)
+            json_object_set(o, rest[k], json_object_get(head, rest[k]));
+    return o;
+}
+
 char *llm_sse_rec_finish(llm_sse_rec *r, size_t *len)
 {
     if (r->failed || !r->done || r->nchoices == 0 || r->head == NULL)
@@ -318,12 +336,11 @@ char *llm_sse_rec_finish(llm_sse_rec *r, size_t *len)
     for (size_t i = 0; i < r->nchoices; i++)
         if (r->choices[i].finish_reason == NULL)
             return NULL;
-    json_t *out = json_deep_copy(r->head), *choices = json_array();
+    json_t *out = with_object(r->head, r->kind == LLM_CHAT ? "chat.completion" : "text_completion");
+    json_t *choices = json_array();
     char *s = NULL;
     if (out == NULL || choices == NULL)
         goto done;
-    json_object_set_new(out, "object",
-                        json_string(r->kind == LLM_CHAT ? "chat.completion" : "text_completion"));
     for (size_t i = 0; i < r->nchoices; i++)
         if (json_array_append_new(choices, choice_json(r, &r->choices[i])) != 0)
             goto done;
@@ -374,10 +391,9 @@ long long llm_answer_tokens(const char *body, size_t len)
 /* Appends "data: <chunk>\n\n" (the chunk: head's fields, object, and choices or more). */
 static int emit(text *out, json_t *head, const char *object, json_t *choices, json_t *usage)
 {
-    json_t *c = json_deep_copy(head);
+    json_t *c = with_object(head, object);
     if (c == NULL)
         return -1;
-    json_object_set_new(c, "object", json_string(object));
     json_object_set_new(c, "choices", choices);
     if (usage != NULL)
         json_object_set(c, "usage", usage);
