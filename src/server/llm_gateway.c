@@ -214,29 +214,35 @@ static int header_controls(req *q, llm_cache_ctl *c, const char **why)
     return 0;
 }
 
+/* 16 hex digits of the SHA-256 of a and b joined by a newline, into out (17 bytes). */
+static void digest16(const char *a, const char *b, char *out)
+{
+    char both[8192];
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    int n = snprintf(both, sizeof both, "%s\n%s", a ? a : "", b ? b : "");
+    SHA256((const unsigned char *)both, n < (int)sizeof both ? (size_t)n : sizeof both, md);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 /* The entry's key: the upstream, the namespace, whose provider key (when the client's own goes
- * upstream), the API and the canonical request's digest. Returns 0 or -1 (too long). */
+ * upstream), the path and query (an Azure deployment, its api-version), the API and the
+ * canonical request's digest. Returns 0 or -1 (too long). */
 static int make_key(proxy_req *px, llm_state *st)
 {
-    char who[20] = "-";
+    char who[20] = "-", where[20];
+    digest16(http_conn_path(px->q->conn), http_conn_query(px->q->conn), where);
     const proxy_origin *o = px->route->origin;
     if (o->token_env == NULL || getenv(o->token_env) == NULL) {
         /* Clients with different provider keys never share entries. */
         const char *auth = get_header(px->q, "Authorization");
         const char *azure = get_header(px->q, "api-key");
-        if (auth != NULL || azure != NULL) {
-            char both[8192];
-            unsigned char md[SHA256_DIGEST_LENGTH];
-            int bl = snprintf(both, sizeof both, "%s\n%s", auth ? auth : "", azure ? azure : "");
-            SHA256((const unsigned char *)both, bl < (int)sizeof both ? (size_t)bl : sizeof both,
-                   md);
-            for (int i = 0; i < 8; i++)
-                snprintf(who + 2 * i, 3, "%02x", md[i]);
-        }
+        if (auth != NULL || azure != NULL)
+            digest16(auth, azure, who);
     }
     static const char *const api[] = {"chat", "completion", "embedding"};
-    int n = snprintf(px->key, sizeof px->key, "%s:%s:%s:%s:%s", o->name,
-                     st->r.ctl.ns[0] ? st->r.ctl.ns : "-", who, api[st->r.kind], st->r.key);
+    int n = snprintf(px->key, sizeof px->key, "%s:%s:%s:%s:%s:%s", o->name,
+                     st->r.ctl.ns[0] ? st->r.ctl.ns : "-", who, where, api[st->r.kind], st->r.key);
     if (n < 0 || (size_t)n >= sizeof px->key || (size_t)n > px->w->srv->cfg.cache.l1.max_key_len)
         return -1;
     px->key_len = (size_t)n;
@@ -286,7 +292,9 @@ static void run(req *q)
     const char *body = get_body(q, &len);
     char err[256];
     const char *why = NULL;
-    if (llm_request_parse(kind, body ? body : "", len, &st->r, err, sizeof err) != 0) {
+    /* Azure OpenAI names the model's deployment in the path; its body may leave "model" out. */
+    int in_path = strstr(http_conn_path(q->conn), "/deployments/") ? LLM_MODEL_IN_PATH : 0;
+    if (llm_request_parse(kind | in_path, body ? body : "", len, &st->r, err, sizeof err) != 0) {
         proxy_answer_error(px, 400, "invalid_request", "%s", err);
         proxy_req_free(px);
         return;

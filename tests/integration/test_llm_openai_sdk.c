@@ -65,9 +65,10 @@ static void test_openai_sdk_against_strata(void **state)
     const char *args[] = {"--llm-upstream", url, NULL};
     sh_server *s = sh_start(env, args);
     assert_non_null(s);
-    char *cmd = it_xasprintf("NODE_PATH=%s/node_modules timeout 120 node %s/tests/npm/openai_sdk.cjs "
-                             "http://127.0.0.1:%d/v1 2>&1",
-                             STRATA_NPM_DIR, STRATA_SOURCE_DIR, sh_port(s));
+    char *cmd =
+        it_xasprintf("NODE_PATH=%s/node_modules timeout 120 node %s/tests/npm/openai_sdk.cjs "
+                     "http://127.0.0.1:%d/v1 2>&1",
+                     STRATA_NPM_DIR, STRATA_SOURCE_DIR, sh_port(s));
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char line[4096], out[65536] = "";

@@ -448,6 +448,40 @@ static void test_provider_key_and_strata_tokens(void **state)
     oh_stop(o);
 }
 
+static void test_azure_deployments_in_the_path(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    char *d = it_make_temp_dir("llm-azure");
+    char *yaml = it_xasprintf("origins: [{name: azure, url: \"http://127.0.0.1:%d\", token_env: "
+                              "AZURE_KEY, token_header: api-key}]\n"
+                              "routes: [{name: aoai, kind: openai, match: {path: '/openai/*'}}]\n",
+                              oh_port(o));
+    char *path = px_write_file(d, "azure.yaml", yaml);
+    const char *env[] = {"STRATA_WORKERS=2", "AZURE_KEY=azure-secret", NULL};
+    sh_server *s = px_start_config(path, env);
+    assert_non_null(s);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"az\"}],\"temperature\":0}";
+    const char *gpt4 = "/openai/deployments/gpt4/chat/completions?api-version=2024-02-01";
+    const char *gpt35 = "/openai/deployments/gpt35/chat/completions?api-version=2024-02-01";
+    sh_resp *r = post(s, gpt4, body, "api-key: the-client-key", NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    r = post(s, gpt4, body, "api-key: the-client-key", NULL);
+    px_expect_xcache(r, "HIT-L1");
+    sh_resp_free(r);
+    r = post(s, gpt35, body, NULL); /* another deployment: another entry */
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 2);
+    free(yaml);
+    free(path);
+    it_remove_tree(d);
+    free(d);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
 /* ---- errors -------------------------------------------------------------------------------- */
 
 static void test_bad_bodies_and_unreachable_upstream(void **state)
@@ -581,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_no_cache_refreshes_and_max_age),
         cmocka_unit_test(test_keys_tenants_namespaces_provider_keys),
         cmocka_unit_test(test_provider_key_and_strata_tokens),
+        cmocka_unit_test(test_azure_deployments_in_the_path),
         cmocka_unit_test(test_bad_bodies_and_unreachable_upstream),
         cmocka_unit_test(test_passthrough_and_own_routes),
         cmocka_unit_test(test_one_upstream_call_over_two_instances),

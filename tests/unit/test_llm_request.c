@@ -181,6 +181,13 @@ static void test_hostile_bodies_refused(void **state)
     expect_refused(LLM_CHAT, "[1]", "must be a JSON object");
     expect_refused(LLM_CHAT, "{\"model\":\"m\",\"model\":\"n\"," MSG "}", "not JSON");
     expect_refused(LLM_CHAT, "{" MSG "}", "model must be");
+    /* Azure's body leaves the model out (the deployment is in the path): allowed when asked. */
+    llm_request az = parse_ok(LLM_CHAT | LLM_MODEL_IN_PATH, "{" MSG ",\"temperature\":0}");
+    assert_string_equal(az.model, "");
+    assert_int_equal(az.kind, LLM_CHAT);
+    assert_true(az.deterministic);
+    llm_request_free(&az);
+    expect_refused(LLM_CHAT | LLM_MODEL_IN_PATH, "{\"model\":\"\"," MSG "}", "model must be");
     expect_refused(LLM_CHAT, "{\"model\":\"\"," MSG "}", "model must be");
     expect_refused(LLM_CHAT, "{\"model\":\"m\\u0000x\"," MSG "}", "not JSON"); /* NUL */
     expect_refused(LLM_CHAT, "{\"model\":\"m\",\"messages\":\"hi\"}", "messages must be an array");

@@ -249,6 +249,8 @@ int llm_request_parse(int kind, const char *body, size_t len, llm_request *out, 
                       size_t cap)
 {
     memset(out, 0, sizeof *out);
+    int model_in_path = kind & LLM_MODEL_IN_PATH;
+    kind &= ~LLM_MODEL_IN_PATH;
     out->kind = kind;
     out->ctl.ttl_s = -1;
     json_error_t je;
@@ -262,15 +264,19 @@ int llm_request_parse(int kind, const char *body, size_t len, llm_request *out, 
     out->upstream = out->body;
     json_t *model = json_object_get(out->body, "model");
     int rc;
-    if (!json_is_string(model) || json_string_length(model) == 0 ||
-        json_string_length(model) >= LLM_MODEL_MAX ||
-        strlen(json_string_value(model)) != json_string_length(model))
+    if (model == NULL && model_in_path)
+        rc = 0; /* then the cache member and the request's own rules, below */
+    else if (!json_is_string(model) || json_string_length(model) == 0 ||
+             json_string_length(model) >= LLM_MODEL_MAX ||
+             strlen(json_string_value(model)) != json_string_length(model))
         rc = fail(err, cap, "model must be a non-empty string of at most %d bytes",
                   LLM_MODEL_MAX - 1);
-    else if ((rc = cache_ctl(json_object_get(out->body, "cache"), &out->ctl, err, cap)) == 0)
+    else
+        rc = 0;
+    if (rc == 0 && (rc = cache_ctl(json_object_get(out->body, "cache"), &out->ctl, err, cap)) == 0)
         rc = kind == LLM_EMBEDDINGS ? embeddings(out, err, cap) : generation(out, err, cap);
     if (rc == 0) {
-        snprintf(out->model, sizeof out->model, "%s", json_string_value(model));
+        snprintf(out->model, sizeof out->model, "%s", model ? json_string_value(model) : "");
         json_object_del(out->body, "cache"); /* strata's: never sent upstream */
         return 0;
     }

@@ -40,6 +40,10 @@ enum llm_kind {
     LLM_EMBEDDINGS = 2, /* POST /v1/embeddings */
 };
 
+/* Or'ed into llm_request_parse's kind: the body may leave "model" out (Azure OpenAI names its
+ * deployment in the path, which the caller keys by). */
+#define LLM_MODEL_IN_PATH 0x100
+
 /* What the client asked of the cache, from the body's "cache" member (LiteLLM's form:
  * {"no-cache": true, "no-store": true, "ttl": 600, "namespace": "x"}); the HTTP layer adds what
  * Cache-Control and X-Cache-Namespace say. */
@@ -76,10 +80,10 @@ typedef struct llm_request {
     int base64;         /* encoding_format "base64" (else float) */
 } llm_request;
 
-/* Parses body[0..len) as a request of kind. Returns 0 and fills *out (free it with
- * llm_request_free), or -1 with the reason in err (cap bytes): not a JSON object, a duplicate
- * key, a member of the wrong type (model not a string, messages not an array, stream not a
- * boolean, an embedding input that is not a string, token ids or a list of either, more than
+/* Parses body[0..len) as a request of kind (and LLM_MODEL_IN_PATH). Returns 0 and fills *out (free
+ * it with llm_request_free), or -1 with the reason in err (cap bytes): not a JSON object, a
+ * duplicate key, a member of the wrong type (model not a string, messages not an array, stream not
+ * a boolean, an embedding input that is not a string, token ids or a list of either, more than
  * LLM_INPUTS_MAX inputs, a "cache" member that is not the form above), an empty model. */
 int llm_request_parse(int kind, const char *body, size_t len, llm_request *out, char *err,
                       size_t cap);

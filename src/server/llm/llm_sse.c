@@ -116,10 +116,11 @@ static int tool_call_add(choice *c, json_t *tc)
     if (c->tool_calls == NULL && (c->tool_calls = json_array()) == NULL)
         return -1;
     json_t *slot = NULL;
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->tool_calls, i, v) if (json_integer_value(json_object_get(v, "index")) ==
-                                                json_integer_value(ix)) slot = v;
+    for (size_t i = 0; i < json_array_size(c->tool_calls); i++) {
+        json_t *v = json_array_get(c->tool_calls, i);
+        if (json_integer_value(json_object_get(v, "index")) == json_integer_value(ix))
+            slot = v;
+    }
     if (slot == NULL) {
         if (json_array_size(c->tool_calls) >= CHOICES_MAX)
             return -1;
@@ -172,11 +173,11 @@ static int choice_add(llm_sse_rec *r, json_t *ch)
     if (json_is_string(role) && c->role == NULL)
         c->role = json_incref(role);
     json_t *tcs = json_object_get(piece, "tool_calls");
-    size_t i;
-    json_t *tc;
-    if (json_is_array(tcs))
-        json_array_foreach(tcs, i,
-                           tc) if (!json_is_object(tc) || tool_call_add(c, tc) != 0) return -1;
+    for (size_t i = 0; json_is_array(tcs) && i < json_array_size(tcs); i++) {
+        json_t *tc = json_array_get(tcs, i);
+        if (!json_is_object(tc) || tool_call_add(c, tc) != 0)
+            return -1;
+    }
     json_t *fr = json_object_get(ch, "finish_reason");
     if (json_is_string(fr)) {
         json_decref(c->finish_reason);
@@ -213,9 +214,11 @@ static int chunk(llm_sse_rec *r, const char *data, size_t len)
         json_decref(r->usage);
         r->usage = json_incref(usage);
     }
-    size_t i;
-    json_t *ch;
-    json_array_foreach(choices, i, ch) if (!json_is_object(ch) || choice_add(r, ch) != 0) goto out;
+    for (size_t i = 0; i < json_array_size(choices); i++) {
+        json_t *ch = json_array_get(choices, i);
+        if (!json_is_object(ch) || choice_add(r, ch) != 0)
+            goto out;
+    }
     rc = 0;
 out:
     json_decref(j);
@@ -296,9 +299,9 @@ static json_t *choice_json(const llm_sse_rec *r, const choice *c)
             json_object_set_new(msg, "content", json_null());
         if (msg != NULL && c->tool_calls != NULL) {
             /* A plain answer's tool calls have no index: their place in the array is it. */
-            json_t *calls = json_deep_copy(c->tool_calls), *tc;
-            size_t i;
-            json_array_foreach(calls, i, tc) json_object_del(tc, "index");
+            json_t *calls = json_deep_copy(c->tool_calls);
+            for (size_t i = 0; i < json_array_size(calls); i++)
+                json_object_del(json_array_get(calls, i), "index");
             json_object_set_new(msg, "tool_calls", calls);
         }
         o = json_pack("{s:I,s:o,s:n,s:O}", "index", c->index, "message", msg, "logprobs",
@@ -488,10 +491,8 @@ char *llm_sse_replay(int kind, const char *body, size_t len, int include_usage, 
     for (int k = 0; ok && k < 4; k++)
         if (json_object_get(j, keep[k]) != NULL)
             json_object_set(head, keep[k], json_object_get(j, keep[k]));
-    size_t i;
-    json_t *c;
-    json_array_foreach(choices, i, c) if (ok && replay_choice(&out, kind, head, object, c) != 0)
-        ok = 0;
+    for (size_t i = 0; ok && i < json_array_size(choices); i++)
+        ok = replay_choice(&out, kind, head, object, json_array_get(choices, i)) == 0;
     if (ok && include_usage && json_is_object(usage))
         ok = emit(&out, head, object, json_array(), usage) == 0;
     if (ok)
