@@ -28,10 +28,11 @@ int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, sock
 
 struct redis_tls;
 /* Connects to u within connect_ms (TCP_NODELAY and keep-alive on TCP), and with tls (NULL:
- * plain) does the TLS handshake within the same connect_ms. Returns the connection, or NULL with
- * the reason in err ("TLS handshake with redis failed: TLS: certificate verify failed: ..."). */
+ * plain) does the TLS handshake within the same connect_ms, verifying tls_name (NULL: the
+ * context's; see strata__tls_session). Returns the connection, or NULL with the reason in err
+ * ("TLS handshake with redis failed: TLS: certificate verify failed: ..."). */
 redis_sock *strata__sock_connect(const redis_url *u, const struct redis_tls *tls,
-                                 unsigned connect_ms, char *err, size_t cap);
+                                 const char *tls_name, unsigned connect_ms, char *err, size_t cap);
 
 /* Closes and frees. NULL is a no-op. */
 void strata__sock_close(redis_sock *s);
