@@ -190,8 +190,7 @@ static redis_sock *connect_to(redis_sentinel *s, size_t i, char *err, size_t cap
         }
         int refused = r->type == REDIS_REPLY_ERROR;
         if (refused)
-            snprintf(err, cap, "sentinel %.100s:%d refused AUTH: %.100s", a->host, a->port,
-                     r->str);
+            snprintf(err, cap, "sentinel %.100s:%d refused AUTH: %.100s", a->host, a->port, r->str);
         freeReplyObject(r);
         if (refused) {
             strata__sock_close(sk);
