@@ -341,7 +341,7 @@ static int spawn(rh_server *s)
     argv[n++] = "--port";
     argv[n++] = port;
     argv[n++] = "--bind";
-    argv[n++] = RH_HOST;
+    argv[n++] = s->host;
     argv[n++] = "--unixsocket";
     argv[n++] = s->sock;
     argv[n++] = "--unixsocketperm";
@@ -542,14 +542,20 @@ static rh_server *start_external(const char *url)
     return s;
 }
 
-static rh_server *start_with(const char *const *extra, const char *conf);
+static rh_server *start_with(const char *const *extra, const char *conf, const char *host,
+                             int port);
 
 rh_server *rh_start(const char *const *extra)
 {
     const char *url = getenv("STRATA_TEST_REDIS_URL");
     if (extra == NULL && url != NULL && url[0] != '\0')
         return start_external(url);
-    return start_with(extra, NULL);
+    return start_with(extra, NULL, RH_HOST, 0);
+}
+
+rh_server *rh_start_at(const char *host, int port, const char *const *extra)
+{
+    return start_with(extra, NULL, host, port);
 }
 
 rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int quorum,
@@ -561,14 +567,14 @@ rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int q
                               "sentinel parallel-syncs %s 1\n",
                               master, primary->host, primary->port, quorum, master, down_after_ms,
                               master, failover_timeout_ms, master);
-    rh_server *s = start_with(NULL, conf);
+    rh_server *s = start_with(NULL, conf, RH_HOST, 0);
     free(conf);
     return s;
 }
 
 /* Starts a server (conf NULL) or a sentinel with the config conf, written to dir/sentinel.conf
  * (the sentinel rewrites it as it learns). */
-static rh_server *start_with(const char *const *extra, const char *conf)
+static rh_server *start_with(const char *const *extra, const char *conf, const char *host, int port)
 {
     size_t nextra = 0;
     while (extra != NULL && extra[nextra] != NULL)
@@ -583,7 +589,7 @@ static rh_server *start_with(const char *const *extra, const char *conf)
         return NULL;
     s->pid = -1;
     s->owner = getpid();
-    snprintf(s->host, sizeof s->host, "%s", RH_HOST);
+    snprintf(s->host, sizeof s->host, "%s", host);
     if (extra != NULL) {
         s->extra = calloc(nextra + 1, sizeof *s->extra);
         if (s->extra == NULL) {
@@ -614,8 +620,8 @@ static rh_server *start_with(const char *const *extra, const char *conf)
     registry_add(s);
 
     int rc = FAILED;
-    for (int attempt = 0; attempt < RH_PORT_TRIES; attempt++) {
-        s->port = free_port();
+    for (int attempt = 0; attempt < (port ? 1 : RH_PORT_TRIES); attempt++) {
+        s->port = port ? port : free_port();
         if (s->port <= 0) {
             fprintf(stderr, "harness: no free port: %s\n", strerror(errno));
             break;
@@ -623,7 +629,8 @@ static rh_server *start_with(const char *const *extra, const char *conf)
         off_t log_from = file_size(s->log);
         if (spawn(s) != 0)
             break;
-        rc = wait_ready(s, rh_now_ms() + RH_START_MS, log_from, attempt + 1 < RH_PORT_TRIES);
+        rc = wait_ready(s, rh_now_ms() + RH_START_MS, log_from,
+                        !port && attempt + 1 < RH_PORT_TRIES);
         if (rc != PORT_TAKEN)
             break;
     }

@@ -10,8 +10,9 @@
  * A read-only replica is detected on connect (INFO replication says role:slave) and on any
  * READONLY error reply; from then on the cache skips Redis writes (it logs one warning, once).
  *
- * Where Redis is (the target) is the client's too: the URL's address, or with REDIS_SENTINELS
- * the primary the sentinel watcher (redis/sentinel.c) published last. Every connection reads
+ * Where Redis is (the target) is the client's too: the URL's address (a host name resolved again
+ * on every reconnect by redis/resolve.c's thread), or with REDIS_SENTINELS the primary the
+ * sentinel watcher (redis/sentinel.c) published last. Every connection reads
  * the target when it connects and remembers its generation; a new primary bumps the generation,
  * and every connection made to the old one is closed and made again (the pool's when taken,
  * each loop's on its next tick, the link's in its loop). With sentinels every connection also
@@ -19,6 +20,7 @@
  * sentinels are asked again.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,6 +34,7 @@
 #include "core/clock.h"
 #include "redis/client.h"
 #include "redis/link.h"
+#include "redis/resolve.h"
 #include "redis/sentinel.h"
 #include "redis/sock.h"
 #include "redis/tls.h"
@@ -51,6 +54,7 @@ struct redis_client {
     redis_link *link;         /* NULL: no invalidation link */
     redis_tls *tls;           /* NULL: plain TCP */
     redis_sentinel *sentinel; /* NULL: the URL's Redis */
+    redis_resolver *resolver; /* the URL's host name, resolved again; NULL: an address */
     breaker brk;
     atomic_int replica;       /* a replica was detected */
     atomic_int warned_ro;     /* the read-only warning was logged */
@@ -93,9 +97,9 @@ void strata__redis_note_error(redis_client *l, const char *msg)
     pthread_mutex_unlock(&l->err_lock);
 }
 
-/* Turns a host name into an address once, at start-up: hiredis resolves names with a blocking
- * getaddrinfo on every connect, which an event loop must never do. A name that does not resolve
- * now is kept, and connecting will report it. */
+/* Turns a host name into an address at start-up (a thread that may wait: the caller's); from
+ * then on redis/resolve.c's thread looks it up again, never a loop. A name that does not resolve
+ * now is kept, and connecting reports it until it does. */
 static void resolve_host(redis_url *u)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -137,15 +141,17 @@ static uint64_t link_gen(void *arg)
     return strata__redis_gen(arg);
 }
 
-/* The sentinels name the primary (again, most often the same one). */
-static void sentinel_primary(void *arg, const char *name, const char *addr, int port)
+/* The target is (still) addr:port, named name: a new one bumps the generation, and every
+ * connection made for the old one is made again. from says who said so, for the log. */
+static void set_target(redis_client *l, const char *name, const char *addr, int port,
+                       const char *from)
 {
-    redis_client *l = arg;
     pthread_mutex_lock(&l->addr_lock);
     int same = l->target_known && strcmp(l->url.host, addr) == 0 && l->url.port == port;
     if (!same) {
         snprintf(l->url.host, sizeof l->url.host, "%s", addr);
-        snprintf(l->target_name, sizeof l->target_name, "%s", name);
+        if (name != l->target_name) /* DNS: the name stays */
+            snprintf(l->target_name, sizeof l->target_name, "%s", name);
         l->url.port = port;
         l->target_known = 1;
         atomic_fetch_add(&l->gen, 1);
@@ -153,9 +159,27 @@ static void sentinel_primary(void *arg, const char *name, const char *addr, int 
     pthread_mutex_unlock(&l->addr_lock);
     if (same)
         return;
-    logf_(l, 2, "redis primary is %s:%d (from the sentinels)", name, port);
+    logf_(l, 2, "redis primary is %s:%d (%s %s)", name, port, from, addr);
     atomic_store(&l->replica, 0);       /* what a former target said of itself is not this one's */
     strata__breaker_retry_now(&l->brk); /* no backoff left over from the old primary */
+}
+
+/* The sentinels name the primary (again, most often the same one). */
+static void sentinel_primary(void *arg, const char *name, const char *addr, int port)
+{
+    set_target(arg, name, addr, port, "from the sentinels:");
+}
+
+/* REDIS_URL's host name resolved (again): its address may have moved. */
+static void dns_resolved(void *arg, const char *addr)
+{
+    redis_client *l = arg;
+    set_target(l, l->target_name, addr, l->url.port, "resolved to");
+}
+
+void strata__redis_reconnecting(redis_client *l)
+{
+    strata__resolver_ask(l->resolver);
 }
 
 static void sentinel_note_error(void *arg, const char *msg)
@@ -198,6 +222,10 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
                   "anyone on the path can read and change what the cache stores");
     }
     snprintf(l->target_name, sizeof l->target_name, "%s", url->path[0] ? url->path : url->host);
+    unsigned char bin[16];
+    int is_name = cfg->sentinels == NULL && !url->path[0] &&
+                  inet_pton(AF_INET, url->host, bin) != 1 &&
+                  inet_pton(AF_INET6, url->host, bin) != 1;
     if (cfg->sentinels == NULL) {
         resolve_host(&l->url);
         l->target_known = 1;
@@ -213,6 +241,14 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
             sentinel_primary,        sentinel_note_error,    link_log, cfg->tls ? l->tls : NULL,
             cfg->connect_timeout_ms, cfg->socket_timeout_ms, l};
         int rc = strata__sentinel_start(&sd, cfg, &l->sentinel);
+        if (rc != 0) {
+            strata__redis_free(l);
+            return rc;
+        }
+    }
+    if (is_name) {
+        resolver_deps rd = {dns_resolved, sentinel_note_error, l};
+        int rc = strata__resolver_start(&rd, url->host, &l->resolver);
         if (rc != 0) {
             strata__redis_free(l);
             return rc;
@@ -237,6 +273,7 @@ void strata__redis_free(redis_client *l)
         return;
     strata__link_stop(l->link); /* first: its thread uses the rest */
     strata__sentinel_stop(l->sentinel);
+    strata__resolver_stop(l->resolver);
     for (unsigned i = 0; i < l->nslots; i++)
         if (l->slots[i].conn != NULL)
             strata__sock_close(l->slots[i].conn);
@@ -397,6 +434,7 @@ redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
     redis_url target;
     char name[REDIS_URL_PART_MAX];
     uint64_t gen;
+    strata__redis_reconnecting(l); /* a name is looked up again for the next one */
     if (strata__redis_target(l, &target, name, sizeof name, &gen) != 0) {
         snprintf(errbuf, errcap, "no redis primary known yet (the sentinels have not named one)");
         return NULL;
@@ -600,6 +638,7 @@ void strata__redis_failed(redis_client *l, const char *why)
 {
     atomic_store(&l->last_failed, 1);
     strata__sentinel_ask(l->sentinel); /* is it still the primary? (NULL: no-op) */
+    strata__resolver_ask(l->resolver); /* does the name still point there? (NULL: no-op) */
     if (strata__breaker_failure(&l->brk, strata__mono_ms()))
         logf_(l, 1, "redis unavailable (%s): serving from memory until it answers again", why);
     strata__redis_note_error(l, why);

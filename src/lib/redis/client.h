@@ -106,8 +106,8 @@ const strata_redis_config *strata__redis_config(redis_client *cl);
 
 /* ---- for the client's own parts (conn.c, script.c) ----------------------------------------- */
 
-/* The parsed URL; host already resolved to a numeric address when it was a name. Its host and
- * port are not the target's with sentinels: connect with strata__redis_target. */
+/* The parsed URL (credentials, db). Its host and port are not the target's (a name resolved
+ * again, a primary from the sentinels): connect with strata__redis_target. */
 const redis_url *strata__redis_url(redis_client *cl);
 /* Where to connect now: *out the URL with the target's numeric host and port, name the name
  * to verify with TLS ("" for the context's own), *gen the target's generation. Returns 0, or
@@ -117,6 +117,9 @@ int strata__redis_target(redis_client *cl, redis_url *out, char *name, size_t ca
 uint64_t strata__redis_gen(redis_client *cl);
 /* The primary is found through sentinels: every connection confirms it with ROLE. */
 int strata__redis_via_sentinel(redis_client *cl);
+/* A connection is being made (again): a host name is looked up again, off the loops, for the
+ * next one. Never blocks. */
+void strata__redis_reconnecting(redis_client *cl);
 /* A connection found the target is not the primary: the sentinels are asked again. */
 void strata__redis_not_primary(redis_client *cl);
 /* Whether a reply to ROLE says master. */

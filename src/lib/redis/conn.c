@@ -572,6 +572,7 @@ static int start_connect(redis_conn *c)
     struct sockaddr_storage ss;
     socklen_t len;
     redis_url target;
+    strata__redis_reconnecting(c->cl);
     if (strata__redis_target(c->cl, &target, c->tls_name, sizeof c->tls_name, &c->gen) != 0) {
         strata__redis_failed(c->cl,
                              "no redis primary known yet (the sentinels have not named one)");
