@@ -10,7 +10,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libxxhash-dev
-      libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server clang clang-format
+      libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-sentinel clang clang-format
       cppcheck prometheus python3 curl jq openssl
       python3-pytest python3-pytest-asyncio python3-pip python3-setuptools python3-wheel mypy)
 # Node.js for the openai npm SDK's test (tests/npm): Debian's nodejs and npm, unless a nodejs

@@ -69,6 +69,14 @@ typedef struct strata_redis_config {
                                     NULL: the URL's host */
     int tls_insecure;            /* REDIS_TLS_INSECURE: no verification at all (default 0; a
                                     warning is logged when the cache starts) */
+    /* Sentinel (docs/operations.md, "Redis Sentinel"): instead of url, the primary is asked of
+     * the sentinels and followed when they fail over. TLS settings apply to the primary, and to
+     * the sentinels too when tls is set. */
+    const char *sentinels;         /* REDIS_SENTINELS: "host:port,host:port,..." (at most 16) */
+    const char *sentinel_master;   /* REDIS_SENTINEL_MASTER: the name the sentinels monitor */
+    const char *sentinel_password; /* REDIS_SENTINEL_PASSWORD: the sentinels' own; NULL: none */
+    const char *username;          /* REDIS_USERNAME: the primary's ACL user (with sentinels) */
+    const char *password;          /* REDIS_PASSWORD: the primary's password (with sentinels) */
 } strata_redis_config;
 
 /* Where the cache's log lines go: level is 0 error, 1 warning, 2 info. */
@@ -86,10 +94,11 @@ typedef struct strata_cache_config {
 /* Fills cfg with defaults, reading the environment (STRATA_L1_MAX_MEMORY, STRATA_PREFIX,
  * CACHE_TTL, REDIS_URL, REDIS_ENABLED, REDIS_MAX_CONNECTIONS, REDIS_CONNECT_TIMEOUT,
  * REDIS_SOCKET_TIMEOUT, REDIS_READONLY, REDIS_TLS, REDIS_TLS_CA_CERT, REDIS_TLS_CERT,
- * REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_INSECURE; a TLS file that cannot be read is
- * refused here). Strings point into the environment.
- * Returns 0, or the first malformed variable's error (STRATA_ERANGE, STRATA_EBADNAME) with
- * *bad_var (may be NULL) set to its name. */
+ * REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_INSECURE, REDIS_SENTINELS,
+ * REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD, REDIS_USERNAME, REDIS_PASSWORD; a TLS file that
+ * cannot be read is refused here, and so are REDIS_URL and REDIS_SENTINELS together). Strings point
+ * into the environment. Returns 0, or the first malformed variable's error (STRATA_ERANGE,
+ * STRATA_EBADNAME) with *bad_var (may be NULL) set to its name. */
 int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var);
 
 /* Why strata_cache_config_init refused value for the variable var: one line for an error
@@ -273,6 +282,10 @@ typedef struct strata_l2_stats {
                                strata_cache_expire_any; L1's are in strata_stats) */
     uint64_t link_drops;    /* times the invalidation link was lost */
     char last_error[128];   /* the last failure, "" if none */
+    const char *topology;   /* "none", "single" (REDIS_URL) or "sentinel" (static) */
+    int tls;                /* connections to Redis are TLS */
+    char primary[300];      /* the Redis in use, "host:port" (or the unix path); with sentinels
+                               the primary they named last, "" while none is known */
 } strata_l2_stats;
 
 /* Fills *out. Never blocks on Redis. */

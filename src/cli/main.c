@@ -47,6 +47,8 @@ static void usage(FILE *f)
             "  REDIS_MAX_CONNECTIONS REDIS_CONNECT_TIMEOUT REDIS_SOCKET_TIMEOUT REDIS_READONLY\n"
             "  REDIS_TLS REDIS_TLS_CA_CERT REDIS_TLS_CERT REDIS_TLS_KEY REDIS_TLS_SERVER_NAME\n"
             "  REDIS_TLS_INSECURE (rediss:// URLs: TLS)\n"
+            "  REDIS_SENTINELS REDIS_SENTINEL_MASTER REDIS_SENTINEL_PASSWORD REDIS_USERNAME\n"
+            "  REDIS_PASSWORD (Sentinel, instead of REDIS_URL)\n"
             "  STRATA_L1_MAX_MEMORY STRATA_PREFIX CACHE_TTL\n"
             "\n"
             "More: man strata, docs/operations.md, docs/api.md.\n");

@@ -99,6 +99,14 @@ static json_t *health_warnings(const health_job *j)
     return w;
 }
 
+/* Where Redis is: {"topology": "single" | "sentinel", "primary": "host:port", "tls": bool}
+ * ("primary" is what the sentinels named last; "" while none is known). */
+static json_t *topology_json(const strata_l2_stats *l2)
+{
+    return json_pack("{s:s,s:s,s:b}", "topology", l2->topology, "primary", l2->primary, "tls",
+                     l2->tls);
+}
+
 static void health_done(health_job *j)
 {
     req *q = j->q;
@@ -120,6 +128,7 @@ static void health_done(health_job *j)
         json_object_set_new(body, "readonly", json_boolean(j->l2.readonly));
         json_object_set_new(body, "coherent", json_boolean(j->l2.coherent));
         json_object_set_new(body, "last_error", json_string(j->l2.last_error));
+        json_object_set_new(body, "redis", topology_json(&j->l2));
         json_object_set_new(body, "warnings", health_warnings(j));
         json_object_set_new(body, "l1_entries", json_integer((json_int_t)s.entries));
         json_object_set_new(body, "l1_bytes", json_integer((json_int_t)s.bytes));
@@ -240,6 +249,11 @@ static void stats_done(void *arg)
         rate(l2.hits, l2.misses), "errors", (json_int_t)l2.errors, "fallbacks",
         (json_int_t)l2.fallbacks, "breaker_opens", (json_int_t)l2.breaker_opens, "invalidations",
         (json_int_t)l2.invalidations, "last_error", l2.last_error);
+    if (l2.configured) {
+        json_object_set_new(l2j, "topology", json_string(l2.topology));
+        json_object_set_new(l2j, "primary", json_string(l2.primary));
+        json_object_set_new(l2j, "tls", json_boolean(l2.tls));
+    }
     if (j->info_rc == 0)
         json_object_set_new(
             l2j, "redis",

@@ -50,6 +50,7 @@ struct rh_server {
     char *dir;    /* temp dir, NULL if external */
     char *sock;   /* dir/redis.sock */
     char *log;    /* dir/redis.log */
+    char *conf;   /* rh_start_sentinel: dir/sentinel.conf, else NULL */
     char **extra; /* deep copy, NULL-terminated, or NULL */
     pid_t pid;    /* -1 while not running */
     pid_t owner;  /* getpid() of the process that created the handle */
@@ -114,6 +115,7 @@ static void free_server(rh_server *s)
     free(s->dir);
     free(s->sock);
     free(s->log);
+    free(s->conf);
     free(s);
 }
 
@@ -302,12 +304,30 @@ static void print_log_tail(const rh_server *s, off_t from)
 
 /* ---- the process ------------------------------------------------------------------------- */
 
+/* redis-sentinel beside redis-server (Debian's redis-sentinel package), or NULL. */
+static const char *redis_sentinel_path(void)
+{
+    static char path[PATH_MAX];
+    const char *server = redis_server_path();
+    const char *slash = server ? strrchr(server, '/') : NULL;
+    if (slash == NULL)
+        return NULL;
+    snprintf(path, sizeof path, "%.*s/redis-sentinel", (int)(slash - server), server);
+    if (executable(path))
+        return path;
+    fprintf(stderr,
+            "harness: %s is not installed (apt-get install redis-sentinel; "
+            "scripts/deps.sh does)\n",
+            path);
+    return NULL;
+}
+
 /* Forks and execs redis-server for s on s->port. Everything the child needs is prepared before
  * fork(), because after it only async-signal-safe calls are allowed (the test may have
  * threads). Returns 0 with s->pid set, or -1. */
 static int spawn(rh_server *s)
 {
-    const char *bin = redis_server_path();
+    const char *bin = s->conf ? redis_sentinel_path() : redis_server_path();
     if (bin == NULL)
         return -1;
 
@@ -316,10 +336,12 @@ static int spawn(rh_server *s)
     const char *argv[32 + RH_MAX_EXTRA];
     size_t n = 0;
     argv[n++] = bin;
+    if (s->conf != NULL) /* a sentinel: its config file first, the same options after it */
+        argv[n++] = s->conf;
     argv[n++] = "--port";
     argv[n++] = port;
     argv[n++] = "--bind";
-    argv[n++] = RH_HOST;
+    argv[n++] = s->host;
     argv[n++] = "--unixsocket";
     argv[n++] = s->sock;
     argv[n++] = "--unixsocketperm";
@@ -520,12 +542,40 @@ static rh_server *start_external(const char *url)
     return s;
 }
 
+static rh_server *start_with(const char *const *extra, const char *conf, const char *host,
+                             int port);
+
 rh_server *rh_start(const char *const *extra)
 {
     const char *url = getenv("STRATA_TEST_REDIS_URL");
     if (extra == NULL && url != NULL && url[0] != '\0')
         return start_external(url);
+    return start_with(extra, NULL, RH_HOST, 0);
+}
 
+rh_server *rh_start_at(const char *host, int port, const char *const *extra)
+{
+    return start_with(extra, NULL, host, port);
+}
+
+rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int quorum,
+                             int down_after_ms, int failover_timeout_ms)
+{
+    char *conf = it_xasprintf("sentinel monitor %s %s %d %d\n"
+                              "sentinel down-after-milliseconds %s %d\n"
+                              "sentinel failover-timeout %s %d\n"
+                              "sentinel parallel-syncs %s 1\n",
+                              master, primary->host, primary->port, quorum, master, down_after_ms,
+                              master, failover_timeout_ms, master);
+    rh_server *s = start_with(NULL, conf, RH_HOST, 0);
+    free(conf);
+    return s;
+}
+
+/* Starts a server (conf NULL) or a sentinel with the config conf, written to dir/sentinel.conf
+ * (the sentinel rewrites it as it learns). */
+static rh_server *start_with(const char *const *extra, const char *conf, const char *host, int port)
+{
     size_t nextra = 0;
     while (extra != NULL && extra[nextra] != NULL)
         nextra++;
@@ -539,7 +589,7 @@ rh_server *rh_start(const char *const *extra)
         return NULL;
     s->pid = -1;
     s->owner = getpid();
-    snprintf(s->host, sizeof s->host, "%s", RH_HOST);
+    snprintf(s->host, sizeof s->host, "%s", host);
     if (extra != NULL) {
         s->extra = calloc(nextra + 1, sizeof *s->extra);
         if (s->extra == NULL) {
@@ -556,12 +606,22 @@ rh_server *rh_start(const char *const *extra)
     }
     s->sock = it_xasprintf("%s/redis.sock", s->dir);
     s->log = it_xasprintf("%s/redis.log", s->dir);
+    if (conf != NULL) {
+        s->conf = it_xasprintf("%s/sentinel.conf", s->dir);
+        FILE *f = fopen(s->conf, "w");
+        int bad = f == NULL || fputs(conf, f) < 0;
+        if ((f != NULL && fclose(f) != 0) || bad) {
+            fprintf(stderr, "harness: cannot write %s: %s\n", s->conf, strerror(errno));
+            rh_stop(s);
+            return NULL;
+        }
+    }
     /* Registered before the first fork, so the atexit handler covers it from the start. */
     registry_add(s);
 
     int rc = FAILED;
-    for (int attempt = 0; attempt < RH_PORT_TRIES; attempt++) {
-        s->port = free_port();
+    for (int attempt = 0; attempt < (port ? 1 : RH_PORT_TRIES); attempt++) {
+        s->port = port ? port : free_port();
         if (s->port <= 0) {
             fprintf(stderr, "harness: no free port: %s\n", strerror(errno));
             break;
@@ -569,7 +629,8 @@ rh_server *rh_start(const char *const *extra)
         off_t log_from = file_size(s->log);
         if (spawn(s) != 0)
             break;
-        rc = wait_ready(s, rh_now_ms() + RH_START_MS, log_from, attempt + 1 < RH_PORT_TRIES);
+        rc = wait_ready(s, rh_now_ms() + RH_START_MS, log_from,
+                        !port && attempt + 1 < RH_PORT_TRIES);
         if (rc != PORT_TAKEN)
             break;
     }

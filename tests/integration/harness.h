@@ -72,6 +72,22 @@ rh_server *rh_start_tls(const char *cert, const char *key, const char *ca, int a
 int rh_tls_port(const rh_server *s);
 const char *rh_tls_url(const rh_server *s);
 
+/* rh_start on host (a loopback address: 127.0.0.2 is as local as 127.0.0.1) and that port
+ * (0: a free one), so two servers can share a port on two addresses (a name moved from one to
+ * the other keeps its port). One try: a port that is taken fails. */
+rh_server *rh_start_at(const char *host, int port, const char *const *extra);
+
+/* Starts a redis-sentinel (Debian's redis-sentinel) monitoring primary as master, with the
+ * same options and readiness check as rh_start (it answers PING; INFO names our child), its
+ * sentinel.conf in its own dir:
+ *     sentinel monitor <master> <primary's host> <port> <quorum>
+ *     sentinel down-after-milliseconds <master> <down_after_ms>
+ *     sentinel failover-timeout <master> <failover_timeout_ms>
+ * rh_command sends it SENTINEL commands; rh_kill, rh_stop work as for a server. Never the
+ * external server. NULL with a message on failure (redis-sentinel not installed included). */
+rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int quorum,
+                             int down_after_ms, int failover_timeout_ms);
+
 /* The TCP port; stays the same across rh_restart(). */
 int rh_port(const rh_server *s);
 

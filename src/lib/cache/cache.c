@@ -36,6 +36,7 @@
 #include "l1/l1_internal.h"
 #include "redis/client.h"
 #include "redis/redis_url.h"
+#include "redis/sentinel.h"
 
 static void log_stderr(int level, const char *msg, void *arg)
 {
@@ -129,6 +130,33 @@ static int env_tls(strata_redis_config *r, const char **bad)
     return rc;
 }
 
+static const char *env_str(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* REDIS_SENTINELS and what goes with it. Giving REDIS_URL too is an error that names both
+ * (strata_cache_config_why says so): which of the two was meant cannot be guessed. */
+static int env_sentinel(strata_redis_config *r, const char **bad)
+{
+    r->username = env_str("REDIS_USERNAME");
+    r->password = env_str("REDIS_PASSWORD");
+    r->sentinel_master = env_str("REDIS_SENTINEL_MASTER");
+    r->sentinel_password = env_str("REDIS_SENTINEL_PASSWORD");
+    const char *list = env_str("REDIS_SENTINELS");
+    if (list == NULL)
+        return 0;
+    if (r->url != NULL)
+        return *bad = "REDIS_SENTINELS", STRATA_EINVAL;
+    if (strata__sentinels_parse(list, NULL, 0, NULL) != 0)
+        return *bad = "REDIS_SENTINELS", STRATA_EBADURL;
+    if (r->sentinel_master == NULL || strata__sentinel_master_check(r->sentinel_master) != 0)
+        return *bad = "REDIS_SENTINEL_MASTER", STRATA_ERANGE;
+    r->sentinels = list;
+    return 0;
+}
+
 static int env_redis(strata_redis_config *r, const char **bad)
 {
     unsigned long n;
@@ -148,6 +176,8 @@ static int env_redis(strata_redis_config *r, const char **bad)
         rc = env_seconds("REDIS_SOCKET_TIMEOUT", &r->socket_timeout_ms, bad);
     if (rc == 0)
         rc = env_bool("REDIS_READONLY", &r->readonly, bad);
+    if (rc == 0)
+        rc = env_sentinel(r, bad);
     if (rc == 0)
         rc = env_tls(r, bad);
     return rc;
@@ -194,6 +224,8 @@ static const struct {
     {"REDIS_MAX_CONNECTIONS", "expected a whole number from 1 to 1024"},
     {"REDIS_CONNECT_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.5)"},
     {"REDIS_SOCKET_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.25)"},
+    {"REDIS_SENTINEL_MASTER", "REDIS_SENTINELS needs the name of the primary the sentinels "
+                              "monitor (1-128 characters, no spaces), e.g. mymaster"},
 };
 
 const char *strata_cache_config_why(const char *var, const char *value, char *buf, size_t cap)
@@ -206,6 +238,18 @@ const char *strata_cache_config_why(const char *var, const char *value, char *bu
     if (var != NULL && strcmp(var, "REDIS_URL") == 0 && value != NULL &&
         strata_redis_url_check(value, &why) != 0 && why != NULL) {
         snprintf(buf, cap, "%s", why);
+        return buf;
+    }
+    if (var != NULL && strcmp(var, "REDIS_SENTINELS") == 0) {
+        const char *url = getenv("REDIS_URL");
+        if (url != NULL && *url != '\0')
+            snprintf(buf, cap,
+                     "REDIS_URL and REDIS_SENTINELS are both set: give one (REDIS_URL names one "
+                     "Redis; REDIS_SENTINELS finds the primary through Sentinel)");
+        else if (value != NULL && strata__sentinels_parse(value, NULL, 0, &why) != 0)
+            snprintf(buf, cap, "%s", why);
+        else
+            snprintf(buf, cap, "expected host:port,host:port,...");
         return buf;
     }
     if (var != NULL && strncmp(var, "REDIS_TLS_", 10) == 0 && strcmp(var, "REDIS_TLS_INSECURE")) {
@@ -340,8 +384,18 @@ static void on_invalidated(const char *key, size_t len, void *arg)
 static int start_l2(strata_cache *c, const strata_cache_config *cfg)
 {
     redis_url url;
-    if (strata__redis_url_parse(cfg->redis.url, &url, NULL) != 0)
+    if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL)
+        return STRATA_EINVAL; /* one or the other */
+    if (cfg->redis.sentinels != NULL) {
+        if (strata__sentinels_parse(cfg->redis.sentinels, NULL, 0, NULL) != 0)
+            return STRATA_EBADURL;
+        if (cfg->redis.sentinel_master == NULL ||
+            strata__sentinel_master_check(cfg->redis.sentinel_master) != 0)
+            return STRATA_EINVAL;
+        strata__sentinel_url(&cfg->redis, &url);
+    } else if (strata__redis_url_parse(cfg->redis.url, &url, NULL) != 0) {
         return STRATA_EBADURL;
+    }
     char track[STRATA_PREFIX_MAX + 2];
     snprintf(track, sizeof track, "%s:", strata__l1_prefix(c->l1));
     c->coherent = cfg->redis.coherence != 0;
@@ -379,7 +433,7 @@ int strata_cache_new(const strata_cache_config *cfg, strata_cache **out)
     if (cfg->default_ttl_ms != 0)
         l1cfg.default_ttl_ms = cfg->default_ttl_ms;
     int rc = strata_l1_new(&l1cfg, &c->l1);
-    if (rc == 0 && cfg->redis.url != NULL && cfg->redis.enabled)
+    if (rc == 0 && (cfg->redis.url != NULL || cfg->redis.sentinels != NULL) && cfg->redis.enabled)
         rc = start_l2(c, cfg);
     if (rc != 0) {
         strata_cache_free(c);
@@ -646,9 +700,10 @@ void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->breaker = "closed";
+    out->topology = "none";
     if (c->pool.ops == NULL)
         return;
-    redis_state st = {.breaker = "closed", .available = 1};
+    redis_state st = {.breaker = "closed", .available = 1, .topology = "single"};
     if (c->redis != NULL)
         strata__redis_state(c->redis, &st);
     else /* a test's fake tier */
@@ -668,6 +723,9 @@ void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
     out->invalidations = st.invalidations;
     out->link_drops = st.link_drops;
     memcpy(out->last_error, st.last_error, sizeof out->last_error);
+    out->topology = st.topology;
+    out->tls = st.tls;
+    memcpy(out->primary, st.primary, sizeof out->primary);
 }
 
 int strata_cache_ping(strata_cache *c, uint64_t *latency_us)

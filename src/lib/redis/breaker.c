@@ -82,6 +82,14 @@ int strata__breaker_failure(breaker *b, uint64_t now_ms)
     return opened;
 }
 
+void strata__breaker_retry_now(breaker *b)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->state == BREAKER_OPEN)
+        b->probe_at_ms = 0;
+    pthread_mutex_unlock(&b->lock);
+}
+
 int strata__breaker_state(breaker *b)
 {
     pthread_mutex_lock(&b->lock);

@@ -33,6 +33,9 @@ int strata__breaker_success(breaker *b);
 /* Returns 1 when this failure opened a closed breaker (Redis just became unavailable). */
 int strata__breaker_failure(breaker *b, uint64_t now_ms);
 
+/* Open: the next allow() may probe at once (what failed is gone: a new primary). */
+void strata__breaker_retry_now(breaker *b);
+
 int strata__breaker_state(breaker *b);
 const char *strata__breaker_state_name(int state);
 

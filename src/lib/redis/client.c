@@ -9,8 +9,18 @@
  *
  * A read-only replica is detected on connect (INFO replication says role:slave) and on any
  * READONLY error reply; from then on the cache skips Redis writes (it logs one warning, once).
+ *
+ * Where Redis is (the target) is the client's too: the URL's address (a host name resolved again
+ * on every reconnect by redis/resolve.c's thread), or with REDIS_SENTINELS the primary the
+ * sentinel watcher (redis/sentinel.c) published last. Every connection reads
+ * the target when it connects and remembers its generation; a new primary bumps the generation,
+ * and every connection made to the old one is closed and made again (the pool's when taken,
+ * each loop's on its next tick, the link's in its loop). With sentinels every connection also
+ * asks ROLE after AUTH and SELECT: a node that says it is not the master is never used, and the
+ * sentinels are asked again.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -24,11 +34,14 @@
 #include "core/clock.h"
 #include "redis/client.h"
 #include "redis/link.h"
+#include "redis/resolve.h"
+#include "redis/sentinel.h"
 #include "redis/sock.h"
 #include "redis/tls.h"
 
 typedef struct slot {
     redis_sock *conn;
+    uint64_t gen; /* the target's generation conn was made for */
     int busy;
 } slot;
 
@@ -38,8 +51,10 @@ struct redis_client {
     strata_log_fn log;
     void *log_arg;
     redis_events ev;
-    redis_link *link; /* NULL: no invalidation link */
-    redis_tls *tls;   /* NULL: plain TCP */
+    redis_link *link;         /* NULL: no invalidation link */
+    redis_tls *tls;           /* NULL: plain TCP */
+    redis_sentinel *sentinel; /* NULL: the URL's Redis */
+    redis_resolver *resolver; /* the URL's host name, resolved again; NULL: an address */
     breaker brk;
     atomic_int replica;       /* a replica was detected */
     atomic_int warned_ro;     /* the read-only warning was logged */
@@ -53,6 +68,13 @@ struct redis_client {
 
     pthread_mutex_t err_lock;
     char last_error[128];
+
+    /* The target: url.host/port are read and written under addr_lock (the watcher publishes a
+     * new primary from its thread); gen counts the targets. */
+    pthread_mutex_t addr_lock;
+    char target_name[REDIS_URL_PART_MAX]; /* as named (the URL, or the sentinels), for TLS */
+    int target_known;
+    atomic_uint_fast64_t gen;
 };
 
 static void logf_(redis_client *l, int level, const char *fmt, ...)
@@ -75,9 +97,9 @@ void strata__redis_note_error(redis_client *l, const char *msg)
     pthread_mutex_unlock(&l->err_lock);
 }
 
-/* Turns a host name into an address once, at start-up: hiredis resolves names with a blocking
- * getaddrinfo on every connect, which an event loop must never do. A name that does not resolve
- * now is kept, and connecting will report it. */
+/* Turns a host name into an address at start-up (a thread that may wait: the caller's); from
+ * then on redis/resolve.c's thread looks it up again, never a loop. A name that does not resolve
+ * now is kept, and connecting reports it until it does. */
 static void resolve_host(redis_url *u)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -114,6 +136,57 @@ static void link_idle(void *arg)
     recheck_role(arg); /* a promoted replica takes writes again */
 }
 
+static uint64_t link_gen(void *arg)
+{
+    return strata__redis_gen(arg);
+}
+
+/* The target is (still) addr:port, named name: a new one bumps the generation, and every
+ * connection made for the old one is made again. from says who said so, for the log. */
+static void set_target(redis_client *l, const char *name, const char *addr, int port,
+                       const char *from)
+{
+    pthread_mutex_lock(&l->addr_lock);
+    int same = l->target_known && strcmp(l->url.host, addr) == 0 && l->url.port == port;
+    if (!same) {
+        snprintf(l->url.host, sizeof l->url.host, "%s", addr);
+        if (name != l->target_name) /* DNS: the name stays */
+            snprintf(l->target_name, sizeof l->target_name, "%s", name);
+        l->url.port = port;
+        l->target_known = 1;
+        atomic_fetch_add(&l->gen, 1);
+    }
+    pthread_mutex_unlock(&l->addr_lock);
+    if (same)
+        return;
+    logf_(l, 2, "redis primary is %s:%d (%s %s)", name, port, from, addr);
+    atomic_store(&l->replica, 0);       /* what a former target said of itself is not this one's */
+    strata__breaker_retry_now(&l->brk); /* no backoff left over from the old primary */
+}
+
+/* The sentinels name the primary (again, most often the same one). */
+static void sentinel_primary(void *arg, const char *name, const char *addr, int port)
+{
+    set_target(arg, name, addr, port, "from the sentinels:");
+}
+
+/* REDIS_URL's host name resolved (again): its address may have moved. */
+static void dns_resolved(void *arg, const char *addr)
+{
+    redis_client *l = arg;
+    set_target(l, l->target_name, addr, l->url.port, "resolved to");
+}
+
+void strata__redis_reconnecting(redis_client *l)
+{
+    strata__resolver_ask(l->resolver);
+}
+
+static void sentinel_note_error(void *arg, const char *msg)
+{
+    strata__redis_note_error(arg, msg);
+}
+
 int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
                       const char *track_prefix, const redis_events *ev, strata_log_fn log,
                       void *log_arg, redis_client **out)
@@ -136,7 +209,7 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
     }
     if (url->tls || cfg->tls) {
         char err[400];
-        int rc = strata__tls_new(cfg, url->host, &l->tls, err, sizeof err);
+        int rc = strata__tls_new(cfg, cfg->sentinels ? NULL : url->host, &l->tls, err, sizeof err);
         if (rc != 0) {
             logf_(l, 0, "%s", err);
             free(l->slots);
@@ -148,14 +221,41 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
                   "REDIS_TLS_INSECURE=1: Redis' certificate and name are not verified; "
                   "anyone on the path can read and change what the cache stores");
     }
-    resolve_host(&l->url);
+    snprintf(l->target_name, sizeof l->target_name, "%s", url->path[0] ? url->path : url->host);
+    unsigned char bin[16];
+    int is_name = cfg->sentinels == NULL && !url->path[0] &&
+                  inet_pton(AF_INET, url->host, bin) != 1 &&
+                  inet_pton(AF_INET6, url->host, bin) != 1;
+    if (cfg->sentinels == NULL) {
+        resolve_host(&l->url);
+        l->target_known = 1;
+    }
     strata__breaker_init(&l->brk, cfg->breaker_failures, cfg->breaker_min_backoff_ms,
                          cfg->breaker_max_backoff_ms);
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->freed, NULL);
     pthread_mutex_init(&l->err_lock, NULL);
+    pthread_mutex_init(&l->addr_lock, NULL);
+    if (cfg->sentinels != NULL) {
+        sentinel_deps sd = {
+            sentinel_primary,        sentinel_note_error,    link_log, cfg->tls ? l->tls : NULL,
+            cfg->connect_timeout_ms, cfg->socket_timeout_ms, l};
+        int rc = strata__sentinel_start(&sd, cfg, &l->sentinel);
+        if (rc != 0) {
+            strata__redis_free(l);
+            return rc;
+        }
+    }
+    if (is_name) {
+        resolver_deps rd = {dns_resolved, sentinel_note_error, l};
+        int rc = strata__resolver_start(&rd, url->host, &l->resolver);
+        if (rc != 0) {
+            strata__redis_free(l);
+            return rc;
+        }
+    }
     if (track_prefix != NULL) {
-        link_deps d = {link_connect, link_note_error,        link_log, link_idle,
+        link_deps d = {link_connect, link_note_error,        link_log, link_idle, link_gen,
                        &l->ev,       cfg->socket_timeout_ms, l};
         int rc = strata__link_start(&d, track_prefix, &l->link);
         if (rc != 0) {
@@ -172,6 +272,8 @@ void strata__redis_free(redis_client *l)
     if (l == NULL)
         return;
     strata__link_stop(l->link); /* first: its thread uses the rest */
+    strata__sentinel_stop(l->sentinel);
+    strata__resolver_stop(l->resolver);
     for (unsigned i = 0; i < l->nslots; i++)
         if (l->slots[i].conn != NULL)
             strata__sock_close(l->slots[i].conn);
@@ -181,6 +283,7 @@ void strata__redis_free(redis_client *l)
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->freed);
     pthread_mutex_destroy(&l->err_lock);
+    pthread_mutex_destroy(&l->addr_lock);
     free(l);
 }
 
@@ -225,6 +328,48 @@ void strata__redis_state(redis_client *l, redis_state *out)
     pthread_mutex_lock(&l->err_lock);
     snprintf(out->last_error, sizeof out->last_error, "%s", l->last_error);
     pthread_mutex_unlock(&l->err_lock);
+    out->topology = l->sentinel != NULL ? "sentinel" : "single";
+    out->tls = l->tls != NULL;
+    pthread_mutex_lock(&l->addr_lock);
+    if (l->url.path[0])
+        snprintf(out->primary, sizeof out->primary, "%s", l->url.path);
+    else if (l->target_known)
+        snprintf(out->primary, sizeof out->primary,
+                 strchr(l->target_name, ':') ? "[%s]:%d" : "%s:%d", l->target_name, l->url.port);
+    pthread_mutex_unlock(&l->addr_lock);
+}
+
+int strata__redis_target(redis_client *l, redis_url *out, char *name, size_t cap, uint64_t *gen)
+{
+    pthread_mutex_lock(&l->addr_lock);
+    int known = l->target_known;
+    *out = l->url;
+    snprintf(name, cap, "%s", l->sentinel != NULL ? l->target_name : "");
+    *gen = atomic_load(&l->gen);
+    pthread_mutex_unlock(&l->addr_lock);
+    return known ? 0 : -1;
+}
+
+uint64_t strata__redis_gen(redis_client *l)
+{
+    return atomic_load_explicit(&l->gen, memory_order_relaxed);
+}
+
+int strata__redis_via_sentinel(redis_client *l)
+{
+    return l->sentinel != NULL;
+}
+
+void strata__redis_not_primary(redis_client *l)
+{
+    strata__sentinel_ask(l->sentinel);
+}
+
+/* ROLE's answer: ["master", offset, [replicas]] on the primary. 1 for a master. */
+int strata__redis_role_is_master(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+           r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
 }
 
 int strata__redis_readonly(redis_client *l)
@@ -260,13 +405,45 @@ static int handshake(redis_client *l, redis_sock *c, char *errbuf, size_t errcap
     return ok ? 0 : -1;
 }
 
+/* With sentinels: the node must say it is the master before anything is sent to it. */
+static int confirm_primary(redis_client *l, redis_sock *c, const redis_url *u, char *errbuf,
+                           size_t errcap)
+{
+    redis_cmd role = {.argc = 1, .argv = {"ROLE"}, .argvlen = {4}};
+    redisReply *r;
+    if (strata__sock_exchange(c, &role, 1, &r, socket_ms(l)) != 0) {
+        snprintf(errbuf, errcap, "ROLE failed: %s", strata__sock_error(c));
+        return -1;
+    }
+    int ok = strata__redis_role_is_master(r);
+    if (!ok) {
+        snprintf(
+            errbuf, errcap, "redis at %.100s:%d is not the primary (ROLE: %.40s)", u->host, u->port,
+            r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->str ? r->element[0]->str
+            : r->type == REDIS_REPLY_ERROR                                    ? r->str
+                                                                              : "?");
+        strata__redis_not_primary(l);
+    }
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
 redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
 {
     unsigned ct = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
-    redis_sock *c = strata__sock_connect(&l->url, l->tls, ct, errbuf, errcap);
+    redis_url target;
+    char name[REDIS_URL_PART_MAX];
+    uint64_t gen;
+    strata__redis_reconnecting(l); /* a name is looked up again for the next one */
+    if (strata__redis_target(l, &target, name, sizeof name, &gen) != 0) {
+        snprintf(errbuf, errcap, "no redis primary known yet (the sentinels have not named one)");
+        return NULL;
+    }
+    redis_sock *c =
+        strata__sock_connect(&target, l->tls, name[0] ? name : NULL, ct, errbuf, errcap);
     if (c == NULL)
         return NULL;
-    const redis_url *u = &l->url;
+    const redis_url *u = &target;
     char db[16];
     snprintf(db, sizeof db, "%d", u->db);
     redis_cmd auth = {
@@ -275,7 +452,8 @@ redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
         .argvlen = {4, strlen(u->user[0] ? u->user : u->password), strlen(u->password)}};
     redis_cmd select = {.argc = 2, .argv = {"SELECT", db}, .argvlen = {6, strlen(db)}};
     if ((u->password[0] && handshake(l, c, errbuf, errcap, &auth) != 0) ||
-        (u->db != 0 && handshake(l, c, errbuf, errcap, &select) != 0)) {
+        (u->db != 0 && handshake(l, c, errbuf, errcap, &select) != 0) ||
+        (l->sentinel != NULL && confirm_primary(l, c, u, errbuf, errcap) != 0)) {
         strata__sock_close(c);
         return NULL;
     }
@@ -348,12 +526,16 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
         return fail_call(l, "no free redis connection within the socket timeout", 1);
     slot *s = &l->slots[idx];
     char err[160];
+    if (s->conn != NULL && s->gen != strata__redis_gen(l)) /* made for a former primary */
+        strata__sock_close(s->conn), s->conn = NULL;
     if (s->conn == NULL) {
+        s->gen = strata__redis_gen(l);
         if ((s->conn = strata__redis_connect(l, err, sizeof err)) == NULL) {
             release_slot(l, idx, 1);
             return fail_call(l, err, 0);
         }
-        detect_role(l, s->conn);
+        if (l->sentinel == NULL) /* with sentinels, ROLE was asked already */
+            detect_role(l, s->conn);
     }
     int rc = strata__sock_exchange(s->conn, cmds, n, replies, socket_ms(l));
     if (rc != 0) {
@@ -455,6 +637,8 @@ void strata__redis_succeeded(redis_client *l)
 void strata__redis_failed(redis_client *l, const char *why)
 {
     atomic_store(&l->last_failed, 1);
+    strata__sentinel_ask(l->sentinel); /* is it still the primary? (NULL: no-op) */
+    strata__resolver_ask(l->resolver); /* does the name still point there? (NULL: no-op) */
     if (strata__breaker_failure(&l->brk, strata__mono_ms()))
         logf_(l, 1, "redis unavailable (%s): serving from memory until it answers again", why);
     strata__redis_note_error(l, why);
@@ -462,8 +646,10 @@ void strata__redis_failed(redis_client *l, const char *why)
 
 void strata__redis_saw_reply(redis_client *l, const redisReply *r)
 {
-    if (strata__reply_error(r) == STRATA_EREADONLY)
+    if (strata__reply_error(r) == STRATA_EREADONLY) {
         mark_replica(l, "a write got a READONLY reply");
+        strata__sentinel_ask(l->sentinel); /* demoted: the sentinels know the new one */
+    }
 }
 
 int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pattern,

@@ -47,7 +47,8 @@ typedef struct redis_events {
     void *arg;
 } redis_events;
 
-/* Creates the client for cfg (url already parsed; a host name is resolved here, once). With
+/* Creates the client for cfg (url already parsed, or made by strata__sentinel_url when
+ * cfg->sentinels is set: the sentinel watcher then names the primary). With
  * track_prefix (e.g. "strata:"), it also starts the invalidation link for keys under it.
  * Connects lazily: an unreachable Redis is normal operation. Returns 0, STRATA_ENOMEM or
  * STRATA_ETHREAD. */
@@ -95,6 +96,9 @@ typedef struct redis_state {
     int available, readonly, link_up;
     uint64_t breaker_opens, invalidations, link_drops;
     char last_error[128];
+    const char *topology; /* "single" or "sentinel" (static) */
+    int tls;
+    char primary[300]; /* the target as named, "host:port"; "" while none is known */
 } redis_state;
 void strata__redis_state(redis_client *cl, redis_state *out);
 
@@ -102,8 +106,24 @@ const strata_redis_config *strata__redis_config(redis_client *cl);
 
 /* ---- for the client's own parts (conn.c, script.c) ----------------------------------------- */
 
-/* The parsed URL; host already resolved to a numeric address when it was a name. */
+/* The parsed URL (credentials, db). Its host and port are not the target's (a name resolved
+ * again, a primary from the sentinels): connect with strata__redis_target. */
 const redis_url *strata__redis_url(redis_client *cl);
+/* Where to connect now: *out the URL with the target's numeric host and port, name the name
+ * to verify with TLS ("" for the context's own), *gen the target's generation. Returns 0, or
+ * -1 when no target is known yet (the sentinels have not answered). */
+int strata__redis_target(redis_client *cl, redis_url *out, char *name, size_t cap, uint64_t *gen);
+/* The target's generation: a connection made for another one must be made again. */
+uint64_t strata__redis_gen(redis_client *cl);
+/* The primary is found through sentinels: every connection confirms it with ROLE. */
+int strata__redis_via_sentinel(redis_client *cl);
+/* A connection is being made (again): a host name is looked up again, off the loops, for the
+ * next one. Never blocks. */
+void strata__redis_reconnecting(redis_client *cl);
+/* A connection found the target is not the primary: the sentinels are asked again. */
+void strata__redis_not_primary(redis_client *cl);
+/* Whether a reply to ROLE says master. */
+int strata__redis_role_is_master(const redisReply *r);
 /* The TLS context every connection makes its session from; NULL for plain TCP. */
 const struct redis_tls *strata__redis_tls(redis_client *cl);
 /* A connected, authenticated connection (db selected), or NULL with the reason in errbuf. The

@@ -23,6 +23,11 @@
  * the only one that can pass it first, so a 10 ms tick compares the clock with one deadline. Past
  * it, or past the connect deadline, the connection is dropped: every call in it fails at once and
  * the next call reconnects. A connection that fails tells the client, which feeds its breaker.
+ *
+ * Where to connect is asked of the client each time (strata__redis_target): with sentinels it
+ * moves on a failover, and the tick closes a connection made for a former target (its calls
+ * fail as for a Redis that is down: callers get L1). With sentinels the handshake ends with
+ * ROLE, and a node that does not answer "master" is refused like a failed AUTH.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -83,6 +88,9 @@ struct redis_conn {
     int refused; /* the handshake was refused: drop once the reply is handled */
     char refusal[160];
     unsigned handshakes; /* handshake replies still expected */
+    int role_check;      /* the last of them is ROLE's (with sentinels) */
+    uint64_t gen;        /* the client's target generation this connection was made for */
+    char tls_name[REDIS_URL_PART_MAX]; /* the name to verify ("": the context's) */
     uint64_t connect_deadline;
     unsigned timeout_ms, connect_ms, max_pending;
     struct event *tick;
@@ -321,8 +329,19 @@ static void on_handshake(int status, redisReply **r, size_t n, void *arg)
     if (status != 0)
         return; /* the connection is being dropped */
     if (r[0]->type == REDIS_REPLY_ERROR) {
-        snprintf(c->refusal, sizeof c->refusal, "redis refused AUTH or SELECT: %.100s", r[0]->str);
+        snprintf(c->refusal, sizeof c->refusal, "redis refused AUTH, SELECT or ROLE: %.100s",
+                 r[0]->str);
         c->refused = 1; /* dropped by the reader once this returns, not from in here */
+        return;
+    }
+    if (c->handshakes == 1 && c->role_check && !strata__redis_role_is_master(r[0])) {
+        snprintf(c->refusal, sizeof c->refusal,
+                 "redis is not the primary (ROLE says %.40s): asking the sentinels again",
+                 r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements > 0 && r[0]->element[0]->str
+                     ? r[0]->element[0]->str
+                     : "?");
+        strata__redis_not_primary(c->cl);
+        c->refused = 1;
         return;
     }
     if (--c->handshakes == 0) {
@@ -337,7 +356,7 @@ static void start_handshake(redis_conn *c)
     const redis_url *u = strata__redis_url(c->cl);
     char db[16];
     snprintf(db, sizeof db, "%d", u->db);
-    redis_cmd cmds[2];
+    redis_cmd cmds[3];
     size_t n = 0;
     if (u->password[0] && u->user[0])
         cmds[n++] = (redis_cmd){.argc = 3,
@@ -348,6 +367,9 @@ static void start_handshake(redis_conn *c)
             .argc = 2, .argv = {"AUTH", u->password}, .argvlen = {4, strlen(u->password)}};
     if (u->db != 0)
         cmds[n++] = (redis_cmd){.argc = 2, .argv = {"SELECT", db}, .argvlen = {6, strlen(db)}};
+    c->role_check = strata__redis_via_sentinel(c->cl);
+    if (c->role_check)
+        cmds[n++] = (redis_cmd){.argc = 1, .argv = {"ROLE"}, .argvlen = {4}};
     c->state = C_HANDSHAKE;
     c->handshakes = (unsigned)n;
     for (size_t i = 0; i < n; i++) {
@@ -399,7 +421,8 @@ static void connected(redis_conn *c)
         return;
     }
     char why[160];
-    if ((c->ssl = strata__tls_session(tls, c->fd, why, sizeof why)) == NULL) {
+    if ((c->ssl = strata__tls_session(tls, c->fd, c->tls_name[0] ? c->tls_name : NULL, why,
+                                      sizeof why)) == NULL) {
         drop(c, why, STRATA_EUNAVAILABLE);
         return;
     }
@@ -548,8 +571,15 @@ static int start_connect(redis_conn *c)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (strata__redis_sockaddr(strata__redis_url(c->cl), &ss, &len) != 0) {
-        strata__redis_failed(c->cl, "redis address is not numeric (it did not resolve at start)");
+    redis_url target;
+    strata__redis_reconnecting(c->cl);
+    if (strata__redis_target(c->cl, &target, c->tls_name, sizeof c->tls_name, &c->gen) != 0) {
+        strata__redis_failed(c->cl,
+                             "no redis primary known yet (the sentinels have not named one)");
+        return -1;
+    }
+    if (strata__redis_sockaddr(&target, &ss, &len) != 0) {
+        strata__redis_failed(c->cl, "redis address is not numeric (it did not resolve)");
         return -1;
     }
     c->state = C_CONNECTING;
@@ -585,6 +615,10 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     redis_conn *c = arg;
     if (c->state == C_DOWN)
         return;
+    if (strata__redis_gen(c->cl) != c->gen) { /* made for a former target */
+        drop(c, NULL, STRATA_EUNAVAILABLE);
+        return;
+    }
     uint64_t now = strata__mono_ms();
     rcall *oldest = c->sent.head ? c->sent.head : c->waiting.head;
     int late = oldest != NULL && now > oldest->deadline;

@@ -175,7 +175,7 @@ static int wait_for(redis_link *c, int fd, int ms)
 }
 
 /* Serves one live link until it fails or we are told to stop. Returns -1 to stop. */
-static int serve(redis_link *c, redis_sock *sk)
+static int serve(redis_link *c, redis_sock *sk, uint64_t gen)
 {
     uint64_t ping_sent = 0;
     uint64_t patience = COHERENCE_PING_MS + (c->d.socket_timeout_ms ? c->d.socket_timeout_ms : 250);
@@ -193,6 +193,8 @@ static int serve(redis_link *c, redis_sock *sk)
         uint64_t now = strata__mono_ms();
         if (ping_sent != 0 && now - ping_sent > patience)
             return 0; /* the link stalled: no answer to the keep-alive */
+        if (c->d.gen(c->d.arg) != gen)
+            return 0; /* a new primary: listen there */
         if (ping_sent == 0 && now >= next_ping) {
             c->d.idle(c->d.arg); /* a promoted replica takes writes again */
             redis_cmd ping = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
@@ -215,6 +217,7 @@ static void *link_main(void *arg)
     unsigned backoff = 50;
     char err[160];
     while (!atomic_load(&c->stop)) {
+        uint64_t gen = c->d.gen(c->d.arg);
         redis_sock *sk = subscribe(c, err, sizeof err);
         if (sk == NULL) {
             c->d.note_error(c->d.arg, err);
@@ -230,7 +233,7 @@ static void *link_main(void *arg)
         atomic_store(&c->up, 1);
         if (atomic_load(&c->drops) > 0)
             c->d.log(c->d.arg, 2, "invalidation link back: L1 trusted again (dropped whole)");
-        int rc = serve(c, sk);
+        int rc = serve(c, sk, gen);
         atomic_store(&c->up, 0);
         strata__sock_close(sk);
         if (rc < 0)

@@ -19,6 +19,8 @@ typedef struct link_deps {
     void (*log)(void *arg, int level, const char *msg);
     /* Called between keep-alives, from the link's thread, which may block briefly. */
     void (*idle)(void *arg);
+    /* The target's generation: when it moves, the link connects again (to the new primary). */
+    uint64_t (*gen)(void *arg);
     const redis_events *ev; /* where invalidations and link_up go */
     unsigned socket_timeout_ms;
     void *arg;

@@ -75,10 +75,10 @@ int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, sock
 }
 
 /* The TLS handshake on the connected socket, within the connect deadline. 0, or -1 (s->err). */
-static int start_tls(redis_sock *s, const redis_tls *tls, uint64_t deadline)
+static int start_tls(redis_sock *s, const redis_tls *tls, const char *name, uint64_t deadline)
 {
     char why[128];
-    if ((s->ssl = strata__tls_session(tls, s->fd, why, sizeof why)) == NULL)
+    if ((s->ssl = strata__tls_session(tls, s->fd, name, why, sizeof why)) == NULL)
         return fail_tls(s, "connect to redis", why);
     for (;;) {
         int rc = strata__tls_handshake(s->ssl, why, sizeof why);
@@ -94,8 +94,8 @@ static int start_tls(redis_sock *s, const redis_tls *tls, uint64_t deadline)
     }
 }
 
-redis_sock *strata__sock_connect(const redis_url *u, const redis_tls *tls, unsigned connect_ms,
-                                 char *err, size_t cap)
+redis_sock *strata__sock_connect(const redis_url *u, const redis_tls *tls, const char *tls_name,
+                                 unsigned connect_ms, char *err, size_t cap)
 {
     uint64_t deadline = strata__mono_ms() + connect_ms;
     struct sockaddr_storage ss;
@@ -130,7 +130,7 @@ redis_sock *strata__sock_connect(const redis_url *u, const redis_tls *tls, unsig
         setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
     if (rc == 0 && tls != NULL)
-        rc = start_tls(s, tls, deadline);
+        rc = start_tls(s, tls, tls_name, deadline);
     if (rc != 0) {
         snprintf(err, cap, "%s", s->err);
         strata__sock_close(s);

@@ -3,10 +3,10 @@
  *
  * The socket is non-blocking and every wait is a poll() against a deadline, so each exchange is
  * bounded as a whole (not per system call); hiredis is used only to format commands and parse
- * replies, as on the pipelined connections (conn.c). The address was resolved once, when the
- * client was made: connecting never looks a name up. Owning the socket is what lets TLS come in
- * under the same code: with TLS, each send and recv is an SSL_write and SSL_read (redis/tls.c)
- * that says which way to poll, against the same deadlines.
+ * replies, as on the pipelined connections (conn.c). The address is numeric (the client's
+ * target, redis/resolve.c or redis/sentinel.c resolved it): connecting never looks a name up.
+ * Owning the socket is what lets TLS come in under the same code: with TLS, each send and recv is
+ * an SSL_write and SSL_read (redis/tls.c) that says which way to poll, against the same deadlines.
  */
 #ifndef STRATA_REDIS_SOCK_H
 #define STRATA_REDIS_SOCK_H
@@ -28,10 +28,11 @@ int strata__redis_sockaddr(const redis_url *u, struct sockaddr_storage *ss, sock
 
 struct redis_tls;
 /* Connects to u within connect_ms (TCP_NODELAY and keep-alive on TCP), and with tls (NULL:
- * plain) does the TLS handshake within the same connect_ms. Returns the connection, or NULL with
- * the reason in err ("TLS handshake with redis failed: TLS: certificate verify failed: ..."). */
+ * plain) does the TLS handshake within the same connect_ms, verifying tls_name (NULL: the
+ * context's; see strata__tls_session). Returns the connection, or NULL with the reason in err
+ * ("TLS handshake with redis failed: TLS: certificate verify failed: ..."). */
 redis_sock *strata__sock_connect(const redis_url *u, const struct redis_tls *tls,
-                                 unsigned connect_ms, char *err, size_t cap);
+                                 const char *tls_name, unsigned connect_ms, char *err, size_t cap);
 
 /* Closes and frees. NULL is a no-op. */
 void strata__sock_close(redis_sock *s);

@@ -26,6 +26,7 @@ struct redis_tls {
     SSL_CTX *ctx;
     char name[256]; /* what is verified: a host name, or an address */
     int is_ip;
+    int fixed; /* REDIS_TLS_SERVER_NAME: the name, whatever the host */
     int verify;
 };
 
@@ -141,6 +142,7 @@ int strata__tls_new(const strata_redis_config *cfg, const char *host, redis_tls 
     t->verify = !cfg->tls_insecure;
     const char *name = cfg->tls_server_name && *cfg->tls_server_name ? cfg->tls_server_name : host;
     snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    t->fixed = cfg->tls_server_name && *cfg->tls_server_name;
     unsigned char addr[16];
     t->is_ip = inet_pton(AF_INET, t->name, addr) == 1 || inet_pton(AF_INET6, t->name, addr) == 1;
     const char *fail = NULL;
@@ -178,8 +180,15 @@ void strata__tls_free(redis_tls *t)
     free(t);
 }
 
-SSL *strata__tls_session(const redis_tls *t, int fd, char *err, size_t cap)
+SSL *strata__tls_session(const redis_tls *t, int fd, const char *host, char *err, size_t cap)
 {
+    const char *name = t->name;
+    int is_ip = t->is_ip;
+    unsigned char addr[16];
+    if (!t->fixed && host != NULL && *host != '\0') {
+        name = host;
+        is_ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+    }
     ERR_clear_error();
     pthread_once(&sock_method_once, make_sock_method);
     SSL *ssl = SSL_new(t->ctx);
@@ -189,12 +198,11 @@ SSL *strata__tls_session(const redis_tls *t, int fd, char *err, size_t cap)
         BIO_set_data(bio, (void *)(intptr_t)fd);
         SSL_set_bio(ssl, bio, bio); /* ssl owns it now */
     }
-    if (ok && !t->is_ip && t->name[0])
-        ok = SSL_set_tlsext_host_name(ssl, t->name) == 1;
-    if (ok && t->verify && t->name[0]) {
+    if (ok && !is_ip && name[0])
+        ok = SSL_set_tlsext_host_name(ssl, name) == 1;
+    if (ok && t->verify && name[0]) {
         X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
-        ok = t->is_ip ? X509_VERIFY_PARAM_set1_ip_asc(p, t->name) == 1
-                      : SSL_set1_host(ssl, t->name) == 1;
+        ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(p, name) == 1 : SSL_set1_host(ssl, name) == 1;
     }
     if (!ok) {
         ssl_why(err, cap, "redis TLS session");

@@ -32,8 +32,11 @@ int strata__tls_new(const strata_redis_config *cfg, const char *host, redis_tls 
 void strata__tls_free(redis_tls *t);
 
 /* A client session on the connected socket fd (SNI set, name checked), or NULL with err. The
- * caller frees it with SSL_free before closing fd. Any thread may call it. */
-SSL *strata__tls_session(const redis_tls *t, int fd, char *err, size_t cap);
+ * name sent and verified is REDIS_TLS_SERVER_NAME when set, else name, else the host the context
+ * was made for (name: the host of this connection when it is not the URL's, as a sentinel or
+ * the primary a sentinel named). The caller frees it with SSL_free before closing fd. Any
+ * thread may call it. */
+SSL *strata__tls_session(const redis_tls *t, int fd, const char *name, char *err, size_t cap);
 
 /* One step of the handshake: 1 done, REDIS_TLS_WANT_*, or REDIS_TLS_FAILED with the reason in
  * err (a certificate that does not verify says which check failed). */
