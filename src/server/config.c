@@ -236,7 +236,8 @@ static int check_rule(const char *rule, char *err, size_t cap)
 
 proxy_load_options serve_proxy_options = {.check_rule = check_rule};
 
-/* The seed services' LLM_CACHE_ENABLED and LLM_CACHE_TTL (seconds): openai routes' defaults. */
+/* The seed services' LLM_CACHE_ENABLED, LLM_CACHE_TTL, EMBEDDING_CACHE_ENABLED and
+ * EMBEDDING_CACHE_TTL (seconds): openai routes' defaults. */
 static int llm_defaults(void)
 {
     const char *v;
@@ -245,6 +246,16 @@ static int llm_defaults(void)
     if ((v = getenv("LLM_CACHE_ENABLED")) && *v && parse_flag("LLM_CACHE_ENABLED", v, &on) != 0)
         return -1;
     serve_proxy_options.llm_cache_off = !on;
+    on = 1;
+    if ((v = getenv("EMBEDDING_CACHE_ENABLED")) && *v &&
+        parse_flag("EMBEDDING_CACHE_ENABLED", v, &on) != 0)
+        return -1;
+    serve_proxy_options.embedding_cache_off = !on;
+    if ((v = getenv("EMBEDDING_CACHE_TTL")) && *v) {
+        if (parse_uint("EMBEDDING_CACHE_TTL", v, 1, 10ul * 365 * 86400, &n) != 0)
+            return -1;
+        serve_proxy_options.embedding_ttl_ms = (uint64_t)n * 1000;
+    }
     if ((v = getenv("LLM_CACHE_TTL")) && *v) {
         if (parse_uint("LLM_CACHE_TTL", v, 1, 10ul * 365 * 86400, &n) != 0)
             return -1;

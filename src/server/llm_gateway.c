@@ -18,49 +18,15 @@
 #include <http_parser.h>
 
 #include "handlers.h"
-#include "llm/llm_request.h"
-#include "llm/llm_sse.h"
 #include "llm_gateway.h"
+#include "llm_internal.h"
 #include "log.h"
-#include "proxy_internal.h"
-
-#define LLM_NS "_llm" /* the namespace of every cached LLM answer */
-
-typedef struct llm_state {
-    llm_request r;
-    int parsed;
-    char *body_out;   /* the body sent upstream when strata's "cache" member was taken out */
-    llm_sse_rec *rec; /* a streamed miss's recorder */
-} llm_state;
 
 /* ---- hooks -------------------------------------------------------------------------------- */
 
 static llm_state *state_of(proxy_req *px)
 {
     return px->hook_arg;
-}
-
-static void hook_free(proxy_req *px)
-{
-    llm_state *st = state_of(px);
-    if (st == NULL)
-        return;
-    if (st->parsed)
-        llm_request_free(&st->r);
-    free(st->body_out);
-    llm_sse_rec_free(st->rec);
-    free(st);
-    px->hook_arg = NULL;
-}
-
-/* Errors made here in the OpenAI shape, which the SDKs read. */
-static void hook_error(proxy_req *px, int status, const char *code, const char *msg)
-{
-    const char *type = status == 429  ? "rate_limit_error"
-                       : status < 500 ? "invalid_request_error"
-                                      : "api_error";
-    reply_json(proxy_take_client(px), status,
-               json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", type, "code", code));
 }
 
 static void hook_recorded(proxy_req *px, const char *data, size_t len)
@@ -156,8 +122,8 @@ static void hook_answer(proxy_req *px, strata_value *v, const proxy_record *rec,
 static const proxy_hooks hooks = {.complete = hook_complete,
                                   .recorded = hook_recorded,
                                   .answer = hook_answer,
-                                  .error = hook_error,
-                                  .free = hook_free};
+                                  .error = llm_error,
+                                  .free = llm_state_free};
 
 /* ---- the request -------------------------------------------------------------------------- */
 
@@ -283,8 +249,8 @@ static void run(req *q)
     atomic_fetch_add_explicit(&proxy_stats_of(px->model, px->route)->requests, 1,
                               memory_order_relaxed);
     int kind = kind_of(px, http_conn_path(q->conn));
-    /* Embeddings are cached per input by a later step; today they pass through. */
-    if (kind < 0 || kind == LLM_EMBEDDINGS || !px->route->llm_cache) {
+    int on = kind == LLM_EMBEDDINGS ? px->route->embedding_cache : px->route->llm_cache;
+    if (kind < 0 || !on) {
         bypass(px);
         return;
     }
@@ -316,6 +282,13 @@ static void run(req *q)
         px->body_out_len = strlen(st->body_out);
     }
     const llm_cache_ctl *c = &st->r.ctl;
+    if (kind == LLM_EMBEDDINGS) {
+        if (c->no_store || make_key(px, st) != 0)
+            bypass(px);
+        else
+            llm_embeddings_run(px);
+        return;
+    }
     if (c->no_store || !(st->r.deterministic || px->route->cache_sampled) ||
         make_key(px, st) != 0) {
         bypass(px); /* never coalesced: each sampled request gets its own answer */

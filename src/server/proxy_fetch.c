@@ -444,6 +444,10 @@ static int on_head(upstream_req *r, const upstream_head *h, void *arg)
         px->ostatus < 400 && px->q != NULL && invalidate_first(px, h, cl) == 0)
         return UPSTREAM_GO;
     const char *why = proxy_not_storable(px, hs, n, cl);
+    if (why != NULL && px->must_buffer && px->ostatus == 200) {
+        failed(px, UPSTREAM_EBADRESPONSE, why);
+        return UPSTREAM_ABORT;
+    }
     if (why != NULL) {
         log_msg(LOG_DEBUG, "proxy: route %s: not stored: %s", px->route->name, why);
         return start_stream(px, cl);
@@ -499,8 +503,13 @@ static int on_body(upstream_req *r, const char *data, size_t len, void *arg)
         return UPSTREAM_PAUSE;
     }
     if (px->mode == PX_BUFFER) {
-        if (px->len + len <= px->route->max_object && hold(px, data, len) == 0)
+        size_t max = px->max_buffer ? px->max_buffer : px->route->max_object;
+        if (px->len + len <= max && hold(px, data, len) == 0)
             return UPSTREAM_GO;
+        if (px->must_buffer) {
+            failed(px, UPSTREAM_EBADRESPONSE, "the response is larger than strata holds");
+            return UPSTREAM_ABORT;
+        }
         int v = spill(px); /* too large to store (or no memory): what was kept streams */
         if (v != UPSTREAM_GO)
             return v;

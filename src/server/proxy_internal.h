@@ -157,7 +157,9 @@ struct proxy_req {
     const char *body_out;
     size_t body_out_len;
     int64_t ttl_s;
-    int tee; /* a response that may be stored goes to the client as it comes (PX_TEE) */
+    int tee;           /* a response that may be stored goes to the client as it comes (PX_TEE) */
+    size_t max_buffer; /* PX_BUFFER's bound (0: the route's max_object) */
+    int must_buffer;   /* the response is only of use whole: past max_buffer it is a 502 */
     /* From here on: buffers written before they are read, not zeroed per request. */
     upstream_header hdr[PROXY_HDRS_MAX];
     char host[256];

@@ -68,7 +68,7 @@ const char *proxy_not_storable(proxy_req *px, const upstream_header *h, size_t n
         return "the request is not a GET or HEAD the cache keys";
     if (!px->store_ok)
         return "the request said no-store";
-    if (cl > (long long)r->max_object)
+    if (cl > (long long)(px->max_buffer ? px->max_buffer : r->max_object))
         return "the response is larger than the route's max_object: streamed";
     if (proxy_status_in(&r->error_statuses, status))
         return r->error_ttl_ms ? NULL : "an error status, and the route has no error_ttl";

@@ -9,7 +9,9 @@
  * streams and the provider's errors are never stored; no-cache refreshes; strata's "cache" body
  * member never goes upstream; tenants, namespaces and provider keys never share entries; with
  * OPENAI_API_KEY the SDK's api_key is a strata token and the provider's key goes upstream; a bad
- * body is a 400 in OpenAI's shape and never forwarded; 100 identical requests over two instances
+ * body is a 400 in OpenAI's shape and never forwarded; embeddings are cached per input (a batch
+ * sends only its misses upstream, the answer is in order, each vector the fresh answer's bytes, or
+ * the same float32s in the other encoding); 100 identical requests over two instances
  * sharing Redis make one upstream call; what strata does not cache passes through.
  */
 #include <pthread.h>
@@ -517,6 +519,146 @@ static void test_bad_bodies_and_unreachable_upstream(void **state)
     oh_stop(o);
 }
 
+/* ---- embeddings per input ------------------------------------------------------------------ */
+
+#define EMB "/v1/embeddings"
+
+/* {"model": "emb", "input": [inputs[from..to) as strings "text-<i>"], "encoding_format": fmt} */
+static char *emb_body(int from, int to, const char *fmt)
+{
+    char *in = it_xstrdup("");
+    for (int i = from; i < to; i++) {
+        char *n = it_xasprintf("%s%s\"text-%d\"", in, i > from ? "," : "", i);
+        free(in);
+        in = n;
+    }
+    char *b = it_xasprintf("{\"model\":\"emb\",\"input\":[%s]%s%s%s}", in,
+                           fmt ? ",\"encoding_format\":\"" : "", fmt ? fmt : "", fmt ? "\"" : "");
+    free(in);
+    return b;
+}
+
+/* The answer's data[i].embedding as JSON text (compact), to free. */
+static char *vector_text(const sh_resp *r, size_t i)
+{
+    json_t *j = sh_resp_json(r);
+    json_t *e = json_object_get(json_array_get(json_object_get(j, "data"), i), "embedding");
+    assert_non_null(e);
+    char *s = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(j);
+    return s;
+}
+
+static void test_embeddings_per_input(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    /* The fresh answer for 16 inputs, asked of the upstream itself. */
+    char *all = emb_body(0, 16, NULL);
+    const char *h[] = {JSON_CT, NULL};
+    sh_resp *fresh = sh_request_port(oh_port(o), "POST", EMB, h, all, strlen(all), 0);
+    SH_EXPECT_STATUS(fresh, 200);
+    long long inputs0 = counter(o, "embedding_inputs");
+    /* 8 of them through strata: stored one by one. */
+    char *half = emb_body(0, 8, NULL);
+    sh_resp *r = post(s, EMB, half, NULL);
+    px_expect_xcache(r, "MISS");
+    assert_true(px_header_has(r, "X-Cache-Inputs", "hits=0 misses=8"));
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "embedding_inputs"), inputs0 + 8);
+    /* The 16: only the 8 misses go upstream, in one request, and the answer is in order, each
+     * vector the very bytes of the fresh answer's. */
+    r = post(s, EMB, all, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    assert_true(px_header_has(r, "X-Cache-Inputs", "hits=8 misses=8"));
+    assert_int_equal(counter(o, "embedding_inputs"), inputs0 + 16);
+    assert_int_equal(counter(o, "embeddings"), 3);
+    json_t *c = upstream_counters(o);
+    assert_non_null(strstr(json_string_value(json_object_get(c, "last_body")), "text-8"));
+    assert_null(strstr(json_string_value(json_object_get(c, "last_body")), "text-7\""));
+    json_decref(c);
+    json_t *j = sh_resp_json(r);
+    assert_int_equal(json_array_size(json_object_get(j, "data")), 16);
+    for (size_t i = 0; i < 16; i++) {
+        json_t *d = json_array_get(json_object_get(j, "data"), i);
+        assert_int_equal(json_integer_value(json_object_get(d, "index")), (json_int_t)i);
+        char *mine = vector_text(r, i), *theirs = vector_text(fresh, i);
+        assert_string_equal(mine, theirs);
+        assert_non_null(strstr(r->body, theirs)); /* the same bytes, not just the same numbers */
+        free(mine);
+        free(theirs);
+    }
+    /* usage counts every input; the hits' share is what was saved. */
+    json_t *u = json_object_get(j, "usage");
+    assert_true(json_integer_value(json_object_get(u, "prompt_tokens")) > 0);
+    assert_true(atol(sh_resp_header(r, "X-Cache-Tokens-Saved")) > 0);
+    json_decref(j);
+    sh_resp_free(r);
+    /* All cached now: nothing goes upstream. */
+    r = post(s, EMB, all, NULL);
+    px_expect_xcache(r, "HIT-L1");
+    assert_true(px_header_has(r, "X-Cache-Inputs", "hits=16 misses=0"));
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "embedding_inputs"), inputs0 + 16);
+    /* The other encoding: base64 of the same float32s. */
+    char *b64 = emb_body(0, 16, "base64");
+    r = post(s, EMB, b64, NULL);
+    px_expect_xcache(r, "HIT-L1");
+    j = sh_resp_json(r);
+    json_t *fj = sh_resp_json(fresh);
+    for (size_t i = 0; i < 16; i++) {
+        const char *e = json_string_value(
+            json_object_get(json_array_get(json_object_get(j, "data"), i), "embedding"));
+        json_t *fv = json_object_get(json_array_get(json_object_get(fj, "data"), i), "embedding");
+        size_t n;
+        unsigned char *bytes = sh_b64_decode(e, &n);
+        assert_non_null(bytes);
+        assert_int_equal(n, 4 * json_array_size(fv));
+        for (size_t k = 0; k < json_array_size(fv); k++) {
+            float f;
+            memcpy(&f, bytes + 4 * k, 4);
+            assert_true(f == (float)json_real_value(json_array_get(fv, k)));
+        }
+        free(bytes);
+    }
+    json_decref(fj);
+    json_decref(j);
+    sh_resp_free(r);
+    /* Token ids and a single string are inputs too; dimensions key apart. */
+    const char *tok = "{\"model\":\"emb\",\"input\":[[1,2,3],[4,5]]}";
+    r = post(s, EMB, tok, NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    r = post(s, EMB, "{\"model\":\"emb\",\"input\":[4,5]}", NULL);
+    px_expect_xcache(r, "HIT-L1");
+    sh_resp_free(r);
+    r = post(s, EMB, "{\"model\":\"emb\",\"input\":[4,5],\"dimensions\":4}", NULL);
+    px_expect_xcache(r, "MISS");
+    json_t *d4 = sh_resp_json(r);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(d4, "data"), 0),
+                                                     "embedding")),
+                     4);
+    json_decref(d4);
+    sh_resp_free(r);
+    /* The upstream's error passes through and nothing is stored. */
+    char *err = emb_body(100, 102, NULL);
+    r = post(s, EMB, err, "X-Origin-Status: 500", NULL);
+    SH_EXPECT_STATUS(r, 500);
+    sh_resp_free(r);
+    r = post(s, EMB, err, NULL);
+    assert_true(px_header_has(r, "X-Cache-Inputs", "hits=0 misses=2"));
+    sh_resp_free(r);
+    free(err);
+    free(b64);
+    free(half);
+    free(all);
+    sh_resp_free(fresh);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
 /* ---- what passes through ------------------------------------------------------------------ */
 
 static void test_passthrough_and_own_routes(void **state)
@@ -616,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_keys_tenants_namespaces_provider_keys),
         cmocka_unit_test(test_provider_key_and_strata_tokens),
         cmocka_unit_test(test_azure_deployments_in_the_path),
+        cmocka_unit_test(test_embeddings_per_input),
         cmocka_unit_test(test_bad_bodies_and_unreachable_upstream),
         cmocka_unit_test(test_passthrough_and_own_routes),
         cmocka_unit_test(test_one_upstream_call_over_two_instances),

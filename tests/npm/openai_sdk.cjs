@@ -67,11 +67,23 @@ async function main() {
   check(p.xcache === 'HIT-L1' && p.data.choices[0].message.content === m.text &&
         p.data.id === m.id, 'plain after stream', `${p.xcache} ${JSON.stringify(p.data)}`);
 
-  // Embeddings with the SDK's defaults (it asks for base64 and decodes it itself).
-  const e = await client.embeddings.create({ model: 'emb-test', input: ['one', 'two', 'three'] });
+  // Embeddings with the SDK's defaults (it asks for base64 and decodes it itself), cached per
+  // input: a batch that overlaps the first sends only its new input upstream.
+  const e1 = await client.embeddings.create({ model: 'emb-test', input: ['one', 'two'] })
+    .withResponse();
+  check(e1.response.headers.get('x-cache') === 'MISS', 'embeddings miss',
+        e1.response.headers.get('x-cache'));
+  const e2 = await client.embeddings.create({ model: 'emb-test', input: ['two', 'three', 'one'] })
+    .withResponse();
+  const e = e2.data;
+  check(e2.response.headers.get('x-cache-inputs') === 'hits=2 misses=1', 'embeddings partly cached',
+        e2.response.headers.get('x-cache-inputs'));
   check(e.data.length === 3 && e.data.every((d, i) => d.index === i &&
         Array.isArray(d.embedding) && d.embedding.length === 8), 'embeddings',
         JSON.stringify(e.data.map((d) => [d.index, d.embedding.length])));
+  check(JSON.stringify(e.data[0].embedding) === JSON.stringify(e1.data.data[1].embedding) &&
+        JSON.stringify(e.data[2].embedding) === JSON.stringify(e1.data.data[0].embedding),
+        'embeddings in order', 'the cached vectors differ from the fresh ones');
 
   // An error made by strata reads as an OpenAI error in the SDK.
   try {

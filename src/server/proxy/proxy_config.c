@@ -838,6 +838,9 @@ static int openai_defaults(loader *L, struct fy_node **by, pos *kps, proxy_route
         r->ttl_set = 1;
     }
     r->llm_cache = !(o && o->llm_cache_off);
+    r->embedding_cache = !(o && o->embedding_cache_off);
+    r->embedding_ttl_ms =
+        o && o->embedding_ttl_ms ? o->embedding_ttl_ms : PROXY_EMBEDDING_TTL_DEFAULT_S * 1000ull;
     /* strata spends its own provider key for the caller: not for anyone who can reach it. */
     if (r->origin->token_env != NULL)
         r->auth = PROXY_AUTH_READ;
@@ -882,6 +885,7 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
                                        "kind",
                                        "strip_prefix",
                                        "cache_sampled",
+                                       "embedding_ttl",
                                        NULL};
     proxy_route *r = &c->routes[c->nroutes];
     object_name(L, n, "route", "routes", c->nroutes);
@@ -983,6 +987,14 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
             return fail(L, at(by[17], kps[17]), "cache_sampled is for routes of kind openai");
         if (boolean(L, by[17], kps[17], "cache_sampled", &r->cache_sampled) != 0)
             return -1;
+    }
+    if (by[18] != NULL) {
+        if (r->kind != PROXY_KIND_OPENAI)
+            return fail(L, at(by[18], kps[18]), "embedding_ttl is for routes of kind openai");
+        if (duration(L, by[18], kps[18], "embedding_ttl", &r->embedding_ttl_ms) != 0)
+            return -1;
+        if (r->embedding_ttl_ms < 1000)
+            return fail(L, at(by[18], kps[18]), "embedding_ttl: at least 1 s");
     }
     return 0;
 }

@@ -102,6 +102,8 @@ enum proxy_kind { PROXY_KIND_HTTP = 0, PROXY_KIND_OPENAI = 1 };
 
 /* An openai route's TTL when neither the route nor LLM_CACHE_TTL says (seconds). */
 #define PROXY_LLM_TTL_DEFAULT_S 3600
+/* ... and a vector's: a day (an input's vector does not change while its model does not). */
+#define PROXY_EMBEDDING_TTL_DEFAULT_S 86400
 
 /* The largest response body a route stores (bytes): its default, and the most it may say (the
  * rest of a cached value's megabyte is the record's head). */
@@ -127,7 +129,9 @@ typedef struct proxy_route {
     int kind;           /* enum proxy_kind */
     char *strip_prefix; /* taken off the path before the origin's base path is put before it */
     /* openai routes */
-    int llm_cache;     /* chat and completion answers are cached (LLM_CACHE_ENABLED) */
+    int llm_cache;             /* chat and completion answers are cached (LLM_CACHE_ENABLED) */
+    int embedding_cache;       /* embeddings are cached per input (EMBEDDING_CACHE_ENABLED) */
+    uint64_t embedding_ttl_ms; /* how long a vector is kept (EMBEDDING_CACHE_TTL) */
     int cache_sampled; /* answers to sampled requests (temperature > 0, no seed) are cached too */
 } proxy_route;
 
@@ -161,6 +165,10 @@ typedef struct proxy_load_options {
      * 0 and 0: PROXY_LLM_TTL_DEFAULT_S, enabled. */
     uint64_t llm_ttl_ms;
     int llm_cache_off;
+    /* The same for embeddings (EMBEDDING_CACHE_TTL, EMBEDDING_CACHE_ENABLED): 0 and 0:
+     * PROXY_EMBEDDING_TTL_DEFAULT_S, enabled. */
+    uint64_t embedding_ttl_ms;
+    int embedding_cache_off;
 } proxy_load_options;
 
 /* The largest configuration file read (bytes). */

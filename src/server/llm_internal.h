@@ -1,0 +1,50 @@
+/* llm_internal.h: what the LLM gateway's files share: a request's state beside the proxy's
+ * (proxy_req.hook_arg), and the hooks every kind of LLM request uses alike.
+ *
+ * llm_gateway.c takes the request in and serves chats and completions; llm_embeddings.c serves
+ * embeddings per input; llm_state.c owns the state both fill (gateway -> embeddings -> state).
+ */
+#ifndef STRATA_SERVER_LLM_INTERNAL_H
+#define STRATA_SERVER_LLM_INTERNAL_H
+
+#include "llm/llm_request.h"
+#include "llm/llm_sse.h"
+#include "proxy_internal.h"
+
+#define LLM_NS "_llm" /* the namespace of every cached LLM answer and vector */
+
+/* An embeddings request's inputs, looked up one by one (llm_embeddings.c). */
+typedef struct llm_embed_job {
+    size_t n;                /* inputs */
+    strata_value **found;    /* per input: its stored vector, or NULL (a miss) */
+    int *tier;               /* per input: 1 L1, 2 L2 */
+    struct llm_lookup *ctx;  /* per input: what its lookup's callback is handed */
+    size_t pending;          /* lookups in flight */
+    size_t *miss, nmiss;     /* the inputs that missed, in the client's order */
+    char prefix[512];        /* every input's key before its own digest */
+    size_t prefix_len;
+    int failed;              /* the upstream's answer could not be read: never answered partly */
+} llm_embed_job;
+
+typedef struct llm_state {
+    llm_request r;
+    int parsed;
+    char *body_out;   /* the body sent upstream when it is not the client's */
+    llm_sse_rec *rec; /* a streamed miss's recorder */
+    llm_embed_job *emb;
+} llm_state;
+
+/* ---- llm_state.c -------------------------------------------------------------------------- */
+
+/* proxy_hooks.free: the state goes with px. */
+void llm_state_free(proxy_req *px);
+/* proxy_hooks.error, and errors made here: {"error": {"message", "type", "code"}}. */
+void llm_error(proxy_req *px, int status, const char *code, const char *msg);
+
+/* ---- llm_embeddings.c --------------------------------------------------------------------- */
+
+/* Serves a parsed embeddings request (px->hook_arg's): the inputs looked up, the misses asked
+ * of the upstream in one request, the answer put together in the client's order. */
+void llm_embeddings_run(proxy_req *px);
+
+#endif

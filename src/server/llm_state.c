@@ -1,0 +1,41 @@
+/* llm_state.c: an LLM request's state beside the proxy's (llm_internal.h), and the errors the
+ * gateway makes itself, in OpenAI's shape, which the SDKs turn into their own exceptions.
+ */
+#include <stdlib.h>
+
+#include "llm_internal.h"
+
+void llm_state_free(proxy_req *px)
+{
+    llm_state *st = px->hook_arg;
+    if (st == NULL)
+        return;
+    if (st->parsed)
+        llm_request_free(&st->r);
+    free(st->body_out);
+    llm_sse_rec_free(st->rec);
+    llm_embed_job *e = st->emb;
+    if (e != NULL) {
+        for (size_t i = 0; e->found != NULL && i < e->n; i++)
+            strata_value_release(e->found[i]);
+        free(e->found);
+        free(e->tier);
+        free(e->ctx);
+        free(e->miss);
+        free(e);
+    }
+    free(st);
+    px->hook_arg = NULL;
+}
+
+void llm_error(proxy_req *px, int status, const char *code, const char *msg)
+{
+    if (px->q == NULL)
+        return;
+    const char *type = status == 429  ? "rate_limit_error"
+                       : status < 500 ? "invalid_request_error"
+                                      : "api_error";
+    reply_json(proxy_take_client(px), status,
+               json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", type, "code",
+                         code));
+}
