@@ -79,8 +79,9 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
     for (size_t i = 0; ok && i < n; i++) {
         size_t el = 0;
         char *e = llm_vector_encode(&vec[i], st->r.base64, &el);
-        int hl = snprintf(head, sizeof head, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":",
-                          i ? "," : "", i);
+        int hl =
+            snprintf(head, sizeof head,
+                     "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
         ok = e != NULL && put(&b, &len, &cap, head, (size_t)hl) == 0 &&
              put(&b, &len, &cap, e, el) == 0 && put(&b, &len, &cap, "}", 1) == 0;
         *tokens += vec[i].tokens;
@@ -90,8 +91,9 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
     char *m = model ? json_dumps(model, JSON_ENCODE_ANY) : NULL;
     json_decref(model);
     char tail[128];
-    int tl = snprintf(tail, sizeof tail, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
-                      (long long)*tokens, (long long)*tokens);
+    int tl =
+        snprintf(tail, sizeof tail, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
+                 (long long)*tokens, (long long)*tokens);
     ok = ok && m != NULL && put(&b, &len, &cap, "],\"model\":", 10) == 0 &&
          put(&b, &len, &cap, m, strlen(m)) == 0 && put(&b, &len, &cap, tail, (size_t)tl) == 0;
     free(m);
@@ -170,8 +172,8 @@ static void store_vector(proxy_req *px, size_t i, const char *raw, size_t len, i
         return;
     }
     llm_state *st = state_of(px);
-    uint64_t ttl = st->r.ctl.ttl_s > 0 ? (uint64_t)st->r.ctl.ttl_s * 1000
-                                       : px->route->embedding_ttl_ms;
+    uint64_t ttl =
+        st->r.ctl.ttl_s > 0 ? (uint64_t)st->r.ctl.ttl_s * 1000 : px->route->embedding_ttl_ms;
     strata_set_opts o = {.ttl_ms = ttl, .content_type = "application/x-strata-vector"};
     int rc = strata_cache_set_async(px->w->loop, &k, w->rec, rl, &o, vector_written, w);
     if (rc != STRATA_PENDING)
@@ -198,8 +200,9 @@ static int embed_complete(proxy_req *px)
     int64_t total = json_is_integer(pt) ? (int64_t)json_integer_value(pt) : 0;
     json_decref(j);
     if (got != (long)e->nmiss) {
-        log_msg(LOG_WARN, "llm: route %s: an embeddings answer with %ld vectors for %zu inputs: "
-                          "not stored",
+        log_msg(LOG_WARN,
+                "llm: route %s: an embeddings answer with %ld vectors for %zu inputs: "
+                "not stored",
                 px->route->name, got, e->nmiss);
         e->failed = e->nmiss < e->n; /* a part cannot be put together with the rest */
         free(sp);
@@ -277,10 +280,8 @@ static void embed_answer(proxy_req *px, strata_value *v, const proxy_record *rec
     strata_value_release(v);
 }
 
-static const proxy_hooks embed_hooks = {.complete = embed_complete,
-                                        .answer = embed_answer,
-                                        .error = llm_error,
-                                        .free = llm_state_free};
+static const proxy_hooks embed_hooks = {
+    .complete = embed_complete, .answer = embed_answer, .error = llm_error, .free = llm_state_free};
 
 /* ---- the lookups -------------------------------------------------------------------------- */
 

@@ -15,15 +15,15 @@
 
 /* An embeddings request's inputs, looked up one by one (llm_embeddings.c). */
 typedef struct llm_embed_job {
-    size_t n;                /* inputs */
-    strata_value **found;    /* per input: its stored vector, or NULL (a miss) */
-    int *tier;               /* per input: 1 L1, 2 L2 */
-    struct llm_lookup *ctx;  /* per input: what its lookup's callback is handed */
-    size_t pending;          /* lookups in flight */
-    size_t *miss, nmiss;     /* the inputs that missed, in the client's order */
-    char prefix[512];        /* every input's key before its own digest */
+    size_t n;               /* inputs */
+    strata_value **found;   /* per input: its stored vector, or NULL (a miss) */
+    int *tier;              /* per input: 1 L1, 2 L2 */
+    struct llm_lookup *ctx; /* per input: what its lookup's callback is handed */
+    size_t pending;         /* lookups in flight */
+    size_t *miss, nmiss;    /* the inputs that missed, in the client's order */
+    char prefix[512];       /* every input's key before its own digest */
     size_t prefix_len;
-    int failed;              /* the upstream's answer could not be read: never answered partly */
+    int failed; /* the upstream's answer could not be read: never answered partly */
 } llm_embed_job;
 
 typedef struct llm_state {

@@ -36,6 +36,5 @@ void llm_error(proxy_req *px, int status, const char *code, const char *msg)
                        : status < 500 ? "invalid_request_error"
                                       : "api_error";
     reply_json(proxy_take_client(px), status,
-               json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", type, "code",
-                         code));
+               json_pack("{s:{s:s,s:s,s:s}}", "error", "message", msg, "type", type, "code", code));
 }
