@@ -280,16 +280,18 @@ static float *floats_of(const llm_vector *v, size_t *n)
     }
     *n = json_array_size(a);
     float *f = malloc(*n ? *n * sizeof *f : 1);
-    for (size_t i = 0; f != NULL && i < *n; i++) {
+    int ok = f != NULL;
+    for (size_t i = 0; ok && i < *n; i++) {
         json_t *x = json_array_get(a, i);
-        if (!json_is_number(x)) {
-            free(f);
-            f = NULL;
-            break;
-        }
-        f[i] = (float)json_number_value(x);
+        ok = json_is_number(x);
+        if (ok)
+            f[i] = (float)json_number_value(x);
     }
     json_decref(a);
+    if (!ok) {
+        free(f);
+        return NULL;
+    }
     return f;
 }
 
