@@ -138,10 +138,12 @@ static void answer_hits(proxy_req *px)
     size_t len = 0;
     char *body = vec ? assemble(st, vec, e->n, &tokens, &len) : NULL;
     free(vec);
-    if (body == NULL)
+    if (body == NULL) {
         llm_error(px, 503, "out_of_memory", "strata could not put the answer together");
-    else
+    } else {
+        llm_count(px, l2 ? HC_XC_HIT_L2 : HC_XC_HIT_L1, tokens, 0);
         answer_json(px, l2 ? HC_XC_HIT_L2 : HC_XC_HIT_L1, body, len, tokens, 0);
+    }
     free(body);
     proxy_req_free(px);
 }
@@ -275,6 +277,7 @@ static void embed_answer(proxy_req *px, strata_value *v, const proxy_record *rec
         proxy_cache_headers(px, HC_XC_MISS, NULL, fwd_status, 0);
         reply_bytes(proxy_take_client(px), rec->status, rec->body, rec->body_len);
     } else {
+        llm_count(px, HC_XC_MISS, saved, 0);
         answer_json(px, HC_XC_MISS, rec->body, rec->body_len, saved, fwd_status);
     }
     strata_value_release(v);
@@ -315,11 +318,16 @@ static int misses_body(proxy_req *px)
 
 static void looked_up(proxy_req *px)
 {
-    llm_embed_job *e = state_of(px)->emb;
+    llm_state *st = state_of(px);
+    llm_embed_job *e = st->emb;
     e->nmiss = 0;
     for (size_t i = 0; i < e->n; i++)
         if (e->found[i] == NULL)
             e->miss[e->nmiss++] = i;
+    if (st->n != NULL) {
+        atomic_fetch_add_explicit(&st->n->inputs, e->n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->n->inputs_cached, e->n - e->nmiss, memory_order_relaxed);
+    }
     if (e->nmiss == 0) {
         answer_hits(px);
         return;

@@ -90,7 +90,10 @@ static void hook_answer(proxy_req *px, strata_value *v, const proxy_record *rec,
     proxy_count_answer(px, x, rec->body_len);
     char saved[24];
     if (is_hit(x) && rec->status == 200) {
-        snprintf(saved, sizeof saved, "%lld", llm_answer_tokens(rec->body, rec->body_len));
+        long long prompt, completion;
+        llm_answer_usage(rec->body, rec->body_len, &prompt, &completion);
+        llm_count(px, x, prompt, completion);
+        snprintf(saved, sizeof saved, "%lld", prompt + completion);
         add_header(px->q, "X-Cache-Tokens-Saved", saved);
     }
     proxy_cache_headers(px, x, &rec->facts, fwd_status, stored);
@@ -218,9 +221,18 @@ static int make_key(proxy_req *px, llm_state *st)
 /* Sends the request through, uncached (not an API strata caches, or not cacheable). */
 static void bypass(proxy_req *px)
 {
+    llm_count(px, HC_XC_BYPASS, 0, 0);
     px->cacheable = 0;
     px->tee = 0;
     proxy_fetch(px, 0);
+}
+
+/* The request counts in its route's, model's and tenant's row. */
+static void count_request(proxy_req *px, const char *model)
+{
+    llm_state *st = state_of(px);
+    st->n = llm_counters_row(px->model->llm, px->route->name, model, px->tenant);
+    atomic_fetch_add_explicit(&st->n->requests, 1, memory_order_relaxed);
 }
 
 static void run(req *q);
@@ -251,6 +263,7 @@ static void run(req *q)
     int kind = kind_of(px, http_conn_path(q->conn));
     int on = kind == LLM_EMBEDDINGS ? px->route->embedding_cache : px->route->llm_cache;
     if (kind < 0 || !on) {
+        count_request(px, "-");
         bypass(px);
         return;
     }
@@ -266,6 +279,7 @@ static void run(req *q)
         return;
     }
     st->parsed = 1;
+    count_request(px, st->r.model[0] ? st->r.model : "-");
     if (header_controls(q, &st->r.ctl, &why) != 0) {
         proxy_answer_error(px, 400, "invalid_request", "%s", why);
         proxy_req_free(px);

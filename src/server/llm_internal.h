@@ -32,6 +32,7 @@ typedef struct llm_state {
     char *body_out;   /* the body sent upstream when it is not the client's */
     llm_sse_rec *rec; /* a streamed miss's recorder */
     llm_embed_job *emb;
+    llm_counts *n; /* the counters of its route, model and tenant */
 } llm_state;
 
 /* ---- llm_state.c -------------------------------------------------------------------------- */
@@ -40,6 +41,8 @@ typedef struct llm_state {
 void llm_state_free(proxy_req *px);
 /* proxy_hooks.error, and errors made here: {"error": {"message", "type", "code"}}. */
 void llm_error(proxy_req *px, int status, const char *code, const char *msg);
+/* Counts an answer of kind x (enum hc_xcache) that saved prompt and completion tokens. */
+void llm_count(proxy_req *px, int x, long long prompt, long long completion);
 
 /* ---- llm_embeddings.c --------------------------------------------------------------------- */
 

@@ -28,6 +28,32 @@ void llm_state_free(proxy_req *px)
     px->hook_arg = NULL;
 }
 
+void llm_count(proxy_req *px, int x, long long prompt, long long completion)
+{
+    llm_state *st = px->hook_arg;
+    llm_counts *n = st ? st->n : NULL;
+    if (n == NULL)
+        return;
+    if (x == HC_XC_BYPASS) {
+        atomic_fetch_add_explicit(&n->bypass, 1, memory_order_relaxed);
+        return;
+    }
+    if (x == HC_XC_HIT_COALESCED)
+        atomic_fetch_add_explicit(&n->coalesced, 1, memory_order_relaxed);
+    else if (x == HC_XC_HIT_L1 || x == HC_XC_HIT_L2 || x == HC_XC_STALE)
+        atomic_fetch_add_explicit(&n->hits, 1, memory_order_relaxed);
+    if (prompt <= 0 && completion <= 0)
+        return;
+    atomic_fetch_add_explicit(&n->prompt_saved, (uint64_t)prompt, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n->completion_saved, (uint64_t)completion, memory_order_relaxed);
+    const proxy_price *p = proxy_config_price(px->model->pc, st->r.model);
+    if (p != NULL) /* USD per million tokens: per token, 1000 nano-USD times the price */
+        atomic_fetch_add_explicit(&n->nano_usd_saved,
+                                  (uint64_t)((double)prompt * p->input * 1000.0 +
+                                             (double)completion * p->output * 1000.0),
+                                  memory_order_relaxed);
+}
+
 void llm_error(proxy_req *px, int status, const char *code, const char *msg)
 {
     if (px->q == NULL)

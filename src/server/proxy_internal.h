@@ -20,6 +20,7 @@
 #include "proxy/http_cache.h"
 #include "proxy/proxy_config.h"
 #include "proxy/proxy_record.h"
+#include "llm/llm_counters.h"
 
 #define PROXY_NS              "_proxy" /* the namespace of every cached response */
 #define PROXY_KEY_CAP         (ROUTE_KEY_MAX + 1)
@@ -28,6 +29,7 @@
 #define PROXY_URL_TAG         "url:" /* each entry's tag of its host and path (purges) */
 #define PROXY_BREAKER_OPEN_MS 5000   /* an open breaker lets one request try after this, */
 #define PROXY_BREAKER_MAX_MS  60000  /* doubling each time it opens again, up to this */
+#define PROXY_LLM_ROWS        1024   /* (route, model, tenant) rows of the LLM counters */
 
 /* Counters of a route (atomics: every worker adds to them). Reset when the file is reloaded. */
 typedef struct proxy_route_stats {
@@ -53,6 +55,7 @@ typedef struct proxy_model {
     proxy_route_stats *route; /* per route of pc */
     proxy_breaker *breaker;   /* per origin of pc */
     limit_rules *limits;      /* per route of pc: its rate_limit rule (n 0: none) */
+    llm_counters *llm;        /* openai routes' counters per (route, model, tenant) */
     struct proxy_model *next_retired;
 } proxy_model;
 

@@ -23,11 +23,13 @@ proxy_model *proxy_model_new(server *s, proxy_config *pc)
         m->route = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->route);
         m->breaker = calloc(pc->norigins ? pc->norigins : 1, sizeof *m->breaker);
         m->limits = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->limits);
+        m->llm = llm_counters_new(PROXY_LLM_ROWS);
     }
     if (m == NULL || m->pools == NULL || m->route == NULL || m->breaker == NULL ||
-        m->limits == NULL) {
+        m->limits == NULL || m->llm == NULL) {
         if (m != NULL)
-            free(m->pools), free(m->route), free(m->breaker), free(m->limits);
+            free(m->pools), free(m->route), free(m->breaker), free(m->limits),
+                llm_counters_free(m->llm);
         free(m);
         proxy_config_free(pc);
         return NULL;
@@ -57,6 +59,7 @@ static void model_free(proxy_model *m)
     free(m->pools);
     free(m->route);
     free(m->breaker);
+    llm_counters_free(m->llm);
     free(m);
 }
 

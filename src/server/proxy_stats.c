@@ -19,6 +19,19 @@ static json_t *route_json(const proxy_route_stats *r)
                      "bytes_saved", LOAD(r->bytes_saved));
 }
 
+static void llm_row_json(const char *rname, const char *model, const char *tenant,
+                         const llm_counts *n, void *arg)
+{
+    json_array_append_new(
+        arg,
+        json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "route", rname, "model",
+                  model, "tenant", tenant, "requests", LOAD(n->requests), "hits", LOAD(n->hits),
+                  "coalesced", LOAD(n->coalesced), "bypass", LOAD(n->bypass), "prompt_tokens_saved",
+                  LOAD(n->prompt_saved), "completion_tokens_saved", LOAD(n->completion_saved),
+                  "embedding_inputs", LOAD(n->inputs), "embedding_inputs_cached",
+                  LOAD(n->inputs_cached), "usd_saved", (double)LOAD(n->nano_usd_saved) / 1e9));
+}
+
 json_t *proxy_stats_json(server *s)
 {
     proxy_model *m = proxy_model_ref(s);
@@ -37,10 +50,43 @@ json_t *proxy_stats_json(server *s)
                                       "breaker", until > now ? "open" : "closed", "breaker_opens",
                                       LOAD(b->opened)));
     }
-    json_t *out = json_pack("{s:s,s:o,s:o,s:I}", "config", m->pc->source, "routes", routes,
-                            "origins", origins, "purges", LOAD(s->purges));
+    json_t *llm = json_array();
+    llm_counters_each(m->llm, llm_row_json, llm);
+    json_t *out = json_pack("{s:s,s:o,s:o,s:I,s:o}", "config", m->pc->source, "routes", routes,
+                            "origins", origins, "purges", LOAD(s->purges), "llm", llm);
     proxy_model_unref(m);
     return out;
+}
+
+static void llm_row_metrics(const char *rname, const char *model, const char *tenant,
+                            const llm_counts *n, void *arg)
+{
+    struct evbuffer *out = arg;
+    const char *results[] = {"hit", "coalesced", "bypass", "miss"};
+    json_int_t hit = LOAD(n->hits), co = LOAD(n->coalesced), by = LOAD(n->bypass);
+    json_int_t all = LOAD(n->requests), miss = all - hit - co - by;
+    const json_int_t v[] = {hit, co, by, miss < 0 ? 0 : miss};
+    /* Model names come from clients: only characters a label may hold without escaping. */
+    char m[65];
+    size_t i = 0;
+    for (; model[i] && i + 1 < sizeof m; i++)
+        m[i] = model[i] == '"' || model[i] == '\\' || model[i] == '\n' ? '_' : model[i];
+    m[i] = '\0';
+    for (size_t k = 0; k < 4; k++)
+        evbuffer_add_printf(out,
+                            "strata_llm_requests_total{route=\"%s\",model=\"%s\",tenant=\"%s\","
+                            "result=\"%s\"} %lld\n",
+                            rname, m, tenant, results[k], (long long)v[k]);
+    evbuffer_add_printf(
+        out,
+        "strata_llm_tokens_saved_total{route=\"%s\",model=\"%s\",tenant=\"%s\","
+        "kind=\"prompt\"} %lld\n"
+        "strata_llm_tokens_saved_total{route=\"%s\",model=\"%s\",tenant=\"%s\","
+        "kind=\"completion\"} %lld\n"
+        "strata_llm_usd_saved_total{route=\"%s\",model=\"%s\",tenant=\"%s\"} %.9f\n",
+        rname, m, tenant, (long long)LOAD(n->prompt_saved), rname, m, tenant,
+        (long long)LOAD(n->completion_saved), rname, m, tenant,
+        (double)LOAD(n->nano_usd_saved) / 1e9);
 }
 
 void proxy_metrics_render(struct evbuffer *out, server *s)
@@ -88,5 +134,15 @@ void proxy_metrics_render(struct evbuffer *out, server *s)
                         "# TYPE strata_proxy_purges_total counter\n"
                         "strata_proxy_purges_total %lld\n",
                         (long long)LOAD(s->purges));
+    evbuffer_add_printf(out, "# HELP strata_llm_requests_total LLM gateway requests by route, "
+                             "model, tenant and how they were answered.\n"
+                             "# TYPE strata_llm_requests_total counter\n"
+                             "# HELP strata_llm_tokens_saved_total Tokens the cache's answers "
+                             "would have cost.\n"
+                             "# TYPE strata_llm_tokens_saved_total counter\n"
+                             "# HELP strata_llm_usd_saved_total Money saved, from the "
+                             "configuration's prices.\n"
+                             "# TYPE strata_llm_usd_saved_total counter\n");
+    llm_counters_each(m->llm, llm_row_metrics, out);
     proxy_model_unref(m);
 }

@@ -659,6 +659,87 @@ static void test_embeddings_per_input(void **state)
     oh_stop(o);
 }
 
+/* ---- counters ------------------------------------------------------------------------------ */
+
+/* The llm row of /cache/stats for (route, model, tenant), or NULL (json_decref the stats). */
+static json_t *llm_row(json_t *stats, const char *route, const char *model, const char *tenant)
+{
+    json_t *rows = json_object_get(json_object_get(stats, "proxy"), "llm");
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        json_t *r = json_array_get(rows, i);
+        if (strcmp(json_string_value(json_object_get(r, "route")), route) == 0 &&
+            strcmp(json_string_value(json_object_get(r, "model")), model) == 0 &&
+            strcmp(json_string_value(json_object_get(r, "tenant")), tenant) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static long long field(json_t *row, const char *name)
+{
+    assert_non_null(row);
+    return json_integer_value(json_object_get(row, name));
+}
+
+static void test_counters_tokens_and_money_saved(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    char *d = it_make_temp_dir("llm-prices");
+    char *yaml = it_xasprintf("origins: [{name: up, url: \"http://127.0.0.1:%d/v1\"}]\n"
+                              "routes: [{name: chat, kind: openai, match: {path: '/v1/*'}, "
+                              "strip_prefix: /v1}]\n"
+                              "prices: {gpt-te: {input: 1000, output: 2000}, other: {input: 1}}\n",
+                              oh_port(o));
+    char *path = px_write_file(d, "prices.yaml", yaml);
+    sh_server *s = px_start_config(path, NULL);
+    assert_non_null(s);
+    char *b = chat_body("count me", "\"temperature\":0");
+    for (int i = 0; i < 3; i++) /* a miss, then two hits */
+        sh_resp_free(post(s, CHAT, b, "X-Tenant: acme", NULL));
+    char *sampled = chat_body("count me", "\"temperature\":1");
+    sh_resp_free(post(s, CHAT, sampled, "X-Tenant: acme", NULL));
+    /* What one answer costs, from the upstream itself. */
+    const char *h[] = {JSON_CT, NULL};
+    sh_resp *fresh = sh_request_port(oh_port(o), "POST", CHAT, h, b, strlen(b), 0);
+    json_t *fj = sh_resp_json(fresh), *u = json_object_get(fj, "usage");
+    long long prompt = json_integer_value(json_object_get(u, "prompt_tokens"));
+    long long completion = json_integer_value(json_object_get(u, "completion_tokens"));
+    json_decref(fj);
+    sh_resp_free(fresh);
+    sh_resp *r = sh_call(s, "GET", "/cache/stats", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    json_t *st = sh_resp_json(r);
+    json_t *row = llm_row(st, "chat", "gpt-test", "acme");
+    assert_int_equal(field(row, "requests"), 4);
+    assert_int_equal(field(row, "hits"), 2);
+    assert_int_equal(field(row, "bypass"), 1);
+    assert_int_equal(field(row, "prompt_tokens_saved"), 2 * prompt);
+    assert_int_equal(field(row, "completion_tokens_saved"), 2 * completion);
+    double usd = json_real_value(json_object_get(row, "usd_saved"));
+    double want = 2.0 * (double)(prompt * 1000 + completion * 2000) / 1e6;
+    assert_true(usd > want - 1e-6 && usd < want + 1e-6);
+    assert_null(llm_row(st, "chat", "gpt-test", "default")); /* tenants apart */
+    json_decref(st);
+    sh_resp_free(r);
+    r = sh_call(s, "GET", "/metrics", NULL, NULL, NULL, NULL);
+    assert_non_null(strstr(r->body, "strata_llm_requests_total{route=\"chat\",model=\"gpt-test\","
+                                    "tenant=\"acme\",result=\"hit\"} 2"));
+    assert_non_null(strstr(r->body, "strata_llm_requests_total{route=\"chat\",model=\"gpt-test\","
+                                    "tenant=\"acme\",result=\"miss\"} 1"));
+    assert_non_null(strstr(r->body, "strata_llm_usd_saved_total{route=\"chat\",model=\"gpt-test\","
+                                    "tenant=\"acme\"}"));
+    sh_resp_free(r);
+    free(sampled);
+    free(b);
+    free(yaml);
+    free(path);
+    it_remove_tree(d);
+    free(d);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
 /* ---- what passes through ------------------------------------------------------------------ */
 
 static void test_passthrough_and_own_routes(void **state)
@@ -759,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_provider_key_and_strata_tokens),
         cmocka_unit_test(test_azure_deployments_in_the_path),
         cmocka_unit_test(test_embeddings_per_input),
+        cmocka_unit_test(test_counters_tokens_and_money_saved),
         cmocka_unit_test(test_bad_bodies_and_unreachable_upstream),
         cmocka_unit_test(test_passthrough_and_own_routes),
         cmocka_unit_test(test_one_upstream_call_over_two_instances),

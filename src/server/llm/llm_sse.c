@@ -389,6 +389,15 @@ long long llm_answer_tokens(const char *body, size_t len)
     return n;
 }
 
+void llm_answer_usage(const char *body, size_t len, long long *prompt, long long *completion)
+{
+    json_t *j = json_loadb(body, len, 0, NULL), *u = json_object_get(j, "usage");
+    json_t *p = json_object_get(u, "prompt_tokens"), *c = json_object_get(u, "completion_tokens");
+    *prompt = json_is_integer(p) ? json_integer_value(p) : 0;
+    *completion = json_is_integer(c) ? json_integer_value(c) : 0;
+    json_decref(j);
+}
+
 /* ---- replay ------------------------------------------------------------------------------- */
 
 /* Appends "data: <chunk>\n\n" (the chunk: head's fields, object, and choices or more). */

@@ -47,5 +47,7 @@ char *llm_sse_replay(int kind, const char *body, size_t len, int include_usage, 
 
 /* The total_tokens of body's usage (a completion or an embeddings answer), or 0. */
 long long llm_answer_tokens(const char *body, size_t len);
+/* Its prompt_tokens and completion_tokens (0 for what is absent). */
+void llm_answer_usage(const char *body, size_t len, long long *prompt, long long *completion);
 
 #endif

@@ -1067,17 +1067,81 @@ static int list(loader *L, struct fy_node *n, pos p, const char *key, size_t siz
     return 0;
 }
 
+/* A price: a number of USD per million tokens, 0 to 1e6. */
+static int price(loader *L, struct fy_node *n, pos p, const char *key, double *out)
+{
+    char buf[64], *end;
+    if (text(L, n, p, key, buf, sizeof buf) != 0)
+        return -1;
+    errno = 0;
+    double d = strtod(buf, &end);
+    if (end == buf || *end != '\0' || errno != 0 || !(d >= 0) || d > 1e6)
+        return fail(L, at(n, p), "%s: \"%s\": expected USD per million tokens (0.15)", key, buf);
+    *out = d;
+    return 0;
+}
+
+/* prices: {MODEL: {input: USD per 1M tokens, output: ...}, ...} */
+static int prices(loader *L, struct fy_node *n, pos p, proxy_config *c)
+{
+    static const char *const keys[] = {"input", "output", NULL};
+    if (expect(L, n, p, "prices", FYNT_MAPPING) != 0)
+        return -1;
+    int count = fy_node_mapping_item_count(n);
+    if (count <= 0)
+        return 0;
+    if ((c->prices = calloc((size_t)count, sizeof *c->prices)) == NULL)
+        return fail(L, p, "out of memory");
+    void *it = NULL;
+    struct fy_node_pair *pr;
+    while ((pr = fy_node_mapping_iterate(n, &it)) != NULL) {
+        proxy_price *x = &c->prices[c->nprices];
+        struct fy_node *k = fy_node_pair_key(pr), *v = fy_node_pair_value(pr);
+        pos kp = at(k, p);
+        if ((x->model = text_dup(L, k, kp, "prices")) == NULL)
+            return -1;
+        c->nprices++;
+        snprintf(L->what, sizeof L->what, "prices \"%s\"", x->model);
+        struct fy_node *by[2] = {NULL};
+        pos kps[2];
+        if (expect(L, v, kp, L->what, FYNT_MAPPING) != 0 || fields(L, v, kp, keys, by, kps) != 0)
+            return -1;
+        if ((by[0] && price(L, by[0], kps[0], "input", &x->input) != 0) ||
+            (by[1] && price(L, by[1], kps[1], "output", &x->output) != 0))
+            return -1;
+    }
+    L->what[0] = '\0';
+    return 0;
+}
+
+const proxy_price *proxy_config_price(const proxy_config *c, const char *model)
+{
+    const proxy_price *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; c != NULL && model != NULL && i < c->nprices; i++) {
+        size_t n = strlen(c->prices[i].model);
+        if (n >= best_len && strncmp(model, c->prices[i].model, n) == 0) {
+            best = &c->prices[i];
+            best_len = n;
+        }
+    }
+    return best;
+}
+
 static int document(loader *L, struct fy_node *root, proxy_config *c)
 {
-    static const char *const keys[] = {"version", "origins", "routes", "invalidations", NULL};
+    static const char *const keys[] = {"version",       "origins", "routes",
+                                       "invalidations", "prices",  NULL};
     pos start = {1, 1};
     if (root == NULL)
         return fail(L, start, "the file is empty; expected origins: and routes:");
     if (expect(L, root, start, "the file", FYNT_MAPPING) != 0)
         return -1;
-    struct fy_node *by[4] = {NULL};
-    pos kps[4];
+    struct fy_node *by[5] = {NULL};
+    pos kps[5];
     if (fields(L, root, start, keys, by, kps) != 0)
+        return -1;
+    if (by[4] != NULL && prices(L, by[4], kps[4], c) != 0)
         return -1;
     if (by[0] != NULL) {
         unsigned long v;
@@ -1370,6 +1434,9 @@ void proxy_config_free(proxy_config *c)
         free(o->token_env);
         free(o->token_header);
     }
+    for (size_t i = 0; i < c->nprices; i++)
+        free(c->prices[i].model);
+    free(c->prices);
     free(c->routes);
     free(c->invalidations);
     free(c->origins);

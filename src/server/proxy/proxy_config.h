@@ -146,6 +146,12 @@ typedef struct proxy_invalidation {
     size_t nkeys;
 } proxy_invalidation;
 
+/* What a model costs, in USD per million tokens (openai routes' money saved). */
+typedef struct proxy_price {
+    char *model; /* a model name, or its start: "gpt-4o-mini" prices "gpt-4o-mini-2024-07-18" */
+    double input, output;
+} proxy_price;
+
 typedef struct proxy_config {
     char *source; /* the file's path, or "--upstream" */
     proxy_origin *origins;
@@ -154,6 +160,8 @@ typedef struct proxy_config {
     size_t nroutes;
     proxy_invalidation *invalidations;
     size_t ninvalidations;
+    proxy_price *prices;
+    size_t nprices;
 } proxy_config;
 
 /* What the loader is handed by its caller (a lower layer never names a higher one). */
@@ -207,6 +215,9 @@ void proxy_config_free(proxy_config *c);
  * to: the first whose methods, host and path match, or NULL. Never allocates. */
 const proxy_route *proxy_config_match(const proxy_config *c, const char *method, const char *host,
                                       const char *path, size_t path_len, proxy_params *m);
+
+/* The price of model: the entry whose name is the longest start of model, or NULL. */
+const proxy_price *proxy_config_price(const proxy_config *c, const char *model);
 
 /* The first invalidation rule an unsafe request matches, or NULL. */
 const proxy_invalidation *proxy_config_match_invalidation(const proxy_config *c, const char *method,
