@@ -68,6 +68,8 @@ static int hook_complete(proxy_req *px)
         }
         return take_completion(px, json, len);
     }
+    if (proxy_status_in(&px->route->error_statuses, px->ostatus))
+        return 0; /* the route keeps the provider's errors for its error_ttl */
     if (!llm_answer_complete(st->r.kind, px->buf, px->len)) {
         log_msg(LOG_DEBUG, "llm: route %s: an answer without finish reasons: not stored",
                 px->route->name);

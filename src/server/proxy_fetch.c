@@ -452,7 +452,7 @@ static int on_head(upstream_req *r, const upstream_head *h, void *arg)
         log_msg(LOG_DEBUG, "proxy: route %s: not stored: %s", px->route->name, why);
         return start_stream(px, cl);
     }
-    if (px->tee)
+    if (px->tee && px->ostatus == 200) /* an error to keep (error_ttl) is not a stream */
         return start_tee(px, cl);
     px->mode = PX_BUFFER;
     px->cap = cl > 0 ? (size_t)cl : 16384;

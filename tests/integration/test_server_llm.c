@@ -659,6 +659,44 @@ static void test_embeddings_per_input(void **state)
     oh_stop(o);
 }
 
+static void test_error_ttl_keeps_provider_errors_briefly(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    char *d = it_make_temp_dir("llm-errttl");
+    char *yaml = it_xasprintf("origins: [{name: up, url: \"http://127.0.0.1:%d/v1\"}]\n"
+                              "routes: [{name: llm, kind: openai, match: {path: '/v1/*'}, "
+                              "strip_prefix: /v1, error_ttl: 2s}]\n",
+                              oh_port(o));
+    char *path = px_write_file(d, "errttl.yaml", yaml);
+    sh_server *s = px_start_config(path, NULL);
+    assert_non_null(s);
+    char *b = chat_body("overloaded", "\"temperature\":0,\"stream\":true");
+    sh_resp *r = post(s, CHAT, b, "X-Origin-Status: 429", NULL);
+    expect_openai_error(r, 429, NULL);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    /* Within error_ttl the provider is not asked again: the 429 is answered from the cache. */
+    r = post(s, CHAT, b, NULL);
+    expect_openai_error(r, 429, NULL);
+    px_expect_xcache(r, "HIT-L1");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 0); /* the fake counts answers, not the errors it made */
+    sh_sleep_ms(3100);
+    r = post(s, CHAT, b, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    px_expect_xcache(r, "MISS");
+    sh_resp_free(r);
+    assert_int_equal(counter(o, "chat"), 1);
+    free(b);
+    free(yaml);
+    free(path);
+    it_remove_tree(d);
+    free(d);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
 /* ---- counters ------------------------------------------------------------------------------ */
 
 /* The llm row of /cache/stats for (route, model, tenant), or NULL (json_decref the stats). */
@@ -781,7 +819,9 @@ static void *crowd_client(void *arg)
     static atomic_int n;
     int i = atomic_fetch_add(&n, 1);
     sh_resp *r = post(c->s[i % 2], CHAT, c->body, "X-Origin-Delay-Ms: 400", NULL);
-    if (r->status == 200 && strstr(r->body, c->first_id) != NULL)
+    /* A stream must be whole too: the events end with [DONE]. */
+    int whole = strstr(c->body, "\"stream\":true") == NULL || strstr(r->body, "data: [DONE]");
+    if (r->status == 200 && strstr(r->body, c->first_id) != NULL && whole)
         atomic_fetch_add(&c->ok, 1);
     sh_resp_free(r);
     return NULL;
@@ -812,13 +852,29 @@ static void test_one_upstream_call_over_two_instances(void **state)
         pthread_join(t[i], NULL);
     assert_int_equal(atomic_load(&c.ok), 100);
     assert_int_equal(counter(o, "chat"), 1);
+    /* Streamed requests too: one upstream stream; the others get its answer replayed. */
+    char *sb = chat_body("one stream for all", "\"temperature\":0,\"stream\":true");
+    c.body = sb;
+    atomic_store(&c.ok, 0);
+    j = upstream_counters(o);
+    snprintf(c.first_id, sizeof c.first_id, "\"chatcmpl-%lld\"",
+             json_integer_value(json_object_get(j, "chat")) + 1);
+    json_decref(j);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, crowd_client, &c), 0);
+    for (int i = 0; i < 40; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&c.ok), 40);
+    assert_int_equal(counter(o, "chat"), 2);
+    assert_int_equal(counter(o, "streams"), 1);
+    free(sb);
     /* A third instance starts cold and answers from Redis. */
     sh_server *third = start_llm(o, env);
     assert_non_null(third);
     sh_resp *r = post(third, CHAT, b, NULL);
     px_expect_xcache(r, "HIT-L2");
     sh_resp_free(r);
-    assert_int_equal(counter(o, "chat"), 1);
+    assert_int_equal(counter(o, "chat"), 2);
     free(b);
     assert_int_equal(sh_stop_check(third), 0);
     assert_int_equal(sh_stop_check(c.s[0]), 0);
@@ -841,6 +897,7 @@ int main(void)
         cmocka_unit_test(test_azure_deployments_in_the_path),
         cmocka_unit_test(test_embeddings_per_input),
         cmocka_unit_test(test_counters_tokens_and_money_saved),
+        cmocka_unit_test(test_error_ttl_keeps_provider_errors_briefly),
         cmocka_unit_test(test_bad_bodies_and_unreachable_upstream),
         cmocka_unit_test(test_passthrough_and_own_routes),
         cmocka_unit_test(test_one_upstream_call_over_two_instances),

@@ -20,15 +20,15 @@
 #include <stdint.h>
 
 typedef struct llm_counts {
-    _Atomic uint64_t requests;         /* every request of the row's route, model and tenant */
-    _Atomic uint64_t hits;             /* answered from the cache */
-    _Atomic uint64_t coalesced;        /* ... after waiting for another request's answer */
-    _Atomic uint64_t bypass;           /* passed through uncached (sampled, no-store, other APIs) */
-    _Atomic uint64_t prompt_saved;     /* tokens the cache's answers would have cost */
+    _Atomic uint64_t requests;     /* every request of the row's route, model and tenant */
+    _Atomic uint64_t hits;         /* answered from the cache */
+    _Atomic uint64_t coalesced;    /* ... after waiting for another request's answer */
+    _Atomic uint64_t bypass;       /* passed through uncached (sampled, no-store, other APIs) */
+    _Atomic uint64_t prompt_saved; /* tokens the cache's answers would have cost */
     _Atomic uint64_t completion_saved;
-    _Atomic uint64_t inputs;           /* embedding inputs asked for */
-    _Atomic uint64_t inputs_cached;    /* ... found in the cache */
-    _Atomic uint64_t nano_usd_saved;   /* with a price for the model: money saved, in 1e-9 USD */
+    _Atomic uint64_t inputs;         /* embedding inputs asked for */
+    _Atomic uint64_t inputs_cached;  /* ... found in the cache */
+    _Atomic uint64_t nano_usd_saved; /* with a price for the model: money saved, in 1e-9 USD */
 } llm_counts;
 
 typedef struct llm_counters llm_counters;

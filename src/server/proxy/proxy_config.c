@@ -845,7 +845,9 @@ static int openai_defaults(loader *L, struct fy_node **by, pos *kps, proxy_route
     if (r->origin->token_env != NULL)
         r->auth = PROXY_AUTH_READ;
     r->cacheable_statuses = (proxy_statuses){{0}};
-    status_add(&r->cacheable_statuses, 200, 200); /* never the provider's errors */
+    status_add(&r->cacheable_statuses, 200, 200); /* answers; errors only with error_ttl */
+    if (by[7] == NULL) /* a provider's errors worth a short negative TTL: rate limits, 5xx */
+        status_add(&r->error_statuses, 429, 429);
     return 0;
 }
 
