@@ -400,6 +400,33 @@ static void show_scope(const cli_opts *o, const json_t *j)
     show_requests(o, j);
 }
 
+/* The LLM gateway's rows (route, model, tenant): what the cache answered and what it saved. */
+static void show_llm(const cli_opts *o, const json_t *proxy)
+{
+    const json_t *rows = json_object_get(proxy, "llm");
+    if (json_array_size(rows) == 0)
+        return;
+    heading(o, "LLM gateway (route / model / tenant)");
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        const json_t *w = json_array_get(rows, i);
+        char label[200], a[32], b[32], c[32];
+        snprintf(label, sizeof label, "%s / %s / %s", cli_js(w, "route"), cli_js(w, "model"),
+                 cli_js(w, "tenant"));
+        uint64_t tokens = cli_ju(w, "prompt_tokens_saved") + cli_ju(w, "completion_tokens_saved");
+        cli_row(o, 2, label, "%s requests, %s hits (%llu coalesced), %llu passed through",
+                cli_fmt_count(a, cli_ju(w, "requests")),
+                cli_fmt_count(b, cli_ju(w, "hits") + cli_ju(w, "coalesced")),
+                (unsigned long long)cli_ju(w, "coalesced"),
+                (unsigned long long)cli_ju(w, "bypass"));
+        cli_row(o, 4, "saved", "%s tokens, $%.4f", cli_fmt_count(c, tokens),
+                cli_jf(w, "usd_saved"));
+        if (cli_ju(w, "embedding_inputs"))
+            cli_row(o, 4, "embeddings", "%s of %s inputs from the cache",
+                    cli_fmt_count(a, cli_ju(w, "embedding_inputs_cached")),
+                    cli_fmt_count(b, cli_ju(w, "embedding_inputs")));
+    }
+}
+
 static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
 {
     (void)r;
@@ -414,6 +441,7 @@ static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
     heading(o, "server");
     cli_row(o, 2, "uptime", "%s", cli_fmt_duration(up, cli_ju(srv, "uptime_s")));
     cli_row(o, 2, "workers", "%llu", (unsigned long long)cli_ju(srv, "workers"));
+    show_llm(o, json_object_get(j, "proxy"));
 }
 
 static int cmd_stats(const cli_opts *o, cli_http *h)

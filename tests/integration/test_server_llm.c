@@ -768,6 +768,18 @@ static void test_counters_tokens_and_money_saved(void **state)
     assert_non_null(strstr(r->body, "strata_llm_usd_saved_total{route=\"chat\",model=\"gpt-test\","
                                     "tenant=\"acme\"}"));
     sh_resp_free(r);
+    /* strata cache stats shows the row. */
+    char *cmd = it_xasprintf("STRATA_URL=http://127.0.0.1:%d NO_COLOR=1 %s cache stats 2>&1",
+                             sh_port(s), STRATA_BINARY);
+    FILE *p = popen(cmd, "r");
+    char out[16384] = "", line[1024];
+    while (p != NULL && fgets(line, sizeof line, p) != NULL)
+        if (strlen(out) + strlen(line) < sizeof out)
+            strcat(out, line);
+    assert_int_equal(pclose(p), 0);
+    if (strstr(out, "chat / gpt-test / acme") == NULL || strstr(out, "4 requests, 2 hits") == NULL)
+        fail_msg("strata cache stats:\n%s", out);
+    free(cmd);
     free(sampled);
     free(b);
     free(yaml);
