@@ -34,6 +34,13 @@ static void hook_recorded(proxy_req *px, const char *data, size_t len)
     llm_state *st = state_of(px);
     if (st->rec != NULL)
         llm_sse_rec_feed(st->rec, data, len);
+    if (!st->live_tried) { /* from its first piece on, identical streamed requests may join */
+        st->live_tried = 1;
+        st->live = llm_live_publish(px->model->lives, px->tenant, px->key, px->key_len, px->head,
+                                    px->head_len, px->ostatus, px->route->max_object);
+    }
+    if (st->live != NULL)
+        llm_live_append(st->live, data, len);
 }
 
 /* Replaces px's body with json (taken over) and its head with a JSON answer's. */
@@ -59,6 +66,10 @@ static int hook_complete(proxy_req *px)
 {
     llm_state *st = state_of(px);
     if (px->mode == PX_TEE) {
+        if (st->live != NULL) { /* the upstream's stream ended: so do the joiners' */
+            llm_live_end(st->live, 1);
+            st->live = NULL;
+        }
         size_t len = 0;
         char *json = st->rec ? llm_sse_rec_finish(st->rec, &len) : NULL;
         if (json == NULL) {
@@ -321,8 +332,11 @@ static void run(req *q)
     memset(&px->rq.cc, 0, sizeof px->rq.cc);
     px->rq.flags = 0;
     px->rq.method = HC_M_GET;
-    if (c->no_cache)
+    if (c->no_cache) {
         proxy_fetch(px, 0); /* asked upstream, and the entry refreshed */
-    else
+    } else if (px->tee && llm_live_join(px->model->lives, px, px->tenant, px->key, px->key_len)) {
+        llm_count(px, HC_XC_HIT_COALESCED, 0, 0); /* the stream in flight answers it */
+    } else {
         proxy_lookup(px);
+    }
 }

@@ -2,7 +2,8 @@
  * (proxy_req.hook_arg), and the hooks every kind of LLM request uses alike.
  *
  * llm_gateway.c takes the request in and serves chats and completions; llm_embeddings.c serves
- * embeddings per input; llm_state.c owns the state both fill (gateway -> embeddings -> state).
+ * embeddings per input; llm_state.c owns the state both fill; llm_live.c the streams in flight
+ * that identical streamed requests join (gateway -> embeddings -> state -> live).
  */
 #ifndef STRATA_SERVER_LLM_INTERNAL_H
 #define STRATA_SERVER_LLM_INTERNAL_H
@@ -32,8 +33,29 @@ typedef struct llm_state {
     char *body_out;   /* the body sent upstream when it is not the client's */
     llm_sse_rec *rec; /* a streamed miss's recorder */
     llm_embed_job *emb;
-    llm_counts *n; /* the counters of its route, model and tenant */
+    llm_counts *n;         /* the counters of its route, model and tenant */
+    struct llm_live *live; /* the stream it records and others may join (the leader), or NULL */
+    int live_tried;        /* it tried to publish one */
+    struct joiner *joined; /* the stream it joined, or NULL */
 } llm_state;
+
+/* ---- llm_live.c --------------------------------------------------------------------------- */
+
+typedef struct llm_live llm_live;
+typedef struct joiner joiner;
+
+/* Joins the stream of (tenant, key) in flight, if there is one: 1 and px's client answered from
+ * it from here on (its answer started, what came so far and the rest sent on px's loop), or 0. */
+int llm_live_join(llm_lives *t, proxy_req *px, const char *tenant, const char *key, size_t len);
+/* The joiner's request is gone (its state's free). */
+void llm_live_leave(joiner *j);
+/* A leader's stream: published with its response's head (NULL: another runs for the key, or out
+ * of memory), its pieces appended (at most max bytes: past them the joiners are cut), ended
+ * whole or cut. The leader's reference goes with the end. */
+llm_live *llm_live_publish(llm_lives *t, const char *tenant, const char *key, size_t len,
+                           const char *head, size_t head_len, int status, size_t max);
+void llm_live_append(llm_live *l, const char *data, size_t len);
+void llm_live_end(llm_live *l, int whole);
 
 /* ---- llm_state.c -------------------------------------------------------------------------- */
 

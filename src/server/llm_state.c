@@ -14,6 +14,10 @@ void llm_state_free(proxy_req *px)
         llm_request_free(&st->r);
     free(st->body_out);
     llm_sse_rec_free(st->rec);
+    if (st->live != NULL) /* the leader went before its stream ended: the joiners are cut */
+        llm_live_end(st->live, 0);
+    if (st->joined != NULL)
+        llm_live_leave(st->joined);
     llm_embed_job *e = st->emb;
     if (e != NULL) {
         for (size_t i = 0; e->found != NULL && i < e->n; i++)

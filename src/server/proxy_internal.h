@@ -21,6 +21,7 @@
 #include "proxy/proxy_config.h"
 #include "proxy/proxy_record.h"
 #include "llm/llm_counters.h"
+#include "llm/llm_lives.h"
 
 #define PROXY_NS              "_proxy" /* the namespace of every cached response */
 #define PROXY_KEY_CAP         (ROUTE_KEY_MAX + 1)
@@ -56,6 +57,7 @@ typedef struct proxy_model {
     proxy_breaker *breaker;   /* per origin of pc */
     limit_rules *limits;      /* per route of pc: its rate_limit rule (n 0: none) */
     llm_counters *llm;        /* openai routes' counters per (route, model, tenant) */
+    llm_lives *lives;         /* openai routes' streams in flight (llm_live.c) */
     struct proxy_model *next_retired;
 } proxy_model;
 

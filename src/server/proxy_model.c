@@ -24,12 +24,13 @@ proxy_model *proxy_model_new(server *s, proxy_config *pc)
         m->breaker = calloc(pc->norigins ? pc->norigins : 1, sizeof *m->breaker);
         m->limits = calloc(pc->nroutes ? pc->nroutes : 1, sizeof *m->limits);
         m->llm = llm_counters_new(PROXY_LLM_ROWS);
+        m->lives = llm_lives_new();
     }
     if (m == NULL || m->pools == NULL || m->route == NULL || m->breaker == NULL ||
-        m->limits == NULL || m->llm == NULL) {
+        m->limits == NULL || m->llm == NULL || m->lives == NULL) {
         if (m != NULL)
             free(m->pools), free(m->route), free(m->breaker), free(m->limits),
-                llm_counters_free(m->llm);
+                llm_counters_free(m->llm), llm_lives_free(m->lives);
         free(m);
         proxy_config_free(pc);
         return NULL;
@@ -60,6 +61,7 @@ static void model_free(proxy_model *m)
     free(m->route);
     free(m->breaker);
     llm_counters_free(m->llm);
+    llm_lives_free(m->lives);
     free(m);
 }
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -274,6 +275,113 @@ static void test_stream_and_plain_share_an_entry(void **state)
     assert_true(st.done);
     sh_resp_free(r);
     assert_int_equal(counter(o, "chat"), 2);
+    free(b);
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+}
+
+/* Sends a streamed chat request for body on a connection of its own (closed after the answer). */
+static int stream_open(const sh_server *s, const char *body, const char *extra)
+{
+    int fd = sh_raw_connect(sh_port(s));
+    assert_true(fd >= 0);
+    char *req = it_xasprintf("POST " CHAT " HTTP/1.1\r\nHost: strata\r\nContent-Type: "
+                             "application/json\r\nConnection: close\r\n%sContent-Length: %zu"
+                             "\r\n\r\n%s",
+                             extra, strlen(body), body);
+    assert_int_equal(sh_raw_send(fd, req, strlen(req)), 0);
+    free(req);
+    return fd;
+}
+
+/* Reads fd until its bytes hold needle (or 10 s pass); appends to *buf. Returns 1 if they do. */
+static int read_until(int fd, char **buf, size_t *len, const char *needle)
+{
+    long deadline = sh_now_ms() + 10000;
+    while (strstr(*buf, needle) == NULL && sh_now_ms() < deadline) {
+        size_t n = 0;
+        int eof = 0;
+        char *more = sh_raw_read_all(fd, 50, &n, &eof);
+        *buf = realloc(*buf, *len + n + 1);
+        memcpy(*buf + *len, more, n + 1);
+        *len += n;
+        free(more);
+        if (eof)
+            break;
+    }
+    return strstr(*buf, needle) != NULL;
+}
+
+/* The body of a chunked answer (after its head), its chunks joined. */
+static char *dechunk(const char *raw)
+{
+    const char *p = strstr(raw, "\r\n\r\n");
+    assert_non_null(p);
+    p += 4;
+    char *out = calloc(1, strlen(p) + 1);
+    size_t n = 0;
+    for (;;) {
+        char *end;
+        unsigned long size = strtoul(p, &end, 16);
+        if (end == p || size == 0 || strncmp(end, "\r\n", 2) != 0)
+            break;
+        memcpy(out + n, end + 2, size);
+        n += size;
+        p = end + 2 + size + 2;
+    }
+    return out;
+}
+
+static void test_stream_joiners_share_the_upstream_stream(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    char *b = chat_body("join me", "\"temperature\":0,\"stream\":true");
+    /* The leader: a slow stream (about 45 events, 60 ms apart). */
+    int lead =
+        stream_open(s, b, "X-Origin-Completion-Size: 300\r\nX-Origin-Chunk-Delay-Ms: 60\r\n");
+    char *lbuf = calloc(1, 1);
+    size_t llen = 0;
+    assert_true(read_until(lead, &lbuf, &llen, "data: "));
+    /* Joiners, on either worker: each gets the stream from its start, live: its first events
+     * come while the upstream is still writing. */
+    enum { J = 6 };
+    int fd[J];
+    char *jbuf[J];
+    size_t jlen[J];
+    int live = 0;
+    for (int i = 0; i < J; i++) {
+        fd[i] = stream_open(s, b, "");
+        jbuf[i] = calloc(1, 1);
+        jlen[i] = 0;
+        assert_true(read_until(fd[i], &jbuf[i], &jlen[i], "data: "));
+        live += counter(o, "streams_open") == 1;
+    }
+    assert_true(live > 0);
+    assert_true(read_until(lead, &lbuf, &llen, "data: [DONE]"));
+    char *leader = dechunk(lbuf);
+    for (int i = 0; i < J; i++) {
+        assert_true(read_until(fd[i], &jbuf[i], &jlen[i], "\r\n0\r\n\r\n"));
+        assert_non_null(strstr(jbuf[i], "X-Cache: HIT-COALESCED"));
+        char *mine = dechunk(jbuf[i]);
+        if (strcmp(mine, leader) != 0)
+            fail_msg("joiner %d got:\n%s\nthe leader got:\n%s", i, mine, leader);
+        free(mine);
+        free(jbuf[i]);
+        close(fd[i]);
+    }
+    assert_non_null(strstr(leader, "data: [DONE]"));
+    assert_int_equal(counter(o, "streams"), 1);
+    assert_int_equal(counter(o, "chat"), 1);
+    /* Once it ended, the stored answer answers (replayed). */
+    sh_resp *r = post(s, CHAT, b, NULL);
+    px_expect_xcache(r, "HIT-L1");
+    sh_resp_free(r);
+    free(leader);
+    free(lbuf);
+    close(lead);
     free(b);
     assert_int_equal(sh_stop_check(s), 0);
     oh_stop(o);
@@ -902,6 +1010,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_cached_once),
         cmocka_unit_test(test_stream_and_plain_share_an_entry),
+        cmocka_unit_test(test_stream_joiners_share_the_upstream_stream),
         cmocka_unit_test(test_never_stored),
         cmocka_unit_test(test_no_cache_refreshes_and_max_age),
         cmocka_unit_test(test_keys_tenants_namespaces_provider_keys),

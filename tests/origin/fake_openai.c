@@ -14,6 +14,7 @@
 #include "fake_openai.h"
 
 static atomic_ulong n_chat, n_completions, n_embeddings, n_inputs, n_streams, n_answers;
+static atomic_long n_open;
 static char last_auth[512], last_body[8192];
 static _Atomic int auth_lock;
 
@@ -231,6 +232,11 @@ static fake_answer embeddings(json_t *req)
                                       "total_tokens", (json_int_t)(chars / 4 + n)));
 }
 
+void fake_openai_streaming(int delta)
+{
+    atomic_fetch_add(&n_open, delta);
+}
+
 static fake_answer counters(void)
 {
     while (atomic_exchange(&auth_lock, 1))
@@ -241,6 +247,7 @@ static fake_answer counters(void)
                           (json_int_t)atomic_load(&n_inputs), "streams",
                           (json_int_t)atomic_load(&n_streams), "last_authorization", last_auth);
     json_object_set_new(j, "last_body", json_string(last_body));
+    json_object_set_new(j, "streams_open", json_integer(atomic_load(&n_open)));
     atomic_store(&auth_lock, 0);
     return json_answer(200, j);
 }

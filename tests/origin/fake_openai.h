@@ -16,7 +16,7 @@
  * bytes), X-Origin-No-Finish: 1 (no finish reason), X-Origin-Stream-Cut: 1 (no [DONE]).
  * GET /__openai answers the counters as JSON: chat, completions, embeddings, embedding_inputs,
  * streams, last_authorization (the Authorization header of the last API request, or "") and
- * last_body (its body, cut at 8000 bytes).
+ * last_body (its body, cut at 8000 bytes), streams_open (streams being written now).
  */
 #ifndef STRATA_TEST_FAKE_OPENAI_H
 #define STRATA_TEST_FAKE_OPENAI_H
@@ -36,5 +36,8 @@ typedef struct fake_answer {
 int fake_openai(const char *head, const char *body, size_t body_len,
                 const char *(*header)(const char *head, const char *name, char *out, size_t cap),
                 fake_answer *a);
+
+/* The origin says when it starts (+1) and ends (-1) writing a stream's events. */
+void fake_openai_streaming(int delta);
 
 #endif

@@ -242,6 +242,8 @@ static int answer_api(io *c, const char *head, fake_answer *a, unsigned long nre
     if (rc == 0 && !a->stream)
         rc = io_write(c, a->body, a->len);
     long delay = num(head, "X-Origin-Chunk-Delay-Ms", 0);
+    if (a->stream)
+        fake_openai_streaming(1);
     for (size_t off = 0; rc == 0 && a->stream && off < a->len;) {
         const char *e = strstr(a->body + off, "\n\n");
         size_t len = e ? (size_t)(e + 2 - (a->body + off)) : a->len - off;
@@ -256,6 +258,8 @@ static int answer_api(io *c, const char *head, fake_answer *a, unsigned long nre
     }
     if (rc == 0 && a->stream)
         rc = io_write(c, "0\r\n\r\n", 5);
+    if (a->stream)
+        fake_openai_streaming(-1);
     free(a->body);
     return rc;
 }
