@@ -46,8 +46,8 @@ struct joiner {
     proxy_req *px; /* NULL once its client went away */
     worker *w;
     size_t sent;
-    int scheduled;  /* a wake is on its loop's queue */
-    unsigned refs;  /* its request, and a scheduled wake (under the table's lock) */
+    int scheduled; /* a wake is on its loop's queue */
+    unsigned refs; /* its request, and a scheduled wake (under the table's lock) */
     joiner *next;
 };
 

@@ -14,16 +14,7 @@
 #include <strings.h>
 
 #include "proxy/http_cache.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "check failed: %s\n", #c);                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define T0     784111777LL
 #define MAX_H  64

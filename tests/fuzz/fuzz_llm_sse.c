@@ -13,16 +13,7 @@
 
 #include "llm/llm_request.h"
 #include "llm/llm_sse.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "check failed: %s\n", #c);                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static char *record(int kind, const char *s, size_t len, size_t step, size_t *out)
 {

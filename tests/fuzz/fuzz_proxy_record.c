@@ -14,16 +14,7 @@
 #include <string.h>
 
 #include "proxy/proxy_record.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "check failed: %s\n", #c);                                             \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* 1 if every line of a valid head is "Name: value" with exactly one space after the colon: the
  * value proxy_record_headers gives (leading blanks dropped) is then the whole rest of the line. */

@@ -45,6 +45,31 @@ static sh_server *start_llm(const oh_origin *o, const char *const *env)
     return s;
 }
 
+/* strata serve --config FILE, FILE's text fmt with the origin's port for its %d, in a temp dir of
+ * its own (*dir, which stop_llm removes). */
+static sh_server *start_llm_file(const oh_origin *o, const char *fmt, const char *const *env,
+                                 char **dir)
+{
+    *dir = it_make_temp_dir("llm-config");
+    char *yaml = it_xasprintf(fmt, oh_port(o));
+    char *path = px_write_file(*dir, "strata.yaml", yaml);
+    sh_server *s = px_start_config(path, env);
+    free(yaml);
+    free(path);
+    return s;
+}
+
+/* Stops s (its exit and log checked), the origin, and removes dir (NULL: none). */
+static void stop_llm(sh_server *s, oh_origin *o, char *dir)
+{
+    assert_int_equal(sh_stop_check(s), 0);
+    oh_stop(o);
+    if (dir != NULL) {
+        it_remove_tree(dir);
+        free(dir);
+    }
+}
+
 /* POST path with body and headers (NULL-terminated, JSON_CT added). */
 static sh_resp *post(const sh_server *s, const char *path, const char *body, ...)
 {
@@ -212,8 +237,7 @@ static void test_chat_cached_once(void **state)
     sh_resp_free(r);
     assert_int_equal(counter(o, "completions"), 1);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 /* ---- streams ------------------------------------------------------------------------------ */
@@ -276,8 +300,7 @@ static void test_stream_and_plain_share_an_entry(void **state)
     sh_resp_free(r);
     assert_int_equal(counter(o, "chat"), 2);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 /* Sends a streamed chat request for body on a connection of its own (closed after the answer). */
@@ -383,8 +406,7 @@ static void test_stream_joiners_share_the_upstream_stream(void **state)
     free(lbuf);
     close(lead);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 /* ---- what is never stored ------------------------------------------------------------------ */
@@ -447,8 +469,7 @@ static void test_never_stored(void **state)
     px_expect_xcache(r, "MISS"); /* the 429s left nothing behind */
     sh_resp_free(r);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 static void test_no_cache_refreshes_and_max_age(void **state)
@@ -483,8 +504,7 @@ static void test_no_cache_refreshes_and_max_age(void **state)
     px_expect_xcache(r, "MISS");
     sh_resp_free(r);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 /* ---- keys ---------------------------------------------------------------------------------- */
@@ -517,8 +537,7 @@ static void test_keys_tenants_namespaces_provider_keys(void **state)
                         "Bearer sk-other");
     json_decref(c);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 static void test_provider_key_and_strata_tokens(void **state)
@@ -554,22 +573,21 @@ static void test_provider_key_and_strata_tokens(void **state)
     /* The secret never reaches the log. */
     assert_false(sh_log_contains(s, "sk-provider-secret"));
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 static void test_azure_deployments_in_the_path(void **state)
 {
     (void)state;
     oh_origin *o = oh_start(NULL);
-    char *d = it_make_temp_dir("llm-azure");
-    char *yaml = it_xasprintf("origins: [{name: azure, url: \"http://127.0.0.1:%d\", token_env: "
-                              "AZURE_KEY, token_header: api-key}]\n"
-                              "routes: [{name: aoai, kind: openai, match: {path: '/openai/*'}}]\n",
-                              oh_port(o));
-    char *path = px_write_file(d, "azure.yaml", yaml);
+    char *d;
     const char *env[] = {"STRATA_WORKERS=2", "AZURE_KEY=azure-secret", NULL};
-    sh_server *s = px_start_config(path, env);
+    sh_server *s =
+        start_llm_file(o,
+                       "origins: [{name: azure, url: \"http://127.0.0.1:%d\", token_env: "
+                       "AZURE_KEY, token_header: api-key}]\n"
+                       "routes: [{name: aoai, kind: openai, match: {path: '/openai/*'}}]\n",
+                       env, &d);
     assert_non_null(s);
     const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"az\"}],\"temperature\":0}";
     const char *gpt4 = "/openai/deployments/gpt4/chat/completions?api-version=2024-02-01";
@@ -584,12 +602,7 @@ static void test_azure_deployments_in_the_path(void **state)
     px_expect_xcache(r, "MISS");
     sh_resp_free(r);
     assert_int_equal(counter(o, "chat"), 2);
-    free(yaml);
-    free(path);
-    it_remove_tree(d);
-    free(d);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, d);
 }
 
 /* ---- errors -------------------------------------------------------------------------------- */
@@ -623,8 +636,7 @@ static void test_bad_bodies_and_unreachable_upstream(void **state)
     expect_openai_error(r, 502, "origin_unavailable");
     sh_resp_free(r);
     free(b);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 /* ---- embeddings per input ------------------------------------------------------------------ */
@@ -763,21 +775,19 @@ static void test_embeddings_per_input(void **state)
     free(half);
     free(all);
     sh_resp_free(fresh);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 static void test_error_ttl_keeps_provider_errors_briefly(void **state)
 {
     (void)state;
     oh_origin *o = oh_start(NULL);
-    char *d = it_make_temp_dir("llm-errttl");
-    char *yaml = it_xasprintf("origins: [{name: up, url: \"http://127.0.0.1:%d/v1\"}]\n"
-                              "routes: [{name: llm, kind: openai, match: {path: '/v1/*'}, "
-                              "strip_prefix: /v1, error_ttl: 2s}]\n",
-                              oh_port(o));
-    char *path = px_write_file(d, "errttl.yaml", yaml);
-    sh_server *s = px_start_config(path, NULL);
+    char *d;
+    sh_server *s = start_llm_file(o,
+                                  "origins: [{name: up, url: \"http://127.0.0.1:%d/v1\"}]\n"
+                                  "routes: [{name: llm, kind: openai, match: {path: '/v1/*'}, "
+                                  "strip_prefix: /v1, error_ttl: 2s}]\n",
+                                  NULL, &d);
     assert_non_null(s);
     char *b = chat_body("overloaded", "\"temperature\":0,\"stream\":true");
     sh_resp *r = post(s, CHAT, b, "X-Origin-Status: 429", NULL);
@@ -797,12 +807,7 @@ static void test_error_ttl_keeps_provider_errors_briefly(void **state)
     sh_resp_free(r);
     assert_int_equal(counter(o, "chat"), 1);
     free(b);
-    free(yaml);
-    free(path);
-    it_remove_tree(d);
-    free(d);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, d);
 }
 
 /* ---- counters ------------------------------------------------------------------------------ */
@@ -831,14 +836,14 @@ static void test_counters_tokens_and_money_saved(void **state)
 {
     (void)state;
     oh_origin *o = oh_start(NULL);
-    char *d = it_make_temp_dir("llm-prices");
-    char *yaml = it_xasprintf("origins: [{name: up, url: \"http://127.0.0.1:%d/v1\"}]\n"
-                              "routes: [{name: chat, kind: openai, match: {path: '/v1/*'}, "
-                              "strip_prefix: /v1}]\n"
-                              "prices: {gpt-te: {input: 1000, output: 2000}, other: {input: 1}}\n",
-                              oh_port(o));
-    char *path = px_write_file(d, "prices.yaml", yaml);
-    sh_server *s = px_start_config(path, NULL);
+    char *d;
+    sh_server *s =
+        start_llm_file(o,
+                       "origins: [{name: up, url: \"http://127.0.0.1:%d/v1\"}]\n"
+                       "routes: [{name: chat, kind: openai, match: {path: '/v1/*'}, "
+                       "strip_prefix: /v1}]\n"
+                       "prices: {gpt-te: {input: 1000, output: 2000}, other: {input: 1}}\n",
+                       NULL, &d);
     assert_non_null(s);
     char *b = chat_body("count me", "\"temperature\":0");
     for (int i = 0; i < 3; i++) /* a miss, then two hits */
@@ -890,12 +895,7 @@ static void test_counters_tokens_and_money_saved(void **state)
     free(cmd);
     free(sampled);
     free(b);
-    free(yaml);
-    free(path);
-    it_remove_tree(d);
-    free(d);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, d);
 }
 
 /* ---- what passes through ------------------------------------------------------------------ */
@@ -920,8 +920,7 @@ static void test_passthrough_and_own_routes(void **state)
     assert_string_equal(r->body, "v");
     sh_resp_free(r);
     assert_int_equal(counter(o, "chat"), 0);
-    assert_int_equal(sh_stop_check(s), 0);
-    oh_stop(o);
+    stop_llm(s, o, NULL);
 }
 
 /* ---- one upstream call across instances ---------------------------------------------------- */
