@@ -172,8 +172,8 @@ static void test_streams_not_recorded(void **state)
         "event: error\ndata: {\"error\":{\"message\":\"x\"}}\n\ndata: [DONE]\n\n",
         "data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n",
         "data: not json\n\ndata: [DONE]\n\n",
-        "data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
-        "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\ndata: {\"id\":\"b\"}\n\n",
+        ("data: {\"id\":\"a\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
+         "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\ndata: {\"id\":\"b\"}\n\n"),
         "data: {\"id\":\"a\",\"choices\":\"no\"}\n\ndata: [DONE]\n\n",
         "",
     };
