@@ -31,7 +31,7 @@ void proxy_abandon(req *q);
  * on that worker's loop), freed at stop after the loops ended. proxy_start returns 0 or -1 (out
  * of memory). The server's proxy_lock is initialised by its owner. */
 int proxy_start(server *s);
-void proxy_reload(server *s, struct proxy_config *pc);
+int proxy_reload(server *s, struct proxy_config *pc); /* 0, or -1 (the old model stays) */
 void proxy_stop(server *s);
 /* The proxy's counters: /cache/stats' "proxy" member (JSON null without a proxy), and the
  * strata_proxy_* series of /metrics (nothing without a proxy). */

@@ -224,18 +224,19 @@ int proxy_start(server *s)
     return s->proxy != NULL ? 0 : -1;
 }
 
-void proxy_reload(server *s, proxy_config *pc)
+int proxy_reload(server *s, proxy_config *pc)
 {
     proxy_model *m = proxy_model_new(s, pc);
     if (m == NULL) {
         log_msg(LOG_ERROR, "SIGHUP: out of memory: the proxy's old model stays");
-        return;
+        return -1;
     }
     pthread_mutex_lock(&s->proxy_lock);
     proxy_model *old = s->proxy;
     s->proxy = m;
     pthread_mutex_unlock(&s->proxy_lock);
     proxy_model_unref(old);
+    return 0;
 }
 
 void proxy_stop(server *s)

@@ -207,8 +207,10 @@ static void reload_proxy(server *s)
                 err);
         return;
     }
-    log_msg(LOG_INFO, "SIGHUP: proxy: %zu routes, %zu origins", pc->nroutes, pc->norigins);
-    proxy_reload(s, pc);
+    size_t nroutes = pc->nroutes, norigins = pc->norigins;
+    /* Said once the new routes answer (a client that read the line may use them). */
+    if (proxy_reload(s, pc) == 0)
+        log_msg(LOG_INFO, "SIGHUP: proxy: %zu routes, %zu origins", nroutes, norigins);
 }
 
 static void reload_tokens(server *s)
