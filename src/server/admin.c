@@ -22,6 +22,7 @@
 
 #include "codec.h"
 #include "handlers.h"
+#include "history.h"
 #include "proxy.h"
 
 void admin_livez(req *q)
@@ -372,6 +373,20 @@ static int stats_scope_ok(req *q, const char *ns, const char *tenant)
     else
         return 0;
     return -1;
+}
+
+/* GET /cache/stats/history[?since=T]: the last minutes, a point a second (history.h). Counters
+ * only, never keys: the read role is enough. */
+void admin_history(req *q)
+{
+    const char *since = get_query(q, "since");
+    char *end = NULL;
+    long long t = since ? strtoll(since, &end, 10) : 0;
+    if (since != NULL && (end == since || *end != '\0' || t < 0)) {
+        reply_error(q, 400, "bad_since", "since must be a time in seconds since the epoch");
+        return;
+    }
+    reply_json(q, 200, history_json(q->w->srv, t));
 }
 
 void admin_stats(req *q)

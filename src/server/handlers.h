@@ -27,6 +27,7 @@ void admin_livez(req *q);
 void admin_readyz(req *q);
 void admin_health(req *q);
 void admin_stats(req *q);
+void admin_history(req *q);
 void admin_clear(req *q);
 void admin_keys(req *q);
 void admin_inspect(req *q);

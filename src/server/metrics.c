@@ -13,6 +13,11 @@
 static const double bounds_s[METRICS_BUCKETS - 1] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
+double metrics_bucket_bound(int b)
+{
+    return b >= 0 && b < METRICS_BUCKETS - 1 ? bounds_s[b] : 1e9;
+}
+
 metrics_block *metrics_new(void)
 {
     metrics_block *m = calloc(1, sizeof *m);

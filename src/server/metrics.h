@@ -31,6 +31,9 @@ typedef struct metrics_block {
     usage *usage; /* the same by namespace and tenant (usage.h) */
 } metrics_block;
 
+/* The upper bound of latency bucket b (seconds; the last bucket has none: +Inf). */
+double metrics_bucket_bound(int b);
+
 /* NULL on out of memory. */
 metrics_block *metrics_new(void);
 void metrics_free(metrics_block *m);

@@ -24,6 +24,8 @@
     X(METRICS,    "metrics",    M_GET,           "/metrics",        RR_METRICS, 0, admin_metrics) \
     X(HEALTH,     "health",     M_GET,           "/cache/health",   RR_NONE,    0, admin_health)  \
     X(STATS,      "stats",      M_GET,           "/cache/stats",    RR_ADMIN,   0, admin_stats)   \
+    X(HISTORY,    "stats_history", M_GET,        "/cache/stats/history", RR_READ, RF_NO_TENANT,   \
+      admin_history)                                                                               \
     X(CLEAR,      "clear",      M_POST | M_DELETE, "/cache/clear",  RR_ADMIN,   RF_TENANT_QUERY,  \
       admin_clear)                                                                                 \
     X(PURGE,      "purge",      M_POST,          "/cache/purge",    RR_WRITE,   0, purge_handle)  \

@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "dispatch.h"
+#include "history.h"
 #include "log.h"
 #include "proxy.h"
 #include "namespaces.h"
@@ -412,7 +413,7 @@ int serve_main(int argc, char **argv)
         stop(&s);
         return rc;
     }
-    if (offload_start(&s.bulk) != 0 || offload_start(&s.quick) != 0) {
+    if (offload_start(&s.bulk) != 0 || offload_start(&s.quick) != 0 || history_start(&s) != 0) {
         fprintf(stderr, "strata serve: cannot start the admin threads\n");
         stop(&s);
         return 1;
@@ -449,6 +450,7 @@ int serve_main(int argc, char **argv)
     drain(&s);
     for (unsigned i = 0; i < s.cfg.workers; i++)
         pthread_join(s.workers[i].thread, NULL);
+    history_stop(&s);
     stop(&s);
     log_msg(LOG_INFO, "stopped");
     return 0;

@@ -78,6 +78,7 @@ struct server {
     struct proxy_model *proxy_retired;
     pthread_mutex_t proxy_lock;
     _Atomic uint64_t purges; /* purges done (POST /cache/purge, PURGE) */
+    struct history *history; /* the last minutes, second by second (history.c) */
 };
 
 #endif
