@@ -296,10 +296,31 @@ typedef struct strata_l2_stats {
     int tls;                /* connections to Redis are TLS */
     char primary[300];      /* the Redis in use, "host:port" (or the unix path); with sentinels
                                the primary they named last, "" while none is known */
+    unsigned nodes;         /* the Redis nodes in use: 1 with a single Redis or a known
+                               sentinel primary, 0 without Redis (or while none is known) */
 } strata_l2_stats;
 
 /* Fills *out. Never blocks on Redis. */
 void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out);
+
+/* A Redis node the cache has used, and the failures counted against it (connections refused
+ * or lost, timeouts, handshakes refused: what the circuit breaker counts), since start. */
+typedef struct strata_redis_node {
+    char addr[300]; /* "host:port" as named ("[v6]:port", a unix socket's path; "(other)" for the
+                       nodes past the first 15) */
+    uint64_t errors;
+} strata_redis_node;
+
+/* Writes up to cap nodes to out (the current one and those used before it: a single Redis is
+ * one; each primary the sentinels named is one) and returns how many there are (0 without
+ * Redis). Never blocks on Redis.
+ *
+ *   strata_redis_node nodes[16];
+ *   size_t n = strata_cache_redis_nodes(c, nodes, 16);
+ *   for (size_t i = 0; i < n && i < 16; i++)
+ *       printf("%s %llu\n", nodes[i].addr, (unsigned long long)nodes[i].errors);
+ */
+size_t strata_cache_redis_nodes(strata_cache *c, strata_redis_node *out, size_t cap);
 
 /* Measures one round trip to Redis (PING) and sets *latency_us. Returns 0, STRATA_EUNAVAILABLE
  * or STRATA_ETIMEDOUT; without a shared tier, STRATA_EUNAVAILABLE. */

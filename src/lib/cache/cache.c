@@ -812,6 +812,12 @@ void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
     out->topology = st.topology;
     out->tls = st.tls;
     memcpy(out->primary, st.primary, sizeof out->primary);
+    out->nodes = c->redis != NULL ? st.nodes : 1;
+}
+
+size_t strata_cache_redis_nodes(strata_cache *c, strata_redis_node *out, size_t cap)
+{
+    return c->redis != NULL ? strata__redis_nodes(c->redis, out, cap) : 0;
 }
 
 int strata_cache_ping(strata_cache *c, uint64_t *latency_us)
