@@ -75,8 +75,16 @@ typedef struct strata_redis_config {
     const char *sentinels;         /* REDIS_SENTINELS: "host:port,host:port,..." (at most 16) */
     const char *sentinel_master;   /* REDIS_SENTINEL_MASTER: the name the sentinels monitor */
     const char *sentinel_password; /* REDIS_SENTINEL_PASSWORD: the sentinels' own; NULL: none */
-    const char *username;          /* REDIS_USERNAME: the primary's ACL user (with sentinels) */
-    const char *password;          /* REDIS_PASSWORD: the primary's password (with sentinels) */
+    const char *username;          /* REDIS_USERNAME: the ACL user (with sentinels or host) */
+    const char *password;          /* REDIS_PASSWORD: the password (with sentinels or host) */
+    /* The split settings some services use instead of a URL (docs/operations.md, "REDIS_HOST
+     * and the split settings"): with url and sentinels NULL and host set, the connection is
+     * composed from host, port, db, username, password and tls, as REDIS_URL would say it. With
+     * url set they are ignored (the cache logs one warning naming them); host with sentinels is
+     * refused (STRATA_EINVAL). */
+    const char *host; /* REDIS_HOST: a name or an address ("::1" or "[::1]"); NULL: none */
+    unsigned port;    /* REDIS_PORT (0: 6379) */
+    unsigned db;      /* REDIS_DB: the database (default 0); with sentinels, on the primary */
 } strata_redis_config;
 
 /* Where the cache's log lines go: level is 0 error, 1 warning, 2 info. */
@@ -95,10 +103,11 @@ typedef struct strata_cache_config {
  * CACHE_TTL, REDIS_URL, REDIS_ENABLED, REDIS_MAX_CONNECTIONS, REDIS_CONNECT_TIMEOUT,
  * REDIS_SOCKET_TIMEOUT, REDIS_READONLY, REDIS_TLS, REDIS_TLS_CA_CERT, REDIS_TLS_CERT,
  * REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_INSECURE, REDIS_SENTINELS,
- * REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD, REDIS_USERNAME, REDIS_PASSWORD; a TLS file that
- * cannot be read is refused here, and so are REDIS_URL and REDIS_SENTINELS together). Strings point
- * into the environment. Returns 0, or the first malformed variable's error (STRATA_ERANGE,
- * STRATA_EBADNAME) with *bad_var (may be NULL) set to its name. */
+ * REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD, REDIS_USERNAME, REDIS_PASSWORD, REDIS_HOST,
+ * REDIS_PORT, REDIS_DB; a TLS file that cannot be read is refused here, and so are REDIS_SENTINELS
+ * with REDIS_URL or REDIS_HOST, and REDIS_USERNAME without REDIS_PASSWORD where they are used).
+ * Strings point into the environment. Returns 0, or the first malformed variable's error
+ * (STRATA_ERANGE, STRATA_EBADNAME) with *bad_var (may be NULL) set to its name. */
 int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var);
 
 /* Why strata_cache_config_init refused value for the variable var: one line for an error
@@ -117,7 +126,8 @@ const char *strata_cache_config_why(const char *var, const char *value, char *bu
 /* Creates a cache; *out owns it until strata_cache_free(). Does not wait for Redis: an
  * unreachable Redis is normal operation (the cache starts on L1 and connects when it can).
  * Returns 0, the errors of strata_l1_new, STRATA_EBADURL (REDIS_URL malformed: see
- * strata_redis_url_check), STRATA_ENOMEM or STRATA_ETHREAD. */
+ * strata_redis_url_check; or a malformed host), STRATA_EINVAL (sentinels with url or host),
+ * STRATA_ENOMEM or STRATA_ETHREAD. */
 int strata_cache_new(const strata_cache_config *cfg, strata_cache **out);
 
 /* Checks a Redis URL. Returns 0, or STRATA_EBADURL with *why (may be NULL) set to a static
@@ -286,10 +296,31 @@ typedef struct strata_l2_stats {
     int tls;                /* connections to Redis are TLS */
     char primary[300];      /* the Redis in use, "host:port" (or the unix path); with sentinels
                                the primary they named last, "" while none is known */
+    unsigned nodes;         /* the Redis nodes in use: 1 with a single Redis or a known
+                               sentinel primary, 0 without Redis (or while none is known) */
 } strata_l2_stats;
 
 /* Fills *out. Never blocks on Redis. */
 void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out);
+
+/* A Redis node the cache has used, and the failures counted against it (connections refused
+ * or lost, timeouts, handshakes refused: what the circuit breaker counts), since start. */
+typedef struct strata_redis_node {
+    char addr[300]; /* "host:port" as named ("[v6]:port", a unix socket's path; "(other)" for the
+                       nodes past the first 15) */
+    uint64_t errors;
+} strata_redis_node;
+
+/* Writes up to cap nodes to out (the current one and those used before it: a single Redis is
+ * one; each primary the sentinels named is one) and returns how many there are (0 without
+ * Redis). Never blocks on Redis.
+ *
+ *   strata_redis_node nodes[16];
+ *   size_t n = strata_cache_redis_nodes(c, nodes, 16);
+ *   for (size_t i = 0; i < n && i < 16; i++)
+ *       printf("%s %llu\n", nodes[i].addr, (unsigned long long)nodes[i].errors);
+ */
+size_t strata_cache_redis_nodes(strata_cache *c, strata_redis_node *out, size_t cap);
 
 /* Measures one round trip to Redis (PING) and sets *latency_us. Returns 0, STRATA_EUNAVAILABLE
  * or STRATA_ETIMEDOUT; without a shared tier, STRATA_EUNAVAILABLE. */

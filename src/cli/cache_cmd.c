@@ -464,12 +464,19 @@ static void show_health_redis(const cli_opts *o, const json_t *j)
         return;
     }
     int up = cli_jb(j, "redis_available");
-    char latency[32] = "";
+    char latency[32] = "", topo[400] = "";
     if (json_is_number(json_object_get(j, "redis_latency_ms")))
         snprintf(latency, sizeof latency, ", %.2f ms", cli_jf(j, "redis_latency_ms"));
-    cli_row(o, 0, "redis", "%s%s%s%s, breaker %s%s%s", cli_c(o, up ? "green" : "red"),
-            up ? "available" : "unavailable", cli_c(o, "reset"), latency, cli_js(j, "breaker"),
-            cli_jb(j, "readonly") ? ", read-only" : "",
+    /* Where Redis is ({"topology", "primary", "tls"}; a server from before it has none). */
+    const json_t *where = json_object_get(j, "redis");
+    if (json_is_object(where)) {
+        const char *primary = cli_js(where, "primary");
+        snprintf(topo, sizeof topo, ", %s, primary %s, TLS %s", cli_js(where, "topology"),
+                 primary[0] ? primary : "not known yet", cli_jb(where, "tls") ? "on" : "off");
+    }
+    cli_row(o, 0, "redis", "%s%s%s%s%s, breaker %s%s%s", cli_c(o, up ? "green" : "red"),
+            up ? "available" : "unavailable", cli_c(o, "reset"), topo, latency,
+            cli_js(j, "breaker"), cli_jb(j, "readonly") ? ", read-only" : "",
             cli_jb(j, "coherent") ? ", coherent" : ", not coherent");
     /* The server keeps the last error after Redis recovered: on a healthy server it is history,
      * and printed beside "healthy" it would read as a current fault. */

@@ -133,6 +133,37 @@ static void gauge(struct evbuffer *out, const char *name, const char *help, doub
                         v);
 }
 
+/* A label value as the text format wants it: backslash, double quote and newline escaped. */
+static void label_value(struct evbuffer *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            evbuffer_add_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, v, 1);
+    }
+}
+
+/* The Redis nodes: how many are in use, and the failures counted against each node the cache
+ * has used (at most 16 rows: the library folds the rest into "(other)"). */
+static void render_nodes(struct evbuffer *out, strata_cache *c, const strata_l2_stats *l2)
+{
+    gauge(out, "strata_redis_nodes", "Redis nodes in use (1: one Redis or a sentinel primary).",
+          l2->nodes);
+    strata_redis_node nodes[16];
+    size_t n = strata_cache_redis_nodes(c, nodes, 16);
+    evbuffer_add_printf(out, "# HELP strata_redis_node_errors_total Failures talking to each "
+                             "Redis node (connections, timeouts, refused handshakes).\n"
+                             "# TYPE strata_redis_node_errors_total counter\n");
+    for (size_t i = 0; i < n && i < 16; i++) {
+        evbuffer_add_printf(out, "strata_redis_node_errors_total{node=\"");
+        label_value(out, nodes[i].addr);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)nodes[i].errors);
+    }
+}
+
 static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned n, strata_cache *c,
                          strata_ratelimiter *limiter)
 {
@@ -179,6 +210,7 @@ static void render_cache(struct evbuffer *out, metrics_block **blocks, unsigned 
             l2.invalidations);
     counter(out, "strata_l2_link_drops_total", "Times the invalidation link was lost.",
             l2.link_drops);
+    render_nodes(out, c, &l2);
     strata_rl_stats rl;
     strata_ratelimit_stats(limiter, &rl);
     counter(out, "strata_ratelimit_checks_total", "Rate-limit checks.", rl.checks);

@@ -421,6 +421,28 @@ static int spawn(rh_server *s)
     return 0;
 }
 
+/* The password of a server started with "--requirepass", or NULL. */
+static const char *requirepass(const rh_server *s)
+{
+    for (size_t i = 0; s->extra != NULL && s->extra[i] != NULL; i++)
+        if (strcmp(s->extra[i], "--requirepass") == 0 && s->extra[i + 1] != NULL)
+            return s->extra[i + 1];
+    return NULL;
+}
+
+/* AUTH with the server's --requirepass, if it has one: 0, or -1 if refused or not answered. */
+static int auth(const rh_server *s, redisContext *c)
+{
+    const char *pw = requirepass(s);
+    if (pw == NULL)
+        return 0;
+    redisReply *r = redisCommand(c, "AUTH %s", pw);
+    int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
 /* 1 if host:port answers PING and (for our own process) INFO names s->pid; 0 otherwise. */
 static int answers_ping(const rh_server *s)
 {
@@ -429,7 +451,7 @@ static int answers_ping(const rh_server *s)
     if (c == NULL)
         return 0;
     int ok = 0;
-    if (c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK) {
+    if (c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK && auth(s, c) == 0) {
         redisReply *r = redisCommand(c, "PING");
         ok = r != NULL && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
         if (r != NULL)
@@ -857,7 +879,7 @@ redisReply *rh_command(rh_server *s, const char *fmt, ...)
     redisReply *reply = NULL;
     struct timeval tv = {RH_CMD_TIMEOUT, 0};
     redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
-    if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK) {
+    if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK && auth(s, c) == 0) {
         va_list ap;
         va_start(ap, fmt);
         reply = redisvCommand(c, fmt, ap);

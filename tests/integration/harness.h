@@ -51,6 +51,7 @@ typedef struct rh_server rh_server;
  * copied (the caller keeps ownership); or NULL. Example:
  *     const char *const args[] = {"--replicaof", "127.0.0.1", port_str, NULL};
  *     rh_server *replica = rh_start(args);
+ * With "--requirepass", "PW" among them, the readiness check and rh_command AUTH first.
  *
  * If STRATA_TEST_REDIS_URL is set and extra is NULL, no process is started: the handle points
  * at that server (which must answer PING). If redis-server is not installed, scripts/deps.sh is
@@ -135,7 +136,8 @@ int rh_resume(rh_server *s);
 void rh_stop(rh_server *s);
 
 /* Runs one command (hiredis redisCommand format) on a fresh connection over TCP with a 2 s
- * connect and command timeout, then closes it. Returns the reply, which the caller frees with
+ * connect and command timeout (after AUTH when the server has --requirepass), then closes it.
+ * Returns the reply, which the caller frees with
  * freeReplyObject(), or NULL if the server could not be reached or did not answer in time.
  * A SIGPIPE from a server that dies mid-command is swallowed. Example:
  *     redisReply *r = rh_command(s, "SET %s %b", key, val, len);

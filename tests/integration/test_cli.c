@@ -1376,6 +1376,11 @@ static void test_with_redis(void **state)
     expect_status(r, 0, "health with Redis");
     expect_contains(r->out, "healthy");
     expect_contains(r->out, " ms, breaker");
+    /* Where Redis is: one Redis (REDIS_URL), the one it names, no TLS. */
+    char where[160];
+    snprintf(where, sizeof where, "available, single, primary %s:%d, TLS off, ", rh_host(redis),
+             rh_port(redis));
+    expect_contains(r->out, where);
     run_free(r);
     /* A Redis that stalled once and came back: the server keeps its last error, and a healthy
      * health does not print it as if it were current (hardening item 18). */

@@ -163,6 +163,11 @@ static void test_stats(void **state)
     assert_null(strstr(warning, "until Redis is back"));
     assert_non_null(strstr(warning, "no Redis configured"));
     json_decref(j);
+    sh_resp *met = sh_call(mem, "GET", "/metrics", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(met, 200);
+    assert_non_null(strstr(met->body, "\nstrata_redis_nodes 0\n"));
+    assert_null(strstr(met->body, "strata_redis_node_errors_total{"));
+    sh_resp_free(met);
     assert_int_equal(sh_stop_check(mem), 0);
 }
 
@@ -394,6 +399,12 @@ static void test_probes_and_metrics(void **state)
     assert_non_null(strstr(r->body, "strata_http_requests_total{route=\"kv\",code=\"4xx\"}"));
     assert_non_null(strstr(r->body, "strata_http_request_duration_seconds_bucket{route=\"kv\""));
     assert_non_null(strstr(r->body, "strata_reads_total{tier=\"l1\"}"));
+    /* One Redis, named as REDIS_URL names it, with its failures (none so far, or a few). */
+    assert_non_null(strstr(r->body, "\nstrata_redis_nodes 1\n"));
+    char node[96];
+    snprintf(node, sizeof node, "\nstrata_redis_node_errors_total{node=\"%s:%d\"} ", rh_host(redis),
+             rh_port(redis));
+    assert_non_null(strstr(r->body, node));
     /* No key ever becomes a label. */
     assert_null(strstr(r->body, "met/k"));
     assert_null(strstr(r->body, "nowhere"));

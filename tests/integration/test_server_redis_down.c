@@ -208,6 +208,20 @@ static int is_healthy(void *p)
     return ok;
 }
 
+/* The value of /metrics' sample that starts with series (name and labels, then a space), or -1
+ * when there is none. */
+static long node_errors(const char *series)
+{
+    sh_resp *r = sh_call(srv, "GET", "/metrics", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    const char *p = strstr(r->body, series);
+    long v = p ? atol(p + strlen(series)) : -1;
+    if (p == NULL)
+        fprintf(stderr, "no %s in /metrics:\n%s\n", series, r->body);
+    sh_resp_free(r);
+    return v;
+}
+
 static void test_killed_redis(void **state)
 {
     (void)state;
@@ -221,6 +235,11 @@ static void test_killed_redis(void **state)
     json_t *j = health(srv);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "healthy");
     json_decref(j);
+    char node[96];
+    snprintf(node, sizeof node, "strata_redis_node_errors_total{node=\"%s:%d\"} ", rh_host(redis),
+             rh_port(redis));
+    long before = node_errors(node);
+    assert_true(before >= 0); /* the series exists before any failure */
 
     assert_int_equal(rh_kill(redis), 0);
 
@@ -266,6 +285,8 @@ static void test_killed_redis(void **state)
     SH_EXPECT_HEADER(r, "X-Cache-Write", "l1-only");
     expect_reason(r->what, sh_resp_header(r, "X-Cache-Reason"), "redis-down", "breaker-open");
     sh_resp_free(r);
+    /* /metrics counts the failures against that Redis. */
+    assert_true(node_errors(node) > before);
     /* A miss is a miss, not an error, and quick. */
     r = sh_call(srv, "GET", "/v1/cache/rd/never", NULL, NULL, NULL, NULL);
     SH_EXPECT_ERROR(r, 404, "not_found");

@@ -64,6 +64,12 @@ static void test_bad_environment(void **state)
     refused_env("REDIS_URL=http://127.0.0.1:6379", "REDIS_URL");
     refused_env("REDIS_URL=redis://127.0.0.1:notaport", "REDIS_URL");
     refused_env("REDIS_URL=not a url", "REDIS_URL");
+    refused_env("REDIS_PORT=abc", "REDIS_PORT");
+    refused_env("REDIS_DB=65536", "REDIS_DB");
+    refused_env("REDIS_HOST=redis:6379", "REDIS_HOST");
+    const char *host_and_sentinels[] = {"REDIS_HOST=127.0.0.1", "REDIS_SENTINELS=127.0.0.1:26379",
+                                        "REDIS_SENTINEL_MASTER=mymaster", NULL};
+    expect_refused(host_and_sentinels, NULL, "REDIS_HOST and REDIS_SENTINELS are both set");
     refused_env("STRATA_WORKERS=0", "STRATA_WORKERS");
     refused_env("STRATA_WORKERS=abc", "STRATA_WORKERS");
     refused_env("STRATA_WORKERS=-1", "STRATA_WORKERS");
@@ -159,6 +165,8 @@ static void test_malformed_settings_exit_2(void **state)
 {
     (void)state;
     assert_int_equal(exit_code("STRATA_WORKERS=0", NULL), 2);
+    assert_int_equal(exit_code("REDIS_PORT=notaport", NULL), 2);
+    assert_int_equal(exit_code("REDIS_DB=-1", NULL), 2);
     assert_int_equal(exit_code("STRATA_L1_MAX_MEMORY=64MB", NULL), 2);
     assert_int_equal(exit_code("STRATA_TOKENS=short:admin", NULL), 2);
     assert_int_equal(exit_code("STRATA_RATE_LIMITS=nonsense", NULL), 2);

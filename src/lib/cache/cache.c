@@ -136,18 +136,44 @@ static const char *env_str(const char *name)
     return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* REDIS_SENTINELS and what goes with it. Giving REDIS_URL too is an error that names both
- * (strata_cache_config_why says so): which of the two was meant cannot be guessed. */
-static int env_sentinel(strata_redis_config *r, const char **bad)
+/* The seed services' split settings: REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME,
+ * REDIS_PASSWORD. Each is checked whenever it is set, even when REDIS_URL makes it unused (the
+ * cache then logs that it is ignored): a typo is an error at start either way. */
+static int env_split(strata_redis_config *r, const char **bad)
 {
+    unsigned long n;
     r->username = env_str("REDIS_USERNAME");
     r->password = env_str("REDIS_PASSWORD");
+    const char *host = env_str("REDIS_HOST");
+    if (host != NULL && strata__redis_host_check(host, NULL) != 0)
+        return *bad = "REDIS_HOST", STRATA_EBADURL;
+    r->host = host;
+    if (env_str("REDIS_PORT") != NULL) {
+        if (env_uint("REDIS_PORT", 1, 65535, &n, bad) != 0)
+            return STRATA_ERANGE;
+        r->port = (unsigned)n;
+    }
+    if (env_str("REDIS_DB") != NULL) {
+        if (env_uint("REDIS_DB", 0, 65535, &n, bad) != 0)
+            return STRATA_ERANGE;
+        r->db = (unsigned)n;
+    }
+    /* Without REDIS_PASSWORD no AUTH is sent, and the user would be silently dropped. */
+    if (r->url == NULL && r->username != NULL && r->password == NULL)
+        return *bad = "REDIS_USERNAME", STRATA_ERANGE;
+    return 0;
+}
+
+/* REDIS_SENTINELS and what goes with it. Giving REDIS_URL or REDIS_HOST too is an error that
+ * names both (strata_cache_config_why says so): which of the two was meant cannot be guessed. */
+static int env_sentinel(strata_redis_config *r, const char **bad)
+{
     r->sentinel_master = env_str("REDIS_SENTINEL_MASTER");
     r->sentinel_password = env_str("REDIS_SENTINEL_PASSWORD");
     const char *list = env_str("REDIS_SENTINELS");
     if (list == NULL)
         return 0;
-    if (r->url != NULL)
+    if (r->url != NULL || r->host != NULL)
         return *bad = "REDIS_SENTINELS", STRATA_EINVAL;
     if (strata__sentinels_parse(list, NULL, 0, NULL) != 0)
         return *bad = "REDIS_SENTINELS", STRATA_EBADURL;
@@ -176,6 +202,8 @@ static int env_redis(strata_redis_config *r, const char **bad)
         rc = env_seconds("REDIS_SOCKET_TIMEOUT", &r->socket_timeout_ms, bad);
     if (rc == 0)
         rc = env_bool("REDIS_READONLY", &r->readonly, bad);
+    if (rc == 0)
+        rc = env_split(r, bad);
     if (rc == 0)
         rc = env_sentinel(r, bad);
     if (rc == 0)
@@ -224,6 +252,10 @@ static const struct {
     {"REDIS_MAX_CONNECTIONS", "expected a whole number from 1 to 1024"},
     {"REDIS_CONNECT_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.5)"},
     {"REDIS_SOCKET_TIMEOUT", "expected seconds above 0, at most 3600 (e.g. 0.25)"},
+    {"REDIS_PORT", "expected a whole number from 1 to 65535"},
+    {"REDIS_DB", "expected a whole number from 0 to 65535 (the database SELECT takes)"},
+    {"REDIS_USERNAME", "REDIS_USERNAME goes with REDIS_PASSWORD (Redis' AUTH user password): "
+                       "set both, or neither"},
     {"REDIS_SENTINEL_MASTER", "REDIS_SENTINELS needs the name of the primary the sentinels "
                               "monitor (1-128 characters, no spaces), e.g. mymaster"},
 };
@@ -240,12 +272,18 @@ const char *strata_cache_config_why(const char *var, const char *value, char *bu
         snprintf(buf, cap, "%s", why);
         return buf;
     }
+    if (var != NULL && strcmp(var, "REDIS_HOST") == 0 && value != NULL &&
+        strata__redis_host_check(value, &why) != 0 && why != NULL) {
+        snprintf(buf, cap, "%s", why);
+        return buf;
+    }
     if (var != NULL && strcmp(var, "REDIS_SENTINELS") == 0) {
-        const char *url = getenv("REDIS_URL");
-        if (url != NULL && *url != '\0')
+        const char *url = env_str("REDIS_URL"), *host = env_str("REDIS_HOST");
+        if (url != NULL || host != NULL)
             snprintf(buf, cap,
-                     "REDIS_URL and REDIS_SENTINELS are both set: give one (REDIS_URL names one "
-                     "Redis; REDIS_SENTINELS finds the primary through Sentinel)");
+                     "%s and REDIS_SENTINELS are both set: give one (%s names one Redis; "
+                     "REDIS_SENTINELS finds the primary through Sentinel)",
+                     url ? "REDIS_URL" : "REDIS_HOST", url ? "REDIS_URL" : "REDIS_HOST");
         else if (value != NULL && strata__sentinels_parse(value, NULL, 0, &why) != 0)
             snprintf(buf, cap, "%s", why);
         else
@@ -381,26 +419,71 @@ static void on_invalidated(const char *key, size_t len, void *arg)
     tell_watchers(c, key == NULL ? CACHE_WATCH_ALL : CACHE_WATCH_KEY, key, len);
 }
 
+/* The split settings the configuration has, but where Redis is does not use, named in one
+ * warning ("REDIS_HOST, REDIS_PORT"): a deployment that sets both REDIS_URL and REDIS_HOST
+ * learns which one strata follows. */
+static void warn_ignored(strata_cache *c, const strata_redis_config *r)
+{
+    const char *names[5];
+    size_t n = 0;
+    int url = r->url != NULL, none = !url && r->sentinels == NULL && r->host == NULL;
+    if (r->host != NULL && url)
+        names[n++] = "REDIS_HOST";
+    if (r->port != 0 && (url || r->host == NULL))
+        names[n++] = "REDIS_PORT";
+    if (r->db != 0 && (url || none))
+        names[n++] = "REDIS_DB";
+    if (r->username != NULL && (url || none))
+        names[n++] = "REDIS_USERNAME";
+    if (r->password != NULL && (url || none))
+        names[n++] = "REDIS_PASSWORD";
+    if (n == 0)
+        return;
+    char list[100] = "", msg[300];
+    for (size_t i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    snprintf(msg, sizeof msg, "%s %s ignored: %s", list, n > 1 ? "are" : "is",
+             url            ? "REDIS_URL is set and says where Redis is and how to log in"
+             : r->sentinels ? "the sentinels name the primary's address and port"
+                            : "they go with REDIS_HOST, which is not set (memory only)");
+    c->log(1, msg, c->log_arg);
+}
+
+/* Where Redis is: REDIS_URL, else the primary the sentinels name, else REDIS_HOST and the
+ * settings that go with it. */
+static int l2_target(const strata_redis_config *r, redis_url *url)
+{
+    if (r->sentinels != NULL && (r->url != NULL || r->host != NULL))
+        return STRATA_EINVAL; /* one or the other */
+    if (r->url != NULL)
+        return strata__redis_url_parse(r->url, url, NULL) != 0 ? STRATA_EBADURL : 0;
+    if (r->sentinels != NULL) {
+        if (strata__sentinels_parse(r->sentinels, NULL, 0, NULL) != 0)
+            return STRATA_EBADURL;
+        if (r->sentinel_master == NULL || strata__sentinel_master_check(r->sentinel_master) != 0)
+            return STRATA_EINVAL;
+        if (r->db > 65535)
+            return STRATA_EINVAL;
+        strata__sentinel_url(r, url);
+        return 0;
+    }
+    return strata__redis_url_compose(r->host, r->port, r->db, r->username, r->password, r->tls, url,
+                                     NULL) != 0
+               ? STRATA_EBADURL
+               : 0;
+}
+
 static int start_l2(strata_cache *c, const strata_cache_config *cfg)
 {
     redis_url url;
-    if (cfg->redis.sentinels != NULL && cfg->redis.url != NULL)
-        return STRATA_EINVAL; /* one or the other */
-    if (cfg->redis.sentinels != NULL) {
-        if (strata__sentinels_parse(cfg->redis.sentinels, NULL, 0, NULL) != 0)
-            return STRATA_EBADURL;
-        if (cfg->redis.sentinel_master == NULL ||
-            strata__sentinel_master_check(cfg->redis.sentinel_master) != 0)
-            return STRATA_EINVAL;
-        strata__sentinel_url(&cfg->redis, &url);
-    } else if (strata__redis_url_parse(cfg->redis.url, &url, NULL) != 0) {
-        return STRATA_EBADURL;
-    }
+    int rc = l2_target(&cfg->redis, &url);
+    if (rc != 0)
+        return rc;
     char track[STRATA_PREFIX_MAX + 2];
     snprintf(track, sizeof track, "%s:", strata__l1_prefix(c->l1));
     c->coherent = cfg->redis.coherence != 0;
     /* Tickets before the link's thread starts: it bumps them. */
-    int rc = c->coherent ? strata__l1_enable_tickets(c->l1, 65536) : 0;
+    rc = c->coherent ? strata__l1_enable_tickets(c->l1, 65536) : 0;
     redis_events ev = strata__cache_events(c);
     if (rc == 0)
         rc = strata__redis_new(&cfg->redis, &url, c->coherent ? track : NULL, &ev, c->log,
@@ -433,7 +516,10 @@ int strata_cache_new(const strata_cache_config *cfg, strata_cache **out)
     if (cfg->default_ttl_ms != 0)
         l1cfg.default_ttl_ms = cfg->default_ttl_ms;
     int rc = strata_l1_new(&l1cfg, &c->l1);
-    if (rc == 0 && (cfg->redis.url != NULL || cfg->redis.sentinels != NULL) && cfg->redis.enabled)
+    const strata_redis_config *r = &cfg->redis;
+    if (rc == 0 && r->enabled)
+        warn_ignored(c, r);
+    if (rc == 0 && (r->url != NULL || r->sentinels != NULL || r->host != NULL) && r->enabled)
         rc = start_l2(c, cfg);
     if (rc != 0) {
         strata_cache_free(c);
@@ -726,6 +812,12 @@ void strata_cache_l2_stats(strata_cache *c, strata_l2_stats *out)
     out->topology = st.topology;
     out->tls = st.tls;
     memcpy(out->primary, st.primary, sizeof out->primary);
+    out->nodes = c->redis != NULL ? st.nodes : 1;
+}
+
+size_t strata_cache_redis_nodes(strata_cache *c, strata_redis_node *out, size_t cap)
+{
+    return c->redis != NULL ? strata__redis_nodes(c->redis, out, cap) : 0;
 }
 
 int strata_cache_ping(strata_cache *c, uint64_t *latency_us)

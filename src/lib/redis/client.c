@@ -39,6 +39,15 @@
 #include "redis/sock.h"
 #include "redis/tls.h"
 
+/* Failures counted per node: the nodes this client has had as its target (the URL's, each
+ * primary the sentinels named), most often one or two, bounded so that a Sentinel naming many
+ * nodes over a long life cannot grow it: the 16th row and past is "(other)". */
+#define REDIS_NODES_MAX 16
+typedef struct node_row {
+    char name[300]; /* "host:port" as named ("[v6]:port"; a unix socket's path) */
+    uint64_t errors;
+} node_row;
+
 typedef struct slot {
     redis_sock *conn;
     uint64_t gen; /* the target's generation conn was made for */
@@ -66,8 +75,10 @@ struct redis_client {
     slot *slots;
     unsigned nslots;
 
-    pthread_mutex_t err_lock;
+    pthread_mutex_t err_lock; /* last_error and the node rows */
     char last_error[128];
+    node_row nodes[REDIS_NODES_MAX];
+    unsigned nnodes;
 
     /* The target: url.host/port are read and written under addr_lock (the watcher publishes a
      * new primary from its thread); gen counts the targets. */
@@ -86,6 +97,63 @@ static void logf_(redis_client *l, int level, const char *fmt, ...)
     va_end(ap);
     if (l->log != NULL)
         l->log(level, buf, l->log_arg);
+}
+
+/* The target as named, "host:port" ("[v6]:port", a unix socket's path), or "" while none is
+ * known. The caller holds addr_lock. */
+static void target_str_locked(const redis_client *l, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (l->url.path[0])
+        snprintf(buf, cap, "%s", l->url.path);
+    else if (l->target_known)
+        snprintf(buf, cap, strchr(l->target_name, ':') ? "[%s]:%d" : "%s:%d", l->target_name,
+                 l->url.port);
+}
+
+/* The row of node name (added when new; "(other)" when the table is full). The caller holds
+ * err_lock. */
+static node_row *node_row_locked(redis_client *l, const char *name)
+{
+    for (unsigned i = 0; i < l->nnodes; i++)
+        if (strcmp(l->nodes[i].name, name) == 0)
+            return &l->nodes[i];
+    if (l->nnodes < REDIS_NODES_MAX - 1) {
+        node_row *r = &l->nodes[l->nnodes++];
+        snprintf(r->name, sizeof r->name, "%s", name);
+        return r;
+    }
+    node_row *r = &l->nodes[REDIS_NODES_MAX - 1];
+    if (l->nnodes < REDIS_NODES_MAX)
+        l->nnodes = REDIS_NODES_MAX, snprintf(r->name, sizeof r->name, "(other)");
+    return r;
+}
+
+/* Counts errors failures against the current target (0: makes its row, so the series exists
+ * before the first failure). */
+static void count_node_errors(redis_client *l, uint64_t errors)
+{
+    char name[300];
+    pthread_mutex_lock(&l->addr_lock);
+    target_str_locked(l, name, sizeof name);
+    pthread_mutex_unlock(&l->addr_lock);
+    if (name[0] == '\0')
+        return; /* no target yet: the sentinels have not named one */
+    pthread_mutex_lock(&l->err_lock);
+    node_row_locked(l, name)->errors += errors;
+    pthread_mutex_unlock(&l->err_lock);
+}
+
+size_t strata__redis_nodes(redis_client *l, strata_redis_node *out, size_t cap)
+{
+    pthread_mutex_lock(&l->err_lock);
+    size_t n = l->nnodes;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        snprintf(out[i].addr, sizeof out[i].addr, "%s", l->nodes[i].name);
+        out[i].errors = l->nodes[i].errors;
+    }
+    pthread_mutex_unlock(&l->err_lock);
+    return n;
 }
 
 void strata__redis_note_error(redis_client *l, const char *msg)
@@ -160,6 +228,7 @@ static void set_target(redis_client *l, const char *name, const char *addr, int 
     if (same)
         return;
     logf_(l, 2, "redis primary is %s:%d (%s %s)", name, port, from, addr);
+    count_node_errors(l, 0);
     atomic_store(&l->replica, 0);       /* what a former target said of itself is not this one's */
     strata__breaker_retry_now(&l->brk); /* no backoff left over from the old primary */
 }
@@ -236,6 +305,7 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
     pthread_cond_init(&l->freed, NULL);
     pthread_mutex_init(&l->err_lock, NULL);
     pthread_mutex_init(&l->addr_lock, NULL);
+    count_node_errors(l, 0); /* the URL's node: known from the start */
     if (cfg->sentinels != NULL) {
         sentinel_deps sd = {
             sentinel_primary,        sentinel_note_error,    link_log, cfg->tls ? l->tls : NULL,
@@ -331,11 +401,8 @@ void strata__redis_state(redis_client *l, redis_state *out)
     out->topology = l->sentinel != NULL ? "sentinel" : "single";
     out->tls = l->tls != NULL;
     pthread_mutex_lock(&l->addr_lock);
-    if (l->url.path[0])
-        snprintf(out->primary, sizeof out->primary, "%s", l->url.path);
-    else if (l->target_known)
-        snprintf(out->primary, sizeof out->primary,
-                 strchr(l->target_name, ':') ? "[%s]:%d" : "%s:%d", l->target_name, l->url.port);
+    target_str_locked(l, out->primary, sizeof out->primary);
+    out->nodes = out->primary[0] != '\0';
     pthread_mutex_unlock(&l->addr_lock);
 }
 
@@ -639,6 +706,7 @@ void strata__redis_failed(redis_client *l, const char *why)
     atomic_store(&l->last_failed, 1);
     strata__sentinel_ask(l->sentinel); /* is it still the primary? (NULL: no-op) */
     strata__resolver_ask(l->resolver); /* does the name still point there? (NULL: no-op) */
+    count_node_errors(l, 1);
     if (strata__breaker_failure(&l->brk, strata__mono_ms()))
         logf_(l, 1, "redis unavailable (%s): serving from memory until it answers again", why);
     strata__redis_note_error(l, why);

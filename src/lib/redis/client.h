@@ -99,10 +99,16 @@ typedef struct redis_state {
     const char *topology; /* "single" or "sentinel" (static) */
     int tls;
     char primary[300]; /* the target as named, "host:port"; "" while none is known */
+    unsigned nodes;    /* the nodes in use: 1 once a target is known, else 0 */
 } redis_state;
 void strata__redis_state(redis_client *cl, redis_state *out);
 
 const strata_redis_config *strata__redis_config(redis_client *cl);
+
+/* The nodes the client has had as its target and the failures counted against each (every
+ * strata__redis_failed, against the target of the moment): fills out[0..cap), returns how many
+ * there are (strata_cache_redis_nodes). */
+size_t strata__redis_nodes(redis_client *cl, strata_redis_node *out, size_t cap);
 
 /* ---- for the client's own parts (conn.c, script.c) ----------------------------------------- */
 

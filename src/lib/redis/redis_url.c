@@ -1,5 +1,6 @@
 /* redis_url.c: parsing REDIS_URL strictly, so a typo is an error at start-up that says what is
- * wrong, never a silent connection to the wrong place.
+ * wrong, never a silent connection to the wrong place; and the same connection composed from the
+ * split settings some services use instead (REDIS_HOST, REDIS_PORT, REDIS_DB, ...).
  *
  * Hand-written because hiredis 0.14 has no URL parser and the forms are small:
  *   redis://[[user]:password@]host[:port][/db]      (port 6379, db 0 by default)
@@ -107,6 +108,15 @@ static int parse_unix(const char *s, const char *end, redis_url *out, const char
     return 0;
 }
 
+/* A host holds none of the bytes that end it in a URL, nor spaces or controls. */
+static int host_chars_ok(const char *h, const char *he)
+{
+    for (const char *p = h; p < he; p++)
+        if (*p == '@' || *p == '/' || *p == '?' || *p == '#' || (unsigned char)*p <= ' ')
+            return 0;
+    return 1;
+}
+
 static int parse_tcp(const char *s, const char *end, redis_url *out, const char **why)
 {
     if (parse_userinfo(&s, end, out) != 0)
@@ -132,9 +142,8 @@ static int parse_tcp(const char *s, const char *end, redis_url *out, const char 
     }
     if (he == h || (size_t)(he - h) >= REDIS_URL_PART_MAX)
         return fail(why, "missing host");
-    for (const char *p = h; p < he; p++)
-        if (*p == '@' || *p == '/' || *p == '?' || *p == '#' || (unsigned char)*p <= ' ')
-            return fail(why, "invalid character in host");
+    if (!host_chars_ok(h, he))
+        return fail(why, "invalid character in host");
     memcpy(out->host, h, (size_t)(he - h));
     out->host[he - h] = '\0';
     if (port != NULL && parse_int(port, (size_t)(hend - port), 1, 65535, &out->port) != 0)
@@ -162,4 +171,63 @@ int strata__redis_url_parse(const char *url, redis_url *out, const char **why)
     if (strncmp(url, "unix://", 7) == 0)
         return parse_unix(url + 7, end, out, why);
     return fail(why, "scheme must be redis://, rediss:// (TLS) or unix://");
+}
+
+/* REDIS_HOST's text without the brackets of "[v6]": [*h, *he). */
+static int host_span(const char *host, const char **h, const char **he, const char **why)
+{
+    size_t n = strlen(host);
+    *h = host, *he = host + n;
+    if (n > 0 && host[0] == '[') {
+        if (host[n - 1] != ']')
+            return fail(why, "unterminated [ipv6] host");
+        *h = host + 1, *he = host + n - 1;
+    }
+    if (*he == *h || (size_t)(*he - *h) >= REDIS_URL_PART_MAX)
+        return fail(why, "missing host");
+    if (**h == '/')
+        return fail(why,
+                    "a unix socket goes in REDIS_URL (unix:///path/to/socket), not REDIS_HOST");
+    const char *colon = memchr(*h, ':', (size_t)(*he - *h));
+    if (colon != NULL && memchr(colon + 1, ':', (size_t)(*he - colon - 1)) == NULL)
+        return fail(why, "REDIS_HOST is a host name or address: the port goes in REDIS_PORT");
+    if (!host_chars_ok(*h, *he))
+        return fail(why, "invalid character in host");
+    return 0;
+}
+
+int strata__redis_host_check(const char *host, const char **why)
+{
+    const char *h, *he;
+    if (host == NULL)
+        return fail(why, "missing host");
+    return host_span(host, &h, &he, why);
+}
+
+int strata__redis_url_compose(const char *host, unsigned port, unsigned db, const char *user,
+                              const char *password, int tls, redis_url *out, const char **why)
+{
+    const char *h, *he;
+    memset(out, 0, sizeof *out);
+    if (host == NULL)
+        return fail(why, "missing host");
+    int rc = host_span(host, &h, &he, why);
+    if (rc != 0)
+        return rc;
+    if (port > 65535)
+        return fail(why, "port must be a number from 1 to 65535");
+    if (db > 65535)
+        return fail(why, "database must be a number from 0 to 65535");
+    if ((user && strlen(user) >= REDIS_URL_PART_MAX) ||
+        (password && strlen(password) >= REDIS_URL_PART_MAX))
+        return fail(why, "user or password too long");
+    memcpy(out->host, h, (size_t)(he - h));
+    out->port = port ? (int)port : 6379;
+    out->db = (int)db;
+    out->tls = tls != 0;
+    if (user != NULL)
+        memcpy(out->user, user, strlen(user) + 1);
+    if (password != NULL)
+        memcpy(out->password, password, strlen(password) + 1);
+    return 0;
 }

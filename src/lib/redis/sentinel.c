@@ -129,6 +129,7 @@ void strata__sentinel_url(const strata_redis_config *cfg, redis_url *out)
         snprintf(out->user, sizeof out->user, "%s", cfg->username);
     if (cfg->password != NULL)
         snprintf(out->password, sizeof out->password, "%s", cfg->password);
+    out->db = (int)cfg->db;
     out->tls = cfg->tls;
 }
 
