@@ -47,6 +47,7 @@ static void test_every_route(void **state)
         {"/metrics", R_METRICS, "metrics", M_GET, RR_METRICS, 0, "", ""},
         {"/cache/health", R_HEALTH, "health", M_GET, RR_NONE, 0, "", ""},
         {"/cache/stats", R_STATS, "stats", M_GET, RR_ADMIN, 0, "", ""},
+        {"/cache/stats/history", R_HISTORY, "stats_history", M_GET, RR_READ, RF_NO_TENANT, "", ""},
         {"/cache/clear", R_CLEAR, "clear", M_POST | M_DELETE, RR_ADMIN, RF_TENANT_QUERY, "", ""},
         {"/cache/purge", R_PURGE, "purge", M_POST, RR_WRITE, 0, "", ""},
         {"/cache/keys", R_KEYS, "keys", M_GET, RR_ADMIN, RF_TENANT_QUERY, "", ""},
@@ -81,8 +82,10 @@ static void test_every_route(void **state)
     /* R_PROXY and R_PURGE_URL have no row: no path matches them (dispatch.c routes to them). */
     assert_false(seen[R_PROXY]);
     assert_false(seen[R_PURGE_URL]);
+    assert_false(seen[R_LLM]);
     assert_string_equal(route_name(R_PROXY), "proxy");
     assert_string_equal(route_name(R_PURGE_URL), "purge_url");
+    assert_string_equal(route_name(R_LLM), "llm");
     assert_string_equal(route_name(R_NOT_FOUND), "not_found");
     assert_string_equal(route_name(R_COUNT), "not_found");
     assert_string_equal(route_name(-1), "not_found");
