@@ -40,6 +40,11 @@ void cache_usage(FILE *f)
         "  stats [--namespace N]          hit rates, keys, memory, Redis state (admin token);\n"
         "                                 with --namespace, that namespace's settings, L1 and\n"
         "                                 requests; with --tenant, that tenant's requests\n"
+        "  stats --watch [SECONDS] [--count N]\n"
+        "                                 a live view refreshed every SECONDS (1): requests/s,\n"
+        "                                 hit ratio, latency, L1 memory, Redis (read token); one\n"
+        "                                 line per tick when stdout is not a terminal\n"
+        "  top                            the same as stats --watch\n"
         "  health                         healthy / degraded / unhealthy, with details (read "
         "token)\n"
         "  clear [--namespace N] [--pattern P] [--force]\n"
@@ -103,6 +108,7 @@ enum {
     OPT_OUTPUT = 1 << 8,
     OPT_TAG = 1 << 9,
     OPT_SOFT = 1 << 10,
+    OPT_WATCH = 1 << 11,
 };
 
 typedef struct command {
@@ -135,6 +141,8 @@ static const option_def option_defs[] = {
     {"--output", 1, OPT_OUTPUT},
     {"--tag", 1, OPT_TAG},
     {"--soft", 0, OPT_SOFT},
+    {"--watch", 0, OPT_WATCH},
+    {"--count", 1, OPT_WATCH},
 };
 
 /* A whole number from lo to hi, or -1. */
@@ -169,6 +177,7 @@ static int set_option(cli_opts *o, const char *name, const char *v)
     } numbers[] = {{"--limit", &o->limit, 1, 1000000000L},
                    {"--ttl", &o->ttl, 1, TTL_MAX_SECONDS},
                    {"--batch", &o->batch, 1, PAGE_MAX},
+                   {"--count", &o->count, 1, 1000000000L},
                    {"--timeout", &o->timeout_ms, 1, 3600}};
     for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++)
         if (strcmp(name, numbers[i].name) == 0) {
@@ -197,6 +206,17 @@ static int set_option(cli_opts *o, const char *name, const char *v)
     return 0;
 }
 
+/* --watch[=SECONDS] or --watch [SECONDS]: the interval, 1 s when no number follows (stats takes
+ * no other argument, so a number after it can only be the interval). Returns 0 or CLI_USAGE. */
+static int take_watch(cli_opts *o, int argc, char **argv, int *i, const char *value)
+{
+    const char *next = *i + 1 < argc ? argv[*i + 1] : "";
+    if (value == NULL && next[0] != '\0' && strspn(next, "0123456789") == strlen(next))
+        value = argv[++*i];
+    o->watch = value ? parse_long(value, 1, 3600) : 1;
+    return o->watch > 0 ? 0 : cli_usage_error("%s", "--watch takes whole seconds from 1 to 3600");
+}
+
 /* One "--name[=value]" argument (its value may be the next one). Returns 0 or CLI_USAGE. */
 static int take_option(cli_opts *o, int argc, char **argv, int *i, unsigned *seen)
 {
@@ -206,8 +226,10 @@ static int take_option(cli_opts *o, int argc, char **argv, int *i, unsigned *see
         return cli_usage_error("unknown option %s", argv[*i]);
     *seen |= d->bit;
     if (!d->has_value) {
-        if (value != NULL)
+        if (value != NULL && strcmp(d->name, "--watch") != 0)
             return cli_usage_error("%s takes no value", d->name);
+        if (strcmp(d->name, "--watch") == 0)
+            return take_watch(o, argc, argv, i, value);
         if (strcmp(d->name, "--json") == 0)
             o->json = 1;
         else if (strcmp(d->name, "--soft") == 0)
@@ -232,7 +254,7 @@ static void defaults(cli_opts *o)
     o->token = (v = getenv("STRATA_TOKEN")) && *v ? v : NULL;
     o->tenant = (v = getenv("STRATA_TENANT")) && *v ? v : NULL;
     o->timeout_ms = 30000;
-    o->limit = o->ttl = o->batch = -1;
+    o->limit = o->ttl = o->batch = o->count = -1;
     const char *no_color = getenv("NO_COLOR");
     int colour_ok = no_color == NULL || no_color[0] == '\0';
     o->color = colour_ok && isatty(STDOUT_FILENO);
@@ -446,6 +468,8 @@ static void show_stats(const cli_opts *o, const json_t *j, const cli_resp *r)
 
 static int cmd_stats(const cli_opts *o, cli_http *h)
 {
+    if (o->watch > 0)
+        return cache_watch(o, h);
     cli_buf path = {0};
     cli_buf_addf(&path, "/cache/stats");
     add_query(h, &path, "namespace", o->ns);
@@ -915,10 +939,20 @@ static int cmd_del(const cli_opts *o, cli_http *h)
     return rc;
 }
 
+/* strata cache top: stats --watch (its interval, 1 s unless --watch says). */
+static int cmd_top(const cli_opts *o, cli_http *h)
+{
+    cli_opts w = *o;
+    if (w.watch <= 0)
+        w.watch = 1;
+    return cache_watch(&w, h);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 static const command commands[] = {
-    {"stats", OPT_NS, 0, 0, cmd_stats},
+    {"stats", OPT_NS | OPT_WATCH, 0, 0, cmd_stats},
+    {"top", OPT_WATCH, 0, 0, cmd_top},
     {"health", 0, 0, 0, cmd_health},
     {"clear", OPT_NS | OPT_PATTERN | OPT_FORCE, 0, 0, cmd_clear},
     {"keys", OPT_NS | OPT_PATTERN | OPT_LIMIT, 0, 0, cmd_keys},

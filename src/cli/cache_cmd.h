@@ -32,6 +32,7 @@ typedef struct cli_opts {
     /* subcommand options; NULL / -1 when not given (pattern: the last --pattern) */
     const char *pattern, *ns, *tags, *content_type, *output;
     long limit, ttl, batch;
+    long watch, count; /* stats --watch [SECONDS] (0: not watching), --count N ticks (-1: on) */
     int force, soft;
     /* positional arguments, and every --tag and --pattern in order (purge takes several); each
      * array has a slot per word of the command line and points into argv */
@@ -126,5 +127,6 @@ int cache_main(int argc, char **argv);
 void cache_usage(FILE *f);
 int cache_warm(const cli_opts *o, cli_http *h);
 int cache_purge(const cli_opts *o, cli_http *h);
+int cache_watch(const cli_opts *o, cli_http *h);
 
 #endif

@@ -205,14 +205,12 @@ static json_t *point(const snap *a, const snap *b)
                                   (json_int_t)b->l1_entries, "evictions", D(evictions),
                                   "expirations", D(expirations)));
     json_object_set_new(p, "redis",
-                        json_pack("{s:b,s:b,s:s,s:I}", "configured", b->l2_configured,
-                                  "available", b->l2_available, "breaker", b->breaker, "errors",
-                                  D(l2_errors)));
+                        json_pack("{s:b,s:b,s:s,s:I}", "configured", b->l2_configured, "available",
+                                  b->l2_available, "breaker", b->breaker, "errors", D(l2_errors)));
     json_object_set_new(p, "ratelimit",
                         json_pack("{s:I,s:I}", "allowed", D(rl_allowed), "limited", D(rl_limited)));
-    json_object_set_new(p, "llm",
-                        json_pack("{s:I,s:I}", "hits", D(llm_hits), "tokens_saved",
-                                  D(llm_tokens_saved)));
+    json_object_set_new(
+        p, "llm", json_pack("{s:I,s:I}", "hits", D(llm_hits), "tokens_saved", D(llm_tokens_saved)));
     return p;
 }
 

@@ -496,6 +496,36 @@ static void test_set_options_and_json(void **state)
 
 /* ---- stats and health --------------------------------------------------------------------- */
 
+static void test_stats_watch_and_top(void **state)
+{
+    (void)state;
+    const char *url = url_of(dev);
+    server_put(dev, "cli_watch", "k", "v");
+    /* Not a terminal: one plain line per second the server counted, 3 ticks 1 s apart. */
+    run *r = cli(url, NULL, NULL, "cache", "stats", "--watch", "1", "--count", "3", NULL);
+    expect_status(r, 0, "stats --watch 1 --count 3");
+    assert_true(count_lines(r->out) >= 1); /* a server started a moment ago may have one */
+    const char *want[] = {"requests=", "hit_ratio=", "p99_ms=", "l1_max_bytes=", "redis=none"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        expect_contains(r->out, want[i]);
+    assert_null(strchr(r->out, '\033')); /* no redraw codes on a pipe */
+    run_free(r);
+    /* top is the same, every second; --json gives the server's points. */
+    r = cli(url, NULL, NULL, "cache", "top", "--count", "2", "--json", NULL);
+    expect_status(r, 0, "top --count 2 --json");
+    char *nl = strchr(r->out, '\n');
+    assert_non_null(nl);
+    json_t *p = json_loadb(r->out, (size_t)(nl - r->out), 0, NULL);
+    assert_non_null(p);
+    assert_true(json_is_object(json_object_get(p, "reads")));
+    json_decref(p);
+    run_free(r);
+    r = cli(url, NULL, NULL, "cache", "stats", "--watch", "0", NULL);
+    expect_status(r, 2, "stats --watch 0");
+    expect_contains(r->err, "--watch takes whole seconds");
+    run_free(r);
+}
+
 static void test_stats_and_health(void **state)
 {
     (void)state;
@@ -1559,6 +1589,7 @@ int main(void)
         cmocka_unit_test(test_warm_splits_batches_too_large),
         cmocka_unit_test(test_purge_urls_patterns_soft),
         cmocka_unit_test(test_purge_tags),
+        cmocka_unit_test(test_stats_watch_and_top),
         cmocka_unit_test(test_unreachable_exit_3),
         cmocka_unit_test(test_server_error_exit_3),
         cmocka_unit_test(test_with_redis),

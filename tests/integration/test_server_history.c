@@ -45,8 +45,7 @@ static long long sum(json_t *points, const char *group, const char *name)
 static void test_history_counts_every_second(void **state)
 {
     (void)state;
-    const char *env[] = {"STRATA_WORKERS=2", "STRATA_TOKENS=" ADMIN ":admin," READER ":read",
-                         NULL};
+    const char *env[] = {"STRATA_WORKERS=2", "STRATA_TOKENS=" ADMIN ":admin," READER ":read", NULL};
     sh_server *s = sh_start(env, NULL);
     assert_non_null(s);
     sh_resp *r = sh_call(s, "PUT", "/v1/cache/h/k", ADMIN, NULL, "text/plain", "value");
