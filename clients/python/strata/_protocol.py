@@ -2,7 +2,7 @@
 
 A call yields what it needs done: a Request (answered with a Response), Compute (run the user's
 function; answered with its result, or its exception thrown in), or Sleep. The synchronous client
-(`Strata`, http.client) and the asyncio one (`AsyncStrata`, asyncio streams) differ only in the
+(`Strata`, sockets) and the asyncio one (`AsyncStrata`, asyncio streams) differ only in the
 driver that carries these out, so both follow the same HTTP rules, the lease protocol included.
 A transport failure is thrown into the generator as StrataUnavailable, which is where fail_open
 decides what a call does when the server is away.

@@ -1,4 +1,4 @@
-"""Strata: the blocking client, over http.client with a pool of keep-alive connections.
+"""Strata: the blocking client, HTTP/1.1 over sockets with a pool of keep-alive connections.
 
 One Strata is safe to share between threads: each request takes an idle connection from the pool
 (or opens one), and gives it back once its answer is read, unless the server said it closes it.
@@ -7,7 +7,6 @@ a request that fails that way on a reused connection is sent once more on a new 
 """
 import asyncio
 import functools
-import http.client
 import inspect
 import socket
 import ssl
@@ -22,12 +21,71 @@ from ._codec import JsonSerializer, Serializer
 from ._config import resolve
 from ._drive import run_async, run_sync
 from ._errors import StrataUnavailable
+from ._http import (CHUNKED, Malformed, body_length, chunk_size, is_blank, parse_head,
+                    request_bytes)
 from ._protocol import Op, Ops, Request, Response
 from ._results import InvalidateResult, PurgeResult, RateLimitDecision, WriteResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-_RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class _Closed(Exception):
+    """The peer closed the connection before an answer began."""
+
+
+class _Conn:
+    """One keep-alive connection: the socket and a buffered reader over it."""
+
+    __slots__ = ("sock", "rfile")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rfile = sock.makefile("rb")
+
+    def close(self) -> None:
+        try:
+            self.rfile.close()
+        finally:
+            self.sock.close()
+
+    def answer(self, method: str) -> Tuple[Response, bool]:
+        """Read one answer: (it, whether the connection stays open)."""
+        readline = self.rfile.readline
+        status_line = readline(65537)
+        if not status_line:
+            raise _Closed()
+        lines = []
+        while True:
+            line = readline(65537)
+            if is_blank(line):
+                break
+            lines.append(line)
+            if len(lines) > 100:
+                raise Malformed("more than 100 header lines")
+        status, headers, keep = parse_head(status_line, lines)
+        n = body_length(method, status, headers)
+        if n >= 0:
+            body = self.rfile.read(n) if n else b""
+            if len(body) < n:
+                raise Malformed(f"the answer ended after {len(body)} of {n} bytes")
+        elif n == CHUNKED:
+            chunks = []
+            while True:
+                size = chunk_size(readline(65537))
+                if size == 0:
+                    while not is_blank(readline(65537)):
+                        pass
+                    break
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise Malformed("the answer ended within a chunk")
+                chunks.append(chunk)
+                readline(65537)
+            body = b"".join(chunks)
+        else:
+            body, keep = self.rfile.read(), False
+        return Response(status, headers, body), keep
 
 
 class _Pool:
@@ -35,23 +93,24 @@ class _Pool:
                  maxsize: int) -> None:
         self.scheme, self.host, self.port, self.prefix = scheme, host, port, prefix
         self.timeout, self.maxsize = timeout, maxsize
-        self.idle: List[http.client.HTTPConnection] = []
+        self.hostport = host if port in (80, 443) else f"{host}:{port}"
+        self.idle: List[_Conn] = []
         self.lock = threading.Lock()
         self.closed = False
+        self.ssl = ssl.create_default_context() if scheme == "https" else None
 
-    def _new(self) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+    def _new(self, timeout: float) -> _Conn:
+        sock = socket.create_connection((self.host, self.port), timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl is not None:
+                sock = self.ssl.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        return _Conn(sock)
 
-    def _take(self) -> Tuple[http.client.HTTPConnection, bool]:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop(), True
-        return self._new(), False
-
-    def _give(self, conn: http.client.HTTPConnection) -> None:
+    def _give(self, conn: _Conn) -> None:
         with self.lock:
             if not self.closed and len(self.idle) < self.maxsize:
                 self.idle.append(conn)
@@ -60,36 +119,40 @@ class _Pool:
 
     def request(self, req: Request) -> Response:
         timeout = self.timeout + (req.timeout or 0.0)
+        data = request_bytes(req.method, self.prefix + req.path, self.hostport, req.headers,
+                             req.body)
         for attempt in (0, 1):
-            conn, reused = self._take()
+            with self.lock:
+                conn = self.idle.pop() if self.idle else None
+            reused = conn is not None
             try:
-                conn.timeout = timeout
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout)
+                if conn is None:
+                    conn = self._new(timeout)
                 else:
-                    conn.connect()
-                    sock: Any = conn.sock
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.request(req.method, self.prefix + req.path, body=req.body,
-                             headers=req.headers)
-                r = conn.getresponse()
-                body = r.read()
-            except _RETRYABLE as exc:
-                conn.close()
+                    conn.sock.settimeout(timeout)
+                conn.sock.sendall(data)
+                resp, keep = conn.answer(req.method)
+            except (_Closed, ConnectionResetError, BrokenPipeError) as exc:
+                if conn is not None:
+                    conn.close()
                 if reused and attempt == 0:
                     continue
+                raise StrataUnavailable(f"{req.method} {req.path}: the server closed the "
+                                        "connection", "unavailable") from exc
+            except (OSError, Malformed) as exc:
+                if conn is not None:
+                    conn.close()
                 raise StrataUnavailable(f"{req.method} {req.path}: {exc or type(exc).__name__}",
                                         "unavailable") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                raise StrataUnavailable(f"{req.method} {req.path}: {exc or type(exc).__name__}",
-                                        "unavailable") from exc
-            headers = {k.lower(): v for k, v in r.getheaders()}
-            if r.will_close:
-                conn.close()
-            else:
+            except BaseException:  # interrupted mid-answer: the connection cannot be reused
+                if conn is not None:
+                    conn.close()
+                raise
+            if keep:
                 self._give(conn)
-            return Response(r.status, headers, body)
+            else:
+                conn.close()
+            return resp
         raise AssertionError("unreachable")
 
     def close(self) -> None:
