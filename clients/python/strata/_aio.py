@@ -32,17 +32,16 @@ class _Closed(Exception):
 
 async def _read_answer(reader: asyncio.StreamReader, method: str) -> Tuple[Response, bool]:
     """(the answer, whether the connection stays open)."""
-    status_line = await reader.readline()
-    if not status_line:
-        raise _Closed()
-    lines = []
-    while True:
-        line = await reader.readline()
-        if is_blank(line):
-            break
-        lines.append(line)
-        if len(lines) > 100:
-            raise Malformed("more than 100 header lines")
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise _Closed() from None
+        raise
+    except asyncio.LimitOverrunError:
+        raise Malformed("an answer's head over 64 KiB") from None
+    lines = head.split(b"\r\n")
+    status_line, lines = lines[0], lines[1:-2]
     status, headers, keep = parse_head(status_line, lines)
     n = body_length(method, status, headers)
     if n >= 0:

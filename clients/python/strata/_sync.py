@@ -37,11 +37,12 @@ class _Closed(Exception):
 class _Conn:
     """One keep-alive connection: the socket and a buffered reader over it."""
 
-    __slots__ = ("sock", "rfile")
+    __slots__ = ("sock", "rfile", "timeout")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
         self.sock = sock
         self.rfile = sock.makefile("rb")
+        self.timeout = timeout
 
     def close(self) -> None:
         try:
@@ -108,7 +109,7 @@ class _Pool:
         except BaseException:
             sock.close()
             raise
-        return _Conn(sock)
+        return _Conn(sock, timeout)
 
     def _give(self, conn: _Conn) -> None:
         with self.lock:
@@ -128,8 +129,9 @@ class _Pool:
             try:
                 if conn is None:
                     conn = self._new(timeout)
-                else:
+                elif conn.timeout != timeout:
                     conn.sock.settimeout(timeout)
+                    conn.timeout = timeout
                 conn.sock.sendall(data)
                 resp, keep = conn.answer(req.method)
             except (_Closed, ConnectionResetError, BrokenPipeError) as exc:
