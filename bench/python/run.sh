@@ -93,9 +93,10 @@ report() {
         local row
         for row in "${ALL_ROWS[@]}"; do
             [ -n "$(val "$row.rps")" ] || continue
-            printf '%-22s %9.0f %8s %8s %10s %-14s %s\n' "$row" "$(val "$row.rps")" \
+            printf '%-22s %9.0f %8.1f %8.1f %10.1f %-14s %s\n' "$row" "$(val "$row.rps")" \
                 "$(val "$row.p50_us")" "$(val "$row.p99_us")" "$(val "$row.cpu_us")" \
-                "$(val "$row.server_cpu")/$(val "$row.client_cpu")/$(val "$row.other_cpu")" \
+                "$(printf '%.2f/%.2f/%.2f' "$(val "$row.server_cpu")" "$(val "$row.client_cpu")" \
+                    "$(val "$row.other_cpu")")" \
                 "$(sed -n "s/^clean $row //p" "$OUT/medians.txt")"
         done
         echo "(cpu_us/get: the Python process's CPU time per call; cpu s/c/o: CPUs used by the"
