@@ -15,7 +15,7 @@ Rows (see bench/python/run.sh):
   strata_get           strata.Strata.get of a 100 B value (bytes)
   async_redis_get      redis.asyncio Redis.get, awaited one at a time
   async_strata_get     strata.AsyncStrata.get, awaited one at a time
-  cacheaside_get_json  seed_cache.CacheManager.get: GET + json.loads of the JSON object below
+  cacheaside_get_json  seed_cache.CacheManager.get: GET + json.loads of RECORD below
   strata_get_json      Strata.get of the same object stored as application/json
   cacheaside_cached    a @seed_cache.cache_result function, hit (key from md5 of the arguments)
   strata_cached        a @Strata.cached function, hit (the lease GET, decoded)
@@ -42,7 +42,8 @@ import seed_cache  # noqa: E402
 from strata import AsyncStrata, Strata  # noqa: E402
 
 BYTES = b"x" * 100
-# A typical cached record of a seed service: a user with settings (197 bytes of JSON).
+# A typical cached record of a seed service: a user with settings (196 bytes of compact JSON,
+# 215 as json.dumps writes it by default).
 RECORD = {"id": 42, "name": "Ada Lovelace", "email": "ada@example.com",
           "roles": ["admin", "writer"], "settings": {"theme": "dark", "tz": "Europe/London"},
           "created_at": "2026-12-05T18:00:00Z", "active": True, "score": 97.5}

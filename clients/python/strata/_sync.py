@@ -46,7 +46,7 @@ class _Conn:
     (SO_RCVTIMEO, SO_SNDTIMEO), and the bytes received but not yet read.
 
     Not Python's socket timeout: with one, every send and receive is preceded by a poll() (two
-    more system calls per request, about 8% of a cached get; bench/python). Not a makefile()
+    more system calls per request, 6-19% of a cached get; bench/python). Not a makefile()
     reader either: it reads a timed-out receive as the end of the stream."""
 
     __slots__ = ("sock", "buf", "timeout")
