@@ -7,7 +7,6 @@ Content-Length bodies (chunked is read too), no pipelining.
 """
 import asyncio
 import functools
-
 import ssl
 from typing import (Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional,
                     Sequence, Tuple, TypeVar)
@@ -17,6 +16,8 @@ from ._codec import JsonSerializer, Serializer
 from ._config import resolve
 from ._drive import run_async
 from ._errors import StrataUnavailable
+from ._http import (CHUNKED, Malformed, body_length, chunk_size, is_blank, parse_head,
+                    request_bytes)
 from ._protocol import Op, Ops, Request, Response
 from ._results import InvalidateResult, PurgeResult, RateLimitDecision, WriteResult
 
@@ -31,41 +32,31 @@ class _Closed(Exception):
 
 async def _read_answer(reader: asyncio.StreamReader, method: str) -> Tuple[Response, bool]:
     """(the answer, whether the connection stays open)."""
-    line = await reader.readline()
-    if not line:
-        raise _Closed()
-    parts = line.decode("latin-1").split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise StrataUnavailable(f"malformed status line {line!r}", "unavailable")
-    status = int(parts[1])
-    keep = parts[0] == "HTTP/1.1"
-    headers: Dict[str, str] = {}
-    while True:
-        h = await reader.readline()
-        if h in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = h.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    conn = headers.get("connection", "").lower()
-    if "close" in conn:
-        keep = False
-    elif "keep-alive" in conn:
-        keep = True
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        body = b""
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise _Closed() from None
+        raise
+    except asyncio.LimitOverrunError:
+        raise Malformed("an answer's head over 64 KiB") from None
+    lines = head.split(b"\r\n")
+    status_line, lines = lines[0], lines[1:-2]
+    status, headers, keep = parse_head(status_line, lines)
+    n = body_length(method, status, headers)
+    if n >= 0:
+        body = await reader.readexactly(n) if n else b""
+    elif n == CHUNKED:
         chunks = []
         while True:
-            size = int((await reader.readline()).split(b";", 1)[0].strip(), 16)
+            size = chunk_size(await reader.readline())
             if size == 0:
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                while not is_blank(await reader.readline()):
                     pass
                 break
             chunks.append(await reader.readexactly(size))
             await reader.readline()
         body = b"".join(chunks)
-    elif "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
     else:
         body, keep = await reader.read(), False
     return Response(status, headers, body), keep
@@ -85,11 +76,8 @@ class _AsyncPool:
 
     async def request(self, req: Request) -> Response:
         timeout = self.timeout + (req.timeout or 0.0)
-        head = [f"{req.method} {self.prefix}{req.path} HTTP/1.1", f"Host: {self.hostport}"]
-        head += [f"{k}: {v}" for k, v in req.headers.items()]
-        if req.body is not None or req.method in ("POST", "PUT", "PATCH"):
-            head.append(f"Content-Length: {len(req.body or b'')}")
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (req.body or b"")
+        data = request_bytes(req.method, self.prefix + req.path, self.hostport, req.headers,
+                             req.body)
         for attempt in (0, 1):
             reused = bool(self.idle)
             conn: Optional[_Conn] = None

@@ -6,6 +6,7 @@ when b defaults to 2 are one key), as an object of parameter names, keys sorted,
 as is; `self` and `cls` are left out. Past 512 bytes the JSON is replaced by `sha256:<hex>` of it.
 Arguments JSON cannot write are a TypeError: give key= then.
 """
+import functools
 import inspect
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -15,8 +16,15 @@ KeySpec = Union[None, str, Callable[..., str]]
 TagSpec = Union[None, Iterable[str], Callable[..., Iterable[str]]]
 
 
+@functools.lru_cache(maxsize=1024)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """The function's signature, worked out once: inspect.signature costs more than a call to
+    strata (bench/python)."""
+    return inspect.signature(fn)
+
+
 def bound_arguments(fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound = _signature(fn).bind(*args, **kwargs)
     bound.apply_defaults()
     out: Dict[str, Any] = {}
     for name, value in bound.arguments.items():

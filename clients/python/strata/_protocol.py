@@ -2,12 +2,13 @@
 
 A call yields what it needs done: a Request (answered with a Response), Compute (run the user's
 function; answered with its result, or its exception thrown in), or Sleep. The synchronous client
-(`Strata`, http.client) and the asyncio one (`AsyncStrata`, asyncio streams) differ only in the
+(`Strata`, sockets) and the asyncio one (`AsyncStrata`, asyncio streams) differ only in the
 driver that carries these out, so both follow the same HTTP rules, the lease protocol included.
 A transport failure is thrown into the generator as StrataUnavailable, which is where fail_open
 decides what a call does when the server is away.
 """
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -94,9 +95,12 @@ def _fmt_seconds(s: float) -> str:
     return text or "0"
 
 
+@functools.lru_cache(maxsize=4096)
 def key_path(ns: str, key: str) -> str:
     """/v1/cache/{ns}/{key}: the key as one path segment. `_mget` and `_mset` are the batch
-    routes' names, so a key spelled so has its `_` encoded (docs/api.md, Keys)."""
+    routes' names, so a key spelled so has its `_` encoded (docs/api.md, Keys). The paths of the
+    last 4096 keys are kept: hot keys repeat, and quoting costs about what parsing the answer
+    does (bench/python)."""
     seg = quote(key, safe="")
     if key in ("_mget", "_mset"):
         seg = "%5F" + seg[1:]
@@ -117,6 +121,7 @@ class Ops:
         self.serializer = serializer
         self.fail_open = fail_open
         self.lease, self.wait = lease, wait
+        self.ask = {"X-Cache-Lease": _fmt_seconds(lease), "X-Cache-Wait": _fmt_seconds(wait)}
         self.base_headers: Dict[str, str] = {}
         if token:
             self.base_headers["Authorization"] = f"Bearer {token}"
@@ -379,7 +384,8 @@ class Ops:
         path = key_path(ns or self.namespace, key)
         lease_s = self.lease if lease is None else lease
         wait_s = self.wait if wait is None else wait
-        ask = {"X-Cache-Lease": _fmt_seconds(lease_s), "X-Cache-Wait": _fmt_seconds(wait_s)}
+        ask = self.ask if lease is None and wait is None else {
+            "X-Cache-Lease": _fmt_seconds(lease_s), "X-Cache-Wait": _fmt_seconds(wait_s)}
         while True:
             try:
                 resp = yield self._req("GET", path, ask, timeout=wait_s)

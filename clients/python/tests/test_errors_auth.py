@@ -1,5 +1,8 @@
 """Errors carry the server's code and status; tokens and tenants; a server that is not there."""
 import asyncio
+import os
+import signal
+import time
 
 import pytest
 
@@ -116,6 +119,49 @@ def test_unreachable_raises_or_fails_open(ns):
             assert await a.remember("k", lambda: "computed") == "computed"
 
     asyncio.run(run())
+
+
+def wait_stopped(pid: int) -> None:
+    """Until every thread of pid is stopped: SIGSTOP takes effect asynchronously, and a thread
+    still running could answer one more request."""
+    deadline = time.monotonic() + 10
+    while True:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = []
+        for t in tasks:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        if all(st in ("T", "t") for st in states):
+            return
+        assert time.monotonic() < deadline, f"pid {pid} not stopped: {states}"
+        time.sleep(0.01)
+
+
+def test_a_server_that_stops_answering_times_out_then_is_used_again(make_server, ns):
+    """A stopped server (SIGSTOP: the kernel still accepts and queues, nobody answers): a call
+    on a kept-alive connection and one on a new connection end with StrataUnavailable after the
+    client's timeout, never hang; once the server runs again the same clients work."""
+    s = make_server()
+    with Strata(s.url, namespace=ns, timeout=0.3) as c:
+        c.set("k", "v")
+        os.kill(s.p.pid, signal.SIGSTOP)
+        try:
+            wait_stopped(s.p.pid)
+            for _ in range(2):  # the kept-alive connection, then a new one
+                with pytest.raises(StrataUnavailable) as e:
+                    c.get("k")
+                assert "timed out" in e.value.message
+                assert e.value.status is None and e.value.code == "unavailable"
+
+            async def stalled() -> None:
+                async with AsyncStrata(s.url, namespace=ns, timeout=0.3) as a:
+                    with pytest.raises(StrataUnavailable):
+                        await a.get("k")
+
+            asyncio.run(stalled())
+        finally:
+            os.kill(s.p.pid, signal.SIGCONT)
+        assert c.get("k") == "v"
 
 
 def test_the_servers_own_rate_limits_raise_rate_limited(make_server, ns):
