@@ -187,6 +187,21 @@ static void test_streams_not_recorded(void **state)
     assert_false(llm_answer_complete(LLM_CHAT, "{\"choices\":[]}", 14));
     assert_false(llm_answer_complete(LLM_CHAT, "nope", 4));
     assert_int_equal(llm_answer_tokens("nope", 4), 0);
+    /* A hit reads the usage without parsing the answer: OpenAI's nested details, spacing, and a
+     * "usage" inside a string (escaped quotes) are not taken for it. */
+    const char *nested =
+        "{\"choices\":[{\"message\":{\"content\":\"the \\\"usage\\\": {\\\"prompt_tokens\\\": "
+        "99}\"}}],\n"
+        "  \"usage\" : {\"prompt_tokens_details\": {\"cached_tokens\": 5}, \"prompt_tokens\": 19,\n"
+        "  \"completion_tokens\": 10, \"total_tokens\": 29, \"completion_tokens_details\": {}}}";
+    long long p, c;
+    llm_answer_usage(nested, strlen(nested), &p, &c);
+    assert_int_equal(p, 19);
+    assert_int_equal(c, 10);
+    llm_answer_usage("{\"id\":\"x\"}", 10, &p, &c);
+    assert_int_equal(p + c, 0);
+    llm_answer_usage("\"usage\":{", 9, &p, &c); /* cut short */
+    assert_int_equal(p + c, 0);
 }
 
 int main(void)

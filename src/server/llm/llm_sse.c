@@ -389,13 +389,62 @@ long long llm_answer_tokens(const char *body, size_t len)
     return n;
 }
 
+/* The number after `"name":` within u[0..len) (the usage object's text), or 0. */
+static long long member_number(const char *u, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i + nl + 2 < len; i++) {
+        if (u[i] != '"' || memcmp(u + i + 1, name, nl) != 0 || u[i + 1 + nl] != '"')
+            continue;
+        size_t k = i + nl + 2;
+        while (k < len && (u[k] == ' ' || u[k] == '\n' || u[k] == '\r' || u[k] == '\t'))
+            k++;
+        if (k >= len || u[k++] != ':')
+            continue;
+        while (k < len && (u[k] == ' ' || u[k] == '\n' || u[k] == '\r' || u[k] == '\t'))
+            k++;
+        long long v = 0;
+        size_t digits = 0;
+        for (; k < len && u[k] >= '0' && u[k] <= '9' && digits < 15; k++, digits++)
+            v = v * 10 + (u[k] - '0');
+        return digits ? v : 0;
+    }
+    return 0;
+}
+
+/* On every hit: the stored answer is not parsed whole (most of a hit's time was that), only the
+ * last "usage": {...} of its text is read. Inside a JSON string a quote is escaped, so the bytes
+ * `"usage"` followed by `:` and `{` are a member's name; the last one is the answer's own (the
+ * providers and the recorder write usage last, after the choices). */
 void llm_answer_usage(const char *body, size_t len, long long *prompt, long long *completion)
 {
-    json_t *j = json_loadb(body, len, 0, NULL), *u = json_object_get(j, "usage");
-    json_t *p = json_object_get(u, "prompt_tokens"), *c = json_object_get(u, "completion_tokens");
-    *prompt = json_is_integer(p) ? json_integer_value(p) : 0;
-    *completion = json_is_integer(c) ? json_integer_value(c) : 0;
-    json_decref(j);
+    static const char key[] = "\"usage\"";
+    size_t kl = sizeof key - 1;
+    *prompt = *completion = 0;
+    for (size_t i = len >= kl ? len - kl + 1 : 0; i-- > 0;) {
+        if (memcmp(body + i, key, kl) != 0)
+            continue;
+        size_t k = i + kl;
+        while (k < len && (body[k] == ' ' || body[k] == '\n' || body[k] == '\r' || body[k] == '\t'))
+            k++;
+        if (k >= len || body[k] != ':')
+            continue;
+        k++;
+        while (k < len && (body[k] == ' ' || body[k] == '\n' || body[k] == '\r' || body[k] == '\t'))
+            k++;
+        if (k >= len || body[k] != '{')
+            continue;
+        size_t e = k, depth = 0; /* to its closing brace (it nests *_tokens_details) */
+        for (; e < len; e++) {
+            depth += body[e] == '{';
+            if (body[e] == '}' && --depth == 0)
+                break;
+        }
+        size_t ul = e - k;
+        *prompt = member_number(body + k, ul, "prompt_tokens");
+        *completion = member_number(body + k, ul, "completion_tokens");
+        return;
+    }
 }
 
 /* ---- replay ------------------------------------------------------------------------------- */
