@@ -7,9 +7,10 @@
  * tools, temperature, seed, ...), as compact JSON with the object keys sorted at every level and
  * numbers in one spelling (0, 0.0 and 0e0 are one number); the fields that do not change it
  * (stream, stream_options, user, metadata, store, and strata's own cache field) are left out,
- * so a streamed and a plain request share an entry. An embedding's key is the canonical
- * {"model", "dimensions", "input"} of one input, whatever the batch it came in and the
- * encoding_format it asked for (strata stores the vector as the upstream sent it).
+ * so a streamed and a plain request share an entry. An embedding's key is the SHA-256 of one
+ * input's model, dimensions and text (decoded) or token ids, length-prefixed, whatever the batch
+ * it came in and the encoding_format it asked for (strata stores the vector as the upstream sent
+ * it).
  *
  * Pure functions over jansson: no socket, no cache, no clock. Hostile bodies (not JSON,
  * duplicate keys, wrong types, too deep) are refused with a reason, never half-read.
