@@ -10,12 +10,12 @@
 # output to $OUT/<name>*.txt and appends its `RESULT name=value` lines to $OUT/results.txt. After
 # all sections, the script prints the summary with the ratios derived from it (scaling, strata vs
 # its peer). Adding a benchmark is adding a function and its name below. Sections with their own
-# script (bench/l2, bench/http, bench/ratelimit, bench/stampede, bench/proxy) run it with
+# script (bench/l2, bench/http, bench/ratelimit, bench/stampede, bench/proxy, bench/llm) run it with
 # OUT=$OUT/<name>: it writes its own results.txt there (already medians), whose RESULT lines are
 # folded into the summary here.
 set -euo pipefail
 
-SECTIONS=(l1 l2 http ratelimit stampede proxy)
+SECTIONS=(l1 l2 http ratelimit stampede proxy llm)
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -161,6 +161,11 @@ section_stampede() { sub stampede; }
 # Caching reverse proxy: bench/proxy/run.sh (strata serve --upstream against Varnish and nginx
 # proxy_cache in front of one counting origin: hits, misses, a cold-key burst of 1,000 clients).
 section_proxy() { sub proxy; }
+
+# LLM gateway: bench/llm/run.sh (strata serve --llm-upstream against FastAPI + redis-py
+# cache-aside and nginx caching POSTs by body, in front of one fake OpenAI upstream: cached chat
+# answers and embedding batches, streams' time to first byte, a partially cached batch).
+section_llm() { sub llm; }
 
 for s in "${SECTIONS[@]}"; do
     if ! declare -F "section_$s" >/dev/null; then
