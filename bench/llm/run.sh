@@ -499,27 +499,35 @@ done
 report
 
 # ---- profile: where strata's time goes on a cached chat answer, when a strata target is missed ----
-# perf record (cpu-clock, call graphs) on the gateway while wrk runs the chat_1k hit load; the top
-# self symbols, and the same for nginx, the peer to beat.
+# perf record (cpu-clock, DWARF call graphs: libjansson has no frame pointers, and its symbols are
+# stripped, so its time is told by its callers) on the gateway while wrk runs the chat_1k hit
+# load; the top self symbols, and the top symbols with their callees' time (children), where
+# strata's own functions show what they cost; the same for nginx, the peer to beat.
 profile() { # KIND
     local kind=$1 url wpid
     start_gateway "$kind" "profile-$kind"
     url="http://127.0.0.1:$PORT/v1/chat/completions"
     post "$url" "$TMP/chat_1k.json" 1024 >/dev/null
     wait_quiet "profile $kind" >/dev/null
-    WRK_BODY=$TMP/chat_1k.json WRK_SIZE=1024 taskset -c 0 wrk -t1 -c"$CONNS" -d"$((DURATION + 2))s" \
-        -s "$HERE/post.lua" "$url" >"$OUT/profile.$kind.wrk.txt" &
+    WRK_BODY=$TMP/chat_1k.json WRK_SIZE=1024 taskset -c 0 wrk -t1 -c"$CONNS" \
+        -d"$((DURATION + 2))s" -s "$HERE/post.lua" "$url" >"$OUT/profile.$kind.wrk.txt" &
     wpid=$!
     sleep 1
-    perf record -e cpu-clock -F 1999 -g -o "$TMP/perf.$kind.data" -p "$(tree_pids "$PID" | tr -s ' ' ',' | sed 's/^,//')" \
-        -- sleep "$DURATION" >"$TMP/perf.$kind.log" 2>&1 || true
+    perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -o "$TMP/perf.$kind.data" \
+        -p "$(tree_pids "$PID" | tr -s ' ' ',' | sed 's/^,//')" -- sleep "$DURATION" \
+        >"$TMP/perf.$kind.log" 2>&1 || true
     wait "$wpid" || true
     stop_pids "$PID"
     {
-        echo "== profile: $kind, cached chat answers of 1 KB ($(wrk_fields "$OUT/profile.$kind.wrk.txt" | cut -d' ' -f1) req/s)"
+        echo "== profile: $kind, cached chat answers of 1 KB" \
+            "($(wrk_fields "$OUT/profile.$kind.wrk.txt" | cut -d' ' -f1) req/s under perf)"
+        echo "-- self"
         # (awk, not head: perf report must not die of SIGPIPE under pipefail)
         perf report -i "$TMP/perf.$kind.data" --no-children -g none --sort dso,sym --stdio \
-            2>/dev/null | awk '/^ +[0-9.]+%/ && n++ < 30' || true
+            2>/dev/null | awk '/^ +[0-9.]+%/ && n++ < 25' || true
+        echo "-- with callees (children), user-space symbols"
+        perf report -i "$TMP/perf.$kind.data" --children -g none --sort sym --stdio 2>/dev/null |
+            awk '/^ +[0-9.]+% +[0-9.]+% +\[\.\] [a-z_]/ && n++ < 25' || true
     } | tee "$OUT/profile.$kind.txt"
 }
 if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && grep -q '^target: strata.*NOT met' "$OUT/summary.txt"; then
