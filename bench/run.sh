@@ -10,12 +10,13 @@
 # output to $OUT/<name>*.txt and appends its `RESULT name=value` lines to $OUT/results.txt. After
 # all sections, the script prints the summary with the ratios derived from it (scaling, strata vs
 # its peer). Adding a benchmark is adding a function and its name below. Sections with their own
-# script (bench/l2, bench/http, bench/ratelimit, bench/stampede, bench/proxy, bench/python) run it with
+# script (bench/l2, bench/http, bench/ratelimit, bench/stampede, bench/proxy, bench/python,
+# bench/llm) run it with
 # OUT=$OUT/<name>: it writes its own results.txt there (already medians), whose RESULT lines are
 # folded into the summary here.
 set -euo pipefail
 
-SECTIONS=(l1 l2 http ratelimit stampede proxy python)
+SECTIONS=(l1 l2 http ratelimit stampede proxy python llm)
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -165,6 +166,11 @@ section_proxy() { sub proxy; }
 # Python: bench/python/run.sh (a cached get through the Python client, sync and asyncio, against
 # redis-py's GET and the seed services' redis-py cache-aside wrapper with JSON; one call at a time).
 section_python() { sub python; }
+
+# LLM gateway: bench/llm/run.sh (strata serve --llm-upstream against FastAPI + redis-py
+# cache-aside and nginx caching POSTs by body, in front of one fake OpenAI upstream: cached chat
+# answers and embedding batches, streams' time to first byte, a partially cached batch).
+section_llm() { sub llm; }
 
 for s in "${SECTIONS[@]}"; do
     if ! declare -F "section_$s" >/dev/null; then
