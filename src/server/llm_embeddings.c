@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "llm/llm_embed.h"
+#include "llm/llm_text.h"
 #include "llm_internal.h"
 #include "log.h"
 
@@ -48,33 +49,14 @@ static strata_key input_key(proxy_req *px, size_t i, char *buf, size_t cap)
 
 /* ---- the answer --------------------------------------------------------------------------- */
 
-/* Appends s[0..n) to the growing answer. Returns 0 or -1. */
-static int put(char **b, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n + 1 > *cap) {
-        size_t c = *cap ? *cap * 2 : 4096;
-        while (c < *len + n + 1)
-            c *= 2;
-        char *nb = realloc(*b, c);
-        if (nb == NULL)
-            return -1;
-        *b = nb;
-        *cap = c;
-    }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    (*b)[*len] = '\0';
-    return 0;
-}
-
 /* The answer of every input in the client's order: vec[i] each (found, or from the upstream's
  * answer), encoded as asked. Malloc'd, or NULL. *tokens: the sum of their tokens. */
 static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *tokens,
                       size_t *out_len)
 {
-    char *b = NULL, head[96];
-    size_t len = 0, cap = 0;
-    int ok = put(&b, &len, &cap, "{\"object\":\"list\",\"data\":[", 25) == 0;
+    char head[96];
+    llm_text b = {0};
+    int ok = llm_text_add(&b, "{\"object\":\"list\",\"data\":[", 25) == 0;
     *tokens = 0;
     for (size_t i = 0; ok && i < n; i++) {
         size_t el = 0;
@@ -82,8 +64,8 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
         int hl =
             snprintf(head, sizeof head,
                      "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        ok = e != NULL && put(&b, &len, &cap, head, (size_t)hl) == 0 &&
-             put(&b, &len, &cap, e, el) == 0 && put(&b, &len, &cap, "}", 1) == 0;
+        ok = e != NULL && llm_text_add(&b, head, (size_t)hl) == 0 && llm_text_add(&b, e, el) == 0 &&
+             llm_text_add(&b, "}", 1) == 0;
         *tokens += vec[i].tokens;
         free(e);
     }
@@ -94,15 +76,15 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
     int tl =
         snprintf(tail, sizeof tail, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
                  (long long)*tokens, (long long)*tokens);
-    ok = ok && m != NULL && put(&b, &len, &cap, "],\"model\":", 10) == 0 &&
-         put(&b, &len, &cap, m, strlen(m)) == 0 && put(&b, &len, &cap, tail, (size_t)tl) == 0;
+    ok = ok && m != NULL && llm_text_add(&b, "],\"model\":", 10) == 0 &&
+         llm_text_add(&b, m, strlen(m)) == 0 && llm_text_add(&b, tail, (size_t)tl) == 0;
     free(m);
     if (!ok) {
-        free(b);
+        free(b.p);
         return NULL;
     }
-    *out_len = len;
-    return b;
+    *out_len = b.len;
+    return b.p;
 }
 
 static void answer_json(proxy_req *px, int x, const char *body, size_t len, int64_t saved,

@@ -51,7 +51,8 @@ static void test_rows_by_name_and_bound(void **state)
         if (i >= 3)
             assert_ptr_equal(n, other);
     }
-    assert_ptr_equal(llm_counters_row(c, "llm", "m0", "acme"), llm_counters_row(c, "llm", "m0", "acme"));
+    assert_ptr_equal(llm_counters_row(c, "llm", "m0", "acme"),
+                     llm_counters_row(c, "llm", "m0", "acme"));
     seen s = {0};
     llm_counters_each(c, count_row, &s);
     assert_int_equal(s.rows, 9); /* 8 rows and (other) */

@@ -11,18 +11,14 @@
 
 #include "llm_request.h"
 #include "llm_sse.h"
+#include "llm_text.h"
 
 #define CHOICES_MAX  128 /* choices one answer may have ("n") */
 #define REPLAY_PIECE 96  /* bytes of content per replayed chunk, at most */
 
-typedef struct text {
-    char *p;
-    size_t len, cap;
-} text;
-
 typedef struct choice {
     long long index;
-    text content;
+    llm_text content;
     int has_content;
     json_t *role;          /* a string, or NULL */
     json_t *tool_calls;    /* array of {id, type, function: {name, arguments}}, or NULL */
@@ -33,30 +29,12 @@ struct llm_sse_rec {
     int kind;
     int failed, done;
     size_t max, seen;
-    text pending; /* bytes of an event not yet ended */
-    json_t *head; /* id, created, model, system_fingerprint of the first chunk */
+    llm_text pending; /* bytes of an event not yet ended */
+    json_t *head;     /* id, created, model, system_fingerprint of the first chunk */
     json_t *usage;
     choice *choices;
     size_t nchoices;
 };
-
-static int text_add(text *t, const char *p, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *np = realloc(t->p, cap);
-        if (np == NULL)
-            return -1;
-        t->p = np;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, p, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-    return 0;
-}
 
 llm_sse_rec *llm_sse_rec_new(int kind, size_t max)
 {
@@ -166,7 +144,7 @@ static int choice_add(llm_sse_rec *r, json_t *ch)
     json_t *s = json_object_get(piece, r->kind == LLM_CHAT ? "content" : "text");
     if (json_is_string(s)) {
         c->has_content = 1;
-        if (text_add(&c->content, json_string_value(s), json_string_length(s)) != 0)
+        if (llm_text_add(&c->content, json_string_value(s), json_string_length(s)) != 0)
             return -1;
     }
     json_t *role = json_object_get(piece, "role");
@@ -228,7 +206,7 @@ out:
 /* One event (its lines, without the blank line that ended it): its data lines joined. */
 static int event(llm_sse_rec *r, const char *p, size_t len)
 {
-    text data = {0};
+    llm_text data = {0};
     int rc = 0, any = 0;
     while (len > 0 && rc == 0) {
         const char *nl = memchr(p, '\n', len);
@@ -236,7 +214,8 @@ static int event(llm_sse_rec *r, const char *p, size_t len)
         size_t line = ll > 0 && p[ll - 1] == '\r' ? ll - 1 : ll;
         if (line >= 5 && memcmp(p, "data:", 5) == 0) {
             size_t off = line > 5 && p[5] == ' ' ? 6 : 5;
-            if ((any && text_add(&data, "\n", 1) != 0) || text_add(&data, p + off, line - off) != 0)
+            if ((any && llm_text_add(&data, "\n", 1) != 0) ||
+                llm_text_add(&data, p + off, line - off) != 0)
                 rc = -1;
             any = 1;
         } else if (line >= 6 && memcmp(p, "event:", 6) == 0) {
@@ -261,7 +240,7 @@ int llm_sse_rec_feed(llm_sse_rec *r, const char *data, size_t len)
     if (r->failed)
         return -1;
     r->seen += len;
-    if (r->seen > r->max || text_add(&r->pending, data, len) != 0) {
+    if (r->seen > r->max || llm_text_add(&r->pending, data, len) != 0) {
         r->failed = 1;
         return -1;
     }
@@ -380,15 +359,6 @@ int llm_answer_complete(int kind, const char *body, size_t len)
     return ok;
 }
 
-long long llm_answer_tokens(const char *body, size_t len)
-{
-    json_t *j = json_loadb(body, len, 0, NULL);
-    json_t *t = json_object_get(json_object_get(j, "usage"), "total_tokens");
-    long long n = json_is_integer(t) ? json_integer_value(t) : 0;
-    json_decref(j);
-    return n;
-}
-
 /* The number after `"name":` within u[0..len) (the usage object's text), or 0. */
 static long long member_number(const char *u, size_t len, const char *name)
 {
@@ -450,7 +420,7 @@ void llm_answer_usage(const char *body, size_t len, long long *prompt, long long
 /* ---- replay ------------------------------------------------------------------------------- */
 
 /* Appends "data: <chunk>\n\n" (the chunk: head's fields, object, and choices or more). */
-static int emit(text *out, json_t *head, const char *object, json_t *choices, json_t *usage)
+static int emit(llm_text *out, json_t *head, const char *object, json_t *choices, json_t *usage)
 {
     json_t *c = with_object(head, object);
     if (c == NULL)
@@ -460,8 +430,8 @@ static int emit(text *out, json_t *head, const char *object, json_t *choices, js
         json_object_set(c, "usage", usage);
     char *s = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(c);
-    int rc = s == NULL || text_add(out, "data: ", 6) != 0 || text_add(out, s, strlen(s)) != 0 ||
-                     text_add(out, "\n\n", 2) != 0
+    int rc = s == NULL || llm_text_add(out, "data: ", 6) != 0 ||
+                     llm_text_add(out, s, strlen(s)) != 0 || llm_text_add(out, "\n\n", 2) != 0
                  ? -1
                  : 0;
     free(s);
@@ -479,7 +449,7 @@ static size_t piece_len(const char *s, size_t len)
     return n;
 }
 
-static int replay_choice(text *out, int kind, json_t *head, const char *object, json_t *c)
+static int replay_choice(llm_text *out, int kind, json_t *head, const char *object, json_t *c)
 {
     json_t *ix = json_object_get(c, "index"), *fr = json_object_get(c, "finish_reason");
     json_t *msg = kind == LLM_CHAT ? json_object_get(c, "message") : c;
@@ -541,7 +511,7 @@ char *llm_sse_replay(int kind, const char *body, size_t len, int include_usage, 
 {
     json_t *j = json_loadb(body, len, 0, NULL);
     json_t *choices = json_object_get(j, "choices"), *usage = json_object_get(j, "usage");
-    text out = {0};
+    llm_text out = {0};
     json_t *head = json_object();
     const char *object = kind == LLM_CHAT ? "chat.completion.chunk" : "text_completion";
     int ok = json_is_array(choices) && head != NULL;
@@ -554,7 +524,7 @@ char *llm_sse_replay(int kind, const char *body, size_t len, int include_usage, 
     if (ok && include_usage && json_is_object(usage))
         ok = emit(&out, head, object, json_array(), usage) == 0;
     if (ok)
-        ok = text_add(&out, "data: [DONE]\n\n", 14) == 0;
+        ok = llm_text_add(&out, "data: [DONE]\n\n", 14) == 0;
     json_decref(head);
     json_decref(j);
     if (!ok) {

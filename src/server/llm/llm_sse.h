@@ -45,9 +45,8 @@ int llm_answer_complete(int kind, const char *body, size_t len);
  * a completion of kind or out of memory. */
 char *llm_sse_replay(int kind, const char *body, size_t len, int include_usage, size_t *out_len);
 
-/* The total_tokens of body's usage (a completion or an embeddings answer), or 0. */
-long long llm_answer_tokens(const char *body, size_t len);
-/* Its prompt_tokens and completion_tokens (0 for what is absent). */
+/* The prompt_tokens and completion_tokens of body's usage (a completion or an embeddings
+ * answer), 0 for what is absent. */
 void llm_answer_usage(const char *body, size_t len, long long *prompt, long long *completion);
 
 #endif
