@@ -1,0 +1,148 @@
+/* redis/cluster_map.c: key slots, CLUSTER SLOTS and redirections (cluster_map.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <strata/errors.h>
+
+#include "redis/cluster_map.h"
+
+/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), the one Redis Cluster uses, one table
+ * lookup per byte. The table is built on first use: 256 entries, computed in well under a
+ * microsecond, racing builders write the same values. */
+static uint16_t crc_table[256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+    for (unsigned i = 0; i < 256; i++) {
+        uint16_t c = (uint16_t)(i << 8);
+        for (int b = 0; b < 8; b++)
+            c = (uint16_t)(c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1);
+        __atomic_store_n(&crc_table[i], c, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
+}
+
+static uint16_t crc16(const char *p, size_t len)
+{
+    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
+        crc_init();
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++)
+        crc =
+            (uint16_t)((crc << 8) ^ __atomic_load_n(&crc_table[((crc >> 8) ^ (uint8_t)p[i]) & 0xff],
+                                                    __ATOMIC_RELAXED));
+    return crc;
+}
+
+unsigned strata__cluster_slot(const char *key, size_t len)
+{
+    const char *open = memchr(key, '{', len);
+    if (open != NULL) {
+        size_t rest = len - (size_t)(open - key) - 1;
+        const char *close = memchr(open + 1, '}', rest);
+        if (close != NULL && close > open + 1)
+            return crc16(open + 1, (size_t)(close - open - 1)) & (CLUSTER_SLOTS - 1);
+    }
+    return crc16(key, len) & (CLUSTER_SLOTS - 1);
+}
+
+/* The index of addr among the map's primaries, added when new; -1 when the map is full. */
+static int primary_index(cluster_map *m, const cluster_addr *addr)
+{
+    for (unsigned i = 0; i < m->nprimaries; i++)
+        if (m->primary[i].port == addr->port && strcmp(m->primary[i].host, addr->host) == 0)
+            return (int)i;
+    if (m->nprimaries == CLUSTER_PRIMARIES)
+        return -1;
+    m->primary[m->nprimaries] = *addr;
+    return (int)m->nprimaries++;
+}
+
+static int fail(const char **why, const char *msg)
+{
+    if (why != NULL)
+        *why = msg;
+    return STRATA_EPROTO;
+}
+
+/* A node entry of CLUSTER SLOTS: [host, port, id, ...]. */
+static int read_node(const redisReply *n, const char *asked_host, cluster_addr *out,
+                     const char **why)
+{
+    if (n->type != REDIS_REPLY_ARRAY || n->elements < 2 ||
+        n->element[0]->type != REDIS_REPLY_STRING || n->element[1]->type != REDIS_REPLY_INTEGER)
+        return fail(why, "CLUSTER SLOTS: a node is not [host, port, ...]");
+    const char *host = n->element[0]->str;
+    if (n->element[0]->len == 0 || strcmp(host, "?") == 0)
+        host = asked_host;
+    if (strlen(host) >= sizeof out->host || memchr(n->element[0]->str, '\0', n->element[0]->len))
+        return fail(why, "CLUSTER SLOTS: a node's host is too long or not text");
+    long long port = n->element[1]->integer;
+    if (port < 1 || port > 65535)
+        return fail(why, "CLUSTER SLOTS: a node's port is not 1-65535");
+    memcpy(out->host, host, strlen(host) + 1);
+    out->port = (int)port;
+    return 0;
+}
+
+int strata__cluster_map_parse(const redisReply *r, const char *asked_host, cluster_map *out,
+                              const char **why)
+{
+    memset(out->slot, CLUSTER_NO_NODE, sizeof out->slot);
+    out->nprimaries = 0;
+    out->covered = 0;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return fail(why, "CLUSTER SLOTS: the answer is not an array");
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER)
+            return fail(why, "CLUSTER SLOTS: a range is not [start, end, primary, ...]");
+        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        if (lo < 0 || hi < lo || hi >= CLUSTER_SLOTS)
+            return fail(why, "CLUSTER SLOTS: a range is outside 0-16383");
+        cluster_addr a;
+        int rc = read_node(e->element[2], asked_host, &a, why);
+        if (rc != 0)
+            return rc;
+        int idx = primary_index(out, &a);
+        if (idx < 0)
+            return fail(why, "CLUSTER SLOTS: more primaries than strata follows (64)");
+        for (long long s = lo; s <= hi; s++) {
+            if (out->slot[s] == CLUSTER_NO_NODE)
+                out->covered++;
+            out->slot[s] = (uint8_t)idx;
+        }
+    }
+    return 0;
+}
+
+int strata__cluster_redirect(const redisReply *r, int *ask, unsigned *slot, cluster_addr *to)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ERROR || r->str == NULL)
+        return 0;
+    const char *p;
+    if (strncmp(r->str, "MOVED ", 6) == 0)
+        *ask = 0, p = r->str + 6;
+    else if (strncmp(r->str, "ASK ", 4) == 0)
+        *ask = 1, p = r->str + 4;
+    else
+        return 0;
+    char *end;
+    unsigned long s = strtoul(p, &end, 10);
+    if (end == p || *end != ' ' || s >= CLUSTER_SLOTS)
+        return 0;
+    const char *addr = end + 1, *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof to->host)
+        return 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+        return 0;
+    memcpy(to->host, addr, (size_t)(colon - addr));
+    to->host[colon - addr] = '\0';
+    to->port = (int)port;
+    *slot = (unsigned)s;
+    return 1;
+}
