@@ -75,8 +75,12 @@ typedef struct strata_redis_config {
     const char *sentinels;         /* REDIS_SENTINELS: "host:port,host:port,..." (at most 16) */
     const char *sentinel_master;   /* REDIS_SENTINEL_MASTER: the name the sentinels monitor */
     const char *sentinel_password; /* REDIS_SENTINEL_PASSWORD: the sentinels' own; NULL: none */
-    const char *username;          /* REDIS_USERNAME: the ACL user (with sentinels or host) */
-    const char *password;          /* REDIS_PASSWORD: the password (with sentinels or host) */
+    /* Redis Cluster (docs/operations.md, "Redis Cluster"): instead of url, the seed nodes; the
+     * slot map is asked of them and followed through MOVED, ASK and failovers. Database 0 only.
+     * TLS settings apply to every node. */
+    const char *cluster;  /* REDIS_CLUSTER: seed nodes, "host:port,host:port,..." (<= 16) */
+    const char *username; /* REDIS_USERNAME: the ACL user (with sentinels or host) */
+    const char *password; /* REDIS_PASSWORD: the password (with sentinels or host) */
     /* The split settings some services use instead of a URL (docs/operations.md, "REDIS_HOST
      * and the split settings"): with url and sentinels NULL and host set, the connection is
      * composed from host, port, db, username, password and tls, as REDIS_URL would say it. With
@@ -103,9 +107,10 @@ typedef struct strata_cache_config {
  * CACHE_TTL, REDIS_URL, REDIS_ENABLED, REDIS_MAX_CONNECTIONS, REDIS_CONNECT_TIMEOUT,
  * REDIS_SOCKET_TIMEOUT, REDIS_READONLY, REDIS_TLS, REDIS_TLS_CA_CERT, REDIS_TLS_CERT,
  * REDIS_TLS_KEY, REDIS_TLS_SERVER_NAME, REDIS_TLS_INSECURE, REDIS_SENTINELS,
- * REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD, REDIS_USERNAME, REDIS_PASSWORD, REDIS_HOST,
- * REDIS_PORT, REDIS_DB; a TLS file that cannot be read is refused here, and so are REDIS_SENTINELS
- * with REDIS_URL or REDIS_HOST, and REDIS_USERNAME without REDIS_PASSWORD where they are used).
+ * REDIS_SENTINEL_MASTER, REDIS_SENTINEL_PASSWORD, REDIS_CLUSTER, REDIS_USERNAME, REDIS_PASSWORD,
+ * REDIS_HOST, REDIS_PORT, REDIS_DB; a TLS file that cannot be read is refused here, and so are
+ * REDIS_SENTINELS or REDIS_CLUSTER with REDIS_URL, REDIS_HOST or each other, REDIS_DB with
+ * REDIS_CLUSTER, and REDIS_USERNAME without REDIS_PASSWORD where they are used).
  * Strings point into the environment. Returns 0, or the first malformed variable's error
  * (STRATA_ERANGE, STRATA_EBADNAME) with *bad_var (may be NULL) set to its name. */
 int strata_cache_config_init(strata_cache_config *cfg, const char **bad_var);
@@ -126,7 +131,8 @@ const char *strata_cache_config_why(const char *var, const char *value, char *bu
 /* Creates a cache; *out owns it until strata_cache_free(). Does not wait for Redis: an
  * unreachable Redis is normal operation (the cache starts on L1 and connects when it can).
  * Returns 0, the errors of strata_l1_new, STRATA_EBADURL (REDIS_URL malformed: see
- * strata_redis_url_check; or a malformed host), STRATA_EINVAL (sentinels with url or host),
+ * strata_redis_url_check; or a malformed host), STRATA_EINVAL (sentinels or cluster with url,
+ * host or each other; a db with cluster),
  * STRATA_ENOMEM or STRATA_ETHREAD. */
 int strata_cache_new(const strata_cache_config *cfg, strata_cache **out);
 
@@ -292,12 +298,13 @@ typedef struct strata_l2_stats {
                                strata_cache_expire_any; L1's are in strata_stats) */
     uint64_t link_drops;    /* times the invalidation link was lost */
     char last_error[128];   /* the last failure, "" if none */
-    const char *topology;   /* "none", "single" (REDIS_URL) or "sentinel" (static) */
+    const char *topology;   /* "none", "single" (REDIS_URL), "sentinel" or "cluster" (static) */
     int tls;                /* connections to Redis are TLS */
     char primary[300];      /* the Redis in use, "host:port" (or the unix path); with sentinels
                                the primary they named last, "" while none is known */
     unsigned nodes;         /* the Redis nodes in use: 1 with a single Redis or a known
-                               sentinel primary, 0 without Redis (or while none is known) */
+                               sentinel primary, a cluster's primaries, 0 without Redis (or
+                               while none is known) */
 } strata_l2_stats;
 
 /* Fills *out. Never blocks on Redis. */

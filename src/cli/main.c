@@ -50,6 +50,7 @@ static void usage(FILE *f)
            "  REDIS_TLS_INSECURE (rediss:// URLs: TLS)\n"
            "  REDIS_SENTINELS REDIS_SENTINEL_MASTER REDIS_SENTINEL_PASSWORD (Sentinel, instead\n"
            "  of REDIS_URL)\n"
+           "  REDIS_CLUSTER (a Redis Cluster's seed nodes, instead of REDIS_URL)\n"
            "  STRATA_L1_MAX_MEMORY STRATA_PREFIX CACHE_TTL\n"
            "\n"
            "More: man strata, docs/operations.md, docs/api.md.\n");

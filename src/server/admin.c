@@ -100,12 +100,13 @@ static json_t *health_warnings(const health_job *j)
     return w;
 }
 
-/* Where Redis is: {"topology": "single" | "sentinel", "primary": "host:port", "tls": bool}
- * ("primary" is what the sentinels named last; "" while none is known). */
+/* Where Redis is: {"topology": "single" | "sentinel" | "cluster", "primary": "host:port",
+ * "nodes": N, "tls": bool} ("primary" is what the sentinels named last, "" while none is known
+ * and on a cluster; "nodes" the primaries in use). */
 static json_t *topology_json(const strata_l2_stats *l2)
 {
-    return json_pack("{s:s,s:s,s:b}", "topology", l2->topology, "primary", l2->primary, "tls",
-                     l2->tls);
+    return json_pack("{s:s,s:s,s:i,s:b}", "topology", l2->topology, "primary", l2->primary, "nodes",
+                     (int)l2->nodes, "tls", l2->tls);
 }
 
 static void health_done(health_job *j)
@@ -253,6 +254,7 @@ static void stats_done(void *arg)
     if (l2.configured) {
         json_object_set_new(l2j, "topology", json_string(l2.topology));
         json_object_set_new(l2j, "primary", json_string(l2.primary));
+        json_object_set_new(l2j, "nodes", json_integer((json_int_t)l2.nodes));
         json_object_set_new(l2j, "tls", json_boolean(l2.tls));
     }
     if (j->info_rc == 0)

@@ -352,7 +352,7 @@ static void lanes_init(server *s)
     const serve_config *c = &s->cfg;
     unsigned threads = c->admin_threads, pool = c->cache.redis.max_connections;
     if ((c->cache.redis.url != NULL || c->cache.redis.sentinels != NULL ||
-         c->cache.redis.host != NULL) &&
+         c->cache.redis.cluster != NULL || c->cache.redis.host != NULL) &&
         pool > 0 && threads + 2 > pool) {
         threads = pool > 2 ? pool - 2 : 1;
         log_msg(LOG_WARN,

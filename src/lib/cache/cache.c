@@ -183,6 +183,23 @@ static int env_sentinel(strata_redis_config *r, const char **bad)
     return 0;
 }
 
+/* REDIS_CLUSTER: with REDIS_URL, REDIS_HOST or REDIS_SENTINELS it is an error that names both;
+ * a cluster has database 0 only, so REDIS_DB is refused with it rather than ignored. */
+static int env_cluster(strata_redis_config *r, const char **bad)
+{
+    const char *list = env_str("REDIS_CLUSTER");
+    if (list == NULL)
+        return 0;
+    if (r->url != NULL || r->host != NULL || r->sentinels != NULL)
+        return *bad = "REDIS_CLUSTER", STRATA_EINVAL;
+    if (strata__sentinels_parse(list, NULL, 0, NULL) != 0)
+        return *bad = "REDIS_CLUSTER", STRATA_EBADURL;
+    if (r->db != 0)
+        return *bad = "REDIS_DB", STRATA_EINVAL;
+    r->cluster = list;
+    return 0;
+}
+
 static int env_redis(strata_redis_config *r, const char **bad)
 {
     unsigned long n;
@@ -206,6 +223,8 @@ static int env_redis(strata_redis_config *r, const char **bad)
         rc = env_split(r, bad);
     if (rc == 0)
         rc = env_sentinel(r, bad);
+    if (rc == 0)
+        rc = env_cluster(r, bad);
     if (rc == 0)
         rc = env_tls(r, bad);
     return rc;
@@ -288,6 +307,27 @@ const char *strata_cache_config_why(const char *var, const char *value, char *bu
             snprintf(buf, cap, "%s", why);
         else
             snprintf(buf, cap, "expected host:port,host:port,...");
+        return buf;
+    }
+    if (var != NULL && strcmp(var, "REDIS_CLUSTER") == 0) {
+        const char *other = env_str("REDIS_URL")         ? "REDIS_URL"
+                            : env_str("REDIS_HOST")      ? "REDIS_HOST"
+                            : env_str("REDIS_SENTINELS") ? "REDIS_SENTINELS"
+                                                         : NULL;
+        if (other != NULL)
+            snprintf(buf, cap,
+                     "%s and REDIS_CLUSTER are both set: give one (REDIS_CLUSTER names a Redis "
+                     "Cluster's seed nodes)",
+                     other);
+        else if (value != NULL && strata__sentinels_parse(value, NULL, 0, &why) != 0)
+            snprintf(buf, cap,
+                     "expected host:port,host:port,... of the cluster's nodes (at most 16)");
+        else
+            snprintf(buf, cap, "expected host:port,host:port,...");
+        return buf;
+    }
+    if (var != NULL && strcmp(var, "REDIS_DB") == 0 && env_str("REDIS_CLUSTER") != NULL) {
+        snprintf(buf, cap, "a Redis Cluster has database 0 only: unset REDIS_DB");
         return buf;
     }
     if (var != NULL && strncmp(var, "REDIS_TLS_", 10) == 0 && strcmp(var, "REDIS_TLS_INSECURE")) {
@@ -426,7 +466,8 @@ static void warn_ignored(strata_cache *c, const strata_redis_config *r)
 {
     const char *names[5];
     size_t n = 0;
-    int url = r->url != NULL, none = !url && r->sentinels == NULL && r->host == NULL;
+    int url = r->url != NULL,
+        none = !url && r->sentinels == NULL && r->cluster == NULL && r->host == NULL;
     if (r->host != NULL && url)
         names[n++] = "REDIS_HOST";
     if (r->port != 0 && (url || r->host == NULL))
@@ -445,6 +486,7 @@ static void warn_ignored(strata_cache *c, const strata_redis_config *r)
     snprintf(msg, sizeof msg, "%s %s ignored: %s", list, n > 1 ? "are" : "is",
              url            ? "REDIS_URL is set and says where Redis is and how to log in"
              : r->sentinels ? "the sentinels name the primary's address and port"
+             : r->cluster   ? "REDIS_CLUSTER names the nodes"
                             : "they go with REDIS_HOST, which is not set (memory only)");
     c->log(1, msg, c->log_arg);
 }
@@ -455,6 +497,16 @@ static int l2_target(const strata_redis_config *r, redis_url *url)
 {
     if (r->sentinels != NULL && (r->url != NULL || r->host != NULL))
         return STRATA_EINVAL; /* one or the other */
+    if (r->cluster != NULL && (r->url != NULL || r->host != NULL || r->sentinels != NULL))
+        return STRATA_EINVAL;
+    if (r->cluster != NULL) {
+        if (strata__sentinels_parse(r->cluster, NULL, 0, NULL) != 0)
+            return STRATA_EBADURL;
+        if (r->db != 0)
+            return STRATA_EINVAL; /* a cluster has database 0 only */
+        strata__sentinel_url(r, url);
+        return 0;
+    }
     if (r->url != NULL)
         return strata__redis_url_parse(r->url, url, NULL) != 0 ? STRATA_EBADURL : 0;
     if (r->sentinels != NULL) {
@@ -519,7 +571,9 @@ int strata_cache_new(const strata_cache_config *cfg, strata_cache **out)
     const strata_redis_config *r = &cfg->redis;
     if (rc == 0 && r->enabled)
         warn_ignored(c, r);
-    if (rc == 0 && (r->url != NULL || r->sentinels != NULL || r->host != NULL) && r->enabled)
+    if (rc == 0 &&
+        (r->url != NULL || r->sentinels != NULL || r->cluster != NULL || r->host != NULL) &&
+        r->enabled)
         rc = start_l2(c, cfg);
     if (rc != 0) {
         strata_cache_free(c);
@@ -730,7 +784,7 @@ int strata_cache_flush(strata_cache *c)
         return l1_only(c, STRATA_EREADONLY);
     redis_cmd cmd = {.argc = 2, .argv = {"FLUSHDB", "ASYNC"}, .argvlen = {7, 5}};
     redisReply *r;
-    int rc = strata__redis_run(c->redis, &cmd, 1, &r);
+    int rc = strata__redis_run_every(c->redis, &cmd, &r); /* every primary of a cluster */
     if (rc != 0)
         return l1_only(c, rc);
     rc = strata__reply_error(r);

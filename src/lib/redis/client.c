@@ -33,6 +33,7 @@
 
 #include "core/clock.h"
 #include "redis/client.h"
+#include "redis/cluster.h"
 #include "redis/link.h"
 #include "redis/resolve.h"
 #include "redis/sentinel.h"
@@ -52,6 +53,7 @@ typedef struct slot {
     redis_sock *conn;
     uint64_t gen; /* the target's generation conn was made for */
     int busy;
+    redis_sock **by_node; /* with a cluster: a connection per node (CLUSTER_NODES_MAX) */
 } slot;
 
 struct redis_client {
@@ -64,6 +66,8 @@ struct redis_client {
     redis_tls *tls;           /* NULL: plain TCP */
     redis_sentinel *sentinel; /* NULL: the URL's Redis */
     redis_resolver *resolver; /* the URL's host name, resolved again; NULL: an address */
+    redis_cluster *cluster;   /* NULL: not a Redis Cluster */
+    cluster_table *table;     /* with cluster: where each slot goes */
     breaker brk;
     atomic_int replica;       /* a replica was detected */
     atomic_int warned_ro;     /* the read-only warning was logged */
@@ -182,6 +186,8 @@ static void resolve_host(redis_url *u)
 
 static void recheck_role(redis_client *l);
 static void log_line(redis_client *l, int level, const char *msg);
+static redis_sock *cluster_connect(void *arg, const char *addr, int port, char *err, size_t cap);
+static void cluster_map_read(void *arg, const cluster_map *m);
 
 /* What the link is handed (link.h): the client's own functions, by pointer. */
 static redis_sock *link_connect(void *arg, char *err, size_t cap)
@@ -256,6 +262,34 @@ static void sentinel_note_error(void *arg, const char *msg)
     strata__redis_note_error(arg, msg);
 }
 
+/* With a cluster: the routing table, and a connection per node in each pool slot. */
+static int cluster_alloc(redis_client *l)
+{
+    if ((l->table = malloc(sizeof *l->table)) == NULL)
+        return -1;
+    strata__cluster_table_init(l->table);
+    for (unsigned i = 0; i < l->nslots; i++)
+        if ((l->slots[i].by_node = calloc(CLUSTER_NODES_MAX, sizeof(redis_sock *))) == NULL)
+            return -1;
+    return 0;
+}
+
+/* The pool's connections, the routing table and l itself. */
+static void free_client(redis_client *l)
+{
+    for (unsigned i = 0; i < l->nslots; i++) {
+        strata__sock_close(l->slots[i].conn);
+        for (unsigned n = 0; l->slots[i].by_node != NULL && n < CLUSTER_NODES_MAX; n++)
+            strata__sock_close(l->slots[i].by_node[n]);
+        free(l->slots[i].by_node);
+    }
+    free(l->slots);
+    if (l->table != NULL)
+        strata__cluster_table_destroy(l->table);
+    free(l->table);
+    free(l);
+}
+
 int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
                       const char *track_prefix, const redis_events *ev, strata_log_fn log,
                       void *log_arg, redis_client **out)
@@ -276,13 +310,17 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
         free(l);
         return STRATA_ENOMEM;
     }
+    if (cfg->cluster != NULL && cluster_alloc(l) != 0) {
+        free_client(l);
+        return STRATA_ENOMEM;
+    }
     if (url->tls || cfg->tls) {
         char err[400];
-        int rc = strata__tls_new(cfg, cfg->sentinels ? NULL : url->host, &l->tls, err, sizeof err);
+        int rc = strata__tls_new(cfg, cfg->sentinels || cfg->cluster ? NULL : url->host, &l->tls,
+                                 err, sizeof err);
         if (rc != 0) {
             logf_(l, 0, "%s", err);
-            free(l->slots);
-            free(l);
+            free_client(l);
             return rc;
         }
         if (cfg->tls_insecure)
@@ -292,10 +330,10 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
     }
     snprintf(l->target_name, sizeof l->target_name, "%s", url->path[0] ? url->path : url->host);
     unsigned char bin[16];
-    int is_name = cfg->sentinels == NULL && !url->path[0] &&
-                  inet_pton(AF_INET, url->host, bin) != 1 &&
+    int one = cfg->sentinels == NULL && cfg->cluster == NULL; /* the URL names the node */
+    int is_name = one && !url->path[0] && inet_pton(AF_INET, url->host, bin) != 1 &&
                   inet_pton(AF_INET6, url->host, bin) != 1;
-    if (cfg->sentinels == NULL) {
+    if (one) {
         resolve_host(&l->url);
         l->target_known = 1;
     }
@@ -315,6 +353,16 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
             strata__redis_free(l);
             return rc;
         }
+    }
+    if (l->table != NULL) {
+        cluster_deps cd = {cluster_connect, cluster_map_read, sentinel_note_error,
+                           cfg->socket_timeout_ms, l};
+        int rc = strata__cluster_start(&cd, cfg->cluster, &l->cluster);
+        if (rc != 0) {
+            strata__redis_free(l);
+            return rc;
+        }
+        track_prefix = NULL; /* coherence on a cluster: a link per primary, the next step */
     }
     if (is_name) {
         resolver_deps rd = {dns_resolved, sentinel_note_error, l};
@@ -342,19 +390,16 @@ void strata__redis_free(redis_client *l)
     if (l == NULL)
         return;
     strata__link_stop(l->link); /* first: its thread uses the rest */
+    strata__cluster_stop(l->cluster);
     strata__sentinel_stop(l->sentinel);
     strata__resolver_stop(l->resolver);
-    for (unsigned i = 0; i < l->nslots; i++)
-        if (l->slots[i].conn != NULL)
-            strata__sock_close(l->slots[i].conn);
-    free(l->slots);
     strata__tls_free(l->tls);
     strata__breaker_destroy(&l->brk);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->freed);
     pthread_mutex_destroy(&l->err_lock);
     pthread_mutex_destroy(&l->addr_lock);
-    free(l);
+    free_client(l);
 }
 
 const struct redis_tls *strata__redis_tls(redis_client *l)
@@ -398,12 +443,16 @@ void strata__redis_state(redis_client *l, redis_state *out)
     pthread_mutex_lock(&l->err_lock);
     snprintf(out->last_error, sizeof out->last_error, "%s", l->last_error);
     pthread_mutex_unlock(&l->err_lock);
-    out->topology = l->sentinel != NULL ? "sentinel" : "single";
+    out->topology = l->table != NULL ? "cluster" : l->sentinel != NULL ? "sentinel" : "single";
     out->tls = l->tls != NULL;
     pthread_mutex_lock(&l->addr_lock);
     target_str_locked(l, out->primary, sizeof out->primary);
     out->nodes = out->primary[0] != '\0';
     pthread_mutex_unlock(&l->addr_lock);
+    if (l->table != NULL) { /* the primaries of the last slot map */
+        int p[CLUSTER_PRIMARIES];
+        out->nodes = strata__cluster_table_primaries(l->table, p, CLUSTER_PRIMARIES);
+    }
 }
 
 int strata__redis_target(redis_client *l, redis_url *out, char *name, size_t cap, uint64_t *gen)
@@ -495,22 +544,15 @@ static int confirm_primary(redis_client *l, redis_sock *c, const redis_url *u, c
     return ok ? 0 : -1;
 }
 
-redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
+/* A connection to u (numeric), TLS verifying name (NULL: the context's), authenticated, its
+ * database selected, and with sentinels confirmed as the primary; or NULL with errbuf. */
+static redis_sock *connect_url(redis_client *l, const redis_url *u, const char *name, char *errbuf,
+                               size_t errcap)
 {
     unsigned ct = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
-    redis_url target;
-    char name[REDIS_URL_PART_MAX];
-    uint64_t gen;
-    strata__redis_reconnecting(l); /* a name is looked up again for the next one */
-    if (strata__redis_target(l, &target, name, sizeof name, &gen) != 0) {
-        snprintf(errbuf, errcap, "no redis primary known yet (the sentinels have not named one)");
-        return NULL;
-    }
-    redis_sock *c =
-        strata__sock_connect(&target, l->tls, name[0] ? name : NULL, ct, errbuf, errcap);
+    redis_sock *c = strata__sock_connect(u, l->tls, name, ct, errbuf, errcap);
     if (c == NULL)
         return NULL;
-    const redis_url *u = &target;
     char db[16];
     snprintf(db, sizeof db, "%d", u->db);
     redis_cmd auth = {
@@ -527,6 +569,27 @@ redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
     return c;
 }
 
+redis_sock *strata__redis_connect(redis_client *l, char *errbuf, size_t errcap)
+{
+    redis_url target;
+    char name[REDIS_URL_PART_MAX];
+    uint64_t gen;
+    if (l->table != NULL) { /* a cluster: the link's connection goes to a primary */
+        int node = strata__redis_any_node(l);
+        if (node < 0) {
+            snprintf(errbuf, errcap, "no redis cluster slot map yet (no node has answered)");
+            return NULL;
+        }
+        return strata__redis_connect_node(l, node, errbuf, errcap);
+    }
+    strata__redis_reconnecting(l); /* a name is looked up again for the next one */
+    if (strata__redis_target(l, &target, name, sizeof name, &gen) != 0) {
+        snprintf(errbuf, errcap, "no redis primary known yet (the sentinels have not named one)");
+        return NULL;
+    }
+    return connect_url(l, &target, name[0] ? name : NULL, errbuf, errcap);
+}
+
 /* Asks a new pool connection whether it talks to a replica. */
 static void detect_role(redis_client *l, redis_sock *c)
 {
@@ -539,6 +602,201 @@ static void detect_role(redis_client *l, redis_sock *c)
     else if (r->type == REDIS_REPLY_STRING && !l->cfg.readonly)
         atomic_store(&l->replica, 0); /* promoted, or a new primary behind the same address */
     freeReplyObject(r);
+}
+
+/* ---- Redis Cluster ----------------------------------------------------------------------- */
+
+static void node_name(const cluster_addr *a, char *buf, size_t cap)
+{
+    snprintf(buf, cap, strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
+}
+
+/* Counts errors failures against cluster node i (0: makes its row). */
+static void count_cluster_errors(redis_client *l, int node, uint64_t errors)
+{
+    char name[300];
+    node_name(strata__cluster_table_addr(l->table, node), name, sizeof name);
+    pthread_mutex_lock(&l->err_lock);
+    node_row_locked(l, name)->errors += errors;
+    pthread_mutex_unlock(&l->err_lock);
+}
+
+int strata__redis_is_cluster(redis_client *l)
+{
+    return l->table != NULL;
+}
+
+int strata__redis_any_node(redis_client *l)
+{
+    int p[1];
+    return strata__cluster_table_primaries(l->table, p, 1) > 0 ? p[0] : -1;
+}
+
+int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
+{
+    const char *key;
+    size_t len;
+    if (!strata__cmd_key(c, &key, &len))
+        return strata__redis_any_node(l);
+    return strata__cluster_table_route(l->table, strata__cluster_slot(key, len));
+}
+
+int strata__redis_redirected(redis_client *l, const redisReply *r, int from, int *ask)
+{
+    unsigned at;
+    cluster_addr to;
+    if (!strata__cluster_redirect(r, ask, &at, &to))
+        return -1;
+    if (to.host[0] == '\0') /* the node that answered */
+        snprintf(to.host, sizeof to.host, "%s", strata__cluster_table_addr(l->table, from)->host);
+    if (!*ask)
+        strata__cluster_ask(l->cluster); /* the map moved: read it again */
+    return strata__cluster_table_node(l->table, &to);
+}
+
+void strata__redis_node_target(redis_client *l, int node, redis_url *out)
+{
+    const cluster_addr *a = strata__cluster_table_addr(l->table, node);
+    *out = l->url;
+    snprintf(out->host, sizeof out->host, "%s", a->host);
+    out->port = a->port;
+}
+
+redis_sock *strata__redis_connect_node(redis_client *l, int node, char *err, size_t cap)
+{
+    redis_url u;
+    strata__redis_node_target(l, node, &u);
+    return connect_url(l, &u, u.host, err, cap);
+}
+
+void strata__redis_node_failed(redis_client *l, int node, const char *why)
+{
+    char msg[300];
+    node_name(strata__cluster_table_addr(l->table, node), msg, sizeof msg);
+    snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ": %.200s", why);
+    count_cluster_errors(l, node, 1);
+    strata__cluster_ask(l->cluster); /* failed over? the map says */
+    strata__redis_failed(l, msg);
+}
+
+/* The watcher's connection to a node it asks for the map. */
+static redis_sock *cluster_connect(void *arg, const char *addr, int port, char *err, size_t cap)
+{
+    redis_client *l = arg;
+    redis_url u = l->url;
+    snprintf(u.host, sizeof u.host, "%s", addr);
+    u.port = port;
+    return connect_url(l, &u, addr, err, cap);
+}
+
+/* A slot map was read: route by it; say so when it changed. */
+static void cluster_map_read(void *arg, const cluster_map *m)
+{
+    redis_client *l = arg;
+    int rc = strata__cluster_table_install(l->table, m);
+    if (rc < 0) {
+        logf_(l, 0,
+              "redis cluster names more than %d nodes over this client's life: the newest "
+              "are not followed",
+              CLUSTER_NODES_MAX);
+        return;
+    }
+    if (rc == 0)
+        return;
+    int p[CLUSTER_PRIMARIES];
+    unsigned n = strata__cluster_table_primaries(l->table, p, CLUSTER_PRIMARIES);
+    for (unsigned i = 0; i < n && i < CLUSTER_PRIMARIES; i++)
+        count_cluster_errors(l, p[i], 0); /* each primary's series exists before its failures */
+    logf_(l, 2, "redis cluster: %u primaries serve %u of 16384 slots", n, m->covered);
+    strata__breaker_retry_now(&l->brk); /* a new primary: no backoff left from the old one */
+}
+
+/* The connection of pool slot s to node, made when missing; NULL with err. */
+static redis_sock *slot_node_conn(redis_client *l, slot *s, int node, char *err, size_t cap)
+{
+    if (s->by_node[node] == NULL)
+        s->by_node[node] = strata__redis_connect_node(l, node, err, cap);
+    return s->by_node[node];
+}
+
+/* n commands on node through pool slot s. A failure closes that connection and is recorded. */
+static int node_exchange(redis_client *l, slot *s, int node, const redis_cmd *cmds, size_t n,
+                         redisReply **replies)
+{
+    char err[200];
+    redis_sock *c = slot_node_conn(l, s, node, err, sizeof err);
+    if (c == NULL) {
+        strata__redis_node_failed(l, node, err);
+        return STRATA_EUNAVAILABLE;
+    }
+    int rc = strata__sock_exchange(c, cmds, n, replies, socket_ms(l));
+    if (rc != 0) {
+        snprintf(err, sizeof err, "redis call failed: %s", strata__sock_error(c));
+        strata__sock_close(c), s->by_node[node] = NULL;
+        strata__redis_node_failed(l, node, err);
+    }
+    return rc;
+}
+
+/* Follows *reply's redirections (MOVED: to the new owner; ASK: ASKING, then the command), at most
+ * CLUSTER_REDIRECTS hops; *reply becomes the last answer. */
+static int follow(redis_client *l, slot *s, int from, const redis_cmd *cmd, redisReply **reply)
+{
+    for (int hop = 0; hop < CLUSTER_REDIRECTS; hop++) {
+        int ask, node = strata__redis_redirected(l, *reply, from, &ask);
+        if (node < 0)
+            return 0; /* an answer (or a node past the table's bound: the error stands) */
+        redis_cmd two[2] = {{.argc = 1, .argv = {"ASKING"}, .argvlen = {6}}, *cmd};
+        redisReply *r[2];
+        int rc = node_exchange(l, s, node, ask ? two : cmd, ask ? 2 : 1, r);
+        if (rc != 0)
+            return rc;
+        freeReplyObject(*reply);
+        if (ask)
+            freeReplyObject(r[0]);
+        *reply = r[ask];
+        from = node;
+    }
+    return 0;
+}
+
+/* strata__redis_run on a cluster: the commands grouped by node (each group pipelined, in the
+ * order given), then every redirection followed. */
+static int run_cluster(redis_client *l, slot *s, const redis_cmd *cmds, size_t n,
+                       redisReply **replies)
+{
+    int *node = malloc(n * sizeof *node), *from = malloc(n * sizeof *from);
+    redis_cmd *sub = malloc(n * sizeof *sub);
+    size_t *at = malloc(n * sizeof *at);
+    redisReply **got = malloc(n * sizeof *got);
+    int rc = node && from && sub && at && got ? 0 : STRATA_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if ((node[i] = from[i] = strata__redis_cmd_node(l, &cmds[i])) < 0) {
+            strata__redis_failed(l, "no redis cluster slot map yet (no node has answered)");
+            rc = STRATA_EUNAVAILABLE;
+        }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (node[i] < 0)
+            continue; /* sent with an earlier group */
+        int nd = node[i];
+        size_t k = 0;
+        for (size_t j = i; j < n; j++)
+            if (node[j] == nd)
+                sub[k] = cmds[j], at[k++] = j, node[j] = -1;
+        if ((rc = node_exchange(l, s, nd, sub, k, got)) == 0)
+            for (size_t m = 0; m < k; m++)
+                replies[at[m]] = got[m];
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = follow(l, s, from[i], &cmds[i], &replies[i]);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            if (replies[i] != NULL)
+                freeReplyObject(replies[i]), replies[i] = NULL;
+    free(node), free(from), free(sub), free(at), free(got);
+    return rc;
 }
 
 /* Takes a free slot, waiting at most the socket timeout. Returns its index or -1. */
@@ -584,6 +842,32 @@ static int fail_call(redis_client *l, const char *msg, int timed_out)
     return timed_out ? STRATA_ETIMEDOUT : STRATA_EUNAVAILABLE;
 }
 
+/* A cluster call's end: the slot back (its connections closed one by one as they failed), and
+ * the outcome counted once. */
+static int finish_cluster(redis_client *l, int idx, int rc, redisReply **replies, size_t n)
+{
+    release_slot(l, idx, 0);
+    if (rc != 0)
+        return rc; /* recorded where it failed */
+    for (size_t i = 0; i < n; i++)
+        strata__redis_saw_reply(l, replies[i]);
+    strata__redis_succeeded(l);
+    return 0;
+}
+
+/* n commands on one cluster node, whatever their keys (SCAN of each primary). */
+static int run_on_node(redis_client *l, int node, const redis_cmd *cmds, size_t n,
+                       redisReply **replies)
+{
+    if (!strata__redis_allow(l))
+        return STRATA_EUNAVAILABLE;
+    int idx = acquire(l);
+    if (idx < 0)
+        return fail_call(l, "no free redis connection within the socket timeout", 1);
+    return finish_cluster(l, idx, node_exchange(l, &l->slots[idx], node, cmds, n, replies), replies,
+                          n);
+}
+
 int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisReply **replies)
 {
     if (!strata__redis_allow(l))
@@ -592,6 +876,8 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
     if (idx < 0)
         return fail_call(l, "no free redis connection within the socket timeout", 1);
     slot *s = &l->slots[idx];
+    if (l->table != NULL)
+        return finish_cluster(l, idx, run_cluster(l, s, cmds, n, replies), replies, n);
     char err[160];
     if (s->conn != NULL && s->gen != strata__redis_gen(l)) /* made for a former primary */
         strata__sock_close(s->conn), s->conn = NULL;
@@ -620,8 +906,8 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
 /* One SCAN step: SCAN cursor MATCH pattern COUNT count. Returns 0 with *out (the caller frees it;
  * its element[1] is the keys, all checked to be an array) and the next cursor in next, or a
  * failure of strata__redis_run, or STRATA_EPROTO for an answer that is not SCAN's. */
-static int scan_step(redis_client *l, const char *cursor, const char *pattern, const char *count,
-                     char *next, size_t next_cap, redisReply **out)
+static int scan_step(redis_client *l, int node, const char *cursor, const char *pattern,
+                     const char *count, char *next, size_t next_cap, redisReply **out)
 {
     char cur[32];
     snprintf(cur, sizeof cur, "%s", cursor);
@@ -629,7 +915,7 @@ static int scan_step(redis_client *l, const char *cursor, const char *pattern, c
                       .argv = {"SCAN", cur, "MATCH", pattern, "COUNT", count},
                       .argvlen = {4, strlen(cur), 5, strlen(pattern), 5, strlen(count)}};
     redisReply *r;
-    int rc = strata__redis_run(l, &scan, 1, &r);
+    int rc = node >= 0 ? run_on_node(l, node, &scan, 1, &r) : strata__redis_run(l, &scan, 1, &r);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -643,46 +929,108 @@ static int scan_step(redis_client *l, const char *cursor, const char *pattern, c
     return 0;
 }
 
+/* UNLINKs the keys of one SCAN page that keep() accepts: one UNLINK of them all, or on a
+ * cluster one per key, pipelined (a page's keys are in many slots, and UNLINK of keys in two
+ * slots is refused). Adds to *removed. */
+static int unlink_page(redis_client *l, const redisReply *keys,
+                       int (*keep)(const char *, size_t, void *), void *arg, size_t *removed)
+{
+    size_t n = keys->elements, ncmds = l->table != NULL ? n : 1;
+    const char **argv = malloc((2 * n + 1) * sizeof *argv);
+    size_t *lens = malloc((2 * n + 1) * sizeof *lens);
+    redis_cmd *cmds = calloc(ncmds ? ncmds : 1, sizeof *cmds);
+    redisReply **u = calloc(ncmds ? ncmds : 1, sizeof *u);
+    int rc = argv && lens && cmds && u ? 0 : STRATA_ENOMEM;
+    size_t argc = 0, k = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const redisReply *e = keys->element[i];
+        if (e->type != REDIS_REPLY_STRING || !keep(e->str, e->len, arg))
+            continue;
+        if (l->table != NULL || argc == 0) { /* a new UNLINK */
+            cmds[k].many = argv + argc, cmds[k++].manylen = lens + argc;
+            argv[argc] = "UNLINK", lens[argc++] = 6;
+        }
+        argv[argc] = e->str, lens[argc++] = e->len;
+        cmds[k - 1].argc++;
+    }
+    for (size_t i = 0; i < k; i++)
+        cmds[i].argc++; /* UNLINK itself */
+    if (rc == 0 && k > 0 && (rc = strata__redis_run(l, cmds, k, u)) == 0)
+        for (size_t i = 0; i < k; i++) {
+            if (u[i]->type == REDIS_REPLY_INTEGER)
+                *removed += (size_t)u[i]->integer;
+            else if (rc == 0) /* an error reply: READONLY, NOPERM: the clear did not happen */
+                rc = strata__reply_error(u[i]) == STRATA_EREADONLY ? STRATA_EREADONLY
+                                                                   : STRATA_EPROTO;
+            freeReplyObject(u[i]);
+        }
+    free(argv), free(lens), free(cmds), free(u);
+    return rc;
+}
+
+/* The nodes a whole-keyspace walk visits: -1 (the one Redis), or every primary of a cluster.
+ * Returns how many, 0 when a cluster's map is not known yet. */
+static unsigned walk_nodes(redis_client *l, int *out)
+{
+    if (l->table == NULL) {
+        out[0] = -1;
+        return 1;
+    }
+    unsigned n = strata__cluster_table_primaries(l->table, out, CLUSTER_PRIMARIES);
+    return n < CLUSTER_PRIMARIES ? n : CLUSTER_PRIMARIES;
+}
+
 /* SCAN cursor MATCH pattern COUNT 1000, then UNLINK of what keep() accepts, batch by batch, so
- * a clear of millions of keys never blocks Redis (KEYS would) and holds little memory. */
+ * a clear of millions of keys never blocks Redis (KEYS would) and holds little memory; on a
+ * cluster, on every primary in turn. */
 int strata__redis_scan_unlink(redis_client *l, const char *pattern,
                               int (*keep)(const char *, size_t, void *), void *arg, size_t *removed)
 {
-    char cursor[32] = "0";
+    int nodes[CLUSTER_PRIMARIES];
+    unsigned nn = walk_nodes(l, nodes);
     *removed = 0;
-    do {
+    if (nn == 0)
+        return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
+    for (unsigned k = 0; k < nn; k++) {
+        char cursor[32] = "0";
+        do {
+            redisReply *r;
+            int rc = scan_step(l, nodes[k], cursor, pattern, "1000", cursor, sizeof cursor, &r);
+            if (rc != 0)
+                return rc;
+            rc = unlink_page(l, r->element[1], keep, arg, removed);
+            freeReplyObject(r);
+            if (rc != 0)
+                return rc;
+        } while (strcmp(cursor, "0") != 0);
+    }
+    return 0;
+}
+
+int strata__redis_run_every(redis_client *l, const redis_cmd *cmd, redisReply **reply)
+{
+    int nodes[CLUSTER_PRIMARIES];
+    unsigned nn = walk_nodes(l, nodes);
+    *reply = NULL;
+    if (nn == 0)
+        return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
+    for (unsigned k = 0; k < nn; k++) {
         redisReply *r;
-        int rc = scan_step(l, cursor, pattern, "1000", cursor, sizeof cursor, &r);
-        if (rc != 0)
+        int rc =
+            nodes[k] < 0 ? strata__redis_run(l, cmd, 1, &r) : run_on_node(l, nodes[k], cmd, 1, &r);
+        if (rc != 0) {
+            if (*reply != NULL)
+                freeReplyObject(*reply), *reply = NULL;
             return rc;
-        redisReply *keys = r->element[1];
-        const char **argv = malloc((keys->elements + 1) * sizeof *argv);
-        size_t *lens = malloc((keys->elements + 1) * sizeof *lens);
-        if (argv == NULL || lens == NULL) {
-            free(argv), free(lens), freeReplyObject(r);
-            return STRATA_ENOMEM;
         }
-        int argc = 0;
-        argv[argc] = "UNLINK", lens[argc++] = 6;
-        for (size_t i = 0; i < keys->elements; i++)
-            if (keys->element[i]->type == REDIS_REPLY_STRING &&
-                keep(keys->element[i]->str, keys->element[i]->len, arg))
-                argv[argc] = keys->element[i]->str, lens[argc++] = keys->element[i]->len;
-        if (argc > 1) {
-            redisReply *u = NULL;
-            redis_cmd unlink = {.argc = argc, .many = argv, .manylen = lens};
-            rc = strata__redis_run(l, &unlink, 1, &u);
-            if (rc == 0 && u->type == REDIS_REPLY_INTEGER)
-                *removed += (size_t)u->integer;
-            else if (rc == 0) /* an error reply: READONLY, NOPERM: the clear did not happen */
-                rc = strata__reply_error(u) == STRATA_EREADONLY ? STRATA_EREADONLY : STRATA_EPROTO;
-            if (u != NULL)
-                freeReplyObject(u);
+        if (*reply != NULL && (*reply)->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(r); /* the first error stands */
+            continue;
         }
-        free(argv), free(lens), freeReplyObject(r);
-        if (rc != 0)
-            return rc;
-    } while (strcmp(cursor, "0") != 0);
+        if (*reply != NULL)
+            freeReplyObject(*reply);
+        *reply = r;
+    }
     return 0;
 }
 
@@ -720,12 +1068,34 @@ void strata__redis_saw_reply(redis_client *l, const redisReply *r)
     }
 }
 
+/* A cluster's listing walks the primaries in the order of the map, one after the other; the
+ * cursor a caller holds says which (CLUSTER_CURSOR_SHIFT bits up) and where in it (the node's
+ * own SCAN cursor below), so it stays one number. A map that changes between two pages may make
+ * the listing repeat or miss keys, as SCAN itself may during a rehash. */
+#define CLUSTER_CURSOR_SHIFT 56
+
 int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pattern,
                             const char *count, int (*each)(const char *, size_t, void *), void *arg,
                             char *next, size_t next_cap, size_t *found)
 {
+    int nodes[CLUSTER_PRIMARIES];
+    unsigned nn = walk_nodes(l, nodes), k = 0;
+    char node_cursor[32];
+    snprintf(node_cursor, sizeof node_cursor, "%s", cursor);
+    if (nn == 0)
+        return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
+    if (l->table != NULL) {
+        unsigned long long c = strtoull(cursor, NULL, 10);
+        k = (unsigned)(c >> CLUSTER_CURSOR_SHIFT);
+        snprintf(node_cursor, sizeof node_cursor, "%llu", c & ((1ull << CLUSTER_CURSOR_SHIFT) - 1));
+        if (k >= nn) { /* the map has fewer primaries now: the walk is over */
+            snprintf(next, next_cap, "0");
+            *found = 0;
+            return 0;
+        }
+    }
     redisReply *r;
-    int rc = scan_step(l, cursor, pattern, count, next, next_cap, &r);
+    int rc = scan_step(l, nodes[k], node_cursor, pattern, count, next, next_cap, &r);
     if (rc != 0)
         return rc;
     *found = 0;
@@ -736,6 +1106,15 @@ int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pat
             (*found)++;
         }
     freeReplyObject(r);
+    if (l->table != NULL) {
+        unsigned long long c = strtoull(next, NULL, 10);
+        if (c >> CLUSTER_CURSOR_SHIFT)
+            return STRATA_EPROTO; /* a node's cursor this large: its table has 2^56 buckets */
+        if (c == 0 && ++k < nn)   /* this primary is done: the next one from its start */
+            snprintf(next, next_cap, "%llu", (unsigned long long)k << CLUSTER_CURSOR_SHIFT);
+        else if (c != 0)
+            snprintf(next, next_cap, "%llu", ((unsigned long long)k << CLUSTER_CURSOR_SHIFT) | c);
+    }
     return 0;
 }
 

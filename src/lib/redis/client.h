@@ -65,14 +65,21 @@ void strata__redis_free(redis_client *cl);
  * cannot connect) or STRATA_ETIMEDOUT; on failure no reply is returned. */
 int strata__redis_run(redis_client *cl, const redis_cmd *cmds, size_t n, redisReply **replies);
 
-/* SCAN MATCH pattern over the whole keyspace, UNLINKing in batches the keys keep() accepts.
+/* Runs cmd (without a key: FLUSHDB) on the one Redis, or on every primary of a cluster. Returns 0
+ * with *reply (the caller frees it: the first error reply if a node refused, else the last
+ * answer), or a failure as strata__redis_run (some nodes may have run it). */
+int strata__redis_run_every(redis_client *cl, const redis_cmd *cmd, redisReply **reply);
+
+/* SCAN MATCH pattern over the whole keyspace (every primary of a cluster), UNLINKing in batches
+ * the keys keep() accepts.
  * Sets *removed. Returns 0, STRATA_EREADONLY, STRATA_EPROTO or a failure as strata__redis_run. */
 int strata__redis_scan_unlink(redis_client *cl, const char *pattern,
                               int (*keep)(const char *, size_t, void *), void *arg,
                               size_t *removed);
 
 /* One SCAN page from cursor: calls each() for every key and sets next (the cursor after it, "0"
- * when done) and *found. Returns 0 or a failure as strata__redis_run. */
+ * when done) and *found. A cluster's cursor also says which primary the walk is on. Returns 0 or a
+ * failure as strata__redis_run. */
 int strata__redis_scan_page(redis_client *cl, const char *cursor, const char *pattern,
                             const char *count, int (*each)(const char *, size_t, void *), void *arg,
                             char *next, size_t next_cap, size_t *found);
@@ -96,10 +103,11 @@ typedef struct redis_state {
     int available, readonly, link_up;
     uint64_t breaker_opens, invalidations, link_drops;
     char last_error[128];
-    const char *topology; /* "single" or "sentinel" (static) */
+    const char *topology; /* "single", "sentinel" or "cluster" (static) */
     int tls;
     char primary[300]; /* the target as named, "host:port"; "" while none is known */
-    unsigned nodes;    /* the nodes in use: 1 once a target is known, else 0 */
+    unsigned nodes;    /* the nodes in use: 1 once a target is known, else 0; a cluster's
+                          primaries */
 } redis_state;
 void strata__redis_state(redis_client *cl, redis_state *out);
 
@@ -142,5 +150,27 @@ void strata__redis_failed(redis_client *cl, const char *why);
 void strata__redis_saw_reply(redis_client *cl, const redisReply *r);
 /* Records a failure message for stats and health. */
 void strata__redis_note_error(redis_client *cl, const char *msg);
+
+/* ---- Redis Cluster, for the client's own parts (conn.c) ------------------------------------ */
+
+/* MOVED / ASK hops followed for one command before its error stands. */
+#define CLUSTER_REDIRECTS 5
+
+/* Whether the client routes by slot (REDIS_CLUSTER). The rest of this part is for clusters. */
+int strata__redis_is_cluster(redis_client *cl);
+/* The node (an index that never changes) for c: its key's slot's primary, any primary for a
+ * command without a key; -1 while no slot map names one. */
+int strata__redis_cmd_node(redis_client *cl, const redis_cmd *c);
+int strata__redis_any_node(redis_client *cl);
+/* Whether r, answered by node from, is a redirection: the node it names (*ask set: ASK, send
+ * ASKING first; else MOVED, and the map is read again), or -1. */
+int strata__redis_redirected(redis_client *cl, const redisReply *r, int from, int *ask);
+/* Where node is: the URL's credentials with the node's address (the name TLS verifies). */
+void strata__redis_node_target(redis_client *cl, int node, redis_url *out);
+/* A connected, authenticated connection to node (the pool's), or NULL with err. */
+struct redis_sock *strata__redis_connect_node(redis_client *cl, int node, char *err, size_t cap);
+/* A call to node failed: as strata__redis_failed, counted against that node, and the map is
+ * read again (a failover moves the node's slots). */
+void strata__redis_node_failed(redis_client *cl, int node, const char *why);
 
 #endif

@@ -146,3 +146,86 @@ int strata__cluster_redirect(const redisReply *r, int *ask, unsigned *slot, clus
     *slot = (unsigned)s;
     return 1;
 }
+
+/* ---- the routing table -------------------------------------------------------------------- */
+
+void strata__cluster_table_init(cluster_table *t)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->add_lock, NULL);
+    for (unsigned s = 0; s < CLUSTER_SLOTS; s++)
+        atomic_init(&t->slot[s], CLUSTER_NO_NODE);
+}
+
+void strata__cluster_table_destroy(cluster_table *t)
+{
+    pthread_mutex_destroy(&t->add_lock);
+}
+
+static int find_node(const cluster_table *t, unsigned n, const cluster_addr *addr)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (t->node[i].port == addr->port && strcmp(t->node[i].host, addr->host) == 0)
+            return (int)i;
+    return -1;
+}
+
+int strata__cluster_table_node(cluster_table *t, const cluster_addr *addr)
+{
+    int i = find_node(t, atomic_load_explicit(&t->nnodes, memory_order_acquire), addr);
+    if (i >= 0)
+        return i;
+    pthread_mutex_lock(&t->add_lock);
+    unsigned n = atomic_load_explicit(&t->nnodes, memory_order_relaxed);
+    if ((i = find_node(t, n, addr)) < 0 && n < CLUSTER_NODES_MAX) {
+        t->node[n] = *addr; /* written before the count that publishes it */
+        atomic_store_explicit(&t->nnodes, n + 1, memory_order_release);
+        i = (int)n;
+    }
+    pthread_mutex_unlock(&t->add_lock);
+    return i;
+}
+
+int strata__cluster_table_install(cluster_table *t, const cluster_map *m)
+{
+    int index[CLUSTER_PRIMARIES] = {0}, changed = 0;
+    for (unsigned i = 0; i < m->nprimaries; i++)
+        if ((index[i] = strata__cluster_table_node(t, &m->primary[i])) < 0)
+            return -1;
+    for (unsigned s = 0; s < CLUSTER_SLOTS; s++) {
+        unsigned char want =
+            m->slot[s] == CLUSTER_NO_NODE ? CLUSTER_NO_NODE : (unsigned char)index[m->slot[s]];
+        if (atomic_load_explicit(&t->slot[s], memory_order_relaxed) != want) {
+            atomic_store_explicit(&t->slot[s], want, memory_order_release); /* after node[] */
+            changed = 1;
+        }
+    }
+    unsigned before = atomic_load(&t->nprimaries);
+    changed |= before != m->nprimaries;
+    for (unsigned i = 0; i < m->nprimaries; i++) {
+        changed |= i >= before || atomic_load(&t->primary[i]) != index[i];
+        atomic_store(&t->primary[i], (unsigned char)index[i]);
+    }
+    atomic_store(&t->nprimaries, m->nprimaries);
+    return changed;
+}
+
+int strata__cluster_table_route(const cluster_table *t, unsigned slot)
+{
+    unsigned char n =
+        atomic_load_explicit(&t->slot[slot & (CLUSTER_SLOTS - 1)], memory_order_acquire);
+    return n == CLUSTER_NO_NODE ? -1 : n;
+}
+
+const cluster_addr *strata__cluster_table_addr(const cluster_table *t, int i)
+{
+    return &t->node[i];
+}
+
+unsigned strata__cluster_table_primaries(const cluster_table *t, int *out, unsigned cap)
+{
+    unsigned n = atomic_load(&t->nprimaries);
+    for (unsigned i = 0; i < n && i < cap; i++)
+        out[i] = atomic_load(&t->primary[i]);
+    return n;
+}

@@ -6,6 +6,8 @@
 #ifndef STRATA_REDIS_CLUSTER_MAP_H
 #define STRATA_REDIS_CLUSTER_MAP_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,5 +48,38 @@ int strata__cluster_map_parse(const redisReply *r, const char *asked_host, clust
  * may be empty: the node that answered; an IPv6 address is not bracketed). Returns 1 with *ask,
  * *slot and *to set, or 0 for any other reply (including a malformed redirection). */
 int strata__cluster_redirect(const redisReply *r, int *ask, unsigned *slot, cluster_addr *to);
+
+/* ---- the client's routing table ----------------------------------------------------------- */
+
+#define CLUSTER_NODES_MAX 128 /* nodes one client ever routes to (primaries past and present) */
+
+/* Where each slot goes now, read without a lock on every command: nodes get a stable index the
+ * first time a map or a redirection names them (a node keeps its index for the client's life, so
+ * each loop's connection to it stays valid across maps), and each slot is one atomic byte. A map
+ * is installed slot by slot: a command routed by a slot of the old map meanwhile gets MOVED and
+ * follows it, as during any resharding. */
+typedef struct cluster_table {
+    pthread_mutex_t add_lock; /* adding a node */
+    cluster_addr node[CLUSTER_NODES_MAX];
+    atomic_uint nnodes;
+    atomic_uchar slot[CLUSTER_SLOTS]; /* node index, CLUSTER_NO_NODE: unknown */
+    atomic_uint nprimaries;           /* in the last map */
+    atomic_uchar primary[CLUSTER_PRIMARIES];
+} cluster_table;
+
+void strata__cluster_table_init(cluster_table *t);
+void strata__cluster_table_destroy(cluster_table *t);
+/* The index of the node at addr (numeric host), added when new; -1 when the table is full. */
+int strata__cluster_table_node(cluster_table *t, const cluster_addr *addr);
+/* Routes every slot as m says (its hosts numeric). Returns 1 if any slot or the set of primaries
+ * changed, 0 if not, -1 if a primary could not be added (the table is full: its slots keep their
+ * old route). */
+int strata__cluster_table_install(cluster_table *t, const cluster_map *m);
+/* The node serving slot, or -1 while no map has named one. */
+int strata__cluster_table_route(const cluster_table *t, unsigned slot);
+/* The node at index i (0 <= i < nnodes): never changes once added. */
+const cluster_addr *strata__cluster_table_addr(const cluster_table *t, int i);
+/* The last map's primaries' indexes into out (cap entries); returns how many there are. */
+unsigned strata__cluster_table_primaries(const cluster_table *t, int *out, unsigned cap);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <strata/errors.h>
 
@@ -29,6 +30,24 @@ static void reset(redis_cmd *c)
 static void arg_str(redis_cmd *c, const char *s)
 {
     arg(c, s, strlen(s));
+}
+
+int strata__cmd_key(const redis_cmd *c, const char **key, size_t *len)
+{
+    const char *const *v = c->many ? c->many : c->argv;
+    const size_t *l = c->many ? c->manylen : c->argvlen;
+    int at = 0;
+    if (c->argc >= 2 && (strcasecmp(v[0], "GET") == 0 || strcasecmp(v[0], "SET") == 0 ||
+                         strcasecmp(v[0], "UNLINK") == 0 || strcasecmp(v[0], "DEL") == 0))
+        at = 1;
+    else if (c->argc >= 4 && (strcasecmp(v[0], "EVALSHA") == 0 || strcasecmp(v[0], "EVAL") == 0) &&
+             !(l[2] == 1 && v[2][0] == '0'))
+        at = 3;
+    if (at == 0)
+        return 0;
+    *key = v[at];
+    *len = l[at];
+    return 1;
 }
 
 long strata__cmd_format(const redis_cmd *c, char **out)

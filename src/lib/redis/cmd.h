@@ -31,6 +31,11 @@ void strata__cmd_tag_version(redis_cmd *c, const char *key, size_t klen, uint64_
 /* SET tagkey version: a new version invalidates every entry written under the old one */
 void strata__cmd_tag_bump(redis_cmd *c, const char *key, size_t klen, uint64_t version);
 
+/* The key that places c in a Redis Cluster: the first key of GET, SET, UNLINK, or of EVAL /
+ * EVALSHA with keys. Returns 1 with *key and *len set, 0 for a command without one (PING, INFO,
+ * SCAN, FLUSHDB: any node, or every primary, as the caller decides). */
+int strata__cmd_key(const redis_cmd *c, const char **key, size_t *len);
+
 /* Formats c in RESP into *out (free it with strata__cmd_free). Returns its length, or -1 (out
  * of memory). hiredis' sds formatter: its plain redisFormatCommandArgv formats every length with
  * sprintf, which costs more than the rest of a call. */

@@ -1,0 +1,201 @@
+/* cluster_harness.c: a real Redis Cluster for the integration tests (cluster_harness.h). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "cluster_harness.h"
+
+#define RC_JOIN_MS 30000
+
+struct rc_cluster {
+    rh_server *node[RC_NODES_MAX];
+    int n;
+    char seeds[64];
+};
+
+/* Whether 127.0.0.1:port can be bound now. */
+static int port_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A node on a port whose cluster bus port (10000 above it, so the port must be 55535 or less)
+ * is free too: the kernel's free ports are mostly above that, so they are picked here. */
+static rh_server *start_node(const char *const *args)
+{
+    static unsigned seed;
+    if (seed == 0)
+        seed = (unsigned)getpid();
+    for (int tries = 0; tries < 50; tries++) {
+        int port = 20000 + (int)(rand_r(&seed) % 25000);
+        if (!port_free(port) || !port_free(port + 10000))
+            continue;
+        rh_server *s = rh_start_at("127.0.0.1", port, args);
+        if (s != NULL)
+            return s;
+    }
+    return NULL;
+}
+
+int rc_size(const rc_cluster *c)
+{
+    return c->n;
+}
+
+rh_server *rc_node(rc_cluster *c, int i)
+{
+    return c->node[i];
+}
+
+const char *rc_seeds(const rc_cluster *c)
+{
+    return c->seeds;
+}
+
+static int node_ok(rh_server *s)
+{
+    redisReply *r = rh_command(s, "CLUSTER INFO");
+    int ok =
+        r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok") != NULL;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok;
+}
+
+rh_server *rc_slot_owner(rc_cluster *c, unsigned slot)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (rh_pid(c->node[i]) < 0)
+            continue;
+        redisReply *r = rh_command(c->node[i], "CLUSTER SLOTS");
+        int port = -1;
+        for (size_t k = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
+            redisReply *e = r->element[k];
+            if (e->type == REDIS_REPLY_ARRAY && e->elements >= 3 &&
+                (unsigned)e->element[0]->integer <= slot &&
+                slot <= (unsigned)e->element[1]->integer)
+                port = (int)e->element[2]->element[1]->integer;
+        }
+        if (r != NULL)
+            freeReplyObject(r);
+        for (int j = 0; port > 0 && j < c->n; j++)
+            if (rh_port(c->node[j]) == port)
+                return c->node[j];
+    }
+    return NULL;
+}
+
+rh_server *rc_owner(rc_cluster *c, const char *key)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (rh_pid(c->node[i]) < 0)
+            continue;
+        redisReply *r = rh_command(c->node[i], "CLUSTER KEYSLOT %s", key);
+        long long slot = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        if (r != NULL)
+            freeReplyObject(r);
+        if (slot >= 0)
+            return rc_slot_owner(c, (unsigned)slot);
+    }
+    return NULL;
+}
+
+int rc_ok(void *arg)
+{
+    rc_cluster *c = arg;
+    int running = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (rh_pid(c->node[i]) < 0)
+            continue;
+        running++;
+        if (!node_ok(c->node[i]))
+            return 0;
+    }
+    return running > 0 && rc_slot_owner(c, 0) != NULL && rh_pid(rc_slot_owner(c, 0)) > 0;
+}
+
+int rc_node_id(rc_cluster *c, rh_server *node, char *id)
+{
+    (void)c;
+    redisReply *r = rh_command(node, "CLUSTER MYID");
+    int ok = r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40;
+    if (ok)
+        memcpy(id, r->str, 41);
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* redis-cli --cluster create, its output into the first node's dir. */
+static int create(rc_cluster *c, int replicas)
+{
+    char cmd[1024];
+    int off = snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
+    for (int i = 0; i < c->n; i++)
+        off += snprintf(cmd + off, sizeof cmd - (size_t)off, " %s:%d", rh_host(c->node[i]),
+                        rh_port(c->node[i]));
+    snprintf(cmd + off, sizeof cmd - (size_t)off,
+             " --cluster-replicas %d --cluster-yes > %s/cluster-create.log 2>&1", replicas,
+             rh_dir(c->node[0]));
+    int st = system(cmd);
+    if (st != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "cluster_harness: %s failed (see %s/cluster-create.log)\n", cmd,
+                rh_dir(c->node[0]));
+        return -1;
+    }
+    return 0;
+}
+
+rc_cluster *rc_start(int primaries, int replicas, const char *const *extra)
+{
+    rc_cluster *c = calloc(1, sizeof *c);
+    int n = primaries * (1 + replicas);
+    if (c == NULL || n > RC_NODES_MAX || primaries < 3) {
+        free(c);
+        return NULL; /* redis-cli --cluster create wants three primaries at least */
+    }
+    char timeout[16];
+    snprintf(timeout, sizeof timeout, "%d", RC_NODE_TIMEOUT_MS);
+    const char *args[32] = {
+        "--cluster-enabled",      "yes",   "--cluster-config-file",           "nodes.conf",
+        "--cluster-node-timeout", timeout, "--cluster-require-full-coverage", "no"};
+    int na = 8;
+    for (const char *const *a = extra; a != NULL && *a != NULL && na < 31; a++)
+        args[na++] = *a;
+    args[na] = NULL;
+    for (c->n = 0; c->n < n; c->n++)
+        if ((c->node[c->n] = start_node(args)) == NULL) {
+            rc_stop(c);
+            return NULL;
+        }
+    snprintf(c->seeds, sizeof c->seeds, "%s:%d,%s:%d", rh_host(c->node[0]), rh_port(c->node[0]),
+             rh_host(c->node[1]), rh_port(c->node[1]));
+    if (create(c, replicas) != 0 || !rh_wait_for(rc_ok, c, RC_JOIN_MS)) {
+        fprintf(stderr, "cluster_harness: the cluster did not become ok\n");
+        rc_stop(c);
+        return NULL;
+    }
+    return c;
+}
+
+void rc_stop(rc_cluster *c)
+{
+    if (c == NULL)
+        return;
+    for (int i = 0; i < c->n; i++)
+        rh_stop(c->node[i]);
+    free(c);
+}

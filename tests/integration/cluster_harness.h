@@ -1,0 +1,38 @@
+/* cluster_harness.h: a real Redis Cluster for strata's integration tests: redis-server
+ * processes with cluster-enabled on free loopback ports (harness.c starts each), joined by
+ * `redis-cli --cluster create` with replicas, ready once every node says cluster_state:ok.
+ * Faults are the harness' own: rh_kill / rh_pause a node and the cluster fails over by itself
+ * (cluster-node-timeout RC_NODE_TIMEOUT_MS). */
+#ifndef STRATA_CLUSTER_HARNESS_H
+#define STRATA_CLUSTER_HARNESS_H
+
+#include "harness.h"
+
+#define RC_NODES_MAX       12
+#define RC_NODE_TIMEOUT_MS 1000
+
+typedef struct rc_cluster rc_cluster;
+
+/* Starts primaries x (1 + replicas) nodes and joins them; waits until the cluster is ok.
+ * extra: more redis-server arguments for every node (NULL: none). Returns NULL on failure
+ * (with the reason on stderr). */
+rc_cluster *rc_start(int primaries, int replicas, const char *const *extra);
+/* Stops every node and frees c. NULL is a no-op. */
+void rc_stop(rc_cluster *c);
+
+int rc_size(const rc_cluster *c);
+rh_server *rc_node(rc_cluster *c, int i);
+/* "127.0.0.1:P1,127.0.0.1:P2": the first two nodes, as REDIS_CLUSTER takes seeds. */
+const char *rc_seeds(const rc_cluster *c);
+
+/* The node serving key's slot now, as the cluster's live nodes say (CLUSTER SLOTS), or NULL. */
+rh_server *rc_owner(rc_cluster *c, const char *key);
+/* The node serving slot now, or NULL. */
+rh_server *rc_slot_owner(rc_cluster *c, unsigned slot);
+/* Whether every running node says cluster_state:ok and agrees on who serves slot 0; for
+ * rh_wait_for. */
+int rc_ok(void *cluster);
+/* A running node's CLUSTER MYID, into id (41 bytes). 0 or -1. */
+int rc_node_id(rc_cluster *c, rh_server *node, char *id);
+
+#endif

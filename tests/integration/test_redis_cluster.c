@@ -1,0 +1,417 @@
+/* test_redis_cluster.c: strata serve on a Redis Cluster (issue 16, "Cluster";
+ * docs/operations.md, "Redis Cluster").
+ *
+ * Real processes: a 3-primary 3-replica cluster made by `redis-cli --cluster create`
+ * (cluster_harness.c), strata serve given REDIS_CLUSTER (two seed nodes) only.
+ * - Routing: keys written through HTTP land on the primary serving each key's slot (all three
+ *   primaries get some), acknowledged as shared, and a second strata instance reads every one.
+ * - /cache/health and /cache/stats say "cluster" and count the primaries.
+ * - A slot in migration (ASK) and a slot moved (MOVED, the map stale until re-read): reads and
+ *   writes of its keys still reach the node that has them.
+ * - /cache/keys pages through every primary, each key once; /cache/clear removes the keys from
+ *   every primary; a flush empties every primary.
+ * - A primary SIGKILLed under load: no request gets an error, no read a wrong value; writes of
+ *   its slots reach the promoted replica again (the time is printed, never asserted).
+ * - REDIS_URL with REDIS_CLUSTER, and REDIS_DB with REDIS_CLUSTER: strata serve refuses to start,
+ *   naming both.
+ * Labelled `topology`: it runs in the plain build (make test), not under the sanitizers. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster_harness.h"
+#include "harness.h"
+#include "server_harness.h"
+
+#define FOLLOW_MS 30000 /* a failover and strata following it, generously */
+#define THREADS   4
+
+static rc_cluster *cl;
+static sh_server *srv, *srv2;
+static char seeds[100];
+
+static int setup_all(void **state)
+{
+    (void)state;
+    if ((cl = rc_start(3, 1, NULL)) == NULL)
+        return -1;
+    snprintf(seeds, sizeof seeds, "REDIS_CLUSTER=%s", rc_seeds(cl));
+    const char *env[] = {seeds, "STRATA_WORKERS=2", "REDIS_SOCKET_TIMEOUT=0.3",
+                         "REDIS_CONNECT_TIMEOUT=0.3", NULL};
+    srv = sh_start(env, NULL);
+    srv2 = srv ? sh_start(env, NULL) : NULL;
+    return srv2 != NULL ? 0 : -1;
+}
+
+static int teardown_all(void **state)
+{
+    (void)state;
+    sh_free(srv);
+    sh_free(srv2);
+    rc_stop(cl);
+    return 0;
+}
+
+/* A PUT Redis took (204 without X-Cache-Write: l1-only). */
+static int put_shared(sh_server *s, const char *path, const char *value)
+{
+    sh_resp *r = sh_call(s, "PUT", path, NULL, NULL, "text/plain", value);
+    int ok = r->status == 204 && sh_resp_header(r, "X-Cache-Write") == NULL;
+    sh_resp_free(r);
+    return ok;
+}
+
+static int get_is(sh_server *s, const char *path, const char *want)
+{
+    sh_resp *r = sh_call(s, "GET", path, NULL, NULL, NULL, NULL);
+    int ok = r->status == 200 && strcmp(r->body, want) == 0;
+    if (!ok)
+        fprintf(stderr, "GET %s: %ld %s (want %s)\n", path, r->status, r->body, want);
+    sh_resp_free(r);
+    return ok;
+}
+
+static int exists_on(rh_server *node, const char *stored)
+{
+    redisReply *r = rh_command(node, "EXISTS %s", stored);
+    int yes = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return yes;
+}
+
+static long long dbsize(rh_server *node)
+{
+    redisReply *r = rh_command(node, "DBSIZE");
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
+}
+
+static int is_primary(rh_server *n)
+{
+    if (rh_pid(n) < 0)
+        return 0;
+    redisReply *r = rh_command(n, "ROLE");
+    int yes = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+              strcmp(r->element[0]->str, "master") == 0;
+    if (r != NULL)
+        freeReplyObject(r);
+    return yes;
+}
+
+static int probe(void *arg)
+{
+    return put_shared(arg, "/v1/cache/c/probe", "p");
+}
+
+static void test_keys_land_on_their_primary(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(probe, srv, FOLLOW_MS));
+    for (int i = 0; i < 150; i++) {
+        char path[64], value[32], stored[64];
+        snprintf(path, sizeof path, "/v1/cache/route/k%d", i);
+        snprintf(value, sizeof value, "v%d", i);
+        assert_true(put_shared(srv, path, value));
+        snprintf(stored, sizeof stored, "strata:route:default:k%d", i);
+        rh_server *owner = rc_owner(cl, stored);
+        assert_non_null(owner);
+        assert_true(exists_on(owner, stored));
+    }
+    int primaries = 0; /* each holds some of the 150 keys */
+    for (int i = 0; i < rc_size(cl); i++)
+        if (is_primary(rc_node(cl, i))) {
+            primaries++;
+            assert_true(dbsize(rc_node(cl, i)) > 0);
+        }
+    assert_int_equal(primaries, 3);
+    for (int i = 0; i < 150; i++) { /* the other instance reads them all from the cluster */
+        char path[64], value[32];
+        snprintf(path, sizeof path, "/v1/cache/route/k%d", i);
+        snprintf(value, sizeof value, "v%d", i);
+        assert_true(get_is(srv2, path, value));
+    }
+}
+
+static void test_health_and_stats_say_cluster(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(probe, srv, FOLLOW_MS));
+    sh_resp *r = sh_call(srv, "GET", "/cache/health", NULL, NULL, NULL, NULL);
+    json_t *j = sh_resp_json(r);
+    json_t *redis = json_object_get(j, "redis");
+    assert_non_null(redis);
+    assert_string_equal(json_string_value(json_object_get(redis, "topology")), "cluster");
+    assert_int_equal(json_integer_value(json_object_get(redis, "nodes")), 3);
+    json_decref(j);
+    sh_resp_free(r);
+    r = sh_call(srv, "GET", "/cache/stats", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    j = sh_resp_json(r);
+    json_t *l2 = json_object_get(j, "l2");
+    assert_string_equal(json_string_value(json_object_get(l2, "topology")), "cluster");
+    json_decref(j);
+    sh_resp_free(r);
+}
+
+static unsigned keyslot(const char *stored)
+{
+    redisReply *r = rh_command(rc_node(cl, 0), "CLUSTER KEYSLOT %s", stored);
+    assert_non_null(r);
+    unsigned slot = (unsigned)r->integer;
+    freeReplyObject(r);
+    return slot;
+}
+
+static rh_server *another_primary(rh_server * not )
+{
+    for (int i = 0; i < rc_size(cl); i++)
+        if (rc_node(cl, i) != not &&is_primary(rc_node(cl, i)))
+            return rc_node(cl, i);
+    return NULL;
+}
+
+static void expect_ok(redisReply *r)
+{
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "redis: %s\n", r->str);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+/* A slot moved from its primary to another by hand, as redis-cli --cluster reshard does it. */
+static void test_ask_and_moved_are_followed(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(probe, srv, FOLLOW_MS));
+    const char *stored = "strata:move:default:m";
+    assert_true(put_shared(srv, "/v1/cache/move/m", "before"));
+    unsigned slot = keyslot(stored);
+    rh_server *from = rc_owner(cl, stored), *to = another_primary(from);
+    assert_non_null(from);
+    assert_non_null(to);
+    char from_id[41], to_id[41];
+    assert_int_equal(rc_node_id(cl, from, from_id), 0);
+    assert_int_equal(rc_node_id(cl, to, to_id), 0);
+    expect_ok(rh_command(to, "CLUSTER SETSLOT %u IMPORTING %s", slot, from_id));
+    expect_ok(rh_command(from, "CLUSTER SETSLOT %u MIGRATING %s", slot, to_id));
+    expect_ok(rh_command(from, "MIGRATE %s %d %s 0 5000", rh_host(to), rh_port(to), stored));
+    assert_true(exists_on(to, stored) == 0); /* not visible on `to` without ASKING */
+    /* Mid-migration: `from` still owns the slot, answers ASK for the key it no longer has. */
+    assert_true(get_is(srv, "/v1/cache/move/m", "before"));
+    /* The slot given to `to` everywhere: strata's map is stale until it reads it again, and the
+     * first calls get MOVED. */
+    for (int i = 0; i < rc_size(cl); i++)
+        if (is_primary(rc_node(cl, i)))
+            expect_ok(rh_command(rc_node(cl, i), "CLUSTER SETSLOT %u NODE %s", slot, to_id));
+    assert_true(put_shared(srv2, "/v1/cache/move/m", "after"));
+    assert_true(exists_on(to, stored));
+    assert_false(exists_on(from, stored));
+    assert_true(get_is(srv, "/v1/cache/move/m", "after"));
+}
+
+typedef struct seen {
+    int count[80];
+} seen;
+
+static void test_keys_and_clear_walk_every_primary(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(probe, srv, FOLLOW_MS));
+    for (int i = 0; i < 80; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/cache/walk/w%d", i);
+        assert_true(put_shared(srv, path, "x"));
+    }
+    seen s = {{0}};
+    char cursor[64] = "0";
+    int pages = 0;
+    do {
+        char path[160];
+        snprintf(path, sizeof path, "/cache/keys?namespace=walk&limit=7&cursor=%s", cursor);
+        sh_resp *r = sh_call(srv, "GET", path, NULL, NULL, NULL, NULL);
+        SH_EXPECT_STATUS(r, 200);
+        json_t *j = sh_resp_json(r);
+        json_t *keys = json_object_get(j, "keys");
+        for (size_t i = 0; i < json_array_size(keys); i++) {
+            int n = -1;
+            sscanf(json_string_value(json_object_get(json_array_get(keys, i), "key")), "w%d", &n);
+            assert_true(n >= 0 && n < 80);
+            s.count[n]++;
+        }
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(json_object_get(j, "cursor")));
+        json_decref(j);
+        sh_resp_free(r);
+        assert_true(++pages < 200);
+    } while (strcmp(cursor, "0") != 0);
+    for (int i = 0; i < 80; i++)
+        assert_int_equal(s.count[i], 1);
+    sh_resp *r = sh_call(srv, "POST", "/cache/clear?namespace=walk", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    json_t *j = sh_resp_json(r);
+    assert_int_equal(json_integer_value(json_object_get(j, "removed")), 80);
+    json_decref(j);
+    sh_resp_free(r);
+    for (int i = 0; i < 80; i++) {
+        char stored[64];
+        snprintf(stored, sizeof stored, "strata:walk:default:w%d", i);
+        assert_false(exists_on(rc_owner(cl, stored), stored));
+    }
+    /* a flush empties every primary */
+    r = sh_call(srv, "POST", "/cache/clear?flush=true", NULL, NULL, NULL, NULL);
+    SH_EXPECT_STATUS(r, 200);
+    sh_resp_free(r);
+    for (int i = 0; i < rc_size(cl); i++)
+        if (is_primary(rc_node(cl, i)))
+            assert_int_equal(dbsize(rc_node(cl, i)), 0);
+}
+
+/* ---- a primary killed under load ----------------------------------------------------------- */
+
+#define KEYS 40
+
+static atomic_int stop_load, killed;
+static atomic_long requests, errors, wrong;
+
+static void *load(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    long safe[KEYS];
+    for (int k = 0; k < KEYS; k++)
+        safe[k] = -1;
+    for (long i = 0; !atomic_load(&stop_load); i++) {
+        int k = (int)(i % KEYS), after_kill = atomic_load(&killed);
+        char path[96], value[64];
+        snprintf(path, sizeof path, "/v1/cache/load/l-%d-%d", id, k);
+        snprintf(value, sizeof value, "value-%d-%ld", id, i);
+        sh_resp *w = sh_call(srv, "PUT", path, NULL, NULL, "text/plain", value);
+        if (w->status != 204) {
+            fprintf(stderr, "load: PUT %s answered %ld %s\n", path, w->status, w->err);
+            atomic_fetch_add(&errors, 1);
+        } else if (sh_resp_header(w, "X-Cache-Write") == NULL && after_kill) {
+            safe[k] = i;
+        }
+        sh_resp_free(w);
+        sh_resp *g = sh_call(srv, "GET", path, NULL, NULL, NULL, NULL);
+        int got_id = -1;
+        long got = -1;
+        if (g->status != 200 && g->status != 404) {
+            fprintf(stderr, "load: GET %s answered %ld %s\n", path, g->status, g->err);
+            atomic_fetch_add(&errors, 1);
+        } else if (g->status == 200 &&
+                   (sscanf(g->body, "value-%d-%ld", &got_id, &got) != 2 || got_id != id ||
+                    got % KEYS != k || got > i || got < safe[k])) {
+            fprintf(stderr,
+                    "load: GET %s gave %s (wrote %ld last, Redis took %ld after the kill)\n", path,
+                    g->body, i, safe[k]);
+            atomic_fetch_add(&wrong, 1);
+        }
+        sh_resp_free(g);
+        atomic_fetch_add(&requests, 2);
+    }
+    return NULL;
+}
+
+static const char *victim_path = "/v1/cache/c/victim";
+static rh_server *victim;
+
+/* A replica of the killed primary was elected: a live primary serves the victim key's slot. */
+static int elected(void *arg)
+{
+    (void)arg;
+    rh_server *owner = rc_owner(cl, "strata:c:default:victim");
+    return owner != NULL && owner != victim && is_primary(owner) && rc_ok(cl);
+}
+
+static int victim_writable(void *arg)
+{
+    (void)arg;
+    return put_shared(srv, victim_path, "v");
+}
+
+static void test_primary_failover_under_load(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(victim_writable, NULL, FOLLOW_MS));
+    victim = rc_owner(cl, "strata:c:default:victim");
+    assert_non_null(victim);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, load, (void *)(intptr_t)i), 0);
+    while (atomic_load(&requests) < 200)
+        sh_sleep_ms(5);
+    uint64_t kill_ms = rh_now_ms();
+    assert_int_equal(rh_kill(victim), 0);
+    atomic_store(&killed, 1);
+    int was_elected = rh_wait_for(elected, NULL, FOLLOW_MS);
+    uint64_t elected_ms = rh_now_ms();
+    int writes = was_elected && rh_wait_for(victim_writable, NULL, FOLLOW_MS);
+    uint64_t resumed = rh_now_ms();
+    sh_sleep_ms(300);
+    atomic_store(&stop_load, 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    fprintf(stderr,
+            "cluster failover: elected after %llu ms, strata writes there %llu ms after the "
+            "election; %ld requests, %ld errors\n",
+            (unsigned long long)(elected_ms - kill_ms), (unsigned long long)(resumed - elected_ms),
+            atomic_load(&requests), atomic_load(&errors));
+    assert_true(was_elected);
+    assert_true(writes);
+    assert_int_equal(atomic_load(&errors), 0);
+    assert_int_equal(atomic_load(&wrong), 0);
+    rh_server *promoted = rc_owner(cl, "strata:c:default:victim");
+    assert_non_null(promoted);
+    assert_ptr_not_equal(promoted, victim);
+    assert_true(exists_on(promoted, "strata:c:default:victim"));
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+static void refused(const char *a, const char *b, const char *needle1, const char *needle2)
+{
+    const char *env[] = {a, b, NULL};
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    char *out = NULL;
+    int st = sh_run(env, args, 10000, &out, NULL);
+    assert_int_not_equal(st, 0);
+    assert_non_null(out);
+    if (strstr(out, needle1) == NULL || strstr(out, needle2) == NULL)
+        fprintf(stderr, "output: %s\n", out);
+    assert_non_null(strstr(out, needle1));
+    assert_non_null(strstr(out, needle2));
+    free(out);
+}
+
+static void test_cluster_with_url_or_db_refused(void **state)
+{
+    (void)state;
+    refused("REDIS_URL=redis://127.0.0.1:6379", "REDIS_CLUSTER=127.0.0.1:7000", "REDIS_URL",
+            "REDIS_CLUSTER");
+    refused("REDIS_DB=2", "REDIS_CLUSTER=127.0.0.1:7000", "REDIS_DB", "database 0");
+    refused("REDIS_CLUSTER=127.0.0.1", "REDIS_ENABLED=true", "REDIS_CLUSTER", "host:port");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cluster_with_url_or_db_refused),
+        cmocka_unit_test(test_keys_land_on_their_primary),
+        cmocka_unit_test(test_health_and_stats_say_cluster),
+        cmocka_unit_test(test_ask_and_moved_are_followed),
+        cmocka_unit_test(test_keys_and_clear_walk_every_primary),
+        cmocka_unit_test(test_primary_failover_under_load),
+    };
+    return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}
