@@ -59,7 +59,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r = NULL;
     }
     redisReaderFree(rd);
-    if (size > 0)
-        (void)strata__cluster_slot((const char *)data, size);
     return 0;
 }

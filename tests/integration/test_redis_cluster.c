@@ -6,12 +6,19 @@
  * - Routing: keys written through HTTP land on the primary serving each key's slot (all three
  *   primaries get some), acknowledged as shared, and a second strata instance reads every one.
  * - /cache/health and /cache/stats say "cluster" and count the primaries.
+ * - Coherence on every primary: once each primary's invalidation link is up, a value read from
+ *   one instance's memory (HIT-L1) is replaced there soon after another instance writes it,
+ *   whichever primary holds it.
  * - A slot in migration (ASK) and a slot moved (MOVED, the map stale until re-read): reads and
  *   writes of its keys still reach the node that has them.
  * - /cache/keys pages through every primary, each key once; /cache/clear removes the keys from
  *   every primary; a flush empties every primary.
+ * - `redis-cli --cluster reshard` moving slots between primaries under load: no request gets an
+ *   error, no read a wrong value.
  * - A primary SIGKILLed under load: no request gets an error, no read a wrong value; writes of
- *   its slots reach the promoted replica again (the time is printed, never asserted).
+ *   its slots reach the promoted replica again (the time is printed, never asserted); the cache
+ *   is coherent again; sessions acknowledged before the kill, once its replica had them, are
+ *   still there.
  * - REDIS_URL with REDIS_CLUSTER, and REDIS_DB with REDIS_CLUSTER: strata serve refuses to start,
  *   naming both.
  * Labelled `topology`: it runs in the plain build (make test), not under the sanitizers. */
@@ -73,8 +80,11 @@ static int get_is(sh_server *s, const char *path, const char *want)
 {
     sh_resp *r = sh_call(s, "GET", path, NULL, NULL, NULL, NULL);
     int ok = r->status == 200 && strcmp(r->body, want) == 0;
-    if (!ok)
-        fprintf(stderr, "GET %s: %ld %s (want %s)\n", path, r->status, r->body, want);
+    if (!ok) {
+        const char *why = sh_resp_header(r, "X-Cache-Reason");
+        fprintf(stderr, "GET %s: %ld %s (want %s; reason %s)\n", path, r->status, r->body, want,
+                why ? why : "none");
+    }
     sh_resp_free(r);
     return ok;
 }
@@ -111,7 +121,7 @@ static int is_primary(rh_server *n)
 
 static int probe(void *arg)
 {
-    return put_shared(arg, "/v1/cache/c/probe", "p");
+    return put_shared(arg, "/v1/cache/c/victim", "p");
 }
 
 static void test_keys_land_on_their_primary(void **state)
@@ -162,6 +172,57 @@ static void test_health_and_stats_say_cluster(void **state)
     assert_string_equal(json_string_value(json_object_get(l2, "topology")), "cluster");
     json_decref(j);
     sh_resp_free(r);
+}
+
+static int coherent(void *arg)
+{
+    sh_resp *r = sh_call(arg, "GET", "/cache/health", NULL, NULL, NULL, NULL);
+    json_t *j = r->status == 200 ? sh_resp_json(r) : NULL;
+    int yes = j != NULL && json_is_true(json_object_get(j, "coherent"));
+    json_decref(j);
+    sh_resp_free(r);
+    return yes;
+}
+
+typedef struct want {
+    const char *path, *value;
+} want;
+
+static int reads(void *arg)
+{
+    want *w = arg;
+    sh_resp *r = sh_call(srv, "GET", w->path, NULL, NULL, NULL, NULL);
+    int ok = r->status == 200 && strcmp(r->body, w->value) == 0;
+    sh_resp_free(r);
+    return ok;
+}
+
+static int l1_hit(void *path)
+{
+    sh_resp *r = sh_call(srv, "GET", path, NULL, NULL, NULL, NULL);
+    const char *x = sh_resp_header(r, "X-Cache");
+    int yes =
+        r->status == 200 && x != NULL && strcmp(x, "HIT-L1") == 0 && strcmp(r->body, "one") == 0;
+    sh_resp_free(r);
+    return yes;
+}
+
+static void test_coherence_on_every_primary(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(coherent, srv, FOLLOW_MS));
+    assert_true(rh_wait_for(coherent, srv2, FOLLOW_MS));
+    for (int i = 0; i < 30; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/cache/coh/k%d", i);
+        assert_true(put_shared(srv, path, "one"));
+        /* Served from memory (once our own write's invalidation has come back and gone): L1
+         * is trusted, so every primary's link is up. */
+        assert_true(rh_wait_for(l1_hit, path, 5000));
+        assert_true(put_shared(srv2, path, "two"));
+        want w = {path, "two"};
+        assert_true(rh_wait_for(reads, &w, 5000));
+    }
 }
 
 static unsigned keyslot(const char *stored)
@@ -281,7 +342,7 @@ static void test_keys_and_clear_walk_every_primary(void **state)
 
 #define KEYS 40
 
-static atomic_int stop_load, killed;
+static atomic_int stop_load, killed, run; /* run: each load's keys are its own */
 static atomic_long requests, errors, wrong;
 
 static void *load(void *arg)
@@ -293,7 +354,7 @@ static void *load(void *arg)
     for (long i = 0; !atomic_load(&stop_load); i++) {
         int k = (int)(i % KEYS), after_kill = atomic_load(&killed);
         char path[96], value[64];
-        snprintf(path, sizeof path, "/v1/cache/load/l-%d-%d", id, k);
+        snprintf(path, sizeof path, "/v1/cache/load/l%d-%d-%d", atomic_load(&run), id, k);
         snprintf(value, sizeof value, "value-%d-%ld", id, i);
         sh_resp *w = sh_call(srv, "PUT", path, NULL, NULL, "text/plain", value);
         if (w->status != 204) {
@@ -323,6 +384,110 @@ static void *load(void *arg)
     return NULL;
 }
 
+static void start_load(pthread_t *t)
+{
+    atomic_store(&stop_load, 0), atomic_store(&killed, 0), atomic_fetch_add(&run, 1);
+    atomic_store(&requests, 0), atomic_store(&errors, 0), atomic_store(&wrong, 0);
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, load, (void *)(intptr_t)i), 0);
+    while (atomic_load(&requests) < 200)
+        sh_sleep_ms(5);
+}
+
+static void stop_load_threads(pthread_t *t)
+{
+    atomic_store(&stop_load, 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void test_reshard_under_load(void **state)
+{
+    (void)state;
+    assert_true(rh_wait_for(probe, srv, FOLLOW_MS));
+    rh_server *from = rc_slot_owner(cl, 0), *to = another_primary(from);
+    assert_non_null(from);
+    assert_non_null(to);
+    char from_id[41], to_id[41];
+    assert_int_equal(rc_node_id(cl, from, from_id), 0);
+    assert_int_equal(rc_node_id(cl, to, to_id), 0);
+    pthread_t t[THREADS];
+    start_load(t);
+    atomic_store(&killed, 1); /* every write Redis takes from now on must be read back */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "redis-cli --cluster reshard %s:%d --cluster-from %s --cluster-to %s "
+             "--cluster-slots 1000 --cluster-yes > %s/reshard.log 2>&1",
+             rh_host(from), rh_port(from), from_id, to_id, rh_dir(from));
+    int st = system(cmd);
+    sh_sleep_ms(300); /* load on the new map too */
+    stop_load_threads(t);
+    fprintf(stderr, "reshard of 1000 slots under load: %ld requests, %ld errors, %ld wrong\n",
+            atomic_load(&requests), atomic_load(&errors), atomic_load(&wrong));
+    assert_int_equal(st, 0);
+    assert_ptr_equal(rc_slot_owner(cl, 0), to);
+    assert_int_equal(atomic_load(&errors), 0);
+    assert_int_equal(atomic_load(&wrong), 0);
+    assert_true(put_shared(srv, "/v1/cache/c/after-reshard", "x"));
+    assert_true(get_is(srv2, "/v1/cache/c/after-reshard", "x"));
+}
+
+#define SESSIONS 8
+
+/* Creates sessions until SESSIONS of them live on node; their ids into ids. */
+static void sessions_on(rh_server *node, char ids[SESSIONS][64])
+{
+    int n = 0;
+    for (int tries = 0; n < SESSIONS && tries < 400; tries++) {
+        sh_resp *r =
+            sh_call(srv, "POST", "/v1/sessions", NULL, NULL, "application/json", "{\"user\":7}");
+        SH_EXPECT_STATUS(r, 201);
+        assert_null(sh_resp_header(r, "X-Cache-Write"));
+        json_t *j = sh_resp_json(r);
+        const char *id = json_string_value(json_object_get(j, "id"));
+        char stored[128];
+        snprintf(stored, sizeof stored, "strata:_sessions:default:%s", id);
+        if (rc_owner(cl, stored) == node)
+            snprintf(ids[n++], 64, "%s", id);
+        json_decref(j);
+        sh_resp_free(r);
+    }
+    assert_int_equal(n, SESSIONS);
+}
+
+/* A field of INFO replication as a number, -1 if absent. */
+static long long repl_field(rh_server *n, const char *field)
+{
+    redisReply *r = rh_command(n, "INFO replication");
+    long long v = -1;
+    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, field) : NULL;
+    if (p != NULL)
+        v = strtoll(p + strlen(field), NULL, 10);
+    if (r != NULL)
+        freeReplyObject(r);
+    return v;
+}
+
+/* The primary's replica has everything the primary had taken at `upto`. */
+typedef struct replicated_arg {
+    rh_server *primary;
+    long long upto;
+} replicated_arg;
+
+static int replicated(void *arg)
+{
+    replicated_arg *a = arg;
+    for (int k = 0; k < rc_size(cl); k++) {
+        rh_server *n = rc_node(cl, k);
+        if (n == a->primary || rh_pid(n) < 0 ||
+            repl_field(n, "master_port:") != rh_port(a->primary))
+            continue;
+        if (repl_field(n, "slave_repl_offset:") >= a->upto)
+            return 1;
+    }
+    return 0;
+}
+
 static const char *victim_path = "/v1/cache/c/victim";
 static rh_server *victim;
 
@@ -346,11 +511,13 @@ static void test_primary_failover_under_load(void **state)
     assert_true(rh_wait_for(victim_writable, NULL, FOLLOW_MS));
     victim = rc_owner(cl, "strata:c:default:victim");
     assert_non_null(victim);
+    char ids[SESSIONS][64];
+    sessions_on(victim, ids);
+    replicated_arg ra = {victim, repl_field(victim, "master_repl_offset:")};
+    assert_true(ra.upto > 0);
+    assert_true(rh_wait_for(replicated, &ra, FOLLOW_MS));
     pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++)
-        assert_int_equal(pthread_create(&t[i], NULL, load, (void *)(intptr_t)i), 0);
-    while (atomic_load(&requests) < 200)
-        sh_sleep_ms(5);
+    start_load(t);
     uint64_t kill_ms = rh_now_ms();
     assert_int_equal(rh_kill(victim), 0);
     atomic_store(&killed, 1);
@@ -359,9 +526,7 @@ static void test_primary_failover_under_load(void **state)
     int writes = was_elected && rh_wait_for(victim_writable, NULL, FOLLOW_MS);
     uint64_t resumed = rh_now_ms();
     sh_sleep_ms(300);
-    atomic_store(&stop_load, 1);
-    for (int i = 0; i < THREADS; i++)
-        pthread_join(t[i], NULL);
+    stop_load_threads(t);
     fprintf(stderr,
             "cluster failover: elected after %llu ms, strata writes there %llu ms after the "
             "election; %ld requests, %ld errors\n",
@@ -375,6 +540,15 @@ static void test_primary_failover_under_load(void **state)
     assert_non_null(promoted);
     assert_ptr_not_equal(promoted, victim);
     assert_true(exists_on(promoted, "strata:c:default:victim"));
+    assert_true(rh_wait_for(coherent, srv, FOLLOW_MS)); /* the new primary's link is up */
+    /* The other instance, idle through the failover, follows it too (its next call to the dead
+     * node has it read the map again); then the sessions are read there. */
+    assert_true(rh_wait_for(probe, srv2, FOLLOW_MS));
+    for (int i = 0; i < SESSIONS; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "/v1/sessions/%s", ids[i]);
+        assert_true(get_is(srv2, path, "{\"user\":7}\n"));
+    }
 }
 
 /* ---- configuration ------------------------------------------------------------------------- */
@@ -409,8 +583,10 @@ int main(void)
         cmocka_unit_test(test_cluster_with_url_or_db_refused),
         cmocka_unit_test(test_keys_land_on_their_primary),
         cmocka_unit_test(test_health_and_stats_say_cluster),
+        cmocka_unit_test(test_coherence_on_every_primary),
         cmocka_unit_test(test_ask_and_moved_are_followed),
         cmocka_unit_test(test_keys_and_clear_walk_every_primary),
+        cmocka_unit_test(test_reshard_under_load),
         cmocka_unit_test(test_primary_failover_under_load),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

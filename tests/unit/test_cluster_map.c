@@ -1,7 +1,8 @@
 /* test_cluster_map.c: Redis Cluster's routing pieces (src/lib/redis/cluster_map.c) without a
- * cluster: key slots against the values Redis itself gives (CLUSTER KEYSLOT), hash tags, a
- * CLUSTER SLOTS answer read into a map (an empty announced host, ranges, refusals), and MOVED /
- * ASK. Routing on a real 3-primary cluster is tests/integration/test_redis_cluster.c. */
+ * cluster: key slots (core/slot.c) against the values Redis itself gives (CLUSTER KEYSLOT), hash
+ * tags, a CLUSTER SLOTS answer read into a map (an empty announced host, ranges, refusals), the
+ * routing table, and MOVED / ASK. Routing on a real 3-primary cluster is
+ * tests/integration/test_redis_cluster.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,11 +14,12 @@
 #include <hiredis/hiredis.h>
 #include <strata/errors.h>
 
+#include "core/slot.h"
 #include "redis/cluster_map.h"
 
 static unsigned slot_of(const char *k)
 {
-    return strata__cluster_slot(k, strlen(k));
+    return strata__key_slot(k, strlen(k));
 }
 
 /* The values redis-server 7 answers to CLUSTER KEYSLOT for the same keys. */
@@ -43,7 +45,7 @@ static void test_hash_tags(void **state)
     assert_int_equal(slot_of("{unclosed"), slot_of("{unclosed"));
     const char bin[] = {'x', '{', '\0', 'y', '}', 'z'};
     const char tag[] = {'\0', 'y'};
-    assert_int_equal(strata__cluster_slot(bin, sizeof bin), strata__cluster_slot(tag, 2));
+    assert_int_equal(strata__key_slot(bin, sizeof bin), strata__key_slot(tag, 2));
     (void)tag;
 }
 
@@ -160,6 +162,47 @@ static void test_redirects(void **state)
     }
 }
 
+static void test_routing_table(void **state)
+{
+    (void)state;
+    cluster_table *t = malloc(sizeof *t);
+    cluster_map *m = malloc(sizeof *m);
+    strata__cluster_table_init(t);
+    assert_int_equal(strata__cluster_table_route(t, 5), -1); /* no map yet */
+    redisReply *r = resp("*2\r\n*3\r\n:0\r\n:8191\r\n*2\r\n$1\r\na\r\n:1\r\n"
+                         "*3\r\n:8192\r\n:16383\r\n*2\r\n$1\r\nb\r\n:2\r\n");
+    assert_int_equal(strata__cluster_map_parse(r, "x", m, NULL), 0);
+    freeReplyObject(r);
+    assert_int_equal(strata__cluster_table_install(t, m), 1);
+    assert_int_equal(strata__cluster_table_install(t, m), 0); /* the same map: nothing changed */
+    int a = strata__cluster_table_route(t, 0), b = strata__cluster_table_route(t, 16383);
+    assert_string_equal(strata__cluster_table_addr(t, a)->host, "a");
+    assert_string_equal(strata__cluster_table_addr(t, b)->host, "b");
+    int p[CLUSTER_PRIMARIES];
+    assert_int_equal(strata__cluster_table_primaries(t, p, CLUSTER_PRIMARIES), 2);
+    /* a failover: b's slots go to c; b keeps its index (a loop's pipe to it stays valid) */
+    r = resp("*2\r\n*3\r\n:0\r\n:8191\r\n*2\r\n$1\r\na\r\n:1\r\n"
+             "*3\r\n:8192\r\n:16383\r\n*2\r\n$1\r\nc\r\n:3\r\n");
+    assert_int_equal(strata__cluster_map_parse(r, "x", m, NULL), 0);
+    freeReplyObject(r);
+    assert_int_equal(strata__cluster_table_install(t, m), 1);
+    int c = strata__cluster_table_route(t, 9000);
+    assert_int_not_equal(c, b);
+    assert_string_equal(strata__cluster_table_addr(t, c)->host, "c");
+    assert_string_equal(strata__cluster_table_addr(t, b)->host, "b");
+    cluster_addr b_again = {"b", 2};
+    assert_int_equal(strata__cluster_table_node(t, &b_again), b);
+    /* the bound: past CLUSTER_NODES_MAX nodes, no new index */
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
+        cluster_addr n = {"n", 1000 + i};
+        (void)strata__cluster_table_node(t, &n);
+    }
+    cluster_addr one_more = {"z", 1};
+    assert_int_equal(strata__cluster_table_node(t, &one_more), -1);
+    strata__cluster_table_destroy(t);
+    free(t), free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_map_from_cluster_slots),
         cmocka_unit_test(test_map_refuses_with_a_reason),
         cmocka_unit_test(test_redirects),
+        cmocka_unit_test(test_routing_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

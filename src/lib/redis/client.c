@@ -32,6 +32,7 @@
 #include <strata/errors.h>
 
 #include "core/clock.h"
+#include "core/slot.h"
 #include "redis/client.h"
 #include "redis/cluster.h"
 #include "redis/link.h"
@@ -48,6 +49,13 @@ typedef struct node_row {
     char name[300]; /* "host:port" as named ("[v6]:port"; a unix socket's path) */
     uint64_t errors;
 } node_row;
+
+/* A cluster node's invalidation link and what its callbacks need. */
+typedef struct node_link {
+    struct redis_client *l;
+    int node;
+    redis_link *link;
+} node_link;
 
 typedef struct slot {
     redis_sock *conn;
@@ -68,6 +76,12 @@ struct redis_client {
     redis_resolver *resolver; /* the URL's host name, resolved again; NULL: an address */
     redis_cluster *cluster;   /* NULL: not a Redis Cluster */
     cluster_table *table;     /* with cluster: where each slot goes */
+    /* With cluster and coherence: an invalidation link per node that has been a primary (Redis
+     * tracks the keys of each node on that node), started when a map first names it and kept
+     * to the end (so a reader never holds a freed one; at most CLUSTER_NODES_MAX). */
+    node_link *node_links[CLUSTER_NODES_MAX];
+    _Atomic(redis_link *) node_link_of[CLUSTER_NODES_MAX];
+    char track_prefix[STRATA_PREFIX_MAX + 2];
     breaker brk;
     atomic_int replica;       /* a replica was detected */
     atomic_int warned_ro;     /* the read-only warning was logged */
@@ -188,6 +202,7 @@ static void recheck_role(redis_client *l);
 static void log_line(redis_client *l, int level, const char *msg);
 static redis_sock *cluster_connect(void *arg, const char *addr, int port, char *err, size_t cap);
 static void cluster_map_read(void *arg, const cluster_map *m);
+static int cluster_links_up(redis_client *l);
 
 /* What the link is handed (link.h): the client's own functions, by pointer. */
 static redis_sock *link_connect(void *arg, char *err, size_t cap)
@@ -362,7 +377,9 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
             strata__redis_free(l);
             return rc;
         }
-        track_prefix = NULL; /* coherence on a cluster: a link per primary, the next step */
+        if (track_prefix != NULL) /* a link per primary, started as the map names them */
+            snprintf(l->track_prefix, sizeof l->track_prefix, "%s", track_prefix);
+        track_prefix = NULL;
     }
     if (is_name) {
         resolver_deps rd = {dns_resolved, sentinel_note_error, l};
@@ -389,8 +406,13 @@ void strata__redis_free(redis_client *l)
 {
     if (l == NULL)
         return;
-    strata__link_stop(l->link); /* first: its thread uses the rest */
-    strata__cluster_stop(l->cluster);
+    strata__link_stop(l->link);       /* first: its thread uses the rest */
+    strata__cluster_stop(l->cluster); /* before the node links: it starts them */
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++)
+        if (l->node_links[i] != NULL) {
+            strata__link_stop(l->node_links[i]->link);
+            free(l->node_links[i]);
+        }
     strata__sentinel_stop(l->sentinel);
     strata__resolver_stop(l->resolver);
     strata__tls_free(l->tls);
@@ -424,7 +446,7 @@ int strata__redis_down(redis_client *l)
 
 int strata__redis_link_up(redis_client *l)
 {
-    return strata__link_up(l->link);
+    return l->table != NULL ? cluster_links_up(l) : strata__link_up(l->link);
 }
 
 void strata__redis_state(redis_client *l, redis_state *out)
@@ -434,12 +456,17 @@ void strata__redis_state(redis_client *l, redis_state *out)
     out->breaker = strata__breaker_state_name(state);
     out->available = state == BREAKER_CLOSED && !atomic_load(&l->last_failed);
     out->readonly = strata__redis_readonly(l);
-    out->link_up = strata__link_up(l->link);
+    out->link_up = strata__redis_link_up(l);
     pthread_mutex_lock(&l->brk.lock);
     out->breaker_opens = l->brk.opened_total;
     pthread_mutex_unlock(&l->brk.lock);
     out->invalidations = strata__link_invalidations(l->link);
     out->link_drops = strata__link_drops(l->link);
+    for (int i = 0; i < CLUSTER_NODES_MAX; i++) {
+        redis_link *k = atomic_load(&l->node_link_of[i]);
+        out->invalidations += strata__link_invalidations(k);
+        out->link_drops += strata__link_drops(k);
+    }
     pthread_mutex_lock(&l->err_lock);
     snprintf(out->last_error, sizeof out->last_error, "%s", l->last_error);
     pthread_mutex_unlock(&l->err_lock);
@@ -638,7 +665,7 @@ int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
     size_t len;
     if (!strata__cmd_key(c, &key, &len))
         return strata__redis_any_node(l);
-    return strata__cluster_table_route(l->table, strata__cluster_slot(key, len));
+    return strata__cluster_table_route(l->table, strata__key_slot(key, len));
 }
 
 int strata__redis_redirected(redis_client *l, const redisReply *r, int from, int *ask)
@@ -689,11 +716,84 @@ static redis_sock *cluster_connect(void *arg, const char *addr, int port, char *
     return connect_url(l, &u, addr, err, cap);
 }
 
+/* ---- a cluster's invalidation links: one per primary --------------------------------------- */
+
+static redis_sock *node_link_connect(void *arg, char *err, size_t cap)
+{
+    node_link *n = arg;
+    return strata__redis_connect_node(n->l, n->node, err, cap);
+}
+
+static void node_link_note_error(void *arg, const char *msg)
+{
+    strata__redis_note_error(((node_link *)arg)->l, msg);
+}
+
+static void node_link_log(void *arg, int level, const char *msg)
+{
+    log_line(((node_link *)arg)->l, level, msg);
+}
+
+static void node_link_idle(void *arg)
+{
+    (void)arg; /* a cluster's primaries are never read-only replicas: nothing to ask again */
+}
+
+static uint64_t node_link_gen(void *arg)
+{
+    (void)arg;
+    return 0; /* a node's address never changes; a new primary is another node */
+}
+
+/* Starts the links of the primaries that have none yet (the watcher's thread: may wait). */
+static void start_node_links(redis_client *l)
+{
+    int p[CLUSTER_PRIMARIES];
+    unsigned n = strata__cluster_table_primaries(l->table, p, CLUSTER_PRIMARIES);
+    for (unsigned i = 0; i < n && i < CLUSTER_PRIMARIES; i++) {
+        if (l->node_links[p[i]] != NULL)
+            continue;
+        node_link *k = calloc(1, sizeof *k);
+        if (k == NULL)
+            return; /* tried again with the next map read: coherence waits, L1 is not trusted */
+        k->l = l, k->node = p[i];
+        link_deps d = {node_link_connect,
+                       node_link_note_error,
+                       node_link_log,
+                       node_link_idle,
+                       node_link_gen,
+                       &l->ev,
+                       l->cfg.socket_timeout_ms,
+                       k};
+        if (strata__link_start(&d, l->track_prefix, &k->link) != 0) {
+            free(k);
+            return;
+        }
+        l->node_links[p[i]] = k;
+        atomic_store(&l->node_link_of[p[i]], k->link);
+    }
+}
+
+/* Every change reaches the owner only when every primary's link is up. */
+static int cluster_links_up(redis_client *l)
+{
+    int p[CLUSTER_PRIMARIES];
+    unsigned n = strata__cluster_table_primaries(l->table, p, CLUSTER_PRIMARIES);
+    if (n == 0 || l->track_prefix[0] == '\0')
+        return 0;
+    for (unsigned i = 0; i < n && i < CLUSTER_PRIMARIES; i++)
+        if (!strata__link_up(atomic_load(&l->node_link_of[p[i]])))
+            return 0;
+    return 1;
+}
+
 /* A slot map was read: route by it; say so when it changed. */
 static void cluster_map_read(void *arg, const cluster_map *m)
 {
     redis_client *l = arg;
     int rc = strata__cluster_table_install(l->table, m);
+    if (rc >= 0 && l->track_prefix[0])
+        start_node_links(l);
     if (rc < 0) {
         logf_(l, 0,
               "redis cluster names more than %d nodes over this client's life: the newest "

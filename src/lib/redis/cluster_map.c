@@ -4,48 +4,8 @@
 
 #include <strata/errors.h>
 
+#include "core/slot.h"
 #include "redis/cluster_map.h"
-
-/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), the one Redis Cluster uses, one table
- * lookup per byte. The table is built on first use: 256 entries, computed in well under a
- * microsecond, racing builders write the same values. */
-static uint16_t crc_table[256];
-static int crc_ready;
-
-static void crc_init(void)
-{
-    for (unsigned i = 0; i < 256; i++) {
-        uint16_t c = (uint16_t)(i << 8);
-        for (int b = 0; b < 8; b++)
-            c = (uint16_t)(c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1);
-        __atomic_store_n(&crc_table[i], c, __ATOMIC_RELAXED);
-    }
-    __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
-}
-
-static uint16_t crc16(const char *p, size_t len)
-{
-    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
-        crc_init();
-    uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++)
-        crc =
-            (uint16_t)((crc << 8) ^ __atomic_load_n(&crc_table[((crc >> 8) ^ (uint8_t)p[i]) & 0xff],
-                                                    __ATOMIC_RELAXED));
-    return crc;
-}
-
-unsigned strata__cluster_slot(const char *key, size_t len)
-{
-    const char *open = memchr(key, '{', len);
-    if (open != NULL) {
-        size_t rest = len - (size_t)(open - key) - 1;
-        const char *close = memchr(open + 1, '}', rest);
-        if (close != NULL && close > open + 1)
-            return crc16(open + 1, (size_t)(close - open - 1)) & (CLUSTER_SLOTS - 1);
-    }
-    return crc16(key, len) & (CLUSTER_SLOTS - 1);
-}
 
 /* The index of addr among the map's primaries, added when new; -1 when the map is full. */
 static int primary_index(cluster_map *m, const cluster_addr *addr)

@@ -1,7 +1,8 @@
-/* redis/cluster_map.h: what Redis Cluster's routing is made of, as pure functions: the slot of a
- * key (CRC16 with {hash tags}), the slot map read from CLUSTER SLOTS, and the MOVED / ASK
- * redirections. Part of the Redis client; no sockets, no threads, no state beyond the map the
- * caller owns, so every piece is tested (and the CLUSTER SLOTS decoder fuzzed) on its own.
+/* redis/cluster_map.h: what Redis Cluster's routing is made of: the slot map read from CLUSTER
+ * SLOTS, the MOVED / ASK redirections (the slot of a key is core/slot.h's), and the client's
+ * routing table built from them. Part of the Redis client; no sockets, no threads, no state beyond
+ * the map the caller owns, so every piece is tested (and the CLUSTER SLOTS decoder fuzzed) on its
+ * own.
  */
 #ifndef STRATA_REDIS_CLUSTER_MAP_H
 #define STRATA_REDIS_CLUSTER_MAP_H
@@ -31,10 +32,6 @@ typedef struct cluster_map {
     uint8_t slot[CLUSTER_SLOTS]; /* index into primary, CLUSTER_NO_NODE: no primary serves it */
     unsigned covered;            /* slots with a primary */
 } cluster_map;
-
-/* The slot of a key: CRC16 (XMODEM) of the key, or of the part between the first '{' and the
- * first '}' after it when that part is not empty (a hash tag), modulo 16384. */
-unsigned strata__cluster_slot(const char *key, size_t len);
 
 /* Reads CLUSTER SLOTS' answer into out. A node announced with an empty host ("" or "?": the
  * cluster's own address of the node answering is not known to itself) takes asked_host, the host
