@@ -127,6 +127,44 @@ int rc_ok(void *arg)
     return running > 0 && rc_slot_owner(c, 0) != NULL && rh_pid(rc_slot_owner(c, 0)) > 0;
 }
 
+int rc_is_primary(rh_server *n)
+{
+    if (rh_pid(n) < 0)
+        return 0;
+    redisReply *r = rh_command(n, "ROLE");
+    int yes = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+              strcmp(r->element[0]->str, "master") == 0;
+    if (r != NULL)
+        freeReplyObject(r);
+    return yes;
+}
+
+rh_server *rc_other_primary(rc_cluster *c, rh_server *not_this)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->node[i] != not_this && rc_is_primary(c->node[i]))
+            return c->node[i];
+    return NULL;
+}
+
+int rc_exists(rh_server *node, const char *stored)
+{
+    redisReply *r = rh_command(node, "EXISTS %s", stored);
+    int yes = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return yes;
+}
+
+long long rc_dbsize(rh_server *node)
+{
+    redisReply *r = rh_command(node, "DBSIZE");
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return n;
+}
+
 int rc_node_id(rc_cluster *c, rh_server *node, char *id)
 {
     (void)c;

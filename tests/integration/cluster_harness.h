@@ -32,6 +32,13 @@ rh_server *rc_slot_owner(rc_cluster *c, unsigned slot);
 /* Whether every running node says cluster_state:ok and agrees on who serves slot 0; for
  * rh_wait_for. */
 int rc_ok(void *cluster);
+/* Whether node runs and says it is a primary (ROLE). */
+int rc_is_primary(rh_server *node);
+/* A running primary other than not, or NULL. */
+rh_server *rc_other_primary(rc_cluster *c, rh_server *not_this);
+/* Whether node holds stored (EXISTS); its key count (DBSIZE, -1 on failure). */
+int rc_exists(rh_server *node, const char *stored);
+long long rc_dbsize(rh_server *node);
 /* A running node's CLUSTER MYID, into id (41 bytes). 0 or -1. */
 int rc_node_id(rc_cluster *c, rh_server *node, char *id);
 

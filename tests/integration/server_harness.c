@@ -1031,3 +1031,24 @@ char *sh_raw_exchange(int port, const void *data, size_t len, int timeout_ms, si
     close(fd);
     return out;
 }
+
+int sh_put_shared(const sh_server *s, const char *path, const char *value)
+{
+    sh_resp *r = sh_call(s, "PUT", path, NULL, NULL, "text/plain", value);
+    int ok = r->status == 204 && sh_resp_header(r, "X-Cache-Write") == NULL;
+    sh_resp_free(r);
+    return ok;
+}
+
+int sh_get_is(const sh_server *s, const char *path, const char *want)
+{
+    sh_resp *r = sh_call(s, "GET", path, NULL, NULL, NULL, NULL);
+    int ok = r->status == 200 && strcmp(r->body, want) == 0;
+    if (!ok) {
+        const char *why = sh_resp_header(r, "X-Cache-Reason");
+        fprintf(stderr, "GET %s: %ld %s (want %s; reason %s)\n", path, r->status, r->body, want,
+                why ? why : "none");
+    }
+    sh_resp_free(r);
+    return ok;
+}

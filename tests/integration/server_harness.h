@@ -125,6 +125,11 @@ sh_resp *sh_call(const sh_server *s, const char *method, const char *path, const
 
 void sh_resp_free(sh_resp *r);
 
+/* A PUT of value (text/plain) that Redis took: 204 without X-Cache-Write: l1-only. */
+int sh_put_shared(const sh_server *s, const char *path, const char *value);
+/* A GET answered 200 with exactly want as the body (what it got instead goes to stderr). */
+int sh_get_is(const sh_server *s, const char *path, const char *want);
+
 /* The first header named name (case-insensitive), or NULL. Owned by r. */
 const char *sh_resp_header(const sh_resp *r, const char *name);
 
