@@ -316,11 +316,15 @@ typedef struct strata_redis_node {
     char addr[300]; /* "host:port" as named ("[v6]:port", a unix socket's path; "(other)" for the
                        nodes past the first 15) */
     uint64_t errors;
+    int primary;        /* in use now: the Redis, the sentinels' primary, a primary of the
+                           cluster's map; 0 for one used before */
+    unsigned slots;     /* a cluster primary's slots (of 16384); 0 otherwise */
+    int64_t latency_us; /* the last strata_cache_ping's round trip to it; -1: never answered */
 } strata_redis_node;
 
 /* Writes up to cap nodes to out (the current one and those used before it: a single Redis is
- * one; each primary the sentinels named is one) and returns how many there are (0 without
- * Redis). Never blocks on Redis.
+ * one; each primary the sentinels named is one; each node a cluster map named as a primary) and
+ * returns how many there are (0 without Redis). Never blocks on Redis.
  *
  *   strata_redis_node nodes[16];
  *   size_t n = strata_cache_redis_nodes(c, nodes, 16);
@@ -329,8 +333,10 @@ typedef struct strata_redis_node {
  */
 size_t strata_cache_redis_nodes(strata_cache *c, strata_redis_node *out, size_t cap);
 
-/* Measures one round trip to Redis (PING) and sets *latency_us. Returns 0, STRATA_EUNAVAILABLE
- * or STRATA_ETIMEDOUT; without a shared tier, STRATA_EUNAVAILABLE. */
+/* Measures one round trip to Redis (PING) and sets *latency_us; on a cluster, to every primary in
+ * turn (*latency_us the longest; each node's in strata_cache_redis_nodes). Returns 0,
+ * STRATA_EUNAVAILABLE or STRATA_ETIMEDOUT (a cluster: the first primary that failed); without a
+ * shared tier, STRATA_EUNAVAILABLE. */
 int strata_cache_ping(strata_cache *c, uint64_t *latency_us);
 
 /* ---- asynchronous calls ------------------------------------------------------------------ */

@@ -109,6 +109,26 @@ static json_t *topology_json(const strata_l2_stats *l2)
                      (int)l2->nodes, "tls", l2->tls);
 }
 
+/* Each node the cache has used: [{"addr", "primary": in use now, "slots" (a cluster's),
+ * "latency_ms" (the last ping's; null before one answered), "errors"}]. */
+static json_t *node_list_json(strata_cache *c, const strata_l2_stats *l2)
+{
+    strata_redis_node nodes[16];
+    size_t n = strata_cache_redis_nodes(c, nodes, 16);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n && i < 16; i++) {
+        json_t *o = json_pack("{s:s,s:b}", "addr", nodes[i].addr, "primary", nodes[i].primary);
+        if (strcmp(l2->topology, "cluster") == 0)
+            json_object_set_new(o, "slots", json_integer(nodes[i].slots));
+        json_object_set_new(o, "latency_ms",
+                            nodes[i].latency_us < 0 ? json_null()
+                                                    : json_real((double)nodes[i].latency_us / 1e3));
+        json_object_set_new(o, "errors", json_integer((json_int_t)nodes[i].errors));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
 static void health_done(health_job *j)
 {
     req *q = j->q;
@@ -130,7 +150,9 @@ static void health_done(health_job *j)
         json_object_set_new(body, "readonly", json_boolean(j->l2.readonly));
         json_object_set_new(body, "coherent", json_boolean(j->l2.coherent));
         json_object_set_new(body, "last_error", json_string(j->l2.last_error));
-        json_object_set_new(body, "redis", topology_json(&j->l2));
+        json_t *where = topology_json(&j->l2);
+        json_object_set_new(where, "node_list", node_list_json(j->cache, &j->l2));
+        json_object_set_new(body, "redis", where);
         json_object_set_new(body, "warnings", health_warnings(j));
         json_object_set_new(body, "l1_entries", json_integer((json_int_t)s.entries));
         json_object_set_new(body, "l1_bytes", json_integer((json_int_t)s.bytes));
@@ -255,6 +277,7 @@ static void stats_done(void *arg)
         json_object_set_new(l2j, "topology", json_string(l2.topology));
         json_object_set_new(l2j, "primary", json_string(l2.primary));
         json_object_set_new(l2j, "nodes", json_integer((json_int_t)l2.nodes));
+        json_object_set_new(l2j, "node_list", node_list_json(j->cache, &l2));
         json_object_set_new(l2j, "tls", json_boolean(l2.tls));
     }
     if (j->info_rc == 0)

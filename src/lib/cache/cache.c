@@ -878,15 +878,7 @@ int strata_cache_ping(strata_cache *c, uint64_t *latency_us)
 {
     if (c->redis == NULL)
         return STRATA_EUNAVAILABLE;
-    redis_cmd cmd = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
-    redisReply *r;
-    uint64_t start = strata__mono_us();
-    int rc = strata__redis_run(c->redis, &cmd, 1, &r);
-    if (rc != 0)
-        return rc;
-    *latency_us = strata__mono_us() - start;
-    freeReplyObject(r);
-    return 0;
+    return strata__redis_ping(c->redis, latency_us);
 }
 
 /* ---- listing and info --------------------------------------------------------------------- */

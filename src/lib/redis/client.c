@@ -48,6 +48,8 @@
 typedef struct node_row {
     char name[300]; /* "host:port" as named ("[v6]:port"; a unix socket's path) */
     uint64_t errors;
+    int64_t latency_us; /* the last ping's round trip; -1: none answered yet */
+    int node;           /* a cluster node's index, else -1 */
 } node_row;
 
 /* A cluster node's invalidation link and what its callbacks need. */
@@ -139,11 +141,13 @@ static node_row *node_row_locked(redis_client *l, const char *name)
     if (l->nnodes < REDIS_NODES_MAX - 1) {
         node_row *r = &l->nodes[l->nnodes++];
         snprintf(r->name, sizeof r->name, "%s", name);
+        r->latency_us = -1, r->node = -1;
         return r;
     }
     node_row *r = &l->nodes[REDIS_NODES_MAX - 1];
     if (l->nnodes < REDIS_NODES_MAX)
-        l->nnodes = REDIS_NODES_MAX, snprintf(r->name, sizeof r->name, "(other)");
+        l->nnodes = REDIS_NODES_MAX, snprintf(r->name, sizeof r->name, "(other)"),
+        r->latency_us = -1, r->node = -1;
     return r;
 }
 
@@ -162,16 +166,52 @@ static void count_node_errors(redis_client *l, uint64_t errors)
     pthread_mutex_unlock(&l->err_lock);
 }
 
+/* What row r is now: in use (the target, or a primary of the last cluster map) or not, and
+ * with a cluster the slots routed to it. */
+static void row_role(redis_client *l, const node_row *r, const char *target, strata_redis_node *o)
+{
+    o->slots = 0;
+    if (l->table == NULL) {
+        o->primary = strcmp(r->name, target) == 0;
+        return;
+    }
+    o->primary = 0;
+    if (r->node < 0)
+        return;
+    int p[CLUSTER_PRIMARIES];
+    unsigned n = strata__cluster_table_primaries(l->table, p, CLUSTER_PRIMARIES);
+    for (unsigned i = 0; i < n && i < CLUSTER_PRIMARIES; i++)
+        o->primary |= p[i] == r->node;
+    for (unsigned s = 0; o->primary && s < CLUSTER_SLOTS; s++)
+        o->slots += strata__cluster_table_route(l->table, s) == r->node;
+}
+
 size_t strata__redis_nodes(redis_client *l, strata_redis_node *out, size_t cap)
 {
+    char target[300];
+    pthread_mutex_lock(&l->addr_lock);
+    target_str_locked(l, target, sizeof target);
+    pthread_mutex_unlock(&l->addr_lock);
     pthread_mutex_lock(&l->err_lock);
     size_t n = l->nnodes;
     for (size_t i = 0; i < n && i < cap; i++) {
         snprintf(out[i].addr, sizeof out[i].addr, "%s", l->nodes[i].name);
         out[i].errors = l->nodes[i].errors;
+        out[i].latency_us = l->nodes[i].latency_us;
+        row_role(l, &l->nodes[i], target, &out[i]);
     }
     pthread_mutex_unlock(&l->err_lock);
     return n;
+}
+
+/* Records a ping's round trip against the row named name. */
+static void note_latency(redis_client *l, const char *name, uint64_t us)
+{
+    if (name[0] == '\0')
+        return;
+    pthread_mutex_lock(&l->err_lock);
+    node_row_locked(l, name)->latency_us = (int64_t)us;
+    pthread_mutex_unlock(&l->err_lock);
 }
 
 void strata__redis_note_error(redis_client *l, const char *msg)
@@ -644,7 +684,10 @@ static void count_cluster_errors(redis_client *l, int node, uint64_t errors)
     char name[300];
     node_name(strata__cluster_table_addr(l->table, node), name, sizeof name);
     pthread_mutex_lock(&l->err_lock);
-    node_row_locked(l, name)->errors += errors;
+    node_row *r = node_row_locked(l, name);
+    r->errors += errors;
+    if (strcmp(r->name, "(other)") != 0)
+        r->node = node;
     pthread_mutex_unlock(&l->err_lock);
 }
 
@@ -1132,6 +1175,40 @@ int strata__redis_run_every(redis_client *l, const redis_cmd *cmd, redisReply **
         *reply = r;
     }
     return 0;
+}
+
+int strata__redis_ping(redis_client *l, uint64_t *latency_us)
+{
+    int nodes[CLUSTER_PRIMARIES];
+    unsigned nn = walk_nodes(l, nodes);
+    redis_cmd ping = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
+    int first = 0;
+    *latency_us = 0;
+    if (nn == 0)
+        return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
+    for (unsigned k = 0; k < nn; k++) {
+        redisReply *r;
+        uint64_t start = strata__mono_us();
+        int rc = nodes[k] < 0 ? strata__redis_run(l, &ping, 1, &r)
+                              : run_on_node(l, nodes[k], &ping, 1, &r);
+        if (rc != 0) {
+            first = first ? first : rc;
+            continue;
+        }
+        uint64_t us = strata__mono_us() - start;
+        freeReplyObject(r);
+        *latency_us = us > *latency_us ? us : *latency_us;
+        char name[300];
+        if (nodes[k] >= 0) {
+            node_name(strata__cluster_table_addr(l->table, nodes[k]), name, sizeof name);
+        } else {
+            pthread_mutex_lock(&l->addr_lock);
+            target_str_locked(l, name, sizeof name);
+            pthread_mutex_unlock(&l->addr_lock);
+        }
+        note_latency(l, name, us);
+    }
+    return first;
 }
 
 const redis_url *strata__redis_url(redis_client *l)

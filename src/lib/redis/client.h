@@ -65,6 +65,11 @@ void strata__redis_free(redis_client *cl);
  * cannot connect) or STRATA_ETIMEDOUT; on failure no reply is returned. */
 int strata__redis_run(redis_client *cl, const redis_cmd *cmds, size_t n, redisReply **replies);
 
+/* PING on the one Redis, or on every primary of a cluster, one after the other: each node's
+ * round trip is kept for strata__redis_nodes, *latency_us is the longest. Returns 0, or the first
+ * failure (the other nodes are still asked). */
+int strata__redis_ping(redis_client *cl, uint64_t *latency_us);
+
 /* Runs cmd (without a key: FLUSHDB) on the one Redis, or on every primary of a cluster. Returns 0
  * with *reply (the caller frees it: the first error reply if a node refused, else the last
  * answer), or a failure as strata__redis_run (some nodes may have run it). */
