@@ -198,7 +198,8 @@ dpkg --root="$root" --force-script-chrootless -P strata >"$tmp/purge.log" 2>&1 |
 
 # 8. lintian (scripts/deps.sh installs it)
 if command -v lintian >/dev/null 2>&1; then
-    lintian --fail-on error,warning "$deb" >"$tmp/lintian.log" 2>&1 ||
+    # (its own temporary files in ours: it leaves some behind)
+    TMPDIR=$tmp lintian --fail-on error,warning "$deb" >"$tmp/lintian.log" 2>&1 ||
         fail "lintian: $(cat "$tmp/lintian.log")"
 else
     fail "lintian is not installed (scripts/deps.sh installs it)"
