@@ -1,6 +1,6 @@
 # Makefile: the front door. CMake does the building; these targets install what is missing,
 # configure the right build tree and run it. `make help` lists them.
-.PHONY: all deps build run test sanitize tsan fuzz bench format lint install clean help example
+.PHONY: all deps build run test sanitize tsan fuzz bench format lint install deb clean help example
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
@@ -20,6 +20,7 @@ help:
 	@echo "make fuzz      build the libFuzzer targets and run each for FUZZ_RUNS executions"
 	@echo "make bench     run every benchmark (bench/README.md holds the figures)"
 	@echo "make format    format the sources; make lint checks format + cppcheck"
+	@echo "make deb       the Debian package: $(BUILD)/deb/strata_VERSION_ARCH.deb (deploy/)"
 
 deps:
 	@scripts/deps.sh
@@ -86,6 +87,11 @@ lint:
 # stages the files under DESTDIR/PREFIX as packagers do, and strata.pc still says PREFIX.
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) $(if $(PREFIX),--prefix "$(abspath $(PREFIX))")
+
+# make deb: the Debian package of this build tree, $(BUILD)/deb/strata_VERSION_ARCH.deb (dpkg-deb;
+# deploy/debian/build-deb.sh says what goes in; docs/operations.md how to install it).
+deb: build
+	deploy/debian/build-deb.sh . $(BUILD)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -13,6 +13,10 @@ pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-de
       libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-sentinel clang clang-format
       cppcheck prometheus python3 curl jq openssl
       python3-pytest python3-pytest-asyncio python3-pip python3-setuptools python3-wheel mypy)
+# The deployment files' checks (tests/deploy): dpkg-dev (dpkg-shlibdeps) and lintian for the Debian
+# package, systemd for `systemd-analyze verify` (and man-db for the manual page it checks),
+# python3-yaml for the compose and Kubernetes files.
+pkgs+=(dpkg-dev lintian systemd man-db python3-yaml)
 # Node.js for the openai npm SDK's test (tests/npm): Debian's nodejs and npm, unless a nodejs
 # package that carries its own npm (NodeSource's) is there already.
 pkgs+=(nodejs)
