@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "history.h"
 #include "proxy_internal.h"
 #include "usage.h"
@@ -29,12 +31,21 @@ typedef struct snap {
     uint64_t llm_hits, llm_tokens_saved, llm_nano_usd_saved;
     int l2_coherent;
     uint64_t sessions_created, session_requests, sessions_l1;
-    unsigned nns; /* the namespaces with the most reads, cumulative */
+    unsigned nns; /* the namespaces read most since the snapshot before, and those reads */
     struct {
         char name[STRATA_NAME_MAX + 1];
         uint64_t l1, l2, misses;
     } ns[HISTORY_NAMESPACES];
 } snap;
+
+/* The reads of every namespace as they stood at the last snapshot, so that a snapshot keeps the
+ * second's own reads of the namespaces read most in it. Only the history thread uses it.
+ * Namespaces are never forgotten (usage.c never removes a row), at most USAGE_NAMESPACES. */
+#define NS_SLOTS (2 * USAGE_NAMESPACES)
+typedef struct ns_prev {
+    char name[STRATA_NAME_MAX + 1]; /* "" for a free slot */
+    uint64_t l1, l2, misses;
+} ns_prev;
 
 typedef struct history {
     pthread_mutex_t lock;
@@ -43,6 +54,7 @@ typedef struct history {
     int stop;
     size_t head, count; /* the newest is ring[(head + count - 1) % HISTORY_POINTS] */
     snap ring[HISTORY_POINTS];
+    ns_prev ns[NS_SLOTS];
 } history;
 
 /* ---- a snapshot --------------------------------------------------------------------------- */
@@ -59,16 +71,40 @@ static void llm_row(const char *rname, const char *model, const char *tenant, co
     s->llm_nano_usd_saved += atomic_load_explicit(&n->nano_usd_saved, memory_order_relaxed);
 }
 
+typedef struct ns_pass {
+    snap *s;
+    ns_prev *prev;
+} ns_pass;
+
 static uint64_t ns_reads(const snap *s, unsigned i)
 {
     return s->ns[i].l1 + s->ns[i].l2 + s->ns[i].misses;
 }
 
-/* Keeps the HISTORY_NAMESPACES namespaces with the most reads since start. */
+/* ns's row of the table, found or made. */
+static ns_prev *ns_slot(ns_prev *prev, const char *ns)
+{
+    size_t i = (size_t)XXH3_64bits(ns, strlen(ns)) & (NS_SLOTS - 1);
+    while (prev[i].name[0] != '\0' && strcmp(prev[i].name, ns) != 0)
+        i = (i + 1) & (NS_SLOTS - 1); /* never full: twice the rows there can be */
+    if (prev[i].name[0] == '\0')
+        snprintf(prev[i].name, sizeof prev[i].name, "%s", ns);
+    return &prev[i];
+}
+
+/* Keeps the HISTORY_NAMESPACES namespaces with the most reads since the last snapshot. */
 static void ns_row(const char *ns, const uint64_t c[USAGE_COUNT], void *arg)
 {
-    snap *s = arg;
-    uint64_t reads = c[USAGE_L1] + c[USAGE_L2] + c[USAGE_MISSES];
+    ns_pass *pass = arg;
+    snap *s = pass->s;
+    ns_prev *p = ns_slot(pass->prev, ns);
+#define SINCE(f, n) (c[n] >= p->f ? c[n] - p->f : 0)
+    uint64_t l1 = SINCE(l1, USAGE_L1), l2 = SINCE(l2, USAGE_L2), miss = SINCE(misses, USAGE_MISSES);
+#undef SINCE
+    p->l1 = c[USAGE_L1], p->l2 = c[USAGE_L2], p->misses = c[USAGE_MISSES];
+    uint64_t reads = l1 + l2 + miss;
+    if (reads == 0)
+        return;
     unsigned at = s->nns;
     if (at == HISTORY_NAMESPACES) { /* full: replace the one with the fewest, if fewer */
         at = 0;
@@ -81,12 +117,12 @@ static void ns_row(const char *ns, const uint64_t c[USAGE_COUNT], void *arg)
         s->nns++;
     }
     snprintf(s->ns[at].name, sizeof s->ns[at].name, "%s", ns);
-    s->ns[at].l1 = c[USAGE_L1];
-    s->ns[at].l2 = c[USAGE_L2];
-    s->ns[at].misses = c[USAGE_MISSES];
+    s->ns[at].l1 = l1;
+    s->ns[at].l2 = l2;
+    s->ns[at].misses = miss;
 }
 
-static void take(server *srv, int64_t t, snap *s)
+static void take(server *srv, ns_prev *prev, int64_t t, snap *s)
 {
     memset(s, 0, sizeof *s);
     s->t = t;
@@ -115,7 +151,8 @@ static void take(server *srv, int64_t t, snap *s)
     unsigned nt = srv->cfg.workers < 256 ? srv->cfg.workers : 256;
     for (unsigned w = 0; w < nt; w++)
         tables[w] = srv->workers[w].metrics->usage;
-    usage_each_namespace(tables, nt, ns_row, s);
+    ns_pass pass = {s, prev};
+    usage_each_namespace(tables, nt, ns_row, &pass);
     strata_stats l1;
     strata_l1_stats(strata_cache_l1(srv->cache), NULL, &l1);
     s->evictions = l1.evictions;
@@ -153,7 +190,7 @@ static void *run(void *arg)
     /* The first snapshot at once: what comes before the next second counts in its point. */
     struct timespec start;
     clock_gettime(CLOCK_REALTIME, &start);
-    take(srv, (int64_t)start.tv_sec, &h->ring[0]);
+    take(srv, h->ns, (int64_t)start.tv_sec, &h->ring[0]);
     pthread_mutex_lock(&h->lock);
     h->count = 1;
     while (!h->stop) {
@@ -169,7 +206,7 @@ static void *run(void *arg)
             break;
         pthread_mutex_unlock(&h->lock);
         snap s;
-        take(srv, (int64_t)until.tv_sec, &s);
+        take(srv, h->ns, (int64_t)until.tv_sec, &s);
         pthread_mutex_lock(&h->lock);
         size_t at = (h->head + h->count) % HISTORY_POINTS;
         h->ring[at] = s;
@@ -269,18 +306,13 @@ static json_t *point(const snap *a, const snap *b)
                         json_pack("{s:I,s:I,s:I}", "created", D(sessions_created), "requests",
                                   D(session_requests), "in_l1", (json_int_t)b->sessions_l1));
     json_t *nss = json_object();
-    for (unsigned i = 0; i < b->nns; i++) /* a namespace new to the list has no point yet */
-        for (unsigned k = 0; k < a->nns; k++)
-            if (strcmp(a->ns[k].name, b->ns[i].name) == 0) {
-                uint64_t l1 = b->ns[i].l1 - a->ns[k].l1, l2 = b->ns[i].l2 - a->ns[k].l2;
-                uint64_t miss = b->ns[i].misses - a->ns[k].misses;
-                json_object_set_new(
-                    nss, b->ns[i].name,
-                    json_pack("{s:I,s:I,s:I,s:f}", "l1", (json_int_t)l1, "l2", (json_int_t)l2,
-                              "misses", (json_int_t)miss, "hit_ratio",
-                              l1 + l2 + miss ? (double)(l1 + l2) / (double)(l1 + l2 + miss) : 0.0));
-                break;
-            }
+    for (unsigned i = 0; i < b->nns; i++) { /* the second's own reads (ns_row) */
+        uint64_t l1 = b->ns[i].l1, l2 = b->ns[i].l2, miss = b->ns[i].misses;
+        json_object_set_new(nss, b->ns[i].name,
+                            json_pack("{s:I,s:I,s:I,s:f}", "l1", (json_int_t)l1, "l2",
+                                      (json_int_t)l2, "misses", (json_int_t)miss, "hit_ratio",
+                                      (double)(l1 + l2) / (double)(l1 + l2 + miss)));
+    }
     json_object_set_new(p, "namespaces", nss);
     return p;
 }
