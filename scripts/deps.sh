@@ -13,8 +13,9 @@ pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-de
       libhttp-parser-dev libfyaml-dev libssl-dev libcurl4-openssl-dev libcmocka-dev redis-server redis-sentinel clang clang-format
       cppcheck prometheus python3 curl jq openssl
       python3-pytest python3-pytest-asyncio python3-pip python3-setuptools python3-wheel mypy)
-# Chart.js for the dashboard (compiled into strata serve from /usr/share/javascript/chart.js).
-pkgs+=(libjs-chart.js)
+# Chart.js for the dashboard (compiled into strata serve from /usr/share/javascript/chart.js), and
+# headless Chromium for its browser test (tests/browser, driven by playwright-core from npm).
+pkgs+=(libjs-chart.js chromium)
 # Node.js for the openai npm SDK's test (tests/npm): Debian's nodejs and npm, unless a nodejs
 # package that carries its own npm (NodeSource's) is there already.
 pkgs+=(nodejs)

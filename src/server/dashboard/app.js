@@ -353,7 +353,10 @@
   async function pollSlow() {
     const health = await api("/cache/health");
     showHealth(health);
-    if (can("admin")) showStats(await api("/cache/stats"));
+    if (can("admin")) {
+      showStats(await api("/cache/stats"));
+      document.body.dataset.statsPolls = String(Number(document.body.dataset.statsPolls || 0) + 1);
+    }
   }
 
   function every(ms, fn) {
