@@ -17,6 +17,9 @@ pkgs=(build-essential cmake pkg-config libevent-dev libhiredis-dev libjansson-de
 # package, systemd for `systemd-analyze verify` (and man-db for the manual page it checks),
 # python3-yaml for the compose and Kubernetes files.
 pkgs+=(dpkg-dev lintian systemd man-db python3-yaml)
+# Chart.js for the dashboard (compiled into strata serve from /usr/share/javascript/chart.js), and
+# headless Chromium for its browser test (tests/browser, driven by playwright-core from npm).
+pkgs+=(libjs-chart.js chromium)
 # Node.js for the openai npm SDK's test (tests/npm): Debian's nodejs and npm, unless a nodejs
 # package that carries its own npm (NodeSource's) is there already.
 pkgs+=(nodejs)

@@ -1,9 +1,12 @@
-/* admin.c: probes, health, stats, clear, key listing and inspection, and /metrics.
+/* admin.c: probes, health, stats, who is asking, clear, key listing and inspection, /metrics.
  *
  *   GET  /livez  /readyz                        no token: for orchestrators
  *   GET  /cache/health                          status for anyone; details with a read token
  *   GET  /cache/stats[?namespace=NS][&tenant=T]  admin; a bound token asks only for its tenant
+ *   GET  /cache/stats/history[?since=T]         read
+ *   GET  /cache/whoami                          read: the token's role and tenant
  *   POST|DELETE /cache/clear?namespace=&pattern=&tenant=[&all_tenants=true][&flush=true]  admin
+ *                           [&dry_run=true]: how many keys it would remove, removing none
  *   GET  /cache/keys?namespace=&pattern=&limit=&cursor=&tenant=                        admin
  *   GET  /cache/key/{ns}/{key}?tenant=                                                 admin
  *   GET  /metrics                               Prometheus text
@@ -414,6 +417,20 @@ void admin_history(req *q)
     reply_json(q, 200, history_json(q->w->srv, t));
 }
 
+/* GET /cache/whoami: the caller's role and tenant, so a page (the dashboard) shows a person only
+ * the buttons their token may use. {"role":"read","tenant":"acme"|null,"tokens":true}; "tokens"
+ * is false in development mode (no tokens: every request is admin). */
+void admin_whoami(req *q)
+{
+    server *srv = q->w->srv;
+    pthread_rwlock_rdlock(&srv->auth_lock);
+    int tokens = auth_count(srv->auth) > 0;
+    pthread_rwlock_unlock(&srv->auth_lock);
+    reply_json(q, 200,
+               json_pack("{s:s,s:o,s:b}", "role", auth_role_name(q->role), "tenant",
+                         q->tenant_bound ? json_string(q->tenant) : json_null(), "tokens", tokens));
+}
+
 void admin_stats(req *q)
 {
     const char *ns = get_query(q, "namespace"), *tenant = get_query(q, "tenant");
@@ -450,14 +467,39 @@ typedef struct clear_job {
     strata_cache *cache;
     char ns[STRATA_NAME_MAX + 1], pattern[1024];
     const char *tenant; /* NULL: every tenant */
-    int has_ns, has_pattern, flush, rc, reason;
+    int has_ns, has_pattern, flush, dry_run, rc, reason;
     size_t removed;
 } clear_job;
+
+static void count_one(const char *ns, const char *tenant, const char *key, size_t len, void *arg)
+{
+    (void)ns, (void)tenant, (void)key, (void)len;
+    (*(size_t *)arg)++;
+}
+
+/* A dry run: the keys the clear would remove, counted by walking the listing GET /cache/keys
+ * pages through (the same tier: Redis' keyspace with Redis, else this instance's memory), so it
+ * costs what the clear's own pass costs, without removing anything. */
+static int clear_count(clear_job *j)
+{
+    char cursor[32] = "0", next[32];
+    do {
+        int rc = strata_cache_keys(j->cache, j->has_ns ? j->ns : NULL, j->tenant,
+                                   j->has_pattern ? j->pattern : NULL, cursor, 1000, count_one,
+                                   &j->removed, next, sizeof next);
+        if (rc != 0)
+            return rc;
+        memcpy(cursor, next, sizeof cursor);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
 
 static void clear_run(void *arg)
 {
     clear_job *j = arg;
-    if (j->flush)
+    if (j->dry_run)
+        j->rc = clear_count(j);
+    else if (j->flush)
         j->rc = strata_cache_flush(j->cache);
     else
         j->rc = strata_cache_clear(j->cache, j->has_ns ? j->ns : NULL, j->tenant,
@@ -475,6 +517,9 @@ static void clear_done(void *arg)
     }
     if (j->rc < 0)
         reply_status(q, j->rc);
+    else if (j->dry_run)
+        reply_json(q, 200,
+                   json_pack("{s:I,s:b}", "matching", (json_int_t)j->removed, "dry_run", 1));
     else
         reply_json(q, 200,
                    json_pack("{s:I,s:b}", "removed", (json_int_t)j->removed, "flushed", j->flush));
@@ -502,6 +547,13 @@ void admin_clear(req *q)
         }
         j->tenant = NULL;
         j->flush = is_true(get_query(q, "flush"));
+    }
+    j->dry_run = is_true(get_query(q, "dry_run"));
+    if (j->dry_run && j->tenant == NULL) {
+        free(j);
+        reply_error(q, 400, "bad_request",
+                    "dry_run counts the keys of one tenant: not with all_tenants or flush");
+        return;
     }
     if (ns != NULL && !admin_ns_ok(ns)) {
         free(j);

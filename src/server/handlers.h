@@ -32,5 +32,8 @@ void admin_clear(req *q);
 void admin_keys(req *q);
 void admin_inspect(req *q);
 void admin_metrics(req *q);
+void admin_whoami(req *q);
+/* dashboard.c: GET /dashboard and its files */
+void dashboard_handle(req *q);
 
 #endif

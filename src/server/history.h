@@ -3,9 +3,11 @@
  * dashboard charts the moment it opens, and what other tools may read).
  *
  * A snapshot holds the counters as they stand (requests, reads by tier, the latency histogram,
- * L1's memory, evictions and expirations, Redis' state, rate-limit decisions, the LLM gateway's
- * answers and tokens saved); a point of the answer is the difference of two consecutive ones,
- * so every figure is per second. HISTORY_POINTS of them are kept: older ones are overwritten.
+ * L1's memory, evictions and expirations, Redis' state and invalidation link, rate-limit
+ * decisions, sessions, the LLM gateway's answers, tokens and money saved); a point of the answer
+ * is the difference of two consecutive ones, so every figure is per second. A snapshot also keeps
+ * the second's own reads of the HISTORY_NAMESPACES namespaces read most in it. HISTORY_POINTS of
+ * them are kept: older ones are overwritten.
  *
  *     history_start(s);                       // at start, after the workers exist
  *     json_t *j = history_json(s, since);     // GET /cache/stats/history?since=T
@@ -22,6 +24,7 @@
 
 #define HISTORY_POINTS      900 /* snapshots kept: 15 minutes at one a second */
 #define HISTORY_INTERVAL_MS 1000
+#define HISTORY_NAMESPACES  8 /* namespaces a snapshot keeps: those read most in its second */
 
 /* Starts the sampling thread (s->history). Returns 0 or -1 (out of memory, no thread). */
 int history_start(server *s);

@@ -309,6 +309,22 @@ void reply_bytes(req *q, int status, const void *body, size_t len)
     send_reply(q, status, body, len, NULL);
 }
 
+static void release_nothing(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len, (void)arg;
+}
+
+void reply_static(req *q, int status, const void *body, size_t len)
+{
+    q->status = status;
+    q->bytes_out = q->method == M_HEAD ? 0 : len;
+    if (q->close)
+        http_conn_close_after(q->conn);
+    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
+    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, release_nothing, NULL);
+    finish(q, status);
+}
+
 void reply_status(req *q, int rc)
 {
     switch (rc) {

@@ -58,6 +58,9 @@ void reply_value(req *q, int status, strata_value *v);
 void reply_text(req *q, int status, const char *content_type, const char *body, size_t len);
 /* body[0..len) (copied), with the headers added so far and nothing else. */
 void reply_bytes(req *q, int status, const void *body, size_t len);
+/* body[0..len), which lives as long as the process (a file compiled in), sent without a copy,
+ * with the headers added so far and nothing else. */
+void reply_static(req *q, int status, const void *body, size_t len);
 /* Maps a library status to an HTTP error reply. */
 void reply_status(req *q, int rc);
 

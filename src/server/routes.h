@@ -26,6 +26,8 @@
     X(STATS,      "stats",      M_GET,           "/cache/stats",    RR_ADMIN,   0, admin_stats)   \
     X(HISTORY,    "stats_history", M_GET,        "/cache/stats/history", RR_READ, RF_NO_TENANT,   \
       admin_history)                                                                               \
+    X(WHOAMI,     "whoami",     M_GET,           "/cache/whoami",   RR_READ,    RF_NO_TENANT,     \
+      admin_whoami)                                                                                \
     X(CLEAR,      "clear",      M_POST | M_DELETE, "/cache/clear",  RR_ADMIN,   RF_TENANT_QUERY,  \
       admin_clear)                                                                                 \
     X(PURGE,      "purge",      M_POST,          "/cache/purge",    RR_WRITE,   0, purge_handle)  \
@@ -43,7 +45,15 @@
       ratelimit_handle)                                                                            \
     X(SESSIONS,   "sessions",   M_POST,          "/v1/sessions",    RR_WRITE,   0, session_handle)\
     X(SESSION,    "session",    M_GET | M_PUT | M_PATCH | M_DELETE, "/v1/sessions/{key}",         \
-      RR_READ_WRITE, 0, session_handle)
+      RR_READ_WRITE, 0, session_handle)                                                            \
+    X(DASHBOARD,  "dashboard",  M_GET | M_HEAD,  "/dashboard",      RR_NONE,    RF_NO_TENANT,     \
+      dashboard_handle)                                                                            \
+    X(DASHBOARD_JS, "dashboard_js", M_GET | M_HEAD, "/dashboard/app.js", RR_NONE, RF_NO_TENANT,   \
+      dashboard_handle)                                                                            \
+    X(DASHBOARD_CSS, "dashboard_css", M_GET | M_HEAD, "/dashboard/app.css", RR_NONE, RF_NO_TENANT, \
+      dashboard_handle)                                                                            \
+    X(DASHBOARD_CHART, "dashboard_chart", M_GET | M_HEAD, "/dashboard/chart.js", RR_NONE,        \
+      RF_NO_TENANT, dashboard_handle)
 /* clang-format on */
 
 /* What a route needs of its caller. */

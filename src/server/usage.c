@@ -169,6 +169,29 @@ int usage_namespace(usage *const *u, unsigned n, const char *ns, uint64_t out[US
     return found;
 }
 
+void usage_each_namespace(usage *const *u, unsigned n,
+                          void (*fn)(const char *ns, const uint64_t c[USAGE_COUNT], void *arg),
+                          void *arg)
+{
+    for (unsigned i = 0; i < n; i++) {
+        for (size_t k = 0; k <= u[i]->ns.mask; k++) {
+            const row *r = atomic_load_explicit(&u[i]->ns.slots[k], memory_order_acquire);
+            if (r == NULL)
+                continue;
+            /* Once per namespace: at the first table that has it. */
+            int earlier = 0;
+            size_t slot;
+            for (unsigned j = 0; j < i && !earlier; j++)
+                earlier = find(&u[j]->ns, r->ns, "", &slot) != NULL;
+            if (earlier)
+                continue;
+            uint64_t c[USAGE_COUNT];
+            usage_namespace(u, n, r->ns, c);
+            fn(r->ns, c, arg);
+        }
+    }
+}
+
 /* Adds tenant's rows of one table (in ns, or in all when ns is NULL). Returns 1 if any. */
 static int add_tenant(const table *t, const char *ns, const char *tenant, uint64_t out[USAGE_COUNT])
 {

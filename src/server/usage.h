@@ -41,6 +41,12 @@ void usage_record(usage *u, strata_l1 *l1, const char *ns, const char *tenant, i
 /* Sums namespace ns over n tables into out. Returns 1 if any worker has a row for it, else 0. */
 int usage_namespace(usage *const *u, unsigned n, const char *ns, uint64_t out[USAGE_COUNT]);
 
+/* Calls fn once for each namespace any of the n tables has a row for, with its sums over them
+ * (as usage_namespace), in no particular order. From any thread, as usage_namespace. */
+void usage_each_namespace(usage *const *u, unsigned n,
+                          void (*fn)(const char *ns, const uint64_t c[USAGE_COUNT], void *arg),
+                          void *arg);
+
 /* Sums tenant's rows (in namespace ns, or in every namespace when ns is NULL) over n tables
  * into out. Sets *complete to 0 when a worker whose table is full may have counted some of
  * them in its "other" row, else 1. Returns 1 if any row was found, else 0. */

@@ -433,6 +433,9 @@ static void test_own_paths(void **state)
         {"/metrics/*", "/metrics"},
         {"/livez", "/livez"},
         {"/readyz", "/readyz"},
+        {"/dashboard", "/dashboard*"},
+        {"/dashboard/app.js", "/dashboard*"},
+        {"/dashboard/{file}", "/dashboard*"},
         {"/v1/cache", "/v1/cache*"},
         {"/v1/cache/{ns}/{key}", "/v1/cache*"},
         {"/v1/cachex/*", "/v1/cache*"},
@@ -447,6 +450,7 @@ static void test_own_paths(void **state)
         {"/cachex", NULL},
         {"/v1/invalidate/x", NULL},
         {"/livez2", NULL},
+        {"/dashboards", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         proxy_pattern p;

@@ -61,6 +61,14 @@ static void test_every_route(void **state)
         {"/v1/sessions", R_SESSIONS, "sessions", M_POST, RR_WRITE, 0, "", ""},
         {"/v1/sessions/s1", R_SESSION, "session", M_GET | M_PUT | M_PATCH | M_DELETE, RR_READ_WRITE,
          0, "", "s1"},
+        {"/cache/whoami", R_WHOAMI, "whoami", M_GET, RR_READ, RF_NO_TENANT, "", ""},
+        {"/dashboard", R_DASHBOARD, "dashboard", M_GET | M_HEAD, RR_NONE, RF_NO_TENANT, "", ""},
+        {"/dashboard/app.js", R_DASHBOARD_JS, "dashboard_js", M_GET | M_HEAD, RR_NONE, RF_NO_TENANT,
+         "", ""},
+        {"/dashboard/app.css", R_DASHBOARD_CSS, "dashboard_css", M_GET | M_HEAD, RR_NONE,
+         RF_NO_TENANT, "", ""},
+        {"/dashboard/chart.js", R_DASHBOARD_CHART, "dashboard_chart", M_GET | M_HEAD, RR_NONE,
+         RF_NO_TENANT, "", ""},
     };
     int seen[R_COUNT] = {0};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {

@@ -923,7 +923,8 @@ static int route(loader *L, struct fy_node *n, pos p, proxy_config *c)
     if (own != NULL)
         return fail(L, at(by[1], kps[1]),
                     "the path %s claims strata's own %s; strata's endpoints (/cache/*, /metrics, "
-                    "/livez, /readyz, /v1/cache*, /v1/sessions*, /v1/ratelimit*, /v1/invalidate) "
+                    "/livez, /readyz, /dashboard*, /v1/cache*, /v1/sessions*, /v1/ratelimit*, "
+                    "/v1/invalidate) "
                     "cannot be routed to an origin",
                     r->match.path.text, own);
     if (by[2] != NULL) {

@@ -290,6 +290,7 @@ static const struct own_path {
     {{"metrics"}, 1, 0, 0, "/metrics"},
     {{"livez"}, 1, 0, 0, "/livez"},
     {{"readyz"}, 1, 0, 0, "/readyz"},
+    {{"dashboard"}, 1, 0, 1, "/dashboard*"},
     {{"v1", "cache"}, 2, 1, 1, "/v1/cache*"},
     {{"v1", "sessions"}, 2, 1, 1, "/v1/sessions*"},
     {{"v1", "ratelimit"}, 2, 1, 1, "/v1/ratelimit*"},
