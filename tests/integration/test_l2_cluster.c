@@ -103,6 +103,25 @@ static void test_health_and_stats_say_cluster(void **state)
     assert_non_null(redis);
     assert_string_equal(json_string_value(json_object_get(redis, "topology")), "cluster");
     assert_int_equal(json_integer_value(json_object_get(redis, "nodes")), 3);
+    /* each primary listed, in use, with its slots (all 16384 between them) and a round trip
+     * from this health check (it pinged every primary), each one a node the cluster says is a
+     * primary */
+    json_t *list = json_object_get(redis, "node_list");
+    assert_int_equal(json_array_size(list), 3);
+    long long slots = 0;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *n = json_array_get(list, i);
+        assert_true(json_is_true(json_object_get(n, "primary")));
+        assert_true(json_is_number(json_object_get(n, "latency_ms")));
+        slots += json_integer_value(json_object_get(n, "slots"));
+        int port = -1;
+        sscanf(json_string_value(json_object_get(n, "addr")), "127.0.0.1:%d", &port);
+        int found = 0;
+        for (int k = 0; k < rc_size(cl); k++)
+            found |= rh_port(rc_node(cl, k)) == port && rc_is_primary(rc_node(cl, k));
+        assert_true(found);
+    }
+    assert_int_equal(slots, 16384);
     json_decref(j);
     sh_resp_free(r);
     r = sh_call(srv, "GET", "/cache/stats", NULL, NULL, NULL, NULL);

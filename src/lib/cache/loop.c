@@ -154,6 +154,8 @@ static int probe_send(strata_loop *lp, const redis_cmd *cmd, probe *p)
 
 int strata_cache_ping_async(strata_loop *lp, strata_ping_cb cb, void *arg)
 {
+    if (lp->t.ops != NULL && lp->t.ops->ping != NULL) /* every node, each one's time kept */
+        return lp->t.ops->ping(lp->t.self, cb, arg);
     redis_cmd cmd = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
     probe *p = calloc(1, sizeof *p);
     if (p != NULL)

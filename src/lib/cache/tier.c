@@ -57,12 +57,23 @@ static int pool_link_up(void *self)
     return strata__redis_link_up(self);
 }
 
+static int pool_ping(void *self, redis_ping_cb cb, void *arg)
+{
+    uint64_t us;
+    int rc = strata__redis_ping(self, &us);
+    if (rc != 0)
+        return rc;
+    cb(0, us, arg);
+    return STRATA_PENDING;
+}
+
 const tier_ops strata__tier_pool = {.send = pool_send,
                                     .script = pool_script,
                                     .readonly = pool_readonly,
                                     .down = pool_down,
                                     .closing = never,
                                     .link_up = pool_link_up,
+                                    .ping = pool_ping,
                                     .inline_answers = 1};
 
 /* ---- a loop's connection ------------------------------------------------------------------ */
@@ -98,9 +109,15 @@ static int conn_link_up(void *self)
     return strata__redis_link_up(strata__conn_client(self));
 }
 
+static int conn_ping(void *self, redis_ping_cb cb, void *arg)
+{
+    return strata__conn_ping(self, cb, arg);
+}
+
 const tier_ops strata__tier_conn = {.send = conn_send,
                                     .script = conn_script,
                                     .readonly = conn_readonly,
                                     .down = conn_down,
                                     .closing = conn_closing,
-                                    .link_up = conn_link_up};
+                                    .link_up = conn_link_up,
+                                    .ping = conn_ping};

@@ -24,7 +24,10 @@ typedef struct tier_ops {
     int (*down)(void *self);     /* known down: the breaker is open */
     int (*closing)(void *self);  /* failures now mean "nobody waits", not "Redis failed" */
     int (*link_up)(void *self);  /* every change in Redis reaches L1 (the invalidation link) */
-    int inline_answers;          /* every send answers before it returns (the pool) */
+    /* PING every node in use, each one's round trip kept (redis/conn.h's strata__conn_ping);
+     * NULL (a fake): a PING through send. */
+    int (*ping)(void *self, redis_ping_cb cb, void *arg);
+    int inline_answers; /* every send answers before it returns (the pool) */
 } tier_ops;
 
 typedef struct tier {

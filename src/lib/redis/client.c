@@ -1198,17 +1198,27 @@ int strata__redis_ping(redis_client *l, uint64_t *latency_us)
         uint64_t us = strata__mono_us() - start;
         freeReplyObject(r);
         *latency_us = us > *latency_us ? us : *latency_us;
-        char name[300];
-        if (nodes[k] >= 0) {
-            node_name(strata__cluster_table_addr(l->table, nodes[k]), name, sizeof name);
-        } else {
-            pthread_mutex_lock(&l->addr_lock);
-            target_str_locked(l, name, sizeof name);
-            pthread_mutex_unlock(&l->addr_lock);
-        }
-        note_latency(l, name, us);
+        strata__redis_note_latency(l, nodes[k], us);
     }
     return first;
+}
+
+void strata__redis_note_latency(redis_client *l, int node, uint64_t us)
+{
+    char name[300];
+    if (node >= 0) {
+        node_name(strata__cluster_table_addr(l->table, node), name, sizeof name);
+    } else {
+        pthread_mutex_lock(&l->addr_lock);
+        target_str_locked(l, name, sizeof name);
+        pthread_mutex_unlock(&l->addr_lock);
+    }
+    note_latency(l, name, us);
+}
+
+unsigned strata__redis_walk_nodes(redis_client *l, int *out)
+{
+    return walk_nodes(l, out);
 }
 
 const redis_url *strata__redis_url(redis_client *l)

@@ -23,6 +23,7 @@
 #include <strata/cache.h>
 
 #include "redis/breaker.h"
+#include "redis/cluster_map.h"
 #include "redis/cmd.h"
 #include "redis/redis_url.h"
 
@@ -69,6 +70,13 @@ int strata__redis_run(redis_client *cl, const redis_cmd *cmds, size_t n, redisRe
  * round trip is kept for strata__redis_nodes, *latency_us is the longest. Returns 0, or the first
  * failure (the other nodes are still asked). */
 int strata__redis_ping(redis_client *cl, uint64_t *latency_us);
+
+/* Keeps a ping's round trip to node (-1: the one Redis or the sentinels' primary). */
+void strata__redis_note_latency(redis_client *cl, int node, uint64_t us);
+/* The nodes a whole-keyspace walk or a ping visits into out (CLUSTER_PRIMARIES entries): -1 (the
+ * one Redis), or every primary of a cluster. Returns how many, 0 while a cluster's map is not
+ * known. */
+unsigned strata__redis_walk_nodes(redis_client *cl, int *out);
 
 /* Runs cmd (without a key: FLUSHDB) on the one Redis, or on every primary of a cluster. Returns 0
  * with *reply (the caller frees it: the first error reply if a node refused, else the last

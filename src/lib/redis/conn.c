@@ -15,6 +15,7 @@
 
 #include <strata/errors.h>
 
+#include "core/clock.h"
 #include "redis/cluster_map.h"
 #include "redis/conn.h"
 
@@ -197,6 +198,79 @@ static int send_routed(redis_conn *c, const redis_cmd *cmds, size_t n, redis_rep
     }
     if (--r->pending == 0)
         finish(r);
+    return STRATA_PENDING;
+}
+
+/* ---- pinging every node ------------------------------------------------------------------ */
+
+typedef struct ping_all {
+    redis_client *cl;
+    redis_ping_cb cb;
+    void *arg;
+    uint64_t start_us, longest_us;
+    int status;
+    unsigned pending;
+} ping_all;
+
+typedef struct ping_one {
+    ping_all *all;
+    int node;
+} ping_one;
+
+static void ping_done(ping_all *a)
+{
+    if (--a->pending > 0)
+        return;
+    a->cb(a->status, a->status == 0 ? a->longest_us : 0, a->arg);
+    free(a);
+}
+
+static void on_pong(int status, redisReply **replies, size_t n, void *arg)
+{
+    (void)replies, (void)n;
+    ping_one *o = arg;
+    ping_all *a = o->all;
+    if (status == 0) {
+        uint64_t us = strata__mono_us() - a->start_us;
+        strata__redis_note_latency(a->cl, o->node, us);
+        a->longest_us = us > a->longest_us ? us : a->longest_us;
+    } else if (a->status == 0) {
+        a->status = status;
+    }
+    free(o);
+    ping_done(a);
+}
+
+int strata__conn_ping(redis_conn *c, redis_ping_cb cb, void *arg)
+{
+    static const redis_cmd ping = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
+    int nodes[CLUSTER_PRIMARIES];
+    unsigned n = c->closing ? 0 : strata__redis_walk_nodes(c->cl, nodes);
+    ping_all *a = n > 0 ? calloc(1, sizeof *a) : NULL;
+    if (a == NULL)
+        return n > 0 ? STRATA_ENOMEM : STRATA_EUNAVAILABLE;
+    *a = (ping_all){c->cl, cb, arg, strata__mono_us(), 0, 0, 1};
+    for (unsigned i = 0; i < n; i++) {
+        ping_one *o = malloc(sizeof *o);
+        redis_pipe *p = nodes[i] < 0 ? c->one : pipe_of(c, nodes[i]);
+        int rc = o == NULL || p == NULL ? STRATA_ENOMEM : 0;
+        if (rc == 0) {
+            *o = (ping_one){a, nodes[i]};
+            rc = strata__pipe_send(p, &ping, 1, on_pong, o);
+        }
+        if (rc == STRATA_PENDING) {
+            a->pending++;
+            continue;
+        }
+        free(o);
+        a->status = a->status ? a->status : rc;
+    }
+    if (a->pending == 1 && a->status != 0) { /* nothing went out */
+        int rc = a->status;
+        free(a);
+        return rc;
+    }
+    ping_done(a); /* the hold taken while sending */
     return STRATA_PENDING;
 }
 

@@ -9,6 +9,7 @@
 #define STRATA_REDIS_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "redis/client.h"
 #include "redis/pipe.h"
@@ -28,6 +29,13 @@ void strata__conn_free(redis_conn *c);
  * STRATA_PENDING, or STRATA_EUNAVAILABLE (the breaker is open, no connection could be started,
  * no cluster slot map yet) or STRATA_ENOMEM, and then cb is never called. */
 int strata__conn_send(redis_conn *c, const redis_cmd *cmds, size_t n, redis_reply_cb cb, void *arg);
+
+/* PINGs every node in use (the one Redis, or each primary of a cluster) from this loop; each
+ * node's round trip is kept by the client (strata__redis_nodes). cb follows once with 0 and the
+ * longest round trip, or the first failure. Returns STRATA_PENDING, or a failure (cb never
+ * called). */
+typedef void (*redis_ping_cb)(int status, uint64_t latency_us, void *arg);
+int strata__conn_ping(redis_conn *c, redis_ping_cb cb, void *arg);
 
 /* The client this connection belongs to. */
 redis_client *strata__conn_client(redis_conn *c);
