@@ -209,8 +209,10 @@ static int retime(strata_cache *c, tier t, const strata_key *k, uint64_t ttl_ms,
         size_t lens[] = {1, a.len, strlen(version), strlen(when), 8};
         rc = t.ops->script(t.self, &expire_script, 5, args, lens, got_reply, o);
     }
-    if (rc != STRATA_PENDING)
-        finish(o, rc); /* refused at once: this instance's copy is what can be retimed */
+    if (rc != STRATA_PENDING) { /* refused at once: this instance's copy is what can be retimed */
+        o->status = settle(c, t, &o->k, ttl_ms, now, rc, &o->reason);
+        o->done = 1; /* what finish() does within the call, without a path that frees o */
+    }
     o->in_call = 0;
     if (!o->done)
         return STRATA_PENDING;
