@@ -23,7 +23,7 @@
       admin_readyz)                                                                                \
     X(METRICS,    "metrics",    M_GET,           "/metrics",        RR_METRICS, 0, admin_metrics) \
     X(HEALTH,     "health",     M_GET,           "/cache/health",   RR_NONE,    0, admin_health)  \
-    X(STATS,      "stats",      M_GET,           "/cache/stats",    RR_ADMIN,   0, admin_stats)   \
+    X(STATS,      "stats",      M_GET,           "/cache/stats",    RR_READ,    0, admin_stats)   \
     X(HISTORY,    "stats_history", M_GET,        "/cache/stats/history", RR_READ, RF_NO_TENANT,   \
       admin_history)                                                                               \
     X(WHOAMI,     "whoami",     M_GET,           "/cache/whoami",   RR_READ,    RF_NO_TENANT,     \

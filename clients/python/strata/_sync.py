@@ -364,7 +364,7 @@ class Strata:
                 return
 
     def stats(self, *, ns: Optional[str] = None) -> Dict[str, Any]:
-        """GET /cache/stats (admin): the counters, of one namespace with ns=."""
+        """GET /cache/stats (read role): the counters, of one namespace with ns=."""
         return self._run(self._ops.admin_get("/cache/stats", {"namespace": ns}))
 
     def health(self) -> Dict[str, Any]:

@@ -6,8 +6,8 @@
  *
  * What it shows: on open, the last 15 minutes from GET /cache/stats/history (a point a second);
  * then, every second, the points after the newest it has (?since=). Every 2 s GET /cache/health
- * (Redis' latency and link) and, for a token that may read it (admin), GET /cache/stats (the
- * totals the tiles show). Charts are Chart.js 3 (compiled into the binary from Debian's
+ * (Redis' latency and link) and GET /cache/stats (the totals the tiles show; the read role
+ * reads both). Charts are Chart.js 3 (compiled into the binary from Debian's
  * libjs-chart.js). The key browser is shown to an admin token only (GET /cache/keys and
  * /cache/key/ need it); its buttons to the roles their calls need (GET /cache/whoami says which).
  */
@@ -353,7 +353,7 @@
   async function pollSlow() {
     const health = await api("/cache/health");
     showHealth(health);
-    if (can("admin")) {
+    if (can("read")) {
       showStats(await api("/cache/stats"));
       document.body.dataset.statsPolls = String(Number(document.body.dataset.statsPolls || 0) + 1);
     }
