@@ -46,7 +46,7 @@ static void test_every_route(void **state)
         {"/readyz", R_READYZ, "readyz", M_GET | M_HEAD, RR_NONE, RF_NO_TENANT, "", ""},
         {"/metrics", R_METRICS, "metrics", M_GET, RR_METRICS, 0, "", ""},
         {"/cache/health", R_HEALTH, "health", M_GET, RR_NONE, 0, "", ""},
-        {"/cache/stats", R_STATS, "stats", M_GET, RR_ADMIN, 0, "", ""},
+        {"/cache/stats", R_STATS, "stats", M_GET, RR_READ, 0, "", ""},
         {"/cache/stats/history", R_HISTORY, "stats_history", M_GET, RR_READ, RF_NO_TENANT, "", ""},
         {"/cache/clear", R_CLEAR, "clear", M_POST | M_DELETE, RR_ADMIN, RF_TENANT_QUERY, "", ""},
         {"/cache/purge", R_PURGE, "purge", M_POST, RR_WRITE, 0, "", ""},

@@ -7,29 +7,23 @@
  * on, so nothing downstream ever resolves a name.
  */
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
 
 #include <strata/errors.h>
 
 #include "core/clock.h"
 #include "redis/cluster.h"
 #include "redis/sentinel.h"
+#include "redis/waker.h"
 
 struct redis_cluster {
     cluster_deps d;
     sentinel_addr seeds[SENTINELS_MAX];
     size_t nseeds;
-    cluster_map last, next; /* the map handed on last; the one being read */
-    pthread_t thread;
-    int wake[2]; /* a pipe: stop, or ask again */
-    atomic_int stop, ask;
+    cluster_map last, next;          /* the map handed on last; the one being read */
+    redis_waker w;                   /* the thread; asked: read the map again soon */
     redis_sock *q;                   /* the connection asked last */
     char q_host[REDIS_URL_PART_MAX]; /* ... to this address */
     uint64_t asked_at;
@@ -138,23 +132,19 @@ static void *watch(void *arg)
 {
     redis_cluster *k = arg;
     uint64_t next_ask = 0, backoff = 100;
-    while (!atomic_load(&k->stop)) {
+    while (!strata__waker_stopping(&k->w)) {
         uint64_t now = strata__mono_ms();
-        if ((atomic_load(&k->ask) && now - k->asked_at >= CLUSTER_ASK_GAP_MS) || now >= next_ask) {
-            atomic_store(&k->ask, 0);
+        if ((strata__waker_pending(&k->w) && now - k->asked_at >= CLUSTER_ASK_GAP_MS) ||
+            now >= next_ask) {
+            strata__waker_asked(&k->w);
             k->asked_at = now;
             int ok = ask_round(k) == 0;
             backoff = ok ? 100 : (backoff * 2 > CLUSTER_ASK_MS ? CLUSTER_ASK_MS : backoff * 2);
             next_ask = strata__mono_ms() + (ok ? CLUSTER_ASK_MS : backoff);
             now = strata__mono_ms();
         }
-        uint64_t until = atomic_load(&k->ask) ? k->asked_at + CLUSTER_ASK_GAP_MS : next_ask;
-        struct pollfd p = {.fd = k->wake[0], .events = POLLIN};
-        if (poll(&p, 1, until > now ? (int)(until - now) : 0) > 0) {
-            char drain[64];
-            while (read(k->wake[0], drain, sizeof drain) > 0) {
-            }
-        }
+        uint64_t until = strata__waker_pending(&k->w) ? k->asked_at + CLUSTER_ASK_GAP_MS : next_ask;
+        strata__waker_sleep(&k->w, until > now ? (int)(until - now) : 0, -1);
     }
     return NULL;
 }
@@ -172,14 +162,10 @@ int strata__cluster_start(const cluster_deps *d, const char *seeds, redis_cluste
         free(k);
         return STRATA_EBADURL;
     }
-    if (pipe2(k->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int rc = strata__waker_start(&k->w, watch, k);
+    if (rc != 0) {
         free(k);
-        return STRATA_ETHREAD;
-    }
-    if (pthread_create(&k->thread, NULL, watch, k) != 0) {
-        close(k->wake[0]), close(k->wake[1]);
-        free(k);
-        return STRATA_ETHREAD;
+        return rc;
     }
     *out = k;
     return 0;
@@ -189,19 +175,13 @@ void strata__cluster_stop(redis_cluster *k)
 {
     if (k == NULL)
         return;
-    atomic_store(&k->stop, 1);
-    ssize_t n = write(k->wake[1], "x", 1);
-    (void)n;
-    pthread_join(k->thread, NULL);
+    strata__waker_stop(&k->w);
     strata__sock_close(k->q);
-    close(k->wake[0]), close(k->wake[1]);
     free(k);
 }
 
 void strata__cluster_ask(redis_cluster *k)
 {
-    if (k == NULL || atomic_exchange(&k->ask, 1))
-        return;                            /* already asked: the thread has been woken */
-    ssize_t n = write(k->wake[1], "x", 1); /* a full pipe has woken it already */
-    (void)n;
+    if (k != NULL)
+        strata__waker_ask(&k->w);
 }

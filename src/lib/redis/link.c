@@ -29,27 +29,24 @@
  * - When the link comes (back) up, everything L1 held is dropped before it is trusted again,
  *   since messages sent while it was down are lost.
  */
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <strata/errors.h>
 
 #include "core/clock.h"
 #include "core/tag_key.h"
 #include "redis/link.h"
+#include "redis/waker.h"
 
 struct redis_link {
     link_deps d;
     const redis_events *ev;
-    pthread_t thread;
-    int wake[2]; /* a pipe: written to stop the thread */
-    atomic_int up, stop;
+    redis_waker w; /* the thread (never asked: it stops only) */
+    atomic_int up;
     atomic_uint_fast64_t invalidations, drops;
     char prefix[STRATA_PREFIX_MAX + 2];     /* "<prefix>:" */
     char channel[STRATA_LEASE_CHANNEL_MAX]; /* "<prefix>!lease" */
@@ -164,14 +161,11 @@ static redis_sock *subscribe(redis_link *c, char *err, size_t cap)
     return sk;
 }
 
-/* Waits up to ms for the link fd or the stop pipe. Returns -1 to stop, 1 readable, 0 timeout. */
+/* Waits up to ms for the link fd or a stop. Returns -1 to stop, 1 readable, 0 timeout. */
 static int wait_for(redis_link *c, int fd, int ms)
 {
-    struct pollfd p[2] = {{.fd = c->wake[0], .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-    int n = poll(p, fd >= 0 ? 2 : 1, ms);
-    if (atomic_load(&c->stop) || (n > 0 && p[0].revents))
-        return -1;
-    return n > 0 && (p[1].revents & (POLLIN | POLLERR | POLLHUP)) ? 1 : 0;
+    int readable = strata__waker_sleep(&c->w, ms, fd);
+    return strata__waker_stopping(&c->w) ? -1 : readable;
 }
 
 /* Serves one live link until it fails or we are told to stop. Returns -1 to stop. */
@@ -216,7 +210,7 @@ static void *link_main(void *arg)
     redis_link *c = arg;
     unsigned backoff = 50;
     char err[160];
-    while (!atomic_load(&c->stop)) {
+    while (!strata__waker_stopping(&c->w)) {
         uint64_t gen = c->d.gen(c->d.arg);
         redis_sock *sk = subscribe(c, err, sizeof err);
         if (sk == NULL) {
@@ -263,14 +257,10 @@ int strata__link_start(const link_deps *deps, const char *prefix, redis_link **o
         free(c);
         return STRATA_EINVAL;
     }
-    if (pipe(c->wake) != 0) {
+    int rc = strata__waker_start(&c->w, link_main, c);
+    if (rc != 0) {
         free(c);
-        return STRATA_ETHREAD;
-    }
-    if (pthread_create(&c->thread, NULL, link_main, c) != 0) {
-        close(c->wake[0]), close(c->wake[1]);
-        free(c);
-        return STRATA_ETHREAD;
+        return rc;
     }
     *out = c;
     return 0;
@@ -280,11 +270,7 @@ void strata__link_stop(redis_link *c)
 {
     if (c == NULL)
         return;
-    atomic_store(&c->stop, 1);
-    ssize_t n = write(c->wake[1], "x", 1);
-    (void)n;
-    pthread_join(c->thread, NULL);
-    close(c->wake[0]), close(c->wake[1]);
+    strata__waker_stop(&c->w);
     free(c);
 }
 

@@ -9,28 +9,22 @@
  * address known now and asks for a fresh one; if the answer differs, the client makes it the
  * target and the connections made for the old one are made again.
  */
-#include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <strata/errors.h>
 
 #include "core/clock.h"
 #include "redis/redis_url.h"
 #include "redis/resolve.h"
+#include "redis/waker.h"
 
 struct redis_resolver {
     resolver_deps d;
     char host[REDIS_URL_PART_MAX];
-    pthread_t thread;
-    int wake[2]; /* a pipe: stop, or resolve again */
-    atomic_int stop, ask;
+    redis_waker w; /* the thread; asked: resolve again soon */
 };
 
 static void resolve_once(redis_resolver *r)
@@ -54,22 +48,17 @@ static void *run(void *arg)
 {
     redis_resolver *r = arg;
     uint64_t last = strata__mono_ms();
-    while (!atomic_load(&r->stop)) {
+    while (!strata__waker_stopping(&r->w)) {
         uint64_t now = strata__mono_ms(), until = last + RESOLVE_EVERY_MS;
-        if (atomic_load(&r->ask) && until > last + RESOLVE_MIN_GAP_MS)
+        if (strata__waker_pending(&r->w) && until > last + RESOLVE_MIN_GAP_MS)
             until = last + RESOLVE_MIN_GAP_MS;
         if (now >= until) {
-            atomic_store(&r->ask, 0);
+            strata__waker_asked(&r->w);
             last = now;
             resolve_once(r);
             continue;
         }
-        struct pollfd p = {.fd = r->wake[0], .events = POLLIN};
-        if (poll(&p, 1, (int)(until - now)) > 0) {
-            char drain[64];
-            while (read(r->wake[0], drain, sizeof drain) > 0) {
-            }
-        }
+        strata__waker_sleep(&r->w, (int)(until - now), -1);
     }
     return NULL;
 }
@@ -82,14 +71,10 @@ int strata__resolver_start(const resolver_deps *d, const char *host, redis_resol
         return STRATA_ENOMEM;
     r->d = *d;
     snprintf(r->host, sizeof r->host, "%s", host);
-    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int rc = strata__waker_start(&r->w, run, r);
+    if (rc != 0) {
         free(r);
-        return STRATA_ETHREAD;
-    }
-    if (pthread_create(&r->thread, NULL, run, r) != 0) {
-        close(r->wake[0]), close(r->wake[1]);
-        free(r);
-        return STRATA_ETHREAD;
+        return rc;
     }
     *out = r;
     return 0;
@@ -99,18 +84,12 @@ void strata__resolver_stop(redis_resolver *r)
 {
     if (r == NULL)
         return;
-    atomic_store(&r->stop, 1);
-    ssize_t n = write(r->wake[1], "x", 1);
-    (void)n;
-    pthread_join(r->thread, NULL);
-    close(r->wake[0]), close(r->wake[1]);
+    strata__waker_stop(&r->w);
     free(r);
 }
 
 void strata__resolver_ask(redis_resolver *r)
 {
-    if (r == NULL || atomic_exchange(&r->ask, 1))
-        return;                            /* already asked: the thread has been woken */
-    ssize_t n = write(r->wake[1], "x", 1); /* a full pipe has woken it already */
-    (void)n;
+    if (r != NULL)
+        strata__waker_ask(&r->w);
 }

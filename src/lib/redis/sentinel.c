@@ -15,20 +15,16 @@
  * block): a sentinel whose name moves is followed like the primary.
  */
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
 
 #include <strata/errors.h>
 
 #include "core/clock.h"
 #include "redis/sentinel.h"
 #include "redis/sock.h"
+#include "redis/waker.h"
 
 #define SENTINEL_PING_MS 1000
 #define ASK_MIN_GAP_MS   100
@@ -39,9 +35,7 @@ struct redis_sentinel {
     size_t n;
     char master[129];
     char password[REDIS_URL_PART_MAX];
-    pthread_t thread;
-    int wake[2]; /* a pipe: stop, or ask again */
-    atomic_int stop, ask;
+    redis_waker w;   /* the thread; asked: ask the sentinels again soon */
     redis_sock *q;   /* the `ask` connection, to list[qi] */
     redis_sock *sub; /* the subscription, to list[si] */
     size_t qi, si;
@@ -317,12 +311,13 @@ static void *watch(void *arg)
 {
     redis_sentinel *s = arg;
     uint64_t next_ask = 0, ping_sent = 0, next_ping = 0, backoff = 100;
-    while (!atomic_load(&s->stop)) {
+    while (!strata__waker_stopping(&s->w)) {
         uint64_t now = strata__mono_ms();
         if (s->sub == NULL && subscribe(s) == 0)
             next_ask = now, ping_sent = 0, next_ping = now + SENTINEL_PING_MS;
-        if ((atomic_load(&s->ask) && now - s->asked_at >= ASK_MIN_GAP_MS) || now >= next_ask) {
-            atomic_store(&s->ask, 0);
+        if ((strata__waker_pending(&s->w) && now - s->asked_at >= ASK_MIN_GAP_MS) ||
+            now >= next_ask) {
+            strata__waker_asked(&s->w);
             s->asked_at = now;
             int ok = ask_all(s) == 0;
             backoff = ok ? 100 : (backoff * 2 > SENTINEL_ASK_MS ? SENTINEL_ASK_MS : backoff * 2);
@@ -343,21 +338,15 @@ static void *watch(void *arg)
             ping_sent = now, next_ping = now + SENTINEL_PING_MS;
         }
         uint64_t until = next_ask;
-        if (atomic_load(&s->ask))
+        if (strata__waker_pending(&s->w))
             until = s->asked_at + ASK_MIN_GAP_MS;
         if (s->sub == NULL && until > now + backoff)
             until = now + backoff; /* try to subscribe again */
         if (s->sub != NULL && until > now + 50)
             until = now + 50; /* the keep-alive's bound */
-        struct pollfd p[2] = {{.fd = s->wake[0], .events = POLLIN},
-                              {.fd = s->sub ? strata__sock_fd(s->sub) : -1, .events = POLLIN}};
-        int w = poll(p, s->sub ? 2 : 1, until > now ? (int)(until - now) : 0);
-        if (w > 0 && (p[0].revents & POLLIN)) {
-            char drain[64];
-            while (read(s->wake[0], drain, sizeof drain) > 0) {
-            }
-        }
-        if (s->sub == NULL || w <= 0 || !(p[1].revents & (POLLIN | POLLERR | POLLHUP)))
+        int readable = strata__waker_sleep(&s->w, until > now ? (int)(until - now) : 0,
+                                           s->sub ? strata__sock_fd(s->sub) : -1);
+        if (s->sub == NULL || !readable)
             continue;
         int broken = strata__sock_read(s->sub) != 0;
         redisReply *r = NULL;
@@ -395,14 +384,10 @@ int strata__sentinel_start(const sentinel_deps *d, const strata_redis_config *cf
     if (cfg->sentinel_password != NULL)
         snprintf(s->password, sizeof s->password, "%s", cfg->sentinel_password);
     s->si = s->n - 1; /* the first subscription goes to the first sentinel */
-    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    int rc = strata__waker_start(&s->w, watch, s);
+    if (rc != 0) {
         free(s);
-        return STRATA_ETHREAD;
-    }
-    if (pthread_create(&s->thread, NULL, watch, s) != 0) {
-        close(s->wake[0]), close(s->wake[1]);
-        free(s);
-        return STRATA_ETHREAD;
+        return rc;
     }
     *out = s;
     return 0;
@@ -412,20 +397,14 @@ void strata__sentinel_stop(redis_sentinel *s)
 {
     if (s == NULL)
         return;
-    atomic_store(&s->stop, 1);
-    ssize_t n = write(s->wake[1], "x", 1);
-    (void)n;
-    pthread_join(s->thread, NULL);
+    strata__waker_stop(&s->w);
     strata__sock_close(s->q);
     strata__sock_close(s->sub);
-    close(s->wake[0]), close(s->wake[1]);
     free(s);
 }
 
 void strata__sentinel_ask(redis_sentinel *s)
 {
-    if (s == NULL || atomic_exchange(&s->ask, 1))
-        return;                            /* already asked: the thread has been woken */
-    ssize_t n = write(s->wake[1], "x", 1); /* a full pipe has woken it already */
-    (void)n;
+    if (s != NULL)
+        strata__waker_ask(&s->w);
 }
