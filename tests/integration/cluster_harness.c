@@ -16,8 +16,10 @@
 
 struct rc_cluster {
     rh_server *node[RC_NODES_MAX];
+    int tls_port[RC_NODES_MAX]; /* rc_start_tls: each node's; else 0 */
     int n;
     char seeds[64];
+    char ca[512]; /* rc_start_tls: the CA redis-cli verifies the nodes with */
 };
 
 /* Whether 127.0.0.1:port can be bound now. */
@@ -32,18 +34,45 @@ static int port_free(int port)
     return ok;
 }
 
-/* A node on a port whose cluster bus port (10000 above it, so the port must be 55535 or less)
- * is free too: the kernel's free ports are mostly above that, so they are picked here. */
-static rh_server *start_node(const char *const *args)
+/* A free port from 20000 to 44999 whose cluster bus port (10000 above it: the port must be 55535
+ * or less) is free too: the kernel's free ports are mostly above that, so they are picked here. */
+static int pick_port(void)
 {
     static unsigned seed;
     if (seed == 0)
         seed = (unsigned)getpid();
-    for (int tries = 0; tries < 50; tries++) {
+    for (int tries = 0; tries < 200; tries++) {
         int port = 20000 + (int)(rand_r(&seed) % 25000);
-        if (!port_free(port) || !port_free(port + 10000))
-            continue;
-        rh_server *s = rh_start_at("127.0.0.1", port, args);
+        if (port_free(port) && port_free(port + 10000))
+            return port;
+    }
+    return -1;
+}
+
+/* A node on such a port; with tls_args (NULL-terminated, "--tls-port" and its value first), the
+ * TLS port is picked the same way (with tls-cluster, the bus is 10000 above the TLS port). */
+static rh_server *start_node(const char *const *args, int tls, const char *const *tls_args,
+                             int *tls_port)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        const char *all[48];
+        int n = 0;
+        char tport[16];
+        for (const char *const *a = args; *a != NULL && n < 30; a++)
+            all[n++] = *a;
+        if (tls) {
+            *tls_port = pick_port();
+            snprintf(tport, sizeof tport, "%d", *tls_port);
+            all[n++] = "--tls-port";
+            all[n++] = tport;
+            for (const char *const *a = tls_args; *a != NULL && n < 46; a++)
+                all[n++] = *a;
+        }
+        all[n] = NULL;
+        int port = pick_port();
+        if (port < 0 || (tls && *tls_port < 0))
+            return NULL;
+        rh_server *s = rh_start_at("127.0.0.1", port, all);
         if (s != NULL)
             return s;
     }
@@ -177,14 +206,17 @@ int rc_node_id(rc_cluster *c, rh_server *node, char *id)
     return ok ? 0 : -1;
 }
 
-/* redis-cli --cluster create, its output into the first node's dir. */
+/* redis-cli --cluster create (over TLS for a TLS cluster), its output into the first node's dir. */
 static int create(rc_cluster *c, int replicas)
 {
-    char cmd[1024];
-    int off = snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
+    char cmd[2048];
+    int off = snprintf(cmd, sizeof cmd, "redis-cli");
+    if (c->ca[0])
+        off += snprintf(cmd + off, sizeof cmd - (size_t)off, " --tls --cacert %s", c->ca);
+    off += snprintf(cmd + off, sizeof cmd - (size_t)off, " --cluster create");
     for (int i = 0; i < c->n; i++)
         off += snprintf(cmd + off, sizeof cmd - (size_t)off, " %s:%d", rh_host(c->node[i]),
-                        rh_port(c->node[i]));
+                        c->tls_port[i] ? c->tls_port[i] : rh_port(c->node[i]));
     snprintf(cmd + off, sizeof cmd - (size_t)off,
              " --cluster-replicas %d --cluster-yes > %s/cluster-create.log 2>&1", replicas,
              rh_dir(c->node[0]));
@@ -197,7 +229,8 @@ static int create(rc_cluster *c, int replicas)
     return 0;
 }
 
-rc_cluster *rc_start(int primaries, int replicas, const char *const *extra)
+static rc_cluster *start(int primaries, int replicas, const char *const *extra,
+                         const char *const *tls_args, const char *ca)
 {
     rc_cluster *c = calloc(1, sizeof *c);
     int n = primaries * (1 + replicas);
@@ -205,6 +238,8 @@ rc_cluster *rc_start(int primaries, int replicas, const char *const *extra)
         free(c);
         return NULL; /* redis-cli --cluster create wants three primaries at least */
     }
+    if (ca != NULL)
+        snprintf(c->ca, sizeof c->ca, "%s", ca);
     char timeout[16];
     snprintf(timeout, sizeof timeout, "%d", RC_NODE_TIMEOUT_MS);
     const char *args[32] = {
@@ -215,18 +250,50 @@ rc_cluster *rc_start(int primaries, int replicas, const char *const *extra)
         args[na++] = *a;
     args[na] = NULL;
     for (c->n = 0; c->n < n; c->n++)
-        if ((c->node[c->n] = start_node(args)) == NULL) {
+        if ((c->node[c->n] = start_node(args, tls_args != NULL, tls_args, &c->tls_port[c->n])) ==
+            NULL) {
             rc_stop(c);
             return NULL;
         }
-    snprintf(c->seeds, sizeof c->seeds, "%s:%d,%s:%d", rh_host(c->node[0]), rh_port(c->node[0]),
-             rh_host(c->node[1]), rh_port(c->node[1]));
+    for (int i = 0; i < 2; i++)
+        snprintf(c->seeds + strlen(c->seeds), sizeof c->seeds - strlen(c->seeds), "%s%s:%d",
+                 i ? "," : "", rh_host(c->node[i]),
+                 c->tls_port[i] ? c->tls_port[i] : rh_port(c->node[i]));
     if (create(c, replicas) != 0 || !rh_wait_for(rc_ok, c, RC_JOIN_MS)) {
         fprintf(stderr, "cluster_harness: the cluster did not become ok\n");
         rc_stop(c);
         return NULL;
     }
     return c;
+}
+
+rc_cluster *rc_start(int primaries, int replicas, const char *const *extra)
+{
+    return start(primaries, replicas, extra, NULL, NULL);
+}
+
+rc_cluster *rc_start_tls(int primaries, int replicas, const char *cert, const char *key,
+                         const char *ca)
+{
+    const char *const tls_args[] = {"--tls-cert-file",
+                                    cert,
+                                    "--tls-key-file",
+                                    key,
+                                    "--tls-ca-cert-file",
+                                    ca,
+                                    "--tls-auth-clients",
+                                    "optional",
+                                    "--tls-cluster",
+                                    "yes",
+                                    "--tls-replication",
+                                    "yes",
+                                    NULL};
+    return start(primaries, replicas, NULL, tls_args, ca);
+}
+
+int rc_tls_port(const rc_cluster *c, int i)
+{
+    return c->tls_port[i];
 }
 
 void rc_stop(rc_cluster *c)

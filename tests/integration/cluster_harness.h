@@ -17,6 +17,15 @@ typedef struct rc_cluster rc_cluster;
  * extra: more redis-server arguments for every node (NULL: none). Returns NULL on failure
  * (with the reason on stderr). */
 rc_cluster *rc_start(int primaries, int replicas, const char *const *extra);
+/* rc_start over TLS: every node also listens with TLS (its certificate cert and key, clients
+ * verified against ca when they present one), the cluster bus and replication run over TLS
+ * (tls-cluster, tls-replication), and the nodes announce their TLS ports to TLS clients. The plain
+ * ports stay for the harness' own commands (rh_command). rc_seeds names the TLS ports. */
+rc_cluster *rc_start_tls(int primaries, int replicas, const char *cert, const char *key,
+                         const char *ca);
+/* A node's TLS port (rc_start_tls), else 0. */
+int rc_tls_port(const rc_cluster *c, int i);
+
 /* Stops every node and frees c. NULL is a no-op. */
 void rc_stop(rc_cluster *c);
 
