@@ -16,7 +16,7 @@
 # folded into the summary here.
 set -euo pipefail
 
-SECTIONS=(l1 l2 http ratelimit stampede proxy python llm)
+SECTIONS=(l1 l2 l2_topology http ratelimit stampede proxy python llm)
 
 usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -124,17 +124,17 @@ section_l1() {
     run_untimed l1_hitratio taskset -c 0 "$bin" --mode hitratio "${COMMON[@]}"
 }
 
-# sub NAME: runs bench/NAME/run.sh (its own rounds, interleaving, quiet-machine waits and
-# medians) with OUT=$OUT/NAME, keeps its console output in $OUT/NAME.txt, and folds its RESULT
-# lines and its warnings into this run's.
+# sub NAME [SCRIPT]: runs SCRIPT (default bench/NAME/run.sh; its own rounds, interleaving,
+# quiet-machine waits and medians) with OUT=$OUT/NAME, keeps its console output in $OUT/NAME.txt,
+# and folds its RESULT lines and its warnings into this run's.
 sub() {
-    local name=$1 rc=0
+    local name=$1 script=${2:-bench/$1/run.sh} rc=0
     echo "== $name"
     mkdir -p "$OUT/$name"
     OUT=$OUT/$name ROUNDS=$ROUNDS QUICK=$QUICK QUIET_WAIT=$QUIET_WAIT \
-        bash "$ROOT/bench/$name/run.sh" "$BUILD" 2>&1 | tee "$OUT/$name.txt" || rc=$?
+        bash "$ROOT/$script" "$BUILD" 2>&1 | tee "$OUT/$name.txt" || rc=$?
     if [ "$rc" -ne 0 ]; then
-        echo "run.sh: bench/$name/run.sh failed (exit $rc); see $OUT/$name.txt" |
+        echo "run.sh: $script failed (exit $rc); see $OUT/$name.txt" |
             tee -a "$OUT/warnings.txt" >&2
     fi
     if [ -f "$OUT/$name/results.txt" ]; then
@@ -148,6 +148,9 @@ sub() {
 # L2: bench/l2/run.sh (strata's Redis tier against redis-benchmark and bare hiredis on one
 # redis-server it starts itself; its own ratios, e.g. l2.ratio.async_p16_vs_redis_benchmark_p16).
 section_l2() { sub l2; }
+# L2 over TLS and on a 3-primary cluster: bench/l2/run_topology.sh, beside redis-benchmark --tls
+# and --cluster (ratios l2t.ratio.strata_vs_rb_*, l2t.tls_keeps.*).
+section_l2_topology() { sub l2_topology bench/l2/run_topology.sh; }
 
 # HTTP: bench/http/run.sh (strata serve against Varnish, nginx, webdis, FastAPI; wrk).
 section_http() { sub http; }

@@ -70,6 +70,8 @@ static const char *const op_name[] = {"set", "get"};
 
 typedef struct options {
     const char *url;
+    const char *cluster; /* --cluster: a Redis Cluster's seeds instead of --url */
+    const char *tls_ca;  /* --tls-ca: TLS (rediss:// or to every cluster node), this CA */
     const char *mode;
     const char *row; /* the row's name in RESULT lines (default from mode and settings) */
     const char *ops_list;
@@ -148,8 +150,8 @@ static double server_cpu(void)
     if (info_conn == NULL) {
         char host[256] = "127.0.0.1";
         int port = 6379;
-        if (sscanf(opt.url, "redis://%255[^:/]:%d", host, &port) < 1)
-            return -1;
+        if (opt.url == NULL || sscanf(opt.url, "redis://%255[^:/]:%d", host, &port) < 1)
+            return -1; /* rediss:// and clusters: the script measures the servers itself */
         info_conn = redisConnect(host, port);
         if (info_conn == NULL || info_conn->err)
             return -1;
@@ -222,6 +224,9 @@ static strata_cache *open_cache(unsigned conns)
         exit(1);
     }
     cfg.redis.url = opt.url;
+    cfg.redis.cluster = opt.cluster;
+    if (opt.tls_ca != NULL)
+        cfg.redis.tls = 1, cfg.redis.tls_ca_cert = opt.tls_ca;
     cfg.redis.enabled = 1;
     cfg.redis.coherence = 0; /* L1 never answers a shared key: every get is a Redis GET */
     cfg.redis.max_connections = conns;
@@ -239,8 +244,8 @@ static strata_cache *open_cache(unsigned conns)
         nanosleep(&ts, NULL);
     }
     if ((rc = strata_cache_ping(c, &us)) != 0) {
-        fprintf(stderr, "bench_l2: redis at %s does not answer: %s\n", opt.url,
-                strata_strerror(rc));
+        fprintf(stderr, "bench_l2: redis at %s does not answer: %s\n",
+                opt.url ? opt.url : opt.cluster, strata_strerror(rc));
         exit(1);
     }
     return c;
@@ -618,6 +623,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_l2 --url redis://HOST:PORT --mode preload|sync|async|hiredis [options]\n"
+            "  --cluster H:P,H:P   a Redis Cluster's seed nodes instead of --url (not hiredis)\n"
+            "  --tls-ca FILE       TLS (a rediss:// --url, or every cluster node), verified by FILE\n"
             "  --ops-list set,get  which operations, in order (default set,get)\n"
             "  --keys N            keyspace (default 100000), read and written uniformly\n"
             "  --ops N             timed calls per operation (default 400000)\n"
@@ -639,6 +646,10 @@ int main(int argc, char **argv)
 #define ARG(name) (strcmp(a, name) == 0 && v != NULL && (i++, 1))
         if (ARG("--url"))
             opt.url = v;
+        else if (ARG("--cluster"))
+            opt.cluster = v;
+        else if (ARG("--tls-ca"))
+            opt.tls_ca = v;
         else if (ARG("--mode"))
             opt.mode = v;
         else if (ARG("--row"))
@@ -665,7 +676,7 @@ int main(int argc, char **argv)
             usage();
 #undef ARG
     }
-    if (opt.url == NULL || opt.mode == NULL || opt.keys == 0 || opt.ops == 0 || opt.threads == 0 ||
+    if ((opt.url == NULL) == (opt.cluster == NULL) || opt.mode == NULL || opt.keys == 0 || opt.ops == 0 || opt.threads == 0 ||
         opt.threads > MAX_THREAD || opt.depth == 0)
         usage();
     int ops[2], nops = 0;
@@ -731,7 +742,7 @@ int main(int argc, char **argv)
     } else if (strcmp(opt.mode, "hiredis") == 0) {
         char host[256] = "127.0.0.1";
         int port = 6379;
-        if (sscanf(opt.url, "redis://%255[^:/]:%d", host, &port) < 1) {
+        if (opt.url == NULL || sscanf(opt.url, "redis://%255[^:/]:%d", host, &port) < 1) {
             fprintf(stderr, "bench_l2: hiredis mode takes redis://HOST:PORT\n");
             return 2;
         }
