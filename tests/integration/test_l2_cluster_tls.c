@@ -119,8 +119,8 @@ static int says_certificate(void *arg)
 static void test_wrong_ca_is_a_redis_that_is_down(void **state)
 {
     (void)state;
-    const char *env[] = {seeds, "REDIS_TLS=1", other_ca, "STRATA_WORKERS=1",
-                         "REDIS_SOCKET_TIMEOUT=0.5", NULL};
+    const char *env[] = {
+        seeds, "REDIS_TLS=1", other_ca, "STRATA_WORKERS=1", "REDIS_SOCKET_TIMEOUT=0.5", NULL};
     sh_server *srv = sh_start(env, NULL);
     assert_non_null(srv);
     assert_true(rh_wait_for(says_certificate, srv, FOLLOW_MS));

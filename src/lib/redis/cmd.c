@@ -6,6 +6,7 @@
  * Deletes are UNLINK (freed in the background, never blocking Redis on a large value).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -50,18 +51,69 @@ int strata__cmd_key(const redis_cmd *c, const char **key, size_t *len)
     return 1;
 }
 
+/* The decimal digits of v, written backwards from end; returns where they start. */
+static char *digits(size_t v, char *end)
+{
+    do
+        *--end = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return end;
+}
+
+static size_t ndigits(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10)
+        v /= 10, n++;
+    return n;
+}
+
+size_t strata__cmd_len(const redis_cmd *c)
+{
+    const size_t *l = c->many ? c->manylen : c->argvlen;
+    size_t n = 1 + ndigits((size_t)c->argc) + 2; /* *<argc>\r\n */
+    for (int i = 0; i < c->argc; i++)
+        n += 1 + ndigits(l[i]) + 2 + l[i] + 2; /* $<len>\r\n<arg>\r\n */
+    return n;
+}
+
+/* *<n>\r\n or $<n>\r\n at out; returns the end. */
+static char *header(char *out, char kind, size_t n)
+{
+    char buf[24], *d = digits(n, buf + sizeof buf);
+    size_t len = (size_t)(buf + sizeof buf - d);
+    *out++ = kind;
+    memcpy(out, d, len);
+    out += len;
+    *out++ = '\r', *out++ = '\n';
+    return out;
+}
+
+size_t strata__cmd_write(const redis_cmd *c, char *out)
+{
+    const char *const *v = c->many ? c->many : c->argv;
+    const size_t *l = c->many ? c->manylen : c->argvlen;
+    char *p = header(out, '*', (size_t)c->argc);
+    for (int i = 0; i < c->argc; i++) {
+        p = header(p, '$', l[i]);
+        memcpy(p, v[i], l[i]);
+        p += l[i];
+        *p++ = '\r', *p++ = '\n';
+    }
+    return (size_t)(p - out);
+}
+
 long strata__cmd_format(const redis_cmd *c, char **out)
 {
-    sds cmd = NULL;
-    int len = redisFormatSdsCommandArgv(&cmd, c->argc, c->many ? c->many : (const char **)c->argv,
-                                        c->many ? c->manylen : c->argvlen);
-    *out = cmd;
-    return len < 0 ? -1 : len;
+    size_t len = strata__cmd_len(c);
+    if ((*out = malloc(len)) == NULL)
+        return -1;
+    return (long)strata__cmd_write(c, *out);
 }
 
 void strata__cmd_free(char *formatted)
 {
-    redisFreeSdsCommand(formatted);
+    free(formatted);
 }
 
 void strata__cmd_get(redis_cmd *c, const char *key, size_t klen)

@@ -62,7 +62,6 @@ struct rcall {
     unsigned n, got;
     char *out; /* the formatted commands, until sent */
     size_t outlen;
-    int out_sds;          /* out is hiredis' (one command), not ours */
     redisReply **replies; /* &one, or an array for a batch */
     redisReply *one;
 };
@@ -133,10 +132,7 @@ static rcall *pop(rqueue *q)
 /* The formatted bytes are no longer needed (sent, or never to be). */
 static void drop_out(rcall *k)
 {
-    if (k->out_sds)
-        strata__cmd_free(k->out);
-    else
-        free(k->out);
+    free(k->out);
     k->out = NULL;
 }
 
@@ -151,7 +147,8 @@ static void free_call(rcall *k)
     free(k);
 }
 
-/* Formats n commands into one buffer. Returns the call, or NULL (out of memory). */
+/* Formats n commands into one buffer, its length known first. Returns the call, or NULL (out of
+ * memory). */
 static rcall *new_call(const redis_cmd *cmds, size_t n, redis_reply_cb cb, void *arg)
 {
     rcall *k = calloc(1, sizeof *k);
@@ -159,33 +156,14 @@ static rcall *new_call(const redis_cmd *cmds, size_t n, redis_reply_cb cb, void 
         return NULL;
     k->cb = cb, k->arg = arg, k->n = (unsigned)n;
     k->replies = n == 1 ? &k->one : calloc(n, sizeof *k->replies);
-    if (k->replies == NULL) {
-        free(k);
+    for (size_t i = 0; i < n; i++)
+        k->outlen += strata__cmd_len(&cmds[i]);
+    if (k->replies == NULL || (k->out = malloc(k->outlen)) == NULL) {
+        free_call(k);
         return NULL;
     }
-    if (n == 1) { /* the common case: hiredis' buffer as it is */
-        long len = strata__cmd_format(&cmds[0], &k->out);
-        k->out_sds = 1;
-        if (len < 0) {
-            free_call(k);
-            return NULL;
-        }
-        k->outlen = (size_t)len;
-        return k;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char *one;
-        long len = strata__cmd_format(&cmds[i], &one);
-        char *grown = len < 0 ? NULL : realloc(k->out, k->outlen + (size_t)len);
-        if (grown != NULL)
-            memcpy(grown + k->outlen, one, (size_t)len), k->out = grown, k->outlen += (size_t)len;
-        if (len >= 0)
-            strata__cmd_free(one);
-        if (grown == NULL) {
-            free_call(k);
-            return NULL;
-        }
-    }
+    for (size_t i = 0, at = 0; i < n; i++)
+        at += strata__cmd_write(&cmds[i], k->out + at);
     return k;
 }
 
