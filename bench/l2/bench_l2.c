@@ -621,20 +621,21 @@ static int learn_blob(const char *host, int port)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_l2 --url redis://HOST:PORT --mode preload|sync|async|hiredis [options]\n"
-            "  --cluster H:P,H:P   a Redis Cluster's seed nodes instead of --url (not hiredis)\n"
-            "  --tls-ca FILE       TLS (a rediss:// --url, or every cluster node), verified by FILE\n"
-            "  --ops-list set,get  which operations, in order (default set,get)\n"
-            "  --keys N            keyspace (default 100000), read and written uniformly\n"
-            "  --ops N             timed calls per operation (default 400000)\n"
-            "  --warmup N          untimed calls before each timed run (default 5000)\n"
-            "  --threads T         sync: threads (default 8)\n"
-            "  --conns C           sync: pool connections, max_connections (default 8)\n"
-            "  --depth D           async, hiredis: calls in flight (default 50)\n"
-            "  --row NAME          name of the row in RESULT lines (default from the mode)\n"
-            "  --seed S            key stream seed (default 42)\n"
-            "  --quick             a smoke run (20000 ops, 1000 warm-up)\n");
+    fprintf(
+        stderr,
+        "usage: bench_l2 --url redis://HOST:PORT --mode preload|sync|async|hiredis [options]\n"
+        "  --cluster H:P,H:P   a Redis Cluster's seed nodes instead of --url (not hiredis)\n"
+        "  --tls-ca FILE       TLS (a rediss:// --url, or every cluster node), verified by FILE\n"
+        "  --ops-list set,get  which operations, in order (default set,get)\n"
+        "  --keys N            keyspace (default 100000), read and written uniformly\n"
+        "  --ops N             timed calls per operation (default 400000)\n"
+        "  --warmup N          untimed calls before each timed run (default 5000)\n"
+        "  --threads T         sync: threads (default 8)\n"
+        "  --conns C           sync: pool connections, max_connections (default 8)\n"
+        "  --depth D           async, hiredis: calls in flight (default 50)\n"
+        "  --row NAME          name of the row in RESULT lines (default from the mode)\n"
+        "  --seed S            key stream seed (default 42)\n"
+        "  --quick             a smoke run (20000 ops, 1000 warm-up)\n");
     exit(2);
 }
 
@@ -676,8 +677,8 @@ int main(int argc, char **argv)
             usage();
 #undef ARG
     }
-    if ((opt.url == NULL) == (opt.cluster == NULL) || opt.mode == NULL || opt.keys == 0 || opt.ops == 0 || opt.threads == 0 ||
-        opt.threads > MAX_THREAD || opt.depth == 0)
+    if ((opt.url == NULL) == (opt.cluster == NULL) || opt.mode == NULL || opt.keys == 0 ||
+        opt.ops == 0 || opt.threads == 0 || opt.threads > MAX_THREAD || opt.depth == 0)
         usage();
     int ops[2], nops = 0;
     if (strstr(opt.ops_list, "set"))

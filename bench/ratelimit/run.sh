@@ -48,11 +48,11 @@ PERIOD_MS=1000
 
 ensure_pkgs redis-server redis-tools wrk util-linux curl
 
-# ---- build (as bench/l2/run.sh: libstrata's link flags from the generated strata.pc) ---------
+# ---- build (as bench/l2/run.sh: libstrata's link flags from strata.pc.in) --------------------
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j2 --target strata strata_cli >/dev/null
-STRATA_DEPS=$(sed -n 's/^Requires.private://p' "$BUILD_DIR/strata.pc")
-STRATA_LIBS=$(sed -n 's/^Libs.private://p' "$BUILD_DIR/strata.pc")
+STRATA_DEPS=$(sed -n 's/^Requires.private://p' "$ROOT/strata.pc.in")
+STRATA_LIBS=$(sed -n 's/^Libs.private://p' "$ROOT/strata.pc.in")
 # shellcheck disable=SC2046,SC2086 # word splitting of the flag lists is intended
 gcc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I"$ROOT/include" -I"$BUILD_DIR/include" \
     "$HERE/bench_ratelimit.c" "$BUILD_DIR/libstrata.a" \
@@ -62,8 +62,8 @@ BENCH=$(cd "$BUILD_DIR" && pwd)/bench_ratelimit
 STRATA=$(cd "$BUILD_DIR" && pwd)/strata
 BENCH_BEFORE= STRATA_BEFORE=
 if [ -n "${BASELINE:-}" ]; then
-    BDEPS=$(sed -n 's/^Requires.private://p' "$BASELINE/build/strata.pc")
-    BLIBS=$(sed -n 's/^Libs.private://p' "$BASELINE/build/strata.pc")
+    BDEPS=$(sed -n 's/^Requires.private://p' "$BASELINE/strata.pc.in")
+    BLIBS=$(sed -n 's/^Libs.private://p' "$BASELINE/strata.pc.in")
     # shellcheck disable=SC2046,SC2086 # word splitting of the flag lists is intended
     gcc -O2 -std=c11 -D_GNU_SOURCE -I"$BASELINE/include" -I"$BASELINE/build/include" \
         "$BASELINE/bench/ratelimit/bench_ratelimit.c" "$BASELINE/build/libstrata.a" \
