@@ -100,8 +100,12 @@ for i in 1 2 3; do
 done
 redis-cli --cluster create "127.0.0.1:${C[0]}" "127.0.0.1:${C[1]}" "127.0.0.1:${C[2]}" \
     --cluster-yes >"$OUT/cluster-create.txt" 2>&1
-for _ in $(seq 100); do
-    redis-cli -p "${C[0]}" cluster info | grep -q cluster_state:ok && break
+for _ in $(seq 200); do # every node must say ok: one that does not yet answers CLUSTERDOWN
+    ok=0
+    for c in "${C[@]}"; do
+        redis-cli -p "$c" cluster info | grep -q cluster_state:ok && ok=$((ok + 1))
+    done
+    [ "$ok" = 3 ] && break
     sleep 0.1
 done
 SEEDS=127.0.0.1:${C[0]},127.0.0.1:${C[1]}
