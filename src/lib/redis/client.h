@@ -1,16 +1,17 @@
 /* redis/client.h: strata's one Redis client, the owner of everything about Redis.
  *
- * Its connections (the synchronous pool here, one pipelined connection per event loop in
- * redis/conn.c, the invalidation link in redis/link.c), the handshake before any command, the
+ * Its connections (the synchronous pool here, each event loop's pipelined connections in
+ * redis/pipe.c, the invalidation links in redis/link.c), the handshake before any command, the
  * deadlines, reconnects, the circuit breaker and the read-only state all belong to it. Callers
  * (the two-tier cache, touch, rate limits, and next the leases) send commands and get replies or
  * a failure; they never see a connection, never feed the breaker, and learn what happened to
  * Redis as a whole through the events they registered (redis_events), not through flags
  * returned from every call.
  *
- * hiredis is used for what it does well, the RESP reader and command formatting; the client owns
- * every socket: the pool's and the link's (redis/sock.c, for threads that may wait) and each
- * loop's pipelined connection (redis/conn.c, on libevent events), plain or TLS (redis/tls.c).
+ * hiredis is used for what it does well, the RESP reader (commands are formatted by cmd.c); the
+ * client owns every socket: the pool's and the link's (redis/sock.c, for threads that may wait)
+ * and each loop's pipelined connections (redis/pipe.c, on libevent events, routed by
+ * redis/conn.c), plain or TLS (redis/tls.c).
  */
 #ifndef STRATA_REDIS_CLIENT_H
 #define STRATA_REDIS_CLIENT_H
@@ -131,7 +132,7 @@ const strata_redis_config *strata__redis_config(redis_client *cl);
  * there are (strata_cache_redis_nodes). */
 size_t strata__redis_nodes(redis_client *cl, strata_redis_node *out, size_t cap);
 
-/* ---- for the client's own parts (conn.c, script.c) ----------------------------------------- */
+/* ---- for the client's own parts (pipe.c, conn.c, script.c) ---------------------------------- */
 
 /* The parsed URL (credentials, db). Its host and port are not the target's (a name resolved
  * again, a primary from the sentinels): connect with strata__redis_target. */

@@ -1,5 +1,5 @@
 /* redis/cmd.h: the Redis commands strata sends and the meaning of their replies, shared by the
- * synchronous pool (client.c) and the pipelined connections (conn.c). */
+ * synchronous pool (client.c) and the pipelined connections (pipe.c, conn.c). */
 #ifndef STRATA_REDIS_CMD_H
 #define STRATA_REDIS_CMD_H
 

@@ -4,7 +4,7 @@
  *
  * Every call made on a loop is pipelined on its one connection, so a hundred concurrent requests
  * cost one socket and no thread ever waits. The connection owns its socket, on libevent events,
- * and uses hiredis only to format commands and parse replies, so hiredis 0.14's
+ * and uses hiredis only to parse replies (cmd.c formats commands), so hiredis 0.14's
  * traps are gone by construction: no blocking name resolution (the client's target is a
  * numeric address, resolved on another thread), deadlines of our own (replies come in order, so the
  * oldest call's deadline is the only one to watch), no disconnect that waits forever, replies that

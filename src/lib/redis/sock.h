@@ -2,8 +2,8 @@
  * may wait (the synchronous pool and the invalidation link), part of the Redis client.
  *
  * The socket is non-blocking and every wait is a poll() against a deadline, so each exchange is
- * bounded as a whole (not per system call); hiredis is used only to format commands and parse
- * replies, as on the pipelined connections (conn.c). The address is numeric (the client's
+ * bounded as a whole (not per system call); hiredis is used only to parse replies (cmd.c formats
+ * commands), as on the pipelined connections (pipe.c). The address is numeric (the client's
  * target, redis/resolve.c or redis/sentinel.c resolved it): connecting never looks a name up.
  * Owning the socket is what lets TLS come in under the same code: with TLS, each send and recv is
  * an SSL_write and SSL_read (redis/tls.c) that says which way to poll, against the same deadlines.

@@ -133,7 +133,7 @@ int strata__tls_new(const strata_redis_config *cfg, const char *host, redis_tls 
         return STRATA_ENOMEM;
     }
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
-    /* Writes may stop part-way and resume from a buffer that moved (conn.c writes from an
+    /* Writes may stop part-way and resume from a buffer that moved (pipe.c writes from an
      * evbuffer that may grow meanwhile); an EOF without close_notify is a plain close. */
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                  SSL_MODE_RELEASE_BUFFERS);

@@ -3,7 +3,7 @@
  *
  * One context per client, made once from the REDIS_TLS_* settings (the CA to trust, a client
  * certificate, the name to verify); every connection (the pool's and the link's in sock.c, each
- * loop's in conn.c) makes its session from it, on the socket it already owns. The steps below
+ * loop's in pipe.c) makes its session from it, on the socket it already owns. The steps below
  * never block: each says what the socket must become (readable or writable) before it is tried
  * again, so the blocking-style and the event-driven connections wait as they already do.
  */
