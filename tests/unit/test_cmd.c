@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <strata/errors.h>
 
 #include "redis/cmd.h"
 
@@ -61,8 +62,8 @@ static void test_cluster_key(void **state)
     assert_int_equal(strata__cmd_key(&c, &k, &len), 1);
     assert_int_equal(len, 3);
     assert_memory_equal(k, "abc", 3);
-    redis_cmd e = {.argc = 5, .argv = {"EVALSHA", "sha", "2", "key1", "key2"},
-                   .argvlen = {7, 3, 1, 4, 4}};
+    redis_cmd e = {
+        .argc = 5, .argv = {"EVALSHA", "sha", "2", "key1", "key2"}, .argvlen = {7, 3, 1, 4, 4}};
     assert_int_equal(strata__cmd_key(&e, &k, &len), 1);
     assert_memory_equal(k, "key1", 4);
     redis_cmd e0 = {.argc = 4, .argv = {"EVAL", "return 1", "0", "x"}, .argvlen = {4, 8, 1, 1}};
@@ -73,11 +74,45 @@ static void test_cluster_key(void **state)
     assert_int_equal(strata__cmd_key(&scan, &k, &len), 0);
 }
 
+static redisReply *error_reply(const char *text)
+{
+    redisReader *rd = redisReaderCreate();
+    redisReaderFeed(rd, text, strlen(text));
+    void *r = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+    redisReaderFree(rd);
+    return r;
+}
+
+static void test_error_replies(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *resp;
+        int rc;
+    } cases[] = {
+        {"-READONLY You can't write against a read only replica.\r\n", STRATA_EREADONLY},
+        {"-CLUSTERDOWN The cluster is down\r\n", STRATA_EUNAVAILABLE},
+        {"-TRYAGAIN Multiple keys request during rehashing of slot\r\n", STRATA_EUNAVAILABLE},
+        {"-MASTERDOWN Link with MASTER is down\r\n", STRATA_EUNAVAILABLE},
+        {"-LOADING Redis is loading the dataset in memory\r\n", STRATA_EUNAVAILABLE},
+        {"-NOPERM this user has no permissions\r\n", STRATA_EPROTO},
+        {"-ERR wrong number of arguments\r\n", STRATA_EPROTO},
+        {"+OK\r\n", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        redisReply *r = error_reply(cases[i].resp);
+        assert_int_equal(strata__reply_error(r), cases[i].rc);
+        freeReplyObject(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_matches_hiredis),
         cmocka_unit_test(test_cluster_key),
+        cmocka_unit_test(test_error_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1249,9 +1249,12 @@ void strata__redis_failed(redis_client *l, const char *why)
 
 void strata__redis_saw_reply(redis_client *l, const redisReply *r)
 {
-    if (strata__reply_error(r) == STRATA_EREADONLY) {
+    int rc = strata__reply_error(r);
+    if (rc == STRATA_EREADONLY) {
         mark_replica(l, "a write got a READONLY reply");
         strata__sentinel_ask(l->sentinel); /* demoted: the sentinels know the new one */
+    } else if (rc == STRATA_EUNAVAILABLE && l->cluster != NULL) {
+        strata__cluster_ask(l->cluster); /* CLUSTERDOWN, TRYAGAIN: a failover or a migration */
     }
 }
 

@@ -171,6 +171,15 @@ int strata__reply_error(const redisReply *r)
         return 0;
     if (r->len >= 8 && strncmp(r->str, "READONLY", 8) == 0)
         return STRATA_EREADONLY;
+    /* The node cannot serve the key now (a cluster failing over or migrating, a replica whose
+     * primary is gone, a server loading its data): Redis unavailable, not a wrong answer. */
+    static const char *const now_unavailable[] = {"CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN",
+                                                  "LOADING"};
+    for (size_t i = 0; i < sizeof now_unavailable / sizeof *now_unavailable; i++) {
+        size_t n = strlen(now_unavailable[i]);
+        if (r->len >= n && strncmp(r->str, now_unavailable[i], n) == 0)
+            return STRATA_EUNAVAILABLE;
+    }
     return STRATA_EPROTO;
 }
 

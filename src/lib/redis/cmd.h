@@ -47,7 +47,8 @@ size_t strata__cmd_write(const redis_cmd *c, char *out);
 long strata__cmd_format(const redis_cmd *c, char **out);
 void strata__cmd_free(char *formatted);
 
-/* Error replies: READONLY -> STRATA_EREADONLY, anything else -> STRATA_EPROTO; 0 otherwise. */
+/* Error replies: READONLY -> STRATA_EREADONLY; CLUSTERDOWN, TRYAGAIN, MASTERDOWN, LOADING (the
+ * node cannot serve it now) -> STRATA_EUNAVAILABLE; anything else -> STRATA_EPROTO; 0 otherwise. */
 int strata__reply_error(const redisReply *r);
 /* GET: 0 with *data and *len pointing into r, STRATA_ENOTFOUND, or an error. */
 int strata__reply_get(const redisReply *r, const char **data, size_t *len);
