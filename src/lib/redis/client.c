@@ -410,6 +410,11 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
         }
     }
     if (l->table != NULL) {
+        /* A link per primary, started by the watcher as maps name them: the prefix is set
+         * before the watcher's thread exists, which reads it. */
+        if (track_prefix != NULL)
+            snprintf(l->track_prefix, sizeof l->track_prefix, "%s", track_prefix);
+        track_prefix = NULL;
         cluster_deps cd = {cluster_connect, cluster_map_read, sentinel_note_error,
                            cfg->socket_timeout_ms, l};
         int rc = strata__cluster_start(&cd, cfg->cluster, &l->cluster);
@@ -417,9 +422,6 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
             strata__redis_free(l);
             return rc;
         }
-        if (track_prefix != NULL) /* a link per primary, started as the map names them */
-            snprintf(l->track_prefix, sizeof l->track_prefix, "%s", track_prefix);
-        track_prefix = NULL;
     }
     if (is_name) {
         resolver_deps rd = {dns_resolved, sentinel_note_error, l};
