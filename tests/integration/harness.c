@@ -594,6 +594,20 @@ rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int q
     return s;
 }
 
+rh_server *rh_start_sentinel_auth(const char *master, const rh_server *primary, int quorum,
+                                  int down_after_ms, int failover_timeout_ms, const char *password)
+{
+    char *conf = it_xasprintf("sentinel monitor %s %s %d %d\n"
+                              "sentinel down-after-milliseconds %s %d\n"
+                              "sentinel failover-timeout %s %d\n",
+                              master, primary->host, primary->port, quorum, master, down_after_ms,
+                              master, failover_timeout_ms);
+    const char *const extra[] = {"--requirepass", password, NULL};
+    rh_server *s = start_with(extra, conf, RH_HOST, 0);
+    free(conf);
+    return s;
+}
+
 /* Starts a server (conf NULL) or a sentinel with the config conf, written to dir/sentinel.conf
  * (the sentinel rewrites it as it learns). */
 static rh_server *start_with(const char *const *extra, const char *conf, const char *host, int port)

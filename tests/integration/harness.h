@@ -88,6 +88,10 @@ rh_server *rh_start_at(const char *host, int port, const char *const *extra);
  * external server. NULL with a message on failure (redis-sentinel not installed included). */
 rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int quorum,
                              int down_after_ms, int failover_timeout_ms);
+/* The same with the sentinel's own password (its requirepass: clients AUTH with it before
+ * anything; the readiness check and rh_command do). */
+rh_server *rh_start_sentinel_auth(const char *master, const rh_server *primary, int quorum,
+                                  int down_after_ms, int failover_timeout_ms, const char *password);
 
 /* The TCP port; stays the same across rh_restart(). */
 int rh_port(const rh_server *s);

@@ -18,6 +18,9 @@
  * - A sentinel that names a replica (it monitors one by mistake, as after a failover it has not
  *   seen): strata asks ROLE, never uses it as the primary (writes are l1-only 204s, not errors;
  *   the replica holds nothing of them) and says why in /cache/health.
+ * - Sentinels with a password of their own (requirepass): REDIS_SENTINEL_PASSWORD right, the
+ *   primary is found and written to; wrong, no primary is known, writes are l1-only 204s (never
+ *   errors) and last_error says the sentinel refused AUTH.
  * - REDIS_URL and REDIS_SENTINELS together: strata serve refuses to start, naming both.
  * Labelled `topology`: it runs in the plain build (make test), not under the sanitizers. */
 #include <pthread.h>
@@ -318,6 +321,51 @@ static void test_replica_named_is_not_used(void **state)
     rh_stop(liar);
 }
 
+/* A sentinel with its own password, asked with the right one and with a wrong one. */
+static void test_sentinel_password(void **state)
+{
+    (void)state;
+    rh_server *guarded =
+        rh_start_sentinel_auth("guarded", primary, 1, 60000, 180000, "s3ntinel-pw");
+    assert_non_null(guarded);
+    char list[100];
+    snprintf(list, sizeof list, "REDIS_SENTINELS=%s:%d", rh_host(guarded), rh_port(guarded));
+    const char *right[] = {list, "REDIS_SENTINEL_MASTER=guarded",
+                           "REDIS_SENTINEL_PASSWORD=s3ntinel-pw", "STRATA_WORKERS=1", NULL};
+    sh_server *s = sh_start(right, NULL);
+    assert_non_null(s);
+    for (long deadline = sh_now_ms() + FOLLOW_MS; sh_now_ms() < deadline;) {
+        sh_resp *w = sh_call(s, "PUT", "/v1/cache/sentinel/pw", NULL, NULL, "text/plain", "x");
+        int shared = w->status == 204 && sh_resp_header(w, "X-Cache-Write") == NULL;
+        sh_resp_free(w);
+        if (shared)
+            break;
+        sh_sleep_ms(20);
+    }
+    assert_true(stored(primary, "pw"));
+    assert_int_equal(sh_stop_check(s), 0);
+    const char *bad_pw[] = {list, "REDIS_SENTINEL_MASTER=guarded",
+                            "REDIS_SENTINEL_PASSWORD=wrong-pw", "STRATA_WORKERS=1", NULL};
+    s = sh_start(bad_pw, NULL);
+    assert_non_null(s);
+    int said = 0;
+    for (long deadline = sh_now_ms() + 10000; !said && sh_now_ms() < deadline;) {
+        sh_resp *w =
+            sh_call(s, "PUT", "/v1/cache/sentinel/pw-wrong", NULL, NULL, "text/plain", "x");
+        SH_EXPECT_STATUS(w, 204);
+        SH_EXPECT_HEADER(w, "X-Cache-Write", "l1-only");
+        sh_resp_free(w);
+        sh_resp *h = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
+        said = strstr(h->body, "refused AUTH") != NULL;
+        sh_resp_free(h);
+        sh_sleep_ms(20);
+    }
+    assert_true(said);
+    assert_false(stored(primary, "pw-wrong"));
+    assert_int_equal(sh_stop_check(s), 0);
+    rh_stop(guarded);
+}
+
 /* REDIS_URL and REDIS_SENTINELS at once: which was meant cannot be guessed. */
 static void test_url_and_sentinels_refused(void **state)
 {
@@ -343,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_url_and_sentinels_refused),
         cmocka_unit_test(test_sentinel_finds_the_primary),
         cmocka_unit_test(test_replica_named_is_not_used),
+        cmocka_unit_test(test_sentinel_password),
         cmocka_unit_test(test_sentinel_failover_under_load),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
