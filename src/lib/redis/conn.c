@@ -112,8 +112,7 @@ static int send_batch(route *r, int node, const size_t *at, size_t k, int ask)
             b->at[m] = at[m];
         }
         b->r = r, b->ask = ask, b->k = k;
-        rc = strata__pipe_send_raw(p, buf, len, k + (ask ? 1 : 0), on_batch, b);
-        free(buf);
+        rc = strata__pipe_send_raw(p, buf, len, k + (ask ? 1 : 0), on_batch, b); /* takes buf */
     }
     if (rc == STRATA_PENDING) {
         r->pending++;

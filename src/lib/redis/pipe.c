@@ -703,22 +703,23 @@ int strata__pipe_send(redis_pipe *c, const redis_cmd *cmds, size_t n, redis_repl
     return enqueue(c, k);
 }
 
-int strata__pipe_send_raw(redis_pipe *c, const char *resp, size_t len, size_t n, redis_reply_cb cb,
+int strata__pipe_send_raw(redis_pipe *c, char *resp, size_t len, size_t n, redis_reply_cb cb,
                           void *arg)
 {
-    if (n == 0 || len == 0)
-        return STRATA_EINVAL;
-    if (c->closing || !strata__redis_allow(c->cl))
-        return STRATA_EUNAVAILABLE;
-    rcall *k = calloc(1, sizeof *k);
-    if (k == NULL)
-        return STRATA_ENOMEM;
-    k->cb = cb, k->arg = arg, k->n = (unsigned)n, k->outlen = len;
+    rcall *k = NULL;
+    int rc = n == 0 || len == 0                          ? STRATA_EINVAL
+             : c->closing || !strata__redis_allow(c->cl) ? STRATA_EUNAVAILABLE
+             : (k = calloc(1, sizeof *k)) == NULL        ? STRATA_ENOMEM
+                                                         : 0;
+    if (rc != 0) {
+        free(resp);
+        return rc;
+    }
+    k->cb = cb, k->arg = arg, k->n = (unsigned)n, k->out = resp, k->outlen = len;
     k->replies = n == 1 ? &k->one : calloc(n, sizeof *k->replies);
-    if (k->replies == NULL || (k->out = malloc(len)) == NULL) {
-        free_call(k);
+    if (k->replies == NULL) {
+        free_call(k); /* frees resp too */
         return STRATA_ENOMEM;
     }
-    memcpy(k->out, resp, len);
     return enqueue(c, k);
 }

@@ -45,8 +45,9 @@ void strata__pipe_free(redis_pipe *c);
  * and then cb is never called. */
 int strata__pipe_send(redis_pipe *c, const redis_cmd *cmds, size_t n, redis_reply_cb cb, void *arg);
 
-/* The same with the commands already formatted (resp, len bytes, n commands; copied). */
-int strata__pipe_send_raw(redis_pipe *c, const char *resp, size_t len, size_t n, redis_reply_cb cb,
+/* The same with the commands already formatted: resp (len bytes, n commands, from malloc) is the
+ * pipe's from now on, whatever the outcome. */
+int strata__pipe_send_raw(redis_pipe *c, char *resp, size_t len, size_t n, redis_reply_cb cb,
                           void *arg);
 
 #endif
