@@ -20,14 +20,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD_DIR=${1:-$ROOT/build}
+# shellcheck source=bench/l2/build.sh
+. "$ROOT/bench/l2/build.sh"
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j2 --target strata >/dev/null
-STRATA_DEPS=$(sed -n 's/^Requires.private://p' "$ROOT/strata.pc.in")
-STRATA_LIBS=$(sed -n 's/^Libs.private://p' "$ROOT/strata.pc.in")
-# shellcheck disable=SC2046,SC2086 # word splitting of the flag lists is intended
-gcc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/include" -I"$BUILD_DIR/include" \
-    "$ROOT/bench/l2/bench_l2.c" "$BUILD_DIR/libstrata.a" \
-    $(pkg-config --libs $STRATA_DEPS) $STRATA_LIBS -lpthread -lm -o "$BUILD_DIR/bench_l2"
+bench_l2_build "$ROOT" "$BUILD_DIR" "$BUILD_DIR/bench_l2"
 BENCH=$(cd "$BUILD_DIR" && pwd)/bench_l2
 
 ROUNDS=${ROUNDS:-5}
