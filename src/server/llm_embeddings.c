@@ -56,18 +56,27 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
 {
     char head[96];
     llm_text b = {0};
-    int ok = llm_text_add(&b, "{\"object\":\"list\",\"data\":[", 25) == 0;
+    size_t size = 256 + strlen(st->r.model);
+    for (size_t i = 0; i < n; i++) /* exact when every vector goes as it is stored */
+        size += sizeof head + vec[i].raw_len;
+    int ok = llm_text_reserve(&b, size) == 0 &&
+             llm_text_add(&b, "{\"object\":\"list\",\"data\":[", 25) == 0;
     *tokens = 0;
     for (size_t i = 0; ok && i < n; i++) {
-        size_t el = 0;
-        char *e = llm_vector_encode(&vec[i], st->r.base64, &el);
         int hl =
             snprintf(head, sizeof head,
                      "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        ok = e != NULL && llm_text_add(&b, head, (size_t)hl) == 0 && llm_text_add(&b, e, el) == 0 &&
-             llm_text_add(&b, "}", 1) == 0;
+        ok = llm_text_add(&b, head, (size_t)hl) == 0;
+        if (ok && !!vec[i].base64 == !!st->r.base64) { /* as stored: no conversion, one copy */
+            ok = llm_text_add(&b, vec[i].raw, vec[i].raw_len) == 0;
+        } else if (ok) {
+            size_t el = 0;
+            char *e = llm_vector_encode(&vec[i], st->r.base64, &el);
+            ok = e != NULL && llm_text_add(&b, e, el) == 0;
+            free(e);
+        }
+        ok = ok && llm_text_add(&b, "}", 1) == 0;
         *tokens += vec[i].tokens;
-        free(e);
     }
     json_t *model = json_string(st->r.model);
     char *m = model ? json_dumps(model, JSON_ENCODE_ANY) : NULL;
@@ -87,8 +96,8 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
     return b.p;
 }
 
-static void answer_json(proxy_req *px, int x, const char *body, size_t len, int64_t saved,
-                        int fwd_status)
+/* The answer's counts and headers; the client's request, to answer with body[0..len). */
+static req *answer_head(proxy_req *px, int x, size_t len, int64_t saved, int fwd_status)
 {
     llm_embed_job *e = state_of(px)->emb;
     char h[64];
@@ -98,7 +107,7 @@ static void answer_json(proxy_req *px, int x, const char *body, size_t len, int6
     snprintf(h, sizeof h, "hits=%zu misses=%zu", e->n - e->nmiss, e->nmiss);
     add_header(px->q, "X-Cache-Inputs", h);
     proxy_cache_headers(px, x, NULL, fwd_status, e->nmiss > 0);
-    reply_text(proxy_take_client(px), 200, "application/json", body, len);
+    return proxy_take_client(px);
 }
 
 /* Every input was found: the answer from the cache alone. */
@@ -123,10 +132,10 @@ static void answer_hits(proxy_req *px)
     if (body == NULL) {
         llm_error(px, 503, "out_of_memory", "strata could not put the answer together");
     } else {
-        llm_count(px, l2 ? HC_XC_HIT_L2 : HC_XC_HIT_L1, tokens, 0);
-        answer_json(px, l2 ? HC_XC_HIT_L2 : HC_XC_HIT_L1, body, len, tokens, 0);
+        int x = l2 ? HC_XC_HIT_L2 : HC_XC_HIT_L1;
+        llm_count(px, x, tokens, 0);
+        reply_take(answer_head(px, x, len, tokens, 0), 200, "application/json", body, len);
     }
-    free(body);
     proxy_req_free(px);
 }
 
@@ -260,7 +269,8 @@ static void embed_answer(proxy_req *px, strata_value *v, const proxy_record *rec
         reply_bytes(proxy_take_client(px), rec->status, rec->body, rec->body_len);
     } else {
         llm_count(px, HC_XC_MISS, saved, 0);
-        answer_json(px, HC_XC_MISS, rec->body, rec->body_len, saved, fwd_status);
+        req *q = answer_head(px, HC_XC_MISS, rec->body_len, saved, fwd_status);
+        reply_text(q, 200, "application/json", rec->body, rec->body_len);
     }
     strata_value_release(v);
 }
@@ -314,7 +324,7 @@ static void looked_up(proxy_req *px)
         answer_hits(px);
         return;
     }
-    if (misses_body(px) != 0) {
+    if (llm_state_body(px) != 0 || misses_body(px) != 0) {
         llm_error(px, 503, "out_of_memory", "strata is out of memory");
         proxy_req_free(px);
         return;

@@ -3,7 +3,8 @@
  * proxy's flow (proxy.c, proxy_fetch.c, proxy_store.c) serve LLM answers.
  *
  *   llm_handle -> the route's rate limit -> run:
- *     POST .../chat/completions | .../completions -> parse -> cacheable? (deterministic, or the
+ *     POST .../chat/completions | .../completions -> parse (a body seen lately: the worker's
+ *        memo, llm/llm_memo.h, no parse) -> cacheable? (deterministic, or the
  *        route caches sampled answers; not no-store) -> key -> proxy_lookup (hit: answer(), as
  *        JSON or replayed events) | the lease -> fetch: plain (PX_BUFFER, complete() checks the
  *        finish reasons) or streamed (PX_TEE: recorded(), complete() makes the completion)
@@ -18,6 +19,7 @@
 #include <http_parser.h>
 
 #include "handlers.h"
+#include "llm/llm_memo.h"
 #include "llm_gateway.h"
 #include "llm_internal.h"
 #include "log.h"
@@ -286,7 +288,11 @@ static void run(req *q)
     const char *why = NULL;
     /* Azure OpenAI names the model's deployment in the path; its body may leave "model" out. */
     int in_path = strstr(http_conn_path(q->conn), "/deployments/") ? LLM_MODEL_IN_PATH : 0;
-    if (llm_request_parse(kind | in_path, body ? body : "", len, &st->r, err, sizeof err) != 0) {
+    if (px->w->llm_memo == NULL)
+        px->w->llm_memo = llm_memo_new(); /* NULL (out of memory): every body parsed */
+    st->parse_kind = kind | in_path;
+    if (llm_memo_parse(px->w->llm_memo, st->parse_kind, body ? body : "", len, &st->r, err,
+                       sizeof err) != 0) {
         proxy_answer_error(px, 400, "invalid_request", "%s", err);
         proxy_req_free(px);
         return;

@@ -28,8 +28,9 @@ typedef struct llm_embed_job {
 } llm_embed_job;
 
 typedef struct llm_state {
-    llm_request r;
+    llm_request r; /* from the worker's memo (r.body NULL) or parsed (llm/llm_memo.h) */
     int parsed;
+    int parse_kind;   /* llm_request_parse's kind, flags included */
     char *body_out;   /* the body sent upstream when it is not the client's */
     llm_sse_rec *rec; /* a streamed miss's recorder */
     llm_embed_job *emb;
@@ -61,6 +62,9 @@ void llm_live_end(llm_live *l, int whole);
 
 /* proxy_hooks.free: the state goes with px. */
 void llm_state_free(proxy_req *px);
+/* Parses the client's body when the memo gave only its summary (st->r.body NULL): what sending a
+ * part of it upstream needs (r.inputs, r.upstream). Returns 0, or -1 (out of memory). */
+int llm_state_body(proxy_req *px);
 /* proxy_hooks.error, and errors made here: {"error": {"message", "type", "code"}}. */
 void llm_error(proxy_req *px, int status, const char *code, const char *msg);
 /* Counts an answer of kind x (enum hc_xcache) that saved prompt and completion tokens. */

@@ -1,5 +1,6 @@
-/* llm_state.c: an LLM request's state beside the proxy's (llm_internal.h), and the errors the
- * gateway makes itself, in OpenAI's shape, which the SDKs turn into their own exceptions.
+/* llm_state.c: an LLM request's state beside the proxy's (llm_internal.h): its body parsed late
+ * when the memo answered for it, and the errors the gateway makes itself, in OpenAI's shape,
+ * which the SDKs turn into their own exceptions.
  */
 #include <stdlib.h>
 
@@ -30,6 +31,26 @@ void llm_state_free(proxy_req *px)
     }
     free(st);
     px->hook_arg = NULL;
+}
+
+int llm_state_body(proxy_req *px)
+{
+    llm_state *st = px->hook_arg;
+    if (st->r.body != NULL)
+        return 0;
+    size_t len = 0;
+    const char *body = get_body(px->q, &len);
+    llm_request full;
+    char err[256];
+    if (llm_request_parse(st->parse_kind, body ? body : "", len, &full, err, sizeof err) != 0)
+        return -1; /* the memo had it from these very bytes: only memory fails here */
+    st->r.body = full.body;
+    st->r.upstream = full.upstream;
+    st->r.inputs = full.inputs;
+    full.body = NULL;
+    full.inputs = NULL;
+    llm_request_free(&full);
+    return 0;
 }
 
 void llm_count(proxy_req *px, int x, long long prompt, long long completion)

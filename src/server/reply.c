@@ -309,6 +309,24 @@ void reply_bytes(req *q, int status, const void *body, size_t len)
     send_reply(q, status, body, len, NULL);
 }
 
+static void release_free(const void *data, size_t len, void *arg)
+{
+    (void)data, (void)len;
+    free(arg);
+}
+
+void reply_take(req *q, int status, const char *content_type, char *body, size_t len)
+{
+    add_header(q, "Content-Type", content_type);
+    q->status = status;
+    q->bytes_out = q->method == M_HEAD ? 0 : len;
+    if (q->close)
+        http_conn_close_after(q->conn);
+    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
+    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, release_free, body);
+    finish(q, status);
+}
+
 static void release_nothing(const void *data, size_t len, void *arg)
 {
     (void)data, (void)len, (void)arg;

@@ -56,6 +56,8 @@ void reply_empty(req *q, int status);
 /* The value's bytes as the body, without copying (the value is released when sent). */
 void reply_value(req *q, int status, strata_value *v);
 void reply_text(req *q, int status, const char *content_type, const char *body, size_t len);
+/* body[0..len), malloc'd, taken over (freed once sent, or on failure): no copy. */
+void reply_take(req *q, int status, const char *content_type, char *body, size_t len);
 /* body[0..len) (copied), with the headers added so far and nothing else. */
 void reply_bytes(req *q, int status, const void *body, size_t len);
 /* body[0..len), which lives as long as the process (a file compiled in), sent without a copy,

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "history.h"
+#include "llm/llm_memo.h"
 #include "log.h"
 #include "proxy.h"
 #include "namespaces.h"
@@ -190,6 +191,7 @@ static void worker_destroy(worker *w)
         event_base_free(w->base);
     metrics_free(w->metrics);
     free(w->grants); /* kv_lease.c's table of grants: one plain allocation */
+    llm_memo_free(w->llm_memo);
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */

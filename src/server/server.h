@@ -50,10 +50,12 @@ struct worker {
     int lease_waits;     /* of them, waiting for a lease holder (worker thread only): a drain
                             keeps the loop until they answered, as the library requires */
     uint64_t rng;        /* the worker's XFetch draws (worker thread only; 0: not seeded yet) */
-    struct kv_grants *grants; /* when this worker granted its latest lease tokens (kv_lease.c;
-                                 NULL until the first) */
-    int proxy_background;     /* the proxy's refreshes after their client was answered (worker
-                                 thread only): a drain waits for them, as for lease waits */
+    struct kv_grants *grants;  /* when this worker granted its latest lease tokens (kv_lease.c;
+                                  NULL until the first) */
+    struct llm_memo *llm_memo; /* the LLM request bodies it parsed lately (llm/llm_memo.h; NULL
+                                  until the first, worker thread only) */
+    int proxy_background;      /* the proxy's refreshes after their client was answered (worker
+                                  thread only): a drain waits for them, as for lease waits */
 };
 
 struct server {

@@ -1,5 +1,6 @@
 /* fuzz_llm_request.c: the LLM cache's request rules (src/server/llm/llm_request.c) on arbitrary
- * bodies, as chat, completion and embeddings requests.
+ * bodies, as chat, completion and embeddings requests, and the worker's memo of them
+ * (llm_memo.c): a body parsed through the memo, then found in it, gives what the parse gives.
  *
  * Bodies come from clients. Whatever parses must give stable keys: the body's canonical form
  * (the upstream body, written back as canonical JSON) parses again to the same key, the key is 64
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/llm_memo.h"
 #include "llm/llm_request.h"
 #include "fuzz_check.h"
 
@@ -56,14 +58,48 @@ static void one(int kind, const char *body, size_t size)
     llm_request_free(&r);
 }
 
+/* Through the memo twice (parsed, then remembered when kept): the same verdict and the same
+ * fields as a parse. */
+static void memo(llm_memo *m, int kind, const char *body, size_t size)
+{
+    llm_request r, a, b;
+    char err[256] = "";
+    int rc = llm_request_parse(kind, body, size, &r, err, sizeof err);
+    for (int pass = 0; pass < 2; pass++) {
+        llm_request *x = pass ? &b : &a;
+        CHECK(llm_memo_parse(m, kind, body, size, x, err, sizeof err) == rc);
+        if (rc != 0)
+            continue;
+        CHECK(strcmp(x->key, r.key) == 0 && strcmp(x->model, r.model) == 0);
+        CHECK(x->stream == r.stream && x->deterministic == r.deterministic);
+        CHECK(x->include_usage == r.include_usage && x->ninputs == r.ninputs);
+        CHECK(memcmp(&x->ctl, &r.ctl, sizeof r.ctl) == 0);
+        char k1[LLM_KEY_HEX + 1], k2[LLM_KEY_HEX + 1];
+        for (size_t i = 0; i < r.ninputs && i < 64; i++) {
+            CHECK(llm_input_key(&r, i, k1) == 0 && llm_input_key(x, i, k2) == 0);
+            CHECK(strcmp(k1, k2) == 0);
+        }
+    }
+    if (rc == 0) {
+        llm_request_free(&a);
+        llm_request_free(&b);
+        llm_request_free(&r);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *body = malloc(size ? size : 1);
     if (body == NULL)
         return 0;
     memcpy(body, data, size);
-    for (int kind = LLM_CHAT; kind <= LLM_EMBEDDINGS; kind++)
+    static llm_memo *m; /* one for the run, as a worker's: bodies meet others' entries */
+    if (m == NULL)
+        m = llm_memo_new();
+    for (int kind = LLM_CHAT; kind <= LLM_EMBEDDINGS; kind++) {
         one(kind, body, size);
+        memo(m, kind, body, size);
+    }
     free(body);
     return 0;
 }

@@ -767,9 +767,19 @@ static void test_embeddings_per_input(void **state)
     r = post(s, EMB, err, "X-Origin-Status: 500", NULL);
     SH_EXPECT_STATUS(r, 500);
     sh_resp_free(r);
+    /* The same bytes again: the worker remembers the body (llm/llm_memo.h) and parses it only
+     * now, to send its misses upstream. */
+    long long before = counter(o, "embedding_inputs");
     r = post(s, EMB, err, NULL);
+    SH_EXPECT_STATUS(r, 200);
     assert_true(px_header_has(r, "X-Cache-Inputs", "hits=0 misses=2"));
+    assert_int_equal(json_array_size(json_object_get(j = sh_resp_json(r), "data")), 2);
+    json_decref(j);
     sh_resp_free(r);
+    assert_int_equal(counter(o, "embedding_inputs"), before + 2);
+    c = upstream_counters(o);
+    assert_non_null(strstr(json_string_value(json_object_get(c, "last_body")), "\"text-101\""));
+    json_decref(c);
     free(err);
     free(b64);
     free(half);

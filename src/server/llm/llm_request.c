@@ -239,6 +239,12 @@ int llm_input_key(const llm_request *r, size_t i, char *out)
     static const char hex[] = "0123456789abcdef";
     if (i >= r->ninputs)
         return -1;
+    if (r->input_keys != NULL) {
+        memcpy(out, r->input_keys[i], LLM_KEY_HEX + 1);
+        return 0;
+    }
+    if (r->inputs == NULL)
+        return -1;
     const llm_input *in = &r->inputs[i];
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     char head[LLM_MODEL_MAX + 64];
@@ -270,6 +276,20 @@ int llm_input_key(const llm_request *r, size_t i, char *out)
     }
     out[LLM_KEY_HEX] = '\0';
     return 0;
+}
+
+int llm_input_keys(llm_request *r)
+{
+    if (r->input_keys != NULL || r->ninputs == 0)
+        return 0;
+    char(*k)[LLM_KEY_HEX + 1] = malloc(r->ninputs * sizeof *k);
+    for (size_t i = 0; k != NULL && i < r->ninputs; i++)
+        if (llm_input_key(r, i, k[i]) != 0) {
+            free(k);
+            k = NULL;
+        }
+    r->input_keys = k;
+    return k != NULL ? 0 : -1;
 }
 
 /* ---- the request -------------------------------------------------------------------------- */
@@ -316,6 +336,7 @@ int llm_request_parse(int kind, const char *body, size_t len, llm_request *out, 
 void llm_request_free(llm_request *r)
 {
     free(r->inputs);
+    free(r->input_keys);
     json_decref(r->body);
     memset(r, 0, sizeof *r);
 }

@@ -79,6 +79,8 @@ typedef struct llm_request {
     int input_was_list; /* "input" was an array (the answer is a list either way) */
     int64_t dimensions; /* -1: not given */
     int base64;         /* encoding_format "base64" (else float) */
+    /* every input's key, made once (owned; NULL until llm_input_keys) */
+    char (*input_keys)[LLM_KEY_HEX + 1];
 } llm_request;
 
 /* Parses body[0..len) as a request of kind (and LLM_MODEL_IN_PATH). Returns 0 and fills *out (free
@@ -90,9 +92,11 @@ int llm_request_parse(int kind, const char *body, size_t len, llm_request *out, 
                       size_t cap);
 void llm_request_free(llm_request *r);
 
-/* The key of embedding input i (out: LLM_KEY_HEX + 1 bytes). Returns 0, or -1 (i out of range,
- * out of memory). */
+/* The key of embedding input i (out: LLM_KEY_HEX + 1 bytes): the one llm_input_keys made, or
+ * made now. Returns 0, or -1 (i out of range, out of memory). */
 int llm_input_key(const llm_request *r, size_t i, char *out);
+/* Makes every input's key once, into r->input_keys. Returns 0, or -1 (out of memory). */
+int llm_input_keys(llm_request *r);
 
 /* The canonical JSON of v (the caller frees it): keys sorted, compact, integral reals written as
  * integers. NULL when out of memory. For tests and the fuzz target. */

@@ -18,5 +18,8 @@ typedef struct llm_text {
 
 /* Appends s[0..n). Returns 0, or -1 when out of memory. */
 int llm_text_add(llm_text *t, const char *s, size_t n);
+/* Makes room for n more bytes at once (a size known ahead: no copies while growing). Returns 0,
+ * or -1 when out of memory. */
+int llm_text_reserve(llm_text *t, size_t n);
 
 #endif
