@@ -227,8 +227,12 @@ static size_t on_refusal(http_conn *c, int status, const char *code, const char 
                          size_t cap, const char **content_type, void *arg)
 {
     worker *w = ((listener *)arg)->w;
-    int n = snprintf(body, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"status\":%d}}\n",
-                     code, why, status);
+    /* "type" is OpenAI's error category: before routing strata cannot tell whether the request
+     * was for the LLM gateway, whose errors the OpenAI SDKs read in their own shape. */
+    int n = snprintf(body, cap,
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"type\":\"%s\","
+                     "\"status\":%d}}\n",
+                     code, why, status >= 500 ? "server_error" : "invalid_request_error", status);
     *content_type = "application/json";
     metrics_record(w->metrics, R_NOT_FOUND, status, 0, -1);
     if (w->srv->cfg.access_log)

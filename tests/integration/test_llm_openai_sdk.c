@@ -61,7 +61,7 @@ static void test_openai_sdk_against_strata(void **state)
     oh_origin *o = oh_start(NULL);
     assert_non_null(o);
     char *url = it_xasprintf("http://127.0.0.1:%d/v1", oh_port(o));
-    const char *env[] = {"STRATA_WORKERS=2", NULL};
+    const char *env[] = {"STRATA_WORKERS=2", "STRATA_MAX_BODY=1048576", NULL};
     const char *args[] = {"--llm-upstream", url, NULL};
     sh_server *s = sh_start(env, args);
     assert_non_null(s);

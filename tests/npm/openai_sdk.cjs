@@ -93,6 +93,16 @@ async function main() {
     check(err instanceof OpenAI.BadRequestError && /messages/.test(err.message), 'bad request',
           String(err));
   }
+  // A body over STRATA_MAX_BODY (1 MiB here) is refused before routing: still an OpenAI error.
+  try {
+    await client.chat.completions.create({
+      model: 'gpt-test', messages: [{ role: 'user', content: 'x'.repeat(2 << 20) }] });
+    check(false, 'body too large', 'no error');
+  } catch (err) {
+    check(err instanceof OpenAI.APIError && err.status === 413 && err.code === 'body_too_large' &&
+          err.type === 'invalid_request_error' && /STRATA_MAX_BODY/.test(err.message),
+          'body too large', String(err));
+  }
   console.log('all ok');
 }
 

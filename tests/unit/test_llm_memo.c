@@ -157,14 +157,14 @@ static void test_not_kept(void **state)
     for (int i = 0; i < 2; i++) {
         llm_request r;
         char err[256] = "";
-        assert_int_equal(llm_memo_parse(m, LLM_CHAT, "{\"model\":3}", 11, &r, err, sizeof err),
-                         -1);
+        assert_int_equal(llm_memo_parse(m, LLM_CHAT, "{\"model\":3}", 11, &r, err, sizeof err), -1);
         assert_non_null(strstr(err, "model"));
     }
     /* a body over the bound */
     size_t big = LLM_MEMO_BODY_MAX + 1024;
     char *b = malloc(big + 1);
-    int n = snprintf(b, big + 1, "{\"model\":\"m\",\"temperature\":0,\"messages\":[{\"content\":\"");
+    int n =
+        snprintf(b, big + 1, "{\"model\":\"m\",\"temperature\":0,\"messages\":[{\"content\":\"");
     memset(b + n, 'x', big - (size_t)n - 4);
     memcpy(b + big - 4, "\"}]}", 5);
     for (int i = 0; i < 2; i++) {

@@ -99,8 +99,8 @@ static void remember(llm_memo *m, size_t i, uint64_t h, int kind, const char *bo
     }
 }
 
-int llm_memo_parse(llm_memo *m, int kind, const char *body, size_t len, llm_request *out,
-                   char *err, size_t cap)
+int llm_memo_parse(llm_memo *m, int kind, const char *body, size_t len, llm_request *out, char *err,
+                   size_t cap)
 {
     if (m == NULL || body == NULL)
         return llm_request_parse(kind, body, len, out, err, cap);

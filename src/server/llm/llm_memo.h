@@ -45,8 +45,8 @@ void llm_memo_free(llm_memo *m);
  * fields, with every embedding input's key made (out->input_keys). When the body was remembered,
  * out->body, out->upstream and out->inputs are NULL (nothing was parsed): a caller that needs them
  * (to send a part of the batch upstream) parses the body itself. Free out with llm_request_free. */
-int llm_memo_parse(llm_memo *m, int kind, const char *body, size_t len, llm_request *out,
-                   char *err, size_t cap);
+int llm_memo_parse(llm_memo *m, int kind, const char *body, size_t len, llm_request *out, char *err,
+                   size_t cap);
 
 /* What m holds and did: bodies found, parsed, and the bytes held now (for tests and stats). */
 typedef struct llm_memo_stats {
