@@ -49,6 +49,28 @@ static strata_key input_key(proxy_req *px, size_t i, char *buf, size_t cap)
 
 /* ---- the answer --------------------------------------------------------------------------- */
 
+/* ,{"object":"embedding","index":I,"embedding": (no comma before the first) into out (at least
+ * 96 bytes); its length. By hand rather than snprintf: it runs for every input of every answer. */
+static size_t entry_head(char *out, size_t i)
+{
+    static const char open[] = "{\"object\":\"embedding\",\"index\":";
+    static const char close[] = ",\"embedding\":";
+    size_t at = 0;
+    if (i > 0)
+        out[at++] = ',';
+    memcpy(out + at, open, sizeof open - 1);
+    at += sizeof open - 1;
+    char digits[24];
+    size_t nd = 0;
+    do
+        digits[nd++] = (char)('0' + i % 10);
+    while ((i /= 10) > 0);
+    while (nd > 0)
+        out[at++] = digits[--nd];
+    memcpy(out + at, close, sizeof close - 1);
+    return at + sizeof close - 1;
+}
+
 /* The answer of every input in the client's order: vec[i] each (found, or from the upstream's
  * answer), encoded as asked. Malloc'd, or NULL. *tokens: the sum of their tokens. */
 static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *tokens,
@@ -63,10 +85,7 @@ static char *assemble(llm_state *st, const llm_vector *vec, size_t n, int64_t *t
              llm_text_add(&b, "{\"object\":\"list\",\"data\":[", 25) == 0;
     *tokens = 0;
     for (size_t i = 0; ok && i < n; i++) {
-        int hl =
-            snprintf(head, sizeof head,
-                     "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        ok = llm_text_add(&b, head, (size_t)hl) == 0;
+        ok = llm_text_add(&b, head, entry_head(head, i)) == 0;
         if (ok && !!vec[i].base64 == !!st->r.base64) { /* as stored: no conversion, one copy */
             ok = llm_text_add(&b, vec[i].raw, vec[i].raw_len) == 0;
         } else if (ok) {
