@@ -36,13 +36,13 @@ static void hook_recorded(proxy_req *px, const char *data, size_t len)
     llm_state *st = state_of(px);
     if (st->rec != NULL)
         llm_sse_rec_feed(st->rec, data, len);
-    if (!st->live_tried) { /* from its first piece on, identical streamed requests may join */
-        st->live_tried = 1;
-        st->live = llm_live_publish(px->model->lives, px->tenant, px->key, px->key_len, px->head,
-                                    px->head_len, px->ostatus, px->route->max_object);
+    if (st->live == NULL)
+        return;
+    if (!st->live_started) { /* its first piece: the joiners' answers start */
+        st->live_started = 1;
+        llm_live_start(st->live, px->head, px->head_len, px->ostatus);
     }
-    if (st->live != NULL)
-        llm_live_append(st->live, data, len);
+    llm_live_append(st->live, data, len);
 }
 
 /* Replaces px's body with json (taken over) and its head with a JSON answer's. */
@@ -102,6 +102,10 @@ static void hook_answer(proxy_req *px, strata_value *v, const proxy_record *rec,
                         int fwd_status, int stored)
 {
     llm_state *st = state_of(px);
+    if (st->live != NULL) { /* answered from a record, not a stream: its joiners look up too */
+        llm_live_end(st->live, 0);
+        st->live = NULL;
+    }
     proxy_count_answer(px, x, rec->body_len);
     char saved[24];
     if (is_hit(x) && rec->status == 200) {
@@ -252,6 +256,33 @@ static void count_request(proxy_req *px, const char *model)
 
 static void run(req *q);
 
+/* ---- streamed requests ---------------------------------------------------------------------- */
+
+static void stream(proxy_req *px);
+
+static void joiner_started(proxy_req *px)
+{
+    llm_count(px, HC_XC_HIT_COALESCED, 0, 0); /* the stream in flight answers it */
+}
+
+static const llm_live_cb live_cb = {.started = joiner_started, .alone = stream};
+
+/* A streamed, cacheable request: it joins the identical stream in flight on this instance, or
+ * leads one (opened now, so that requests coming before the upstream's first byte join it too)
+ * and looks up (or, with no-cache, asks upstream) as usual. */
+static void stream(proxy_req *px)
+{
+    llm_state *st = state_of(px);
+    int no_cache = st->r.ctl.no_cache;
+    if (llm_live_join(px->model->lives, px, px->tenant, px->key, px->key_len, !no_cache,
+                      px->route->max_object, &live_cb, &st->live))
+        return;
+    if (no_cache)
+        proxy_fetch(px, 0); /* asked upstream, and the entry refreshed */
+    else
+        proxy_lookup(px);
+}
+
 void llm_handle(req *q)
 {
     proxy_req *px = q->px;
@@ -338,11 +369,10 @@ static void run(req *q)
     memset(&px->rq.cc, 0, sizeof px->rq.cc);
     px->rq.flags = 0;
     px->rq.method = HC_M_GET;
-    if (c->no_cache) {
+    if (px->tee)
+        stream(px);
+    else if (c->no_cache)
         proxy_fetch(px, 0); /* asked upstream, and the entry refreshed */
-    } else if (px->tee && llm_live_join(px->model->lives, px, px->tenant, px->key, px->key_len)) {
-        llm_count(px, HC_XC_HIT_COALESCED, 0, 0); /* the stream in flight answers it */
-    } else {
+    else
         proxy_lookup(px);
-    }
 }

@@ -35,8 +35,8 @@ typedef struct llm_state {
     llm_sse_rec *rec; /* a streamed miss's recorder */
     llm_embed_job *emb;
     llm_counts *n;         /* the counters of its route, model and tenant */
-    struct llm_live *live; /* the stream it records and others may join (the leader), or NULL */
-    int live_tried;        /* it tried to publish one */
+    struct llm_live *live; /* the stream it leads and others may join, or NULL */
+    int live_started;      /* its response started it */
     struct joiner *joined; /* the stream it joined, or NULL */
 } llm_state;
 
@@ -45,16 +45,30 @@ typedef struct llm_state {
 typedef struct llm_live llm_live;
 typedef struct joiner joiner;
 
-/* Joins the stream of (tenant, key) in flight, if there is one: 1 and px's client answered from
- * it from here on (its answer started, what came so far and the rest sent on px's loop), or 0. */
-int llm_live_join(llm_lives *t, proxy_req *px, const char *tenant, const char *key, size_t len);
+/* What the gateway does for a joiner: count its answer once it starts from the stream; take it
+ * back (look up again: lead a stream or join another) when the stream ended before it started. */
+typedef struct llm_live_cb {
+    void (*started)(proxy_req *px);
+    void (*alone)(proxy_req *px);
+} llm_live_cb;
+
+/* The stream of (tenant, key) in flight on this instance, for a streamed request px:
+ * - one runs and may_join: px joins it and 1 is returned: its client is answered from the
+ *   stream once it starts (what came so far, then the rest live), cb->started called then; if the
+ *   stream ends before it started, cb->alone(px) is called on px's loop instead;
+ * - else px leads a new one (*lead; NULL when out of memory) and 0 is returned: px goes on as
+ *   usual, starts the stream with its response's head (llm_live_start), appends its pieces and
+ *   ends it. A stream open but not started is joined too: requests that come while the leader
+ *   waits for the upstream's first byte get the stream live, not the whole answer after it. */
+int llm_live_join(llm_lives *t, proxy_req *px, const char *tenant, const char *key, size_t len,
+                  int may_join, size_t max, const llm_live_cb *cb, llm_live **lead);
 /* The joiner's request is gone (its state's free). */
 void llm_live_leave(joiner *j);
-/* A leader's stream: published with its response's head (NULL: another runs for the key, or out
- * of memory), its pieces appended (at most max bytes: past them the joiners are cut), ended
- * whole or cut. The leader's reference goes with the end. */
-llm_live *llm_live_publish(llm_lives *t, const char *tenant, const char *key, size_t len,
-                           const char *head, size_t head_len, int status, size_t max);
+/* The leader's response: its head (the joiners' answers start with it) and status; then its
+ * pieces appended (at most max bytes: past them the joiners are cut), then ended whole or cut
+ * (the leader's reference goes with the end). Ended before it started (the leader was answered
+ * from the cache, or failed), its joiners are handed back (cb->alone). */
+void llm_live_start(llm_live *l, const char *head, size_t head_len, int status);
 void llm_live_append(llm_live *l, const char *data, size_t len);
 void llm_live_end(llm_live *l, int whole);
 

@@ -2,17 +2,22 @@
  * a joiner is sent what has arrived so far, then the rest as it comes, from the one upstream
  * stream, whichever worker it is on.
  *
- * A live stream belongs to the request that records it (the leader, on its worker's loop): it
- * publishes the response's head and appends each piece as it goes to its own client; each piece
+ * A live stream belongs to the request that leads it (on its worker's loop). It is opened when
+ * the leader goes to look its key up, before any upstream byte, so that requests that come while
+ * the upstream is still thinking (an LLM's first token takes a while) join it too. The leader's
+ * response starts it (its head), and each piece it sends its own client is appended; each piece
  * wakes the joiners, each on its own worker's loop (event_base_once, safe across threads), which
  * copy what is new into their clients' answers. The leader ends it whole (the joiners' answers
- * end) or cut (theirs are cut too, as its own client's). The table (in the proxy's model) holds
- * the streams by key while they run; a stream is freed when its leader and its last joiner are
- * done with it.
+ * end) or cut (theirs are cut too, as its own client's). A stream that ends before it started
+ * (the leader was answered from the cache or failed before a byte) hands its joiners back to
+ * the gateway, which looks each up again. The table (in the proxy's model) holds the streams by
+ * key while they run; a stream is freed when its leader and its last joiner are done with it.
  *
- *   leader: hooks.recorded -> llm_live_publish / llm_live_append -> wake joiners
- *           complete / free -> llm_live_end(whole or not)
- *   joiner: run() -> llm_live_join: 1 (it answers from here on) or 0 (look up as usual)
+ *   leader: run() -> llm_live_join: 0, *lead -> lookup / fetch
+ *           hooks.recorded -> llm_live_start (first piece) / llm_live_append -> wake joiners
+ *           complete / answer / free -> llm_live_end(whole or not)
+ *   joiner: run() -> llm_live_join: 1 -> wake: its answer starts (cb->started), pieces follow;
+ *           the stream ended unstarted -> cb->alone
  */
 #include <event2/event.h>
 #include <pthread.h>
@@ -30,7 +35,7 @@ struct llm_live {
     llm_lives *table;
     char *key; /* tenant, NUL, key */
     size_t key_len;
-    char *head; /* the response's header lines */
+    char *head; /* the response's header lines; NULL until it started */
     size_t head_len;
     int status;
     char *buf; /* every piece so far */
@@ -45,7 +50,9 @@ struct joiner {
     llm_live *live;
     proxy_req *px; /* NULL once its client went away */
     worker *w;
+    const llm_live_cb *cb;
     size_t sent;
+    int started;   /* its answer started (from the stream's head) */
     int scheduled; /* a wake is on its loop's queue */
     unsigned refs; /* its request, and a scheduled wake (under the table's lock) */
     joiner *next;
@@ -112,7 +119,20 @@ static void joiner_unref(joiner *j)
     live_unref(l);
 }
 
-/* On the joiner's loop: what is new goes to its client; the end ends its answer. */
+/* Starts j's answer from the stream's head (the table's lock held). */
+static void start_answer(joiner *j)
+{
+    llm_live *l = j->live;
+    proxy_req *px = j->px;
+    add_header_lines(px->q, l->head, l->head_len);
+    proxy_cache_headers(px, HC_XC_HIT_COALESCED, NULL, l->status, 0);
+    reply_start(px->q, l->status, -1);
+    proxy_count_answer(px, HC_XC_HIT_COALESCED, 0);
+    j->started = 1;
+}
+
+/* On the joiner's loop: its answer starts once the stream did, what is new goes to its client,
+ * and the end ends its answer (or, before a start, hands it back). */
 static void wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -121,17 +141,32 @@ static void wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&t->lock);
     j->scheduled = 0;
     proxy_req *px = j->px;
-    int state = j->live->state;
-    if (px != NULL && px->q != NULL && j->sent < j->live->len) {
+    int state = j->live->state, began = 0, alone = 0;
+    if (px != NULL && px->q != NULL && !j->started && j->live->head != NULL) {
+        start_answer(j);
+        began = 1;
+    }
+    if (px != NULL && px->q != NULL && j->started && j->sent < j->live->len) {
         reply_write(px->q, j->live->buf + j->sent, j->live->len - j->sent);
         j->sent = j->live->len;
     }
-    if (px != NULL && state != LIVE_RUNNING)
-        j->px = NULL; /* the request ends below, after the lock */
+    if (px != NULL && state != LIVE_RUNNING) {
+        j->px = NULL; /* the request ends (or goes on alone) below, after the lock */
+        alone = !j->started;
+        if (alone)
+            ((llm_state *)px->hook_arg)->joined = NULL;
+    }
+    const llm_live_cb *cb = j->cb;
     joiner_unref(j);
     pthread_mutex_unlock(&t->lock);
+    if (began)
+        cb->started(px);
     if (px == NULL || state == LIVE_RUNNING)
         return;
+    if (alone) {
+        cb->alone(px); /* on px's own loop: it looks its key up again */
+        return;
+    }
     req *q = px->q;
     if (q != NULL) {
         px->q = NULL;
@@ -145,10 +180,30 @@ static void wake(evutil_socket_t fd, short what, void *arg)
     proxy_req_free(px); /* its state's free drops the request's reference */
 }
 
-int llm_live_join(llm_lives *t, proxy_req *px, const char *tenant, const char *key, size_t len)
+/* A new stream of k[0..kl) that px leads, in the table (the table's lock held), or NULL. */
+static llm_live *open_locked(llm_lives *t, const char *k, size_t kl, size_t max)
+{
+    llm_live *l = calloc(1, sizeof *l);
+    if (l == NULL || (l->key = malloc(kl)) == NULL) {
+        free(l);
+        return NULL;
+    }
+    memcpy(l->key, k, kl);
+    l->key_len = kl;
+    l->max = max;
+    l->table = t;
+    l->refs = 1;
+    l->next = t->list;
+    t->list = l;
+    return l;
+}
+
+int llm_live_join(llm_lives *t, proxy_req *px, const char *tenant, const char *key, size_t len,
+                  int may_join, size_t max, const llm_live_cb *cb, llm_live **lead)
 {
     char k[PROXY_KEY_CAP + STRATA_NAME_MAX + 2];
     size_t tl = strlen(tenant);
+    *lead = NULL;
     if (t == NULL || tl + 1 + len > sizeof k)
         return 0;
     memcpy(k, tenant, tl + 1);
@@ -157,23 +212,21 @@ int llm_live_join(llm_lives *t, proxy_req *px, const char *tenant, const char *k
     if (j == NULL)
         return 0;
     pthread_mutex_lock(&t->lock);
-    llm_live *l = find(t, k, tl + 1 + len);
-    if (l == NULL || l->state != LIVE_RUNNING) {
+    llm_live *l = find(t, k, tl + 1 + len); /* only running streams are in the table */
+    if (l == NULL || !may_join) {
+        if (l == NULL) /* with one running, a request that may not join leads none */
+            *lead = open_locked(t, k, tl + 1 + len, max);
         pthread_mutex_unlock(&t->lock);
         free(j);
         return 0;
     }
-    *j = (joiner){.live = l, .px = px, .w = px->w, .refs = 1, .next = l->joiners};
+    *j = (joiner){.live = l, .px = px, .w = px->w, .cb = cb, .refs = 1, .next = l->joiners};
     l->joiners = j;
     l->refs++;
     ((llm_state *)px->hook_arg)->joined = j;
-    /* The answer starts now, from the leader's head; what has come so far follows at once. */
-    add_header_lines(px->q, l->head, l->head_len);
-    proxy_cache_headers(px, HC_XC_HIT_COALESCED, NULL, l->status, 0);
-    reply_start(px->q, l->status, -1);
-    schedule(j);
+    if (l->head != NULL)
+        schedule(j); /* started: its answer starts now, with what has come so far */
     pthread_mutex_unlock(&t->lock);
-    proxy_count_answer(px, HC_XC_HIT_COALESCED, 0);
     return 1;
 }
 
@@ -188,39 +241,6 @@ void llm_live_leave(joiner *j)
 
 /* ---- the leader --------------------------------------------------------------------------- */
 
-llm_live *llm_live_publish(llm_lives *t, const char *tenant, const char *key, size_t len,
-                           const char *head, size_t head_len, int status, size_t max)
-{
-    size_t tl = strlen(tenant);
-    llm_live *l = calloc(1, sizeof *l);
-    if (t == NULL || l == NULL || (l->key = malloc(tl + 1 + len)) == NULL ||
-        (l->head = malloc(head_len + 1)) == NULL) {
-        if (l != NULL)
-            free(l->key);
-        free(l);
-        return NULL;
-    }
-    memcpy(l->key, tenant, tl + 1);
-    memcpy(l->key + tl + 1, key, len);
-    l->key_len = tl + 1 + len;
-    memcpy(l->head, head, head_len);
-    l->head_len = head_len;
-    l->status = status;
-    l->max = max;
-    l->table = t;
-    l->refs = 1;
-    pthread_mutex_lock(&t->lock);
-    if (find(t, l->key, l->key_len) != NULL) { /* another request of this key streams already */
-        pthread_mutex_unlock(&t->lock);
-        live_unref(l);
-        return NULL;
-    }
-    l->next = t->list;
-    t->list = l;
-    pthread_mutex_unlock(&t->lock);
-    return l;
-}
-
 static void end_locked(llm_live *l, int whole)
 {
     if (l->state != LIVE_RUNNING)
@@ -229,6 +249,25 @@ static void end_locked(llm_live *l, int whole)
     unlink_live(l->table, l);
     for (joiner *j = l->joiners; j != NULL; j = j->next)
         schedule(j);
+}
+
+void llm_live_start(llm_live *l, const char *head, size_t head_len, int status)
+{
+    char *h = malloc(head_len + 1);
+    pthread_mutex_lock(&l->table->lock);
+    if (h == NULL) {
+        end_locked(l, 0);
+    } else if (l->state == LIVE_RUNNING && l->head == NULL) {
+        memcpy(h, head, head_len);
+        l->head = h;
+        h = NULL;
+        l->head_len = head_len;
+        l->status = status;
+        for (joiner *j = l->joiners; j != NULL; j = j->next)
+            schedule(j);
+    }
+    pthread_mutex_unlock(&l->table->lock);
+    free(h);
 }
 
 void llm_live_append(llm_live *l, const char *data, size_t len)

@@ -409,6 +409,74 @@ static void test_stream_joiners_share_the_upstream_stream(void **state)
     stop_llm(s, o, NULL);
 }
 
+/* Requests that come while the leader still waits for the upstream's first byte (an LLM's first
+ * token takes a while) join its stream too: they get it live, not the whole answer after it. */
+static void test_stream_joiners_before_the_first_byte(void **state)
+{
+    (void)state;
+    oh_origin *o = oh_start(NULL);
+    sh_server *s = start_llm(o, NULL);
+    assert_non_null(s);
+    char *b = chat_body("join me early", "\"temperature\":0,\"stream\":true");
+    /* The upstream thinks 1.5 s, then streams about 45 events 100 ms apart (every request says
+     * so: whichever strata takes first leads). */
+    const char *slow = "X-Origin-Delay-Ms: 1500\r\nX-Origin-Completion-Size: 300\r\n"
+                       "X-Origin-Chunk-Delay-Ms: 100\r\n";
+    int lead = stream_open(s, b, slow);
+    enum { J = 4 };
+    int fd[J];
+    char *jbuf[J];
+    size_t jlen[J];
+    for (int i = 0; i < J; i++) /* at once: well before the upstream's head */
+        fd[i] = stream_open(s, b, slow);
+    assert_int_equal(counter(o, "streams"), 0); /* the upstream has not answered yet */
+    for (int i = 0; i < J; i++) {
+        jbuf[i] = calloc(1, 1);
+        jlen[i] = 0;
+        assert_true(read_until(fd[i], &jbuf[i], &jlen[i], "data: "));
+        /* its first event came while the upstream was still streaming: live, not a replay */
+        assert_int_equal(counter(o, "streams_open"), 1);
+    }
+    char *lbuf = calloc(1, 1);
+    size_t llen = 0;
+    assert_true(read_until(lead, &lbuf, &llen, "data: [DONE]"));
+    char *leader = dechunk(lbuf);
+    int coalesced = strstr(lbuf, "X-Cache: HIT-COALESCED") != NULL;
+    for (int i = 0; i < J; i++) {
+        assert_true(read_until(fd[i], &jbuf[i], &jlen[i], "\r\n0\r\n\r\n"));
+        coalesced += strstr(jbuf[i], "X-Cache: HIT-COALESCED") != NULL;
+        char *mine = dechunk(jbuf[i]);
+        if (strcmp(mine, leader) != 0)
+            fail_msg("joiner %d got:\n%s\nthe leader got:\n%s", i, mine, leader);
+        free(mine);
+        free(jbuf[i]);
+        close(fd[i]);
+    }
+    assert_int_equal(coalesced, J); /* all but the one strata took first joined it */
+    assert_int_equal(counter(o, "streams"), 1);
+    assert_int_equal(counter(o, "chat"), 1);
+    /* Joiners of a stream that ends before it starts are handed back: here the leader's request
+     * is answered from the cache, and so is everyone who came with it. */
+    int again[J];
+    for (int i = 0; i < J; i++)
+        again[i] = stream_open(s, b, "");
+    for (int i = 0; i < J; i++) {
+        char *buf = calloc(1, 1);
+        size_t len = 0;
+        assert_true(read_until(again[i], &buf, &len, "data: [DONE]"));
+        assert_true(strstr(buf, "X-Cache: HIT-L1") != NULL ||
+                    strstr(buf, "X-Cache: HIT-COALESCED") != NULL);
+        free(buf);
+        close(again[i]);
+    }
+    assert_int_equal(counter(o, "chat"), 1);
+    free(leader);
+    free(lbuf);
+    close(lead);
+    free(b);
+    stop_llm(s, o, NULL);
+}
+
 /* ---- what is never stored ------------------------------------------------------------------ */
 
 /* Sends b twice (with header h, or none) and asserts the upstream was asked both times. */
@@ -981,7 +1049,10 @@ static void test_one_upstream_call_over_two_instances(void **state)
         pthread_join(t[i], NULL);
     assert_int_equal(atomic_load(&c.ok), 100);
     assert_int_equal(counter(o, "chat"), 1);
-    /* Streamed requests too: one upstream stream; the others get its answer replayed. */
+    /* Streamed requests too: one upstream stream; the others get its answer, live or replayed.
+     * On the instance that does not ask upstream, its first request waits on the other's lease
+     * while the rest join its stream, unstarted; that request is then answered from the store,
+     * and they are handed back (llm_live_cb.alone) and look up again. */
     char *sb = chat_body("one stream for all", "\"temperature\":0,\"stream\":true");
     c.body = sb;
     atomic_store(&c.ok, 0);
@@ -1020,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_chat_cached_once),
         cmocka_unit_test(test_stream_and_plain_share_an_entry),
         cmocka_unit_test(test_stream_joiners_share_the_upstream_stream),
+        cmocka_unit_test(test_stream_joiners_before_the_first_byte),
         cmocka_unit_test(test_never_stored),
         cmocka_unit_test(test_no_cache_refreshes_and_max_age),
         cmocka_unit_test(test_keys_tenants_namespaces_provider_keys),
