@@ -481,6 +481,24 @@ static int cmd_stats(const cli_opts *o, cli_http *h)
 
 /* ---- health ------------------------------------------------------------------------------- */
 
+/* A row per Redis node: its address, in use as a primary or not, a cluster primary's slots, the
+ * last health check's round trip, its errors. */
+static void show_health_nodes(const cli_opts *o, const json_t *nodes)
+{
+    for (size_t i = 0; i < json_array_size(nodes); i++) {
+        const json_t *n = json_array_get(nodes, i);
+        char slots[48] = "", latency[32] = "not pinged yet";
+        if (json_is_integer(json_object_get(n, "slots")))
+            snprintf(slots, sizeof slots, ", %llu slots", (unsigned long long)cli_ju(n, "slots"));
+        if (json_is_number(json_object_get(n, "latency_ms")))
+            snprintf(latency, sizeof latency, "%.2f ms", cli_jf(n, "latency_ms"));
+        uint64_t errors = cli_ju(n, "errors");
+        cli_row(o, 2, i == 0 ? "nodes" : "", "%s %s%s, %s, %llu error%s", cli_js(n, "addr"),
+                cli_jb(n, "primary") ? "primary" : "not in use", slots, latency,
+                (unsigned long long)errors, errors == 1 ? "" : "s");
+    }
+}
+
 static void show_health_redis(const cli_opts *o, const json_t *j)
 {
     if (!cli_jb(j, "redis_configured")) {
@@ -502,6 +520,7 @@ static void show_health_redis(const cli_opts *o, const json_t *j)
             up ? "available" : "unavailable", cli_c(o, "reset"), topo, latency,
             cli_js(j, "breaker"), cli_jb(j, "readonly") ? ", read-only" : "",
             cli_jb(j, "coherent") ? ", coherent" : ", not coherent");
+    show_health_nodes(o, json_is_object(where) ? json_object_get(where, "node_list") : NULL);
     /* The server keeps the last error after Redis recovered: on a healthy server it is history,
      * and printed beside "healthy" it would read as a current fault. */
     if (cli_js(j, "last_error")[0] && strcmp(cli_js(j, "status"), "healthy") != 0)

@@ -1411,6 +1411,11 @@ static void test_with_redis(void **state)
     snprintf(where, sizeof where, "available, single, primary %s:%d, TLS off, ", rh_host(redis),
              rh_port(redis));
     expect_contains(r->out, where);
+    /* Its nodes: the one, a primary in use, pinged by the health check. */
+    snprintf(where, sizeof where, "nodes           %s:%d primary, ", rh_host(redis),
+             rh_port(redis));
+    expect_contains(r->out, where);
+    expect_contains(r->out, " ms, 0 errors");
     run_free(r);
     /* A Redis that stalled once and came back: the server keeps its last error, and a healthy
      * health does not print it as if it were current (hardening item 18). */
