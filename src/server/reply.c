@@ -113,31 +113,32 @@ static void release_value(const void *data, size_t len, void *arg)
     strata_value_release(arg);
 }
 
-/* Sends the answer (body: len bytes, or v's bytes when v is not NULL) and finishes q. */
-static void send_reply(req *q, int status, const char *body, size_t len, strata_value *v)
-{
-    q->status = status;
-    q->bytes_out = q->method == M_HEAD ? 0 : v ? strata_value_len(v) : len;
-    if (q->close)
-        http_conn_close_after(q->conn);
-    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr; /* copied by the HTTP layer */
-    if (v != NULL)
-        http_conn_respond(q->conn, status, hdr, q->out_hlen, strata_value_data(v),
-                          strata_value_len(v), release_value, v);
-    else
-        http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, NULL, NULL);
-    finish(q, status);
-}
-
-void reply_value_part(req *q, int status, strata_value *v, const void *body, size_t len)
+/* Sends the answer, body[0..len) (copied when done is NULL, else by reference and done(body, len,
+ * arg) once written), and finishes q. */
+static void respond(req *q, int status, const void *body, size_t len, http_release_cb done,
+                    void *arg)
 {
     q->status = status;
     q->bytes_out = q->method == M_HEAD ? 0 : len;
     if (q->close)
         http_conn_close_after(q->conn);
-    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
-    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, release_value, v);
+    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr; /* copied by the HTTP layer */
+    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, done, arg);
     finish(q, status);
+}
+
+/* Sends the answer (body: len bytes, or v's bytes when v is not NULL) and finishes q. */
+static void send_reply(req *q, int status, const char *body, size_t len, strata_value *v)
+{
+    if (v != NULL)
+        respond(q, status, strata_value_data(v), strata_value_len(v), release_value, v);
+    else
+        respond(q, status, body, len, NULL, NULL);
+}
+
+void reply_value_part(req *q, int status, strata_value *v, const void *body, size_t len)
+{
+    respond(q, status, body, len, release_value, v);
 }
 
 int reply_start(req *q, int status, long long content_length)
@@ -318,13 +319,7 @@ static void release_free(const void *data, size_t len, void *arg)
 void reply_take(req *q, int status, const char *content_type, char *body, size_t len)
 {
     add_header(q, "Content-Type", content_type);
-    q->status = status;
-    q->bytes_out = q->method == M_HEAD ? 0 : len;
-    if (q->close)
-        http_conn_close_after(q->conn);
-    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
-    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, release_free, body);
-    finish(q, status);
+    respond(q, status, body, len, release_free, body);
 }
 
 static void release_nothing(const void *data, size_t len, void *arg)
@@ -334,13 +329,7 @@ static void release_nothing(const void *data, size_t len, void *arg)
 
 void reply_static(req *q, int status, const void *body, size_t len)
 {
-    q->status = status;
-    q->bytes_out = q->method == M_HEAD ? 0 : len;
-    if (q->close)
-        http_conn_close_after(q->conn);
-    const char *hdr = q->hdr_spill ? q->hdr_spill : q->out_hdr;
-    http_conn_respond(q->conn, status, hdr, q->out_hlen, body, len, release_nothing, NULL);
-    finish(q, status);
+    respond(q, status, body, len, release_nothing, NULL);
 }
 
 void reply_status(req *q, int rc)
