@@ -166,19 +166,29 @@ report() {
         echo "(inputs the upstream's embedding_inputs counter rose by for the 16-input batch; the range"
         echo " over the rounds)"
         echo
-        verdict() { # NAME LIMIT TEXT: ratio >= LIMIT
-            local v
+        verdict() { # NAME LIMIT TEXT STRATA_ROW PEER_ROW: ratio >= LIMIT
+            local v sc cc why cpu
             v=$(val "ratio.$1")
             [ -n "$v" ] || { echo "target: $3: no figure"; return 0; }
             if awk -v v="$v" -v l="$2" 'BEGIN { exit !(v >= l) }'; then
                 echo "target: $3: $v -> met"
-            else
-                echo "target: $3: $v -> NOT met"
+                return 0
             fi
+            # What set strata's rate: its own CPU, or wrk's (one thread on CPU 0) when strata's
+            # CPU had room left; and the CPU each answer cost strata against the peer.
+            sc=$(val "$4.server_cpu")
+            cc=$(val "$4.client_cpu")
+            why=$(awk -v s="$sc" -v c="$cc" 'BEGIN { if (c >= 0.85 && s < 0.85)
+                printf "; strata used %.2f of its CPU and wrk %.2f of its own: the load generator set the rate", s, c }')
+            cpu=$(awk -v a="$(val "$4.server_cpu")" -v ar="$(val "$4.rps")" \
+                -v b="$(val "$5.server_cpu")" -v br="$(val "$5.rps")" 'BEGIN {
+                if (ar > 0 && br > 0 && a > 0) printf "; CPU per answer %.1f us against %.1f (%.1fx less)",
+                    a * 1e6 / ar, b * 1e6 / br, (b / br) / (a / ar) }')
+            echo "target: $3: $v -> NOT met$why$cpu"
         }
         for s in chat_1k chat_8k embed_16; do
-            verdict "${s}_vs_fastapi" 10 "strata $s hits >= 10x FastAPI + redis-py"
-            verdict "${s}_vs_nginx" 1 "strata $s hits >= nginx proxy_cache by body"
+            verdict "${s}_vs_fastapi" 10 "strata $s hits >= 10x FastAPI + redis-py" "strata_$s" "fastapi_$s"
+            verdict "${s}_vs_nginx" 1 "strata $s hits >= nginx proxy_cache by body" "strata_$s" "nginx_$s"
         done
         lo=$(val partial_batch_strata.upstream_inputs_min)
         hi=$(val partial_batch_strata.upstream_inputs_max)
