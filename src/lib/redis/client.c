@@ -103,6 +103,7 @@ struct redis_client {
     /* The target: url.host/port are read and written under addr_lock (the watcher publishes a
      * new primary from its thread); gen counts the targets. */
     pthread_mutex_t addr_lock;
+    pthread_cond_t mapped; /* with cluster: a slot map was installed (under addr_lock) */
     char target_name[REDIS_URL_PART_MAX]; /* as named (the URL, or the sentinels), for TLS */
     int target_known;
     atomic_uint_fast64_t gen;
@@ -398,6 +399,7 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
     pthread_cond_init(&l->freed, NULL);
     pthread_mutex_init(&l->err_lock, NULL);
     pthread_mutex_init(&l->addr_lock, NULL);
+    pthread_cond_init(&l->mapped, NULL);
     count_node_errors(l, 0); /* the URL's node: known from the start */
     if (cfg->sentinels != NULL) {
         sentinel_deps sd = {
@@ -463,6 +465,7 @@ void strata__redis_free(redis_client *l)
     pthread_cond_destroy(&l->freed);
     pthread_mutex_destroy(&l->err_lock);
     pthread_mutex_destroy(&l->addr_lock);
+    pthread_cond_destroy(&l->mapped);
     free_client(l);
 }
 
@@ -704,6 +707,29 @@ int strata__redis_any_node(redis_client *l)
     return strata__cluster_table_primaries(l->table, p, 1) > 0 ? p[0] : -1;
 }
 
+/* With a cluster whose slot map no node has given yet (the cache has just started and its
+ * watcher is asking the seeds): waits for that first map, at most the connect timeout, as the
+ * first call to a single Redis waits for its connection. Without this wait, the calls made in the
+ * first milliseconds of a cache failed (answered from L1 alone, with a healthy cluster) and
+ * counted as Redis failures, opening the breaker before any node was asked. Never on a loop's
+ * thread (the synchronous calls only). */
+static void await_first_map(redis_client *l)
+{
+    if (l->table == NULL || strata__redis_any_node(l) >= 0)
+        return;
+    unsigned ms = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&l->addr_lock);
+    while (strata__redis_any_node(l) < 0 &&
+           pthread_cond_timedwait(&l->mapped, &l->addr_lock, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&l->addr_lock);
+}
+
 int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
 {
     const char *key;
@@ -837,6 +863,9 @@ static void cluster_map_read(void *arg, const cluster_map *m)
 {
     redis_client *l = arg;
     int rc = strata__cluster_table_install(l->table, m);
+    pthread_mutex_lock(&l->addr_lock); /* a call waiting for the first map goes on */
+    pthread_cond_broadcast(&l->mapped);
+    pthread_mutex_unlock(&l->addr_lock);
     if (rc >= 0 && l->track_prefix[0])
         start_node_links(l);
     if (rc < 0) {
@@ -1021,8 +1050,10 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
     if (idx < 0)
         return fail_call(l, "no free redis connection within the socket timeout", 1);
     slot *s = &l->slots[idx];
-    if (l->table != NULL)
+    if (l->table != NULL) {
+        await_first_map(l);
         return finish_cluster(l, idx, run_cluster(l, s, cmds, n, replies), replies, n);
+    }
     char err[160];
     if (s->conn != NULL && s->gen != strata__redis_gen(l)) /* made for a former primary */
         strata__sock_close(s->conn), s->conn = NULL;
@@ -1121,6 +1152,7 @@ static unsigned walk_nodes(redis_client *l, int *out)
         out[0] = -1;
         return 1;
     }
+    await_first_map(l);
     unsigned n = strata__cluster_table_primaries(l->table, out, CLUSTER_PRIMARIES);
     return n < CLUSTER_PRIMARIES ? n : CLUSTER_PRIMARIES;
 }
