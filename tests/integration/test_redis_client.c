@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "redis/conn.h"
 #include "redis/script.h"
+#include "redis/sentinel.h"
 
 static rh_server *srv;
 
@@ -37,25 +38,33 @@ static int teardown(void **state)
     return 0;
 }
 
-/* How many times Redis ran a command (INFO commandstats). */
+/* How many times Redis ran a command (INFO commandstats; on a cluster, on all its nodes). */
 static long calls_of(const char *cmd)
 {
-    redisReply *r = rh_command(srv, "INFO commandstats");
-    assert_non_null(r);
-    char field[64];
-    snprintf(field, sizeof field, "cmdstat_%s:calls=", cmd);
-    const char *p = strstr(r->str, field);
-    long n = p ? strtol(p + strlen(field), NULL, 10) : 0;
-    freeReplyObject(r);
+    long n = 0;
+    for (int i = 0; i < rh_nodes(srv); i++) {
+        redisReply *r = rh_command(rh_node(srv, i), "INFO commandstats");
+        assert_non_null(r);
+        char field[64];
+        snprintf(field, sizeof field, "cmdstat_%s:calls=", cmd);
+        const char *p = strstr(r->str, field);
+        n += p ? strtol(p + strlen(field), NULL, 10) : 0;
+        freeReplyObject(r);
+    }
     return n;
 }
 
+/* A client on srv, made as strata_cache_new makes it (the URL, or the cluster's seeds). */
 static redis_client *client(void)
 {
     strata_cache_config cfg;
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
+    rh_apply(srv, &cfg.redis);
     redis_url url;
-    assert_int_equal(strata__redis_url_parse(rh_url(srv), &url, NULL), 0);
+    if (cfg.redis.cluster != NULL)
+        strata__sentinel_url(&cfg.redis, &url);
+    else
+        assert_int_equal(strata__redis_url_parse(cfg.redis.url, &url, NULL), 0);
     redis_client *cl;
     assert_int_equal(strata__redis_new(&cfg.redis, &url, NULL, NULL, rh_log_quiet, NULL, &cl), 0);
     return cl;
@@ -126,10 +135,11 @@ static void test_script_async_after_flush(void **state)
     strata__redis_free(cl);
 }
 
-/* A client tracking "<prefix>:" the way every instance's link does. Returns its context. */
-static redisContext *tracker(const char *prefix)
+/* A client of server s tracking "<prefix>:" the way every instance's link does (on a cluster,
+ * each node tracks its own keys: one per node). Returns its context. */
+static redisContext *tracker(rh_server *s, const char *prefix)
 {
-    redisContext *ctx = redisConnect(rh_host(srv), rh_port(srv));
+    redisContext *ctx = redisConnect(rh_host(s), rh_port(s));
     assert_true(ctx != NULL && ctx->err == 0);
     redisReply *id = redisCommand(ctx, "CLIENT ID");
     long long my = id->integer;
@@ -141,7 +151,7 @@ static redisContext *tracker(const char *prefix)
 }
 
 /* Keys named by invalidation messages that arrive within 300 ms of quiet. */
-static int invalidations(redisContext *ctx)
+static int invalidations_of(redisContext *ctx)
 {
     int n = 0;
     struct pollfd p = {.fd = ctx->fd, .events = POLLIN};
@@ -159,20 +169,34 @@ static int invalidations(redisContext *ctx)
     return n;
 }
 
+#define TRACKERS_MAX 8
+
+/* ... summed over the trackers of every node. */
+static int invalidations(redisContext **ctx)
+{
+    int n = 0;
+    for (int i = 0; i < rh_nodes(srv); i++)
+        n += invalidations_of(ctx[i]);
+    return n;
+}
+
 static void test_ratelimit_checks_send_no_invalidations(void **state)
 {
     (void)state;
     strata_cache_config cfg;
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     cfg.l1.prefix = "quiet";
-    cfg.redis.url = rh_url(srv);
+    rh_apply(srv, &cfg.redis);
     cfg.redis.coherence = 0; /* the tracker below stands for every instance's link */
     cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);
     strata_ratelimiter *rl;
     assert_int_equal(strata_ratelimiter_new(c, &rl), 0);
-    redisContext *ctx = tracker("quiet");
+    redisContext *ctx[TRACKERS_MAX];
+    assert_true(rh_nodes(srv) <= TRACKERS_MAX);
+    for (int i = 0; i < rh_nodes(srv); i++)
+        ctx[i] = tracker(rh_node(srv, i), "quiet");
     strata_rl_params p = {.limit = 1000000, .period_ms = 1000};
     strata_rl_result r;
     for (int i = 0; i < 200; i++) {
@@ -184,7 +208,8 @@ static void test_ratelimit_checks_send_no_invalidations(void **state)
     strata_key k = {"ns", "acme", "k", 1};
     assert_int_equal(strata_cache_set(c, &k, "v", 1, NULL), 0);
     assert_int_equal(invalidations(ctx), 1);
-    redisFree(ctx);
+    for (int i = 0; i < rh_nodes(srv); i++)
+        redisFree(ctx[i]);
     strata_ratelimiter_free(rl);
     strata_cache_free(c);
 }
