@@ -712,7 +712,7 @@ int strata__redis_any_node(redis_client *l)
  * first call to a single Redis waits for its connection. Without this wait, the calls made in the
  * first milliseconds of a cache failed (answered from L1 alone, with a healthy cluster) and
  * counted as Redis failures, opening the breaker before any node was asked. Never on a loop's
- * thread (the synchronous calls only). */
+ * thread (the synchronous calls only: a loop's calls wait in redis/conn.c, without blocking). */
 static void await_first_map(redis_client *l)
 {
     if (l->table == NULL || strata__redis_any_node(l) >= 0)
@@ -730,13 +730,27 @@ static void await_first_map(redis_client *l)
     pthread_mutex_unlock(&l->addr_lock);
 }
 
-int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
+int strata__redis_cmd_slot(const redis_cmd *c)
 {
     const char *key;
     size_t len;
-    if (!strata__cmd_key(c, &key, &len))
-        return strata__redis_any_node(l);
-    return strata__cluster_table_route(l->table, strata__key_slot(key, len));
+    return strata__cmd_key(c, &key, &len) ? (int)strata__key_slot(key, len) : -1;
+}
+
+int strata__redis_slot_node(redis_client *l, int key_slot)
+{
+    return key_slot < 0 ? strata__redis_any_node(l)
+                        : strata__cluster_table_route(l->table, (unsigned)key_slot);
+}
+
+int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
+{
+    return strata__redis_slot_node(l, strata__redis_cmd_slot(c));
+}
+
+unsigned strata__redis_first_map_ms(redis_client *l)
+{
+    return socket_ms(l);
 }
 
 int strata__redis_redirected(redis_client *l, const redisReply *r, int from, int *ask)
