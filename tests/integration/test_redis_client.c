@@ -135,6 +135,63 @@ static void test_script_async_after_flush(void **state)
     strata__redis_free(cl);
 }
 
+typedef struct batch_got {
+    int calls, status;
+    size_t n;
+    long long value[8];
+} batch_got;
+
+static void on_batch_replies(int status, redisReply **r, size_t n, void *arg)
+{
+    batch_got *g = arg;
+    g->calls++, g->status = status, g->n = n;
+    for (size_t i = 0; status == 0 && i < n && i < 8; i++)
+        g->value[i] = r[i]->type == REDIS_REPLY_INTEGER ? r[i]->integer : -1;
+}
+
+/* A loop's call of several commands runs each command once, in its order, and answers each in
+ * its place, whichever nodes they go to (on a cluster: three keys of one slot, two of others,
+ * interleaved). Counted by INCR: a command sent twice would count 2. */
+static void test_batch_runs_each_command_once(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"b{x}1", "b:other", "b{x}2", "b:else", "b{x}3"};
+    enum { N = sizeof keys / sizeof keys[0] };
+    for (int i = 0; i < N; i++)
+        freeReplyObject(rh_command(srv, "DEL %s", keys[i]));
+    redis_client *cl = client();
+    struct event_base *base = event_base_new();
+    redis_conn *c;
+    assert_int_equal(strata__conn_new(cl, base, &c), 0);
+    redis_cmd cmds[N];
+    for (int i = 0; i < N; i++)
+        cmds[i] = (redis_cmd){.argc = 3,
+                              .argv = {"INCRBY", keys[i], i == 0 ? "10" : "1"},
+                              .argvlen = {6, strlen(keys[i]), i == 0 ? 2 : 1}};
+    batch_got g = {0};
+    assert_int_equal(strata__conn_send(c, cmds, N, on_batch_replies, &g), STRATA_PENDING);
+    for (int i = 0; i < 4000 && g.calls == 0; i++) {
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(500);
+    }
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.n, N);
+    assert_int_equal(g.value[0], 10); /* each reply in its command's place */
+    for (int i = 1; i < N; i++)
+        assert_int_equal(g.value[i], 1);
+    for (int i = 0; i < N; i++) { /* and each command ran once */
+        redisReply *r = rh_command(srv, "GET %s", keys[i]);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_string_equal(r->str, i == 0 ? "10" : "1");
+        freeReplyObject(r);
+    }
+    strata__conn_free(c);
+    event_base_free(base);
+    strata__redis_free(cl);
+}
+
 /* A client of server s tracking "<prefix>:" the way every instance's link does (on a cluster,
  * each node tracks its own keys: one per node). Returns its context. */
 static redisContext *tracker(rh_server *s, const char *prefix)
@@ -219,6 +276,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_script_sync_evalsha_then_eval_after_flush),
         cmocka_unit_test(test_script_async_after_flush),
+        cmocka_unit_test(test_batch_runs_each_command_once),
         cmocka_unit_test(test_ratelimit_checks_send_no_invalidations),
     };
     return cmocka_run_group_tests_name("redis_client", tests, setup, teardown);

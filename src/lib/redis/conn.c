@@ -180,26 +180,32 @@ static int dispatch(route *r)
 {
     redis_conn *c = r->c;
     size_t *at = malloc(r->n * sizeof *at);
-    if (at == NULL)
+    int *to = malloc(r->n * sizeof *to); /* each command's node; -1 once sent */
+    if (at == NULL || to == NULL) {
+        free(at), free(to);
         return STRATA_ENOMEM;
+    }
     int rc = 0;
     for (size_t i = 0; i < r->n && rc == 0; i++)
-        if ((r->cmd[i].node = strata__redis_slot_node(c->cl, r->cmd[i].slot)) < 0)
+        if ((to[i] = strata__redis_slot_node(c->cl, r->cmd[i].slot)) < 0)
             rc = STRATA_EUNAVAILABLE;
     if (rc == STRATA_EUNAVAILABLE)
         strata__redis_failed(c->cl, "no redis cluster slot map yet (no node has answered)");
     r->pending = 1; /* held while sending: a batch answered at once must not finish r */
+    /* Grouped by to[], not by cmd[].node: send_batch sets that to the node it went to, so a
+     * command marked there as sent looked unsent again, and went out once more with every later
+     * group (each command of a node but its first ran twice or more, its extra replies leaked). */
     for (size_t i = 0; i < r->n && rc == 0; i++) {
-        int node = r->cmd[i].node;
+        int node = to[i];
         if (node < 0)
             continue; /* sent with an earlier batch */
         size_t k = 0;
         for (size_t j = i; j < r->n; j++)
-            if (r->cmd[j].node == node)
-                at[k++] = j, r->cmd[j].node = -1;
+            if (to[j] == node)
+                at[k++] = j, to[j] = -1;
         rc = send_batch(r, node, at, k, 0);
     }
-    free(at);
+    free(at), free(to);
     if (rc != 0 && r->pending == 1) /* nothing went out: the caller hears it */
         return rc;
     if (--r->pending == 0)
