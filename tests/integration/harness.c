@@ -61,11 +61,11 @@ struct rh_server {
     pid_t pid;    /* -1 while not running */
     pid_t owner;  /* getpid() of the process that created the handle */
     int paused;
-    int tls_port;      /* rh_start_tls, topology tls: the TLS port, else 0 */
-    char tls_url[300]; /* "rediss://127.0.0.1:TLS_PORT" */
-    const char *tls_ca; /* topology tls: the CA that signed its certificate (the harness'), else NULL */
-    rc_cluster *cluster; /* topology cluster: the nodes (this handle is not registered), else NULL */
-    rh_server *next;   /* registry link */
+    int tls_port;        /* rh_start_tls, topology tls: the TLS port, else 0 */
+    char tls_url[300];   /* "rediss://127.0.0.1:TLS_PORT" */
+    const char *tls_ca;  /* topology tls: the CA that signed its certificate, else NULL */
+    rc_cluster *cluster; /* topology cluster: its nodes (the handle is not registered), or NULL */
+    rh_server *next;     /* registry link */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -626,9 +626,9 @@ static rh_server *start_tls_with(const char *const *extra, const char *cert, con
  * that is not about failovers (test_redis_cluster is, with 3+3). For the same reason the node
  * timeout is long: a test pausing every node for seconds must not make the nodes mark each
  * other failed when they resume. */
-#define RH_SUITE_PRIMARIES      3
-#define RH_SUITE_NODE_TIMEOUT   "60000"
-#define RH_SUITE_CLUSTER_OK_MS  30000
+#define RH_SUITE_PRIMARIES     3
+#define RH_SUITE_NODE_TIMEOUT  "60000"
+#define RH_SUITE_CLUSTER_OK_MS 30000
 
 static rh_server *start_cluster(const char *const *extra)
 {
@@ -1167,7 +1167,8 @@ static redisReply *one_command(rh_server *s, int asking, int argc, const char **
     if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK && auth(s, c) == 0) {
         redisReply *ok = asking ? redisCommand(c, "ASKING") : NULL;
         if (!asking || (ok != NULL && ok->type == REDIS_REPLY_STATUS))
-            reply = argv != NULL ? redisCommandArgv(c, argc, argv, len) : redisvCommand(c, fmt, *ap);
+            reply =
+                argv != NULL ? redisCommandArgv(c, argc, argv, len) : redisvCommand(c, fmt, *ap);
         if (ok != NULL)
             freeReplyObject(ok);
     }

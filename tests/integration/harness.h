@@ -23,7 +23,7 @@
  *
  * STRATA_TEST_REDIS_TOPOLOGY=plain|tls|cluster (unset: plain) picks what rh_start() starts, so
  * the same L2 suite runs against each (ctest registers its tests again as integration/tls/<name>
- * and integration/cluster/<name>; docs/operations.md, "Testing against TLS and a cluster"):
+ * and integration/cluster/<name>; docs/architecture.md, "Build, tests, CI"):
  * - plain: one redis-server on TCP, as described above.
  * - tls: one redis-server that also listens with TLS (a CA and certificate made once per test
  *   process by origin_harness' oh_make_tls); rh_command and the other harness calls keep using
