@@ -577,9 +577,9 @@ static rh_server *start_with(const char *const *extra, const char *conf, const c
 
 int rh_topology(void)
 {
-    const char *t = getenv("STRATA_TEST_REDIS_TOPOLOGY");
-    if (t == NULL || t[0] == '\0' || strcmp(t, "plain") == 0)
-        return RH_PLAIN;
+    const char *t = getenv("STRATA_TEST_REDIS_TOPOLOGY"), *url = getenv("STRATA_TEST_REDIS_URL");
+    if (t == NULL || t[0] == '\0' || strcmp(t, "plain") == 0 || (url != NULL && url[0] != '\0'))
+        return RH_PLAIN; /* an external server is one plain server, whatever the switch says */
     if (strcmp(t, "tls") == 0)
         return RH_TLS;
     if (strcmp(t, "cluster") == 0)

@@ -61,8 +61,9 @@ typedef struct rh_server rh_server;
 /* STRATA_TEST_REDIS_TOPOLOGY (see above). */
 typedef enum { RH_PLAIN = 0, RH_TLS = 1, RH_CLUSTER = 2 } rh_topology_kind;
 
-/* The topology rh_start() starts, from STRATA_TEST_REDIS_TOPOLOGY: RH_PLAIN when unset or empty;
- * -1 (with a message on stderr) for anything but plain, tls or cluster. */
+/* The topology rh_start() starts, from STRATA_TEST_REDIS_TOPOLOGY: RH_PLAIN when unset or empty,
+ * and with STRATA_TEST_REDIS_URL set (an external server is one plain server); -1 (with a message
+ * on stderr) for anything but plain, tls or cluster. */
 int rh_topology(void);
 /* "plain", "tls" or "cluster": rh_topology()'s name, for messages. */
 const char *rh_topology_name(void);
