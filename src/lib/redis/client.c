@@ -1166,9 +1166,16 @@ static unsigned walk_nodes(redis_client *l, int *out)
         out[0] = -1;
         return 1;
     }
-    await_first_map(l);
     unsigned n = strata__cluster_table_primaries(l->table, out, CLUSTER_PRIMARIES);
     return n < CLUSTER_PRIMARIES ? n : CLUSTER_PRIMARIES;
+}
+
+/* walk_nodes for a synchronous call: on a cluster, after the first slot map (await_first_map).
+ * A loop's caller (strata__redis_walk_nodes) never waits. */
+static unsigned walk_nodes_sync(redis_client *l, int *out)
+{
+    await_first_map(l);
+    return walk_nodes(l, out);
 }
 
 /* SCAN cursor MATCH pattern COUNT 1000, then UNLINK of what keep() accepts, batch by batch, so
@@ -1178,7 +1185,7 @@ int strata__redis_scan_unlink(redis_client *l, const char *pattern,
                               int (*keep)(const char *, size_t, void *), void *arg, size_t *removed)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes);
+    unsigned nn = walk_nodes_sync(l, nodes);
     *removed = 0;
     if (nn == 0)
         return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
@@ -1201,7 +1208,7 @@ int strata__redis_scan_unlink(redis_client *l, const char *pattern,
 int strata__redis_run_every(redis_client *l, const redis_cmd *cmd, redisReply **reply)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes);
+    unsigned nn = walk_nodes_sync(l, nodes);
     *reply = NULL;
     if (nn == 0)
         return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
@@ -1228,7 +1235,7 @@ int strata__redis_run_every(redis_client *l, const redis_cmd *cmd, redisReply **
 int strata__redis_ping(redis_client *l, uint64_t *latency_us)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes);
+    unsigned nn = walk_nodes_sync(l, nodes);
     redis_cmd ping = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
     int first = 0;
     *latency_us = 0;
@@ -1317,7 +1324,7 @@ int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pat
                             char *next, size_t next_cap, size_t *found)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes), k = 0;
+    unsigned nn = walk_nodes_sync(l, nodes), k = 0;
     char node_cursor[32];
     snprintf(node_cursor, sizeof node_cursor, "%s", cursor);
     if (nn == 0)
