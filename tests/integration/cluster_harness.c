@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -204,6 +205,206 @@ int rc_node_id(rc_cluster *c, rh_server *node, char *id)
     if (r != NULL)
         freeReplyObject(r);
     return ok ? 0 : -1;
+}
+
+/* ---- commands for the whole cluster (rc_command_argv) ------------------------------------ */
+
+#define RC_MAX_HOPS 5
+
+/* Whether the command word w (n bytes) is name, case aside. */
+static int is(const char *w, size_t n, const char *name)
+{
+    return strlen(name) == n && strncasecmp(w, name, n) == 0;
+}
+
+/* A reply made from its RESP text, as hiredis would have read it from a server. */
+static redisReply *reply_from(const char *resp, size_t n)
+{
+    redisReader *rd = redisReaderCreate();
+    void *out = NULL;
+    if (rd != NULL && redisReaderFeed(rd, resp, n) == REDIS_OK)
+        redisReaderGetReply(rd, &out);
+    redisReaderFree(rd);
+    return out;
+}
+
+static redisReply *error_reply(const char *msg)
+{
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "-ERR harness: %s\r\n", msg);
+    return reply_from(buf, (size_t)n);
+}
+
+static redisReply *integer_reply(long long v)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, ":%lld\r\n", v);
+    return reply_from(buf, (size_t)n);
+}
+
+static int is_error(const redisReply *r, const char *prefix)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR &&
+           strncmp(r->str, prefix, strlen(prefix)) == 0;
+}
+
+/* The node listening on port (a MOVED or ASK target), or NULL. */
+static rh_server *node_on(rc_cluster *c, int port)
+{
+    for (int i = 0; i < c->n; i++)
+        if (rh_port(c->node[i]) == port)
+            return c->node[i];
+    return NULL;
+}
+
+/* The first running primary, or else the first running node, or NULL. */
+static rh_server *first_node(rc_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        if (rc_is_primary(c->node[i]))
+            return c->node[i];
+    for (int i = 0; i < c->n; i++)
+        if (rh_pid(c->node[i]) > 0)
+            return c->node[i];
+    return NULL;
+}
+
+/* A command with a key: to any node, then where MOVED and ASK say. */
+static redisReply *route(rc_cluster *c, int argc, const char **argv, const size_t *len)
+{
+    rh_server *node = first_node(c);
+    if (node == NULL)
+        return NULL; /* the cluster is down */
+    int asking = 0;
+    for (int hop = 0; node != NULL && hop <= RC_MAX_HOPS; hop++) {
+        redisReply *r = rh_command_argv(node, asking, argc, argv, len);
+        int moved = is_error(r, "MOVED "), ask = is_error(r, "ASK ");
+        if (!moved && !ask)
+            return r;
+        const char *colon = strrchr(r->str, ':'); /* "MOVED 3999 127.0.0.1:6381" */
+        node = colon != NULL ? node_on(c, atoi(colon + 1)) : NULL;
+        asking = ask;
+        freeReplyObject(r);
+    }
+    return error_reply("a redirection to no node of the cluster, or too many");
+}
+
+/* EXISTS k1 k2 ... (DEL, UNLINK, TOUCH): each key on its own node, the counts summed. */
+static redisReply *per_key(rc_cluster *c, int argc, const char **argv, const size_t *len)
+{
+    long long sum = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *one[2] = {argv[0], argv[i]};
+        size_t one_len[2] = {len[0], len[i]};
+        redisReply *r = route(c, 2, one, one_len);
+        if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+            return r;
+        sum += r->integer;
+        freeReplyObject(r);
+    }
+    return integer_reply(sum);
+}
+
+/* The command on every running node (primaries only with primaries): integer replies summed,
+ * else the first error, else the first reply; NULL if a node did not answer. */
+static redisReply *on_every_node(rc_cluster *c, int primaries, int argc, const char **argv,
+                                 const size_t *len)
+{
+    redisReply *first = NULL, *err = NULL;
+    long long sum = 0;
+    int integers = 1, failed = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (rh_pid(c->node[i]) < 0 || (primaries && !rc_is_primary(c->node[i])))
+            continue;
+        redisReply *r = rh_command_argv(c->node[i], 0, argc, argv, len);
+        if (r == NULL) {
+            failed = 1;
+            continue;
+        }
+        integers = integers && r->type == REDIS_REPLY_INTEGER;
+        sum += r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        if (r->type == REDIS_REPLY_ERROR && err == NULL)
+            err = r;
+        else if (first == NULL)
+            first = r;
+        else
+            freeReplyObject(r);
+    }
+    if (failed || (first == NULL && err == NULL)) {
+        freeReplyObject(first), freeReplyObject(err);
+        return NULL;
+    }
+    if (err != NULL) {
+        freeReplyObject(first);
+        return err;
+    }
+    if (integers) {
+        freeReplyObject(first);
+        return integer_reply(sum);
+    }
+    return first;
+}
+
+/* KEYS pattern on every primary, the names in one array. */
+static redisReply *keys(rc_cluster *c, int argc, const char **argv, const size_t *len)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    if (out == NULL)
+        return NULL;
+    size_t total = 0;
+    int failed = 0;
+    for (int i = 0; i < c->n && !failed; i++) {
+        if (!rc_is_primary(c->node[i]))
+            continue;
+        redisReply *r = rh_command_argv(c->node[i], 0, argc, argv, len);
+        failed = r == NULL || r->type != REDIS_REPLY_ARRAY;
+        for (size_t k = 0; !failed && k < r->elements; k++, total++)
+            fprintf(out, "$%zu\r\n%.*s\r\n", r->element[k]->len, (int)r->element[k]->len,
+                    r->element[k]->str);
+        freeReplyObject(r);
+    }
+    fclose(out);
+    redisReply *merged = NULL;
+    if (!failed) {
+        char head[32];
+        int hn = snprintf(head, sizeof head, "*%zu\r\n", total);
+        char *all = malloc((size_t)hn + size);
+        if (all != NULL) {
+            memcpy(all, head, (size_t)hn);
+            memcpy(all + hn, buf, size);
+            merged = reply_from(all, (size_t)hn + size);
+            free(all);
+        }
+    }
+    free(buf);
+    return merged;
+}
+
+redisReply *rc_command_argv(rc_cluster *c, int argc, const char **argv, const size_t *len)
+{
+    const char *w = argv[0];
+    size_t n = len[0];
+    if (is(w, n, "DBSIZE"))
+        return on_every_node(c, 1, argc, argv, len);
+    if (is(w, n, "KEYS"))
+        return keys(c, argc, argv, len);
+    if (is(w, n, "FLUSHALL") || is(w, n, "FLUSHDB"))
+        return on_every_node(c, 1, argc, argv, len);
+    if (is(w, n, "SCRIPT") || is(w, n, "ACL") || is(w, n, "CONFIG") || is(w, n, "CLIENT"))
+        return on_every_node(c, 0, argc, argv, len);
+    if (is(w, n, "INFO") || is(w, n, "SELECT") || is(w, n, "SCAN") || is(w, n, "RANDOMKEY") ||
+        is(w, n, "MONITOR") || is(w, n, "SUBSCRIBE"))
+        return error_reply("this command is about one server: ask each node (rh_node)");
+    if ((is(w, n, "EXISTS") || is(w, n, "DEL") || is(w, n, "UNLINK") || is(w, n, "TOUCH")) &&
+        argc > 2)
+        return per_key(c, argc, argv, len);
+    if (argc < 2 || is(w, n, "PING") || is(w, n, "ECHO") || is(w, n, "TIME")) {
+        rh_server *node = first_node(c);
+        return node != NULL ? rh_command_argv(node, 0, argc, argv, len) : NULL;
+    }
+    return route(c, argc, argv, len);
 }
 
 /* redis-cli --cluster create (over TLS for a TLS cluster), its output into the first node's dir. */

@@ -51,4 +51,13 @@ long long rc_dbsize(rh_server *node);
 /* A running node's CLUSTER MYID, into id (41 bytes). 0 or -1. */
 int rc_node_id(rc_cluster *c, rh_server *node, char *id);
 
+/* One command for the whole cluster (what rh_command does with a cluster handle, harness.h):
+ * a key's command goes to the node serving the key, following MOVED and ASK; EXISTS, DEL, UNLINK
+ * and TOUCH of several keys are split per key (the counts summed); DBSIZE is summed and KEYS
+ * merged over the primaries; FLUSHALL and FLUSHDB run on every primary, SCRIPT, ACL, CONFIG and
+ * CLIENT on every running node (integer replies summed, else the first error, else the first
+ * reply); commands about one server (INFO, SELECT, SCAN, ...) answer an error saying so; others
+ * without a key go to the first running primary. NULL if a node could not be reached. */
+redisReply *rc_command_argv(rc_cluster *c, int argc, const char **argv, const size_t *len);
+
 #endif

@@ -7,9 +7,15 @@
  * new port. Every handle sits in a registry that an atexit() handler empties (kill, reap, remove
  * the dir, free), but only in the process that started the server, so a forked test child that
  * exits does not kill its parent's servers.
+ *
+ * The topologies (STRATA_TEST_REDIS_TOPOLOGY): a tls server is such a server with TLS arguments
+ * added; a cluster handle holds an rc_cluster (cluster_harness.c, whose nodes are such servers)
+ * and hands its commands and faults to the nodes.
  */
 #include "harness.h"
+#include "cluster_harness.h"
 #include "it_tmp.h"
+#include "origin_harness.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,9 +61,11 @@ struct rh_server {
     pid_t pid;    /* -1 while not running */
     pid_t owner;  /* getpid() of the process that created the handle */
     int paused;
-    int tls_port;      /* rh_start_tls: the TLS port, else 0 */
-    char tls_url[300]; /* "rediss://127.0.0.1:TLS_PORT" */
-    rh_server *next;   /* registry link */
+    int tls_port;        /* rh_start_tls, topology tls: the TLS port, else 0 */
+    char tls_url[300];   /* "rediss://127.0.0.1:TLS_PORT" */
+    const char *tls_ca;  /* topology tls: the CA that signed its certificate, else NULL */
+    rc_cluster *cluster; /* topology cluster: its nodes (the handle is not registered), or NULL */
+    rh_server *next;     /* registry link */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -567,12 +575,153 @@ static rh_server *start_external(const char *url)
 static rh_server *start_with(const char *const *extra, const char *conf, const char *host,
                              int port);
 
+int rh_topology(void)
+{
+    const char *t = getenv("STRATA_TEST_REDIS_TOPOLOGY"), *url = getenv("STRATA_TEST_REDIS_URL");
+    if (t == NULL || t[0] == '\0' || strcmp(t, "plain") == 0 || (url != NULL && url[0] != '\0'))
+        return RH_PLAIN; /* an external server is one plain server, whatever the switch says */
+    if (strcmp(t, "tls") == 0)
+        return RH_TLS;
+    if (strcmp(t, "cluster") == 0)
+        return RH_CLUSTER;
+    fprintf(stderr, "harness: STRATA_TEST_REDIS_TOPOLOGY=%s is not plain, tls or cluster\n", t);
+    return -1;
+}
+
+const char *rh_topology_name(void)
+{
+    static const char *const names[] = {"plain", "tls", "cluster"};
+    int t = rh_topology();
+    return t < 0 ? "invalid" : names[t];
+}
+
+/* The topology tls' certificates: made once per process, removed at its exit. */
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static oh_tls topo_tls;
+static int topo_tls_state; /* 0 not tried, 1 made, -1 failed */
+
+static void free_topo_tls(void)
+{
+    oh_free_tls(&topo_tls);
+}
+
+static const oh_tls *topology_tls(void)
+{
+    pthread_mutex_lock(&tls_lock);
+    if (topo_tls_state == 0) {
+        topo_tls_state = oh_make_tls(&topo_tls) == 0 ? 1 : -1;
+        atexit(free_topo_tls);
+    }
+    int ok = topo_tls_state == 1;
+    pthread_mutex_unlock(&tls_lock);
+    return ok ? &topo_tls : NULL;
+}
+
+static rh_server *start_tls_with(const char *const *extra, const char *cert, const char *key,
+                                 const char *ca, int auth_clients);
+
+/* The suite's cluster: 3 primaries, no replicas. Replicas would add 3 processes per cluster and
+ * nothing the suite asserts (its faults are the whole cluster's); worse, a whole cluster paused
+ * or killed with replicas in it may fail over when it comes back, moving primaries under a test
+ * that is not about failovers (test_redis_cluster is, with 3+3). For the same reason the node
+ * timeout is long: a test pausing every node for seconds must not make the nodes mark each
+ * other failed when they resume. */
+#define RH_SUITE_PRIMARIES     3
+#define RH_SUITE_NODE_TIMEOUT  "60000"
+#define RH_SUITE_CLUSTER_OK_MS 30000
+
+static rh_server *start_cluster(const char *const *extra)
+{
+    const char *args[RH_MAX_EXTRA + 3];
+    size_t n = 0;
+    for (const char *const *a = extra; a != NULL && *a != NULL && n < RH_MAX_EXTRA; a++) {
+        if (strcmp(*a, "--replicaof") == 0 || strcmp(*a, "--slaveof") == 0) {
+            fprintf(stderr, "harness: %s has no meaning for a cluster's nodes\n", *a);
+            return NULL;
+        }
+        args[n++] = *a;
+    }
+    args[n++] = "--cluster-node-timeout";
+    args[n++] = RH_SUITE_NODE_TIMEOUT;
+    args[n] = NULL;
+    rc_cluster *c = rc_start(RH_SUITE_PRIMARIES, 0, args);
+    if (c == NULL)
+        return NULL;
+    rh_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        rc_stop(c);
+        return NULL;
+    }
+    s->cluster = c;
+    s->owner = getpid();
+    rh_server *first = rc_node(c, 0);
+    snprintf(s->host, sizeof s->host, "%s", first->host);
+    s->port = first->port;
+    snprintf(s->url, sizeof s->url, "%s", first->url);
+    return s;
+}
+
 rh_server *rh_start(const char *const *extra)
 {
     const char *url = getenv("STRATA_TEST_REDIS_URL");
     if (extra == NULL && url != NULL && url[0] != '\0')
         return start_external(url);
-    return start_with(extra, NULL, RH_HOST, 0);
+    switch (rh_topology()) {
+    case RH_PLAIN:
+        return start_with(extra, NULL, RH_HOST, 0);
+    case RH_TLS: {
+        const oh_tls *t = topology_tls();
+        if (t == NULL)
+            return NULL;
+        rh_server *s = start_tls_with(extra, t->cert, t->key, t->ca, 0);
+        if (s != NULL)
+            s->tls_ca = t->ca;
+        return s;
+    }
+    case RH_CLUSTER:
+        return start_cluster(extra);
+    default:
+        return NULL;
+    }
+}
+
+void rh_apply(const rh_server *s, strata_redis_config *r)
+{
+    if (s->cluster != NULL) {
+        r->url = NULL;
+        r->cluster = rc_seeds(s->cluster);
+    } else if (s->tls_ca != NULL) {
+        r->url = s->tls_url;
+        r->tls_ca_cert = s->tls_ca;
+    } else {
+        r->url = s->url;
+    }
+}
+
+void rh_apply_port(int port, strata_redis_config *r, char *buf, size_t cap)
+{
+    int t = rh_topology();
+    if (t == RH_CLUSTER) {
+        snprintf(buf, cap, "%s:%d", RH_HOST, port);
+        r->url = NULL;
+        r->cluster = buf;
+        return;
+    }
+    const oh_tls *tls = t == RH_TLS ? topology_tls() : NULL;
+    snprintf(buf, cap, "%s://%s:%d", tls ? "rediss" : "redis", RH_HOST, port);
+    r->url = buf;
+    if (tls != NULL)
+        r->tls_ca_cert = tls->ca;
+}
+
+int rh_nodes(rh_server *s)
+{
+    return s->cluster != NULL ? rc_size(s->cluster) : 1;
+}
+
+rh_server *rh_node(rh_server *s, int i)
+{
+    return s->cluster != NULL ? rc_node(s->cluster, i) : s;
 }
 
 rh_server *rh_start_at(const char *host, int port, const char *const *extra)
@@ -681,6 +830,13 @@ static rh_server *start_with(const char *const *extra, const char *conf, const c
 
 rh_server *rh_start_tls(const char *cert, const char *key, const char *ca, int auth_clients)
 {
+    return start_tls_with(NULL, cert, key, ca, auth_clients);
+}
+
+/* start_with, extra first and the TLS arguments after it. */
+static rh_server *start_tls_with(const char *const *extra, const char *cert, const char *key,
+                                 const char *ca, int auth_clients)
+{
     int port = free_port();
     if (port <= 0) {
         fprintf(stderr, "harness: no free port for TLS: %s\n", strerror(errno));
@@ -688,18 +844,25 @@ rh_server *rh_start_tls(const char *cert, const char *key, const char *ca, int a
     }
     char tls_port[16];
     snprintf(tls_port, sizeof tls_port, "%d", port);
-    const char *const args[] = {"--tls-port",
-                                tls_port,
-                                "--tls-cert-file",
-                                cert,
-                                "--tls-key-file",
-                                key,
-                                "--tls-ca-cert-file",
-                                ca,
-                                "--tls-auth-clients",
-                                auth_clients ? "yes" : "no",
-                                NULL};
-    rh_server *s = rh_start(args);
+    const char *const tls_args[] = {"--tls-port",
+                                    tls_port,
+                                    "--tls-cert-file",
+                                    cert,
+                                    "--tls-key-file",
+                                    key,
+                                    "--tls-ca-cert-file",
+                                    ca,
+                                    "--tls-auth-clients",
+                                    auth_clients ? "yes" : "no",
+                                    NULL};
+    const char *args[RH_MAX_EXTRA + 1];
+    size_t n = 0;
+    for (const char *const *a = extra; a != NULL && *a != NULL && n < RH_MAX_EXTRA - 10; a++)
+        args[n++] = *a;
+    for (const char *const *a = tls_args; *a != NULL; a++)
+        args[n++] = *a;
+    args[n] = NULL;
+    rh_server *s = start_with(args, NULL, RH_HOST, 0);
     if (s != NULL) {
         s->tls_port = port;
         snprintf(s->tls_url, sizeof s->tls_url, "rediss://%s:%d", s->host, port);
@@ -734,17 +897,22 @@ const char *rh_url(const rh_server *s)
 
 const char *rh_unix_path(const rh_server *s)
 {
-    return s->sock;
+    return s->cluster != NULL ? rc_node(s->cluster, 0)->sock : s->sock;
 }
 
 const char *rh_dir(const rh_server *s)
 {
-    return s->dir;
+    return s->cluster != NULL ? rc_node(s->cluster, 0)->dir : s->dir;
 }
 
 pid_t rh_pid(const rh_server *s)
 {
-    return s->pid;
+    if (s->cluster == NULL)
+        return s->pid;
+    for (int i = 0; i < rc_size(s->cluster); i++)
+        if (rc_node(s->cluster, i)->pid < 0)
+            return -1;
+    return rc_node(s->cluster, 0)->pid;
 }
 
 int rh_is_external(const rh_server *s)
@@ -760,8 +928,29 @@ static int refuse_external(const rh_server *s)
     return 1;
 }
 
+/* The cluster's nodes back to cluster_state:ok (after rh_resume, rh_restart): 0 or -1. */
+static int cluster_ok(rh_server *s)
+{
+    if (rh_wait_for(rc_ok, s->cluster, RH_SUITE_CLUSTER_OK_MS))
+        return 0;
+    fprintf(stderr, "harness: the cluster did not say cluster_state:ok within %d ms\n",
+            RH_SUITE_CLUSTER_OK_MS);
+    return -1;
+}
+
+/* op on every node of s' cluster: 0 if it succeeded on each. */
+static int each_node(rh_server *s, int (*op)(rh_server *))
+{
+    int rc = 0;
+    for (int i = 0; i < rc_size(s->cluster); i++)
+        rc |= op(rc_node(s->cluster, i));
+    return rc;
+}
+
 int rh_kill(rh_server *s)
 {
+    if (s->cluster != NULL)
+        return each_node(s, rh_kill);
     if (refuse_external(s))
         return -1;
     if (s->pid > 0) {
@@ -775,6 +964,12 @@ int rh_kill(rh_server *s)
 
 int rh_restart(rh_server *s)
 {
+    if (s->cluster != NULL) {
+        /* Every node killed first, then started again: their nodes.conf (kept in their dirs)
+         * joins them into the same cluster, each primary with its slots, and empty. */
+        each_node(s, rh_kill);
+        return each_node(s, rh_restart) != 0 ? -1 : cluster_ok(s);
+    }
     if (refuse_external(s))
         return -1;
     rh_kill(s);
@@ -804,6 +999,8 @@ int rh_restart(rh_server *s)
 
 int rh_pause(rh_server *s)
 {
+    if (s->cluster != NULL)
+        return each_node(s, rh_pause);
     if (refuse_external(s) || s->pid <= 0)
         return -1;
     if (s->paused)
@@ -827,6 +1024,8 @@ int rh_pause(rh_server *s)
 
 int rh_resume(rh_server *s)
 {
+    if (s->cluster != NULL)
+        return each_node(s, rh_resume) != 0 ? -1 : cluster_ok(s);
     if (refuse_external(s) || s->pid <= 0)
         return -1;
     if (!s->paused)
@@ -851,6 +1050,11 @@ void rh_stop(rh_server *s)
 {
     if (s == NULL)
         return;
+    if (s->cluster != NULL) {
+        rc_stop(s->cluster);
+        free(s);
+        return;
+    }
     registry_remove(s);
     if (!s->external && s->pid > 0) {
         if (s->paused)
@@ -876,10 +1080,77 @@ void rh_stop(rh_server *s)
     free_server(s);
 }
 
+static redisReply *one_command(rh_server *s, int asking, int argc, const char **argv,
+                               const size_t *len, const char *fmt, va_list *ap);
+
+/* Splits a command formatted as RESP (an array of bulk strings, as redisvFormatCommand makes
+ * it) into argv and len, pointing into cmd. Returns argc, or -1. */
+static int split_resp(char *cmd, const char **argv, size_t *len, int max)
+{
+    char *p = cmd, *end;
+    if (*p++ != '*')
+        return -1;
+    long argc = strtol(p, &end, 10);
+    if (argc <= 0 || argc > max || end[0] != '\r')
+        return -1;
+    p = end + 2;
+    for (long i = 0; i < argc; i++) {
+        if (*p++ != '$')
+            return -1;
+        long n = strtol(p, &end, 10);
+        if (n < 0 || end[0] != '\r')
+            return -1;
+        argv[i] = end + 2;
+        len[i] = (size_t)n;
+        p = end + 2 + n + 2;
+    }
+    return (int)argc;
+}
+
+/* A cluster handle's rh_command: formatted, split, and routed by cluster_harness.c. */
+static redisReply *cluster_command(rh_server *s, const char *fmt, va_list ap)
+{
+    char *cmd = NULL;
+    if (redisvFormatCommand(&cmd, fmt, ap) < 0 || cmd == NULL)
+        return NULL;
+    enum { MAX_ARGS = 256 };
+    const char *argv[MAX_ARGS];
+    size_t len[MAX_ARGS];
+    int argc = split_resp(cmd, argv, len, MAX_ARGS);
+    redisReply *r = argc > 0 ? rc_command_argv(s->cluster, argc, argv, len) : NULL;
+    redisFreeCommand(cmd);
+    return r;
+}
+
 redisReply *rh_command(rh_server *s, const char *fmt, ...)
 {
     if (s == NULL)
         return NULL;
+    if (s->cluster != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *r = cluster_command(s, fmt, ap);
+        va_end(ap);
+        return r;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = one_command(s, 0, 0, NULL, NULL, fmt, &ap);
+    va_end(ap);
+    return r;
+}
+
+redisReply *rh_command_argv(rh_server *s, int asking, int argc, const char **argv,
+                            const size_t *len)
+{
+    return one_command(s, asking, argc, argv, len, NULL, NULL);
+}
+
+/* One command on one server, on a fresh connection: argv (with len) when given, else fmt, ap;
+ * ASKING first with asking. */
+static redisReply *one_command(rh_server *s, int asking, int argc, const char **argv,
+                               const size_t *len, const char *fmt, va_list *ap)
+{
     /* hiredis 0.14 writes with write(): a server dying mid-command would raise SIGPIPE. Block it
      * in this thread and discard one we caused, leaving the process' disposition alone (the
      * library under test must cope with SIGPIPE on its own). */
@@ -894,10 +1165,12 @@ redisReply *rh_command(rh_server *s, const char *fmt, ...)
     struct timeval tv = {RH_CMD_TIMEOUT, 0};
     redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
     if (c != NULL && c->err == 0 && redisSetTimeout(c, tv) == REDIS_OK && auth(s, c) == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        reply = redisvCommand(c, fmt, ap);
-        va_end(ap);
+        redisReply *ok = asking ? redisCommand(c, "ASKING") : NULL;
+        if (!asking || (ok != NULL && ok->type == REDIS_REPLY_STATUS))
+            reply =
+                argv != NULL ? redisCommandArgv(c, argc, argv, len) : redisvCommand(c, fmt, *ap);
+        if (ok != NULL)
+            freeReplyObject(ok);
     }
     if (c != NULL)
         redisFree(c);

@@ -21,6 +21,27 @@
  *
  * Tests on an external server share its keyspace: use keys of their own, never FLUSHALL.
  *
+ * STRATA_TEST_REDIS_TOPOLOGY=plain|tls|cluster (unset: plain) picks what rh_start() starts, so
+ * the same L2 suite runs against each (ctest registers its tests again as integration/tls/<name>
+ * and integration/cluster/<name>; docs/architecture.md, "Build, tests, CI"):
+ * - plain: one redis-server on TCP, as described above.
+ * - tls: one redis-server that also listens with TLS (a CA and certificate made once per test
+ *   process by origin_harness' oh_make_tls); rh_command and the other harness calls keep using
+ *   its plain port, strata is pointed at the TLS port and verifies the certificate against the CA.
+ * - cluster: a Redis Cluster of 3 primaries (cluster_harness.c, rc_start). rh_command routes
+ *   each command to the node serving its key (following MOVED and ASK), splits multi-key EXISTS
+ *   and DEL per key, and runs whole-keyspace commands on every primary: DBSIZE is the sum, KEYS
+ *   the union, FLUSHALL / FLUSHDB / SCRIPT / ACL / CONFIG / CLIENT run on every node (integer
+ *   replies summed). Per-server facts (INFO) are asked of each node: rh_nodes / rh_node.
+ *   rh_kill, rh_pause, rh_resume and rh_restart act on every node (a whole cluster down is what
+ *   "Redis is down" means to the suite); rh_resume and rh_restart return once the cluster says
+ *   cluster_state:ok again.
+ * Tests never build strata's Redis settings themselves: rh_apply(s, &cfg.redis) fills them in for
+ * the topology (a URL, or the cluster's seeds; TLS and its CA). A test whose meaning needs one
+ * plain server (SELECT, a replica of its own) skips under the other topologies, saying why:
+ *
+ *     if (rh_topology() == RH_CLUSTER) { print_message("skipped: ...\n"); skip(); }
+ *
  * Not thread-safe per handle; distinct handles may be used from distinct threads. Start servers
  * from a thread that outlives them (normally the main thread): PR_SET_PDEATHSIG fires when the
  * *thread* that forked the server exits.
@@ -28,6 +49,7 @@
 #ifndef STRATA_TESTS_HARNESS_H
 #define STRATA_TESTS_HARNESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,7 +58,18 @@
 
 typedef struct rh_server rh_server;
 
-/* Starts redis-server on a free 127.0.0.1 port and on a unix socket, in a fresh dir
+/* STRATA_TEST_REDIS_TOPOLOGY (see above). */
+typedef enum { RH_PLAIN = 0, RH_TLS = 1, RH_CLUSTER = 2 } rh_topology_kind;
+
+/* The topology rh_start() starts, from STRATA_TEST_REDIS_TOPOLOGY: RH_PLAIN when unset or empty,
+ * and with STRATA_TEST_REDIS_URL set (an external server is one plain server); -1 (with a message
+ * on stderr) for anything but plain, tls or cluster. */
+int rh_topology(void);
+/* "plain", "tls" or "cluster": rh_topology()'s name, for messages. */
+const char *rh_topology_name(void);
+
+/* Under the plain topology (the default; the tls and cluster topologies are described at the top):
+ * starts redis-server on a free 127.0.0.1 port and on a unix socket, in a fresh dir
  * $TMPDIR/strata-it-XXXXXX (or /tmp/...), with
  *     --save '' --appendonly no --daemonize no --repl-diskless-sync-delay 0
  *     --enable-debug-command local --proc-title-template "{title} {listen-addr} {unixsocket} ..."
@@ -53,13 +86,32 @@ typedef struct rh_server rh_server;
  *     rh_server *replica = rh_start(args);
  * With "--requirepass", "PW" among them, the readiness check and rh_command AUTH first.
  *
+ * Under tls, extra is given to the server too (with the TLS arguments after it); under cluster,
+ * to every node ("--replicaof" there is refused: a cluster node cannot follow another server).
+ *
  * If STRATA_TEST_REDIS_URL is set and extra is NULL, no process is started: the handle points
- * at that server (which must answer PING). If redis-server is not installed, scripts/deps.sh is
- * run once per process and the lookup retried.
+ * at that server (which must answer PING), whatever the topology. If redis-server is not
+ * installed, scripts/deps.sh is run once per process and the lookup retried.
  *
  * Returns a handle to release with rh_stop(), or NULL with a message (and the server log's tail)
  * on stderr. */
 rh_server *rh_start(const char *const *extra);
+
+/* Points strata's Redis settings r at s, for s's topology: r->url (rh_url, or rh_tls_url with
+ * r->tls_ca_cert the CA that signed the server's certificate), or, for a cluster, r->cluster (its
+ * seed nodes) and r->url NULL. The strings are owned by s (or the harness) and outlive it only
+ * as long as s does. */
+void rh_apply(const rh_server *s, strata_redis_config *r);
+
+/* rh_apply for a server of the current topology that the test places itself at 127.0.0.1:port
+ * (e.g. a port where nothing answers): a redis:// or rediss:// URL (with the CA), or that one
+ * seed node. The strings are written to buf (cap bytes, 64 is enough) or owned by the harness. */
+void rh_apply_port(int port, strata_redis_config *r, char *buf, size_t cap);
+
+/* The servers behind s: 1 and s itself for one server; for a cluster, its primaries (as started:
+ * a killed one is still counted). For checks of per-server facts, summed over the nodes (INFO). */
+int rh_nodes(rh_server *s);
+rh_server *rh_node(rh_server *s, int i);
 
 /* rh_start, and the server also listens with TLS on a second free port: its certificate cert
  * and key, client certificates checked against ca and required when auth_clients. The plain
@@ -93,7 +145,8 @@ rh_server *rh_start_sentinel(const char *master, const rh_server *primary, int q
 rh_server *rh_start_sentinel_auth(const char *master, const rh_server *primary, int quorum,
                                   int down_after_ms, int failover_timeout_ms, const char *password);
 
-/* The TCP port; stays the same across rh_restart(). */
+/* The TCP port; stays the same across rh_restart(). For a cluster: the first node's (rh_host,
+ * rh_url, rh_unix_path and rh_dir too), for the harness' own use; strata is given rh_apply. */
 int rh_port(const rh_server *s);
 
 /* The host to connect to: "127.0.0.1" (or the external server's host). Owned by s. */
@@ -109,7 +162,8 @@ const char *rh_unix_path(const rh_server *s);
  * by s; removed by rh_stop(). */
 const char *rh_dir(const rh_server *s);
 
-/* The redis-server process id; -1 if it is not running (after rh_kill) or external. */
+/* The redis-server process id; -1 if it is not running (after rh_kill) or external. For a
+ * cluster: the first node's while every node runs, else -1. */
 pid_t rh_pid(const rh_server *s);
 
 /* 1 if s points at the STRATA_TEST_REDIS_URL server rather than a process of our own. */
@@ -148,6 +202,12 @@ void rh_stop(rh_server *s);
  *     assert_int_equal(r->type, REDIS_REPLY_STATUS);
  *     freeReplyObject(r); */
 redisReply *rh_command(rh_server *s, const char *fmt, ...);
+
+/* rh_command with the arguments given as argv (argc strings of the lengths len), on one server
+ * (never a cluster handle); with asking, ASKING is sent first on the same connection. For
+ * cluster_harness.c's routing. */
+redisReply *rh_command_argv(rh_server *s, int asking, int argc, const char **argv,
+                            const size_t *len);
 
 /* Polls cond(arg) every 2 ms until it returns non-zero or timeout_ms has passed (cond is tried
  * once more at the deadline). Returns 1 if it became true, 0 on timeout. */

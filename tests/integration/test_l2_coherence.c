@@ -41,7 +41,7 @@ static strata_cache *open_cache(const char *prefix)
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     cfg.l1.max_memory = 8u << 20;
     cfg.l1.prefix = prefix;
-    cfg.redis.url = rh_url(srv);
+    rh_apply(srv, &cfg.redis);
     cfg.log = rh_log_quiet;
     strata_cache *c;
     assert_int_equal(strata_cache_new(&cfg, &c), 0);

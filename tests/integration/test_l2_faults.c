@@ -66,12 +66,14 @@ static void count_ro(int level, const char *msg, void *arg)
         atomic_fetch_add(&ro_warnings, 1);
 }
 
-static void base_cfg(strata_cache_config *cfg, const char *url, const char *prefix)
+/* Settings for a cache on s (rh_apply); s NULL: no Redis yet (the test places one itself). */
+static void base_cfg(strata_cache_config *cfg, rh_server *s, const char *prefix)
 {
     assert_int_equal(strata_cache_config_init(cfg, NULL), 0);
     cfg->l1.max_memory = 8u << 20;
     cfg->l1.prefix = prefix;
-    cfg->redis.url = url;
+    if (s != NULL)
+        rh_apply(s, &cfg->redis);
     cfg->log = rh_log_quiet;
 }
 
@@ -221,7 +223,7 @@ static void test_kill_and_restart(void **state)
     (void)state;
     need_own_server();
     strata_cache_config cfg;
-    base_cfg(&cfg, rh_url(srv), "f1");
+    base_cfg(&cfg, srv, "f1");
     cfg.redis.breaker_failures = 3;
     cfg.redis.breaker_max_backoff_ms = 1000;
     strata_cache *a = new_cache(&cfg), *b = new_cache(&cfg);
@@ -350,7 +352,7 @@ static void test_paused_redis_is_bounded(void **state)
     (void)state;
     need_own_server();
     strata_cache_config cfg;
-    base_cfg(&cfg, rh_url(srv), "f2");
+    base_cfg(&cfg, srv, "f2");
     fast_timeouts(&cfg);
     cfg.redis.breaker_failures = 3;
     cfg.redis.breaker_max_backoff_ms = 1000;
@@ -451,7 +453,7 @@ static void test_writes_alone_close_the_breaker(void **state)
     (void)state;
     need_own_server();
     strata_cache_config cfg;
-    base_cfg(&cfg, rh_url(srv), "f2b");
+    base_cfg(&cfg, srv, "f2b");
     cfg.redis.breaker_failures = 3;
     cfg.redis.breaker_max_backoff_ms = 1000;
     strata_cache *c = new_cache(&cfg);
@@ -547,6 +549,11 @@ static void test_replica_is_read_only(void **state)
 {
     (void)state;
     need_own_server();
+    if (rh_topology() == RH_CLUSTER) { /* a cluster node cannot replicate another server */
+        print_message("skipped under the cluster topology: it starts a replica of its own "
+                      "(a cluster's replicas are test_redis_cluster's)\n");
+        skip();
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", rh_port(srv));
     const char *const args[] = {"--replicaof", "127.0.0.1", port, NULL};
@@ -555,8 +562,8 @@ static void test_replica_is_read_only(void **state)
     assert_true(rh_wait_for(replica_synced, replica, 5000));
 
     strata_cache_config pcfg, rcfg;
-    base_cfg(&pcfg, rh_url(srv), "f3");
-    base_cfg(&rcfg, rh_url(replica), "f3");
+    base_cfg(&pcfg, srv, "f3");
+    base_cfg(&rcfg, replica, "f3");
     atomic_store(&ro_warnings, 0);
     rcfg.log = count_ro;
     strata_cache *p = new_cache(&pcfg), *r = new_cache(&rcfg);
@@ -617,9 +624,9 @@ static void test_forced_read_only(void **state)
     (void)state;
     need_own_server();
     strata_cache_config cfg, wcfg;
-    base_cfg(&cfg, rh_url(srv), "f3b");
+    base_cfg(&cfg, srv, "f3b");
     cfg.redis.readonly = 1;
-    base_cfg(&wcfg, rh_url(srv), "f3b");
+    base_cfg(&wcfg, srv, "f3b");
     strata_cache *ro = new_cache(&cfg), *rw = new_cache(&wcfg);
     wait_link(ro);
     wait_link(rw);
@@ -682,9 +689,9 @@ static void test_connection_refused_from_start(void **state)
     (void)state;
     int port, fd = refusing_port(&port);
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
     strata_cache_config cfg;
-    base_cfg(&cfg, url, "f4");
+    base_cfg(&cfg, NULL, "f4");
+    rh_apply_port(port, &cfg.redis, url, sizeof url); /* nothing there, whatever the topology */
     cfg.redis.breaker_failures = 3;
     uint64_t t0 = rh_now_ms();
     strata_cache *c = new_cache(&cfg);
@@ -739,9 +746,9 @@ static void test_available_after_one_failure(void **state)
     (void)state;
     int port, fd = refusing_port(&port);
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
     strata_cache_config cfg;
-    base_cfg(&cfg, url, "f4b");
+    base_cfg(&cfg, NULL, "f4b");
+    rh_apply_port(port, &cfg.redis, url, sizeof url); /* nothing there, whatever the topology */
     cfg.redis.breaker_failures = 5;
     strata_cache *c = new_cache(&cfg);
     assert_status(set_str(c, "k", "v"), STRATA_OK_L1_ONLY, "set, nothing listening");
@@ -792,7 +799,7 @@ static void test_pool_exhaustion_is_bounded(void **state)
     (void)state;
     need_own_server();
     strata_cache_config cfg;
-    base_cfg(&cfg, rh_url(srv), "f5");
+    base_cfg(&cfg, srv, "f5");
     fast_timeouts(&cfg);
     cfg.redis.max_connections = 1;
     cfg.redis.breaker_failures = 1000000; /* keep every call on the pool, not the breaker */

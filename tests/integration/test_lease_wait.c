@@ -54,7 +54,7 @@ static inst open_with(rh_server *s, int coherence, unsigned timeout_ms)
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     cfg.l1.max_memory = 8u << 20;
     cfg.l1.prefix = "lw";
-    cfg.redis.url = rh_url(s);
+    rh_apply(s, &cfg.redis);
     cfg.redis.socket_timeout_ms = timeout_ms;
     cfg.redis.connect_timeout_ms = 200;
     cfg.redis.breaker_failures = 2;

@@ -40,7 +40,7 @@ static strata_cache *open_cache(const char *prefix)
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     cfg.l1.max_memory = 4u << 20;
     cfg.l1.prefix = prefix;
-    cfg.redis.url = rh_url(srv);
+    rh_apply(srv, &cfg.redis);
     cfg.redis.socket_timeout_ms = 200;
     cfg.redis.breaker_failures = 2;
     cfg.log = rh_log_quiet;

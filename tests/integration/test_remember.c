@@ -52,20 +52,21 @@ typedef struct inst {
 
 /* Redis answers within 1 s even under a sanitizer with 500 threads: a timeout would (rightly)
  * make a lease this process's, and a second computation. */
-static inst open_with(const char *url, unsigned timeout_ms)
+static inst open_with(rh_server *s, unsigned timeout_ms)
 {
     strata_cache_config cfg;
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     cfg.l1.max_memory = 8u << 20;
     cfg.l1.prefix = "rm";
-    cfg.redis.url = url;
+    if (s != NULL)
+        rh_apply(s, &cfg.redis);
     cfg.redis.socket_timeout_ms = timeout_ms;
     cfg.redis.connect_timeout_ms = 200;
     cfg.redis.breaker_failures = 2;
     cfg.log = rh_log_quiet;
     inst i;
     assert_int_equal(strata_cache_new(&cfg, &i.c), 0);
-    if (url != NULL)
+    if (s != NULL)
         assert_true(rh_wait_for(rh_cache_coherent, i.c, 5000));
     assert_int_equal(strata_leases_new(i.c, &i.ls), 0);
     return i;
@@ -73,7 +74,7 @@ static inst open_with(const char *url, unsigned timeout_ms)
 
 static inst open_inst(void)
 {
-    return open_with(rh_url(srv), 1000);
+    return open_with(srv, 1000);
 }
 
 static void close_inst(inst i)
@@ -404,8 +405,9 @@ static void test_handle_never_completed_is_taken_over_after_its_lease(void **sta
 
 /* ---- the holder's process killed ------------------------------------------------------------ */
 
-/* The child (this binary run as "child URL KEY LEASE_MS"): remembers KEY; its computation says
- * so on stdout, then never ends (the parent SIGKILLs it). */
+/* The child (this binary run as "child TARGET CA KEY LEASE_MS", TARGET the parent's rh_apply
+ * settings: the URL, or the cluster's seeds under the cluster topology; CA "-" for none):
+ * remembers KEY; its computation says so on stdout, then never ends (the parent SIGKILLs it). */
 static void computes_forever(const strata_key *k, strata_remember_handle *h, void *arg)
 {
     (void)k, (void)h, (void)arg;
@@ -415,14 +417,19 @@ static void computes_forever(const strata_key *k, strata_remember_handle *h, voi
         pause();
 }
 
-static int child_main(const char *url, const char *key, const char *lease_ms)
+static int child_main(const char *target, const char *ca, const char *key, const char *lease_ms)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     strata_cache_config cfg;
     if (strata_cache_config_init(&cfg, NULL) != 0)
         return 2;
     cfg.l1.prefix = "rm";
-    cfg.redis.url = url;
+    if (rh_topology() == RH_CLUSTER)
+        cfg.redis.cluster = target;
+    else
+        cfg.redis.url = target;
+    if (strcmp(ca, "-") != 0)
+        cfg.redis.tls_ca_cert = ca;
     cfg.log = rh_log_quiet;
     strata_cache *c;
     strata_leases *ls;
@@ -444,12 +451,15 @@ static void test_holder_process_killed_is_taken_over(void **state)
     (void)state;
     int fds[2];
     assert_int_equal(pipe(fds), 0);
+    strata_redis_config to = {0};
+    rh_apply(srv, &to);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
-        execl(self_exe, self_exe, "child", rh_url(srv), "killed", "600", (char *)NULL);
+        execl(self_exe, self_exe, "child", to.url ? to.url : to.cluster,
+              to.tls_ca_cert ? to.tls_ca_cert : "-", "killed", "600", (char *)NULL);
         _exit(5);
     }
     close(fds[1]);
@@ -571,7 +581,7 @@ static void test_redis_killed_mid_wait_single_flight_per_process(void **state)
     (void)state;
     rh_server *own = rh_start((const char *const[]){"--loglevel", "warning", NULL});
     assert_non_null(own);
-    inst a = open_with(rh_url(own), 200), b = open_with(rh_url(own), 200);
+    inst a = open_with(own, 200), b = open_with(own, 200);
     strata_key k = {"ns", "acme", "rkilled", 7};
     strata_lease_grant g; /* A holds the lease and never fills */
     assert_int_equal(strata_lease_acquire(a.ls, &k, 30000, STRATA_LEASE_MISS, &g), STRATA_OK);
@@ -728,8 +738,8 @@ static void test_without_redis_one_computation_per_process(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "child") == 0)
-        return child_main(argv[2], argv[3], argv[4]);
+    if (argc == 6 && strcmp(argv[1], "child") == 0)
+        return child_main(argv[2], argv[3], argv[4], argv[5]);
     self_exe = argv[0];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_thousand_callers_on_two_instances_one_computation),

@@ -79,7 +79,7 @@ static inst open_on(rh_server *s)
     assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
     cfg.l1.max_memory = 8u << 20;
     cfg.l1.prefix = "rf";
-    cfg.redis.url = rh_url(s);
+    rh_apply(s, &cfg.redis);
     cfg.redis.socket_timeout_ms = 1000;
     cfg.redis.connect_timeout_ms = 200;
     cfg.redis.breaker_failures = 2;

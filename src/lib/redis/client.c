@@ -103,6 +103,7 @@ struct redis_client {
     /* The target: url.host/port are read and written under addr_lock (the watcher publishes a
      * new primary from its thread); gen counts the targets. */
     pthread_mutex_t addr_lock;
+    pthread_cond_t mapped; /* with cluster: a slot map was installed (under addr_lock) */
     char target_name[REDIS_URL_PART_MAX]; /* as named (the URL, or the sentinels), for TLS */
     int target_known;
     atomic_uint_fast64_t gen;
@@ -398,6 +399,7 @@ int strata__redis_new(const strata_redis_config *cfg, const redis_url *url,
     pthread_cond_init(&l->freed, NULL);
     pthread_mutex_init(&l->err_lock, NULL);
     pthread_mutex_init(&l->addr_lock, NULL);
+    pthread_cond_init(&l->mapped, NULL);
     count_node_errors(l, 0); /* the URL's node: known from the start */
     if (cfg->sentinels != NULL) {
         sentinel_deps sd = {
@@ -463,6 +465,7 @@ void strata__redis_free(redis_client *l)
     pthread_cond_destroy(&l->freed);
     pthread_mutex_destroy(&l->err_lock);
     pthread_mutex_destroy(&l->addr_lock);
+    pthread_cond_destroy(&l->mapped);
     free_client(l);
 }
 
@@ -704,13 +707,50 @@ int strata__redis_any_node(redis_client *l)
     return strata__cluster_table_primaries(l->table, p, 1) > 0 ? p[0] : -1;
 }
 
-int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
+/* With a cluster whose slot map no node has given yet (the cache has just started and its
+ * watcher is asking the seeds): waits for that first map, at most the connect timeout, as the
+ * first call to a single Redis waits for its connection. Without this wait, the calls made in the
+ * first milliseconds of a cache failed (answered from L1 alone, with a healthy cluster) and
+ * counted as Redis failures, opening the breaker before any node was asked. Never on a loop's
+ * thread (the synchronous calls only: a loop's calls wait in redis/conn.c, without blocking). */
+static void await_first_map(redis_client *l)
+{
+    if (l->table == NULL || strata__redis_any_node(l) >= 0)
+        return;
+    unsigned ms = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&l->addr_lock);
+    while (strata__redis_any_node(l) < 0 &&
+           pthread_cond_timedwait(&l->mapped, &l->addr_lock, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&l->addr_lock);
+}
+
+int strata__redis_cmd_slot(const redis_cmd *c)
 {
     const char *key;
     size_t len;
-    if (!strata__cmd_key(c, &key, &len))
-        return strata__redis_any_node(l);
-    return strata__cluster_table_route(l->table, strata__key_slot(key, len));
+    return strata__cmd_key(c, &key, &len) ? (int)strata__key_slot(key, len) : -1;
+}
+
+int strata__redis_slot_node(redis_client *l, int key_slot)
+{
+    return key_slot < 0 ? strata__redis_any_node(l)
+                        : strata__cluster_table_route(l->table, (unsigned)key_slot);
+}
+
+int strata__redis_cmd_node(redis_client *l, const redis_cmd *c)
+{
+    return strata__redis_slot_node(l, strata__redis_cmd_slot(c));
+}
+
+unsigned strata__redis_first_map_ms(redis_client *l)
+{
+    return socket_ms(l);
 }
 
 int strata__redis_redirected(redis_client *l, const redisReply *r, int from, int *ask)
@@ -837,6 +877,9 @@ static void cluster_map_read(void *arg, const cluster_map *m)
 {
     redis_client *l = arg;
     int rc = strata__cluster_table_install(l->table, m);
+    pthread_mutex_lock(&l->addr_lock); /* a call waiting for the first map goes on */
+    pthread_cond_broadcast(&l->mapped);
+    pthread_mutex_unlock(&l->addr_lock);
     if (rc >= 0 && l->track_prefix[0])
         start_node_links(l);
     if (rc < 0) {
@@ -1021,8 +1064,10 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
     if (idx < 0)
         return fail_call(l, "no free redis connection within the socket timeout", 1);
     slot *s = &l->slots[idx];
-    if (l->table != NULL)
+    if (l->table != NULL) {
+        await_first_map(l);
         return finish_cluster(l, idx, run_cluster(l, s, cmds, n, replies), replies, n);
+    }
     char err[160];
     if (s->conn != NULL && s->gen != strata__redis_gen(l)) /* made for a former primary */
         strata__sock_close(s->conn), s->conn = NULL;
@@ -1125,6 +1170,14 @@ static unsigned walk_nodes(redis_client *l, int *out)
     return n < CLUSTER_PRIMARIES ? n : CLUSTER_PRIMARIES;
 }
 
+/* walk_nodes for a synchronous call: on a cluster, after the first slot map (await_first_map).
+ * A loop's caller (strata__redis_walk_nodes) never waits. */
+static unsigned walk_nodes_sync(redis_client *l, int *out)
+{
+    await_first_map(l);
+    return walk_nodes(l, out);
+}
+
 /* SCAN cursor MATCH pattern COUNT 1000, then UNLINK of what keep() accepts, batch by batch, so
  * a clear of millions of keys never blocks Redis (KEYS would) and holds little memory; on a
  * cluster, on every primary in turn. */
@@ -1132,7 +1185,7 @@ int strata__redis_scan_unlink(redis_client *l, const char *pattern,
                               int (*keep)(const char *, size_t, void *), void *arg, size_t *removed)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes);
+    unsigned nn = walk_nodes_sync(l, nodes);
     *removed = 0;
     if (nn == 0)
         return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
@@ -1155,7 +1208,7 @@ int strata__redis_scan_unlink(redis_client *l, const char *pattern,
 int strata__redis_run_every(redis_client *l, const redis_cmd *cmd, redisReply **reply)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes);
+    unsigned nn = walk_nodes_sync(l, nodes);
     *reply = NULL;
     if (nn == 0)
         return fail_call(l, "no redis cluster slot map yet (no node has answered)", 0);
@@ -1182,7 +1235,7 @@ int strata__redis_run_every(redis_client *l, const redis_cmd *cmd, redisReply **
 int strata__redis_ping(redis_client *l, uint64_t *latency_us)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes);
+    unsigned nn = walk_nodes_sync(l, nodes);
     redis_cmd ping = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
     int first = 0;
     *latency_us = 0;
@@ -1271,7 +1324,7 @@ int strata__redis_scan_page(redis_client *l, const char *cursor, const char *pat
                             char *next, size_t next_cap, size_t *found)
 {
     int nodes[CLUSTER_PRIMARIES];
-    unsigned nn = walk_nodes(l, nodes), k = 0;
+    unsigned nn = walk_nodes_sync(l, nodes), k = 0;
     char node_cursor[32];
     snprintf(node_cursor, sizeof node_cursor, "%s", cursor);
     if (nn == 0)

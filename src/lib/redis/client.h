@@ -176,6 +176,13 @@ int strata__redis_is_cluster(redis_client *cl);
  * command without a key; -1 while no slot map names one. */
 int strata__redis_cmd_node(redis_client *cl, const redis_cmd *c);
 int strata__redis_any_node(redis_client *cl);
+/* c's slot (its key's), or -1 for a command without a key; and the node for such a slot now, as
+ * strata__redis_cmd_node says it (for a call formatted before any map named a node). */
+int strata__redis_cmd_slot(const redis_cmd *c);
+int strata__redis_slot_node(redis_client *cl, int key_slot);
+/* How long a loop's call may wait for the cluster's first slot map: its deadline, the socket
+ * timeout (as a call on a single Redis' pipe waits for the connection being made), in ms. */
+unsigned strata__redis_first_map_ms(redis_client *cl);
 /* Whether r, answered by node from, is a redirection: the node it names (*ask set: ASK, send
  * ASKING first; else MOVED, and the map is read again), or -1. */
 int strata__redis_redirected(redis_client *cl, const redisReply *r, int from, int *ask);

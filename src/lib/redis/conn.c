@@ -9,9 +9,16 @@
  * command to the node it names (and the client reads the slot map again), an ASK reply sends
  * ASKING and the command to the node it names, at most CLUSTER_REDIRECTS hops. When the last
  * batch is in, the caller gets every reply in order, or the first failure.
+ *
+ * A call made before the client has read the cluster's first slot map (a cache just started)
+ * waits for it, parked, as a first call to one Redis waits for its connection: a timer looks for
+ * the map every PARK_TICK_MS and sends the parked calls once it is in, or fails them (Redis
+ * unavailable) when their deadline (the socket timeout) has passed.
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include <strata/errors.h>
 
@@ -19,30 +26,39 @@
 #include "redis/cluster_map.h"
 #include "redis/conn.h"
 
+#define PARK_TICK_MS 2
+
+typedef struct route route;
+
 struct redis_conn {
     redis_client *cl;
     struct event_base *base;
     redis_pipe *one;                     /* not a cluster */
     redis_pipe *node[CLUSTER_NODES_MAX]; /* a cluster: each node's, NULL until first used */
     int closing;
+    route *parked;        /* calls waiting for the first slot map, oldest first */
+    struct event *unpark; /* the timer looking for it while parked is not empty; NULL until used */
 };
 
 typedef struct route_cmd {
     char *out; /* the command, formatted */
     size_t len;
+    int slot;       /* its key's slot, -1 without a key */
     int node, hops; /* where it went last; redirections followed */
     redisReply *reply;
 } route_cmd;
 
-typedef struct route {
+struct route {
     redis_conn *c;
     redis_reply_cb cb;
     void *arg;
     int status;       /* the first failure */
     unsigned pending; /* batches sent and not answered */
+    uint64_t until;   /* parked: when it stops waiting for the map (monotonic ms) */
+    route *next;      /* parked: the next one */
     size_t n;
     route_cmd cmd[];
-} route;
+};
 
 /* One batch in flight: which of the route's commands, and with ASK the ASKING before them. */
 typedef struct batch {
@@ -157,47 +173,127 @@ static void on_batch(int status, redisReply **replies, size_t n, void *arg)
         finish(r);
 }
 
-/* A cluster call: formatted, grouped by node, sent. */
-static int send_routed(redis_conn *c, const redis_cmd *cmds, size_t n, redis_reply_cb cb, void *arg)
+/* Routes r's commands by the map now and sends them, grouped by node. Returns STRATA_PENDING (r
+ * answers through its callback), or a failure when nothing went out (r is the caller's still):
+ * STRATA_EUNAVAILABLE when the map serves a command's slot by no node. */
+static int dispatch(route *r)
 {
-    route *r = calloc(1, sizeof *r + n * sizeof *r->cmd);
-    size_t *at = malloc(n * sizeof *at);
-    if (r == NULL || at == NULL) {
-        free(r), free(at);
+    redis_conn *c = r->c;
+    size_t *at = malloc(r->n * sizeof *at);
+    int *to = malloc(r->n * sizeof *to); /* each command's node; -1 once sent */
+    if (at == NULL || to == NULL) {
+        free(at), free(to);
         return STRATA_ENOMEM;
     }
-    r->c = c, r->cb = cb, r->arg = arg, r->n = n;
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        long len = strata__cmd_format(&cmds[i], &r->cmd[i].out);
-        r->cmd[i].len = len < 0 ? 0 : (size_t)len;
-        r->cmd[i].node = strata__redis_cmd_node(c->cl, &cmds[i]);
-        if (len < 0)
-            rc = STRATA_ENOMEM;
-        else if (r->cmd[i].node < 0)
+    for (size_t i = 0; i < r->n && rc == 0; i++)
+        if ((to[i] = strata__redis_slot_node(c->cl, r->cmd[i].slot)) < 0)
             rc = STRATA_EUNAVAILABLE;
-    }
     if (rc == STRATA_EUNAVAILABLE)
         strata__redis_failed(c->cl, "no redis cluster slot map yet (no node has answered)");
     r->pending = 1; /* held while sending: a batch answered at once must not finish r */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        int node = r->cmd[i].node;
+    /* Grouped by to[], not by cmd[].node: send_batch sets that to the node it went to, so a
+     * command marked there as sent looked unsent again, and went out once more with every later
+     * group (each command of a node but its first ran twice or more, its extra replies leaked). */
+    for (size_t i = 0; i < r->n && rc == 0; i++) {
+        int node = to[i];
         if (node < 0)
             continue; /* sent with an earlier batch */
         size_t k = 0;
-        for (size_t j = i; j < n; j++)
-            if (r->cmd[j].node == node)
-                at[k++] = j, r->cmd[j].node = -1;
+        for (size_t j = i; j < r->n; j++)
+            if (to[j] == node)
+                at[k++] = j, to[j] = -1;
         rc = send_batch(r, node, at, k, 0);
     }
-    free(at);
-    if (rc != 0 && r->pending == 1) { /* nothing went out: the caller hears it now */
-        free_route(r);
+    free(at), free(to);
+    if (rc != 0 && r->pending == 1) /* nothing went out: the caller hears it */
         return rc;
-    }
     if (--r->pending == 0)
         finish(r);
     return STRATA_PENDING;
+}
+
+/* A parked call's end without the map (or with the connection closing): its callback. */
+static void fail_parked(route *r, int status)
+{
+    r->cb(status, NULL, 0, r->arg);
+    free_route(r);
+}
+
+static void arm_unpark(redis_conn *c)
+{
+    struct timeval tick = {0, PARK_TICK_MS * 1000};
+    evtimer_add(c->unpark, &tick);
+}
+
+/* The timer: the parked calls sent once the first map is in, failed when their wait is over. */
+static void on_unpark(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    redis_conn *c = arg;
+    int mapped = strata__redis_any_node(c->cl) >= 0;
+    uint64_t now = strata__mono_ms();
+    route *list = c->parked;
+    c->parked = NULL; /* a callback below may park a new call: it goes after those kept */
+    route *kept = NULL, **tail = &kept;
+    while (list != NULL) {
+        route *r = list;
+        list = r->next;
+        r->next = NULL;
+        if (!mapped && now < r->until) {
+            *tail = r, tail = &r->next;
+            continue;
+        }
+        if (!mapped) {
+            strata__redis_failed(c->cl, "no redis cluster slot map yet (no node has answered)");
+            fail_parked(r, STRATA_EUNAVAILABLE);
+            continue;
+        }
+        int rc = dispatch(r);
+        if (rc != STRATA_PENDING)
+            fail_parked(r, rc);
+    }
+    *tail = c->parked; /* the kept ones first, then any parked meanwhile */
+    c->parked = kept;
+    if (c->parked != NULL && !c->closing)
+        arm_unpark(c);
+}
+
+/* Parks r until the first map is in. Returns STRATA_PENDING, or STRATA_ENOMEM. */
+static int park(redis_conn *c, route *r)
+{
+    if (c->unpark == NULL && (c->unpark = evtimer_new(c->base, on_unpark, c)) == NULL)
+        return STRATA_ENOMEM;
+    r->until = strata__mono_ms() + strata__redis_first_map_ms(c->cl);
+    route **p = &c->parked;
+    while (*p != NULL)
+        p = &(*p)->next;
+    *p = r;
+    if (!evtimer_pending(c->unpark, NULL))
+        arm_unpark(c);
+    return STRATA_PENDING;
+}
+
+/* A cluster call: formatted, grouped by node, sent; parked while no map has been read yet. */
+static int send_routed(redis_conn *c, const redis_cmd *cmds, size_t n, redis_reply_cb cb, void *arg)
+{
+    route *r = calloc(1, sizeof *r + n * sizeof *r->cmd);
+    if (r == NULL)
+        return STRATA_ENOMEM;
+    r->c = c, r->cb = cb, r->arg = arg, r->n = n;
+    for (size_t i = 0; i < n; i++) {
+        long len = strata__cmd_format(&cmds[i], &r->cmd[i].out);
+        r->cmd[i].len = len < 0 ? 0 : (size_t)len;
+        r->cmd[i].slot = strata__redis_cmd_slot(&cmds[i]);
+        if (len < 0) {
+            free_route(r);
+            return STRATA_ENOMEM;
+        }
+    }
+    int rc = strata__redis_any_node(c->cl) < 0 || c->parked != NULL ? park(c, r) : dispatch(r);
+    if (rc != STRATA_PENDING)
+        free_route(r);
+    return rc;
 }
 
 /* ---- pinging every node ------------------------------------------------------------------ */
@@ -293,6 +389,13 @@ void strata__conn_free(redis_conn *c)
     if (c == NULL)
         return;
     c->closing = 1;
+    while (c->parked != NULL) { /* "every call still in it gets STRATA_ETIMEDOUT" */
+        route *r = c->parked;
+        c->parked = r->next;
+        fail_parked(r, STRATA_ETIMEDOUT);
+    }
+    if (c->unpark != NULL)
+        event_free(c->unpark);
     strata__pipe_free(c->one);
     for (int i = 0; i < CLUSTER_NODES_MAX; i++)
         strata__pipe_free(c->node[i]);
