@@ -21,6 +21,8 @@
  * - Sentinels with a password of their own (requirepass): REDIS_SENTINEL_PASSWORD right, the
  *   primary is found and written to; wrong, no primary is known, writes are l1-only 204s (never
  *   errors) and last_error says the sentinel refused AUTH.
+ * - A cache's first calls, synchronous and on a loop, made before the sentinels named the
+ *   primary, wait for the naming and reach it (libstrata directly).
  * - REDIS_URL and REDIS_SENTINELS together: strata serve refuses to start, naming both.
  * Labelled `topology`: it runs in the plain build (make test), not under the sanitizers. */
 #include <pthread.h>
@@ -34,6 +36,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 
 #include "harness.h"
 #include "server_harness.h"
@@ -285,6 +288,61 @@ static void test_sentinel_failover_under_load(void **state)
     sh_resp_free(r);
 }
 
+static void on_set(int status, void *arg)
+{
+    *(int *)arg = status;
+}
+
+/* The first calls of a cache just made reach the primary. The sentinels name it a few
+ * milliseconds after the cache starts; meanwhile a synchronous call waits for the naming (at
+ * most the connect timeout) and a loop's call is held (at most its deadline), rather than being
+ * answered from memory alone and counted as a failure of a healthy Redis. Run before the
+ * failover test (primary is still the primary). */
+static void test_first_calls_reach_the_primary(void **state)
+{
+    (void)state;
+    char list[200];
+    snprintf(list, sizeof list, "%s:%d,%s:%d,%s:%d", rh_host(sentinels[0]), rh_port(sentinels[0]),
+             rh_host(sentinels[1]), rh_port(sentinels[1]), rh_host(sentinels[2]),
+             rh_port(sentinels[2]));
+    for (int async = 0; async < 2; async++) {
+        strata_cache_config cfg;
+        assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
+        cfg.l1.prefix = async ? "first_a" : "first_s";
+        cfg.redis.sentinels = list;
+        cfg.redis.sentinel_master = MASTER;
+        cfg.redis.socket_timeout_ms = 2000; /* far above the naming, even on a loaded machine */
+        cfg.redis.connect_timeout_ms = 2000;
+        cfg.log = rh_log_quiet;
+        strata_cache *c;
+        assert_int_equal(strata_cache_new(&cfg, &c), 0);
+        strata_key k = {"ns", NULL, "first", 5};
+        if (!async) {
+            assert_int_equal(strata_cache_set(c, &k, "v", 1, NULL), STRATA_OK);
+        } else {
+            struct event_base *base = event_base_new();
+            strata_loop *lp;
+            assert_int_equal(strata_loop_new(c, base, &lp), 0);
+            int status = 1;
+            assert_int_equal(strata_cache_set_async(lp, &k, "v", 1, NULL, on_set, &status),
+                             STRATA_PENDING);
+            while (status == 1)
+                event_base_loop(base, EVLOOP_ONCE);
+            assert_int_equal(status, STRATA_OK);
+            strata_loop_free(lp);
+            event_base_free(base);
+        }
+        redisReply *r = rh_command(primary, "EXISTS %s:ns:default:first", cfg.l1.prefix);
+        assert_non_null(r);
+        assert_int_equal(r->integer, 1);
+        freeReplyObject(r);
+        strata_l2_stats st;
+        strata_cache_l2_stats(c, &st);
+        assert_int_equal(st.errors, 0);
+        strata_cache_free(c);
+    }
+}
+
 /* A sentinel naming a replica as the primary of "wrong": strata must not use it. Run before the
  * failover test (the replica is still one). */
 static void test_replica_named_is_not_used(void **state)
@@ -390,6 +448,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_and_sentinels_refused),
         cmocka_unit_test(test_sentinel_finds_the_primary),
+        cmocka_unit_test(test_first_calls_reach_the_primary),
         cmocka_unit_test(test_replica_named_is_not_used),
         cmocka_unit_test(test_sentinel_password),
         cmocka_unit_test(test_sentinel_failover_under_load),

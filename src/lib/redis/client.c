@@ -103,7 +103,8 @@ struct redis_client {
     /* The target: url.host/port are read and written under addr_lock (the watcher publishes a
      * new primary from its thread); gen counts the targets. */
     pthread_mutex_t addr_lock;
-    pthread_cond_t mapped; /* with cluster: a slot map was installed (under addr_lock) */
+    pthread_cond_t mapped; /* a cluster's slot map was installed, or the sentinels named the
+                              primary (under addr_lock) */
     char target_name[REDIS_URL_PART_MAX]; /* as named (the URL, or the sentinels), for TLS */
     int target_known;
     atomic_uint_fast64_t gen;
@@ -285,6 +286,7 @@ static void set_target(redis_client *l, const char *name, const char *addr, int 
         l->url.port = port;
         l->target_known = 1;
         atomic_fetch_add(&l->gen, 1);
+        pthread_cond_broadcast(&l->mapped); /* a call waiting for the first primary goes on */
     }
     pthread_mutex_unlock(&l->addr_lock);
     if (same)
@@ -707,16 +709,25 @@ int strata__redis_any_node(redis_client *l)
     return strata__cluster_table_primaries(l->table, p, 1) > 0 ? p[0] : -1;
 }
 
-/* With a cluster whose slot map no node has given yet (the cache has just started and its
- * watcher is asking the seeds): waits for that first map, at most the connect timeout, as the
- * first call to a single Redis waits for its connection. Without this wait, the calls made in the
- * first milliseconds of a cache failed (answered from L1 alone, with a healthy cluster) and
- * counted as Redis failures, opening the breaker before any node was asked. Never on a loop's
- * thread (the synchronous calls only: a loop's calls wait in redis/conn.c, without blocking). */
-static void await_first_map(redis_client *l)
+/* Whether calls have somewhere to go (under addr_lock): a cluster's first slot map, or the
+ * primary the sentinels name. */
+static int routable_locked(redis_client *l)
 {
-    if (l->table == NULL || strata__redis_any_node(l) >= 0)
-        return;
+    return l->table != NULL ? strata__redis_any_node(l) >= 0 : l->target_known;
+}
+
+/* With a cluster whose slot map no node has given yet, or sentinels that have not named the
+ * primary yet (the cache has just started and its watcher is asking): waits for that first
+ * answer, at most the connect timeout, as the first call to a single Redis waits for its
+ * connection. Without this wait, the calls made in the first milliseconds of a cache failed
+ * (answered from L1 alone, with a healthy Redis) and counted as Redis failures, opening the
+ * breaker before any node was asked. Never on a loop's thread (the synchronous calls only: a
+ * loop's calls wait in redis/conn.c and redis/pipe.c, without blocking). */
+static void await_first_target(redis_client *l)
+{
+    if (l->table != NULL ? strata__redis_any_node(l) >= 0
+                         : l->sentinel == NULL || atomic_load(&l->gen) > 0)
+        return; /* the common case, without the lock: a sentinel's first naming bumps gen */
     unsigned ms = l->cfg.connect_timeout_ms ? l->cfg.connect_timeout_ms : 500;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -724,7 +735,7 @@ static void await_first_map(redis_client *l)
     until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000L;
     until.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&l->addr_lock);
-    while (strata__redis_any_node(l) < 0 &&
+    while (!routable_locked(l) &&
            pthread_cond_timedwait(&l->mapped, &l->addr_lock, &until) != ETIMEDOUT) {
     }
     pthread_mutex_unlock(&l->addr_lock);
@@ -1065,10 +1076,11 @@ int strata__redis_run(redis_client *l, const redis_cmd *cmds, size_t n, redisRep
         return fail_call(l, "no free redis connection within the socket timeout", 1);
     slot *s = &l->slots[idx];
     if (l->table != NULL) {
-        await_first_map(l);
+        await_first_target(l);
         return finish_cluster(l, idx, run_cluster(l, s, cmds, n, replies), replies, n);
     }
     char err[160];
+    await_first_target(l);
     if (s->conn != NULL && s->gen != strata__redis_gen(l)) /* made for a former primary */
         strata__sock_close(s->conn), s->conn = NULL;
     if (s->conn == NULL) {
@@ -1170,11 +1182,11 @@ static unsigned walk_nodes(redis_client *l, int *out)
     return n < CLUSTER_PRIMARIES ? n : CLUSTER_PRIMARIES;
 }
 
-/* walk_nodes for a synchronous call: on a cluster, after the first slot map (await_first_map).
+/* walk_nodes for a synchronous call: on a cluster, after the first slot map (await_first_target).
  * A loop's caller (strata__redis_walk_nodes) never waits. */
 static unsigned walk_nodes_sync(redis_client *l, int *out)
 {
-    await_first_map(l);
+    await_first_target(l);
     return walk_nodes(l, out);
 }
 

@@ -51,7 +51,9 @@
 
 #define TICK_MS 10
 
-enum { C_DOWN, C_CONNECTING, C_TLS, C_HANDSHAKE, C_READY };
+/* C_NOTARGET: calls wait for the sentinels (or the resolver) to name the target, which they do
+ * in the first milliseconds of a client's life; the tick connects once they did. */
+enum { C_DOWN, C_NOTARGET, C_CONNECTING, C_TLS, C_HANDSHAKE, C_READY };
 
 typedef struct rcall rcall;
 struct rcall {
@@ -562,9 +564,13 @@ static int start_connect(redis_pipe *c)
     } else if (strata__redis_reconnecting(c->cl),
                strata__redis_target(c->cl, &target, c->tls_name, sizeof c->tls_name, &c->gen) !=
                    0) {
-        strata__redis_failed(c->cl,
-                             "no redis primary known yet (the sentinels have not named one)");
-        return -1;
+        /* Not named yet: the calls wait (tick), at most the connect timeout, rather than fail
+         * (and count as failures) while a healthy Redis is being looked for. */
+        if (c->state != C_NOTARGET) {
+            c->state = C_NOTARGET;
+            c->connect_deadline = strata__mono_ms() + c->connect_ms;
+        }
+        return 0;
     }
     if (strata__redis_sockaddr(&target, &ss, &len) != 0) {
         strata__redis_failed(c->cl, "redis address is not numeric (it did not resolve)");
@@ -603,6 +609,19 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     redis_pipe *c = arg;
     if (c->state == C_DOWN)
         return;
+    if (c->state == C_NOTARGET) {
+        uint64_t now = strata__mono_ms(), gen;
+        rcall *first = c->waiting.head;
+        redis_url named;
+        char name[8];
+        if (now > c->connect_deadline || (first != NULL && now > first->deadline))
+            drop(c, "no redis primary known yet (the sentinels have not named one)",
+                 STRATA_ETIMEDOUT);
+        else if (strata__redis_target(c->cl, &named, name, sizeof name, &gen) == 0 &&
+                 start_connect(c) != 0)
+            drop(c, NULL, STRATA_EUNAVAILABLE); /* the failure is counted already */
+        return;
+    }
     if (strata__redis_gen(c->cl) != c->gen) { /* made for a former target */
         drop(c, NULL, STRATA_EUNAVAILABLE);
         return;
