@@ -153,11 +153,13 @@ static void wake(evutil_socket_t fd, short what, void *arg)
     if (px != NULL && state != LIVE_RUNNING) {
         j->px = NULL; /* the request ends (or goes on alone) below, after the lock */
         alone = !j->started;
-        if (alone)
+        if (alone) { /* the request is no longer this stream's: its reference goes too */
             ((llm_state *)px->hook_arg)->joined = NULL;
+            joiner_unref(j);
+        }
     }
     const llm_live_cb *cb = j->cb;
-    joiner_unref(j);
+    joiner_unref(j); /* the wake's */
     pthread_mutex_unlock(&t->lock);
     if (began)
         cb->started(px);
