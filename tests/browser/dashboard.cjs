@@ -71,6 +71,19 @@ async function waitPolls(page, key, n) {
                              [key, start + n], { timeout: TIMEOUT });
 }
 
+// Waits for the key browser's message to match re; a timeout says what the message was, so a
+// failure tells a slow answer from a wrong one.
+async function waitMessage(page, re) {
+  const started = Date.now();
+  try {
+    await page.waitForFunction((src) => new RegExp(src).test(document.getElementById("k-message").textContent),
+                               re.source, { timeout: TIMEOUT });
+  } catch (e) {
+    const now = await page.textContent("#k-message").catch(() => "(unreadable)");
+    throw new Error(`no message matching ${re} after ${Date.now() - started} ms; it says: "${now}"`);
+  }
+}
+
 async function tileValue(page, id) {
   return page.$eval("#" + id, (el) => el.dataset.value);
 }
@@ -166,8 +179,7 @@ async function adminPage(browser) {
         "the confirmation says how many: " + confirmText);
   check((await api("/v1/cache/dash/k21", adminToken)).status === 200, "nothing removed before yes");
   await page.click("#k-confirm-yes");
-  await page.waitForFunction(() => /removed 11 key/.test(document.getElementById("k-message").textContent),
-                             null, { timeout: TIMEOUT });
+  await waitMessage(page, /removed 11 key/);
   const left = (await api("/cache/keys?namespace=dash&pattern=k2*", adminToken)).body.keys;
   check(left.length === 0, "the cleared keys are gone: " + JSON.stringify(left));
 
@@ -175,8 +187,7 @@ async function adminPage(browser) {
   await page.click("#tag-form button[type=submit]");
   await page.waitForSelector("#k-confirm:not([hidden])", { timeout: TIMEOUT });
   await page.click("#k-confirm-yes");
-  await page.waitForFunction(() => /invalidated 1 tag/.test(document.getElementById("k-message").textContent),
-                             null, { timeout: TIMEOUT });
+  await waitMessage(page, /invalidated 1 tag/);
   check((await api("/v1/cache/dash/k14", adminToken)).status === 404, "a key of tag g4 is gone");
   check((await api("/v1/cache/dash/k15", adminToken)).status === 200, "a key of tag g0 is not");
 
