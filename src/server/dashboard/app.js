@@ -428,6 +428,7 @@
     return q.toString();
   }
 
+  /* Lists a page of keys; returns what the list now shows, for the message. */
   async function listKeys(from) {
     const page = await api("/cache/keys?" + query({ limit: 50, cursor: from }));
     const rows = $("k-rows");
@@ -435,7 +436,7 @@
     for (const k of page.keys) rows.appendChild(keyRow(k));
     cursor = page.cursor;
     $("k-next").hidden = cursor === "0";
-    message(rows.childElementCount + " key(s)" + (cursor === "0" ? "" : ", more on the next page"));
+    return rows.childElementCount + " key(s)" + (cursor === "0" ? "" : ", more on the next page");
   }
 
   function button(text, cls, fn) {
@@ -534,8 +535,16 @@
                 tenant() + ", from memory and from Redis.", "Remove " + n + " key" + (n === 1 ? "" : "s"),
                 async () => {
                   const r = await api("/cache/clear?" + query(), { method: "POST" });
-                  message("removed " + r.removed + " key(s)");
-                  await listKeys("0");
+                  const removed = "removed " + r.removed + " key(s)";
+                  message(removed);
+                  /* The list again, said after the removal (not instead of it). */
+                  let listed;
+                  try {
+                    listed = await listKeys("0");
+                  } catch (e) {
+                    listed = "the list could not be read again: " + e.message;
+                  }
+                  message(removed + "; " + listed);
                 });
   }
 
@@ -574,9 +583,9 @@
     $("tag-form").hidden = !can("write");
     $("keys-form").addEventListener("submit", (e) => {
       e.preventDefault();
-      run(() => listKeys("0"));
+      run(async () => message(await listKeys("0")));
     });
-    $("k-next").addEventListener("click", () => run(() => listKeys(cursor)));
+    $("k-next").addEventListener("click", () => run(async () => message(await listKeys(cursor))));
     $("k-clear").addEventListener("click", () => run(askClear));
     $("tag-form").addEventListener("submit", (e) => {
       e.preventDefault();
