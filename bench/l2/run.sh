@@ -21,10 +21,7 @@ BUILD_DIR=${1:-$ROOT/build}
 # ---- build (until CMakeLists.txt builds bench/l2) ---------------------------------------------
 # shellcheck source=bench/l2/build.sh
 . "$ROOT/bench/l2/build.sh"
-cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j2 --target strata >/dev/null
-bench_l2_build "$ROOT" "$BUILD_DIR" "$BUILD_DIR/bench_l2"
-BENCH=$(cd "$BUILD_DIR" && pwd)/bench_l2
+bench_l2_prepare "$ROOT" "$BUILD_DIR"
 BENCH_BEFORE=
 if [ -n "${BASELINE:-}" ]; then
     bench_l2_build "$BASELINE" "$BASELINE/build" "$BUILD_DIR/bench_l2_before"

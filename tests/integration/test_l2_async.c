@@ -449,6 +449,18 @@ static int unreachable_port(int *port, int fills[4])
     return fd;
 }
 
+/* A cache's settings for the port unreachable_port made (url: its buffer, cap bytes), with
+ * these deadlines. */
+static void unreachable_config(strata_cache_config *cfg, const char *prefix, int port, char *url,
+                               size_t cap, unsigned socket_ms, unsigned connect_ms)
+{
+    assert_int_equal(strata_cache_config_init(cfg, NULL), 0);
+    cfg->l1.prefix = prefix;
+    rh_apply_port(port, &cfg->redis, url, cap);
+    cfg->redis.socket_timeout_ms = socket_ms;
+    cfg->redis.connect_timeout_ms = connect_ms;
+}
+
 static char unreachable_log[512];
 
 static void keep_log(int level, const char *msg, void *arg)
@@ -467,11 +479,8 @@ static void test_never_reachable_says_so(void **state)
     int port, fills[4], fd = unreachable_port(&port, fills);
     char url[64];
     strata_cache_config cfg;
-    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
-    cfg.l1.prefix = "a6";
-    rh_apply_port(port, &cfg.redis, url, sizeof url);
-    cfg.redis.socket_timeout_ms = 100; /* a call's deadline passes before the connect's */
-    cfg.redis.connect_timeout_ms = 2000;
+    /* a call's deadline passes before the connect's */
+    unreachable_config(&cfg, "a6", port, url, sizeof url, 100, 2000);
     cfg.redis.breaker_failures = 1; /* the first failure opens it and is logged */
     cfg.redis.coherence = 0;        /* only the loop's connection reports */
     cfg.log = keep_log;
@@ -515,11 +524,8 @@ static void test_free_loop_fails_first_call(void **state)
     int port, fills[4], fd = unreachable_port(&port, fills);
     char url[64];
     strata_cache_config cfg;
-    assert_int_equal(strata_cache_config_init(&cfg, NULL), 0);
-    cfg.l1.prefix = "a7";
-    rh_apply_port(port, &cfg.redis, url, sizeof url);
-    cfg.redis.socket_timeout_ms = 5000; /* the call is still waiting when its loop goes */
-    cfg.redis.connect_timeout_ms = 5000;
+    /* the call is still waiting when its loop goes */
+    unreachable_config(&cfg, "a7", port, url, sizeof url, 5000, 5000);
     cfg.redis.coherence = 0;
     cfg.log = rh_log_quiet;
     strata_cache *c;

@@ -343,6 +343,24 @@ static void test_first_calls_reach_the_primary(void **state)
     }
 }
 
+/* PUTs path on s (each a 204 written to memory alone, never an error) until /cache/health says
+ * why Redis is not used (needle), at most 10 s. Returns 1 once it does. */
+static int l1_only_until_health_says(sh_server *s, const char *path, const char *needle)
+{
+    int said = 0;
+    for (long deadline = sh_now_ms() + 10000; !said && sh_now_ms() < deadline;) {
+        sh_resp *w = sh_call(s, "PUT", path, NULL, NULL, "text/plain", "x");
+        SH_EXPECT_STATUS(w, 204);
+        SH_EXPECT_HEADER(w, "X-Cache-Write", "l1-only");
+        sh_resp_free(w);
+        sh_resp *h = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
+        said = strstr(h->body, needle) != NULL;
+        sh_resp_free(h);
+        sh_sleep_ms(20);
+    }
+    return said;
+}
+
 /* A sentinel naming a replica as the primary of "wrong": strata must not use it. Run before the
  * failover test (the replica is still one). */
 static void test_replica_named_is_not_used(void **state)
@@ -356,18 +374,7 @@ static void test_replica_named_is_not_used(void **state)
                          "REDIS_SOCKET_TIMEOUT=0.3", NULL};
     sh_server *s = sh_start(env, NULL);
     assert_non_null(s);
-    int said = 0;
-    for (long deadline = sh_now_ms() + 10000; !said && sh_now_ms() < deadline;) {
-        sh_resp *w = sh_call(s, "PUT", "/v1/cache/sentinel/never", NULL, NULL, "text/plain", "x");
-        SH_EXPECT_STATUS(w, 204);
-        SH_EXPECT_HEADER(w, "X-Cache-Write", "l1-only");
-        sh_resp_free(w);
-        sh_resp *h = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
-        said = strstr(h->body, "is not the primary") != NULL;
-        sh_resp_free(h);
-        sh_sleep_ms(20);
-    }
-    assert_true(said);
+    assert_true(l1_only_until_health_says(s, "/v1/cache/sentinel/never", "is not the primary"));
     sh_resp *h = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
     json_t *j = sh_resp_json(h);
     assert_false(json_is_true(json_object_get(j, "redis_available")));
@@ -406,19 +413,7 @@ static void test_sentinel_password(void **state)
                             "REDIS_SENTINEL_PASSWORD=wrong-pw", "STRATA_WORKERS=1", NULL};
     s = sh_start(bad_pw, NULL);
     assert_non_null(s);
-    int said = 0;
-    for (long deadline = sh_now_ms() + 10000; !said && sh_now_ms() < deadline;) {
-        sh_resp *w =
-            sh_call(s, "PUT", "/v1/cache/sentinel/pw-wrong", NULL, NULL, "text/plain", "x");
-        SH_EXPECT_STATUS(w, 204);
-        SH_EXPECT_HEADER(w, "X-Cache-Write", "l1-only");
-        sh_resp_free(w);
-        sh_resp *h = sh_call(s, "GET", "/cache/health", NULL, NULL, NULL, NULL);
-        said = strstr(h->body, "refused AUTH") != NULL;
-        sh_resp_free(h);
-        sh_sleep_ms(20);
-    }
-    assert_true(said);
+    assert_true(l1_only_until_health_says(s, "/v1/cache/sentinel/pw-wrong", "refused AUTH"));
     assert_false(stored(primary, "pw-wrong"));
     assert_int_equal(sh_stop_check(s), 0);
     rh_stop(guarded);

@@ -51,8 +51,9 @@
 
 #define TICK_MS 10
 
-/* C_NOTARGET: calls wait for the sentinels (or the resolver) to name the target, which they do
- * in the first milliseconds of a client's life; the tick connects once they did. */
+/* C_NOTARGET: calls wait for the sentinels to name the primary, which they do in the first
+ * milliseconds of a client's life (a URL's target is known from the start); the tick connects
+ * once they did. */
 enum { C_DOWN, C_NOTARGET, C_CONNECTING, C_TLS, C_HANDSHAKE, C_READY };
 
 typedef struct rcall rcall;
@@ -609,16 +610,13 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     redis_pipe *c = arg;
     if (c->state == C_DOWN)
         return;
-    if (c->state == C_NOTARGET) {
-        uint64_t now = strata__mono_ms(), gen;
+    if (c->state == C_NOTARGET) { /* still C_NOTARGET after start_connect: not named yet */
+        uint64_t now = strata__mono_ms();
         rcall *first = c->waiting.head;
-        redis_url named;
-        char name[8];
         if (now > c->connect_deadline || (first != NULL && now > first->deadline))
             drop(c, "no redis primary known yet (the sentinels have not named one)",
                  STRATA_ETIMEDOUT);
-        else if (strata__redis_target(c->cl, &named, name, sizeof name, &gen) == 0 &&
-                 start_connect(c) != 0)
+        else if (start_connect(c) != 0)
             drop(c, NULL, STRATA_EUNAVAILABLE); /* the failure is counted already */
         return;
     }
